@@ -1,0 +1,500 @@
+//! JSON files in folders (spec `file:PATH`): Python confo's layout.
+//!
+//! # Backend details
+//!
+//! | what | where |
+//! | --- | --- |
+//! | the store | the folder `config_path`, which must exist |
+//! | namespace `sales` | the folder `config_path/sales/` |
+//! | configuration `database` in `sales` | the file `config_path/sales/database.json`, a JSON object |
+//!
+//! - A configuration's name is its file name minus `.json` (`app.prod.json` is `app.prod`;
+//!   Python confo would cut it at the first dot). Dotfiles, other files, sub-folders and names
+//!   that break the [name rules](crate::name) are ignored, as are stray files at the top of
+//!   `config_path`.
+//! - A file that is not valid JSON, or whose top level is not an object, is [`Error::Corrupt`]
+//!   naming the file, line and column. Loading a namespace reports every bad file at once.
+//! - Files are written pretty-printed with a final newline.
+//! - **Atomic writes.** Each file is written to a temporary file in the same folder, fsynced,
+//!   renamed over the old one, and the folder is fsynced after the batch. A crash at any instant
+//!   leaves the old or the new file, never a torn one.
+//! - **Concurrency.** A batch holds an exclusive `flock` on the namespace folder's own file
+//!   descriptor, so writers in several processes (and threads) take turns. Preconditions are
+//!   checked under that lock before anything is written. No lock or metadata file is left in
+//!   the tree: Python confo would take it for a configuration.
+//! - **Temporary files** are named `.confo-tmp-<pid>-<n>` (a dotfile, so confo readers and ours
+//!   skip it) and exist only while a batch runs; one left by a crashed writer is removed by the
+//!   next batch into that folder, under the lock.
+//! - **Deleting a namespace** renames its folder to `.confo-trash-<ns>-<pid>-<n>` at the top of
+//!   `config_path` (atomic), then removes it. A crash between the two leaves that dot-folder,
+//!   which the next namespace deletion removes.
+//! - Versions are a 64-bit hash of the file's bytes, so an edit by any program is seen.
+//! - Limits: the file system's. A lock held by another process for longer than
+//!   [`FileOptions::lock_timeout`] is [`Error::Unavailable`].
+
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{
+    check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Configuration, NamespaceData,
+    Precondition, Stored, Version, WriteReport,
+};
+use crate::error::{Corruption, Error, Missing, Result};
+use crate::name::{self, NameKind};
+
+const EXT: &str = ".json";
+const TMP_PREFIX: &str = ".confo-tmp-";
+const TRASH_PREFIX: &str = ".confo-trash-";
+
+/// Files loaded per thread before a load is spread over more threads.
+const FILES_PER_THREAD: usize = 64;
+
+/// Options of a [`FileBackend`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FileOptions {
+    /// How long a batch waits for another writer's lock on a namespace folder before it gives
+    /// up with [`Error::Unavailable`]. Default 30 s.
+    pub lock_timeout: Duration,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions { lock_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// A store of JSON files in folders, compatible with Python confo's `Configurations/` layout.
+#[derive(Debug, Clone)]
+pub struct FileBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    options: FileOptions,
+}
+
+/// Distinguishes temporary names made by one process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileBackend {
+    /// Opens the store at `config_path`, which must be an existing folder.
+    ///
+    /// ```no_run
+    /// let backend = confo::FileBackend::open("Configurations")?;
+    /// # Ok::<(), confo::Error>(())
+    /// ```
+    pub fn open(config_path: impl Into<PathBuf>) -> Result<Self> {
+        Self::with_options(config_path, FileOptions::default())
+    }
+
+    /// Opens the store at `config_path` with options.
+    pub fn with_options(config_path: impl Into<PathBuf>, options: FileOptions) -> Result<Self> {
+        let root = config_path.into();
+        match fs::metadata(&root) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::spec(Some("config_path"), format!("{} is a file, not a folder", root.display())))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::not_found(
+                    Missing::Store,
+                    root.display().to_string(),
+                    "file backend (create the folder first, e.g. mkdir -p)",
+                ))
+            }
+            Err(e) => return Err(Error::io(format!("file {}", root.display()), e)),
+        }
+        // Fail now, not at the first read, if the folder cannot be listed.
+        fs::read_dir(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
+        Ok(FileBackend { inner: Arc::new(Inner { root, options }) })
+    }
+
+    /// The folder this backend stores in.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Runs blocking file work off the async runtime's threads.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Inner) -> T + Send + 'static) -> T {
+        let inner = self.inner.clone();
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+impl Inner {
+    fn describe(&self) -> String {
+        format!("file {}", self.root.display())
+    }
+
+    fn loc(path: &Path) -> String {
+        format!("file {}", path.display())
+    }
+
+    fn namespace_dir(&self, namespace: &str) -> PathBuf {
+        self.root.join(namespace)
+    }
+
+    fn missing_namespace(&self, namespace: &str) -> Error {
+        Error::not_found(Missing::Namespace, namespace, self.describe())
+    }
+
+    fn list_namespaces(&self) -> Result<Vec<String>> {
+        let entries = fs::read_dir(&self.root).map_err(|e| Error::io(self.describe(), e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(self.describe(), e))?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            // fs::metadata follows a symlinked namespace folder, as confo's os.listdir does.
+            if name::is_valid(&name) && fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        let dir = self.namespace_dir(namespace);
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                sync_dir(&self.root)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
+                what: Missing::Namespace,
+                name: namespace.to_owned(),
+                location: format!("{} (a file of that name is in the way)", self.describe()),
+            }),
+            Err(e) => Err(Error::io(Self::loc(&dir), e)),
+        }
+    }
+
+    fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        let dir = self.namespace_dir(namespace);
+        if !dir.is_dir() {
+            return Err(self.missing_namespace(namespace));
+        }
+        self.remove_stale_trash();
+        let trash = self.root.join(format!("{TRASH_PREFIX}{namespace}-{}-{}", std::process::id(), next_tmp()));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.missing_namespace(namespace)),
+            Err(e) => return Err(Error::io(Self::loc(&dir), e)),
+        }
+        sync_dir(&self.root)?;
+        if let Err(e) = fs::remove_dir_all(&trash) {
+            // The namespace is gone from every reader's view; the next deletion retries this.
+            tracing::warn!(path = %trash.display(), error = %e, "could not remove a deleted namespace's folder");
+        }
+        Ok(())
+    }
+
+    /// Removes dot-folders left by a deletion that crashed between its rename and its removal.
+    fn remove_stale_trash(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(TRASH_PREFIX)) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// The configuration files of a namespace folder: (configuration name, path).
+    fn config_files(&self, namespace: &str) -> Result<Vec<(String, PathBuf)>> {
+        let dir = self.namespace_dir(namespace);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                return Err(self.missing_namespace(namespace))
+            }
+            Err(e) => return Err(Error::io(Self::loc(&dir), e)),
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(Self::loc(&dir), e))?;
+            let Ok(file_name) = entry.file_name().into_string() else { continue };
+            let Some(name) = file_name.strip_suffix(EXT) else { continue };
+            if !name::is_valid(name) || file_name.starts_with('.') {
+                continue;
+            }
+            if fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+                files.push((name.to_owned(), entry.path()));
+            }
+        }
+        Ok(files)
+    }
+
+    fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        let files = self.config_files(namespace)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads.min(files.len().div_ceil(FILES_PER_THREAD)).max(1);
+        let results: Vec<Loaded> = if threads == 1 {
+            files.iter().map(|(name, path)| read_config(name, path)).collect()
+        } else {
+            let chunk = files.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = files
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || part.iter().map(|(n, p)| read_config(n, p)).collect::<Vec<_>>()))
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            })
+        };
+        let mut data = NamespaceData::new();
+        let mut corruptions = Vec::new();
+        for loaded in results {
+            match loaded {
+                Loaded::Ok(name, stored) => {
+                    data.insert(name, stored);
+                }
+                Loaded::Gone => {}
+                Loaded::Corrupt(c) => corruptions.push(c),
+                Loaded::Io(e) => return Err(e),
+            }
+        }
+        if corruptions.is_empty() {
+            Ok(data)
+        } else {
+            corruptions.sort_by(|a, b| a.location.cmp(&b.location));
+            Err(Error::Corrupt { corruptions })
+        }
+    }
+
+    fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        let dir = self.namespace_dir(namespace);
+        let folder = match File::open(&dir) {
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => f,
+            Ok(_) => return WriteReport::failed(self.missing_namespace(namespace)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return WriteReport::failed(self.missing_namespace(namespace))
+            }
+            Err(e) => return WriteReport::failed(Error::io(Self::loc(&dir), e)),
+        };
+        if let Err(e) = self.lock(&folder, &dir) {
+            return WriteReport::failed(e);
+        }
+        // From here on we hold the folder's lock (released when `folder` is dropped).
+        remove_stale_temps(&dir);
+        for change in changes {
+            if change.precondition == Precondition::Any {
+                continue;
+            }
+            let path = config_path(&dir, &change.name);
+            let current = match fs::read(&path) {
+                Ok(bytes) => Some(version_of(&bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return WriteReport::failed(Error::io(Self::loc(&path), e)),
+            };
+            if let Err(e) = check_precondition(&change.precondition, current.as_ref(), || Self::loc(&path)) {
+                return WriteReport::failed(e);
+            }
+        }
+        let mut report = WriteReport::default();
+        for change in changes {
+            let path = config_path(&dir, &change.name);
+            let result = match &change.kind {
+                ChangeKind::Put(value) => write_atomic(&dir, &path, value).map(Some),
+                ChangeKind::Delete => match fs::remove_file(&path) {
+                    Ok(()) => Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(Self::loc(&path), e)),
+                },
+            };
+            match result {
+                Ok(version) => report.applied.push(Applied { name: change.name.clone(), version }),
+                Err(e) => {
+                    report.error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = folder.sync_all() {
+            // The renames are visible but may not survive a power loss: say so.
+            report.error.get_or_insert(Error::io(format!("{} (fsync of the folder)", Self::loc(&dir)), e));
+        }
+        report
+    }
+
+    fn lock(&self, folder: &File, dir: &Path) -> Result<()> {
+        let deadline = Instant::now() + self.options.lock_timeout;
+        loop {
+            match folder.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Unavailable {
+                        backend: Self::loc(dir),
+                        message: format!(
+                            "another writer has held the folder's lock for more than {:?}",
+                            self.options.lock_timeout
+                        ),
+                    })
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(Self::loc(dir), e)),
+            }
+        }
+    }
+}
+
+enum Loaded {
+    Ok(String, Stored),
+    /// Deleted between listing and reading.
+    Gone,
+    Corrupt(Corruption),
+    Io(Error),
+}
+
+fn read_config(name: &str, path: &Path) -> Loaded {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Gone,
+        Err(e) => return Loaded::Io(Error::io(Inner::loc(path), e)),
+    };
+    match parse_config(&bytes) {
+        Ok(value) => Loaded::Ok(name.to_owned(), Stored { value: Arc::new(value), version: version_of(&bytes) }),
+        Err((position, problem)) => {
+            let location = match position {
+                Some((line, column)) => format!("file {}:{line}:{column}", path.display()),
+                None => Inner::loc(path),
+            };
+            Loaded::Corrupt(Corruption { location, problem })
+        }
+    }
+}
+
+/// Parses a stored configuration: a JSON object. On failure: (line, column) when known, and
+/// what is wrong.
+pub(crate) fn parse_config(bytes: &[u8]) -> std::result::Result<Configuration, (Option<(usize, usize)>, String)> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => Err((None, format!("top level is {}, not a JSON object", json_kind(&other)))),
+        Err(e) => {
+            let message = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let problem = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
+            Err((Some((e.line(), e.column())), problem))
+        }
+    }
+}
+
+/// "an array", "a string", … for messages.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn config_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{EXT}"))
+}
+
+fn next_tmp() -> u64 {
+    TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+fn version_of(bytes: &[u8]) -> Version {
+    // SipHash with fixed keys: the same bytes give the same token in every process of one build.
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Version::number(hasher.finish() as i64)
+}
+
+/// Writes `value` to `path` through a fsynced temporary file in `dir` and a rename.
+fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Version> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::InvalidValue { location: Inner::loc(path), message: e.to_string() })?;
+    bytes.push(b'\n');
+    let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), next_tmp()));
+    let written = (|| {
+        let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    match written {
+        Ok(()) => Ok(version_of(&bytes)),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(Error::io(Inner::loc(path), e))
+        }
+    }
+}
+
+/// Removes temporary files left in `dir` by a writer that crashed. Only called under the
+/// folder's lock, so no live writer's temporary file can be among them.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(TMP_PREFIX)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(Inner::loc(dir), e))
+}
+
+#[async_trait]
+impl Backend for FileBackend {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.describe()))]
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        self.run(|inner| inner.list_namespaces()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
+    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let namespace = namespace.to_owned();
+        self.run(move |inner| inner.create_namespace(&namespace)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
+    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let namespace = namespace.to_owned();
+        self.run(move |inner| inner.delete_namespace(&namespace)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let namespace = namespace.to_owned();
+        self.run(move |inner| inner.load_namespace(&namespace)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.describe(), changes = changes.len()))]
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        if let Err(e) = validate_batch(self, namespace, changes) {
+            return WriteReport::failed(e);
+        }
+        let namespace = namespace.to_owned();
+        let changes = changes.to_vec();
+        self.run(move |inner| inner.write(&namespace, &changes)).await
+    }
+}

@@ -1,0 +1,122 @@
+//! The in-memory backend (spec `memory:`): the reference implementation of [`Backend`].
+//!
+//! # Backend details
+//!
+//! - Layout: a map of namespaces, each a map of configurations; nothing leaves the process.
+//! - Versions: one counter per backend, bumped on every put, so a version is never reused.
+//! - Atomic: a whole batch is checked and applied under one lock.
+//! - Limits: memory.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Stored,
+    Version, WriteReport,
+};
+use crate::error::{Error, Missing, Result};
+use crate::name::NameKind;
+
+/// A backend that keeps everything in memory. Cheap to create; useful in tests and as the
+/// reference every other backend is compared with.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    // A std Mutex, not an async one: it is never held across an await.
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    namespaces: BTreeMap<String, NamespaceData>,
+    counter: i64,
+}
+
+impl MemoryBackend {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-changed (every change is
+        // computed first, then applied), so a poisoned lock is safe to use.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn missing_namespace(&self, namespace: &str) -> Error {
+        Error::not_found(Missing::Namespace, namespace, self.describe())
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        Ok(self.state().namespaces.keys().cloned().collect())
+    }
+
+    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let mut state = self.state();
+        if state.namespaces.contains_key(namespace) {
+            return Ok(false);
+        }
+        state.namespaces.insert(namespace.to_owned(), NamespaceData::new());
+        Ok(true)
+    }
+
+    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        match self.state().namespaces.remove(namespace) {
+            Some(_) => Ok(()),
+            None => Err(self.missing_namespace(namespace)),
+        }
+    }
+
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        self.state().namespaces.get(namespace).cloned().ok_or_else(|| self.missing_namespace(namespace))
+    }
+
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        if let Err(e) = validate_batch(self, namespace, changes) {
+            return WriteReport::failed(e);
+        }
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let Some(configs) = state.namespaces.get_mut(namespace) else {
+            drop(guard);
+            return WriteReport::failed(self.missing_namespace(namespace));
+        };
+        for change in changes {
+            let current = configs.get(&change.name).map(|s| &s.version);
+            let checked =
+                check_precondition(&change.precondition, current, || format!("memory {namespace}/{}", change.name));
+            if let Err(e) = checked {
+                return WriteReport::failed(e);
+            }
+        }
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in changes {
+            let version = match &change.kind {
+                ChangeKind::Put(value) => {
+                    state.counter += 1;
+                    let version = Version::number(state.counter);
+                    configs.insert(change.name.clone(), Stored { value: value.clone(), version: version.clone() });
+                    Some(version)
+                }
+                ChangeKind::Delete => {
+                    configs.remove(&change.name);
+                    None
+                }
+            };
+            applied.push(Applied { name: change.name.clone(), version });
+        }
+        WriteReport { applied, error: None }
+    }
+}

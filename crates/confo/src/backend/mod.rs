@@ -1,0 +1,278 @@
+//! The [`Backend`] trait every store implements, and the types it speaks.
+//!
+//! The trait is a small core: list, create and delete namespaces, read a whole namespace in one
+//! bulk call, and apply a batch of changes to one namespace. Each stored configuration carries
+//! a [`Version`]; each change carries a [`Precondition`] on it, so a writer can say "only if
+//! nobody changed it since I read it" (optimistic concurrency, as in `object_store`'s
+//! `PutMode`). Conveniences built from the core live on [`BackendExt`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::name::NameKind;
+
+pub mod file;
+pub mod memory;
+
+pub use file::FileBackend;
+pub use memory::MemoryBackend;
+
+/// A configuration: a JSON object whose field order round-trips.
+pub type Configuration = serde_json::Map<String, serde_json::Value>;
+
+/// A version token of one stored configuration.
+///
+/// Opaque and only comparable for equality: a file backend uses a hash of the file's bytes, the
+/// memory backend a counter, ZooKeeper its stat version, etcd a `mod_revision`. Tokens are valid
+/// for the life of the process that read them; they are not meant to be persisted.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(VersionRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum VersionRepr {
+    Number(i64),
+    Text(Arc<str>),
+}
+
+impl Version {
+    /// A version that is a number (a counter, a stat version, a revision).
+    pub fn number(n: i64) -> Self {
+        Version(VersionRepr::Number(n))
+    }
+
+    /// A version that is a string (a content hash).
+    pub fn text(s: impl Into<Arc<str>>) -> Self {
+        Version(VersionRepr::Text(s.into()))
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version({self})")
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            VersionRepr::Number(n) => write!(f, "{n}"),
+            VersionRepr::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One configuration as stored: its content and its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The configuration's JSON object.
+    pub value: Arc<Configuration>,
+    /// Its version in the store.
+    pub version: Version,
+}
+
+/// A whole namespace as read in one bulk call: configuration name → stored configuration.
+pub type NamespaceData = BTreeMap<String, Stored>;
+
+/// What must hold in the store for a change to be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// Apply whatever is stored (last writer wins).
+    #[default]
+    Any,
+    /// Apply only if the configuration does not exist (create).
+    Absent,
+    /// Apply only if the configuration exists at exactly this version.
+    Version(Version),
+}
+
+/// One change of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeKind {
+    /// Store this content (create or replace).
+    Put(Arc<Configuration>),
+    /// Delete the configuration. Deleting one that does not exist is not an error unless the
+    /// precondition says it must exist.
+    Delete,
+}
+
+/// A change to one configuration of a namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The configuration's name.
+    pub name: String,
+    /// What to do.
+    pub kind: ChangeKind,
+    /// What must hold first.
+    pub precondition: Precondition,
+}
+
+impl Change {
+    /// Store `value` under `name`, whatever is there.
+    pub fn put(name: impl Into<String>, value: impl Into<Arc<Configuration>>) -> Self {
+        Change { name: name.into(), kind: ChangeKind::Put(value.into()), precondition: Precondition::Any }
+    }
+
+    /// Delete `name`, whatever is there.
+    pub fn delete(name: impl Into<String>) -> Self {
+        Change { name: name.into(), kind: ChangeKind::Delete, precondition: Precondition::Any }
+    }
+
+    /// The same change, applied only if `precondition` holds.
+    pub fn when(mut self, precondition: Precondition) -> Self {
+        self.precondition = precondition;
+        self
+    }
+}
+
+/// A change that a batch applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The configuration's name.
+    pub name: String,
+    /// Its new version; `None` for a delete.
+    pub version: Option<Version>,
+}
+
+/// What [`Backend::write`] did: the changes applied, in order, and the error that stopped it.
+///
+/// Every change of the batch that is not in `applied` was not applied. A backend that writes a
+/// batch atomically reports all or nothing; one that writes change by change (files) reports
+/// the prefix it wrote.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct WriteReport {
+    /// The changes that were applied.
+    pub applied: Vec<Applied>,
+    /// Why the rest were not, if they were not.
+    pub error: Option<Error>,
+}
+
+impl WriteReport {
+    /// A report of a batch that failed before anything was written.
+    pub fn failed(error: Error) -> Self {
+        WriteReport { applied: Vec::new(), error: Some(error) }
+    }
+
+    /// The applied changes, or the error if there is one.
+    pub fn into_result(self) -> Result<Vec<Applied>> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.applied),
+        }
+    }
+}
+
+/// A store of namespaces of configurations.
+///
+/// Implementations validate every name they are given with [`crate::name::validate`] and
+/// [`Backend::check_name`] before writing anything, and map their own failures into
+/// [`Error`] variants a caller can act on.
+#[async_trait]
+pub trait Backend: fmt::Debug + Send + Sync + 'static {
+    /// Where this backend stores, for messages: `file Configurations`, `redis 127.0.0.1:6379`.
+    /// Never contains credentials.
+    fn describe(&self) -> String;
+
+    /// Rules of this backend's layout on top of the shared name rules. The default accepts
+    /// every name the shared rules accept.
+    fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        let _ = (kind, name);
+        Ok(())
+    }
+
+    /// The names of all namespaces, sorted.
+    async fn list_namespaces(&self) -> Result<Vec<String>>;
+
+    /// Creates a namespace. Returns `false` if it already existed (and leaves it untouched).
+    async fn create_namespace(&self, namespace: &str) -> Result<bool>;
+
+    /// Deletes a namespace and every configuration in it. [`Error::NotFound`] if it does not
+    /// exist.
+    async fn delete_namespace(&self, namespace: &str) -> Result<()>;
+
+    /// Reads every configuration of a namespace in one bulk call.
+    /// [`Error::NotFound`] if the namespace does not exist.
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData>;
+
+    /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked
+    /// before anything is written: a broken one fails the batch with [`Error::Conflict`] and
+    /// writes nothing.
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport;
+}
+
+/// Conveniences built on the [`Backend`] core, for every backend.
+#[async_trait]
+pub trait BackendExt: Backend {
+    /// Checks a name against the shared rules and this backend's own.
+    fn validate_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        crate::name::validate(kind, name)?;
+        self.check_name(kind, name)
+    }
+
+    /// True if the namespace exists.
+    async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        Ok(self.list_namespaces().await?.iter().any(|n| n == namespace))
+    }
+
+    /// Reads one configuration; `None` if it does not exist.
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        Ok(self.load_namespace(namespace).await?.remove(name))
+    }
+
+    /// Stores one configuration, whatever is there, and returns its new version.
+    async fn put_configuration(&self, namespace: &str, name: &str, value: Configuration) -> Result<Version> {
+        let applied = self.write(namespace, &[Change::put(name, value)]).await.into_result()?;
+        applied
+            .into_iter()
+            .next()
+            .and_then(|a| a.version)
+            .ok_or_else(|| Error::Unavailable { backend: self.describe(), message: "write returned no version".into() })
+    }
+
+    /// Deletes one configuration if it exists.
+    async fn delete_configuration(&self, namespace: &str, name: &str) -> Result<()> {
+        self.write(namespace, &[Change::delete(name)]).await.into_result().map(drop)
+    }
+}
+
+impl<B: Backend + ?Sized> BackendExt for B {}
+
+/// Validates the namespace and every change's name of a batch, and rejects a batch that names
+/// one configuration twice. Backends call this first in [`Backend::write`].
+pub(crate) fn validate_batch<B: Backend + ?Sized>(backend: &B, namespace: &str, changes: &[Change]) -> Result<()> {
+    backend.validate_name(NameKind::Namespace, namespace)?;
+    let mut seen = std::collections::HashSet::with_capacity(changes.len());
+    for change in changes {
+        backend.validate_name(NameKind::Configuration, &change.name)?;
+        if !seen.insert(change.name.as_str()) {
+            return Err(Error::InvalidValue {
+                location: format!("{} namespace {namespace:?}", backend.describe()),
+                message: format!("batch changes configuration {:?} twice", change.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks one precondition against what is stored. `location` names the configuration.
+pub(crate) fn check_precondition(
+    precondition: &Precondition,
+    current: Option<&Version>,
+    location: impl FnOnce() -> String,
+) -> Result<()> {
+    let holds = match (precondition, current) {
+        (Precondition::Any, _) => true,
+        (Precondition::Absent, current) => current.is_none(),
+        (Precondition::Version(want), Some(have)) => want == have,
+        (Precondition::Version(_), None) => false,
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(Error::Conflict { location: location() })
+    }
+}

@@ -1,0 +1,178 @@
+//! A blocking facade over the async [`crate::Confo`], for sync callers (the CLI, the Python
+//! bindings, scripts), in the manner of `reqwest::blocking`.
+//!
+//! It owns a small Tokio runtime (one worker thread, which also runs the background tasks of
+//! network backends) and blocks the calling thread on each call. Do not call it from inside an
+//! async runtime: use [`crate::Confo`] there.
+//!
+//! ```
+//! use confo::blocking::Confo;
+//! let confo = Confo::new()?;
+//! confo.load_backend("mem", &"memory:".parse()?)?;
+//! confo.activate_backend("mem")?;
+//! confo.create_namespace("sales")?;
+//! confo.use_namespace("sales")?;
+//! confo.set("database", "host", "127.0.0.1")?;
+//! confo.persist()?;
+//! # Ok::<(), confo::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::backend::{Backend, Configuration};
+use crate::error::{ConfigRef, Error, Result};
+use crate::manager::{BackendsInfo, NamespacesInfo, Removal};
+use crate::spec::BackendSpec;
+
+/// The blocking manager. Cheap to clone; clones share one state and one runtime.
+#[derive(Debug, Clone)]
+pub struct Confo {
+    inner: crate::Confo,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl Confo {
+    /// A manager with no backends, and its runtime.
+    pub fn new() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("confo-runtime")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("confo runtime", e))?;
+        Ok(Confo { inner: crate::Confo::new(), runtime: Arc::new(runtime) })
+    }
+
+    /// The async manager this facade drives (shares its state).
+    pub fn as_async(&self) -> &crate::Confo {
+        &self.inner
+    }
+
+    fn block<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// See [`crate::Confo::load_backend`].
+    pub fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
+        self.block(self.inner.load_backend(name, spec))
+    }
+
+    /// See [`crate::Confo::add_backend`].
+    pub fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        self.block(self.inner.add_backend(name, backend))
+    }
+
+    /// See [`crate::Confo::backends`].
+    pub fn backends(&self) -> BackendsInfo {
+        self.inner.backends()
+    }
+
+    /// See [`crate::Confo::activate_backend`].
+    pub fn activate_backend(&self, name: &str) -> Result<()> {
+        self.inner.activate_backend(name)
+    }
+
+    /// See [`crate::Confo::namespaces`].
+    pub fn namespaces(&self) -> Result<NamespacesInfo> {
+        self.inner.namespaces()
+    }
+
+    /// See [`crate::Confo::create_namespace`].
+    pub fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.block(self.inner.create_namespace(namespace))
+    }
+
+    /// See [`crate::Confo::remove_namespace`].
+    pub fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
+        self.block(self.inner.remove_namespace(namespace, removal))
+    }
+
+    /// See [`crate::Confo::use_namespace`].
+    pub fn use_namespace(&self, namespace: &str) -> Result<()> {
+        self.block(self.inner.use_namespace(namespace))
+    }
+
+    /// See [`crate::Confo::reload`].
+    pub fn reload(&self) -> Result<()> {
+        self.block(self.inner.reload())
+    }
+
+    /// See [`crate::Confo::get_all`].
+    pub fn get_all(&self) -> Result<BTreeMap<String, Arc<Configuration>>> {
+        self.inner.get_all()
+    }
+
+    /// See [`crate::Confo::list`].
+    pub fn list(&self) -> Result<Vec<String>> {
+        self.inner.list()
+    }
+
+    /// See [`crate::Confo::get`].
+    pub fn get(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
+        self.inner.get(config)
+    }
+
+    /// See [`crate::Confo::get_field`].
+    pub fn get_field(&self, config: &str, field: &str) -> Result<Option<Value>> {
+        self.inner.get_field(config, field)
+    }
+
+    /// See [`crate::Confo::get_as`].
+    pub fn get_as<T: DeserializeOwned>(&self, config: &str) -> Result<T> {
+        self.inner.get_as(config)
+    }
+
+    /// See [`crate::Confo::count`].
+    pub fn count(&self) -> Result<usize> {
+        self.inner.count()
+    }
+
+    /// See [`crate::Confo::set`].
+    pub fn set(&self, config: &str, field: &str, value: impl Into<Value>) -> Result<()> {
+        self.inner.set(config, field, value)
+    }
+
+    /// See [`crate::Confo::replace`].
+    pub fn replace(&self, config: &str, value: Configuration) -> Result<()> {
+        self.inner.replace(config, value)
+    }
+
+    /// See [`crate::Confo::remove_field`].
+    pub fn remove_field(&self, config: &str, field: &str) -> Result<()> {
+        self.inner.remove_field(config, field)
+    }
+
+    /// See [`crate::Confo::remove`].
+    pub fn remove(&self, config: &str) -> Result<()> {
+        self.inner.remove(config)
+    }
+
+    /// See [`crate::Confo::staged`].
+    pub fn staged(&self) -> Result<Vec<ConfigRef>> {
+        self.inner.staged()
+    }
+
+    /// See [`crate::Confo::discard`].
+    pub fn discard(&self) -> Result<()> {
+        self.inner.discard()
+    }
+
+    /// See [`crate::Confo::persist`].
+    pub fn persist(&self) -> Result<Vec<ConfigRef>> {
+        self.block(self.inner.persist())
+    }
+
+    /// See [`crate::Confo::persist_namespace`].
+    pub fn persist_namespace(&self, namespace: &str) -> Result<Vec<ConfigRef>> {
+        self.block(self.inner.persist_namespace(namespace))
+    }
+
+    /// See [`crate::Confo::persist_configuration`].
+    pub fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
+        self.block(self.inner.persist_configuration(namespace, config))
+    }
+}

@@ -1,0 +1,240 @@
+//! The one public error type of the crate.
+//!
+//! Every failure is a variant a caller can act on. Messages name the backend and the location
+//! (`file Configurations/sales/database.json:3:7`), never a password.
+
+use std::fmt;
+
+use crate::name::{NameKind, NameRule};
+
+/// `Result` with confo's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of thing was not found (or already exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// A named backend of the manager.
+    Backend,
+    /// A namespace.
+    Namespace,
+    /// A configuration in a namespace.
+    Configuration,
+    /// A field of a configuration.
+    Field,
+    /// The store itself (a file backend's `config_path`).
+    Store,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Backend => "backend",
+            Missing::Namespace => "namespace",
+            Missing::Configuration => "configuration",
+            Missing::Field => "field",
+            Missing::Store => "store",
+        })
+    }
+}
+
+/// One unreadable stored item: where it is and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// Where it is, with line and column when known (`file Configurations/sales/db.json:3:7`).
+    pub location: String,
+    /// What is wrong (`expected value`, `top level is an array, not an object`).
+    pub problem: String,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.problem)
+    }
+}
+
+/// A configuration that a failed persist did or did not write, as `namespace/configuration`.
+pub type ConfigRef = String;
+
+/// Every error confo returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A namespace, configuration or field name breaks a rule; nothing was written.
+    #[error("invalid {kind} name {name:?}: {rule}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What the name was for.
+        kind: NameKind,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+
+    /// A backend spec or credentials dictionary cannot be used.
+    #[error("invalid backend spec{}: {message}", key.as_ref().map(|k| format!(" (key {k:?})")).unwrap_or_default())]
+    InvalidSpec {
+        /// The credentials key or URL part at fault, when there is one.
+        key: Option<String>,
+        /// What is wrong and how to fix it. Never contains a secret.
+        message: String,
+    },
+
+    /// A value cannot be used where it was given (for example a configuration that is not a
+    /// JSON object, or a stored value that does not deserialize into the requested type).
+    #[error("invalid value for {location}: {message}")]
+    InvalidValue {
+        /// What the value was for.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A named thing does not exist.
+    #[error("{what} {name:?} not found{}", in_where(location))]
+    NotFound {
+        /// What kind of thing.
+        what: Missing,
+        /// Its name (for a field: `configuration.field`).
+        name: String,
+        /// Where it was looked for (`file Configurations`, `namespace sales`).
+        location: String,
+    },
+
+    /// A thing that must not exist yet does.
+    #[error("{what} {name:?} already exists{}", in_where(location))]
+    AlreadyExists {
+        /// What kind of thing.
+        what: Missing,
+        /// Its name.
+        name: String,
+        /// Where.
+        location: String,
+    },
+
+    /// A namespace still holds configurations and the removal was not forced.
+    #[error("namespace {namespace:?} holds {count} configuration(s); remove them first or force the removal")]
+    NotEmpty {
+        /// The namespace.
+        namespace: String,
+        /// How many configurations it holds.
+        count: usize,
+    },
+
+    /// The manager has no active backend.
+    #[error("no active backend: load one, or activate one of the loaded backends")]
+    NoActiveBackend,
+
+    /// The active backend has no current namespace.
+    #[error("no namespace selected on backend {backend:?}: call use_namespace first")]
+    NoNamespaceSelected {
+        /// The active backend's name.
+        backend: String,
+    },
+
+    /// Stored data cannot be read as a configuration. Every bad item of one read is listed.
+    #[error("corrupt data: {}", list(corruptions))]
+    Corrupt {
+        /// Each bad item, with its location.
+        corruptions: Vec<Corruption>,
+    },
+
+    /// A stored configuration is not at the version the writer expected: someone else
+    /// changed, created or deleted it meanwhile.
+    #[error("conflict on {location}: it changed in the store since it was read")]
+    Conflict {
+        /// The configuration (`file Configurations/sales/database.json`).
+        location: String,
+    },
+
+    /// A value is larger than the backend accepts.
+    #[error("{location} is too large: {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// What was refused.
+        location: String,
+        /// Its size in bytes.
+        size: usize,
+        /// The backend's limit in bytes.
+        limit: usize,
+    },
+
+    /// The store cannot be reached or did not answer in time.
+    #[error("{backend} is unavailable: {message}")]
+    Unavailable {
+        /// The backend (`redis 127.0.0.1:6379`), without credentials.
+        backend: String,
+        /// What happened.
+        message: String,
+    },
+
+    /// The store refused the credentials or the operation.
+    #[error("{backend} refused access: {message}")]
+    Unauthorized {
+        /// The backend, without credentials.
+        backend: String,
+        /// What the store said.
+        message: String,
+    },
+
+    /// An I/O error at a location.
+    #[error("{location}: {source}")]
+    Io {
+        /// Where (`file Configurations/sales`).
+        location: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A persist failed part-way. What was written is stored; what was not stays staged.
+    #[error("persist incomplete: written [{}], not written [{}]: {source}", written.join(", "), unwritten.join(", "))]
+    PersistIncomplete {
+        /// Configurations (`namespace/configuration`) that were written or deleted.
+        written: Vec<ConfigRef>,
+        /// Configurations that were not, and are still staged.
+        unwritten: Vec<ConfigRef>,
+        /// Why it stopped.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+fn in_where(location: &str) -> String {
+    if location.is_empty() {
+        String::new()
+    } else {
+        format!(" in {location}")
+    }
+}
+
+fn list(corruptions: &[Corruption]) -> String {
+    corruptions.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl Error {
+    /// True for [`Error::NotFound`] (of any kind of thing).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+
+    /// True for [`Error::Conflict`], also when it stopped a persist part-way.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Conflict { .. } => true,
+            Error::PersistIncomplete { source, .. } => source.is_conflict(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn not_found(what: Missing, name: impl Into<String>, location: impl Into<String>) -> Self {
+        Error::NotFound { what, name: name.into(), location: location.into() }
+    }
+
+    pub(crate) fn spec(key: Option<&str>, message: impl Into<String>) -> Self {
+        Error::InvalidSpec { key: key.map(str::to_owned), message: message.into() }
+    }
+
+    pub(crate) fn io(location: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { location: location.into(), source }
+    }
+}

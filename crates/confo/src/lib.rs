@@ -1,0 +1,86 @@
+//! # confo: one configuration manager over files, Redis, ZooKeeper and etcd
+//!
+//! confo keeps configuration as
+//!
+//! ```text
+//! backend -> namespace -> configuration -> field      (a configuration is a JSON object)
+//! ```
+//!
+//! and is the successor of the Python library `confo`: the same model, the same store layouts
+//! (an existing `Configurations/` folder works unchanged), edits staged in memory until
+//! `persist`, and typed errors, atomic writes and bulk reads where the Python library printed,
+//! tore files and made one round trip per configuration.
+//!
+//! ## Contents
+//!
+//! - [Quick start](#quick-start)
+//! - [Backends](#backends)
+//! - [Layout of this crate](#layout-of-this-crate)
+//! - [Errors](#errors)
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> confo::Result<()> {
+//! use confo::{BackendSpec, Confo};
+//!
+//! let confo = Confo::new();
+//! confo.load_backend("files", &"file:./Configurations".parse::<BackendSpec>()?).await?;
+//! confo.activate_backend("files")?;
+//! confo.create_namespace("sales").await?;
+//! confo.use_namespace("sales").await?;
+//! confo.set("database", "host", "127.0.0.1")?;      // staged in memory
+//! confo.set("database", "port", 5432)?;
+//! confo.persist().await?;                          // Configurations/sales/database.json
+//! let port: Option<serde_json::Value> = confo.get_field("database", "port")?;
+//! # Ok(()) }
+//! ```
+//!
+//! Sync callers use [`blocking::Confo`], which has the same methods without `.await`.
+//!
+//! ## Backends
+//!
+//! | backend | spec | credentials dictionary | layout |
+//! | --- | --- | --- | --- |
+//! | [files](backend::file) | `file:PATH` | `{"config_path": PATH}` | `PATH/<ns>/<cfg>.json` |
+//! | [memory](backend::memory) | `memory:` | `{}` | in this process |
+//!
+//! Redis, ZooKeeper and etcd backends come next; their schemes are reserved.
+//! Every backend implements the small [`Backend`] trait and passes the same conformance suite.
+//!
+//! ## Layout of this crate
+//!
+//! - [`error`]: the one [`Error`] enum and [`Result`].
+//! - [`name`]: the rules for namespace and configuration names, in one place.
+//! - [`spec`]: [`BackendSpec`] from a URL-like string or a credentials dictionary.
+//! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences, version tokens,
+//!   preconditions; one module per store.
+//! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist.
+//! - [`blocking`]: the sync facade.
+//!
+//! ## Errors
+//!
+//! Every failure is an [`Error`] variant a caller can act on: `NotFound`, `InvalidName`,
+//! `Corrupt` (with every bad file's path, line and column), `Conflict`, `Unavailable`,
+//! `PersistIncomplete` (which configurations were and were not written), and so on. Nothing
+//! is printed; secrets never appear in messages.
+
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod blocking;
+pub mod error;
+pub mod manager;
+pub mod name;
+pub mod spec;
+
+#[cfg(feature = "conformance")]
+#[doc(hidden)]
+pub mod conformance;
+
+pub use backend::{
+    Backend, BackendExt, Change, Configuration, FileBackend, MemoryBackend, Precondition, Stored, Version,
+};
+pub use error::{Error, Result};
+pub use manager::{Confo, Removal};
+pub use spec::{BackendKind, BackendSpec};

@@ -1,0 +1,587 @@
+//! The manager, [`Confo`]: named backends, a cached snapshot per namespace, staged edits, and
+//! `persist` at three scopes.
+//!
+//! # How state is kept
+//!
+//! - Each loaded namespace is an immutable snapshot (`Arc<NamespaceData>`) replaced whole on
+//!   reload, so reads never wait on I/O: they take a short lock, look up, and clone what they
+//!   return.
+//! - Edits are staged per namespace (`configuration → new content or deletion`) on top of the
+//!   snapshots, and survive switching namespaces and reloading (Python confo's
+//!   "session-only configurations"), until persisted or discarded.
+//! - Namespace creation and removal act on the store at once, as in Python confo.
+//! - Persist writes only staged configurations whose content differs from the store, one
+//!   batch per namespace. A failure keeps every unwritten edit staged and says which
+//!   configurations were and were not written ([`Error::PersistIncomplete`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::backend::{Backend, BackendExt, Change, Configuration, NamespaceData, Stored};
+use crate::error::{ConfigRef, Error, Missing, Result};
+use crate::name::{self, NameKind};
+use crate::spec::BackendSpec;
+
+/// The names of the loaded backends and the active one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendsInfo {
+    /// Every loaded backend's name, sorted.
+    pub all: Vec<String>,
+    /// The active backend, if one was activated.
+    pub active: Option<String>,
+}
+
+/// The namespaces of the active backend and the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespacesInfo {
+    /// Every namespace, sorted, as of the last load or reload.
+    pub all: Vec<String>,
+    /// The namespace selected with [`Confo::use_namespace`]; `None` until one is.
+    pub current: Option<String>,
+}
+
+/// How [`Confo::remove_namespace`] treats a namespace that holds configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Refuse with [`Error::NotEmpty`].
+    IfEmpty,
+    /// Remove it with everything in it.
+    Recursive,
+}
+
+/// An edit staged for one configuration.
+#[derive(Debug, Clone)]
+enum Staged {
+    Put(Arc<Configuration>),
+    Delete,
+}
+
+/// One named backend and what the manager holds for it.
+#[derive(Debug)]
+struct Slot {
+    backend: Arc<dyn Backend>,
+    namespaces: Vec<String>,
+    current: Option<String>,
+    snapshots: HashMap<String, Arc<NamespaceData>>,
+    staged: BTreeMap<String, BTreeMap<String, Staged>>,
+}
+
+impl Slot {
+    /// The effective content of a configuration: the staged edit, else the stored one.
+    fn effective(&self, namespace: &str, config: &str) -> Option<Arc<Configuration>> {
+        match self.staged.get(namespace).and_then(|s| s.get(config)) {
+            Some(Staged::Put(value)) => Some(value.clone()),
+            Some(Staged::Delete) => None,
+            None => self.snapshots.get(namespace)?.get(config).map(|s| s.value.clone()),
+        }
+    }
+
+    fn stage(&mut self, namespace: &str, config: &str, edit: Staged) {
+        self.staged.entry(namespace.to_owned()).or_default().insert(config.to_owned(), edit);
+    }
+
+    fn current(&self, backend: &str) -> Result<&str> {
+        self.current.as_deref().ok_or_else(|| Error::NoNamespaceSelected { backend: backend.to_owned() })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    backends: BTreeMap<String, Slot>,
+    active: Option<String>,
+}
+
+impl State {
+    fn active(&self) -> Result<(&str, &Slot)> {
+        let name = self.active.as_deref().ok_or(Error::NoActiveBackend)?;
+        let slot = self.backends.get(name).ok_or(Error::NoActiveBackend)?;
+        Ok((name, slot))
+    }
+
+    fn active_mut(&mut self) -> Result<(&str, &mut Slot)> {
+        let name = self.active.as_deref().ok_or(Error::NoActiveBackend)?;
+        let slot = self.backends.get_mut(name).ok_or(Error::NoActiveBackend)?;
+        Ok((name, slot))
+    }
+}
+
+/// The configuration manager: named backends, namespaces, configurations and staged edits.
+///
+/// A `Confo` is a cheap handle: clones share one state, so one manager can serve every task of
+/// a service. There is no global state; create as many independent managers as you need.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> confo::Result<()> {
+/// use confo::Confo;
+/// let confo = Confo::new();
+/// confo.load_backend("mem", &"memory:".parse()?).await?;
+/// confo.activate_backend("mem")?;
+/// confo.create_namespace("sales").await?;
+/// confo.use_namespace("sales").await?;
+/// confo.set("database", "port", 5432)?;             // staged in memory
+/// assert_eq!(confo.get_field("database", "port")?, Some(5432.into()));
+/// confo.persist().await?;                           // written to the store
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Confo {
+    state: Arc<Mutex<State>>,
+    /// Serialises persists of this manager so two never write the same staged edit at once.
+    persisting: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Confo {
+    /// A manager with no backends.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every mutation below is computed before it is applied, so a panic elsewhere cannot
+        // leave State half-changed: a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The active backend, for I/O without holding the state lock.
+    fn active_backend(&self) -> Result<(String, Arc<dyn Backend>)> {
+        let state = self.state();
+        let (name, slot) = state.active()?;
+        Ok((name.to_owned(), slot.backend.clone()))
+    }
+
+    // ----- backends -----
+
+    /// Opens the store a spec describes and registers it under `name`. The name must be new.
+    /// The backend does not become active until [`Confo::activate_backend`].
+    pub async fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
+        name::validate(NameKind::Backend, name)?;
+        if self.state().backends.contains_key(name) {
+            return Err(Error::AlreadyExists {
+                what: Missing::Backend,
+                name: name.to_owned(),
+                location: String::new(),
+            });
+        }
+        let backend = spec.open().await?;
+        self.add_backend(name, backend).await
+    }
+
+    /// Registers an already opened backend under `name` (for backends built by hand).
+    pub async fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        name::validate(NameKind::Backend, name)?;
+        let namespaces = backend.list_namespaces().await?;
+        let mut state = self.state();
+        if state.backends.contains_key(name) {
+            return Err(Error::AlreadyExists {
+                what: Missing::Backend,
+                name: name.to_owned(),
+                location: String::new(),
+            });
+        }
+        let slot = Slot { backend, namespaces, current: None, snapshots: HashMap::new(), staged: BTreeMap::new() };
+        state.backends.insert(name.to_owned(), slot);
+        Ok(())
+    }
+
+    /// The loaded backends and the active one.
+    pub fn backends(&self) -> BackendsInfo {
+        let state = self.state();
+        BackendsInfo { all: state.backends.keys().cloned().collect(), active: state.active.clone() }
+    }
+
+    /// Makes a loaded backend the one every call below works on.
+    pub fn activate_backend(&self, name: &str) -> Result<()> {
+        let mut state = self.state();
+        if !state.backends.contains_key(name) {
+            return Err(Error::not_found(Missing::Backend, name, ""));
+        }
+        state.active = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// The active backend's store, for calls the manager does not wrap.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        Ok(self.active_backend()?.1)
+    }
+
+    // ----- namespaces -----
+
+    /// The active backend's namespaces and the current one.
+    pub fn namespaces(&self) -> Result<NamespacesInfo> {
+        let state = self.state();
+        let (_, slot) = state.active()?;
+        Ok(NamespacesInfo { all: slot.namespaces.clone(), current: slot.current.clone() })
+    }
+
+    /// Creates a namespace in the store at once. Returns `false` if it already existed.
+    pub async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        let (name, backend) = self.active_backend()?;
+        let created = backend.create_namespace(namespace).await?;
+        let mut state = self.state();
+        if let Some(slot) = state.backends.get_mut(&name) {
+            if let Err(at) = slot.namespaces.binary_search_by(|n| n.as_str().cmp(namespace)) {
+                slot.namespaces.insert(at, namespace.to_owned());
+            }
+        }
+        Ok(created)
+    }
+
+    /// Removes a namespace from the store at once, with its staged edits.
+    pub async fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
+        let (name, backend) = self.active_backend()?;
+        if removal == Removal::IfEmpty {
+            let count = backend.load_namespace(namespace).await?.len();
+            if count > 0 {
+                return Err(Error::NotEmpty { namespace: namespace.to_owned(), count });
+            }
+        }
+        backend.delete_namespace(namespace).await?;
+        let mut state = self.state();
+        if let Some(slot) = state.backends.get_mut(&name) {
+            slot.namespaces.retain(|n| n != namespace);
+            slot.snapshots.remove(namespace);
+            slot.staged.remove(namespace);
+            if slot.current.as_deref() == Some(namespace) {
+                slot.current = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Selects a namespace and (re)loads it from the store. Staged edits are kept.
+    pub async fn use_namespace(&self, namespace: &str) -> Result<()> {
+        let (name, _) = self.active_backend()?;
+        self.load_into(&name, namespace).await?;
+        if let Some(slot) = self.state().backends.get_mut(&name) {
+            slot.current = Some(namespace.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Re-reads the namespace list and the current namespace from the store. Staged edits are
+    /// kept on top.
+    pub async fn reload(&self) -> Result<()> {
+        let (name, backend) = self.active_backend()?;
+        let namespaces = backend.list_namespaces().await?;
+        let current = {
+            let mut state = self.state();
+            let (_, slot) = state.active_mut()?;
+            slot.namespaces = namespaces;
+            slot.current.clone()
+        };
+        if let Some(namespace) = current {
+            self.load_into(&name, &namespace).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads one namespace from the store.
+    pub async fn reload_namespace(&self, namespace: &str) -> Result<()> {
+        let (name, _) = self.active_backend()?;
+        self.load_into(&name, namespace).await
+    }
+
+    async fn load_into(&self, backend_name: &str, namespace: &str) -> Result<()> {
+        let backend =
+            self.state().backends.get(backend_name).map(|s| s.backend.clone()).ok_or(Error::NoActiveBackend)?;
+        let data = backend.load_namespace(namespace).await?;
+        let mut state = self.state();
+        if let Some(slot) = state.backends.get_mut(backend_name) {
+            slot.snapshots.insert(namespace.to_owned(), Arc::new(data));
+            if let Err(at) = slot.namespaces.binary_search_by(|n| n.as_str().cmp(namespace)) {
+                slot.namespaces.insert(at, namespace.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    // ----- reading the current namespace -----
+
+    /// Runs `f` on the active slot and the current namespace.
+    fn with_current<T>(&self, f: impl FnOnce(&Slot, &str) -> Result<T>) -> Result<T> {
+        let state = self.state();
+        let (name, slot) = state.active()?;
+        let namespace = slot.current(name)?;
+        f(slot, namespace)
+    }
+
+    /// Every configuration of the current namespace, staged edits included, by name.
+    pub fn get_all(&self) -> Result<BTreeMap<String, Arc<Configuration>>> {
+        self.with_current(|slot, ns| {
+            let mut all: BTreeMap<String, Arc<Configuration>> = slot
+                .snapshots
+                .get(ns)
+                .map(|data| data.iter().map(|(k, s)| (k.clone(), s.value.clone())).collect())
+                .unwrap_or_default();
+            for (config, edit) in slot.staged.get(ns).into_iter().flatten() {
+                match edit {
+                    Staged::Put(value) => all.insert(config.clone(), value.clone()),
+                    Staged::Delete => all.remove(config),
+                };
+            }
+            Ok(all)
+        })
+    }
+
+    /// The names of the current namespace's configurations, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        Ok(self.get_all()?.into_keys().collect())
+    }
+
+    /// One configuration; `None` if it does not exist.
+    pub fn get(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
+        self.with_current(|slot, ns| Ok(slot.effective(ns, config)))
+    }
+
+    /// One field of a configuration; `None` if the configuration or the field does not exist.
+    pub fn get_field(&self, config: &str, field: &str) -> Result<Option<Value>> {
+        self.with_current(|slot, ns| Ok(slot.effective(ns, config).and_then(|c| c.get(field).cloned())))
+    }
+
+    /// One configuration deserialized into `T`. [`Error::NotFound`] if it does not exist,
+    /// [`Error::InvalidValue`] if it does not fit `T`.
+    pub fn get_as<T: DeserializeOwned>(&self, config: &str) -> Result<T> {
+        let (value, location) = self.with_current(|slot, ns| {
+            let value = slot
+                .effective(ns, config)
+                .ok_or_else(|| Error::not_found(Missing::Configuration, config, format!("namespace {ns:?}")))?;
+            Ok((value, format!("{ns}/{config}")))
+        })?;
+        T::deserialize(&*value).map_err(|e| Error::InvalidValue { location, message: e.to_string() })
+    }
+
+    /// The number of configurations in the current namespace, staged edits included.
+    pub fn count(&self) -> Result<usize> {
+        Ok(self.get_all()?.len())
+    }
+
+    // ----- staging edits in the current namespace -----
+
+    /// Sets one field of a configuration (in memory until persisted). Creates the
+    /// configuration if it does not exist.
+    pub fn set(&self, config: &str, field: &str, value: impl Into<Value>) -> Result<()> {
+        let value = value.into();
+        self.edit(config, |current| {
+            let mut map = current.map(|c| (*c).clone()).unwrap_or_default();
+            map.insert(field.to_owned(), value);
+            Ok(Staged::Put(Arc::new(map)))
+        })
+    }
+
+    /// Replaces a whole configuration (in memory until persisted).
+    pub fn replace(&self, config: &str, value: Configuration) -> Result<()> {
+        self.edit(config, |_| Ok(Staged::Put(Arc::new(value))))
+    }
+
+    /// Removes one field (in memory until persisted). [`Error::NotFound`] if the configuration
+    /// or the field does not exist.
+    pub fn remove_field(&self, config: &str, field: &str) -> Result<()> {
+        self.edit(config, |current| {
+            let mut map =
+                current.map(|c| (*c).clone()).ok_or_else(|| Error::not_found(Missing::Configuration, config, ""))?;
+            if map.shift_remove(field).is_none() {
+                return Err(Error::not_found(Missing::Field, format!("{config}.{field}"), ""));
+            }
+            Ok(Staged::Put(Arc::new(map)))
+        })
+    }
+
+    /// Removes a configuration (from the store when persisted). [`Error::NotFound`] if it does
+    /// not exist.
+    pub fn remove(&self, config: &str) -> Result<()> {
+        self.edit(config, |current| match current {
+            Some(_) => Ok(Staged::Delete),
+            None => Err(Error::not_found(Missing::Configuration, config, "")),
+        })
+    }
+
+    /// Validates the name, computes the new staged edit from the effective content, stages it.
+    fn edit(&self, config: &str, f: impl FnOnce(Option<Arc<Configuration>>) -> Result<Staged>) -> Result<()> {
+        let mut state = self.state();
+        let (name, slot) = state.active_mut()?;
+        let namespace = slot.current(name)?.to_owned();
+        slot.backend.validate_name(NameKind::Configuration, config)?;
+        let edit = f(slot.effective(&namespace, config)).map_err(|e| locate(e, &namespace))?;
+        slot.stage(&namespace, config, edit);
+        Ok(())
+    }
+
+    /// The staged (unpersisted) edits of the active backend, as `namespace/configuration`.
+    pub fn staged(&self) -> Result<Vec<ConfigRef>> {
+        let state = self.state();
+        let (_, slot) = state.active()?;
+        Ok(slot.staged.iter().flat_map(|(ns, edits)| edits.keys().map(move |c| format!("{ns}/{c}"))).collect())
+    }
+
+    /// Drops every staged edit of the active backend.
+    pub fn discard(&self) -> Result<()> {
+        self.discard_scope(None, None)
+    }
+
+    /// Drops the staged edits of one namespace.
+    pub fn discard_namespace(&self, namespace: &str) -> Result<()> {
+        self.discard_scope(Some(namespace), None)
+    }
+
+    /// Drops the staged edit of one configuration.
+    pub fn discard_configuration(&self, namespace: &str, config: &str) -> Result<()> {
+        self.discard_scope(Some(namespace), Some(config))
+    }
+
+    fn discard_scope(&self, namespace: Option<&str>, config: Option<&str>) -> Result<()> {
+        let mut state = self.state();
+        let (_, slot) = state.active_mut()?;
+        match (namespace, config) {
+            (None, _) => slot.staged.clear(),
+            (Some(ns), None) => drop(slot.staged.remove(ns)),
+            (Some(ns), Some(cfg)) => {
+                if let Some(edits) = slot.staged.get_mut(ns) {
+                    edits.remove(cfg);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- persist -----
+
+    /// Writes every staged edit of the active backend to the store. Returns what was written,
+    /// as `namespace/configuration`.
+    pub async fn persist(&self) -> Result<Vec<ConfigRef>> {
+        self.persist_scope(None, None).await
+    }
+
+    /// Writes the staged edits of one namespace.
+    pub async fn persist_namespace(&self, namespace: &str) -> Result<Vec<ConfigRef>> {
+        self.persist_scope(Some(namespace), None).await
+    }
+
+    /// Writes the staged edit of one configuration.
+    pub async fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
+        self.persist_scope(Some(namespace), Some(config)).await
+    }
+
+    async fn persist_scope(&self, namespace: Option<&str>, config: Option<&str>) -> Result<Vec<ConfigRef>> {
+        let _one_at_a_time = self.persisting.lock().await;
+        let (name, backend) = self.active_backend()?;
+        // What to write: per namespace, the staged edits in scope that differ from the store.
+        let batches: Vec<(String, Vec<(Change, Staged)>)> = {
+            let mut state = self.state();
+            let (_, slot) = state.active_mut()?;
+            let mut batches = Vec::new();
+            for (ns, edits) in &mut slot.staged {
+                if namespace.is_some_and(|want| want != ns) {
+                    continue;
+                }
+                let stored = slot.snapshots.get(ns);
+                // Edits that change nothing are dropped here, so they are never written.
+                edits.retain(|cfg, edit| !is_noop(stored.and_then(|d| d.get(cfg)), edit));
+                let changes: Vec<(Change, Staged)> = edits
+                    .iter()
+                    .filter(|(cfg, _)| config.is_none_or(|want| want == cfg.as_str()))
+                    .map(|(cfg, edit)| (to_change(cfg, edit), edit.clone()))
+                    .collect();
+                if !changes.is_empty() {
+                    batches.push((ns.clone(), changes));
+                }
+            }
+            slot.staged.retain(|_, edits| !edits.is_empty());
+            batches
+        };
+
+        let mut written: Vec<ConfigRef> = Vec::new();
+        for (index, (ns, changes)) in batches.iter().enumerate() {
+            let batch: Vec<Change> = changes.iter().map(|(c, _)| c.clone()).collect();
+            let report = backend.write(ns, &batch).await;
+            self.settle(&name, ns, changes, &report.applied);
+            written.extend(report.applied.iter().map(|a| format!("{ns}/{}", a.name)));
+            if let Some(error) = report.error {
+                if written.is_empty() {
+                    return Err(error);
+                }
+                let unwritten = batches[index..]
+                    .iter()
+                    .flat_map(|(ns, changes)| changes.iter().map(move |(c, _)| format!("{ns}/{}", c.name)))
+                    .filter(|r| !written.contains(r))
+                    .collect();
+                return Err(Error::PersistIncomplete { written, unwritten, source: Box::new(error) });
+            }
+        }
+        tracing::debug!(backend = %name, written = written.len(), "persisted");
+        Ok(written)
+    }
+
+    /// Records applied changes: the snapshot takes the new content and version, and the staged
+    /// edit is dropped unless it was edited again while the write was in flight.
+    fn settle(
+        &self,
+        backend_name: &str,
+        namespace: &str,
+        changes: &[(Change, Staged)],
+        applied: &[crate::backend::Applied],
+    ) {
+        if applied.is_empty() {
+            return;
+        }
+        let mut state = self.state();
+        let Some(slot) = state.backends.get_mut(backend_name) else { return };
+        let snapshot = slot.snapshots.entry(namespace.to_owned()).or_default();
+        let data = Arc::make_mut(snapshot);
+        for done in applied {
+            let Some((_, edit)) = changes.iter().find(|(c, _)| c.name == done.name) else { continue };
+            match (edit, &done.version) {
+                (Staged::Put(value), Some(version)) => {
+                    data.insert(done.name.clone(), Stored { value: value.clone(), version: version.clone() });
+                }
+                _ => {
+                    data.remove(&done.name);
+                }
+            }
+            if let Some(edits) = slot.staged.get_mut(namespace) {
+                if edits.get(&done.name).is_some_and(|now| same_edit(now, edit)) {
+                    edits.remove(&done.name);
+                }
+            }
+        }
+        slot.staged.retain(|_, edits| !edits.is_empty());
+    }
+}
+
+fn to_change(config: &str, edit: &Staged) -> Change {
+    match edit {
+        Staged::Put(value) => Change::put(config, value.clone()),
+        Staged::Delete => Change::delete(config),
+    }
+}
+
+fn is_noop(stored: Option<&Stored>, edit: &Staged) -> bool {
+    match (stored, edit) {
+        (Some(stored), Staged::Put(value)) => stored.value == *value,
+        (None, Staged::Delete) => true,
+        _ => false,
+    }
+}
+
+fn same_edit(a: &Staged, b: &Staged) -> bool {
+    match (a, b) {
+        (Staged::Put(a), Staged::Put(b)) => Arc::ptr_eq(a, b),
+        (Staged::Delete, Staged::Delete) => true,
+        _ => false,
+    }
+}
+
+/// Fills in the namespace of a not-found error raised while editing.
+fn locate(error: Error, namespace: &str) -> Error {
+    match error {
+        Error::NotFound { what, name, location } if location.is_empty() => {
+            Error::NotFound { what, name, location: format!("namespace {namespace:?}") }
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,282 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::backend::{Applied, MemoryBackend, WriteReport};
+
+async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
+    let confo = Confo::new();
+    confo.add_backend("main", backend).await.unwrap();
+    confo.activate_backend("main").unwrap();
+    confo
+}
+
+async fn memory_manager() -> (Confo, Arc<MemoryBackend>) {
+    let backend = Arc::new(MemoryBackend::new());
+    (manager_with(backend.clone()).await, backend)
+}
+
+fn obj(v: Value) -> Configuration {
+    v.as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn typed_errors_before_a_backend_or_namespace_is_chosen() {
+    let confo = Confo::new();
+    assert!(matches!(confo.namespaces(), Err(Error::NoActiveBackend)));
+    assert!(matches!(confo.get("x"), Err(Error::NoActiveBackend)));
+    assert!(matches!(confo.persist().await, Err(Error::NoActiveBackend)));
+    assert!(matches!(confo.activate_backend("nope"), Err(Error::NotFound { what: Missing::Backend, .. })));
+
+    confo.load_backend("mem", &BackendSpec::Memory).await.unwrap();
+    assert_eq!(confo.backends(), BackendsInfo { all: vec!["mem".into()], active: None });
+    assert!(matches!(confo.load_backend("mem", &BackendSpec::Memory).await, Err(Error::AlreadyExists { .. })));
+    confo.activate_backend("mem").unwrap();
+    assert_eq!(confo.namespaces().unwrap(), NamespacesInfo { all: vec![], current: None });
+    assert!(matches!(confo.get_all(), Err(Error::NoNamespaceSelected { .. })));
+    assert!(matches!(confo.set("c", "f", 1), Err(Error::NoNamespaceSelected { .. })));
+    let err = confo.use_namespace("missing").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err:?}");
+    assert!(matches!(confo.load_backend("bad/name", &BackendSpec::Memory).await, Err(Error::InvalidName { .. })));
+}
+
+#[tokio::test]
+async fn staged_edits_stay_in_memory_until_persisted() {
+    let (confo, store) = memory_manager().await;
+    confo.create_namespace("sales").await.unwrap();
+    confo.use_namespace("sales").await.unwrap();
+    confo.set("database", "host", "127.0.0.1").unwrap();
+    confo.set("database", "port", 5432).unwrap();
+    assert_eq!(confo.get_field("database", "port").unwrap(), Some(json!(5432)));
+    assert_eq!(confo.count().unwrap(), 1);
+    assert!(store.load_namespace("sales").await.unwrap().is_empty(), "nothing written before persist");
+    assert_eq!(confo.staged().unwrap(), ["sales/database"]);
+
+    assert_eq!(confo.persist().await.unwrap(), ["sales/database"]);
+    let stored = store.load_namespace("sales").await.unwrap();
+    assert_eq!(*stored["database"].value, obj(json!({"host": "127.0.0.1", "port": 5432})));
+    assert!(confo.staged().unwrap().is_empty());
+    // Nothing staged: persisting again writes nothing.
+    assert!(confo.persist().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn persist_writes_only_what_changed() {
+    let (confo, store) = memory_manager().await;
+    store.create_namespace("ns").await.unwrap();
+    store.put_configuration("ns", "a", obj(json!({"x": 1}))).await.unwrap();
+    let before = store.load_namespace("ns").await.unwrap()["a"].version.clone();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("a", "x", 1).unwrap(); // same value: no change
+    confo.set("b", "y", 2).unwrap();
+    assert_eq!(confo.persist().await.unwrap(), ["ns/b"]);
+    assert_eq!(store.load_namespace("ns").await.unwrap()["a"].version, before, "a was not rewritten");
+}
+
+#[tokio::test]
+async fn staged_edits_survive_namespace_switching_and_reload() {
+    let (confo, store) = memory_manager().await;
+    for ns in ["sales", "analytics"] {
+        confo.create_namespace(ns).await.unwrap();
+    }
+    confo.use_namespace("sales").await.unwrap();
+    confo.set("sale_report", "title", "Q3").unwrap();
+    confo.use_namespace("analytics").await.unwrap();
+    assert_eq!(confo.get("sale_report").unwrap(), None, "staged in sales, not here");
+    confo.reload().await.unwrap();
+    confo.use_namespace("sales").await.unwrap();
+    assert_eq!(confo.get_field("sale_report", "title").unwrap(), Some(json!("Q3")));
+    // Another writer changes the store; reload shows it under the staged edit.
+    store.put_configuration("sales", "database", obj(json!({"host": "db"}))).await.unwrap();
+    confo.reload().await.unwrap();
+    assert_eq!(confo.list().unwrap(), ["database", "sale_report"]);
+    assert_eq!(confo.namespaces().unwrap().current.as_deref(), Some("sales"));
+}
+
+#[tokio::test]
+async fn persist_scopes() {
+    let (confo, store) = memory_manager().await;
+    for ns in ["a", "b"] {
+        confo.create_namespace(ns).await.unwrap();
+        confo.use_namespace(ns).await.unwrap();
+        confo.set("one", "v", 1).unwrap();
+        confo.set("two", "v", 2).unwrap();
+    }
+    assert_eq!(confo.persist_configuration("a", "two").await.unwrap(), ["a/two"]);
+    assert_eq!(store.load_namespace("a").await.unwrap().keys().collect::<Vec<_>>(), ["two"]);
+    assert_eq!(confo.persist_namespace("b").await.unwrap(), ["b/one", "b/two"]);
+    assert_eq!(store.load_namespace("a").await.unwrap().len(), 1, "namespace scope touched only b");
+    assert_eq!(confo.staged().unwrap(), ["a/one"]);
+    assert_eq!(confo.persist().await.unwrap(), ["a/one"]);
+}
+
+#[tokio::test]
+async fn field_and_configuration_removal() {
+    let (confo, store) = memory_manager().await;
+    store.create_namespace("ns").await.unwrap();
+    store.put_configuration("ns", "c", obj(json!({"a": 1, "b": 2, "c": 3}))).await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.remove_field("c", "b").unwrap();
+    let keys: Vec<String> = confo.get("c").unwrap().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["a", "c"], "order of the remaining fields kept");
+    assert!(matches!(confo.remove_field("c", "zz"), Err(Error::NotFound { what: Missing::Field, .. })));
+    assert!(matches!(confo.remove_field("nope", "a"), Err(Error::NotFound { what: Missing::Configuration, .. })));
+    assert!(matches!(confo.remove("nope"), Err(Error::NotFound { what: Missing::Configuration, .. })));
+    confo.persist().await.unwrap();
+    assert_eq!(*store.load_namespace("ns").await.unwrap()["c"].value, obj(json!({"a": 1, "c": 3})));
+
+    confo.remove("c").unwrap();
+    assert_eq!(confo.get("c").unwrap(), None);
+    assert_eq!(confo.count().unwrap(), 0);
+    assert_eq!(confo.persist().await.unwrap(), ["ns/c"]);
+    assert!(store.load_namespace("ns").await.unwrap().is_empty());
+
+    // A configuration that was only ever staged disappears without a write.
+    confo.set("tmp", "x", 1).unwrap();
+    confo.remove("tmp").unwrap();
+    assert!(confo.persist().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn typed_reads() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Db {
+        host: String,
+        port: u16,
+    }
+    let (confo, _) = memory_manager().await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.replace("db", obj(json!({"host": "h", "port": 5432}))).unwrap();
+    assert_eq!(confo.get_as::<Db>("db").unwrap(), Db { host: "h".into(), port: 5432 });
+    assert!(matches!(confo.get_as::<Db>("missing"), Err(Error::NotFound { .. })));
+    confo.set("db", "port", "not a number").unwrap();
+    let err = confo.get_as::<Db>("db").unwrap_err();
+    assert!(matches!(err, Error::InvalidValue { .. }) && err.to_string().contains("ns/db"), "{err}");
+    assert_eq!(confo.get_field("db", "nope").unwrap(), None);
+    assert_eq!(confo.get_field("nope", "host").unwrap(), None);
+}
+
+#[tokio::test]
+async fn invalid_names_are_refused_when_staging() {
+    let (confo, _) = memory_manager().await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    assert!(matches!(confo.set("a/b", "f", 1), Err(Error::InvalidName { .. })));
+    assert!(matches!(confo.create_namespace("..").await, Err(Error::InvalidName { .. })));
+    assert!(confo.staged().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn remove_namespace_needs_force_when_not_empty() {
+    let (confo, store) = memory_manager().await;
+    confo.create_namespace("ns").await.unwrap();
+    store.put_configuration("ns", "c", obj(json!({}))).await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    let err = confo.remove_namespace("ns", Removal::IfEmpty).await.unwrap_err();
+    assert!(matches!(err, Error::NotEmpty { count: 1, .. }), "{err:?}");
+    confo.set("staged", "x", 1).unwrap();
+    confo.remove_namespace("ns", Removal::Recursive).await.unwrap();
+    assert!(store.list_namespaces().await.unwrap().is_empty());
+    assert_eq!(confo.namespaces().unwrap(), NamespacesInfo { all: vec![], current: None });
+    assert!(confo.staged().unwrap().is_empty(), "its staged edits went with it");
+}
+
+#[tokio::test]
+async fn backends_are_independent() {
+    let confo = Confo::new();
+    confo.load_backend("one", &BackendSpec::Memory).await.unwrap();
+    confo.load_backend("two", &BackendSpec::Memory).await.unwrap();
+    confo.activate_backend("one").unwrap();
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("c", "f", 1).unwrap();
+    confo.activate_backend("two").unwrap();
+    assert!(confo.namespaces().unwrap().all.is_empty());
+    assert!(confo.staged().unwrap().is_empty());
+    confo.activate_backend("one").unwrap();
+    assert_eq!(confo.get_field("c", "f").unwrap(), Some(json!(1)));
+}
+
+/// A backend that applies only the first `limit` changes of a batch, then fails: the shape of
+/// a file backend that loses its disk part-way.
+#[derive(Debug)]
+struct FailingAfter {
+    inner: MemoryBackend,
+    limit: usize,
+}
+
+#[async_trait::async_trait]
+impl Backend for FailingAfter {
+    fn describe(&self) -> String {
+        "failing".into()
+    }
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        self.inner.list_namespaces().await
+    }
+    async fn create_namespace(&self, ns: &str) -> Result<bool> {
+        self.inner.create_namespace(ns).await
+    }
+    async fn delete_namespace(&self, ns: &str) -> Result<()> {
+        self.inner.delete_namespace(ns).await
+    }
+    async fn load_namespace(&self, ns: &str) -> Result<NamespaceData> {
+        self.inner.load_namespace(ns).await
+    }
+    async fn write(&self, ns: &str, changes: &[Change]) -> WriteReport {
+        let take = changes.len().min(self.limit);
+        let mut report = self.inner.write(ns, &changes[..take]).await;
+        if take < changes.len() {
+            report.error = Some(Error::Unavailable { backend: "failing".into(), message: "disk gone".into() });
+        }
+        report
+    }
+}
+
+#[tokio::test]
+async fn partial_persist_names_what_was_and_was_not_written_and_keeps_the_rest_staged() {
+    let backend = Arc::new(FailingAfter { inner: MemoryBackend::new(), limit: 2 });
+    let confo = manager_with(backend.clone()).await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    for c in ["a", "b", "c", "d"] {
+        confo.set(c, "v", c).unwrap();
+    }
+    let err = confo.persist().await.unwrap_err();
+    let Error::PersistIncomplete { written, unwritten, source } = err else { panic!("{err:?}") };
+    assert_eq!(written, ["ns/a", "ns/b"]);
+    assert_eq!(unwritten, ["ns/c", "ns/d"]);
+    assert!(matches!(*source, Error::Unavailable { .. }));
+    assert_eq!(confo.staged().unwrap(), ["ns/c", "ns/d"], "nothing lost");
+    assert_eq!(backend.inner.load_namespace("ns").await.unwrap().len(), 2);
+    assert_eq!(confo.get_field("c", "v").unwrap(), Some(json!("c")), "still readable");
+}
+
+#[tokio::test]
+async fn a_failing_first_write_returns_its_own_error() {
+    let backend = Arc::new(FailingAfter { inner: MemoryBackend::new(), limit: 0 });
+    let confo = manager_with(backend).await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("a", "v", 1).unwrap();
+    assert!(matches!(confo.persist().await, Err(Error::Unavailable { .. })));
+    assert_eq!(confo.staged().unwrap(), ["ns/a"]);
+}
+
+#[tokio::test]
+async fn an_edit_made_during_a_persist_stays_staged() {
+    let (confo, _) = memory_manager().await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("c", "v", 1).unwrap();
+    // Simulate: the batch was taken, then the user edits again before the write settles.
+    let Some(Staged::Put(first)) = confo.state().backends["main"].staged["ns"].get("c").cloned() else { panic!() };
+    confo.set("c", "v", 2).unwrap();
+    let change = (Change::put("c", first.clone()), Staged::Put(first));
+    confo.settle("main", "ns", &[change], &[Applied { name: "c".into(), version: Some(crate::Version::number(1)) }]);
+    assert_eq!(confo.staged().unwrap(), ["ns/c"], "the newer edit is kept");
+    assert_eq!(confo.get_field("c", "v").unwrap(), Some(json!(2)));
+}

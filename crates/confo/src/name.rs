@@ -1,0 +1,160 @@
+//! Names of namespaces, configurations and fields, and the rules they follow.
+//!
+//! The rules live here and only here. Every backend calls [`validate`] before it writes; a
+//! backend with rules of its own (Redis's key layout, for one) adds them through
+//! [`crate::Backend::check_name`], which runs after these.
+//!
+//! | rule | why |
+//! | --- | --- |
+//! | not empty | an empty file or key name is meaningless |
+//! | at most 255 bytes | the longest file name most file systems accept |
+//! | no `/`, `\`, NUL or control characters | path separators and terminal garbage |
+//! | not `.` or `..`, no leading `.` | would escape the folder, or be a hidden file confo ignores |
+//!
+//! Field names are JSON object keys: any string is accepted, including the empty one.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Longest accepted namespace or configuration name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// What a name names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameKind {
+    /// A namespace.
+    Namespace,
+    /// A configuration.
+    Configuration,
+    /// A named backend of the manager.
+    Backend,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Namespace => "namespace",
+            NameKind::Configuration => "configuration",
+            NameKind::Backend => "backend",
+        })
+    }
+}
+
+/// A rule a name broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameRule {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than [`MAX_NAME_BYTES`].
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The name contains a forbidden character.
+    ForbiddenChar {
+        /// The character.
+        ch: char,
+    },
+    /// The name is `.` or `..` or starts with `.`.
+    LeadingDot,
+    /// A rule of one backend's layout.
+    Backend {
+        /// The backend (`redis`).
+        backend: &'static str,
+        /// The rule and why it exists.
+        rule: String,
+    },
+}
+
+impl fmt::Display for NameRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameRule::Empty => f.write_str("must not be empty"),
+            NameRule::TooLong { len } => {
+                write!(f, "is {len} bytes long, at most {MAX_NAME_BYTES} are allowed")
+            }
+            NameRule::ForbiddenChar { ch } => {
+                write!(f, "must not contain {ch:?} (no '/', '\\', NUL or control characters)")
+            }
+            NameRule::LeadingDot => f.write_str("must not be '.' or '..' or start with '.'"),
+            NameRule::Backend { backend, rule } => write!(f, "{backend}: {rule}"),
+        }
+    }
+}
+
+/// Checks a namespace, configuration or backend name against the rules every backend shares.
+///
+/// ```
+/// use confo::name::{validate, NameKind};
+/// assert!(validate(NameKind::Configuration, "app.prod").is_ok());
+/// assert!(validate(NameKind::Namespace, "../etc").is_err());
+/// ```
+pub fn validate(kind: NameKind, name: &str) -> Result<()> {
+    rule_broken(name).map_or(Ok(()), |rule| Err(Error::InvalidName { name: name.to_owned(), kind, rule }))
+}
+
+/// The first shared rule `name` breaks, if any.
+fn rule_broken(name: &str) -> Option<NameRule> {
+    if name.is_empty() {
+        return Some(NameRule::Empty);
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Some(NameRule::TooLong { len: name.len() });
+    }
+    if let Some(ch) = name.chars().find(|&c| c == '/' || c == '\\' || c.is_control()) {
+        return Some(NameRule::ForbiddenChar { ch });
+    }
+    if name.starts_with('.') {
+        return Some(NameRule::LeadingDot);
+    }
+    None
+}
+
+/// True when `name` follows the shared rules (used to skip stored items we would never write).
+pub(crate) fn is_valid(name: &str) -> bool {
+    rule_broken(name).is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &str) -> NameRule {
+        match validate(NameKind::Namespace, name) {
+            Err(Error::InvalidName { rule, .. }) => rule,
+            other => panic!("{name:?} was accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_rule_is_reported() {
+        assert_eq!(rule(""), NameRule::Empty);
+        assert_eq!(rule(&"a".repeat(256)), NameRule::TooLong { len: 256 });
+        assert_eq!(rule("a/b"), NameRule::ForbiddenChar { ch: '/' });
+        assert_eq!(rule("a\\b"), NameRule::ForbiddenChar { ch: '\\' });
+        assert_eq!(rule("a\0b"), NameRule::ForbiddenChar { ch: '\0' });
+        assert_eq!(rule("a\nb"), NameRule::ForbiddenChar { ch: '\n' });
+        assert_eq!(rule("a\u{7f}"), NameRule::ForbiddenChar { ch: '\u{7f}' });
+        assert_eq!(rule("."), NameRule::LeadingDot);
+        assert_eq!(rule(".."), NameRule::LeadingDot);
+        assert_eq!(rule(".hidden"), NameRule::LeadingDot);
+    }
+
+    #[test]
+    fn ordinary_names_pass() {
+        for name in ["sales", "HR_dept", "app.prod", "a-b", "ünïcödé", "x..y", &"a".repeat(255)] {
+            validate(NameKind::Configuration, name).expect(name);
+        }
+        // 255 bytes of a multi-byte character is the limit in bytes, not characters.
+        assert!(validate(NameKind::Namespace, &"é".repeat(128)).is_err());
+    }
+
+    #[test]
+    fn message_names_the_name_and_rule() {
+        let err = validate(NameKind::Configuration, "a/b").unwrap_err().to_string();
+        assert!(err.contains("configuration") && err.contains("\"a/b\"") && err.contains("'/'"), "{err}");
+    }
+}

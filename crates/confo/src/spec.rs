@@ -1,0 +1,296 @@
+//! Backend specs: which store a backend talks to, from a URL-like string or from the seed's
+//! credentials dictionary.
+//!
+//! | backend | spec string | credentials dictionary |
+//! | --- | --- | --- |
+//! | files | `file:PATH`, `file://PATH` (`file:///abs/path`) | `{"config_path": "PATH"}` |
+//! | memory | `memory:` | `{}` |
+//!
+//! Unknown and missing keys are errors that name the key. A spec's `Display` and `Debug`
+//! never show a password.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::backend::{Backend, FileBackend, MemoryBackend};
+use crate::error::{Error, Result};
+
+/// The kinds of backend, as named in a credentials-based load (`backend_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// JSON files in folders.
+    File,
+    /// In memory, in this process.
+    Memory,
+}
+
+impl BackendKind {
+    /// The kind's name: `file`, `memory`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::File => "file",
+            BackendKind::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Schemes that later backends will own; named so the error says "not in this build" rather
+/// than "unknown".
+const PLANNED_SCHEMES: &[&str] = &["redis", "rediss", "redis+sentinel", "zk", "etcd", "etcds"];
+
+impl FromStr for BackendKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "file" | "files" => Ok(BackendKind::File),
+            "memory" => Ok(BackendKind::Memory),
+            "redis" | "zookeeper" | "etcd" => Err(Error::spec(
+                Some("backend_type"),
+                format!("the {s} backend is not available in this build of confo yet"),
+            )),
+            _ => Err(Error::spec(Some("backend_type"), format!("unknown backend type {s:?}; expected file or memory"))),
+        }
+    }
+}
+
+/// Where a backend stores: everything needed to open it.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendSpec {
+    /// JSON files under a folder.
+    File {
+        /// The folder holding one sub-folder per namespace.
+        config_path: PathBuf,
+    },
+    /// In memory, in this process.
+    Memory,
+}
+
+impl BackendSpec {
+    /// The spec described by a credentials dictionary (a JSON object) for a kind of backend.
+    ///
+    /// ```
+    /// use confo::{BackendKind, BackendSpec};
+    /// let spec = BackendSpec::from_credentials(BackendKind::File, &serde_json::json!({"config_path": "Configurations"}))?;
+    /// assert_eq!(spec.to_string(), "file:Configurations");
+    /// # Ok::<(), confo::Error>(())
+    /// ```
+    pub fn from_credentials(kind: BackendKind, credentials: &Value) -> Result<Self> {
+        let mut creds = Credentials::new(kind, credentials)?;
+        let spec = match kind {
+            BackendKind::File => BackendSpec::File { config_path: PathBuf::from(creds.required_str("config_path")?) },
+            BackendKind::Memory => BackendSpec::Memory,
+        };
+        creds.finish()?;
+        Ok(spec)
+    }
+
+    /// The kind of backend this spec opens.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendSpec::File { .. } => BackendKind::File,
+            BackendSpec::Memory => BackendKind::Memory,
+        }
+    }
+
+    /// Opens (connects to) the store.
+    pub async fn open(&self) -> Result<Arc<dyn Backend>> {
+        Ok(match self {
+            BackendSpec::File { config_path } => Arc::new(FileBackend::open(config_path.clone())?),
+            BackendSpec::Memory => Arc::new(MemoryBackend::new()),
+        })
+    }
+}
+
+impl FromStr for BackendSpec {
+    type Err = Error;
+
+    /// Parses `file:PATH`, `file://PATH` or `memory:`.
+    fn from_str(s: &str) -> Result<Self> {
+        let Some((scheme, rest)) = s.split_once(':') else {
+            return Err(Error::spec(
+                None,
+                format!("{s:?} has no scheme; expected file:PATH or memory: (for example file:./Configurations)"),
+            ));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(Error::spec(Some("path"), "file: needs a folder, for example file:./Configurations"));
+                }
+                Ok(BackendSpec::File { config_path: PathBuf::from(path) })
+            }
+            "memory" if rest.is_empty() || rest == "//" => Ok(BackendSpec::Memory),
+            "memory" => Err(Error::spec(None, "memory: takes nothing after the colon")),
+            other if PLANNED_SCHEMES.contains(&other) => Err(Error::spec(
+                Some("scheme"),
+                format!("the {other}: backend is not available in this build of confo yet"),
+            )),
+            other => Err(Error::spec(Some("scheme"), format!("unknown scheme {other:?}; expected file: or memory:"))),
+        }
+    }
+}
+
+impl fmt::Display for BackendSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendSpec::File { config_path } => write!(f, "file:{}", config_path.display()),
+            BackendSpec::Memory => f.write_str("memory:"),
+        }
+    }
+}
+
+impl fmt::Debug for BackendSpec {
+    // Written by hand so that no variant can ever print a secret: it shows what Display shows.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BackendSpec({self})")
+    }
+}
+
+/// A credentials dictionary being read: tracks which keys were used so that unknown keys are
+/// reported, and never puts a value into an error.
+struct Credentials<'a> {
+    kind: BackendKind,
+    map: &'a serde_json::Map<String, Value>,
+    used: Vec<&'static str>,
+}
+
+impl<'a> Credentials<'a> {
+    fn new(kind: BackendKind, credentials: &'a Value) -> Result<Self> {
+        match credentials {
+            Value::Object(map) => Ok(Credentials { kind, map, used: Vec::new() }),
+            other => Err(Error::spec(
+                None,
+                format!("credentials must be a JSON object, not {}", crate::backend::file::json_kind(other)),
+            )),
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.used.push(key);
+        self.map.get(key)
+    }
+
+    fn required_str(&mut self, key: &'static str) -> Result<&'a str> {
+        match self.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
+            Some(Value::String(_)) => Err(Error::spec(Some(key), "must not be empty")),
+            Some(other) => {
+                Err(Error::spec(Some(key), format!("must be a string, not {}", crate::backend::file::json_kind(other))))
+            }
+            None => Err(Error::spec(Some(key), format!("missing: the {} backend needs it", self.kind))),
+        }
+    }
+
+    /// A TCP port given as a number or a numeric string (`6379` or `"6379"`).
+    #[allow(dead_code)] // read by the network backends' credentials (Redis, ZooKeeper, etcd)
+    fn port(&mut self, key: &'static str) -> Result<Option<u16>> {
+        let bad = || Error::spec(Some(key), "must be a port number from 1 to 65535, as a number or a numeric string");
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                n.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|&p| p > 0).map(Some).ok_or_else(bad)
+            }
+            Some(Value::String(s)) => s.trim().parse::<u16>().ok().filter(|&p| p > 0).map(Some).ok_or_else(bad),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// Fails on the first key that was never read.
+    fn finish(self) -> Result<()> {
+        let mut unknown: Vec<&String> = self.map.keys().filter(|k| !self.used.contains(&k.as_str())).collect();
+        unknown.sort();
+        match unknown.first() {
+            None => Ok(()),
+            Some(key) => Err(Error::spec(
+                Some(key),
+                format!("unknown key for the {} backend (known: {})", self.kind, self.used.join(", ")),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key_of(err: Error) -> Option<String> {
+        match err {
+            Error::InvalidSpec { key, .. } => key,
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_file_and_memory_specs() {
+        let file = |p: &str| BackendSpec::File { config_path: PathBuf::from(p) };
+        assert_eq!("file:./Configurations".parse::<BackendSpec>().unwrap(), file("./Configurations"));
+        assert_eq!("file:///tmp/x".parse::<BackendSpec>().unwrap(), file("/tmp/x"));
+        assert_eq!("file://rel/dir".parse::<BackendSpec>().unwrap(), file("rel/dir"));
+        assert_eq!("memory:".parse::<BackendSpec>().unwrap(), BackendSpec::Memory);
+        assert_eq!("file:a b".parse::<BackendSpec>().unwrap().to_string(), "file:a b");
+    }
+
+    #[test]
+    fn rejects_bad_specs_with_the_part_at_fault() {
+        assert_eq!(key_of("file:".parse::<BackendSpec>().unwrap_err()), Some("path".into()));
+        assert_eq!(key_of("ftp://x".parse::<BackendSpec>().unwrap_err()), Some("scheme".into()));
+        assert_eq!(key_of("Configurations".parse::<BackendSpec>().unwrap_err()), None);
+        let later = "redis://127.0.0.1:6379".parse::<BackendSpec>().unwrap_err().to_string();
+        assert!(later.contains("not available in this build"), "{later}");
+    }
+
+    #[test]
+    fn credentials_dictionary() {
+        let spec = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": "Configurations"})).unwrap();
+        assert_eq!(spec, BackendSpec::File { config_path: "Configurations".into() });
+        let missing = BackendSpec::from_credentials(BackendKind::File, &json!({})).unwrap_err();
+        assert_eq!(key_of(missing), Some("config_path".into()));
+        let wrong_type = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": 3})).unwrap_err();
+        assert_eq!(key_of(wrong_type), Some("config_path".into()));
+        let not_object = BackendSpec::from_credentials(BackendKind::File, &json!(["x"])).unwrap_err();
+        assert!(not_object.to_string().contains("JSON object"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_but_its_value_never_shown() {
+        let creds = json!({"config_path": "C", "password": "hunter2-secret"});
+        let err = BackendSpec::from_credentials(BackendKind::File, &creds).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(key_of(err), Some("password".into()));
+    }
+
+    #[test]
+    fn ports_are_numbers_or_numeric_strings() {
+        let creds = json!({"p1": 6379, "p2": "2181", "p3": "abc", "p4": 70000, "p5": true, "p6": 0});
+        let mut c = Credentials::new(BackendKind::Memory, &creds).unwrap();
+        assert_eq!(c.port("p1").unwrap(), Some(6379));
+        assert_eq!(c.port("p2").unwrap(), Some(2181));
+        for key in ["p3", "p4", "p5", "p6"] {
+            assert_eq!(key_of(c.port(key).unwrap_err()), Some(key.to_owned()));
+        }
+        assert_eq!(c.port("absent").unwrap(), None);
+    }
+
+    #[test]
+    fn backend_kinds() {
+        assert_eq!("file".parse::<BackendKind>().unwrap(), BackendKind::File);
+        assert_eq!("MEMORY".parse::<BackendKind>().unwrap(), BackendKind::Memory);
+        assert_eq!(key_of("nosuch".parse::<BackendKind>().unwrap_err()), Some("backend_type".into()));
+    }
+}
