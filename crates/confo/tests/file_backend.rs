@@ -1,0 +1,220 @@
+//! File-backend behaviour beyond the conformance suite: Python confo's folders, corrupt files,
+//! bad paths, what is (not) left in the tree.
+
+use std::fs;
+use std::path::Path;
+
+use confo::error::Missing;
+use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error, FileBackend};
+use serde_json::json;
+
+fn obj(v: serde_json::Value) -> confo::Configuration {
+    v.as_object().expect("object").clone()
+}
+
+/// Every entry of the tree below `root`, relative, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            out.push(path.strip_prefix(root).expect("prefix").display().to_string());
+            if path.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// A folder as Python confo leaves it: `json.dumps` spacing, a dotted name, and the clutter a
+/// real folder collects.
+fn python_confo_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    fs::create_dir_all(root.join("sales")).expect("mkdir");
+    fs::create_dir_all(root.join("analytics")).expect("mkdir");
+    fs::write(
+        root.join("sales/database.json"),
+        r#"{"host": "127.0.0.1", "port": 5432, "admins": ["a@x.io", "b@x.io"]}"#,
+    )
+    .expect("write");
+    fs::write(root.join("sales/app.prod.json"), r#"{"replicas": 3}"#).expect("write");
+    fs::write(root.join("sales/.DS_Store"), b"\0\x01binary").expect("write");
+    fs::write(root.join("sales/notes.txt"), "not a configuration").expect("write");
+    fs::create_dir(root.join("sales/archive")).expect("mkdir");
+    fs::write(root.join("analytics/warehouse.json"), "{\n    \"dsn\": \"postgres://wh\"\n}").expect("write");
+    fs::write(root.join("README.txt"), "a stray file at the top").expect("write");
+    fs::create_dir(root.join(".git")).expect("mkdir");
+    dir
+}
+
+#[tokio::test]
+async fn reads_an_existing_python_confo_folder() {
+    let dir = python_confo_folder();
+    let backend = FileBackend::open(dir.path()).expect("open");
+    assert_eq!(backend.list_namespaces().await.expect("list"), ["analytics", "sales"]);
+    let sales = backend.load_namespace("sales").await.expect("load");
+    assert_eq!(sales.keys().collect::<Vec<_>>(), ["app.prod", "database"], "dotted names kept whole; clutter ignored");
+    assert_eq!(
+        *sales["database"].value,
+        obj(json!({"host": "127.0.0.1", "port": 5432, "admins": ["a@x.io", "b@x.io"]}))
+    );
+    let keys: Vec<&String> = sales["database"].value.keys().collect();
+    assert_eq!(keys, ["host", "port", "admins"]);
+}
+
+#[tokio::test]
+async fn corrupt_files_are_all_reported_with_path_line_and_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ns = dir.path().join("ns");
+    fs::create_dir(&ns).expect("mkdir");
+    fs::write(ns.join("good.json"), r#"{"ok": true}"#).expect("write");
+    fs::write(ns.join("broken.json"), "{\n  \"a\": 1,\n  \"b\": \n}").expect("write");
+    fs::write(ns.join("list.json"), "[1, 2]").expect("write");
+    fs::write(ns.join("empty.json"), "").expect("write");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    let err = backend.load_namespace("ns").await.expect_err("corrupt");
+    let Error::Corrupt { corruptions } = &err else { panic!("{err:?}") };
+    assert_eq!(corruptions.len(), 3, "{corruptions:?}");
+    let broken = corruptions.iter().find(|c| c.location.contains("broken.json")).expect("broken listed");
+    assert!(broken.location.ends_with("ns/broken.json:4:1"), "{}", broken.location);
+    let list = corruptions.iter().find(|c| c.location.contains("list.json")).expect("list listed");
+    assert!(list.problem.contains("an array, not a JSON object"), "{}", list.problem);
+    assert!(corruptions.iter().any(|c| c.location.contains("empty.json")));
+    let message = err.to_string();
+    assert!(message.contains("broken.json:4:1") && message.contains("list.json"), "{message}");
+    // Nothing was turned into null or {}: the manager refuses to load the namespace at all.
+    let confo = Confo::new();
+    confo.add_backend("f", std::sync::Arc::new(backend)).await.expect("add");
+    confo.activate_backend("f").expect("activate");
+    assert!(matches!(confo.use_namespace("ns").await, Err(Error::Corrupt { .. })));
+}
+
+#[tokio::test]
+async fn bad_config_paths_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nope");
+    let err = FileBackend::open(&missing).expect_err("missing");
+    assert!(matches!(err, Error::NotFound { what: Missing::Store, .. }), "{err:?}");
+    assert!(err.to_string().contains("nope") && err.to_string().contains("mkdir"), "{err}");
+    assert!(!missing.exists(), "not created behind the user's back");
+
+    let file = dir.path().join("file");
+    fs::write(&file, "x").expect("write");
+    let err = FileBackend::open(&file).expect_err("a file");
+    assert!(matches!(&err, Error::InvalidSpec { key: Some(k), .. } if k == "config_path"), "{err:?}");
+    assert!(err.to_string().contains("is a file, not a folder"), "{err}");
+    // Through a credentials dictionary and the manager, the same error.
+    let spec = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": file})).expect("spec");
+    assert!(matches!(Confo::new().load_backend("f", &spec).await, Err(Error::InvalidSpec { .. })));
+}
+
+#[tokio::test]
+async fn a_namespace_name_taken_by_a_file_is_an_error_not_a_namespace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("taken"), "x").expect("write");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    assert!(matches!(backend.create_namespace("taken").await, Err(Error::AlreadyExists { .. })));
+    assert!(backend.load_namespace("taken").await.expect_err("not a namespace").is_not_found());
+}
+
+#[tokio::test]
+async fn writes_leave_only_json_files_in_the_tree() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    backend.create_namespace("sales").await.expect("create");
+    let changes: Vec<Change> = (0..20).map(|i| Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();
+    backend.write("sales", &changes).await.into_result().expect("write");
+    backend.delete_configuration("sales", "c0").await.expect("delete");
+    backend.create_namespace("gone").await.expect("create");
+    backend.put_configuration("gone", "x", obj(json!({}))).await.expect("put");
+    backend.delete_namespace("gone").await.expect("delete ns");
+    let mut expected: Vec<String> = (1..20).map(|i| format!("sales/c{i}.json")).collect();
+    expected.push("sales".into());
+    expected.sort();
+    assert_eq!(tree(dir.path()), expected, "no temp, lock, trash or metadata files");
+}
+
+#[tokio::test]
+async fn a_temp_file_left_by_a_crash_is_removed_by_the_next_persist() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    backend.create_namespace("ns").await.expect("create");
+    fs::write(dir.path().join("ns/.confo-tmp-99999-0"), "{\"torn").expect("write");
+    assert!(backend.load_namespace("ns").await.expect("load").is_empty(), "readers skip it");
+    backend.put_configuration("ns", "c", obj(json!({}))).await.expect("put");
+    assert_eq!(tree(dir.path()), ["ns", "ns/c.json"]);
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    backend.create_namespace("ns").await.expect("create");
+    // A folder where the file should go makes the rename fail after the temp file was written.
+    fs::create_dir(dir.path().join("ns/blocked.json")).expect("mkdir");
+    let changes = [Change::put("first", obj(json!({"a": 1}))), Change::put("blocked", obj(json!({"b": 2})))];
+    let report = backend.write("ns", &changes).await;
+    assert_eq!(report.applied.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["first"]);
+    let err = report.error.expect("error");
+    assert!(err.to_string().contains("blocked.json"), "{err}");
+    assert_eq!(tree(dir.path()), ["ns", "ns/blocked.json", "ns/first.json"], "no temp file left");
+}
+
+/// Runs Python confo 0.1.6.2 itself (installed by the README's test command into a venv named
+/// by `CONFO_PY_COMPAT`) on a folder we wrote.
+#[tokio::test]
+async fn python_confo_reads_what_we_write() {
+    let python = std::env::var("CONFO_PY_COMPAT").unwrap_or_else(|_| "target/confo-py-compat/bin/python".into());
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(python);
+    assert!(
+        python.exists(),
+        "Python confo 0.1.6.2 is needed at {}: run the README's test command, or \
+         `python3 -m venv target/confo-py-compat && target/confo-py-compat/bin/pip install --no-deps \
+         confo==0.1.6.2 kazoo==2.8.0 singleton-decorator==1.0.0 six==1.16.0`",
+        python.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let confo = Confo::new();
+    confo.load_backend("files", &format!("file:{}", dir.path().display()).parse().expect("spec")).await.expect("load");
+    confo.activate_backend("files").expect("activate");
+    for ns in ["sales", "analytics"] {
+        confo.create_namespace(ns).await.expect("create");
+    }
+    confo.use_namespace("sales").await.expect("use");
+    confo.set("database", "host", "127.0.0.1").expect("set");
+    confo.set("database", "port", 5432).expect("set");
+    confo.set("database", "admins", json!(["ünï@x.io"])).expect("set");
+    confo.use_namespace("analytics").await.expect("use");
+    confo.set("warehouse", "dsn", "postgres://wh").expect("set");
+    confo.persist().await.expect("persist");
+
+    let script = r#"
+import json, sys
+from confo.Confo import Confo
+import confo.Backends as BE
+c = Confo()
+c.load_backend(credentials={"config_path": sys.argv[1]}, name="f", backend_type=BE.FILE_BACKEND)
+c.activate_backend("f")
+out = {"namespaces": sorted(c.get_namespaces()["all_namespaces"])}
+for ns in out["namespaces"]:
+    c.use_namespace(ns)
+    out[ns] = c.get_all()
+print(json.dumps(out))
+"#;
+    let output =
+        std::process::Command::new(&python).arg("-c").arg(script).arg(dir.path()).output().expect("run python");
+    assert!(output.status.success(), "python confo failed: {}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json from python");
+    assert_eq!(
+        seen,
+        json!({
+            "namespaces": ["analytics", "sales"],
+            "sales": {"database": {"host": "127.0.0.1", "port": 5432, "admins": ["ünï@x.io"]}},
+            "analytics": {"warehouse": {"dsn": "postgres://wh"}}
+        })
+    );
+}

@@ -1,0 +1,157 @@
+//! The file backend under several processes: writers killed with SIGKILL at random moments,
+//! and writers persisting into one folder at once.
+//!
+//! The child processes are this test binary itself, re-run on one `#[ignore]`d test that acts
+//! only when `CONFO_TEST_CHILD` is set.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use confo::{Backend, BackendExt, Change, FileBackend};
+use serde_json::json;
+
+const CONFIGS: usize = 3;
+
+/// The content a crash-test writer stores for configuration `i` at generation `gen`: large
+/// enough that a write is often in flight when the kill lands, and self-checking.
+fn content(gen: u64, i: usize) -> confo::Configuration {
+    let pad: String = (0..20_000).map(|k| char::from(b'a' + ((gen as usize + i + k) % 26) as u8)).collect();
+    json!({"gen": gen, "i": i, "pad": pad}).as_object().expect("object").clone()
+}
+
+fn spawn_child(role: &str, dir: &Path, arg: &str) -> Child {
+    Command::new(std::env::current_exe().expect("current exe"))
+        .args(["child_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("CONFO_TEST_CHILD", role)
+        .env("CONFO_TEST_DIR", dir)
+        .env("CONFO_TEST_ARG", arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child")
+}
+
+/// The child side. Does nothing unless run by one of the tests below.
+#[test]
+#[ignore = "run as a child process by the tests in this file"]
+fn child_entry() {
+    let Ok(role) = std::env::var("CONFO_TEST_CHILD") else { return };
+    let dir = std::env::var("CONFO_TEST_DIR").expect("dir");
+    let arg = std::env::var("CONFO_TEST_ARG").expect("arg");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let backend = FileBackend::open(&dir).expect("open");
+        match role.as_str() {
+            // Persist ever newer generations of CONFIGS configurations until killed.
+            "crash" => {
+                let mut gen: u64 = arg.parse().expect("start generation");
+                loop {
+                    gen += 1;
+                    let changes: Vec<Change> =
+                        (0..CONFIGS).map(|i| Change::put(format!("c{i}"), content(gen, i))).collect();
+                    backend.write("ns", &changes).await.into_result().expect("write");
+                }
+            }
+            // Persist 40 configurations of our own, one batch each, through the manager.
+            "concurrent" => {
+                let confo = confo::Confo::new();
+                confo.add_backend("f", std::sync::Arc::new(backend)).await.expect("add");
+                confo.activate_backend("f").expect("activate");
+                confo.use_namespace("ns").await.expect("use");
+                for j in 0..40 {
+                    confo.set(&format!("p{arg}_c{j}"), "writer", arg.as_str()).expect("set");
+                    confo.set(&format!("p{arg}_c{j}"), "j", j).expect("set");
+                    confo.set("shared", &format!("from_{arg}"), j).expect("set");
+                    confo.persist().await.expect("persist");
+                }
+            }
+            other => panic!("unknown child role {other}"),
+        }
+    });
+}
+
+/// A tiny deterministic generator for kill delays (no extra dependency).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_never_leaves_a_torn_file() {
+    const TRIALS: usize = 200;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    backend.create_namespace("ns").await.expect("create");
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut last_gen = [0u64; CONFIGS];
+    let mut kills_mid_run = 0;
+    let started = Instant::now();
+    for trial in 0..TRIALS {
+        let start = last_gen.iter().max().copied().unwrap_or(0);
+        let mut child = spawn_child("crash", dir.path(), &start.to_string());
+        // Child start-up takes a few ms; kill anywhere from before its first write to deep
+        // into its loop.
+        std::thread::sleep(Duration::from_micros(2_000 + rng.below(25_000)));
+        if child.try_wait().expect("try_wait").is_none() {
+            kills_mid_run += 1;
+        }
+        child.kill().expect("kill");
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "the child only stops when killed");
+
+        let data = backend.load_namespace("ns").await.unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+        for i in 0..CONFIGS {
+            let Some(stored) = data.get(&format!("c{i}")) else { continue };
+            let gen = stored.value["gen"].as_u64().expect("gen");
+            assert_eq!(*stored.value, content(gen, i), "trial {trial}: c{i} is exactly one generation's content");
+            assert!(gen >= last_gen[i], "trial {trial}: c{i} went back from {} to {gen}", last_gen[i]);
+            last_gen[i] = gen;
+        }
+    }
+    eprintln!(
+        "{TRIALS} trials in {:?}, {kills_mid_run} killed while running, last generations {last_gen:?}",
+        started.elapsed()
+    );
+    assert!(kills_mid_run >= TRIALS / 2, "most kills must land while the child writes");
+    assert!(last_gen.iter().all(|&g| g > 0), "the children did write");
+    // The next persist removes whatever temporary files the kills left.
+    backend.put_configuration("ns", "after", json!({}).as_object().expect("object").clone()).await.expect("put");
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path().join("ns"))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".json"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_in_several_processes_lose_nothing() {
+    const WRITERS: usize = 4;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    backend.create_namespace("ns").await.expect("create");
+    let children: Vec<Child> = (0..WRITERS).map(|w| spawn_child("concurrent", dir.path(), &w.to_string())).collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success(), "a writer failed");
+    }
+    let data = backend.load_namespace("ns").await.expect("every file parses");
+    assert_eq!(data.len(), WRITERS * 40 + 1);
+    for w in 0..WRITERS {
+        for j in 0..40 {
+            let stored = &data[&format!("p{w}_c{j}")];
+            assert_eq!(stored.value["writer"], json!(w.to_string()));
+            assert_eq!(stored.value["j"], json!(j));
+        }
+    }
+    // "shared" is rewritten whole by every writer (last writer wins without conflict
+    // detection): whoever persisted last left its final value.
+    let shared = &data["shared"].value;
+    assert!((0..WRITERS).any(|w| shared.get(&format!("from_{w}")) == Some(&json!(39))), "{shared:?}");
+}
