@@ -1,1 +1,552 @@
-pub fn x() {}
+//! Private servers for confo's tests: `redis-server`, a standalone ZooKeeper, a 3-node ZooKeeper
+//! ensemble and `etcd`, each on free loopback ports in its own temp dir, ready when returned,
+//! and stopped (killed and reaped) when dropped.
+//!
+//! Nothing here uses a server someone else started. A missing binary is an error that names
+//! the Debian package to install; tests `expect()` it, so they fail loudly instead of skipping.
+//!
+//! # Layout
+//!
+//! - [`Server`]: one child process with its command line, so it can be stopped and restarted
+//!   on the same port and data dir.
+//! - [`RedisServer`], [`ZkServer`], [`ZkEnsemble`], [`EtcdServer`]: the servers.
+//! - [`free_port`], [`require_binary`]: the pieces they share.
+
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer after it was started.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a server could not be started.
+pub struct HarnessError(String);
+
+impl fmt::Debug for HarnessError {
+    // Shown by `expect()`: the plain message, which says what to install or what went wrong.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+/// `Result` of the harness.
+pub type Result<T> = std::result::Result<T, HarnessError>;
+
+fn err(message: impl Into<String>) -> HarnessError {
+    HarnessError(message.into())
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| {
+        panic!("cannot bind a loopback port: {e}");
+    })
+}
+
+/// The path of `program` on `PATH` (or `program` itself if it is a path that exists), or an
+/// error naming the Debian package that provides it.
+pub fn require_binary(program: &str, package: &str) -> Result<PathBuf> {
+    let as_path = Path::new(program);
+    if as_path.components().count() > 1 {
+        return if as_path.exists() { Ok(as_path.to_owned()) } else { Err(missing(program, package)) };
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| missing(program, package))
+}
+
+fn missing(program: &str, package: &str) -> HarnessError {
+    err(format!(
+        "{program} not found: the tests start their own servers and need it installed \
+         (apt-get update && apt-get install -y {package}; the README's test command does this)"
+    ))
+}
+
+fn temp_dir(tag: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!("confo-{tag}-")).tempdir().map_err(|e| err(format!("temp dir: {e}")))
+}
+
+/// One server process: how to start it, and the running child if it runs.
+pub struct Server {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server").field("name", &self.name).field("running", &self.child.is_some()).finish()
+    }
+}
+
+impl Server {
+    fn new(name: impl Into<String>, program: PathBuf, args: Vec<String>, log: PathBuf) -> Self {
+        Server { name: name.into(), program, args, log, child: None }
+    }
+
+    /// Starts the process if it is not running. Output goes to the server's log file.
+    pub fn start(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| err(format!("{}: log {}: {e}", self.name, self.log.display())))?;
+        let log2 = log.try_clone().map_err(|e| err(format!("{}: log: {e}", self.name)))?;
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| err(format!("{}: cannot start {}: {e}", self.name, self.program.display())))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process (SIGKILL, as a crash would) and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The last lines of the server's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Polls `ready` until it answers true, the process dies, or the timeout passes.
+    fn wait_ready(&mut self, mut ready: impl FnMut() -> bool) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if !self.is_running() {
+                return Err(err(format!("{} exited during start-up; its log ends:\n{}", self.name, self.log_tail())));
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "{} did not answer within {READY_TIMEOUT:?}; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends `request` to `addr` and returns what the server answers before closing or timing out.
+fn tcp_ask(addr: SocketAddr, request: &[u8], enough: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    stream.write_all(request).ok()?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !enough(&answer) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(answer)
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Starts a server on fresh ports, retrying with new ports if one was taken meanwhile.
+fn with_retries<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut last = None;
+    for _ in 0..3 {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.0.contains("not found:") => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| err("no attempt made")))
+}
+
+// ----- Redis -----
+
+/// A private `redis-server` on 127.0.0.1, without persistence.
+#[derive(Debug)]
+pub struct RedisServer {
+    server: Server,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts a plain server.
+    pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (`["--requirepass", "secret"]`).
+    pub fn start_with(extra: &[&str]) -> Result<Self> {
+        let program = require_binary("redis-server", "redis-server")?;
+        with_retries(|| {
+            let dir = temp_dir("redis")?;
+            let port = free_port();
+            let mut args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &dir.path().display().to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let server =
+                Server::new(format!("redis-server :{port}"), program.clone(), args, dir.path().join("redis.log"));
+            let mut redis = RedisServer { server, port, _dir: dir };
+            redis.server.start()?;
+            redis.wait_ready()?;
+            Ok(redis)
+        })
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let addr = loopback(self.port);
+        // PING answers +PONG, or -NOAUTH when a password is required: either way it serves.
+        self.server.wait_ready(|| {
+            tcp_ask(addr, b"PING\r\n", |a| a.ends_with(b"\r\n"))
+                .is_some_and(|a| a.starts_with(b"+PONG") || a.starts_with(b"-NOAUTH"))
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Starts it again on the same port and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.server.start()?;
+        self.wait_ready()
+    }
+
+    /// The underlying process.
+    pub fn process(&mut self) -> &mut Server {
+        &mut self.server
+    }
+}
+
+// ----- ZooKeeper -----
+
+const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+
+fn zk_java() -> Result<PathBuf> {
+    let java = require_binary("java", "zookeeper")?;
+    require_binary(ZK_JAR, "zookeeper")?;
+    Ok(java)
+}
+
+fn zk_args(main_class: &str, cfg: &Path) -> Vec<String> {
+    [
+        "-Xmx256m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xshare:auto",
+        "-Dzookeeper.admin.enableServer=false",
+        "-Dzookeeper.4lw.commands.whitelist=*",
+        "-cp",
+        ZK_JAR,
+        main_class,
+        &cfg.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn zk_cfg(data: &Path, client_port: u16, extra: &str) -> String {
+    format!(
+        "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort={client_port}\n\
+         clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n{extra}",
+        data.display()
+    )
+}
+
+/// The `Mode:` line of a ZooKeeper server's `srvr` answer (`standalone`, `leader`,
+/// `follower`), or `None` if it does not serve.
+pub fn zk_mode(port: u16) -> Option<String> {
+    let answer = tcp_ask(loopback(port), b"srvr", |_| false)?;
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().find_map(|l| l.strip_prefix("Mode: ")).map(|m| m.trim().to_owned())
+}
+
+/// A private standalone ZooKeeper (`tickTime=500`, so sessions expire fast in tests).
+#[derive(Debug)]
+pub struct ZkServer {
+    server: Server,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ZkServer {
+    /// Starts it and waits until it serves (`srvr` reports `Mode: standalone`).
+    pub fn start() -> Result<Self> {
+        let java = zk_java()?;
+        with_retries(|| {
+            let dir = temp_dir("zk")?;
+            let port = free_port();
+            let data = dir.path().join("data");
+            std::fs::create_dir(&data).map_err(|e| err(format!("zk data dir: {e}")))?;
+            let cfg = dir.path().join("zoo.cfg");
+            std::fs::write(&cfg, zk_cfg(&data, port, "")).map_err(|e| err(format!("zoo.cfg: {e}")))?;
+            let args = zk_args("org.apache.zookeeper.server.ZooKeeperServerMain", &cfg);
+            let server = Server::new(format!("zookeeper :{port}"), java.clone(), args, dir.path().join("zk.log"));
+            let mut zk = ZkServer { server, port, _dir: dir };
+            zk.server.start()?;
+            zk.wait_ready()?;
+            Ok(zk)
+        })
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        // `ruok` says `imok` before the server serves requests; `srvr` shows a mode only then.
+        let port = self.port;
+        self.server.wait_ready(|| zk_mode(port).is_some_and(|m| m == "standalone"))
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The connect string `127.0.0.1:PORT`.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Starts it again on the same port and data and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.server.start()?;
+        self.wait_ready()
+    }
+}
+
+/// A ZooKeeper ensemble on loopback ports, one process per node.
+#[derive(Debug)]
+pub struct ZkEnsemble {
+    nodes: Vec<Server>,
+    client_ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl ZkEnsemble {
+    /// Starts `size` nodes (3 for a real quorum) and waits until every one is a leader or a
+    /// follower.
+    pub fn start(size: usize) -> Result<Self> {
+        let java = zk_java()?;
+        with_retries(|| {
+            let dir = temp_dir("zk-ensemble")?;
+            let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+            let peers: String =
+                (1..=size).map(|id| format!("server.{id}=127.0.0.1:{}:{}\n", free_port(), free_port())).collect();
+            let mut nodes = Vec::new();
+            for (i, &port) in client_ports.iter().enumerate() {
+                let node_dir = dir.path().join(format!("node{}", i + 1));
+                let data = node_dir.join("data");
+                std::fs::create_dir_all(&data).map_err(|e| err(format!("zk data dir: {e}")))?;
+                std::fs::write(data.join("myid"), format!("{}\n", i + 1)).map_err(|e| err(format!("myid: {e}")))?;
+                let cfg = node_dir.join("zoo.cfg");
+                std::fs::write(&cfg, zk_cfg(&data, port, &peers)).map_err(|e| err(format!("zoo.cfg: {e}")))?;
+                let args = zk_args("org.apache.zookeeper.server.quorum.QuorumPeerMain", &cfg);
+                nodes.push(Server::new(
+                    format!("zookeeper node {} :{port}", i + 1),
+                    java.clone(),
+                    args,
+                    node_dir.join("zk.log"),
+                ));
+            }
+            let mut ensemble = ZkEnsemble { nodes, client_ports, _dir: dir };
+            for node in &mut ensemble.nodes {
+                node.start()?;
+            }
+            for i in 0..size {
+                ensemble.wait_serving(i)?;
+            }
+            Ok(ensemble)
+        })
+    }
+
+    fn wait_serving(&mut self, index: usize) -> Result<()> {
+        let port = self.client_ports[index];
+        self.nodes[index].wait_ready(|| zk_mode(port).is_some_and(|m| m == "leader" || m == "follower"))
+    }
+
+    /// The connect string naming every node: `127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn connect_string(&self) -> String {
+        self.client_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// Each node's client port.
+    pub fn client_ports(&self) -> &[u16] {
+        &self.client_ports
+    }
+
+    /// The index of the node that is leader now, if one is.
+    pub fn leader(&self) -> Option<usize> {
+        self.client_ports.iter().position(|&p| zk_mode(p).as_deref() == Some("leader"))
+    }
+
+    /// Stops one node (SIGKILL).
+    pub fn stop(&mut self, index: usize) {
+        self.nodes[index].stop();
+    }
+
+    /// Starts a stopped node again and waits until it serves as leader or follower.
+    pub fn restart(&mut self, index: usize) -> Result<()> {
+        self.nodes[index].start()?;
+        self.wait_serving(index)
+    }
+}
+
+// ----- etcd -----
+
+/// A private single-member `etcd` with fast elections.
+#[derive(Debug)]
+pub struct EtcdServer {
+    server: Server,
+    client_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl EtcdServer {
+    /// Starts it and waits until `/health` says it is healthy.
+    pub fn start() -> Result<Self> {
+        let etcd = require_binary("etcd", "etcd-server")?;
+        with_retries(|| {
+            let dir = temp_dir("etcd")?;
+            let (client_port, peer_port) = (free_port(), free_port());
+            let client = format!("http://127.0.0.1:{client_port}");
+            let peer = format!("http://127.0.0.1:{peer_port}");
+            let args: Vec<String> = [
+                "--name",
+                "n1",
+                "--data-dir",
+                &dir.path().join("data").display().to_string(),
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+                "--initial-cluster",
+                &format!("n1={peer}"),
+                "--initial-cluster-state",
+                "new",
+                "--heartbeat-interval=10",
+                "--election-timeout=100",
+                "--logger=zap",
+                "--log-outputs=stderr",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let server = Server::new(format!("etcd :{client_port}"), etcd.clone(), args, dir.path().join("etcd.log"));
+            let mut etcd = EtcdServer { server, client_port, _dir: dir };
+            etcd.server.start()?;
+            etcd.wait_ready()?;
+            Ok(etcd)
+        })
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let addr = loopback(self.client_port);
+        let request = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.client_port);
+        self.server.wait_ready(|| {
+            tcp_ask(addr, request.as_bytes(), |_| false)
+                .is_some_and(|a| String::from_utf8_lossy(&a).contains("\"health\":\"true\""))
+        })
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.client_port
+    }
+
+    /// The client endpoint `127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Starts it again with the same data and waits until it is healthy.
+    pub fn restart(&mut self) -> Result<()> {
+        self.server.start()?;
+        self.wait_ready()
+    }
+}
