@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages for the servers the tests start themselves,
+# Python confo 0.1.6.2 in a private venv for the compatibility test), then runs every check and
+# test. Run as root on a fresh Debian machine, or anywhere the packages are already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+{ command -v java >/dev/null && [ -f /usr/share/java/zookeeper.jar ]; } || missing+=(zookeeper)
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python confo itself, to prove that it reads the folders we write (no dependencies of its
+# own are needed for its file backend beyond these).
+venv=target/confo-py-compat
+if ! "$venv/bin/python" -c 'import confo.Confo' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+    confo==0.1.6.2 kazoo==2.8.0 singleton-decorator==1.0.0 six==1.16.0
+fi
+export CONFO_PY_COMPAT="$venv/bin/python"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo test --workspace --all-features
