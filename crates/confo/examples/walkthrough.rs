@@ -13,9 +13,11 @@ use confo::{BackendKind, BackendSpec};
 use serde_json::json;
 
 fn main() -> Result<(), confo::Error> {
-    let path = std::env::args().nth(1).map_or_else(|| PathBuf::from("target/walkthrough/Configurations"), PathBuf::from);
+    let path =
+        std::env::args().nth(1).map_or_else(|| PathBuf::from("target/walkthrough/Configurations"), PathBuf::from);
     if path.exists() {
-        std::fs::remove_dir_all(&path).map_err(|e| confo::Error::Io { location: path.display().to_string(), source: e })?;
+        std::fs::remove_dir_all(&path)
+            .map_err(|e| confo::Error::Io { location: path.display().to_string(), source: e })?;
     }
     std::fs::create_dir_all(&path).map_err(|e| confo::Error::Io { location: path.display().to_string(), source: e })?;
 
