@@ -61,6 +61,18 @@ impl Confo {
         self.block(self.inner.load_backend(name, spec))
     }
 
+    /// See [`crate::Confo::load_backend_from`].
+    pub fn load_backend_from(
+        &self,
+        name: &str,
+        kind: crate::spec::BackendKind,
+        source: &str,
+        namespace: &str,
+        config: &str,
+    ) -> Result<()> {
+        self.block(self.inner.load_backend_from(name, kind, source, namespace, config))
+    }
+
     /// See [`crate::Confo::add_backend`].
     pub fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         self.block(self.inner.add_backend(name, backend))

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | files | `file:PATH`, `file://PATH` (`file:///abs/path`) | `{"config_path": "PATH"}` |
 //! | memory | `memory:` | `{}` |
+//! | Redis | `redis://[user[:password]@]host[:port][/db]`, `rediss://…`, `redis+sentinel://h:p[,h:p…]/master` | `{"redis_host": …, "redis_port": …}` (see [`RedisOptions`](crate::backend::redis::RedisOptions)) |
 //!
 //! Unknown and missing keys are errors that name the key. A spec's `Display` and `Debug`
 //! never show a password.
@@ -27,6 +28,8 @@ pub enum BackendKind {
     File,
     /// In memory, in this process.
     Memory,
+    /// Redis, in the seed's layout.
+    Redis,
 }
 
 impl BackendKind {
@@ -35,6 +38,7 @@ impl BackendKind {
         match self {
             BackendKind::File => "file",
             BackendKind::Memory => "memory",
+            BackendKind::Redis => "redis",
         }
     }
 }
@@ -47,7 +51,7 @@ impl fmt::Display for BackendKind {
 
 /// Schemes that later backends will own; named so the error says "not in this build" rather
 /// than "unknown".
-const PLANNED_SCHEMES: &[&str] = &["redis", "rediss", "redis+sentinel", "zk", "etcd", "etcds"];
+const PLANNED_SCHEMES: &[&str] = &["zk", "etcd", "etcds"];
 
 impl FromStr for BackendKind {
     type Err = Error;
@@ -56,11 +60,15 @@ impl FromStr for BackendKind {
         match s.to_ascii_lowercase().as_str() {
             "file" | "files" => Ok(BackendKind::File),
             "memory" => Ok(BackendKind::Memory),
-            "redis" | "zookeeper" | "etcd" => Err(Error::spec(
+            "redis" => Ok(BackendKind::Redis),
+            "zookeeper" | "etcd" => Err(Error::spec(
                 Some("backend_type"),
                 format!("the {s} backend is not available in this build of confo yet"),
             )),
-            _ => Err(Error::spec(Some("backend_type"), format!("unknown backend type {s:?}; expected file or memory"))),
+            _ => Err(Error::spec(
+                Some("backend_type"),
+                format!("unknown backend type {s:?}; expected file, memory or redis"),
+            )),
         }
     }
 }
@@ -76,6 +84,9 @@ pub enum BackendSpec {
     },
     /// In memory, in this process.
     Memory,
+    /// Redis: one server or a Sentinel group.
+    #[cfg(feature = "redis")]
+    Redis(crate::backend::redis::RedisOptions),
 }
 
 impl BackendSpec {
@@ -88,12 +99,24 @@ impl BackendSpec {
     /// # Ok::<(), confo::Error>(())
     /// ```
     pub fn from_credentials(kind: BackendKind, credentials: &Value) -> Result<Self> {
-        let mut creds = Credentials::new(kind, credentials)?;
         let spec = match kind {
-            BackendKind::File => BackendSpec::File { config_path: PathBuf::from(creds.required_str("config_path")?) },
-            BackendKind::Memory => BackendSpec::Memory,
+            BackendKind::File => {
+                let mut creds = Credentials::new(kind, credentials)?;
+                let config_path = PathBuf::from(creds.required_str("config_path")?);
+                creds.finish()?;
+                BackendSpec::File { config_path }
+            }
+            BackendKind::Memory => {
+                Credentials::new(kind, credentials)?.finish()?;
+                BackendSpec::Memory
+            }
+            #[cfg(feature = "redis")]
+            BackendKind::Redis => {
+                BackendSpec::Redis(crate::backend::redis::RedisOptions::from_credentials(credentials)?)
+            }
+            #[cfg(not(feature = "redis"))]
+            BackendKind::Redis => return Err(not_built("redis")),
         };
-        creds.finish()?;
         Ok(spec)
     }
 
@@ -102,6 +125,8 @@ impl BackendSpec {
         match self {
             BackendSpec::File { .. } => BackendKind::File,
             BackendSpec::Memory => BackendKind::Memory,
+            #[cfg(feature = "redis")]
+            BackendSpec::Redis(_) => BackendKind::Redis,
         }
     }
 
@@ -110,6 +135,10 @@ impl BackendSpec {
         Ok(match self {
             BackendSpec::File { config_path } => Arc::new(FileBackend::open(config_path.clone())?),
             BackendSpec::Memory => Arc::new(MemoryBackend::new()),
+            #[cfg(feature = "redis")]
+            BackendSpec::Redis(options) => {
+                Arc::new(crate::backend::redis::RedisBackend::connect(options.clone()).await?)
+            }
         })
     }
 }
@@ -135,11 +164,20 @@ impl FromStr for BackendSpec {
             }
             "memory" if rest.is_empty() || rest == "//" => Ok(BackendSpec::Memory),
             "memory" => Err(Error::spec(None, "memory: takes nothing after the colon")),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => {
+                Ok(BackendSpec::Redis(crate::backend::redis::RedisOptions::from_url(s)?))
+            }
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => Err(not_built("redis")),
             other if PLANNED_SCHEMES.contains(&other) => Err(Error::spec(
                 Some("scheme"),
                 format!("the {other}: backend is not available in this build of confo yet"),
             )),
-            other => Err(Error::spec(Some("scheme"), format!("unknown scheme {other:?}; expected file: or memory:"))),
+            other => Err(Error::spec(
+                Some("scheme"),
+                format!("unknown scheme {other:?}; expected file:, memory:, redis:// or redis+sentinel://"),
+            )),
         }
     }
 }
@@ -149,6 +187,8 @@ impl fmt::Display for BackendSpec {
         match self {
             BackendSpec::File { config_path } => write!(f, "file:{}", config_path.display()),
             BackendSpec::Memory => f.write_str("memory:"),
+            #[cfg(feature = "redis")]
+            BackendSpec::Redis(options) => write!(f, "{options}"),
         }
     }
 }
@@ -162,14 +202,14 @@ impl fmt::Debug for BackendSpec {
 
 /// A credentials dictionary being read: tracks which keys were used so that unknown keys are
 /// reported, and never puts a value into an error.
-struct Credentials<'a> {
+pub(crate) struct Credentials<'a> {
     kind: BackendKind,
     map: &'a serde_json::Map<String, Value>,
     used: Vec<&'static str>,
 }
 
 impl<'a> Credentials<'a> {
-    fn new(kind: BackendKind, credentials: &'a Value) -> Result<Self> {
+    pub(crate) fn new(kind: BackendKind, credentials: &'a Value) -> Result<Self> {
         match credentials {
             Value::Object(map) => Ok(Credentials { kind, map, used: Vec::new() }),
             other => Err(Error::spec(
@@ -179,12 +219,12 @@ impl<'a> Credentials<'a> {
         }
     }
 
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.used.push(key);
         self.map.get(key)
     }
 
-    fn required_str(&mut self, key: &'static str) -> Result<&'a str> {
+    pub(crate) fn required_str(&mut self, key: &'static str) -> Result<&'a str> {
         match self.get(key) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s),
             Some(Value::String(_)) => Err(Error::spec(Some(key), "must not be empty")),
@@ -195,9 +235,40 @@ impl<'a> Credentials<'a> {
         }
     }
 
+    /// An optional non-empty string.
+    pub(crate) fn optional_str(&mut self, key: &'static str) -> Result<Option<&'a str>> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+            Some(_) => Err(Error::spec(Some(key), "must be a non-empty string")),
+        }
+    }
+
+    /// An optional boolean, given as `true`/`false` or the strings "true"/"false"/"1"/"0".
+    pub(crate) fn optional_bool(&mut self, key: &'static str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => {
+                parse_bool(s).map(Some).ok_or_else(|| Error::spec(Some(key), "must be true or false"))
+            }
+            Some(_) => Err(Error::spec(Some(key), "must be true or false")),
+        }
+    }
+
+    /// An optional non-negative integer, given as a number or a numeric string.
+    pub(crate) fn optional_u32(&mut self, key: &'static str) -> Result<Option<u32>> {
+        let bad = || Error::spec(Some(key), "must be a non-negative whole number, as a number or a numeric string");
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some).ok_or_else(bad),
+            Some(Value::String(s)) => s.trim().parse::<u32>().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+
     /// A TCP port given as a number or a numeric string (`6379` or `"6379"`).
-    #[allow(dead_code)] // read by the network backends' credentials (Redis, ZooKeeper, etcd)
-    fn port(&mut self, key: &'static str) -> Result<Option<u16>> {
+    pub(crate) fn port(&mut self, key: &'static str) -> Result<Option<u16>> {
         let bad = || Error::spec(Some(key), "must be a port number from 1 to 65535, as a number or a numeric string");
         match self.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -210,7 +281,7 @@ impl<'a> Credentials<'a> {
     }
 
     /// Fails on the first key that was never read.
-    fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<()> {
         let mut unknown: Vec<&String> = self.map.keys().filter(|k| !self.used.contains(&k.as_str())).collect();
         unknown.sort();
         match unknown.first() {
@@ -220,6 +291,51 @@ impl<'a> Credentials<'a> {
                 format!("unknown key for the {} backend (known: {})", self.kind, self.used.join(", ")),
             )),
         }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn not_built(backend: &str) -> Error {
+    Error::spec(
+        Some("scheme"),
+        format!("this build of confo has no {backend} backend (enable the `{backend}` feature)"),
+    )
+}
+
+/// `true`/`false`/`1`/`0`/`yes`/`no`, as in a URL query or a credentials string.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// A password or token: its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -250,7 +366,7 @@ mod tests {
         assert_eq!(key_of("file:".parse::<BackendSpec>().unwrap_err()), Some("path".into()));
         assert_eq!(key_of("ftp://x".parse::<BackendSpec>().unwrap_err()), Some("scheme".into()));
         assert_eq!(key_of("Configurations".parse::<BackendSpec>().unwrap_err()), None);
-        let later = "redis://127.0.0.1:6379".parse::<BackendSpec>().unwrap_err().to_string();
+        let later = "zk://127.0.0.1:2181".parse::<BackendSpec>().unwrap_err().to_string();
         assert!(later.contains("not available in this build"), "{later}");
     }
 

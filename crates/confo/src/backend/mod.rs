@@ -17,9 +17,13 @@ use crate::name::NameKind;
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use file::FileBackend;
 pub use memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub use redis::{RedisBackend, RedisOptions};
 
 /// A configuration: a JSON object whose field order round-trips.
 pub type Configuration = serde_json::Map<String, serde_json::Value>;

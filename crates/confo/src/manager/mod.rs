@@ -169,6 +169,36 @@ impl Confo {
         self.add_backend(name, backend).await
     }
 
+    /// Loads a backend whose credentials dictionary is kept as a configuration of another
+    /// loaded backend (the seed's note: Redis credentials stored in the file backend).
+    ///
+    /// ```no_run
+    /// # async fn demo(confo: confo::Confo) -> confo::Result<()> {
+    /// // Configurations/infra/redis.json holds {"redis_host": "localhost", "redis_port": "6379"}
+    /// confo.load_backend_from("redis_backend", confo::BackendKind::Redis, "files", "infra", "redis").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn load_backend_from(
+        &self,
+        name: &str,
+        kind: crate::spec::BackendKind,
+        source: &str,
+        namespace: &str,
+        config: &str,
+    ) -> Result<()> {
+        let backend = self
+            .state()
+            .backends
+            .get(source)
+            .map(|s| s.backend.clone())
+            .ok_or_else(|| Error::not_found(Missing::Backend, source, ""))?;
+        let stored = backend.load_configuration(namespace, config).await?.ok_or_else(|| {
+            Error::not_found(Missing::Configuration, config, format!("{} namespace {namespace:?}", backend.describe()))
+        })?;
+        let spec = BackendSpec::from_credentials(kind, &Value::Object((*stored.value).clone()))?;
+        self.load_backend(name, &spec).await
+    }
+
     /// Registers an already opened backend under `name` (for backends built by hand).
     pub async fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         name::validate(NameKind::Backend, name)?;

@@ -1,0 +1,12 @@
+-- KEYS: root, namespace key. ARGV: namespace. Returns 1 if created, 0 if it existed.
+local list, corrupt = read_index(KEYS[1], 'namespaces')
+if corrupt then return fail('CORRUPT', KEYS[1]) end
+list = list or {}
+if contains(list, ARGV[1]) then return 0 end
+table.insert(list, ARGV[1])
+redis.call('SET', KEYS[1], encode_index('namespaces', list))
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], '{"configurations":[]}')
+end
+event(ARGV[1], nil, 'create_namespace')
+return 1

@@ -1,0 +1,17 @@
+-- KEYS: root, namespace key. ARGV: namespace. Deletes every configuration key, the namespace
+-- key and the root's entry.
+local list, err = require_namespace(KEYS[1], ARGV[1])
+if err then return err end
+local configs, corrupt = read_index(KEYS[2], 'configurations')
+if corrupt then return fail('CORRUPT', KEYS[2]) end
+for _, cfg in ipairs(configs or {}) do
+  redis.call('DEL', ARGV[1] .. '-' .. cfg)
+end
+redis.call('DEL', KEYS[2])
+local kept = {}
+for _, ns in ipairs(list) do
+  if ns ~= ARGV[1] then kept[#kept + 1] = ns end
+end
+redis.call('SET', KEYS[1], encode_index('namespaces', kept))
+event(ARGV[1], nil, 'delete_namespace')
+return 1

@@ -1,0 +1,21 @@
+-- KEYS: root, namespace key. ARGV: namespace. Returns a flat array name1, value1, name2, ...
+-- (a missing value is nil) read in one consistent step. A listed namespace whose key is
+-- missing reads as empty.
+local _, err = require_namespace(KEYS[1], ARGV[1])
+if err then return err end
+local configs, corrupt = read_index(KEYS[2], 'configurations')
+if corrupt then return fail('CORRUPT', KEYS[2]) end
+local reply = {}
+if not configs or #configs == 0 then return reply end
+local keys = {}
+for i, cfg in ipairs(configs) do keys[i] = ARGV[1] .. '-' .. cfg end
+-- MGET in slices: unpack() has a stack limit.
+for first = 1, #keys, 1000 do
+  local last = math.min(first + 999, #keys)
+  local values = redis.call('MGET', unpack(keys, first, last))
+  for i = first, last do
+    reply[#reply + 1] = configs[i]
+    reply[#reply + 1] = values[i - first + 1]
+  end
+end
+return reply

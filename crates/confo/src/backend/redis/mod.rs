@@ -1,0 +1,570 @@
+//! Redis (specs `redis://`, `rediss://`, `redis+sentinel://`): the seed's layout, exactly.
+//!
+//! # Backend details
+//!
+//! | what | key | value |
+//! | --- | --- | --- |
+//! | root | `confo` | `{"namespaces":["HR_dept", ...]}` |
+//! | namespace `HR_dept` | `HR_dept` | `{"configurations":["database", ...]}` |
+//! | configuration `database` in `HR_dept` | `HR_dept-database` | the configuration's JSON object |
+//!
+//! - Opening a backend creates `confo` = `{"namespaces":[]}` only if it is absent (`SET NX`).
+//! - Index documents written by other programs load whatever their spacing and order
+//!   (Python's `json.dumps` writes `{"namespaces": ["a"]}`); we write them compact, entries in
+//!   insertion order, and configurations compact.
+//! - A namespace listed in `confo` whose own key is missing reads as empty (it is recreated by
+//!   the next write into it). An index entry whose data key is missing, a value that is not JSON
+//!   or not an object, and an index document that is not of the shape above are
+//!   [`Error::Corrupt`] naming the key.
+//! - **Name rules.** `<ns>-<cfg>` is ambiguous (`a-b` + `c` and `a` + `b-c` are the same key)
+//!   and a namespace called `confo` would be the root key, so namespace names may not contain
+//!   `-` and may not be `confo`. Configuration names may contain `-`: with no `-` in the
+//!   namespace, the first `-` of a key splits it, and no namespace key contains one.
+//! - **Atomic.** Every operation that touches an index and data keys is one Lua script
+//!   (`EVALSHA`, reloaded on `NOSCRIPT`): creating or deleting a namespace, and writing a batch
+//!   (preconditions checked first, then values, the namespace index and one `PUBLISH` per
+//!   change on `confo:events`, e.g. `{"namespace":"ns","configuration":"db","operation":"put"}`).
+//!   The scripts derive data keys from the index, so this layout suits a single server or a
+//!   Sentinel group, not Redis Cluster.
+//! - **Round trips.** Reading a namespace is one script (index + `MGET` in slices): one round
+//!   trip whatever its size. A batch is written in chunks of at most [`CHUNK_CHANGES`] changes
+//!   and [`CHUNK_BYTES`] bytes, one script each, so a huge namespace never blocks the server for
+//!   long; each chunk is atomic, and a failure reports the chunks already written.
+//! - **Versions** are the SHA-1 of the stored value, compared inside the write script with
+//!   `redis.sha1hex`, so any writer's change is noticed.
+//! - **Connecting.** Connect and response timeouts (default 3 s and 10 s), so a dead server is
+//!   [`Error::Unavailable`] quickly; the connection is re-made by itself when the server comes
+//!   back. `AUTH` with a password or an ACL user; wrong credentials are
+//!   [`Error::Unauthorized`]. TLS with `rediss://` (system roots, or `tls_ca=PATH`).
+//! - **Sentinel.** `redis+sentinel://h1:p1,h2:p2/master` asks the sentinels for the current
+//!   master and asks again after a connection error or a `READONLY` reply (a failover).
+//!   `wait_replicas=N` makes each write wait for `N` replicas (`WAIT`), so an acknowledged write
+//!   survives a failover.
+
+mod options;
+
+use std::sync::{Arc, LazyLock, Mutex};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisFuture, Script,
+};
+
+pub use options::{RedisEndpoint, RedisOptions};
+
+use super::file::parse_config;
+use super::{
+    validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
+    WriteReport,
+};
+use crate::error::{Corruption, Error, Missing, Result};
+use crate::name::{NameKind, NameRule};
+
+/// The root key.
+pub const ROOT_KEY: &str = "confo";
+/// The channel every write publishes on.
+pub const EVENTS_CHANNEL: &str = "confo:events";
+/// Most changes written by one script call.
+pub const CHUNK_CHANGES: usize = 1000;
+/// Most value bytes written by one script call.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// A script and its source (the redis crate keeps the source private; `SCRIPT LOAD` needs it).
+struct Lua {
+    script: Script,
+    source: String,
+}
+
+impl std::ops::Deref for Lua {
+    type Target = Script;
+
+    fn deref(&self) -> &Script {
+        &self.script
+    }
+}
+
+struct Scripts {
+    create_namespace: Lua,
+    delete_namespace: Lua,
+    load_namespace: Lua,
+    write: Lua,
+}
+
+impl Scripts {
+    fn all(&self) -> [&Lua; 4] {
+        [&self.create_namespace, &self.delete_namespace, &self.load_namespace, &self.write]
+    }
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    let with_common = |body: &str| {
+        let source = format!("{}\n{body}", include_str!("common.lua"));
+        Lua { script: Script::new(&source), source }
+    };
+    Scripts {
+        create_namespace: with_common(include_str!("create_namespace.lua")),
+        delete_namespace: with_common(include_str!("delete_namespace.lua")),
+        load_namespace: with_common(include_str!("load_namespace.lua")),
+        write: with_common(include_str!("write.lua")),
+    }
+});
+
+/// The seed's Redis layout over one server or a Sentinel group.
+#[derive(Debug, Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    describe: String,
+    wait_replicas: u32,
+    link: Link,
+}
+
+impl RedisBackend {
+    /// Connects, and creates the root key if it is absent.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> confo::Result<()> {
+    /// use confo::backend::redis::{RedisBackend, RedisOptions};
+    /// let backend = RedisBackend::connect(RedisOptions::from_url("redis://127.0.0.1:6379")?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(options: RedisOptions) -> Result<Self> {
+        install_crypto_provider();
+        let describe = options.describe();
+        let link = Link::connect(&options).await.map_err(|e| map_error(&describe, e))?;
+        let backend = RedisBackend { inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, link }) };
+        // One round trip: the root if absent, and every script loaded so that even the first
+        // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(ROOT_KEY).arg(r#"{"namespaces":[]}"#).arg("NX").ignore();
+        for script in SCRIPTS.all() {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(&script.source).ignore();
+        }
+        let mut conn = backend.inner.link.connection().await.map_err(|e| backend.map_error(e))?;
+        let loaded: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        loaded.map_err(|e| backend.failed(e))?;
+        Ok(backend)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
+        let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
+        let result = cmd.query_async(&mut conn).await;
+        result.map_err(|e| self.failed(e))
+    }
+
+    /// Runs a script on KEYS = [root, namespace key] and ARGV = [namespace, extra...].
+    async fn script<T: redis::FromRedisValue>(&self, script: &Script, namespace: &str, extra: &[&[u8]]) -> Result<T> {
+        let mut invocation = script.key(ROOT_KEY);
+        invocation.key(namespace).arg(namespace);
+        for arg in extra {
+            invocation.arg(*arg);
+        }
+        let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
+        let result = invocation.invoke_async(&mut conn).await;
+        result.map_err(|e| self.script_error(namespace, e))
+    }
+
+    fn map_error(&self, e: RedisError) -> Error {
+        map_error(&self.inner.describe, e)
+    }
+
+    /// Maps an error of a request, and drops a connection that a failover made stale.
+    fn failed(&self, e: RedisError) -> Error {
+        self.inner.link.failed(&e);
+        self.map_error(e)
+    }
+
+    fn script_error(&self, namespace: &str, e: RedisError) -> Error {
+        let detail = e.detail().unwrap_or_default().to_owned();
+        match e.code() {
+            Some("CONFLICT") => Error::Conflict { location: self.key_location(&format!("{namespace}-{detail}")) },
+            Some("NOTFOUND") => Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone()),
+            Some("CORRUPT") => Error::Corrupt {
+                corruptions: vec![Corruption {
+                    location: self.key_location(&detail),
+                    problem: "not an index document of confo's layout".into(),
+                }],
+            },
+            _ => self.failed(e),
+        }
+    }
+
+    fn key_location(&self, key: &str) -> String {
+        format!("{} key {key:?}", self.inner.describe)
+    }
+
+    fn corrupt(&self, key: &str, problem: impl Into<String>) -> Error {
+        Error::Corrupt { corruptions: vec![Corruption { location: self.key_location(key), problem: problem.into() }] }
+    }
+
+    /// Waits until the configured number of replicas acknowledged the writes made so far.
+    async fn wait_for_replicas(&self) -> Result<()> {
+        if self.inner.wait_replicas == 0 {
+            return Ok(());
+        }
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.inner.wait_replicas).arg(2000);
+        let acked: u32 = self.query(&wait).await?;
+        if acked < self.inner.wait_replicas {
+            return Err(Error::Unavailable {
+                backend: self.inner.describe.clone(),
+                message: format!("the write reached {acked} replica(s), {} required", self.inner.wait_replicas),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Picks rustls' ring provider once per process (redis' TLS needs a process-wide default).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn map_error(describe: &str, e: RedisError) -> Error {
+    let auth = matches!(e.kind(), ErrorKind::AuthenticationFailed)
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || e.to_string().contains("WRONGPASS")
+        || e.to_string().contains("NOAUTH");
+    if auth {
+        return Error::Unauthorized { backend: describe.to_owned(), message: e.to_string() };
+    }
+    Error::Unavailable { backend: describe.to_owned(), message: e.to_string() }
+}
+
+fn sha1_version(bytes: &[u8]) -> Version {
+    Version::text(sha1_smol::Sha1::from(bytes).digest().to_string())
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        let rule = match kind {
+            NameKind::Namespace if name.contains('-') => {
+                "a namespace must not contain '-': the key <namespace>-<configuration> would be ambiguous"
+            }
+            NameKind::Namespace if name == ROOT_KEY => "a namespace must not be named 'confo': that is the root key",
+            _ => return Ok(()),
+        };
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            kind,
+            rule: NameRule::Backend { backend: "redis", rule: rule.to_owned() },
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(ROOT_KEY)).await?;
+        let Some(raw) = raw else { return Ok(Vec::new()) };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| self.corrupt(ROOT_KEY, format!("not JSON: {e}")))?;
+        let list = doc
+            .get("namespaces")
+            .and_then(|l| l.as_array())
+            .ok_or_else(|| self.corrupt(ROOT_KEY, "expected {\"namespaces\": [...]}"))?;
+        let mut names = list
+            .iter()
+            .map(|n| {
+                n.as_str().map(str::to_owned).ok_or_else(|| self.corrupt(ROOT_KEY, "a namespace name is not a string"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let created: i64 = self.script(&SCRIPTS.create_namespace, namespace, &[]).await?;
+        self.wait_for_replicas().await?;
+        Ok(created == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let _: i64 = self.script(&SCRIPTS.delete_namespace, namespace, &[]).await?;
+        self.wait_for_replicas().await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let flat: Vec<Option<Vec<u8>>> = self.script(&SCRIPTS.load_namespace, namespace, &[]).await?;
+        let mut data = NamespaceData::new();
+        let mut corruptions = Vec::new();
+        for pair in flat.chunks(2) {
+            let [Some(name), value] = pair else { continue };
+            let name = String::from_utf8_lossy(name).into_owned();
+            let key = format!("{namespace}-{name}");
+            match value {
+                None => corruptions.push(Corruption {
+                    location: self.key_location(&key),
+                    problem: format!("listed in {namespace:?} but the key does not exist"),
+                }),
+                Some(bytes) => match parse_config(bytes) {
+                    Ok(map) => {
+                        data.insert(name, Stored { value: Arc::new(map), version: sha1_version(bytes) });
+                    }
+                    Err((position, problem)) => {
+                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                        corruptions
+                            .push(Corruption { location: self.key_location(&key), problem: format!("{problem}{at}") });
+                    }
+                },
+            }
+        }
+        if corruptions.is_empty() {
+            Ok(data)
+        } else {
+            Err(Error::Corrupt { corruptions })
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        if let Err(e) = validate_batch(self, namespace, changes) {
+            return WriteReport::failed(e);
+        }
+        // Encode every value first: a value that cannot be encoded fails the batch before
+        // anything is written.
+        let mut encoded: Vec<(Vec<u8>, Option<Version>)> = Vec::with_capacity(changes.len());
+        for change in changes {
+            match &change.kind {
+                ChangeKind::Put(value) => match serde_json::to_vec(&**value) {
+                    Ok(bytes) => {
+                        let version = sha1_version(&bytes);
+                        encoded.push((bytes, Some(version)));
+                    }
+                    Err(e) => {
+                        return WriteReport::failed(Error::InvalidValue {
+                            location: self.key_location(&format!("{namespace}-{}", change.name)),
+                            message: e.to_string(),
+                        })
+                    }
+                },
+                ChangeKind::Delete => encoded.push((Vec::new(), None)),
+            }
+        }
+        let mut report = WriteReport::default();
+        let mut start = 0;
+        while start < changes.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < changes.len()
+                && end - start < CHUNK_CHANGES
+                && (end == start || bytes + encoded[end].0.len() <= CHUNK_BYTES)
+            {
+                bytes += encoded[end].0.len();
+                end += 1;
+            }
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity((end - start) * 5);
+            for (change, (value, _)) in changes[start..end].iter().zip(&encoded[start..end]) {
+                let op = match change.kind {
+                    ChangeKind::Put(_) => "P",
+                    ChangeKind::Delete => "D",
+                };
+                let (pre, expected) = match &change.precondition {
+                    Precondition::Any => ("A", String::new()),
+                    Precondition::Absent => ("N", String::new()),
+                    Precondition::Version(v) => ("V", v.to_string()),
+                };
+                args.push(op.into());
+                args.push(change.name.clone().into_bytes());
+                args.push(pre.into());
+                args.push(expected.into_bytes());
+                args.push(value.clone());
+            }
+            let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let written: Result<i64> = self.script(&SCRIPTS.write, namespace, &arg_refs).await;
+            if let Err(e) = written {
+                report.error = Some(e);
+                return report;
+            }
+            for (change, (_, version)) in changes[start..end].iter().zip(&encoded[start..end]) {
+                report.applied.push(Applied { name: change.name.clone(), version: version.clone() });
+            }
+            start = end;
+        }
+        if let Err(e) = self.wait_for_replicas().await {
+            report.error = Some(e);
+        }
+        report
+    }
+}
+
+// ----- connections -----
+
+/// One server through a self-reconnecting [`ConnectionManager`], or the current master of a
+/// Sentinel group.
+enum Link {
+    Direct(ConnectionManager),
+    Sentinel(Box<SentinelLink>),
+}
+
+struct SentinelLink {
+    client: tokio::sync::Mutex<SentinelClient>,
+    config: AsyncConnectionConfig,
+    // A std Mutex: held only to clone or replace the handle, never across an await.
+    current: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Link::Direct(_) => "Link::Direct",
+            Link::Sentinel(_) => "Link::Sentinel",
+        })
+    }
+}
+
+fn redis_settings(options: &RedisOptions) -> redis::RedisConnectionInfo {
+    let mut settings = redis::RedisConnectionInfo::default().set_db(options.db);
+    if let Some(user) = &options.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &options.password {
+        settings = settings.set_password(password.expose());
+    }
+    settings
+}
+
+fn tls_certificates(options: &RedisOptions) -> redis::RedisResult<Option<redis::TlsCertificates>> {
+    let Some(path) = &options.tls_ca else { return Ok(None) };
+    let pem = std::fs::read(path).map_err(|e| {
+        RedisError::from((ErrorKind::InvalidClientConfig, "cannot read tls_ca", format!("{}: {e}", path.display())))
+    })?;
+    Ok(Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }))
+}
+
+fn addr(options: &RedisOptions, host: &str, port: u16) -> ConnectionAddr {
+    if options.tls {
+        ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure: false, tls_params: None }
+    } else {
+        ConnectionAddr::Tcp(host.to_owned(), port)
+    }
+}
+
+impl Link {
+    async fn connect(options: &RedisOptions) -> redis::RedisResult<Link> {
+        match &options.endpoint {
+            RedisEndpoint::Server { host, port } => {
+                let info =
+                    addr(options, host, *port).into_connection_info()?.set_redis_settings(redis_settings(options));
+                let client = match tls_certificates(options)? {
+                    Some(certs) => redis::Client::build_with_tls(info, certs)?,
+                    None => redis::Client::open(info)?,
+                };
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(options.connect_timeout))
+                    .set_response_timeout(Some(options.response_timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(std::time::Duration::from_millis(500));
+                Ok(Link::Direct(client.get_connection_manager_with_config(config).await?))
+            }
+            RedisEndpoint::Sentinel { sentinels, master } => {
+                let addrs = sentinels.iter().map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p));
+                let mut builder = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?
+                    .set_client_to_redis_db(options.db);
+                if let Some(user) = &options.username {
+                    builder = builder.set_client_to_redis_username(user);
+                }
+                if let Some(password) = &options.password {
+                    builder = builder.set_client_to_redis_password(password.expose());
+                }
+                if options.tls {
+                    builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+                    if let Some(certs) = tls_certificates(options)? {
+                        builder = builder.set_client_to_redis_certificates(certs);
+                    }
+                }
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(options.connect_timeout))
+                    .set_response_timeout(Some(options.response_timeout));
+                let link = Link::Sentinel(Box::new(SentinelLink {
+                    client: tokio::sync::Mutex::new(builder.build()?),
+                    config,
+                    current: Mutex::new(None),
+                }));
+                link.connection().await?;
+                Ok(link)
+            }
+        }
+    }
+
+    async fn connection(&self) -> redis::RedisResult<Conn> {
+        match self {
+            Link::Direct(manager) => Ok(Conn::Manager(manager.clone())),
+            Link::Sentinel(link) => {
+                let SentinelLink { client, config, current } = &**link;
+                if let Some(conn) = current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                    return Ok(Conn::Multiplexed(conn));
+                }
+                let conn = client.lock().await.get_async_connection_with_config(config).await?;
+                *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+                Ok(Conn::Multiplexed(conn))
+            }
+        }
+    }
+
+    /// After an error: a Sentinel link forgets its master if the error says it may have moved.
+    fn failed(&self, e: &RedisError) {
+        if let Link::Sentinel(link) = self {
+            let moved = e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
+            if moved {
+                *link.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+        }
+    }
+}
+
+/// Either kind of connection, as one [`ConnectionLike`].
+enum Conn {
+    Manager(ConnectionManager),
+    Multiplexed(MultiplexedConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+-- KEYS: root, namespace key. ARGV: namespace, then per change five values:
+--   op ('P' put, 'D' delete), configuration, precondition ('A' any, 'N' absent, 'V' version),
+--   expected sha1 of the stored value (for 'V'), value (for 'P').
+-- Checks every precondition before writing anything; then writes the values, the namespace
+-- index and one event per change. Returns the number of changes applied.
+local ns = ARGV[1]
+local _, err = require_namespace(KEYS[1], ns)
+if err then return err end
+local configs, corrupt = read_index(KEYS[2], 'configurations')
+if corrupt then return fail('CORRUPT', KEYS[2]) end
+configs = configs or {}
+local n = (#ARGV - 1) / 5
+for i = 0, n - 1 do
+  local b = 2 + i * 5
+  local pre = ARGV[b + 2]
+  if pre ~= 'A' then
+    local current = redis.call('GET', ns .. '-' .. ARGV[b + 1])
+    if pre == 'N' and current then return fail('CONFLICT', ARGV[b + 1]) end
+    if pre == 'V' and (not current or redis.sha1hex(current) ~= ARGV[b + 3]) then
+      return fail('CONFLICT', ARGV[b + 1])
+    end
+  end
+end
+local listed = {}
+for _, cfg in ipairs(configs) do listed[cfg] = true end
+local removed = {}
+for i = 0, n - 1 do
+  local b = 2 + i * 5
+  local cfg = ARGV[b + 1]
+  if ARGV[b] == 'P' then
+    redis.call('SET', ns .. '-' .. cfg, ARGV[b + 4])
+    if not listed[cfg] then
+      configs[#configs + 1] = cfg
+      listed[cfg] = true
+    end
+    event(ns, cfg, 'put')
+  else
+    redis.call('DEL', ns .. '-' .. cfg)
+    removed[cfg] = true
+    listed[cfg] = nil
+    event(ns, cfg, 'delete')
+  end
+end
+if next(removed) then
+  local kept = {}
+  for _, cfg in ipairs(configs) do
+    if not removed[cfg] then kept[#kept + 1] = cfg end
+  end
+  configs = kept
+end
+redis.call('SET', KEYS[2], encode_index('configurations', configs))
+return n

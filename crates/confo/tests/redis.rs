@@ -1,0 +1,404 @@
+//! The Redis backend against private `redis-server`s started by the testkit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confo::backend::redis::{RedisBackend, RedisOptions};
+use confo::error::Missing;
+use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error};
+use confo_testkit::RedisServer;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+fn obj(v: Value) -> confo::Configuration {
+    v.as_object().expect("object").clone()
+}
+
+async fn connect(url: &str) -> RedisBackend {
+    RedisBackend::connect(RedisOptions::from_url(url).expect("url")).await.expect("connect")
+}
+
+/// A raw connection to look at keys exactly as redis-cli would.
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url()).expect("client").get_multiplexed_async_connection().await.expect("raw")
+}
+
+async fn get(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
+    conn.get(key).await.expect("GET")
+}
+
+mod conformance {
+    use super::*;
+
+    async fn make() -> (RedisServer, Arc<dyn Backend>) {
+        let server = RedisServer::start().expect("redis-server");
+        let backend = connect(&server.url()).await;
+        (server, Arc::new(backend))
+    }
+
+    confo::conformance_tests!(make());
+}
+
+#[tokio::test]
+async fn layout_key_by_key() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let backend = connect(&server.url()).await;
+    assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":[]}"#), "root made on connect");
+
+    backend.create_namespace("HR_dept").await.expect("create");
+    assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":["HR_dept"]}"#));
+    assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":[]}"#));
+
+    backend
+        .put_configuration("HR_dept", "database", obj(json!({"host": "localhost", "port": 6379})))
+        .await
+        .expect("put");
+    backend.put_configuration("HR_dept", "mail-relay", obj(json!({"admins": ["a@x.io"]}))).await.expect("put");
+    assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":["database","mail-relay"]}"#));
+    assert_eq!(get(&mut r, "HR_dept-database").await.as_deref(), Some(r#"{"host":"localhost","port":6379}"#));
+    assert_eq!(get(&mut r, "HR_dept-mail-relay").await.as_deref(), Some(r#"{"admins":["a@x.io"]}"#));
+
+    backend.delete_configuration("HR_dept", "database").await.expect("delete");
+    assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":["mail-relay"]}"#));
+    assert_eq!(get(&mut r, "HR_dept-database").await, None);
+
+    backend.create_namespace("sales").await.expect("create");
+    backend.delete_namespace("HR_dept").await.expect("delete ns");
+    assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":["sales"]}"#));
+    let mut keys: Vec<String> = r.keys("*").await.expect("KEYS");
+    keys.sort();
+    assert_eq!(keys, ["confo", "sales"], "nothing of HR_dept is left");
+
+    // Connecting again never overwrites an existing root.
+    let _again = connect(&server.url()).await;
+    assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":["sales"]}"#));
+}
+
+#[tokio::test]
+async fn foreign_data_in_pythons_spacing_loads() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let _: () = r.set("confo", r#"{"namespaces": ["zeta", "HR_dept", "empty_listed"]}"#).await.expect("SET");
+    let _: () = r.set("HR_dept", r#"{"configurations": ["mail", "database"]}"#).await.expect("SET");
+    let _: () = r.set("HR_dept-database", r#"{"host": "localhost", "port": "6379"}"#).await.expect("SET");
+    let _: () = r.set("HR_dept-mail", "{\n  \"relay\": \"smtp\"\n}").await.expect("SET");
+    let _: () = r.set("zeta", r#"{ "configurations" : [ ] }"#).await.expect("SET");
+    let backend = connect(&server.url()).await;
+    assert_eq!(backend.list_namespaces().await.expect("list"), ["HR_dept", "empty_listed", "zeta"]);
+    let data = backend.load_namespace("HR_dept").await.expect("load");
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["database", "mail"]);
+    assert_eq!(data["database"].value["port"], json!("6379"));
+    assert!(backend.load_namespace("zeta").await.expect("zeta").is_empty());
+    // Listed, but its key is missing: read as empty (documented), and writable.
+    assert!(backend.load_namespace("empty_listed").await.expect("empty").is_empty());
+    backend.put_configuration("empty_listed", "c", obj(json!({}))).await.expect("put");
+    assert_eq!(get(&mut r, "empty_listed").await.as_deref(), Some(r#"{"configurations":["c"]}"#));
+    // Writing keeps the foreign entries and their order.
+    backend.put_configuration("HR_dept", "new", obj(json!({}))).await.expect("put");
+    assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":["mail","database","new"]}"#));
+}
+
+#[tokio::test]
+async fn corrupt_data_is_an_error_naming_the_key() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let _: () = r.set("confo", r#"{"namespaces":["ns","bad_index"]}"#).await.expect("SET");
+    let _: () = r.set("ns", r#"{"configurations":["ok","missing","notjson","array"]}"#).await.expect("SET");
+    let _: () = r.set("ns-ok", r#"{"a":1}"#).await.expect("SET");
+    let _: () = r.set("ns-notjson", "{oops").await.expect("SET");
+    let _: () = r.set("ns-array", "[1,2]").await.expect("SET");
+    let _: () = r.set("bad_index", r#"{"configs":[]}"#).await.expect("SET");
+    let backend = connect(&server.url()).await;
+    let err = backend.load_namespace("ns").await.expect_err("corrupt");
+    let Error::Corrupt { corruptions } = &err else { panic!("{err:?}") };
+    let locations: Vec<&str> = corruptions.iter().map(|c| c.location.as_str()).collect();
+    assert_eq!(corruptions.len(), 3, "{locations:?}");
+    for key in ["\"ns-missing\"", "\"ns-notjson\"", "\"ns-array\""] {
+        assert!(locations.iter().any(|l| l.ends_with(key)), "{key} in {locations:?}");
+    }
+    let err = backend.load_namespace("bad_index").await.expect_err("corrupt index");
+    assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("\"bad_index\""), "{err}");
+    let _: () = r.set("confo", "not json").await.expect("SET");
+    let err = backend.list_namespaces().await.expect_err("corrupt root");
+    assert!(err.to_string().contains("\"confo\""), "{err}");
+}
+
+#[tokio::test]
+async fn colliding_names_are_refused_before_anything_is_written() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let backend = connect(&server.url()).await;
+    backend.create_namespace("a").await.expect("create");
+    let before: Vec<String> = r.keys("*").await.expect("KEYS");
+    for bad in ["a-b", "confo", "-", "x-"] {
+        let err = backend.create_namespace(bad).await.expect_err(bad);
+        assert!(matches!(err, Error::InvalidName { .. }), "{bad}: {err:?}");
+        assert!(err.to_string().contains("redis"), "{err}");
+        let report = backend.write(bad, &[Change::put("c", obj(json!({})))]).await;
+        assert!(matches!(report.error, Some(Error::InvalidName { .. })));
+    }
+    // `a` + `b-c` is fine: no namespace can be `a-b`.
+    backend.put_configuration("a", "b-c", obj(json!({"ok": true}))).await.expect("put");
+    let mut after: Vec<String> = r.keys("*").await.expect("KEYS");
+    after.sort();
+    let mut expected = before.clone();
+    expected.push("a-b-c".into());
+    expected.sort();
+    assert_eq!(after, expected);
+}
+
+/// Eight independent clients create namespaces and configurations at once; every index entry
+/// and data key must exist afterwards. The naive read-modify-write of the index, run the same
+/// way, loses entries: the check can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_no_index_entry() {
+    const CLIENTS: usize = 8;
+    const OPS: usize = 200;
+    let server = RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let backend = connect(&url).await;
+                for op in 0..OPS {
+                    if op % 10 == 0 {
+                        backend.create_namespace(&format!("ns_{c}_{op}")).await.expect("create ns");
+                    }
+                    // Everyone also writes into one shared namespace.
+                    backend.create_namespace("shared").await.expect("create shared");
+                    backend
+                        .put_configuration("shared", &format!("c{c}-{op}"), obj(json!({"c": c, "op": op})))
+                        .await
+                        .expect("put");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let elapsed = started.elapsed();
+    let mut r = raw(&server).await;
+    let backend = connect(&url).await;
+    let namespaces = backend.list_namespaces().await.expect("list");
+    assert_eq!(namespaces.len(), CLIENTS * OPS / 10 + 1);
+    let shared = backend.load_namespace("shared").await.expect("every listed key exists");
+    assert_eq!(shared.len(), CLIENTS * OPS, "no configuration lost from the index");
+    let data_keys: Vec<String> = r.keys("shared-*").await.expect("KEYS");
+    assert_eq!(data_keys.len(), CLIENTS * OPS);
+    eprintln!("ours: {} operations by {CLIENTS} clients in {elapsed:?}, 0 entries lost", CLIENTS * OPS * 2);
+
+    // The naive way: GET the index, add an entry, SET it back.
+    let _: () = r.set("naive", r#"{"configurations":[]}"#).await.expect("SET");
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut conn =
+                    redis::Client::open(url).expect("client").get_multiplexed_async_connection().await.expect("conn");
+                for op in 0..OPS {
+                    let raw: String = conn.get("naive").await.expect("GET");
+                    let mut doc: Value = serde_json::from_str(&raw).expect("json");
+                    doc["configurations"].as_array_mut().expect("list").push(json!(format!("c{c}-{op}")));
+                    tokio::task::yield_now().await;
+                    let _: () = conn.set("naive", doc.to_string()).await.expect("SET");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let raw: String = r.get("naive").await.expect("GET");
+    let kept = serde_json::from_str::<Value>(&raw).expect("json")["configurations"].as_array().expect("list").len();
+    eprintln!("naive read-modify-write: {} of {} index entries lost", CLIENTS * OPS - kept, CLIENTS * OPS);
+    assert!(kept < CLIENTS * OPS, "the naive variant loses entries, so the check above could fail");
+}
+
+/// Commands that clients (not scripts) send while `during` runs, seen through `MONITOR`.
+async fn client_commands<F: std::future::Future<Output = ()>>(server: &RedisServer, during: F) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("monitor connection");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"MONITOR\r\n").expect("MONITOR");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("+OK");
+    assert!(line.starts_with("+OK"), "{line}");
+    during.await;
+    let mut r = raw(server).await;
+    let _: String = redis::cmd("ECHO").arg("confo-monitor-end").query_async(&mut r).await.expect("ECHO");
+    let mut seen = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("monitor line");
+        if line.contains("confo-monitor-end") {
+            return seen;
+        }
+        // Script calls are tagged "[0 lua]"; client calls "[0 127.0.0.1:PORT]".
+        if !line.contains(" lua]") {
+            seen.push(line.split('"').nth(1).unwrap_or_default().to_ascii_uppercase());
+        }
+    }
+}
+
+/// Reading a namespace costs one round trip whatever its size; so does a write that fits one
+/// chunk.
+#[tokio::test]
+async fn reload_and_persist_cost_a_constant_number_of_round_trips() {
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&server.url()).await;
+    for (ns, n) in [("small", 10), ("large", 3000)] {
+        backend.create_namespace(ns).await.expect("create");
+        let changes: Vec<Change> = (0..n).map(|i| Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();
+        backend.write(ns, &changes[..1]).await.into_result().expect("warm the script cache");
+        let writes = client_commands(&server, async {
+            backend.write(ns, &changes).await.into_result().expect("write");
+        })
+        .await;
+        let reads = client_commands(&server, async {
+            assert_eq!(backend.load_namespace(ns).await.expect("load").len(), n);
+        })
+        .await;
+        eprintln!("{n} configurations: reload sends {reads:?}, persist sends {} command(s)", writes.len());
+        assert_eq!(reads, ["EVALSHA"], "one round trip per reload");
+        assert_eq!(writes.len(), n.div_ceil(confo::backend::redis::CHUNK_CHANGES), "one script per chunk");
+        assert!(writes.iter().all(|c| c == "EVALSHA"));
+    }
+}
+
+#[tokio::test]
+async fn a_dead_port_is_unavailable_within_seconds() {
+    let port = confo_testkit::free_port();
+    let started = Instant::now();
+    let err = RedisBackend::connect(RedisOptions::from_url(&format!("redis://127.0.0.1:{port}")).expect("url"))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn server_stopped_and_restarted_mid_test() {
+    let mut server = RedisServer::start().expect("redis-server");
+    let confo = Confo::new();
+    confo.load_backend("r", &server.url().parse().expect("spec")).await.expect("load");
+    confo.activate_backend("r").expect("activate");
+    confo.create_namespace("ns").await.expect("create");
+    confo.use_namespace("ns").await.expect("use");
+    confo.set("db", "host", "h1").expect("set");
+    confo.persist().await.expect("persist");
+
+    server.stop();
+    assert_eq!(
+        confo.get_field("db", "host").expect("cached read"),
+        Some(json!("h1")),
+        "reads from the cache keep working"
+    );
+    confo.set("db", "host", "h2").expect("set");
+    let started = Instant::now();
+    let err = confo.persist().await.expect_err("server is down");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(confo.staged().expect("staged"), ["ns/db"], "the edit is kept");
+
+    server.restart().expect("restart");
+    // The same manager reconnects by itself; the data written before is gone (no persistence
+    // on the test server), so the namespace is recreated first.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match confo.create_namespace("ns").await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("never reconnected: {e}"),
+        }
+    }
+    confo.persist().await.expect("persist after restart");
+    let backend = connect(&server.url()).await;
+    assert_eq!(backend.load_namespace("ns").await.expect("load")["db"].value["host"], json!("h2"));
+}
+
+#[tokio::test]
+async fn password_auth() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret-pw"]).expect("redis-server");
+    let port = server.port();
+    let ok = connect(&format!("redis://:s3cret-pw@127.0.0.1:{port}")).await;
+    ok.create_namespace("ns").await.expect("authorized");
+    for url in [format!("redis://:wrong@127.0.0.1:{port}"), format!("redis://127.0.0.1:{port}")] {
+        let err = RedisBackend::connect(RedisOptions::from_url(&url).expect("url")).await.expect_err("refused");
+        assert!(matches!(err, Error::Unauthorized { .. }), "{url}: {err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+    }
+    // The credentials dictionary carries the password too.
+    let spec = BackendSpec::from_credentials(
+        BackendKind::Redis,
+        &json!({"redis_host": "127.0.0.1", "redis_port": port.to_string(), "redis_password": "s3cret-pw"}),
+    )
+    .expect("spec");
+    assert!(!format!("{spec} {spec:?}").contains("s3cret-pw"));
+    let confo = Confo::new();
+    confo.load_backend("r", &spec).await.expect("load");
+}
+
+#[tokio::test]
+async fn acl_user_auth() {
+    let server =
+        RedisServer::start_with(&["--user", "app", "on", ">app-pw", "~*", "&*", "+@all"]).expect("redis-server");
+    let port = server.port();
+    let ok = connect(&format!("redis://app:app-pw@127.0.0.1:{port}")).await;
+    ok.create_namespace("ns").await.expect("authorized");
+    let err =
+        RedisBackend::connect(RedisOptions::from_url(&format!("redis://app:nope@127.0.0.1:{port}")).expect("url"))
+            .await
+            .expect_err("wrong password");
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn tls_with_a_certificate_made_at_test_time() {
+    let (server, ca) = RedisServer::start_tls().expect("redis-server with TLS");
+    let url = format!("rediss://127.0.0.1:{}?tls_ca={}", server.port(), ca.display());
+    let backend = connect(&url).await;
+    backend.create_namespace("secure").await.expect("create over TLS");
+    backend.put_configuration("secure", "c", obj(json!({"tls": true}))).await.expect("put");
+    assert_eq!(backend.load_namespace("secure").await.expect("load")["c"].value["tls"], json!(true));
+    // Without trusting the test CA the handshake fails: unavailable, not a panic.
+    let untrusted =
+        RedisBackend::connect(RedisOptions::from_url(&format!("rediss://127.0.0.1:{}", server.port())).expect("url"))
+            .await;
+    assert!(matches!(untrusted, Err(Error::Unavailable { .. })), "{untrusted:?}");
+}
+
+/// The seed's note: the Redis credentials kept as a configuration of a file backend, with the
+/// seed's own values (host "localhost", port as a string).
+#[tokio::test]
+async fn bootstrap_from_credentials_kept_in_a_file_backend() {
+    let server = RedisServer::start().expect("redis-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("infra")).expect("mkdir");
+    let cred = json!({"redis_host": "localhost", "redis_port": server.port().to_string()});
+    std::fs::write(dir.path().join("infra/redis.json"), cred.to_string()).expect("write");
+
+    let confo = Confo::new();
+    confo.load_backend("files", &format!("file:{}", dir.path().display()).parse().expect("spec")).await.expect("files");
+    confo.load_backend_from("redis_backend", BackendKind::Redis, "files", "infra", "redis").await.expect("bootstrap");
+    assert_eq!(confo.backends().all, ["files", "redis_backend"]);
+    confo.activate_backend("redis_backend").expect("activate");
+    confo.create_namespace("HR_dept").await.expect("create");
+    confo.use_namespace("HR_dept").await.expect("use");
+    confo.set("database", "host", "localhost").expect("set");
+    confo.persist().await.expect("persist");
+    let mut r = raw(&server).await;
+    assert_eq!(get(&mut r, "HR_dept-database").await.as_deref(), Some(r#"{"host":"localhost"}"#));
+
+    let missing =
+        confo.load_backend_from("x", BackendKind::Redis, "files", "infra", "nope").await.expect_err("missing");
+    assert!(matches!(missing, Error::NotFound { what: Missing::Configuration, .. }), "{missing:?}");
+}
