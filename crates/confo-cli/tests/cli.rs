@@ -228,3 +228,35 @@ fn help_and_version() {
     assert!(set_help.contains("port=5432 is a number"), "{set_help}");
     assert!(env.ok(&["--version"]).starts_with("confo "));
 }
+
+/// The same commands against a private redis-server, through a `redis://` spec.
+#[test]
+fn works_with_redis_specs() {
+    let server = confo_testkit::RedisServer::start().expect("redis-server");
+    let env = Env::new();
+    let url = server.url();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--backend".to_owned(), url.clone()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all
+    };
+    let run = |args: &[&str], code: i32| -> String {
+        let all = with(args);
+        env.expect(&all.iter().map(String::as_str).collect::<Vec<_>>(), code)
+    };
+    run(&["ns", "create", "HR_dept"], 0);
+    run(&["set", "HR_dept/database", "host=localhost", "port=6379"], 0);
+    assert_eq!(run(&["ns", "ls"], 0), "HR_dept\n");
+    assert_eq!(run(&["ls", "HR_dept"], 0), "database\n");
+    assert_eq!(run(&["get", "HR_dept/database", "port"], 0), "6379\n");
+    run(&["get", "HR_dept/nope"], 3);
+    run(&["ns", "create", "a-b"], 2); // a Redis name rule
+    run(&["rm", "HR_dept/database"], 0);
+    run(&["ns", "rm", "HR_dept"], 0);
+    assert_eq!(run(&["ns", "ls"], 0), "");
+    // A dead server is "unavailable": exit 5, quickly.
+    let dead = format!("redis://127.0.0.1:{}", confo_testkit::free_port());
+    let started = std::time::Instant::now();
+    env.expect(&["--backend", &dead, "ns", "ls"], 5);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -390,6 +390,17 @@ impl RedisServer {
         self.wait_ready()
     }
 
+    /// Starts it again on the same port with extra arguments for this start only (for example
+    /// `["--replicaof", "127.0.0.1", "6380"]`), and waits until it answers.
+    pub fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
+        let base = self.server.args.clone();
+        self.server.args.extend(extra.iter().map(|s| s.to_string()));
+        let started = self.server.start();
+        self.server.args = base;
+        started?;
+        self.wait_ready()
+    }
+
     /// The underlying process.
     pub fn process(&mut self) -> &mut Server {
         &mut self.server
@@ -409,11 +420,16 @@ pub struct RedisSentinelGroup {
 }
 
 impl RedisSentinelGroup {
-    /// Starts the group and waits until every sentinel knows the master and its replica.
+    /// Starts the group and waits until the replica is in sync and every sentinel knows both.
     pub fn start() -> Result<Self> {
         let program = require_binary("redis-server", "redis-server")?;
-        let master = RedisServer::start()?;
+        let mut master = RedisServer::start()?;
         let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port().to_string()])?;
+        let master_addr = loopback(master.port());
+        master.server.wait_ready(|| {
+            tcp_ask(master_addr, b"INFO replication\r\n", |a| a.ends_with(b"\r\n\r\n"))
+                .is_some_and(|a| String::from_utf8_lossy(&a).contains("state=online"))
+        })?;
         let dir = temp_dir("sentinel")?;
         let master_name = "confomaster".to_owned();
         let mut sentinels = Vec::new();
@@ -465,14 +481,21 @@ impl RedisSentinelGroup {
         &self.master_name
     }
 
-    /// The port of the server the sentinels currently call master.
+    /// The port of the server every sentinel currently calls master; `None` while they
+    /// disagree or one does not answer.
     pub fn master_port(&self) -> Option<u16> {
         let ask = format!("SENTINEL GET-MASTER-ADDR-BY-NAME {}\r\n", self.master_name);
-        self.sentinel_ports.iter().find_map(|&port| {
-            let answer = tcp_ask(loopback(port), ask.as_bytes(), |a| a.ends_with(b"\r\n") && a.len() > 20)?;
-            let text = String::from_utf8_lossy(&answer).into_owned();
-            text.lines().filter(|l| !l.starts_with(['*', '$'])).nth(1)?.trim().parse().ok()
-        })
+        let answers: Vec<Option<u16>> = self
+            .sentinel_ports
+            .iter()
+            .map(|&port| {
+                let answer = tcp_ask(loopback(port), ask.as_bytes(), |a| a.ends_with(b"\r\n") && a.len() > 20)?;
+                let text = String::from_utf8_lossy(&answer).into_owned();
+                text.lines().filter(|l| !l.starts_with(['*', '$'])).nth(1)?.trim().parse().ok()
+            })
+            .collect();
+        let first = answers.first().copied().flatten()?;
+        answers.iter().all(|a| *a == Some(first)).then_some(first)
     }
 }
 

@@ -44,8 +44,9 @@
 //! | --- | --- | --- | --- |
 //! | [files](backend::file) | `file:PATH` | `{"config_path": PATH}` | `PATH/<ns>/<cfg>.json` |
 //! | [memory](backend::memory) | `memory:` | `{}` | in this process |
+//! | [Redis](backend::redis) | `redis://[user[:pw]@]host[:port][/db]`, `rediss://`, `redis+sentinel://h:p,…/master` | `{"redis_host": …, "redis_port": …}` | keys `confo`, `<ns>`, `<ns>-<cfg>` (the seed's) |
 //!
-//! Redis, ZooKeeper and etcd backends come next; their schemes are reserved.
+//! ZooKeeper and etcd backends come next; their schemes are reserved.
 //! Every backend implements the small [`Backend`] trait and passes the same conformance suite.
 //!
 //! ## Layout of this crate

@@ -402,3 +402,79 @@ async fn bootstrap_from_credentials_kept_in_a_file_backend() {
         confo.load_backend_from("x", BackendKind::Redis, "files", "infra", "nope").await.expect_err("missing");
     assert!(matches!(missing, Error::NotFound { what: Missing::Configuration, .. }), "{missing:?}");
 }
+
+/// A client writes in a loop through Sentinel while the master is killed. Writes wait for one
+/// replica (`wait_replicas=1`), so a write acknowledged before the kill is on the replica that
+/// becomes master. After the failover the client writes to the new master by itself; the old
+/// master is restarted and rejoins as a replica. Every acknowledged write is readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_keeps_every_acknowledged_write() {
+    let mut group = confo_testkit::RedisSentinelGroup::start().expect("redis sentinel group");
+    let old_master = group.master_port().expect("a master");
+    let url = format!("redis+sentinel://{}/{}?wait_replicas=1", group.sentinels(), group.master_name());
+    let backend = connect(&url).await;
+    backend.create_namespace("ha").await.expect("create");
+
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    let mut killed_at = None;
+    let mut restarted = false;
+    let mut first_ack_after_kill = None;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for i in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "no failover within 90 s ({} acknowledged, {failed} failed)",
+            acknowledged.len()
+        );
+        match backend.put_configuration("ha", &format!("c{i}"), obj(json!({"i": i}))).await {
+            Ok(_) => {
+                acknowledged.push(i);
+                if let Some(at) = killed_at {
+                    first_ack_after_kill.get_or_insert_with(|| Instant::now().duration_since(at));
+                }
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if i == 20 {
+            group.servers[0].stop();
+            killed_at = Some(Instant::now());
+        }
+        // Once every sentinel names the new master, bring the old one back as its replica (as
+        // the config file Sentinel rewrites in a real deployment would).
+        if killed_at.is_some() && !restarted {
+            if let Some(new_master) = group.master_port().filter(|&p| p != old_master) {
+                let port = new_master.to_string();
+                group.servers[0].restart_with(&["--replicaof", "127.0.0.1", &port]).expect("restart the old master");
+                restarted = true;
+            }
+        }
+        if restarted && acknowledged.iter().filter(|&&a| a > 20).count() >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let new_master = group.master_port().expect("a master");
+    assert_ne!(new_master, old_master, "the sentinels failed over");
+    let data = backend.load_namespace("ha").await.expect("load");
+    for i in &acknowledged {
+        assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
+    }
+    // Read straight from the new master, not through confo.
+    let mut direct = redis::Client::open(format!("redis://127.0.0.1:{new_master}"))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("new master");
+    let last = acknowledged.last().expect("some writes");
+    assert!(get(&mut direct, &format!("ha-c{last}")).await.is_some(), "the last write is on the new master");
+    eprintln!(
+        "failover: {} writes acknowledged, {failed} refused while failing over, first write accepted {:?} after the kill",
+        acknowledged.len(),
+        first_ack_after_kill
+    );
+}
