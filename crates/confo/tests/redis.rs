@@ -478,3 +478,47 @@ async fn sentinel_failover_keeps_every_acknowledged_write() {
         first_ack_after_kill
     );
 }
+
+/// Every namespace operation and every change of a batch publishes one JSON message on
+/// `confo:events`.
+#[tokio::test]
+async fn writes_publish_change_events() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&server.url()).await;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("subscriber");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"SUBSCRIBE confo:events\r\n").expect("SUBSCRIBE");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    // The subscribe confirmation ends with the subscription count ":1".
+    while !line.starts_with(":1") {
+        line.clear();
+        reader.read_line(&mut line).expect("confirmation");
+    }
+
+    backend.create_namespace("sales").await.expect("create");
+    let changes = [Change::put("db", obj(json!({"a": 1}))), Change::put("cache", obj(json!({})))];
+    backend.write("sales", &changes).await.into_result().expect("write");
+    backend.delete_configuration("sales", "db").await.expect("delete");
+    backend.delete_namespace("sales").await.expect("delete ns");
+
+    let mut events = Vec::new();
+    while events.len() < 5 {
+        line.clear();
+        reader.read_line(&mut line).expect("event");
+        if line.starts_with('{') {
+            events.push(serde_json::from_str::<Value>(line.trim()).expect("event is JSON"));
+        }
+    }
+    assert_eq!(
+        events,
+        [
+            json!({"namespace": "sales", "operation": "create_namespace"}),
+            json!({"namespace": "sales", "configuration": "db", "operation": "put"}),
+            json!({"namespace": "sales", "configuration": "cache", "operation": "put"}),
+            json!({"namespace": "sales", "configuration": "db", "operation": "delete"}),
+            json!({"namespace": "sales", "operation": "delete_namespace"}),
+        ]
+    );
+}
