@@ -20,11 +20,12 @@ const DEFAULT_SPEC: &str = "file:./Configurations";
     version,
     about = "Distributed configuration manager: namespaces of JSON configurations on files, Redis, ZooKeeper or etcd",
     after_help = "Examples:\n  confo ns create sales\n  confo set sales/database host=127.0.0.1 port=5432\n  \
-                  confo get sales/database port\n  confo --backend file:/etc/myapp ls sales\n  confo --backend redis://127.0.0.1:6379 ns ls\n\n\
+                  confo get sales/database port\n  confo --backend file:/etc/myapp ls sales\n  confo --backend redis://127.0.0.1:6379 ns ls\n  confo --backend zk://127.0.0.1:2181 ls systemA\n\n\
                   Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 unavailable or unauthorized."
 )]
 struct Cli {
-    /// Backend spec (file:PATH, memory:, redis://[user:pass@]host:port[/db], rediss://..., redis+sentinel://h:p,h:p/master).
+    /// Backend spec (file:PATH, memory:, redis://[user:pass@]host:port[/db], rediss://..., redis+sentinel://h:p,h:p/master,
+    /// zk://[user:pass@]host:port[,host:port][/chroot]).
     /// Default: $CONFO_BACKEND, else file:./Configurations.
     #[arg(long, short = 'b', global = true, value_name = "SPEC")]
     backend: Option<String>,

@@ -260,3 +260,25 @@ fn works_with_redis_specs() {
     env.expect(&["--backend", &dead, "ns", "ls"], 5);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// The same commands against a private ZooKeeper, through a `zk://` spec.
+#[test]
+fn works_with_zookeeper_specs() {
+    let server = confo_testkit::ZkServer::shared().expect("zookeeper");
+    let env = Env::new();
+    let url = format!("zk://{}/cli", server.connect_string());
+    let run = |args: &[&str], code: i32| -> String {
+        let mut all = vec!["--backend", url.as_str()];
+        all.extend_from_slice(args);
+        env.expect(&all, code)
+    };
+    run(&["ns", "create", "systemA"], 0);
+    run(&["set", "systemA/database", "host=zk-db", "port=5432"], 0);
+    assert_eq!(run(&["ns", "ls"], 0), "systemA\n");
+    assert_eq!(run(&["get", "systemA/database", "host"], 0), "\"zk-db\"\n");
+    run(&["set", "systemB/database", "a=1"], 3);
+    run(&["rm", "systemA/database", "port"], 0);
+    assert_eq!(run(&["get", "systemA/database"], 0).trim(), "{\n  \"host\": \"zk-db\"\n}");
+    run(&["ns", "rm", "systemA", "--force"], 0);
+    assert_eq!(run(&["ns", "ls"], 0), "");
+}

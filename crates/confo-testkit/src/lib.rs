@@ -571,6 +571,20 @@ impl ZkServer {
         })
     }
 
+    /// A server shared by the tests of one binary that run at the same time: it starts with
+    /// the first caller and stops when the last holder drops it (a `static` would never be
+    /// dropped, and would leave the JVM running after the tests). Use a chroot per test.
+    pub fn shared() -> Result<std::sync::Arc<ZkServer>> {
+        static SHARED: std::sync::Mutex<std::sync::Weak<ZkServer>> = std::sync::Mutex::new(std::sync::Weak::new());
+        let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(server) = slot.upgrade() {
+            return Ok(server);
+        }
+        let server = std::sync::Arc::new(ZkServer::start()?);
+        *slot = std::sync::Arc::downgrade(&server);
+        Ok(server)
+    }
+
     fn wait_ready(&mut self) -> Result<()> {
         // `ruok` says `imok` before the server serves requests; `srvr` shows a mode only then.
         let port = self.port;

@@ -46,7 +46,9 @@
 //! | [memory](backend::memory) | `memory:` | `{}` | in this process |
 //! | [Redis](backend::redis) | `redis://[user[:pw]@]host[:port][/db]`, `rediss://`, `redis+sentinel://h:p,…/master` | `{"redis_host": …, "redis_port": …}` | keys `confo`, `<ns>`, `<ns>-<cfg>` (the seed's) |
 //!
-//! ZooKeeper and etcd backends come next; their schemes are reserved.
+//! | [ZooKeeper](backend::zookeeper) | `zk://[user:pw@]host:port[,host:port…][/chroot]` | `{"zookeeper_host": …, "zookeeper_port": …}` | znodes `/confo/<ns>/<cfg>` (Python confo's) |
+//!
+//! An etcd backend comes next; its schemes are reserved.
 //! Every backend implements the small [`Backend`] trait and passes the same conformance suite.
 //!
 //! ## Layout of this crate

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | files | `file:PATH`, `file://PATH` (`file:///abs/path`) | `{"config_path": "PATH"}` |
 //! | memory | `memory:` | `{}` |
+//! | ZooKeeper | `zk://[user:password@]host:port[,host:port…][/chroot]` | `{"zookeeper_host": …, "zookeeper_port": …}` (see [`ZkOptions`](crate::backend::zookeeper::ZkOptions)) |
 //! | Redis | `redis://[user[:password]@]host[:port][/db]`, `rediss://…`, `redis+sentinel://h:p[,h:p…]/master` | `{"redis_host": …, "redis_port": …}` (see [`RedisOptions`](crate::backend::redis::RedisOptions)) |
 //!
 //! Unknown and missing keys are errors that name the key. A spec's `Display` and `Debug`
@@ -30,6 +31,8 @@ pub enum BackendKind {
     Memory,
     /// Redis, in the seed's layout.
     Redis,
+    /// ZooKeeper, in Python confo's layout.
+    ZooKeeper,
 }
 
 impl BackendKind {
@@ -39,6 +42,7 @@ impl BackendKind {
             BackendKind::File => "file",
             BackendKind::Memory => "memory",
             BackendKind::Redis => "redis",
+            BackendKind::ZooKeeper => "zookeeper",
         }
     }
 }
@@ -51,7 +55,7 @@ impl fmt::Display for BackendKind {
 
 /// Schemes that later backends will own; named so the error says "not in this build" rather
 /// than "unknown".
-const PLANNED_SCHEMES: &[&str] = &["zk", "etcd", "etcds"];
+const PLANNED_SCHEMES: &[&str] = &["etcd", "etcds"];
 
 impl FromStr for BackendKind {
     type Err = Error;
@@ -61,13 +65,14 @@ impl FromStr for BackendKind {
             "file" | "files" => Ok(BackendKind::File),
             "memory" => Ok(BackendKind::Memory),
             "redis" => Ok(BackendKind::Redis),
-            "zookeeper" | "etcd" => Err(Error::spec(
+            "zookeeper" | "zk" => Ok(BackendKind::ZooKeeper),
+            "etcd" => Err(Error::spec(
                 Some("backend_type"),
                 format!("the {s} backend is not available in this build of confo yet"),
             )),
             _ => Err(Error::spec(
                 Some("backend_type"),
-                format!("unknown backend type {s:?}; expected file, memory or redis"),
+                format!("unknown backend type {s:?}; expected file, memory, redis or zookeeper"),
             )),
         }
     }
@@ -87,6 +92,9 @@ pub enum BackendSpec {
     /// Redis: one server or a Sentinel group.
     #[cfg(feature = "redis")]
     Redis(crate::backend::redis::RedisOptions),
+    /// ZooKeeper: a server or an ensemble.
+    #[cfg(feature = "zookeeper")]
+    ZooKeeper(crate::backend::zookeeper::ZkOptions),
 }
 
 impl BackendSpec {
@@ -116,6 +124,12 @@ impl BackendSpec {
             }
             #[cfg(not(feature = "redis"))]
             BackendKind::Redis => return Err(not_built("redis")),
+            #[cfg(feature = "zookeeper")]
+            BackendKind::ZooKeeper => {
+                BackendSpec::ZooKeeper(crate::backend::zookeeper::ZkOptions::from_credentials(credentials)?)
+            }
+            #[cfg(not(feature = "zookeeper"))]
+            BackendKind::ZooKeeper => return Err(not_built("zookeeper")),
         };
         Ok(spec)
     }
@@ -127,6 +141,8 @@ impl BackendSpec {
             BackendSpec::Memory => BackendKind::Memory,
             #[cfg(feature = "redis")]
             BackendSpec::Redis(_) => BackendKind::Redis,
+            #[cfg(feature = "zookeeper")]
+            BackendSpec::ZooKeeper(_) => BackendKind::ZooKeeper,
         }
     }
 
@@ -138,6 +154,10 @@ impl BackendSpec {
             #[cfg(feature = "redis")]
             BackendSpec::Redis(options) => {
                 Arc::new(crate::backend::redis::RedisBackend::connect(options.clone()).await?)
+            }
+            #[cfg(feature = "zookeeper")]
+            BackendSpec::ZooKeeper(options) => {
+                Arc::new(crate::backend::zookeeper::ZkBackend::connect(options.clone()).await?)
             }
         })
     }
@@ -170,13 +190,17 @@ impl FromStr for BackendSpec {
             }
             #[cfg(not(feature = "redis"))]
             "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => Err(not_built("redis")),
+            #[cfg(feature = "zookeeper")]
+            "zk" | "zookeeper" => Ok(BackendSpec::ZooKeeper(crate::backend::zookeeper::ZkOptions::from_url(s)?)),
+            #[cfg(not(feature = "zookeeper"))]
+            "zk" | "zookeeper" => Err(not_built("zookeeper")),
             other if PLANNED_SCHEMES.contains(&other) => Err(Error::spec(
                 Some("scheme"),
                 format!("the {other}: backend is not available in this build of confo yet"),
             )),
             other => Err(Error::spec(
                 Some("scheme"),
-                format!("unknown scheme {other:?}; expected file:, memory:, redis:// or redis+sentinel://"),
+                format!("unknown scheme {other:?}; expected file:, memory:, redis://, redis+sentinel:// or zk://"),
             )),
         }
     }
@@ -189,6 +213,8 @@ impl fmt::Display for BackendSpec {
             BackendSpec::Memory => f.write_str("memory:"),
             #[cfg(feature = "redis")]
             BackendSpec::Redis(options) => write!(f, "{options}"),
+            #[cfg(feature = "zookeeper")]
+            BackendSpec::ZooKeeper(options) => write!(f, "{options}"),
         }
     }
 }
@@ -294,7 +320,52 @@ impl<'a> Credentials<'a> {
     }
 }
 
-#[cfg(not(feature = "redis"))]
+/// `host[:port]` or `[v6]:port` → (host, port), with `default_port` when none is given.
+pub(crate) fn parse_host_port(text: &str, default_port: u16) -> Result<(String, u16)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        // [::1]:6379
+        let (host, after) =
+            rest.split_once(']').ok_or_else(|| Error::spec(Some("host"), "unclosed [ in an IPv6 address"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(Error::spec(Some("host"), "missing host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| Error::spec(Some("port"), "must be a port number from 1 to 65535"))?,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// Percent-decodes a URL part (user names and passwords may hold `@`, `:` or `/` encoded).
+pub(crate) fn decode(part: &str) -> Result<String> {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = part.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(hex.ok_or_else(|| Error::spec(None, "bad percent-encoding in the URL"))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::spec(None, "the URL decodes to invalid UTF-8"))
+}
+
+#[cfg(not(all(feature = "redis", feature = "zookeeper")))]
 fn not_built(backend: &str) -> Error {
     Error::spec(
         Some("scheme"),
@@ -366,7 +437,7 @@ mod tests {
         assert_eq!(key_of("file:".parse::<BackendSpec>().unwrap_err()), Some("path".into()));
         assert_eq!(key_of("ftp://x".parse::<BackendSpec>().unwrap_err()), Some("scheme".into()));
         assert_eq!(key_of("Configurations".parse::<BackendSpec>().unwrap_err()), None);
-        let later = "zk://127.0.0.1:2181".parse::<BackendSpec>().unwrap_err().to_string();
+        let later = "etcd://127.0.0.1:2379".parse::<BackendSpec>().unwrap_err().to_string();
         assert!(later.contains("not available in this build"), "{later}");
     }
 

@@ -19,11 +19,15 @@ pub mod file;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "zookeeper")]
+pub mod zookeeper;
 
 pub use file::FileBackend;
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisOptions};
+#[cfg(feature = "zookeeper")]
+pub use zookeeper::{ZkBackend, ZkOptions};
 
 /// A configuration: a JSON object whose field order round-trips.
 pub type Configuration = serde_json::Map<String, serde_json::Value>;

@@ -7,7 +7,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::spec::{parse_bool, BackendKind, Credentials, Secret};
+use crate::spec::{decode, parse_bool, parse_host_port as host_port, BackendKind, Credentials, Secret};
+
+fn parse_host_port(text: &str) -> Result<(String, u16)> {
+    host_port(text, DEFAULT_PORT)
+}
 
 /// The default Redis port.
 const DEFAULT_PORT: u16 = 6379;
@@ -226,50 +230,6 @@ impl fmt::Debug for RedisOptions {
             .field("wait_replicas", &self.wait_replicas)
             .finish_non_exhaustive()
     }
-}
-
-fn parse_host_port(text: &str) -> Result<(String, u16)> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        // [::1]:6379
-        let (host, after) =
-            rest.split_once(']').ok_or_else(|| Error::spec(Some("host"), "unclosed [ in an IPv6 address"))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(Error::spec(Some("host"), "missing host"));
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p > 0)
-            .ok_or_else(|| Error::spec(Some("port"), "must be a port number from 1 to 65535"))?,
-    };
-    Ok((host.to_owned(), port))
-}
-
-/// Percent-decodes a URL part (user names and passwords may hold `@`, `:` or `/` encoded).
-fn decode(part: &str) -> Result<String> {
-    let bytes = part.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = part.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(hex.ok_or_else(|| Error::spec(None, "bad percent-encoding in the URL"))?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| Error::spec(None, "the URL decodes to invalid UTF-8"))
 }
 
 #[cfg(test)]

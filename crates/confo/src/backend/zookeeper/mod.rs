@@ -1,0 +1,608 @@
+//! ZooKeeper (spec `zk://`): Python confo's znode tree.
+//!
+//! # Backend details
+//!
+//! | what | znode | data |
+//! | --- | --- | --- |
+//! | root | `[chroot]/confo` (created if absent) | none |
+//! | namespace | `[chroot]/confo/<ns>` | none |
+//! | configuration | `[chroot]/confo/<ns>/<cfg>` | the JSON object, UTF-8, compact |
+//!
+//! - Empty data reads as `{}` (as Python confo does); data that is not JSON or not an object is
+//!   [`Error::Corrupt`] naming the path (Python confo silently made it `{}`). Znodes written by
+//!   other clients (`zkCli.sh create /confo/sales/db '{"host": "x"}'`) load.
+//! - A configuration larger than [`ZkOptions::max_value_bytes`] (1,000,000 bytes, below the
+//!   server's 1 MiB `jute.maxbuffer`) is [`Error::TooLarge`] before anything is sent.
+//! - **Reads** list the namespace's children, then fetch their data with read-only `multi`
+//!   requests (ZooKeeper ≥ 3.6) of [`READ_BATCH`] znodes each, all in flight at once: a few round
+//!   trips whatever the size. Each batch is a consistent snapshot of its znodes.
+//! - **Writes** are `multi` transactions of at most [`WRITE_BATCH`] operations and
+//!   [`WRITE_BATCH_BYTES`] bytes, all in flight at once; each transaction is all-or-nothing. A
+//!   batch that needs several transactions first checks every version precondition in check-only
+//!   transactions, so a conflict writes nothing; a failure after that reports the transactions
+//!   that committed. A node another client created or deleted meanwhile (for a change without a
+//!   precondition) makes the write retry with a fresh listing.
+//! - **Versions** are the znodes' stat versions; preconditions are version checks in the same
+//!   transaction.
+//! - **Auth and ACLs.** With `user:password`, the session authenticates with the `digest` scheme
+//!   and every znode confo creates is readable and writable only by that identity (creator-all),
+//!   or also world-readable with `acl=world-read`; without credentials they are world-open as in
+//!   Python confo. A wrong password is [`Error::Unauthorized`] (ZooKeeper answers `NoAuth`).
+//! - **Sessions.** Connection loss is survived by the client (it reconnects to any server of the
+//!   connect string within the session timeout); an expired or closed session is replaced by a
+//!   new one on the next call. A dead address is [`Error::Unavailable`] within the connect
+//!   timeout (3 s by default).
+
+mod options;
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use zookeeper_client as zk;
+
+pub use options::{ZkAcl, ZkOptions};
+
+use super::file::parse_config;
+use super::{
+    validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
+    WriteReport,
+};
+use crate::error::{Corruption, Error, Missing, Result};
+use crate::name::{NameKind, NameRule};
+
+/// Znodes read per read-only `multi`.
+pub const READ_BATCH: usize = 500;
+/// Most operations per write transaction.
+pub const WRITE_BATCH: usize = 1000;
+/// Most data bytes per write transaction (the server refuses requests over 1 MiB).
+pub const WRITE_BATCH_BYTES: usize = 900_000;
+/// How often a write is retried after another client created or deleted a node under it.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Python confo's znode tree on a ZooKeeper server or ensemble.
+#[derive(Debug, Clone)]
+pub struct ZkBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    options: ZkOptions,
+    describe: String,
+    /// `[chroot]/confo`.
+    base: String,
+    acls: Vec<zk::Acl>,
+    // A std RwLock: held only to clone or replace the handle, never across an await.
+    client: RwLock<zk::Client>,
+    reconnecting: tokio::sync::Mutex<()>,
+}
+
+/// One operation of a write transaction.
+#[derive(Clone)]
+enum Op {
+    Create(Vec<u8>),
+    Set(Vec<u8>, Option<i32>),
+    Delete(Option<i32>),
+    /// A delete of a configuration that does not exist: nothing to send.
+    Nothing,
+}
+
+impl ZkBackend {
+    /// Connects, authenticates, and creates `[chroot]/confo` if it is absent.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> confo::Result<()> {
+    /// use confo::backend::zookeeper::{ZkBackend, ZkOptions};
+    /// let backend = ZkBackend::connect(ZkOptions::from_url("zk://127.0.0.1:2181")?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(options: ZkOptions) -> Result<Self> {
+        let describe = options.describe();
+        let client = new_client(&options).await.map_err(|e| map_error(&describe, e))?;
+        let base = format!("{}/confo", options.chroot.as_deref().unwrap_or(""));
+        let world_read = [
+            zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("auth", "")),
+            zk::Acl::new(zk::Permission::READ, zk::AuthId::anyone()),
+        ];
+        let acls: Vec<zk::Acl> = match options.acl {
+            ZkAcl::Open => zk::Acls::anyone_all().to_vec(),
+            ZkAcl::CreatorAll => zk::Acls::creator_all().to_vec(),
+            ZkAcl::CreatorAllWorldRead => world_read.to_vec(),
+        };
+        let backend = ZkBackend {
+            inner: Arc::new(Inner {
+                options,
+                describe,
+                base,
+                acls,
+                client: RwLock::new(client),
+                reconnecting: tokio::sync::Mutex::new(()),
+            }),
+        };
+        let base = backend.inner.base.clone();
+        backend
+            .call(|c, acls| {
+                let base = base.clone();
+                async move { c.mkdir(&base, &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await }
+            })
+            .await
+            .or_else(|e| if e == zk::Error::NodeExists { Ok(()) } else { Err(e) })
+            .map_err(|e| backend.map_error(e))?;
+        // Surfaces a wrong password now: the root is only readable by its creator.
+        backend.list_namespaces().await?;
+        Ok(backend)
+    }
+
+    fn map_error(&self, e: zk::Error) -> Error {
+        map_error(&self.inner.describe, e)
+    }
+
+    fn client(&self) -> zk::Client {
+        self.inner.client.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `f` with the current client; if the session is gone (expired, closed), makes a new
+    /// one and runs `f` once more. Connection loss is retried a few times while the client
+    /// reconnects to another server.
+    async fn call<T, F, Fut>(&self, f: F) -> std::result::Result<T, zk::Error>
+    where
+        F: Fn(zk::Client, Vec<zk::Acl>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, zk::Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = self.client();
+            let session = client.session_id();
+            match f(client, self.inner.acls.clone()).await {
+                Err(zk::Error::SessionExpired | zk::Error::ClientClosed) if attempt < 3 => {
+                    self.renew_session(session).await?;
+                }
+                Err(zk::Error::ConnectionLoss) if attempt < 4 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replaces an expired session (once, however many callers noticed it).
+    async fn renew_session(&self, expired: zk::SessionId) -> std::result::Result<(), zk::Error> {
+        let _one_at_a_time = self.inner.reconnecting.lock().await;
+        if self.client().session_id() != expired {
+            return Ok(());
+        }
+        tracing::info!(backend = %self.inner.describe, "ZooKeeper session lost; opening a new one");
+        let fresh = new_client(&self.inner.options).await?;
+        *self.inner.client.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    fn namespace_path(&self, namespace: &str) -> String {
+        format!("{}/{namespace}", self.inner.base)
+    }
+
+    fn location(&self, path: &str) -> String {
+        format!("{} znode {path}", self.inner.describe)
+    }
+
+    fn missing_namespace(&self, namespace: &str) -> Error {
+        Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone())
+    }
+
+    /// The children of a namespace; `NotFound` if it does not exist.
+    async fn children(&self, namespace: &str) -> Result<Vec<String>> {
+        let path = self.namespace_path(namespace);
+        self.call(|c, _| {
+            let path = path.clone();
+            async move { c.list_children(&path).await }
+        })
+        .await
+        .map_err(|e| if e == zk::Error::NoNode { self.missing_namespace(namespace) } else { self.map_error(e) })
+    }
+
+    /// One attempt at writing `changes`: the applied changes, and the error that stopped the
+    /// rest with whether a retry with a fresh listing may succeed.
+    async fn write_once(&self, namespace: &str, changes: &[Change]) -> (Vec<Applied>, Option<(Error, bool)>) {
+        let existing: HashSet<String> = match self.children(namespace).await {
+            Ok(children) => children.into_iter().collect(),
+            Err(e) => return (Vec::new(), Some((e, false))),
+        };
+        let ns_path = self.namespace_path(namespace);
+        let mut ops = Vec::with_capacity(changes.len());
+        for change in changes {
+            let path = format!("{ns_path}/{}", change.name);
+            let exists = existing.contains(&change.name);
+            let conflict = || Some((Error::Conflict { location: self.location(&path) }, false));
+            let op = match (&change.kind, &change.precondition) {
+                (_, Precondition::Absent) if exists => return (Vec::new(), conflict()),
+                (_, Precondition::Version(_)) if !exists => return (Vec::new(), conflict()),
+                (ChangeKind::Put(value), precondition) => {
+                    let data = match serde_json::to_vec(&**value) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let error = Error::InvalidValue { location: self.location(&path), message: e.to_string() };
+                            return (Vec::new(), Some((error, false)));
+                        }
+                    };
+                    match precondition {
+                        Precondition::Version(v) => Op::Set(data, Some(zk_version(v))),
+                        _ if exists => Op::Set(data, None),
+                        _ => Op::Create(data),
+                    }
+                }
+                (ChangeKind::Delete, Precondition::Version(v)) => Op::Delete(Some(zk_version(v))),
+                (ChangeKind::Delete, _) if exists => Op::Delete(None),
+                (ChangeKind::Delete, _) => Op::Nothing,
+            };
+            if let Op::Create(data) | Op::Set(data, _) = &op {
+                if data.len() > self.inner.options.max_value_bytes {
+                    let error = Error::TooLarge {
+                        location: self.location(&path),
+                        size: data.len(),
+                        limit: self.inner.options.max_value_bytes,
+                    };
+                    return (Vec::new(), Some((error, false)));
+                }
+            }
+            ops.push((change, path, op));
+        }
+
+        // Cut into transactions bounded in operations and bytes.
+        let mut chunks: Vec<&[(&Change, String, Op)]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (_, path, op)) in ops.iter().enumerate() {
+            let size = path.len() + 64 + if let Op::Create(d) | Op::Set(d, _) = op { d.len() } else { 0 };
+            if i > start && (i - start >= WRITE_BATCH || bytes + size > WRITE_BATCH_BYTES) {
+                chunks.push(&ops[start..i]);
+                start = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
+        if start < ops.len() {
+            chunks.push(&ops[start..]);
+        }
+
+        // Several transactions: check every version first, so a conflict writes nothing.
+        let versioned: Vec<(&str, i32)> = ops
+            .iter()
+            .filter_map(|(c, path, _)| match &c.precondition {
+                Precondition::Version(v) => Some((path.as_str(), zk_version(v))),
+                _ => None,
+            })
+            .collect();
+        if chunks.len() > 1 && !versioned.is_empty() {
+            for checks in versioned.chunks(WRITE_BATCH) {
+                let result = self
+                    .call(|c, _| async move {
+                        let mut writer = c.new_multi_writer();
+                        for (path, version) in checks {
+                            writer.add_check_version(path, *version)?;
+                        }
+                        writer.commit().await.map_err(zk::Error::from).map(drop)
+                    })
+                    .await;
+                match result {
+                    Ok(()) => {}
+                    Err(zk::Error::BadVersion | zk::Error::NoNode) => {
+                        let error = Error::Conflict {
+                            location: format!("{} (a configuration in namespace {namespace:?})", self.inner.describe),
+                        };
+                        return (Vec::new(), Some((error, false)));
+                    }
+                    Err(e) => return (Vec::new(), Some((self.map_error(e), false))),
+                }
+            }
+        }
+
+        // All transactions in flight at once.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let specs: Vec<(String, Op)> = chunk.iter().map(|(_, path, op)| (path.clone(), op.clone())).collect();
+            let this = self.clone();
+            tasks.spawn(async move {
+                let result = this
+                    .call(|c, acls| {
+                        let specs = &specs;
+                        async move {
+                            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls));
+                            let mut writer = c.new_multi_writer();
+                            for (path, op) in specs {
+                                match op {
+                                    Op::Create(d) => writer.add_create(path, d, &options)?,
+                                    Op::Set(d, v) => writer.add_set_data(path, d, *v)?,
+                                    Op::Delete(v) => writer.add_delete(path, *v)?,
+                                    Op::Nothing => {}
+                                }
+                            }
+                            match writer.commit().await {
+                                Ok(results) => Ok(Ok(results)),
+                                Err(zk::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
+                                Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
+                            }
+                        }
+                    })
+                    .await;
+                (index, result)
+            });
+        }
+        let mut outcomes: Vec<Option<_>> = (0..chunks.len()).map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, result)) => outcomes[index] = Some(result),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+
+        let mut applied = Vec::new();
+        let mut failure = None;
+        for (chunk, outcome) in chunks.iter().zip(outcomes) {
+            match outcome {
+                Some(Ok(Ok(results))) => {
+                    let mut results = results.into_iter();
+                    for (change, _, op) in chunk.iter() {
+                        let version = match op {
+                            Op::Nothing => None,
+                            Op::Delete(_) => {
+                                results.next();
+                                None
+                            }
+                            // A created znode is at version 0 (the multi response's stat for
+                            // a create is not filled in by every server).
+                            Op::Create(_) => {
+                                results.next();
+                                Some(Version::number(0))
+                            }
+                            Op::Set(..) => match results.next() {
+                                Some(zk::MultiWriteResult::SetData { stat }) => {
+                                    Some(Version::number(i64::from(stat.version)))
+                                }
+                                _ => None,
+                            },
+                        };
+                        applied.push(Applied { name: change.name.clone(), version });
+                    }
+                }
+                Some(Ok(Err((index, source)))) if failure.is_none() => {
+                    // The failing operation's change: ops skip `Nothing`, so count sent ones.
+                    let sent: Vec<&(&Change, String, Op)> =
+                        chunk.iter().filter(|(_, _, op)| !matches!(op, Op::Nothing)).collect();
+                    let (change, path, _) = sent.get(index).copied().unwrap_or(&chunk[0]);
+                    let race = matches!(source, zk::Error::NodeExists | zk::Error::NoNode)
+                        && change.precondition == Precondition::Any;
+                    let error = match source {
+                        zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode if !race => {
+                            if source == zk::Error::NoNode && !matches!(change.precondition, Precondition::Version(_)) {
+                                self.missing_namespace(namespace)
+                            } else {
+                                Error::Conflict { location: self.location(path) }
+                            }
+                        }
+                        other => self.map_error(other),
+                    };
+                    failure = Some((error, race));
+                }
+                Some(Err(e)) if failure.is_none() => failure = Some((self.map_error(e), false)),
+                _ => {}
+            }
+        }
+        (applied, failure)
+    }
+}
+
+fn zk_version(version: &Version) -> i32 {
+    // Our versions for ZooKeeper are stat versions (≥ 0). Anything else must never match, and
+    // must never be -1, which ZooKeeper reads as "any version".
+    version.to_string().parse::<i32>().ok().filter(|v| *v >= 0).unwrap_or(-2)
+}
+
+async fn new_client(options: &ZkOptions) -> std::result::Result<zk::Client, zk::Error> {
+    let mut connector = zk::Client::connector()
+        .with_session_timeout(options.session_timeout)
+        .with_connection_timeout(options.connect_timeout)
+        .with_fail_eagerly();
+    if let (Some(user), Some(password)) = (&options.username, &options.password) {
+        connector = connector.with_auth("digest", format!("{user}:{}", password.expose()).as_bytes());
+    }
+    let cluster = options.connect_string();
+    let connect = connector.connect(&cluster);
+    // fail_eagerly bounds a dead address; this bounds everything else (a server that accepts
+    // TCP but never answers).
+    match tokio::time::timeout(options.connect_timeout * 2, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(zk::Error::Timeout),
+    }
+}
+
+fn map_error(describe: &str, e: zk::Error) -> Error {
+    match e {
+        zk::Error::NoAuth | zk::Error::AuthFailed => {
+            Error::Unauthorized { backend: describe.to_owned(), message: format!("{e} (check the user and password)") }
+        }
+        other => Error::Unavailable { backend: describe.to_owned(), message: other.to_string() },
+    }
+}
+
+#[async_trait]
+impl Backend for ZkBackend {
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        // ZooKeeper refuses these code points in paths.
+        match name.chars().find(|&c| ('\u{e000}'..='\u{f8ff}').contains(&c) || ('\u{fff0}'..='\u{ffff}').contains(&c)) {
+            None => Ok(()),
+            Some(c) => Err(Error::InvalidName {
+                name: name.to_owned(),
+                kind,
+                rule: NameRule::Backend { backend: "zookeeper", rule: format!("ZooKeeper paths cannot contain {c:?}") },
+            }),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let base = self.inner.base.clone();
+        let mut names = self
+            .call(|c, _| {
+                let base = base.clone();
+                async move { c.list_children(&base).await }
+            })
+            .await
+            .map_err(|e| self.map_error(e))?;
+        names.retain(|n| crate::name::is_valid(n));
+        names.sort();
+        Ok(names)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let path = self.namespace_path(namespace);
+        let created = self
+            .call(|c, acls| {
+                let path = path.clone();
+                async move { c.create(&path, &[], &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await }
+            })
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(zk::Error::NodeExists) => Ok(false),
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let ns_path = self.namespace_path(namespace);
+        for _ in 0..WRITE_ATTEMPTS {
+            let children = self.children(namespace).await?;
+            let mut paths: Vec<String> = children.iter().map(|c| format!("{ns_path}/{c}")).collect();
+            paths.push(ns_path.clone());
+            let mut result = Ok(());
+            for chunk in paths.chunks(WRITE_BATCH) {
+                result = self
+                    .call(|c, _| async move {
+                        let mut writer = c.new_multi_writer();
+                        for path in chunk {
+                            writer.add_delete(path, None)?;
+                        }
+                        writer.commit().await.map_err(zk::Error::from).map(drop)
+                    })
+                    .await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => return Ok(()),
+                // Someone added or removed a configuration meanwhile: list again.
+                Err(zk::Error::NotEmpty | zk::Error::NoNode) => continue,
+                Err(e) => return Err(self.map_error(e)),
+            }
+        }
+        Err(Error::Unavailable {
+            backend: self.inner.describe.clone(),
+            message: format!("namespace {namespace:?} kept changing while it was being deleted"),
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let mut children = self.children(namespace).await?;
+        children.retain(|c| crate::name::is_valid(c));
+        let ns_path = self.namespace_path(namespace);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, batch) in children.chunks(READ_BATCH).enumerate() {
+            let paths: Vec<String> = batch.iter().map(|c| format!("{ns_path}/{c}")).collect();
+            let this = self.clone();
+            tasks.spawn(async move {
+                let result = this
+                    .call(|c, _| {
+                        let paths = &paths;
+                        async move {
+                            let mut reader = c.new_multi_reader();
+                            for path in paths {
+                                reader.add_get_data(path)?;
+                            }
+                            reader.commit().await
+                        }
+                    })
+                    .await;
+                (index, result)
+            });
+        }
+        let mut results: Vec<Option<Vec<zk::MultiReadResult>>> =
+            (0..children.len().div_ceil(READ_BATCH)).map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, Ok(batch))) => results[index] = Some(batch),
+                Ok((_, Err(e))) => return Err(self.map_error(e)),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        let mut data = NamespaceData::new();
+        let mut corruptions = Vec::new();
+        for (name, result) in children.iter().zip(results.into_iter().flatten().flatten()) {
+            match result {
+                zk::MultiReadResult::Data { data: bytes, stat } => {
+                    let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
+                    match parsed {
+                        Ok(map) => {
+                            data.insert(
+                                name.clone(),
+                                Stored { value: Arc::new(map), version: Version::number(i64::from(stat.version)) },
+                            );
+                        }
+                        Err((position, problem)) => {
+                            let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                            corruptions.push(Corruption {
+                                location: self.location(&format!("{ns_path}/{name}")),
+                                problem: format!("{problem}{at}"),
+                            });
+                        }
+                    }
+                }
+                // Deleted between the listing and the read.
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => {}
+                zk::MultiReadResult::Error { err } => return Err(self.map_error(err)),
+                _ => {}
+            }
+        }
+        if corruptions.is_empty() {
+            Ok(data)
+        } else {
+            Err(Error::Corrupt { corruptions })
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        if let Err(e) = validate_batch(self, namespace, changes) {
+            return WriteReport::failed(e);
+        }
+        let mut report = WriteReport::default();
+        let mut pending: Vec<Change> = changes.to_vec();
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let (applied, failure) = self.write_once(namespace, &pending).await;
+            let done: HashSet<String> = applied.iter().map(|a| a.name.clone()).collect();
+            report.applied.extend(applied);
+            match failure {
+                None => return report,
+                Some((_, true)) if attempt < WRITE_ATTEMPTS => {
+                    pending.retain(|c| !done.contains(&c.name));
+                }
+                Some((error, _)) => {
+                    report.error = Some(error);
+                    return report;
+                }
+            }
+        }
+        report
+    }
+}

@@ -1,0 +1,312 @@
+//! The ZooKeeper backend against private ZooKeeper servers started by the testkit. Tests share
+//! one standalone server, each under a chroot of its own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confo::backend::zookeeper::{ZkBackend, ZkOptions};
+use confo::conformance::unique_namespace;
+use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error};
+use confo_testkit::{ZkEnsemble, ZkServer};
+use serde_json::{json, Value};
+use zookeeper_client as zk;
+
+fn obj(v: Value) -> confo::Configuration {
+    v.as_object().expect("object").clone()
+}
+
+/// The shared server and a chroot no other test uses.
+fn server_and_chroot() -> (Arc<ZkServer>, String) {
+    (ZkServer::shared().expect("zookeeper"), format!("/{}", unique_namespace("t")))
+}
+
+async fn connect(url: &str) -> ZkBackend {
+    ZkBackend::connect(ZkOptions::from_url(url).expect("url")).await.expect("connect")
+}
+
+async fn raw(server: &ZkServer) -> zk::Client {
+    zk::Client::connect(&server.connect_string()).await.expect("raw client")
+}
+
+async fn raw_as(server: &ZkServer, user: &str, password: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_auth("digest", format!("{user}:{password}").as_bytes())
+        .connect(&server.connect_string())
+        .await
+        .expect("raw client")
+}
+
+mod conformance {
+    use super::*;
+
+    async fn make() -> (Arc<ZkServer>, Arc<dyn Backend>) {
+        let (server, chroot) = server_and_chroot();
+        let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+        (server, Arc::new(backend))
+    }
+
+    confo::conformance_tests!(make());
+}
+
+#[tokio::test]
+async fn layout_node_by_node() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+    let r = raw(&server).await;
+    let (root_data, _) = r.get_data(&format!("{chroot}/confo")).await.expect("root");
+    assert!(root_data.is_empty());
+    backend.create_namespace("sales").await.expect("create");
+    let (ns_data, _) = r.get_data(&format!("{chroot}/confo/sales")).await.expect("namespace node");
+    assert!(ns_data.is_empty(), "a namespace node holds no data");
+    backend.put_configuration("sales", "database", obj(json!({"host": "127.0.0.1", "port": 5432}))).await.expect("put");
+    let (data, stat) = r.get_data(&format!("{chroot}/confo/sales/database")).await.expect("config node");
+    assert_eq!(String::from_utf8(data).expect("utf-8"), r#"{"host":"127.0.0.1","port":5432}"#);
+    let stored = backend.load_configuration("sales", "database").await.expect("load").expect("exists");
+    assert_eq!(stored.version.to_string(), stat.version.to_string(), "versions are stat versions");
+    assert_eq!(r.list_children(&format!("{chroot}/confo")).await.expect("children"), ["sales"]);
+    backend.delete_configuration("sales", "database").await.expect("delete");
+    assert_eq!(r.check_stat(&format!("{chroot}/confo/sales/database")).await.expect("stat"), None);
+    backend.delete_namespace("sales").await.expect("delete ns");
+    assert!(r.list_children(&format!("{chroot}/confo")).await.expect("children").is_empty());
+}
+
+#[tokio::test]
+async fn foreign_and_corrupt_data() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+    let r = raw(&server).await;
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    // As `zkCli.sh create /confo/sales/db '{"host": "x"}'` would leave it.
+    r.create(&format!("{chroot}/confo/sales"), b"", &open).await.expect("create");
+    r.create(&format!("{chroot}/confo/sales/db"), br#"{"host": "x", "port": 1}"#, &open).await.expect("create");
+    r.create(&format!("{chroot}/confo/sales/empty"), b"", &open).await.expect("create");
+    let data = backend.load_namespace("sales").await.expect("load");
+    assert_eq!(*data["db"].value, obj(json!({"host": "x", "port": 1})));
+    assert!(data["empty"].value.is_empty(), "empty data reads as {{}}, as confo does");
+
+    r.create(&format!("{chroot}/confo/sales/broken"), b"{not json", &open).await.expect("create");
+    r.create(&format!("{chroot}/confo/sales/list"), b"[1]", &open).await.expect("create");
+    let err = backend.load_namespace("sales").await.expect_err("corrupt");
+    let Error::Corrupt { corruptions } = &err else { panic!("{err:?}") };
+    assert_eq!(corruptions.len(), 2);
+    assert!(err.to_string().contains(&format!("{chroot}/confo/sales/broken")), "{err}");
+    assert!(err.to_string().contains(&format!("{chroot}/confo/sales/list")), "{err}");
+}
+
+#[tokio::test]
+async fn oversize_data_is_refused_before_it_is_sent() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+    backend.create_namespace("big").await.expect("create");
+    let huge = obj(json!({"blob": "x".repeat(1_100_000)}));
+    let report = backend.write("big", &[Change::put("small", obj(json!({}))), Change::put("huge", huge)]).await;
+    assert!(report.applied.is_empty());
+    let err = report.error.expect("refused");
+    assert!(matches!(err, Error::TooLarge { size, limit, .. } if size > 1_100_000 && limit == 1_000_000), "{err:?}");
+    assert!(backend.load_namespace("big").await.expect("load").is_empty(), "nothing written");
+    // Just under the limit goes through.
+    backend.put_configuration("big", "fits", obj(json!({"blob": "x".repeat(990_000)}))).await.expect("fits");
+}
+
+#[tokio::test]
+async fn acl_creator_only_and_world_read() {
+    let (server, chroot) = server_and_chroot();
+    let cs = server.connect_string();
+    let owner = connect(&format!("zk://app:s3cret@{cs}{chroot}")).await;
+    owner.create_namespace("private").await.expect("create");
+    owner.put_configuration("private", "db", obj(json!({"password": "x"}))).await.expect("put");
+
+    let anonymous = raw(&server).await;
+    let path = format!("{chroot}/confo/private/db");
+    assert_eq!(anonymous.get_data(&path).await.expect_err("no read"), zk::Error::NoAuth);
+    assert_eq!(anonymous.set_data(&path, b"{}", None).await.expect_err("no write"), zk::Error::NoAuth);
+    assert_eq!(anonymous.delete(&path, None).await.expect_err("no delete"), zk::Error::NoAuth);
+    let intruder = raw_as(&server, "app", "wrong").await;
+    assert_eq!(intruder.get_data(&path).await.expect_err("no read"), zk::Error::NoAuth);
+
+    let wrong = ZkBackend::connect(ZkOptions::from_url(&format!("zk://app:wrong@{cs}{chroot}")).expect("url")).await;
+    let err = wrong.expect_err("wrong password");
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong@"), "{err}");
+
+    // world-read: anyone reads, only the owner writes.
+    let (_, chroot2) = server_and_chroot();
+    let shared = connect(&format!("zk://app:s3cret@{cs}{chroot2}?acl=world-read")).await;
+    shared.create_namespace("public").await.expect("create");
+    shared.put_configuration("public", "flags", obj(json!({"on": true}))).await.expect("put");
+    let path = format!("{chroot2}/confo/public/flags");
+    assert!(anonymous.get_data(&path).await.is_ok());
+    assert_eq!(anonymous.set_data(&path, b"{}", None).await.expect_err("no write"), zk::Error::NoAuth);
+
+    // The credentials dictionary, with the port as a number and a user (Python confo crashes).
+    let (host, port) = cs.split_once(':').expect("host:port");
+    let spec = BackendSpec::from_credentials(
+        BackendKind::ZooKeeper,
+        &json!({"zookeeper_host": host, "zookeeper_port": port.parse::<u16>().expect("port"),
+                "zookeeper_user": "app", "zookeeper_passwd": "s3cret", "zookeeper_chroot": chroot}),
+    )
+    .expect("spec");
+    assert!(!format!("{spec} {spec:?}").contains("s3cret"));
+    let confo = Confo::new();
+    confo.load_backend("zk", &spec).await.expect("load");
+    confo.activate_backend("zk").expect("activate");
+    confo.use_namespace("private").await.expect("use");
+    assert_eq!(confo.get_field("db", "password").expect("get"), Some(json!("x")));
+}
+
+/// Python confo's persist(namespace) re-reads the namespace first, so new configurations fail
+/// and edits revert. Ours writes both.
+#[tokio::test]
+async fn namespace_persist_writes_new_and_edited_configurations() {
+    let (server, chroot) = server_and_chroot();
+    let url = format!("zk://{}{chroot}", server.connect_string());
+    let confo = Confo::new();
+    confo.load_backend("zk", &url.parse().expect("spec")).await.expect("load");
+    confo.activate_backend("zk").expect("activate");
+    confo.create_namespace("systemA").await.expect("create");
+    confo.use_namespace("systemA").await.expect("use");
+    confo.set("database", "host", "old").expect("set");
+    confo.persist().await.expect("persist");
+    confo.set("database", "host", "new").expect("edit");
+    confo.set("cache", "ttl", 30).expect("new configuration");
+    assert_eq!(confo.persist_namespace("systemA").await.expect("persist ns"), ["systemA/cache", "systemA/database"]);
+    let backend = connect(&url).await;
+    let data = backend.load_namespace("systemA").await.expect("load");
+    assert_eq!(data["database"].value["host"], json!("new"));
+    assert_eq!(data["cache"].value["ttl"], json!(30));
+}
+
+/// Reads and writes of large namespaces go through batched `multi` requests.
+#[tokio::test]
+async fn large_namespaces_round_trip_in_batches() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+    backend.create_namespace("large").await.expect("create");
+    let n = 2500;
+    let value = |i: usize| obj(json!({"i": i, "host": format!("db{i}.internal"), "pad": "p".repeat(200)}));
+    let changes: Vec<Change> = (0..n).map(|i| Change::put(format!("c{i:05}"), value(i))).collect();
+    let started = Instant::now();
+    let applied = backend.write("large", &changes).await.into_result().expect("write");
+    let persisted = started.elapsed();
+    assert_eq!(applied.len(), n);
+    let started = Instant::now();
+    let data = backend.load_namespace("large").await.expect("load");
+    let loaded = started.elapsed();
+    assert_eq!(data.len(), n);
+    assert!((0..n).all(|i| *data[&format!("c{i:05}")].value == value(i)));
+    // A second write of all of them updates (set_data) rather than creates.
+    let again: Vec<Change> = (0..n).map(|i| Change::put(format!("c{i:05}"), obj(json!({"i": i + 1})))).collect();
+    backend.write("large", &again).await.into_result().expect("rewrite");
+    assert_eq!(backend.load_namespace("large").await.expect("load")["c00007"].value["i"], json!(8));
+    eprintln!("{n} configurations: persist {persisted:?}, reload {loaded:?}");
+}
+
+#[tokio::test]
+async fn a_dead_address_is_unavailable_within_seconds() {
+    let port = confo_testkit::free_port();
+    let started = Instant::now();
+    let err = ZkBackend::connect(ZkOptions::from_url(&format!("zk://127.0.0.1:{port}")).expect("url"))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+/// The server goes away for longer than the session timeout: reads keep coming from the
+/// cache, writes are `Unavailable`, and once it is back the same manager makes a new session.
+#[tokio::test]
+async fn survives_session_expiry() {
+    let mut server = ZkServer::start().expect("zookeeper");
+    let url = format!("zk://{}/expiry?session_timeout_ms=1500", server.connect_string());
+    let confo = Confo::new();
+    confo.load_backend("zk", &url.parse().expect("spec")).await.expect("load");
+    confo.activate_backend("zk").expect("activate");
+    confo.create_namespace("ns").await.expect("create");
+    confo.use_namespace("ns").await.expect("use");
+    confo.set("c", "v", 1).expect("set");
+    confo.persist().await.expect("persist");
+
+    server.stop();
+    assert_eq!(confo.get_field("c", "v").expect("cached"), Some(json!(1)));
+    confo.set("c", "v", 2).expect("set");
+    let started = Instant::now();
+    assert!(matches!(confo.persist().await, Err(Error::Unavailable { .. })));
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_secs(3)).await; // longer than the session timeout
+    server.restart().expect("restart");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match confo.persist().await {
+            Ok(written) => {
+                assert_eq!(written, ["ns/c"]);
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("never recovered: {e}"),
+        }
+    }
+    confo.reload().await.expect("reload");
+    assert_eq!(confo.get_field("c", "v").expect("get"), Some(json!(2)));
+}
+
+/// A 3-node ensemble loses its leader while a client reads and writes in a loop: the client
+/// goes on through another server and every acknowledged write is there; the restarted node
+/// catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_failover_keeps_every_acknowledged_write() {
+    let mut ensemble = ZkEnsemble::start(3).expect("zookeeper ensemble");
+    let url = format!("zk://{}/ha", ensemble.connect_string());
+    let backend = connect(&url).await;
+    backend.create_namespace("ha").await.expect("create");
+    let leader = ensemble.leader().expect("a leader");
+
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    let mut killed_at = None;
+    let mut resumed_after = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0.. {
+        assert!(Instant::now() < deadline, "client did not resume within 60 s");
+        match backend.put_configuration("ha", &format!("c{i}"), obj(json!({"i": i}))).await {
+            Ok(_) => {
+                acknowledged.push(i);
+                if let Some(at) = killed_at {
+                    resumed_after.get_or_insert_with(|| Instant::now().duration_since(at));
+                }
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if i % 10 == 0 {
+            backend.load_namespace("ha").await.ok();
+        }
+        if i == 30 {
+            ensemble.stop(leader);
+            killed_at = Some(Instant::now());
+        }
+        if killed_at.is_some() && acknowledged.iter().filter(|&&a| a > 30).count() >= 30 {
+            break;
+        }
+    }
+    let data = backend.load_namespace("ha").await.expect("load");
+    for i in &acknowledged {
+        assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
+    }
+    ensemble.restart(leader).expect("restart the old leader");
+    let port = ensemble.client_ports()[leader];
+    let direct = zk::Client::connect(&format!("127.0.0.1:{port}")).await.expect("the restarted node");
+    direct.sync("/ha/confo/ha").await.expect("sync");
+    let children = direct.list_children("/ha/confo/ha").await.expect("children");
+    assert_eq!(children.len(), data.len(), "the restarted node caught up");
+    eprintln!(
+        "ensemble failover: {} writes acknowledged, {failed} refused, resumed {:?} after the leader was killed",
+        acknowledged.len(),
+        resumed_after
+    );
+}
