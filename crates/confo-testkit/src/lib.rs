@@ -408,7 +408,8 @@ impl RedisServer {
 }
 
 /// A Redis master, one replica and three sentinels monitoring them, all on loopback, with a
-/// 1 s down-after time so a failover takes a few seconds.
+/// 2 s down-after time so a failover takes a few seconds (and a loaded machine does not fail
+/// over by mistake).
 #[derive(Debug)]
 pub struct RedisSentinelGroup {
     /// The master (index 0) and the replica (index 1).
@@ -439,7 +440,7 @@ impl RedisSentinelGroup {
             let conf = dir.path().join(format!("sentinel{i}.conf"));
             let text = format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {master_name} 127.0.0.1 {} 2\n\
-                 sentinel down-after-milliseconds {master_name} 1000\nsentinel failover-timeout {master_name} 5000\n\
+                 sentinel down-after-milliseconds {master_name} 2000\nsentinel failover-timeout {master_name} 5000\n\
                  sentinel parallel-syncs {master_name} 1\n",
                 dir.path().display(),
                 master.port()

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::backend::{Backend, Configuration};
 use crate::error::{ConfigRef, Error, Result};
-use crate::manager::{BackendsInfo, NamespacesInfo, Removal};
+use crate::manager::{BackendsInfo, Event, NamespacesInfo, Removal, Scope, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
 
 /// The blocking manager. Cheap to clone; clones share one state and one runtime.
@@ -183,8 +183,104 @@ impl Confo {
         self.block(self.inner.persist_namespace(namespace))
     }
 
+    /// See [`crate::Confo::persist_with`].
+    pub fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
+        self.block(self.inner.persist_with(scope, force))
+    }
+
+    /// See [`crate::Confo::stale_edits`].
+    pub fn stale_edits(&self) -> Result<Vec<ConfigRef>> {
+        self.inner.stale_edits()
+    }
+
+    /// See [`crate::Confo::stored`].
+    pub fn stored(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
+        self.inner.stored(config)
+    }
+
+    /// See [`crate::Confo::set_auto_refresh`].
+    pub fn set_auto_refresh(&self, enabled: bool, options: WatchOptions) -> Result<()> {
+        self.block(self.inner.set_auto_refresh(enabled, options))
+    }
+
+    /// Watches a namespace (or one configuration); iterate the result for events.
+    /// See [`crate::Confo::watch`].
+    pub fn watch(&self, namespace: &str, configuration: Option<&str>) -> Result<BlockingWatcher> {
+        let watcher = self.block(self.inner.watch(namespace, configuration))?;
+        Ok(BlockingWatcher { watcher, runtime: self.runtime.clone() })
+    }
+
+    /// Calls `callback` on a thread of its own for every event until the returned handle is
+    /// dropped or `callback` returns `false`.
+    pub fn watch_callback<F>(
+        &self,
+        namespace: &str,
+        configuration: Option<&str>,
+        mut callback: F,
+    ) -> Result<WatchHandle>
+    where
+        F: FnMut(Result<Event>) -> bool + Send + 'static,
+    {
+        let mut watcher = self.watch(namespace, configuration)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("confo-watch".into())
+            .spawn(move || {
+                while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some(event) = watcher.next_timeout(std::time::Duration::from_millis(200)) {
+                        if !callback(event) {
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io("confo watch thread", e))?;
+        Ok(WatchHandle { stop, thread: Some(thread) })
+    }
+
     /// See [`crate::Confo::persist_configuration`].
     pub fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_configuration(namespace, config))
+    }
+}
+
+/// A [`Watcher`] for sync callers: an iterator of events.
+#[derive(Debug)]
+pub struct BlockingWatcher {
+    watcher: Watcher,
+    // The runtime that runs the watcher's task lives as long as the watcher.
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl BlockingWatcher {
+    /// The next event if one arrives within `timeout`.
+    pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Option<Result<Event>> {
+        let deadline = std::time::Instant::now() + timeout;
+        self.runtime.block_on(self.watcher.next_timeout(deadline.saturating_duration_since(std::time::Instant::now())))
+    }
+}
+
+impl Iterator for BlockingWatcher {
+    type Item = Result<Event>;
+
+    fn next(&mut self) -> Option<Result<Event>> {
+        self.watcher.blocking_next()
+    }
+}
+
+/// Stops a [`Confo::watch_callback`] thread when dropped (after at most 200 ms).
+#[derive(Debug)]
+pub struct WatchHandle {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -244,3 +244,147 @@ macro_rules! conformance_tests {
         )*
     };
 }
+
+// ----- live updates and conflicts: two handles on one store -----
+
+/// How long a live test waits for something that should happen within milliseconds.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn manager_on(store: Arc<dyn Backend>, namespace: &str) -> crate::Confo {
+    let confo = crate::Confo::new();
+    confo.add_backend("store", store).await.unwrap();
+    confo.activate_backend("store").unwrap();
+    confo.use_namespace(namespace).await.unwrap();
+    confo
+}
+
+async fn expect_event(
+    watcher: &mut crate::Watcher,
+    kind: crate::EventKind,
+    configuration: Option<&str>,
+) -> crate::Event {
+    let event = watcher.next_timeout(PATIENCE).await.expect("an event in time").expect("not an error");
+    assert_eq!((event.kind, event.configuration.as_deref()), (kind, configuration), "{event:?}");
+    event
+}
+
+/// A watcher on one handle sees every kind of change made through the other, in order, with
+/// the new values; a watcher of one configuration sees only that one.
+pub async fn watch_sees_changes(watching: Arc<dyn Backend>, writing: Arc<dyn Backend>) {
+    use crate::EventKind::*;
+    let ns = fresh_namespace(&*writing, "watch").await;
+    let confo = manager_on(watching, &ns).await;
+    let mut all = confo.watch(&ns, None).await.unwrap();
+    let mut only_x = confo.watch(&ns, Some("x")).await.unwrap();
+
+    writing.put_configuration(&ns, "c1", obj(json!({"v": 1}))).await.unwrap();
+    let created = expect_event(&mut all, Created, Some("c1")).await;
+    assert_eq!(created.value.unwrap()["v"], json!(1));
+    writing.put_configuration(&ns, "c1", obj(json!({"v": 2}))).await.unwrap();
+    let changed = expect_event(&mut all, Changed, Some("c1")).await;
+    assert_eq!(changed.value.unwrap()["v"], json!(2));
+    assert_eq!(changed.namespace, ns);
+    writing.delete_configuration(&ns, "c1").await.unwrap();
+    assert!(expect_event(&mut all, Deleted, Some("c1")).await.value.is_none());
+
+    writing.put_configuration(&ns, "x", obj(json!({"x": true}))).await.unwrap();
+    expect_event(&mut all, Created, Some("x")).await;
+    expect_event(&mut only_x, Created, Some("x")).await;
+
+    writing.delete_namespace(&ns).await.unwrap();
+    expect_event(&mut all, Deleted, Some("x")).await;
+    expect_event(&mut all, NamespaceDeleted, None).await;
+    expect_event(&mut only_x, Deleted, Some("x")).await;
+    writing.create_namespace(&ns).await.unwrap();
+    expect_event(&mut all, NamespaceCreated, None).await;
+    writing.delete_namespace(&ns).await.unwrap();
+}
+
+/// Two managers edit one configuration: the first persist wins, the second gets `Conflict`,
+/// keeps its edit and can see the stored value; creating what someone else created, and
+/// deleting what someone else changed, conflict too; `force` overwrites.
+pub async fn managers_conflict(first: Arc<dyn Backend>, second: Arc<dyn Backend>) {
+    let ns = fresh_namespace(&*first, "conflict").await;
+    first.put_configuration(&ns, "shared", obj(json!({"v": 0}))).await.unwrap();
+    let one = manager_on(first.clone(), &ns).await;
+    let two = manager_on(second, &ns).await;
+
+    one.set("shared", "v", 1).unwrap();
+    two.set("shared", "v", 2).unwrap();
+    two.set("unrelated", "ok", true).unwrap();
+    assert_eq!(one.persist().await.unwrap(), [format!("{ns}/shared")]);
+    let err = two.persist().await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert!(err.to_string().contains("shared"), "the conflict names the configuration: {err}");
+    assert_eq!(two.staged().unwrap(), [format!("{ns}/shared"), format!("{ns}/unrelated")], "nothing lost");
+    assert_eq!(two.get_field("shared", "v").unwrap(), Some(json!(2)), "the edit is still there");
+    let stored = first.load_configuration(&ns, "shared").await.unwrap().unwrap();
+    assert_eq!(stored.value["v"], json!(1), "the first writer's value was not overwritten");
+    two.reload().await.unwrap();
+    assert_eq!(two.stored("shared").unwrap().unwrap()["v"], json!(1), "the caller can see the stored value");
+    assert_eq!(two.stale_edits().unwrap(), [format!("{ns}/shared")]);
+
+    // Creating what someone else created meanwhile.
+    one.set("fresh", "by", "one").unwrap();
+    two.set("fresh", "by", "two").unwrap();
+    one.persist().await.unwrap();
+    let err = two.persist_with(crate::Scope::Configuration(&ns, "fresh"), false).await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+
+    // Force overwrites.
+    two.persist_with(crate::Scope::All, true).await.unwrap();
+    let data = first.load_namespace(&ns).await.unwrap();
+    assert_eq!((data["shared"].value["v"].clone(), data["fresh"].value["by"].clone()), (json!(2), json!("two")));
+    assert!(two.staged().unwrap().is_empty());
+
+    // Deleting what someone else changed since.
+    one.remove("shared").unwrap();
+    let err = one.persist().await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    assert!(first.load_configuration(&ns, "shared").await.unwrap().is_some(), "not deleted");
+    first.delete_namespace(&ns).await.unwrap();
+}
+
+/// Auto-refresh brings other writers' changes into the cache; a staged edit stays on top and
+/// is reported stale when the stored configuration under it changes.
+pub async fn auto_refresh_keeps_the_cache_current(watching: Arc<dyn Backend>, writing: Arc<dyn Backend>) {
+    let ns = fresh_namespace(&*writing, "refresh").await;
+    let confo = manager_on(watching, &ns).await;
+    confo.set_auto_refresh(true, crate::WatchOptions::default()).await.unwrap();
+    confo.set("mine", "x", 1).unwrap();
+    writing.put_configuration(&ns, "theirs", obj(json!({"v": 1}))).await.unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while confo.get_field("theirs", "v").unwrap() != Some(json!(1)) {
+        assert!(std::time::Instant::now() < deadline, "the cache never saw the change");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    writing.put_configuration(&ns, "mine", obj(json!({"x": 9}))).await.unwrap();
+    while confo.stale_edits().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the stale edit was never reported");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(confo.stale_edits().unwrap(), [format!("{ns}/mine")]);
+    assert_eq!(confo.get_field("mine", "x").unwrap(), Some(json!(1)), "the staged edit stays on top");
+    assert_eq!(confo.stored("mine").unwrap().unwrap()["x"], json!(9));
+    confo.set_auto_refresh(false, crate::WatchOptions::default()).await.unwrap();
+    writing.delete_namespace(&ns).await.unwrap();
+}
+
+/// Generates the live-update and conflict tests for a backend. `$make` is an async expression
+/// evaluating to `(guard, Arc<dyn Backend>, Arc<dyn Backend>)`: two independent handles
+/// (connections, processes' views) on one store.
+#[macro_export]
+macro_rules! live_tests {
+    ($make:expr) => {
+        $crate::live_tests!(@each $make; watch_sees_changes, managers_conflict, auto_refresh_keeps_the_cache_current);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (_guard, a, b) = $make.await;
+                $crate::conformance::$name(a, b).await;
+            }
+        )*
+    };
+}

@@ -25,3 +25,27 @@ mod file {
 
     confo::conformance_tests!(make());
 }
+
+mod memory_live {
+    use super::*;
+
+    async fn make() -> ((), Arc<dyn Backend>, Arc<dyn Backend>) {
+        let store: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        ((), store.clone(), store)
+    }
+
+    confo::live_tests!(make());
+}
+
+mod file_live {
+    use super::*;
+
+    async fn make() -> (tempfile::TempDir, Arc<dyn Backend>, Arc<dyn Backend>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let a = FileBackend::open(dir.path()).expect("open");
+        let b = FileBackend::open(dir.path()).expect("open");
+        (dir, Arc::new(a), Arc::new(b))
+    }
+
+    confo::live_tests!(make());
+}

@@ -522,3 +522,16 @@ async fn writes_publish_change_events() {
         ]
     );
 }
+
+mod live {
+    use super::*;
+
+    async fn make() -> (RedisServer, Arc<dyn Backend>, Arc<dyn Backend>) {
+        let server = RedisServer::start().expect("redis-server");
+        let a = connect(&server.url()).await;
+        let b = connect(&server.url()).await;
+        (server, Arc::new(a), Arc::new(b))
+    }
+
+    confo::live_tests!(make());
+}

@@ -310,3 +310,17 @@ async fn ensemble_failover_keeps_every_acknowledged_write() {
         resumed_after
     );
 }
+
+mod live {
+    use super::*;
+
+    async fn make() -> (Arc<ZkServer>, Arc<dyn Backend>, Arc<dyn Backend>) {
+        let (server, chroot) = server_and_chroot();
+        let url = format!("zk://{}{chroot}", server.connect_string());
+        let a = connect(&url).await;
+        let b = connect(&url).await;
+        (server, Arc::new(a), Arc::new(b))
+    }
+
+    confo::live_tests!(make());
+}

@@ -29,6 +29,9 @@
 //!   `config_path` (atomic), then removes it. A crash between the two leaves that dot-folder,
 //!   which the next namespace deletion removes.
 //! - Versions are a 64-bit hash of the file's bytes, so an edit by any program is seen.
+//! - **Notifications** come from the file system (`notify`: inotify on Linux) for the whole
+//!   tree, so an edit by any program (a text editor, Python confo) is noticed; our temporary
+//!   and trash dot-files are ignored, and a notification overflow asks for a full re-read.
 //! - Limits: the file system's. A lock held by another process for longer than
 //!   [`FileOptions::lock_timeout`] is [`Error::Unavailable`].
 
@@ -46,6 +49,7 @@ use super::{
     check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Configuration, NamespaceData,
     Precondition, Stored, Version, WriteReport,
 };
+use super::{Hint, Hints};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{self, NameKind};
 
@@ -456,6 +460,21 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(Inner::loc(dir), e))
 }
 
+/// The hint for a changed path below `root`, if it can concern a namespace.
+fn hint_for(root: &Path, path: &Path) -> Option<Hint> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut parts = rel.components().map(|c| c.as_os_str().to_str());
+    let namespace = parts.next()??;
+    if namespace.starts_with('.') {
+        return None;
+    }
+    match parts.next() {
+        // Our own temporary files and other dotfiles never hold a configuration.
+        Some(Some(file)) if file.starts_with('.') => None,
+        _ => Some(Hint::Namespace(namespace.to_owned())),
+    }
+}
+
 #[async_trait]
 impl Backend for FileBackend {
     fn describe(&self) -> String {
@@ -496,5 +515,36 @@ impl Backend for FileBackend {
         let namespace = namespace.to_owned();
         let changes = changes.to_vec();
         self.run(move |inner| inner.write(&namespace, &changes)).await
+    }
+
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        use notify::Watcher;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let root = self.inner.root.clone();
+        let absolute = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+        let sender = tx.clone();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let hints: Vec<Hint> = match event {
+                Ok(event) if event.need_rescan() => vec![Hint::All],
+                Ok(event) => {
+                    event.paths.iter().filter_map(|p| hint_for(&root, p).or_else(|| hint_for(&absolute, p))).collect()
+                }
+                Err(_) => vec![Hint::All],
+            };
+            for hint in hints {
+                let _ = sender.send(hint);
+            }
+        })
+        .map_err(|e| Error::Unavailable { backend: self.describe(), message: format!("file notifications: {e}") })?;
+        watcher.watch(&self.inner.root, notify::RecursiveMode::Recursive).map_err(|e| Error::Unavailable {
+            backend: self.describe(),
+            message: format!("file notifications: {e}"),
+        })?;
+        // The watcher lives until the receiver is dropped.
+        tokio::spawn(async move {
+            tx.closed().await;
+            drop(watcher);
+        });
+        Ok(Some(rx))
     }
 }

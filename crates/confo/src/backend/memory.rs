@@ -5,6 +5,7 @@
 //! - Layout: a map of namespaces, each a map of configurations; nothing leaves the process.
 //! - Versions: one counter per backend, bumped on every put, so a version is never reused.
 //! - Atomic: a whole batch is checked and applied under one lock.
+//! - Notifications: every change is sent to every subscriber at once.
 //! - Limits: memory.
 
 use std::collections::BTreeMap;
@@ -13,8 +14,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Stored,
-    Version, WriteReport,
+    check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Hint, Hints, NamespaceData,
+    Stored, Version, WriteReport,
 };
 use crate::error::{Error, Missing, Result};
 use crate::name::NameKind;
@@ -31,6 +32,13 @@ pub struct MemoryBackend {
 struct State {
     namespaces: BTreeMap<String, NamespaceData>,
     counter: i64,
+    subscribers: Vec<tokio::sync::mpsc::UnboundedSender<Hint>>,
+}
+
+impl State {
+    fn notify(&mut self, namespace: &str) {
+        self.subscribers.retain(|s| s.send(Hint::Namespace(namespace.to_owned())).is_ok());
+    }
 }
 
 impl MemoryBackend {
@@ -67,13 +75,18 @@ impl Backend for MemoryBackend {
             return Ok(false);
         }
         state.namespaces.insert(namespace.to_owned(), NamespaceData::new());
+        state.notify(namespace);
         Ok(true)
     }
 
     async fn delete_namespace(&self, namespace: &str) -> Result<()> {
         self.validate_name(NameKind::Namespace, namespace)?;
-        match self.state().namespaces.remove(namespace) {
-            Some(_) => Ok(()),
+        let mut state = self.state();
+        match state.namespaces.remove(namespace) {
+            Some(_) => {
+                state.notify(namespace);
+                Ok(())
+            }
             None => Err(self.missing_namespace(namespace)),
         }
     }
@@ -117,6 +130,15 @@ impl Backend for MemoryBackend {
             };
             applied.push(Applied { name: change.name.clone(), version });
         }
+        if !applied.is_empty() {
+            state.notify(namespace);
+        }
         WriteReport { applied, error: None }
+    }
+
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.state().subscribers.push(tx);
+        Ok(Some(rx))
     }
 }

@@ -174,6 +174,20 @@ impl WriteReport {
     }
 }
 
+/// What may have changed in a store, as precisely as a backend can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// Something in this namespace (or the namespace itself) may have changed.
+    Namespace(String),
+    /// Anything may have changed (after a reconnect, a new session or a lost notification):
+    /// re-read everything of interest.
+    All,
+}
+
+/// Hints from a backend, sent as changes happen. The backend stops sending (and releases what
+/// it holds for this) when the receiver is dropped.
+pub type Hints = tokio::sync::mpsc::UnboundedReceiver<Hint>;
+
 /// A store of namespaces of configurations.
 ///
 /// Implementations validate every name they are given with [`crate::name::validate`] and
@@ -210,6 +224,15 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// before anything is written: a broken one fails the batch with [`Error::Conflict`] and
     /// writes nothing.
     async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport;
+
+    /// Starts sending [`Hint`]s about changes made by anyone, if the store can notify.
+    /// `Ok(None)` (the default) means it cannot, and watchers poll instead. A backend sends
+    /// [`Hint::All`] whenever it may have missed something (a reconnect, a new session, an
+    /// overflow). The hints may be coalesced; watchers re-read and compare, so a spurious hint
+    /// costs a read, never a wrong event.
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        Ok(None)
+    }
 }
 
 /// Conveniences built on the [`Backend`] core, for every backend.

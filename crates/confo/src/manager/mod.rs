@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendExt, Change, Configuration, NamespaceData, Stored};
+use crate::backend::{Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version};
 use crate::error::{ConfigRef, Error, Missing, Result};
 use crate::name::{self, NameKind};
 use crate::spec::BackendSpec;
@@ -52,11 +52,19 @@ pub enum Removal {
     Recursive,
 }
 
-/// An edit staged for one configuration.
+/// An edit of one configuration.
 #[derive(Debug, Clone)]
-enum Staged {
+enum Edit {
     Put(Arc<Configuration>),
     Delete,
+}
+
+/// An edit staged for one configuration, and the stored version it was made on (`None`: the
+/// configuration did not exist), which persist checks so that nobody's change is overwritten.
+#[derive(Debug, Clone)]
+struct Staged {
+    edit: Edit,
+    base: Option<Version>,
 }
 
 /// One named backend and what the manager holds for it.
@@ -67,20 +75,37 @@ struct Slot {
     current: Option<String>,
     snapshots: HashMap<String, Arc<NamespaceData>>,
     staged: BTreeMap<String, BTreeMap<String, Staged>>,
+    /// The auto-refresh task, stopped when dropped.
+    refresher: Option<AbortOnDrop>,
+}
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Slot {
     /// The effective content of a configuration: the staged edit, else the stored one.
     fn effective(&self, namespace: &str, config: &str) -> Option<Arc<Configuration>> {
-        match self.staged.get(namespace).and_then(|s| s.get(config)) {
-            Some(Staged::Put(value)) => Some(value.clone()),
-            Some(Staged::Delete) => None,
+        match self.staged.get(namespace).and_then(|s| s.get(config)).map(|s| &s.edit) {
+            Some(Edit::Put(value)) => Some(value.clone()),
+            Some(Edit::Delete) => None,
             None => self.snapshots.get(namespace)?.get(config).map(|s| s.value.clone()),
         }
     }
 
-    fn stage(&mut self, namespace: &str, config: &str, edit: Staged) {
-        self.staged.entry(namespace.to_owned()).or_default().insert(config.to_owned(), edit);
+    /// Stages an edit; the base version is the stored one when the configuration was first
+    /// edited, kept across further edits.
+    fn stage(&mut self, namespace: &str, config: &str, edit: Edit) {
+        let stored = self.snapshots.get(namespace).and_then(|d| d.get(config)).map(|s| s.version.clone());
+        let edits = self.staged.entry(namespace.to_owned()).or_default();
+        let base = edits.get(config).map_or(stored, |s| s.base.clone());
+        edits.insert(config.to_owned(), Staged { edit, base });
     }
 
     fn current(&self, backend: &str) -> Result<&str> {
@@ -211,7 +236,14 @@ impl Confo {
                 location: String::new(),
             });
         }
-        let slot = Slot { backend, namespaces, current: None, snapshots: HashMap::new(), staged: BTreeMap::new() };
+        let slot = Slot {
+            backend,
+            namespaces,
+            current: None,
+            snapshots: HashMap::new(),
+            staged: BTreeMap::new(),
+            refresher: None,
+        };
         state.backends.insert(name.to_owned(), slot);
         Ok(())
     }
@@ -328,6 +360,118 @@ impl Confo {
         Ok(())
     }
 
+    // ----- live updates -----
+
+    /// Watches a namespace of the active backend (or one configuration of it) and reports each
+    /// change made by anyone as an [`Event`]. See [`Watcher`].
+    pub async fn watch(&self, namespace: &str, configuration: Option<&str>) -> Result<Watcher> {
+        self.watch_with(namespace, configuration, WatchOptions::default()).await
+    }
+
+    /// [`Confo::watch`] with options.
+    pub async fn watch_with(
+        &self,
+        namespace: &str,
+        configuration: Option<&str>,
+        options: WatchOptions,
+    ) -> Result<Watcher> {
+        let (_, backend) = self.active_backend()?;
+        Watcher::start(backend, namespace, configuration, options).await
+    }
+
+    /// Keeps the active backend's cached namespaces current from the store's notifications, so
+    /// readers see other writers' changes without calling [`Confo::reload`]. Staged edits stay
+    /// on top and are never overwritten; [`Confo::stale_edits`] tells which of them now sit on
+    /// a changed stored configuration. `false` stops it.
+    pub async fn set_auto_refresh(&self, enabled: bool, options: WatchOptions) -> Result<()> {
+        let (name, backend) = self.active_backend()?;
+        if !enabled {
+            if let Some(slot) = self.state().backends.get_mut(&name) {
+                slot.refresher = None;
+            }
+            return Ok(());
+        }
+        let mut source = watch::HintSource::new(backend.clone(), options).await?;
+        let state = Arc::downgrade(&self.state);
+        let backend_name = name.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let touched = source.next().await;
+                // Which cached namespaces to re-read; stop once the manager is gone.
+                let wanted: Vec<String> = {
+                    let Some(state) = state.upgrade() else { return };
+                    let state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(slot) = state.backends.get(&backend_name) else { return };
+                    slot.snapshots.keys().filter(|ns| touched.concerns(ns)).cloned().collect()
+                };
+                let namespaces = backend.list_namespaces().await.ok();
+                for namespace in wanted {
+                    let fresh = backend.load_namespace(&namespace).await;
+                    let Some(state) = state.upgrade() else { return };
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(slot) = state.backends.get_mut(&backend_name) else { return };
+                    match fresh {
+                        Ok(data) => {
+                            let stale = slot
+                                .staged
+                                .get(&namespace)
+                                .into_iter()
+                                .flatten()
+                                .filter(|(cfg, staged)| staged.base.as_ref() != data.get(*cfg).map(|s| &s.version));
+                            for (cfg, _) in stale {
+                                tracing::warn!(namespace = %namespace, configuration = %cfg, "the stored configuration changed under a staged edit");
+                            }
+                            slot.snapshots.insert(namespace, Arc::new(data));
+                        }
+                        Err(Error::NotFound { what: Missing::Namespace, .. }) => {
+                            slot.snapshots.insert(namespace, Arc::new(NamespaceData::new()));
+                        }
+                        Err(e) => {
+                            tracing::debug!(namespace = %namespace, error = %e, "auto-refresh failed; will retry")
+                        }
+                    }
+                }
+                if let (Some(namespaces), Some(state)) = (namespaces, state.upgrade()) {
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(slot) = state.backends.get_mut(&backend_name) {
+                        slot.namespaces = namespaces;
+                    }
+                }
+            }
+        });
+        if let Some(slot) = self.state().backends.get_mut(&name) {
+            slot.refresher = Some(AbortOnDrop(task));
+        }
+        Ok(())
+    }
+
+    /// Staged edits (`namespace/configuration`) whose stored configuration is no longer at the
+    /// version the edit was made on, as far as the cache knows (after a reload or an
+    /// auto-refresh): persisting them would be a [`Error::Conflict`].
+    pub fn stale_edits(&self) -> Result<Vec<ConfigRef>> {
+        let state = self.state();
+        let (_, slot) = state.active()?;
+        Ok(slot
+            .staged
+            .iter()
+            .flat_map(|(ns, edits)| {
+                let stored = slot.snapshots.get(ns);
+                edits
+                    .iter()
+                    .filter(move |(cfg, staged)| {
+                        staged.base.as_ref() != stored.and_then(|d| d.get(*cfg)).map(|s| &s.version)
+                    })
+                    .map(move |(cfg, _)| format!("{ns}/{cfg}"))
+            })
+            .collect())
+    }
+
+    /// A configuration of the current namespace as last read from the store, without staged
+    /// edits (to compare with one's own edit after a conflict).
+    pub fn stored(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
+        self.with_current(|slot, ns| Ok(slot.snapshots.get(ns).and_then(|d| d.get(config)).map(|s| s.value.clone())))
+    }
+
     // ----- reading the current namespace -----
 
     /// Runs `f` on the active slot and the current namespace.
@@ -346,10 +490,10 @@ impl Confo {
                 .get(ns)
                 .map(|data| data.iter().map(|(k, s)| (k.clone(), s.value.clone())).collect())
                 .unwrap_or_default();
-            for (config, edit) in slot.staged.get(ns).into_iter().flatten() {
-                match edit {
-                    Staged::Put(value) => all.insert(config.clone(), value.clone()),
-                    Staged::Delete => all.remove(config),
+            for (config, staged) in slot.staged.get(ns).into_iter().flatten() {
+                match &staged.edit {
+                    Edit::Put(value) => all.insert(config.clone(), value.clone()),
+                    Edit::Delete => all.remove(config),
                 };
             }
             Ok(all)
@@ -397,13 +541,13 @@ impl Confo {
         self.edit(config, |current| {
             let mut map = current.map(|c| (*c).clone()).unwrap_or_default();
             map.insert(field.to_owned(), value);
-            Ok(Staged::Put(Arc::new(map)))
+            Ok(Edit::Put(Arc::new(map)))
         })
     }
 
     /// Replaces a whole configuration (in memory until persisted).
     pub fn replace(&self, config: &str, value: Configuration) -> Result<()> {
-        self.edit(config, |_| Ok(Staged::Put(Arc::new(value))))
+        self.edit(config, |_| Ok(Edit::Put(Arc::new(value))))
     }
 
     /// Removes one field (in memory until persisted). [`Error::NotFound`] if the configuration
@@ -415,7 +559,7 @@ impl Confo {
             if map.shift_remove(field).is_none() {
                 return Err(Error::not_found(Missing::Field, format!("{config}.{field}"), ""));
             }
-            Ok(Staged::Put(Arc::new(map)))
+            Ok(Edit::Put(Arc::new(map)))
         })
     }
 
@@ -423,13 +567,13 @@ impl Confo {
     /// not exist.
     pub fn remove(&self, config: &str) -> Result<()> {
         self.edit(config, |current| match current {
-            Some(_) => Ok(Staged::Delete),
+            Some(_) => Ok(Edit::Delete),
             None => Err(Error::not_found(Missing::Configuration, config, "")),
         })
     }
 
     /// Validates the name, computes the new staged edit from the effective content, stages it.
-    fn edit(&self, config: &str, f: impl FnOnce(Option<Arc<Configuration>>) -> Result<Staged>) -> Result<()> {
+    fn edit(&self, config: &str, f: impl FnOnce(Option<Arc<Configuration>>) -> Result<Edit>) -> Result<()> {
         let mut state = self.state();
         let (name, slot) = state.active_mut()?;
         let namespace = slot.current(name)?.to_owned();
@@ -480,21 +624,34 @@ impl Confo {
 
     /// Writes every staged edit of the active backend to the store. Returns what was written,
     /// as `namespace/configuration`.
+    ///
+    /// Each configuration is written only if it is still at the version this manager loaded
+    /// (or still absent, for a new one): if another writer changed, created or deleted it
+    /// meanwhile, persist fails with [`Error::Conflict`], writes nothing of that namespace's
+    /// batch, and keeps the edits staged. See the stored value with [`Confo::reload`] and
+    /// [`Confo::stored`]; overwrite with [`Confo::persist_with`] and `force`.
     pub async fn persist(&self) -> Result<Vec<ConfigRef>> {
-        self.persist_scope(None, None).await
+        self.persist_with(Scope::All, false).await
     }
 
     /// Writes the staged edits of one namespace.
     pub async fn persist_namespace(&self, namespace: &str) -> Result<Vec<ConfigRef>> {
-        self.persist_scope(Some(namespace), None).await
+        self.persist_with(Scope::Namespace(namespace), false).await
     }
 
     /// Writes the staged edit of one configuration.
     pub async fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
-        self.persist_scope(Some(namespace), Some(config)).await
+        self.persist_with(Scope::Configuration(namespace, config), false).await
     }
 
-    async fn persist_scope(&self, namespace: Option<&str>, config: Option<&str>) -> Result<Vec<ConfigRef>> {
+    /// Writes the staged edits in `scope`; with `force`, whatever the store holds now is
+    /// overwritten (no conflict check).
+    pub async fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
+        let (namespace, config) = match scope {
+            Scope::All => (None, None),
+            Scope::Namespace(ns) => (Some(ns), None),
+            Scope::Configuration(ns, cfg) => (Some(ns), Some(cfg)),
+        };
         let _one_at_a_time = self.persisting.lock().await;
         let (name, backend) = self.active_backend()?;
         // What to write: per namespace, the staged edits in scope that differ from the store.
@@ -508,11 +665,11 @@ impl Confo {
                 }
                 let stored = slot.snapshots.get(ns);
                 // Edits that change nothing are dropped here, so they are never written.
-                edits.retain(|cfg, edit| !is_noop(stored.and_then(|d| d.get(cfg)), edit));
+                edits.retain(|cfg, staged| !is_noop(stored.and_then(|d| d.get(cfg)), &staged.edit));
                 let changes: Vec<(Change, Staged)> = edits
                     .iter()
                     .filter(|(cfg, _)| config.is_none_or(|want| want == cfg.as_str()))
-                    .map(|(cfg, edit)| (to_change(cfg, edit), edit.clone()))
+                    .map(|(cfg, staged)| (to_change(cfg, staged, force), staged.clone()))
                     .collect();
                 if !changes.is_empty() {
                     batches.push((ns.clone(), changes));
@@ -545,7 +702,8 @@ impl Confo {
     }
 
     /// Records applied changes: the snapshot takes the new content and version, and the staged
-    /// edit is dropped unless it was edited again while the write was in flight.
+    /// edit is dropped, unless it was edited again while the write was in flight (then it stays,
+    /// now based on the version just written).
     fn settle(
         &self,
         backend_name: &str,
@@ -561,9 +719,9 @@ impl Confo {
         let snapshot = slot.snapshots.entry(namespace.to_owned()).or_default();
         let data = Arc::make_mut(snapshot);
         for done in applied {
-            let Some((_, edit)) = changes.iter().find(|(c, _)| c.name == done.name) else { continue };
-            match (edit, &done.version) {
-                (Staged::Put(value), Some(version)) => {
+            let Some((_, sent)) = changes.iter().find(|(c, _)| c.name == done.name) else { continue };
+            match (&sent.edit, &done.version) {
+                (Edit::Put(value), Some(version)) => {
                     data.insert(done.name.clone(), Stored { value: value.clone(), version: version.clone() });
                 }
                 _ => {
@@ -571,8 +729,12 @@ impl Confo {
                 }
             }
             if let Some(edits) = slot.staged.get_mut(namespace) {
-                if edits.get(&done.name).is_some_and(|now| same_edit(now, edit)) {
-                    edits.remove(&done.name);
+                match edits.get_mut(&done.name) {
+                    Some(now) if same_edit(&now.edit, &sent.edit) => {
+                        edits.remove(&done.name);
+                    }
+                    Some(now) => now.base = done.version.clone(),
+                    None => {}
                 }
             }
         }
@@ -580,25 +742,40 @@ impl Confo {
     }
 }
 
-fn to_change(config: &str, edit: &Staged) -> Change {
-    match edit {
-        Staged::Put(value) => Change::put(config, value.clone()),
-        Staged::Delete => Change::delete(config),
-    }
+/// What a persist writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every staged edit of the active backend.
+    All,
+    /// The staged edits of one namespace.
+    Namespace(&'a str),
+    /// The staged edit of one configuration: (namespace, configuration).
+    Configuration(&'a str, &'a str),
 }
 
-fn is_noop(stored: Option<&Stored>, edit: &Staged) -> bool {
+fn to_change(config: &str, staged: &Staged, force: bool) -> Change {
+    let change = match &staged.edit {
+        Edit::Put(value) => Change::put(config, value.clone()),
+        Edit::Delete => Change::delete(config),
+    };
+    if force {
+        return change;
+    }
+    change.when(staged.base.clone().map_or(Precondition::Absent, Precondition::Version))
+}
+
+fn is_noop(stored: Option<&Stored>, edit: &Edit) -> bool {
     match (stored, edit) {
-        (Some(stored), Staged::Put(value)) => stored.value == *value,
-        (None, Staged::Delete) => true,
+        (Some(stored), Edit::Put(value)) => stored.value == *value,
+        (None, Edit::Delete) => true,
         _ => false,
     }
 }
 
-fn same_edit(a: &Staged, b: &Staged) -> bool {
+fn same_edit(a: &Edit, b: &Edit) -> bool {
     match (a, b) {
-        (Staged::Put(a), Staged::Put(b)) => Arc::ptr_eq(a, b),
-        (Staged::Delete, Staged::Delete) => true,
+        (Edit::Put(a), Edit::Put(b)) => Arc::ptr_eq(a, b),
+        (Edit::Delete, Edit::Delete) => true,
         _ => false,
     }
 }
@@ -612,6 +789,10 @@ fn locate(error: Error, namespace: &str) -> Error {
         other => other,
     }
 }
+
+mod watch;
+
+pub use watch::{Event, EventKind, WatchOptions, Watcher};
 
 #[cfg(test)]
 mod tests;

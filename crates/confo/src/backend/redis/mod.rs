@@ -40,6 +40,11 @@
 //!   master and asks again after a connection error or a `READONLY` reply (a failover).
 //!   `wait_replicas=N` makes each write wait for `N` replicas (`WAIT`), so an acknowledged write
 //!   survives a failover.
+//! - **Notifications** subscribe to `confo:events`, which every confo write publishes from the
+//!   same script. After a reconnect the subscriber asks for a full re-read, so nothing published
+//!   while it was away is missed. A raw `SET` by a program that does not publish is not
+//!   notified: a watcher sees it at its next periodic re-read (see
+//!   [`crate::manager::WatchOptions::resync_every`]).
 
 mod options;
 
@@ -59,6 +64,7 @@ use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
     WriteReport,
 };
+use super::{Hint, Hints};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
 
@@ -166,7 +172,24 @@ impl RedisBackend {
         }
         let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
         let result = invocation.invoke_async(&mut conn).await;
-        result.map_err(|e| self.script_error(namespace, e))
+        match result {
+            // During a Sentinel failover the connection may reach a server that has become an
+            // empty, resyncing replica: its answer is not about our data.
+            Err(e) if e.code() == Some("NOTFOUND") && matches!(self.inner.link, Link::Sentinel(_)) => {
+                let role: redis::RedisResult<Vec<redis::Value>> = redis::cmd("ROLE").query_async(&mut conn).await;
+                let on_master = matches!(role.as_deref(), Ok([redis::Value::BulkString(r), ..]) if r == b"master");
+                if on_master {
+                    Err(self.script_error(namespace, e))
+                } else {
+                    self.inner.link.forget();
+                    Err(Error::Unavailable {
+                        backend: self.inner.describe.clone(),
+                        message: "reached a server that is no longer the master (failover in progress)".into(),
+                    })
+                }
+            }
+            other => other.map_err(|e| self.script_error(namespace, e)),
+        }
     }
 
     fn map_error(&self, e: RedisError) -> Error {
@@ -404,6 +427,47 @@ impl Backend for RedisBackend {
         }
         report
     }
+
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match this.inner.link.pubsub().await {
+                    Ok(mut pubsub) => {
+                        // Subscribed: re-read once, to cover anything before or while away.
+                        if tx.send(Hint::All).is_err() {
+                            return;
+                        }
+                        let mut messages = pubsub.on_message();
+                        loop {
+                            tokio::select! {
+                                _ = tx.closed() => return,
+                                message = messages.next() => match message {
+                                    Some(message) => {
+                                        let namespace = serde_json::from_slice::<serde_json::Value>(message.get_payload_bytes())
+                                            .ok()
+                                            .and_then(|v| v.get("namespace").and_then(|n| n.as_str()).map(str::to_owned));
+                                        let _ = tx.send(namespace.map_or(Hint::All, Hint::Namespace));
+                                    }
+                                    None => break, // the connection dropped
+                                },
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(backend = %this.inner.describe, error = %e, "event subscription failed; retrying")
+                    }
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
 }
 
 // ----- connections -----
@@ -411,7 +475,7 @@ impl Backend for RedisBackend {
 /// One server through a self-reconnecting [`ConnectionManager`], or the current master of a
 /// Sentinel group.
 enum Link {
-    Direct(ConnectionManager),
+    Direct(ConnectionManager, redis::Client, std::time::Duration),
     Sentinel(Box<SentinelLink>),
 }
 
@@ -425,7 +489,7 @@ struct SentinelLink {
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Link::Direct(_) => "Link::Direct",
+            Link::Direct(..) => "Link::Direct",
             Link::Sentinel(_) => "Link::Sentinel",
         })
     }
@@ -473,7 +537,8 @@ impl Link {
                     .set_response_timeout(Some(options.response_timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(std::time::Duration::from_millis(500));
-                Ok(Link::Direct(client.get_connection_manager_with_config(config).await?))
+                let manager = client.get_connection_manager_with_config(config).await?;
+                Ok(Link::Direct(manager, client, options.connect_timeout))
             }
             RedisEndpoint::Sentinel { sentinels, master } => {
                 let addrs = sentinels.iter().map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p));
@@ -507,7 +572,7 @@ impl Link {
 
     async fn connection(&self) -> redis::RedisResult<Conn> {
         match self {
-            Link::Direct(manager) => Ok(Conn::Manager(manager.clone())),
+            Link::Direct(manager, ..) => Ok(Conn::Manager(manager.clone())),
             Link::Sentinel(link) => {
                 let SentinelLink { client, config, current } = &**link;
                 if let Some(conn) = current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -520,17 +585,44 @@ impl Link {
         }
     }
 
+    /// A connection subscribed to [`EVENTS_CHANNEL`], on the server (or current master).
+    async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        let (client, timeout) = match self {
+            Link::Direct(_, client, timeout) => (client.clone(), *timeout),
+            Link::Sentinel(link) => {
+                let timeout = std::time::Duration::from_secs(3);
+                let client = tokio::time::timeout(timeout, async { link.client.lock().await.async_get_client().await })
+                    .await
+                    .map_err(|_| RedisError::from((ErrorKind::Io, "timed out asking the sentinels")))??;
+                (client, timeout)
+            }
+        };
+        let connect = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(EVENTS_CHANNEL).await?;
+            Ok(pubsub)
+        };
+        tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| RedisError::from((ErrorKind::Io, "timed out subscribing")))?
+    }
+
     /// After an error: a Sentinel link forgets its master if the error says it may have moved.
     fn failed(&self, e: &RedisError) {
+        let moved = e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
+        if moved {
+            self.forget();
+        }
+    }
+
+    /// A Sentinel link asks the sentinels for the master again on its next call.
+    fn forget(&self) {
         if let Link::Sentinel(link) = self {
-            let moved = e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.is_timeout()
-                || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
-            if moved {
-                *link.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
+            *link.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
 }

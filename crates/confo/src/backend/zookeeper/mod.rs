@@ -32,6 +32,10 @@
 //!   connect string within the session timeout); an expired or closed session is replaced by a
 //!   new one on the next call. A dead address is [`Error::Unavailable`] within the connect
 //!   timeout (3 s by default).
+//! - **Notifications** use one persistent recursive watch on `[chroot]/confo` (ZooKeeper ≥ 3.6),
+//!   so changes by any client (`zkCli.sh set …`) are seen. After a disconnection or a new
+//!   session the watch is re-armed and a full re-read is asked for, since events during the
+//!   gap may be lost (ZOOKEEPER-4698).
 
 mod options;
 
@@ -48,6 +52,7 @@ use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
     WriteReport,
 };
+use super::{Hint, Hints};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
 
@@ -579,6 +584,57 @@ impl Backend for ZkBackend {
         } else {
             Err(Error::Corrupt { corruptions })
         }
+    }
+
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let base = this.inner.base.clone();
+            loop {
+                let client = this.client();
+                let session = client.session_id();
+                match client.watch(&base, zk::AddWatchMode::PersistentRecursive).await {
+                    Ok(mut watcher) => {
+                        if tx.send(Hint::All).is_err() {
+                            return;
+                        }
+                        loop {
+                            let event = tokio::select! {
+                                _ = tx.closed() => return,
+                                event = watcher.changed() => event,
+                            };
+                            if event.event_type == zk::EventType::Session {
+                                if event.session_state.is_terminated() {
+                                    break; // a new session (and watch) is needed
+                                }
+                                if event.session_state == zk::SessionState::SyncConnected {
+                                    let _ = tx.send(Hint::All); // events in the gap may be lost
+                                }
+                                continue;
+                            }
+                            let hint = event
+                                .path
+                                .strip_prefix(&base)
+                                .and_then(|rest| rest.strip_prefix('/'))
+                                .and_then(|rest| rest.split('/').next())
+                                .map_or(Hint::All, |ns| Hint::Namespace(ns.to_owned()));
+                            let _ = tx.send(hint);
+                        }
+                        let _ = this.renew_session(session).await;
+                    }
+                    Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
+                        let _ = this.renew_session(session).await;
+                    }
+                    Err(e) => tracing::debug!(backend = %this.inner.describe, error = %e, "watch failed; retrying"),
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]

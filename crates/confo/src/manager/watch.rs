@@ -1,0 +1,301 @@
+//! Live updates: typed [`Event`]s for a namespace, delivered by a [`Watcher`].
+//!
+//! Every backend's notifications are only hints ("namespace X may have changed"); a watcher
+//! answers each by re-reading the namespace in one bulk call and comparing versions with what
+//! it knew, so it never reports a change that did not happen and never misses one: after a
+//! reconnect, a new session or an overflow the backend says "re-read everything", and a
+//! periodic re-read ([`WatchOptions::resync_every`]) covers writers that do not notify at all.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::backend::{Backend, Configuration, Hint, Hints, NamespaceData};
+use crate::error::{Error, Missing, Result};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A configuration appeared.
+    Created,
+    /// A configuration's content changed.
+    Changed,
+    /// A configuration was deleted.
+    Deleted,
+    /// The watched namespace appeared (again).
+    NamespaceCreated,
+    /// The watched namespace was deleted.
+    NamespaceDeleted,
+}
+
+impl EventKind {
+    /// `created`, `changed`, `deleted`, `namespace_created`, `namespace_deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Changed => "changed",
+            EventKind::Deleted => "deleted",
+            EventKind::NamespaceCreated => "namespace_created",
+            EventKind::NamespaceDeleted => "namespace_deleted",
+        }
+    }
+}
+
+/// A change seen in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The namespace.
+    pub namespace: String,
+    /// The configuration, for configuration events.
+    pub configuration: Option<String>,
+    /// The new content, for `Created` and `Changed`.
+    pub value: Option<Arc<Configuration>>,
+}
+
+impl Event {
+    /// The event as one JSON object: `{"event": "changed", "namespace": …, "configuration": …,
+    /// "value": {…}}` (absent members are left out).
+    pub fn to_json(&self) -> Value {
+        let mut object = json!({"event": self.kind.as_str(), "namespace": self.namespace});
+        if let Some(configuration) = &self.configuration {
+            object["configuration"] = json!(configuration);
+        }
+        if let Some(value) = &self.value {
+            object["value"] = Value::Object((**value).clone());
+        }
+        object
+    }
+}
+
+/// How a watcher (or auto-refresh) learns about changes.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct WatchOptions {
+    /// Re-read even without a notification this often, to see writers that do not notify
+    /// (a raw `SET` in Redis). Default 30 s.
+    pub resync_every: Duration,
+    /// For backends that cannot notify: how often to re-read. Default 1 s.
+    pub poll_every: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions { resync_every: Duration::from_secs(30), poll_every: Duration::from_secs(1) }
+    }
+}
+
+impl WatchOptions {
+    /// Sets [`WatchOptions::resync_every`].
+    pub fn resync_every(mut self, every: Duration) -> Self {
+        self.resync_every = every;
+        self
+    }
+
+    /// Sets [`WatchOptions::poll_every`].
+    pub fn poll_every(mut self, every: Duration) -> Self {
+        self.poll_every = every;
+        self
+    }
+}
+
+/// Which namespaces a batch of hints concerns.
+pub(crate) enum Touched {
+    All,
+    Some(HashSet<String>),
+}
+
+impl Touched {
+    pub(crate) fn concerns(&self, namespace: &str) -> bool {
+        match self {
+            Touched::All => true,
+            Touched::Some(set) => set.contains(namespace),
+        }
+    }
+}
+
+/// A backend's hints, with re-subscription, polling for backends that cannot notify, and
+/// periodic re-reads.
+pub(crate) struct HintSource {
+    backend: Arc<dyn Backend>,
+    hints: Option<Hints>,
+    can_notify: bool,
+    options: WatchOptions,
+}
+
+impl HintSource {
+    /// Subscribes now, so that nothing after this call is missed.
+    pub(crate) async fn new(backend: Arc<dyn Backend>, options: WatchOptions) -> Result<Self> {
+        let hints = backend.subscribe().await?;
+        Ok(HintSource { can_notify: hints.is_some(), hints, backend, options })
+    }
+
+    /// Waits for the next hints and coalesces whatever else is already waiting.
+    pub(crate) async fn next(&mut self) -> Touched {
+        let Some(hints) = self.hints.as_mut() else {
+            let wait = if self.can_notify { Duration::from_millis(250) } else { self.options.poll_every };
+            tokio::time::sleep(wait).await;
+            if self.can_notify {
+                // The subscription ended: subscribe again; re-read everything either way.
+                self.hints = self.backend.subscribe().await.ok().flatten();
+            }
+            return Touched::All;
+        };
+        let first = tokio::select! {
+            hint = hints.recv() => hint,
+            _ = tokio::time::sleep(self.options.resync_every) => return Touched::All,
+        };
+        let Some(first) = first else {
+            self.hints = None;
+            return Touched::All;
+        };
+        let mut touched = HashSet::new();
+        let mut hint = Some(first);
+        while let Some(h) = hint {
+            match h {
+                Hint::All => return Touched::All,
+                Hint::Namespace(ns) => touched.insert(ns),
+            };
+            hint = hints.try_recv().ok();
+        }
+        Touched::Some(touched)
+    }
+}
+
+/// The events that turn `old` into `new`, for one configuration or all.
+pub(crate) fn diff(namespace: &str, old: &NamespaceData, new: &NamespaceData, only: Option<&str>) -> Vec<Event> {
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
+    let event = |kind, name: &str, value: Option<&Arc<Configuration>>| Event {
+        kind,
+        namespace: namespace.to_owned(),
+        configuration: Some(name.to_owned()),
+        value: value.cloned(),
+    };
+    let mut events = Vec::new();
+    for (name, stored) in new.iter().filter(|(n, _)| wanted(n)) {
+        match old.get(name) {
+            None => events.push(event(EventKind::Created, name, Some(&stored.value))),
+            Some(before) if before.version != stored.version => {
+                events.push(event(EventKind::Changed, name, Some(&stored.value)))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in old.keys().filter(|n| wanted(n) && !new.contains_key(*n)) {
+        events.push(event(EventKind::Deleted, name, None));
+    }
+    events
+}
+
+/// Live events of one namespace (optionally one configuration). Dropping it stops watching.
+///
+/// ```no_run
+/// # async fn demo(confo: confo::Confo) -> confo::Result<()> {
+/// let mut watcher = confo.watch("sales", None).await?;
+/// while let Some(event) = watcher.next().await {
+///     println!("{}", event?.to_json());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Watcher {
+    events: tokio::sync::mpsc::Receiver<Result<Event>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Watcher {
+    /// Starts watching: subscribes, reads the namespace once, then reports every change.
+    pub(crate) async fn start(
+        backend: Arc<dyn Backend>,
+        namespace: &str,
+        configuration: Option<&str>,
+        options: WatchOptions,
+    ) -> Result<Watcher> {
+        let mut source = HintSource::new(backend.clone(), options).await?;
+        let mut known = Some(backend.load_namespace(namespace).await?);
+        let (tx, events) = tokio::sync::mpsc::channel(1024);
+        let namespace = namespace.to_owned();
+        let only = configuration.map(str::to_owned);
+        let task = tokio::spawn(async move {
+            let mut retry = false;
+            loop {
+                if !retry && !source.next().await.concerns(&namespace) {
+                    continue;
+                }
+                retry = false;
+                let events = match backend.load_namespace(&namespace).await {
+                    Ok(data) => {
+                        let mut events = Vec::new();
+                        if known.is_none() {
+                            events.push(Event {
+                                kind: EventKind::NamespaceCreated,
+                                namespace: namespace.clone(),
+                                configuration: None,
+                                value: None,
+                            });
+                        }
+                        events.extend(diff(
+                            &namespace,
+                            known.as_ref().unwrap_or(&NamespaceData::new()),
+                            &data,
+                            only.as_deref(),
+                        ));
+                        known = Some(data);
+                        events
+                    }
+                    Err(Error::NotFound { what: Missing::Namespace, .. }) => match known.take() {
+                        Some(old) => {
+                            let mut events = diff(&namespace, &old, &NamespaceData::new(), only.as_deref());
+                            events.push(Event {
+                                kind: EventKind::NamespaceDeleted,
+                                namespace: namespace.clone(),
+                                configuration: None,
+                                value: None,
+                            });
+                            events
+                        }
+                        None => Vec::new(),
+                    },
+                    Err(e) => {
+                        // Unreachable for now: keep watching, and read again shortly.
+                        tracing::debug!(namespace = %namespace, error = %e, "watch re-read failed");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        retry = true;
+                        Vec::new()
+                    }
+                };
+                for event in events {
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Watcher { events, task })
+    }
+
+    /// The next event; `None` once the watcher has stopped.
+    pub async fn next(&mut self) -> Option<Result<Event>> {
+        self.events.recv().await
+    }
+
+    /// The next event, blocking the thread (for sync callers outside any async runtime).
+    pub fn blocking_next(&mut self) -> Option<Result<Event>> {
+        self.events.blocking_recv()
+    }
+
+    /// The next event if one arrives within `timeout`.
+    pub async fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Event>> {
+        tokio::time::timeout(timeout, self.events.recv()).await.ok().flatten()
+    }
+}
