@@ -475,7 +475,7 @@ impl Backend for RedisBackend {
 /// One server through a self-reconnecting [`ConnectionManager`], or the current master of a
 /// Sentinel group.
 enum Link {
-    Direct(ConnectionManager, redis::Client, std::time::Duration),
+    Direct(ConnectionManager, Box<(redis::Client, std::time::Duration)>),
     Sentinel(Box<SentinelLink>),
 }
 
@@ -538,7 +538,7 @@ impl Link {
                     .set_number_of_retries(1)
                     .set_max_delay(std::time::Duration::from_millis(500));
                 let manager = client.get_connection_manager_with_config(config).await?;
-                Ok(Link::Direct(manager, client, options.connect_timeout))
+                Ok(Link::Direct(manager, Box::new((client, options.connect_timeout))))
             }
             RedisEndpoint::Sentinel { sentinels, master } => {
                 let addrs = sentinels.iter().map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p));
@@ -588,7 +588,7 @@ impl Link {
     /// A connection subscribed to [`EVENTS_CHANNEL`], on the server (or current master).
     async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
         let (client, timeout) = match self {
-            Link::Direct(_, client, timeout) => (client.clone(), *timeout),
+            Link::Direct(_, pubsub) => (pubsub.0.clone(), pubsub.1),
             Link::Sentinel(link) => {
                 let timeout = std::time::Duration::from_secs(3);
                 let client = tokio::time::timeout(timeout, async { link.client.lock().await.async_get_client().await })
