@@ -273,10 +273,15 @@ async fn an_edit_made_during_a_persist_stays_staged() {
     confo.use_namespace("ns").await.unwrap();
     confo.set("c", "v", 1).unwrap();
     // Simulate: the batch was taken, then the user edits again before the write settles.
-    let Some(Staged::Put(first)) = confo.state().backends["main"].staged["ns"].get("c").cloned() else { panic!() };
+    let sent = confo.state().backends["main"].staged["ns"].get("c").cloned().unwrap();
+    let Edit::Put(first) = &sent.edit else { panic!() };
     confo.set("c", "v", 2).unwrap();
-    let change = (Change::put("c", first.clone()), Staged::Put(first));
-    confo.settle("main", "ns", &[change], &[Applied { name: "c".into(), version: Some(crate::Version::number(1)) }]);
+    let change = (Change::put("c", first.clone()), sent);
+    confo.settle("main", "ns", &[change], &[Applied { name: "c".into(), version: Some(crate::Version::number(7)) }]);
     assert_eq!(confo.staged().unwrap(), ["ns/c"], "the newer edit is kept");
     assert_eq!(confo.get_field("c", "v").unwrap(), Some(json!(2)));
+    let base = confo.state().backends["main"].staged["ns"]["c"].base.clone();
+    assert_eq!(base, Some(crate::Version::number(7)), "now based on the version just written, so it persists without a conflict");
+    assert!(confo.stale_edits().unwrap().is_empty());
+    confo.persist().await.unwrap();
 }
