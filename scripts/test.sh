@@ -29,4 +29,6 @@ export CONFO_PY_COMPAT="$venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The propagation benchmark, in a quick smoke mode, so that it cannot rot.
+cargo run --quiet -p confo --example propagation -- 20
 cargo test --workspace --all-features

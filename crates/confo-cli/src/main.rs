@@ -78,6 +78,16 @@ enum Command {
         json: Option<String>,
     },
 
+    /// Print one JSON line per change of a namespace (or one configuration) until interrupted.
+    #[command(after_help = "Each line is an object like\n  \
+                            {\"event\":\"changed\",\"namespace\":\"sales\",\"configuration\":\"database\",\"value\":{...}}\n\
+                            with event one of created, changed, deleted, namespace_created, namespace_deleted.\n\n\
+                            Examples:\n  confo watch sales\n  confo watch sales/database")]
+    Watch {
+        /// NS or NS/CONFIG.
+        target: String,
+    },
+
     /// Remove a configuration, or one field of it; written at once.
     #[command(after_help = "Examples:\n  confo rm sales/database port\n  confo rm sales/database")]
     Rm {
@@ -222,6 +232,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 confo.set(config, field, value)?;
             }
             confo.persist_configuration(namespace, config)?;
+        }
+        Command::Watch { target } => {
+            let (namespace, config) = match target.split_once('/') {
+                Some((ns, cfg)) if !ns.is_empty() && !cfg.is_empty() => (ns, Some(cfg)),
+                Some(_) => return Err(Failure::usage(format!("expected NS or NS/CONFIG, got {target:?}"))),
+                None => (target.as_str(), None),
+            };
+            let watcher = confo.watch(namespace, config)?;
+            eprintln!("confo: watching {target} (Ctrl-C to stop)");
+            let mut out = std::io::stdout().lock();
+            for event in watcher {
+                use std::io::Write;
+                // A closed pipe (confo watch | head -1) ends the command quietly.
+                if writeln!(out, "{}", event?.to_json()).and_then(|()| out.flush()).is_err() {
+                    return Ok(());
+                }
+            }
         }
         Command::Rm { target, field } => {
             let (namespace, config) = split_target(&target)?;

@@ -282,3 +282,43 @@ fn works_with_zookeeper_specs() {
     run(&["ns", "rm", "systemA", "--force"], 0);
     assert_eq!(run(&["ns", "ls"], 0), "");
 }
+
+/// `confo watch` prints one JSON line per change made by another `confo` process.
+#[test]
+fn watch_prints_one_json_line_per_event() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    env.ok(&["ns", "create", "sales"]);
+    env.ok(&["set", "sales/database", "port=1"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_confo"))
+        .args(["watch", "sales"])
+        .current_dir(env.dir.path())
+        .env_remove("CONFO_BACKEND")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn confo watch");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("ready line");
+    assert!(line.contains("watching sales"), "{line}");
+    env.ok(&["set", "sales/database", "port=2"]);
+    env.ok(&["rm", "sales/database"]);
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("event line");
+        events.push(serde_json::from_str::<Value>(&line).expect("one JSON object per line"));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert_eq!(
+        events,
+        [
+            json!({"event": "changed", "namespace": "sales", "configuration": "database", "value": {"port": 2}}),
+            json!({"event": "deleted", "namespace": "sales", "configuration": "database"}),
+        ]
+    );
+    env.expect(&["watch", "nope"], 3);
+}

@@ -38,6 +38,13 @@
 //!
 //! Sync callers use [`blocking::Confo`], which has the same methods without `.await`.
 //!
+//! ## Live updates and conflicts
+//!
+//! [`Confo::watch`] reports every change to a namespace, made by anyone, as an [`Event`];
+//! [`Confo::set_auto_refresh`] keeps the cache current by itself. [`Confo::persist`] writes a
+//! configuration only if it is still at the version that was loaded, and otherwise fails with
+//! [`Error::Conflict`], keeping the edit staged ([`Confo::persist_with`] can force).
+//!
 //! ## Backends
 //!
 //! | backend | spec | credentials dictionary | layout |
@@ -58,7 +65,8 @@
 //! - [`spec`]: [`BackendSpec`] from a URL-like string or a credentials dictionary.
 //! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences, version tokens,
 //!   preconditions; one module per store.
-//! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist.
+//! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
+//!   `manager::watch`: events, watchers and the hint loop behind auto-refresh.
 //! - [`blocking`]: the sync facade.
 //!
 //! ## Errors

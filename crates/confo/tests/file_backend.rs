@@ -218,3 +218,29 @@ print(json.dumps(out))
         })
     );
 }
+
+/// Edits by other programs are reported: a text editor writing a file in place, a new file
+/// dropped in, a file removed.
+#[tokio::test]
+async fn watch_sees_edits_by_other_programs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir(dir.path().join("sales")).expect("mkdir");
+    fs::write(dir.path().join("sales/db.json"), r#"{"port": 1}"#).expect("write");
+    let confo = Confo::new();
+    confo.load_backend("f", &format!("file:{}", dir.path().display()).parse().expect("spec")).await.expect("load");
+    confo.activate_backend("f").expect("activate");
+    let mut watcher = confo.watch("sales", None).await.expect("watch");
+    fs::write(dir.path().join("sales/db.json"), r#"{"port": 2}"#).expect("in-place write");
+    let event = watcher.next_timeout(std::time::Duration::from_secs(10)).await.expect("event").expect("ok");
+    assert_eq!((event.kind, event.configuration.as_deref()), (confo::EventKind::Changed, Some("db")));
+    assert_eq!(event.value.expect("value")["port"], json!(2));
+    fs::write(dir.path().join("sales/cache.json"), r#"{"ttl": 5}"#).expect("new file");
+    let event = watcher.next_timeout(std::time::Duration::from_secs(10)).await.expect("event").expect("ok");
+    assert_eq!((event.kind, event.configuration.as_deref()), (confo::EventKind::Created, Some("cache")));
+    fs::remove_file(dir.path().join("sales/db.json")).expect("rm");
+    let event = watcher.next_timeout(std::time::Duration::from_secs(10)).await.expect("event").expect("ok");
+    assert_eq!((event.kind, event.configuration.as_deref()), (confo::EventKind::Deleted, Some("db")));
+    // Our own temporary files never make events of their own.
+    fs::write(dir.path().join("sales/.confo-tmp-1-1"), "{").expect("temp");
+    assert!(watcher.next_timeout(std::time::Duration::from_millis(300)).await.is_none());
+}

@@ -66,6 +66,25 @@ fn child_entry() {
                     confo.persist().await.expect("persist");
                 }
             }
+            // Load, edit, wait for the go-ahead file, persist, and write the outcome.
+            "conflict" => {
+                let confo = confo::Confo::new();
+                confo.add_backend("f", std::sync::Arc::new(backend)).await.expect("add");
+                confo.activate_backend("f").expect("activate");
+                confo.use_namespace("ns").await.expect("use");
+                confo.set("shared", "writer", arg.as_str()).expect("set");
+                let dir = std::path::Path::new(&dir);
+                std::fs::write(dir.join(format!(".ready-{arg}")), "").expect("ready");
+                while !dir.join(format!(".go-{arg}")).exists() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let outcome = match confo.persist().await {
+                    Ok(_) => "written".to_owned(),
+                    Err(e) if e.is_conflict() => "conflict".to_owned(),
+                    Err(e) => format!("error: {e}"),
+                };
+                std::fs::write(dir.join(format!(".outcome-{arg}")), outcome).expect("outcome");
+            }
             other => panic!("unknown child role {other}"),
         }
     });
@@ -154,4 +173,38 @@ async fn writers_in_several_processes_lose_nothing() {
     // detection): whoever persisted last left its final value.
     let shared = &data["shared"].value;
     assert!((0..WRITERS).any(|w| shared.get(&format!("from_{w}")) == Some(&json!(39))), "{shared:?}");
+}
+
+/// Two processes load and edit one configuration; the first to persist wins, the second gets a
+/// conflict and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_editing_one_configuration_conflict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    backend.create_namespace("ns").await.expect("create");
+    backend
+        .put_configuration("ns", "shared", json!({"writer": "nobody"}).as_object().expect("object").clone())
+        .await
+        .expect("put");
+    let mut children: Vec<Child> = ["a", "b"].iter().map(|w| spawn_child("conflict", dir.path(), w)).collect();
+    let wait_for = |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !dir.path().join(name).exists() {
+            assert!(Instant::now() < deadline, "{name} never appeared");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(".ready-a");
+    wait_for(".ready-b");
+    std::fs::write(dir.path().join(".go-a"), "").expect("go a");
+    wait_for(".outcome-a");
+    std::fs::write(dir.path().join(".go-b"), "").expect("go b");
+    wait_for(".outcome-b");
+    for child in &mut children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let outcome = |w: &str| std::fs::read_to_string(dir.path().join(format!(".outcome-{w}"))).expect("outcome");
+    assert_eq!((outcome("a").as_str(), outcome("b").as_str()), ("written", "conflict"));
+    let stored = backend.load_namespace("ns").await.expect("load");
+    assert_eq!(stored["shared"].value["writer"], json!("a"), "the second writer did not overwrite the first");
 }

@@ -535,3 +535,40 @@ mod live {
 
     confo::live_tests!(make());
 }
+
+/// The watcher's subscription is killed and a raw SET (which publishes nothing) lands while it
+/// is gone: the re-read after re-subscribing reports it. A raw SET without any disconnection is
+/// seen at the next periodic re-read.
+#[tokio::test]
+async fn watch_misses_nothing_while_its_subscription_is_down() {
+    let server = RedisServer::start().expect("redis-server");
+    let backend: Arc<dyn Backend> = Arc::new(connect(&server.url()).await);
+    backend.create_namespace("ns").await.expect("create");
+    backend.put_configuration("ns", "c", obj(json!({"v": 1}))).await.expect("put");
+    let confo = Confo::new();
+    confo.add_backend("r", backend.clone()).await.expect("add");
+    confo.activate_backend("r").expect("activate");
+    // Periodic re-reads far away: only the re-subscription can find the raw write.
+    let mut watcher = confo
+        .watch_with("ns", None, confo::WatchOptions::default().resync_every(Duration::from_secs(600)))
+        .await
+        .expect("watch");
+    let mut r = raw(&server).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the subscription settle
+    let killed: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut r).await.expect("KILL");
+    assert_eq!(killed, 1, "the watcher's subscriber connection was killed");
+    let _: () = r.set("ns-c", r#"{"v": 2}"#).await.expect("raw SET");
+    let event = watcher.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!((event.kind, event.configuration.as_deref()), (confo::EventKind::Changed, Some("c")));
+    assert_eq!(event.value.expect("value")["v"], json!(2));
+
+    // Without a disconnection, a raw SET is seen at the next periodic re-read.
+    let mut periodic = confo
+        .watch_with("ns", None, confo::WatchOptions::default().resync_every(Duration::from_millis(500)))
+        .await
+        .expect("watch");
+    let _: () = r.set("ns-c", r#"{"v": 3}"#).await.expect("raw SET");
+    let event = periodic.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!(event.value.expect("value")["v"], json!(3));
+}

@@ -324,3 +324,54 @@ mod live {
 
     confo::live_tests!(make());
 }
+
+/// A change by a plain ZooKeeper client (as `zkCli.sh set` makes it) is reported.
+#[tokio::test]
+async fn watch_sees_changes_by_other_clients() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+    backend.create_namespace("ns").await.expect("create");
+    backend.put_configuration("ns", "c", obj(json!({"v": 1}))).await.expect("put");
+    let confo = Confo::new();
+    confo.add_backend("zk", Arc::new(backend)).await.expect("add");
+    confo.activate_backend("zk").expect("activate");
+    let mut watcher = confo.watch("ns", Some("c")).await.expect("watch");
+    let r = raw(&server).await;
+    r.set_data(&format!("{chroot}/confo/ns/c"), br#"{"v": 2}"#, None).await.expect("raw set");
+    let event = watcher.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!(event.kind, confo::EventKind::Changed);
+    assert_eq!(event.value.expect("value")["v"], json!(2));
+}
+
+/// The watcher's only server is stopped while another node of the ensemble takes a write; when
+/// the server returns, the watcher re-reads and reports the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_misses_nothing_while_its_server_is_down() {
+    let mut ensemble = ZkEnsemble::start(3).expect("zookeeper ensemble");
+    let ports = ensemble.client_ports().to_vec();
+    let writer = connect(&format!("zk://127.0.0.1:{},127.0.0.1:{}/w", ports[1], ports[2])).await;
+    writer.create_namespace("ns").await.expect("create");
+    writer.put_configuration("ns", "c", obj(json!({"v": 1}))).await.expect("put");
+    // The watcher knows only node 0, with a session that outlives the outage.
+    let watching = connect(&format!("zk://127.0.0.1:{}/w?session_timeout_ms=20000", ports[0])).await;
+    let confo = Confo::new();
+    confo.add_backend("zk", Arc::new(watching)).await.expect("add");
+    confo.activate_backend("zk").expect("activate");
+    let mut watcher = confo
+        .watch_with("ns", None, confo::WatchOptions::default().resync_every(Duration::from_secs(600)))
+        .await
+        .expect("watch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    ensemble.stop(0);
+    // The two others keep a quorum (a new election may be needed if node 0 led): retry.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while writer.put_configuration("ns", "c", obj(json!({"v": 2}))).await.is_err() {
+        assert!(Instant::now() < deadline, "the remaining quorum took no write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensemble.restart(0).expect("restart");
+    let event = watcher.next_timeout(Duration::from_secs(20)).await.expect("an event after the outage").expect("ok");
+    assert_eq!((event.kind, event.configuration.as_deref()), (confo::EventKind::Changed, Some("c")));
+    assert_eq!(event.value.expect("value")["v"], json!(2));
+}

@@ -281,6 +281,10 @@ async fn an_edit_made_during_a_persist_stays_staged() {
     assert_eq!(confo.staged().unwrap(), ["ns/c"], "the newer edit is kept");
     assert_eq!(confo.get_field("c", "v").unwrap(), Some(json!(2)));
     let base = confo.state().backends["main"].staged["ns"]["c"].base.clone();
-    assert_eq!(base, Some(crate::Version::number(7)), "now based on the version just written, so it persists without a conflict");
+    assert_eq!(
+        base,
+        Some(crate::Version::number(7)),
+        "now based on the version just written, so it persists without a conflict"
+    );
     assert!(confo.stale_edits().unwrap().is_empty());
 }
