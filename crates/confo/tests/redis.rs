@@ -283,7 +283,9 @@ async fn a_dead_port_is_unavailable_within_seconds() {
 
 #[tokio::test]
 async fn server_stopped_and_restarted_mid_test() {
-    let mut server = RedisServer::start().expect("redis-server");
+    // With an append-only file, so the data survives the restart as on a real server.
+    let mut server =
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).expect("redis-server");
     let confo = Confo::new();
     confo.load_backend("r", &server.url().parse().expect("spec")).await.expect("load");
     confo.activate_backend("r").expect("activate");
@@ -306,12 +308,14 @@ async fn server_stopped_and_restarted_mid_test() {
     assert_eq!(confo.staged().expect("staged"), ["ns/db"], "the edit is kept");
 
     server.restart().expect("restart");
-    // The same manager reconnects by itself; the data written before is gone (no persistence
-    // on the test server), so the namespace is recreated first.
+    // The same manager reconnects by itself.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        match confo.create_namespace("ns").await {
-            Ok(_) => break,
+        match confo.persist().await {
+            Ok(written) => {
+                assert_eq!(written, ["ns/db"]);
+                break;
+            }
             Err(e) if Instant::now() < deadline => {
                 assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -319,7 +323,6 @@ async fn server_stopped_and_restarted_mid_test() {
             Err(e) => panic!("never reconnected: {e}"),
         }
     }
-    confo.persist().await.expect("persist after restart");
     let backend = connect(&server.url()).await;
     assert_eq!(backend.load_namespace("ns").await.expect("load")["db"].value["host"], json!("h2"));
 }
