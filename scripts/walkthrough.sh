@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job on the embedded file backend: confo's sales/analytics story through the library
 # (staged edits, persist at three scopes), then the same store through the `confo` CLI.
-# Needs only the Rust toolchain. Writes under target/walkthrough/.
+# Needs only the Rust toolchain (the CLI is built with the file and memory backends only, so no
+# protoc is needed). Writes under target/walkthrough/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --quiet -p confo-cli
-cargo run --quiet -p confo --example walkthrough -- target/walkthrough/Configurations
+cargo build --quiet -p confo-cli --no-default-features
+cargo run --quiet -p confo --no-default-features --example walkthrough -- target/walkthrough/Configurations
 
 confo=target/debug/confo
 export CONFO_BACKEND=file:target/walkthrough/Configurations

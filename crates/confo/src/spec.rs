@@ -234,6 +234,7 @@ pub(crate) struct Credentials<'a> {
     used: Vec<&'static str>,
 }
 
+#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
 impl<'a> Credentials<'a> {
     pub(crate) fn new(kind: BackendKind, credentials: &'a Value) -> Result<Self> {
         match credentials {
@@ -321,6 +322,7 @@ impl<'a> Credentials<'a> {
 }
 
 /// `host[:port]` or `[v6]:port` → (host, port), with `default_port` when none is given.
+#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
 pub(crate) fn parse_host_port(text: &str, default_port: u16) -> Result<(String, u16)> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         // [::1]:6379
@@ -348,6 +350,7 @@ pub(crate) fn parse_host_port(text: &str, default_port: u16) -> Result<(String, 
 }
 
 /// Percent-decodes a URL part (user names and passwords may hold `@`, `:` or `/` encoded).
+#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
 pub(crate) fn decode(part: &str) -> Result<String> {
     let bytes = part.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -374,6 +377,7 @@ fn not_built(backend: &str) -> Error {
 }
 
 /// `true`/`false`/`1`/`0`/`yes`/`no`, as in a URL query or a credentials string.
+#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
 pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
