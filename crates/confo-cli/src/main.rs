@@ -25,7 +25,7 @@ const DEFAULT_SPEC: &str = "file:./Configurations";
 )]
 struct Cli {
     /// Backend spec (file:PATH, memory:, redis://[user:pass@]host:port[/db], rediss://..., redis+sentinel://h:p,h:p/master,
-    /// zk://[user:pass@]host:port[,host:port][/chroot]).
+    /// zk://[user:pass@]host:port[,host:port][/chroot], etcd://[user:pass@]host:port[,host:port]).
     /// Default: $CONFO_BACKEND, else file:./Configurations.
     #[arg(long, short = 'b', global = true, value_name = "SPEC")]
     backend: Option<String>,

@@ -322,3 +322,24 @@ fn watch_prints_one_json_line_per_event() {
     );
     env.expect(&["watch", "nope"], 3);
 }
+
+/// The same commands against a private etcd, through an `etcd://` spec.
+#[test]
+fn works_with_etcd_specs() {
+    let server = confo_testkit::EtcdServer::start().expect("etcd");
+    let env = Env::new();
+    let url = format!("etcd://{}", server.endpoint());
+    let run = |args: &[&str], code: i32| -> String {
+        let mut all = vec!["--backend", url.as_str()];
+        all.extend_from_slice(args);
+        env.expect(&all, code)
+    };
+    run(&["ns", "create", "k8s"], 0);
+    run(&["set", "k8s/ingress", "replicas=3", "host=example.com"], 0);
+    assert_eq!(run(&["ls", "k8s"], 0), "ingress\n");
+    assert_eq!(run(&["get", "k8s/ingress", "replicas"], 0), "3\n");
+    run(&["get", "k8s/nope"], 3);
+    run(&["ns", "rm", "k8s"], 1);
+    run(&["ns", "rm", "k8s", "--force"], 0);
+    assert_eq!(run(&["ns", "ls"], 0), "");
+}

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p confo --example backend_timings [-- N...]     (default 100 1000 10000)
+//! cargo run --release -p confo --all-features --example backend_timings   (with etcd; needs protoc)
 //! ```
 
 use std::time::{Duration, Instant};
@@ -77,10 +78,20 @@ async fn main() {
     let zk = ZkBackend::connect(ZkOptions::from_url(&format!("zk://{}", zk_server.connect_string())).expect("url"))
         .await
         .expect("zookeeper");
+    #[cfg(feature = "etcd")]
+    let etcd_server = confo_testkit::EtcdServer::start().expect("etcd");
+    #[cfg(feature = "etcd")]
+    let etcd = confo::backend::etcd::EtcdBackend::connect(
+        confo::backend::etcd::EtcdOptions::from_url(&format!("etcd://{}", etcd_server.endpoint())).expect("url"),
+    )
+    .await
+    .expect("etcd");
     println!("| backend | configurations | each | reload | persist, new | persist, changed |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for &n in &sizes {
         measure("redis", &redis, n).await;
         measure("zookeeper", &zk, n).await;
+        #[cfg(feature = "etcd")]
+        measure("etcd", &etcd, n).await;
     }
 }

@@ -54,8 +54,7 @@
 //! | [Redis](backend::redis) | `redis://[user[:pw]@]host[:port][/db]`, `rediss://`, `redis+sentinel://h:p,…/master` | `{"redis_host": …, "redis_port": …}` | keys `confo`, `<ns>`, `<ns>-<cfg>` (the seed's) |
 //!
 //! | [ZooKeeper](backend::zookeeper) | `zk://[user:pw@]host:port[,host:port…][/chroot]` | `{"zookeeper_host": …, "zookeeper_port": …}` | znodes `/confo/<ns>/<cfg>` (Python confo's) |
-//!
-//! An etcd backend comes next; its schemes are reserved.
+//! | [etcd](backend::etcd) (feature `etcd`) | `etcd://[user:pw@]host:port[,host:port…]`, `etcds://` | `{"etcd_host": …, "etcd_port": …}` | keys `/confo/<ns>/<cfg>`, markers `/confo-namespaces/<ns>` |
 //! Every backend implements the small [`Backend`] trait and passes the same conformance suite.
 //!
 //! ## Layout of this crate

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | files | `file:PATH`, `file://PATH` (`file:///abs/path`) | `{"config_path": "PATH"}` |
 //! | memory | `memory:` | `{}` |
+//! | etcd | `etcd://[user:password@]host:port[,host:port…]`, `etcds://…` | `{"etcd_host": …, "etcd_port": …}` (see [`EtcdOptions`](crate::backend::etcd::EtcdOptions)) |
 //! | ZooKeeper | `zk://[user:password@]host:port[,host:port…][/chroot]` | `{"zookeeper_host": …, "zookeeper_port": …}` (see [`ZkOptions`](crate::backend::zookeeper::ZkOptions)) |
 //! | Redis | `redis://[user[:password]@]host[:port][/db]`, `rediss://…`, `redis+sentinel://h:p[,h:p…]/master` | `{"redis_host": …, "redis_port": …}` (see [`RedisOptions`](crate::backend::redis::RedisOptions)) |
 //!
@@ -33,6 +34,8 @@ pub enum BackendKind {
     Redis,
     /// ZooKeeper, in Python confo's layout.
     ZooKeeper,
+    /// etcd.
+    Etcd,
 }
 
 impl BackendKind {
@@ -43,6 +46,7 @@ impl BackendKind {
             BackendKind::Memory => "memory",
             BackendKind::Redis => "redis",
             BackendKind::ZooKeeper => "zookeeper",
+            BackendKind::Etcd => "etcd",
         }
     }
 }
@@ -53,10 +57,6 @@ impl fmt::Display for BackendKind {
     }
 }
 
-/// Schemes that later backends will own; named so the error says "not in this build" rather
-/// than "unknown".
-const PLANNED_SCHEMES: &[&str] = &["etcd", "etcds"];
-
 impl FromStr for BackendKind {
     type Err = Error;
 
@@ -66,13 +66,10 @@ impl FromStr for BackendKind {
             "memory" => Ok(BackendKind::Memory),
             "redis" => Ok(BackendKind::Redis),
             "zookeeper" | "zk" => Ok(BackendKind::ZooKeeper),
-            "etcd" => Err(Error::spec(
-                Some("backend_type"),
-                format!("the {s} backend is not available in this build of confo yet"),
-            )),
+            "etcd" => Ok(BackendKind::Etcd),
             _ => Err(Error::spec(
                 Some("backend_type"),
-                format!("unknown backend type {s:?}; expected file, memory, redis or zookeeper"),
+                format!("unknown backend type {s:?}; expected file, memory, redis, zookeeper or etcd"),
             )),
         }
     }
@@ -95,6 +92,9 @@ pub enum BackendSpec {
     /// ZooKeeper: a server or an ensemble.
     #[cfg(feature = "zookeeper")]
     ZooKeeper(crate::backend::zookeeper::ZkOptions),
+    /// etcd: one member or a cluster.
+    #[cfg(feature = "etcd")]
+    Etcd(crate::backend::etcd::EtcdOptions),
 }
 
 impl BackendSpec {
@@ -130,6 +130,10 @@ impl BackendSpec {
             }
             #[cfg(not(feature = "zookeeper"))]
             BackendKind::ZooKeeper => return Err(not_built("zookeeper")),
+            #[cfg(feature = "etcd")]
+            BackendKind::Etcd => BackendSpec::Etcd(crate::backend::etcd::EtcdOptions::from_credentials(credentials)?),
+            #[cfg(not(feature = "etcd"))]
+            BackendKind::Etcd => return Err(not_built("etcd")),
         };
         Ok(spec)
     }
@@ -143,6 +147,8 @@ impl BackendSpec {
             BackendSpec::Redis(_) => BackendKind::Redis,
             #[cfg(feature = "zookeeper")]
             BackendSpec::ZooKeeper(_) => BackendKind::ZooKeeper,
+            #[cfg(feature = "etcd")]
+            BackendSpec::Etcd(_) => BackendKind::Etcd,
         }
     }
 
@@ -159,6 +165,8 @@ impl BackendSpec {
             BackendSpec::ZooKeeper(options) => {
                 Arc::new(crate::backend::zookeeper::ZkBackend::connect(options.clone()).await?)
             }
+            #[cfg(feature = "etcd")]
+            BackendSpec::Etcd(options) => Arc::new(crate::backend::etcd::EtcdBackend::connect(options.clone()).await?),
         })
     }
 }
@@ -194,13 +202,15 @@ impl FromStr for BackendSpec {
             "zk" | "zookeeper" => Ok(BackendSpec::ZooKeeper(crate::backend::zookeeper::ZkOptions::from_url(s)?)),
             #[cfg(not(feature = "zookeeper"))]
             "zk" | "zookeeper" => Err(not_built("zookeeper")),
-            other if PLANNED_SCHEMES.contains(&other) => Err(Error::spec(
-                Some("scheme"),
-                format!("the {other}: backend is not available in this build of confo yet"),
-            )),
+            #[cfg(feature = "etcd")]
+            "etcd" | "etcds" => Ok(BackendSpec::Etcd(crate::backend::etcd::EtcdOptions::from_url(s)?)),
+            #[cfg(not(feature = "etcd"))]
+            "etcd" | "etcds" => Err(not_built("etcd")),
             other => Err(Error::spec(
                 Some("scheme"),
-                format!("unknown scheme {other:?}; expected file:, memory:, redis://, redis+sentinel:// or zk://"),
+                format!(
+                    "unknown scheme {other:?}; expected file:, memory:, redis://, redis+sentinel://, zk:// or etcd://"
+                ),
             )),
         }
     }
@@ -215,6 +225,8 @@ impl fmt::Display for BackendSpec {
             BackendSpec::Redis(options) => write!(f, "{options}"),
             #[cfg(feature = "zookeeper")]
             BackendSpec::ZooKeeper(options) => write!(f, "{options}"),
+            #[cfg(feature = "etcd")]
+            BackendSpec::Etcd(options) => write!(f, "{options}"),
         }
     }
 }
@@ -368,7 +380,7 @@ pub(crate) fn decode(part: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| Error::spec(None, "the URL decodes to invalid UTF-8"))
 }
 
-#[cfg(not(all(feature = "redis", feature = "zookeeper")))]
+#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
 fn not_built(backend: &str) -> Error {
     Error::spec(
         Some("scheme"),
@@ -441,8 +453,7 @@ mod tests {
         assert_eq!(key_of("file:".parse::<BackendSpec>().unwrap_err()), Some("path".into()));
         assert_eq!(key_of("ftp://x".parse::<BackendSpec>().unwrap_err()), Some("scheme".into()));
         assert_eq!(key_of("Configurations".parse::<BackendSpec>().unwrap_err()), None);
-        let later = "etcd://127.0.0.1:2379".parse::<BackendSpec>().unwrap_err().to_string();
-        assert!(later.contains("not available in this build"), "{later}");
+        assert_eq!(key_of("etcd://h/x".parse::<BackendSpec>().unwrap_err()), Some("path".into()));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::name::NameKind;
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod file;
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -22,12 +24,24 @@ pub mod redis;
 #[cfg(feature = "zookeeper")]
 pub mod zookeeper;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdBackend, EtcdOptions};
 pub use file::FileBackend;
 pub use memory::MemoryBackend;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisOptions};
 #[cfg(feature = "zookeeper")]
 pub use zookeeper::{ZkBackend, ZkOptions};
+
+/// Picks rustls' ring provider once per process: TLS in redis and etcd needs a process-wide
+/// default, and two providers compiled in would make the automatic choice fail.
+#[cfg(any(feature = "redis", feature = "etcd"))]
+pub(crate) fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
 
 /// A configuration: a JSON object whose field order round-trips.
 pub type Configuration = serde_json::Map<String, serde_json::Value>;

@@ -140,7 +140,7 @@ impl RedisBackend {
     /// # Ok(()) }
     /// ```
     pub async fn connect(options: RedisOptions) -> Result<Self> {
-        install_crypto_provider();
+        super::install_crypto_provider();
         let describe = options.describe();
         let link = Link::connect(&options).await.map_err(|e| map_error(&describe, e))?;
         let backend = RedisBackend { inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, link }) };
@@ -241,14 +241,6 @@ impl RedisBackend {
         }
         Ok(())
     }
-}
-
-/// Picks rustls' ring provider once per process (redis' TLS needs a process-wide default).
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 fn map_error(describe: &str, e: RedisError) -> Error {

@@ -1,0 +1,486 @@
+//! etcd (specs `etcd://`, `etcds://`): the ZooKeeper tree as keys, transactions for writes.
+//!
+//! # Backend details
+//!
+//! | what | key | value |
+//! | --- | --- | --- |
+//! | namespace `sales` | `/confo-namespaces/sales` | empty (a marker) |
+//! | configuration `database` in `sales` | `/confo/sales/database` | the JSON object, compact |
+//!
+//! - `etcdctl get --prefix /confo/` shows every configuration and nothing else. Namespaces are
+//!   markers under their own prefix, so listing them reads only those keys (keys only), never a
+//!   configuration, and a namespace exists while it is empty.
+//! - A value that is not JSON or not a JSON object is [`Error::Corrupt`] naming the key; one
+//!   over [`EtcdOptions::max_value_bytes`] (below etcd's 1.5 MiB request limit) is
+//!   [`Error::TooLarge`] before it is sent.
+//! - **Reads**: one transaction reads the marker and the first [`PAGE`] configurations; a
+//!   larger namespace continues in pages at the same revision, so the read is one consistent
+//!   snapshot.
+//! - **Writes**: one transaction (`Txn`) per batch of at most [`TXN_OPS`] changes (etcd's
+//!   default `--max-txn-ops` is 128) and [`TXN_BYTES`] bytes; each transaction also checks that
+//!   the namespace exists and every precondition (`mod_revision` equal, or `create_revision`
+//!   0 for "absent"), all-or-nothing. A batch that needs several transactions first checks all
+//!   preconditions in read-only transactions, so a conflict writes nothing; transactions then
+//!   run concurrently, each atomic; a failure reports those that committed. Deleting a
+//!   namespace is one transaction (marker and prefix) whatever its size.
+//! - **Versions** are `mod_revision`s.
+//! - **Notifications**: one watch on the `/confo` prefix. The watch is opened before a
+//!   watcher's first read and re-opened (with a full re-read) after it breaks, so no change
+//!   between a read and the watch is missed.
+//! - **Auth**: `user:password` (etcd users and roles); a wrong password or a missing permission
+//!   is [`Error::Unauthorized`]. TLS with `etcds://` (system roots, or `tls_ca=PATH`).
+//! - **Connecting**: a dead endpoint is [`Error::Unavailable`] within the connect timeout (3 s);
+//!   with several endpoints the client balances over them and survives losing some.
+
+mod options;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etcd_client as etcd;
+
+pub use options::EtcdOptions;
+
+use super::file::parse_config;
+use super::{
+    validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Hint, Hints, NamespaceData, Precondition, Stored,
+    Version, WriteReport,
+};
+use crate::error::{Corruption, Error, Missing, Result};
+use crate::name::NameKind;
+
+/// Prefix of the namespace markers.
+pub const NAMESPACES_PREFIX: &str = "/confo-namespaces/";
+/// Prefix of the configurations.
+pub const CONFIGS_PREFIX: &str = "/confo/";
+/// Most changes per write transaction (one compare more is the namespace's marker).
+pub const TXN_OPS: usize = 127;
+/// Most value bytes per write transaction.
+pub const TXN_BYTES: usize = 1_000_000;
+/// Configurations read per page.
+pub const PAGE: i64 = 2000;
+
+/// Configurations as keys of an etcd cluster.
+#[derive(Debug, Clone)]
+pub struct EtcdBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    describe: String,
+    max_value_bytes: usize,
+    client: etcd::Client,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("describe", &self.describe).finish_non_exhaustive()
+    }
+}
+
+fn marker(namespace: &str) -> String {
+    format!("{NAMESPACES_PREFIX}{namespace}")
+}
+
+fn config_prefix(namespace: &str) -> String {
+    format!("{CONFIGS_PREFIX}{namespace}/")
+}
+
+/// The end of the key range that starts with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+impl EtcdBackend {
+    /// Connects (and authenticates), and checks that the cluster answers.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> confo::Result<()> {
+    /// use confo::backend::etcd::{EtcdBackend, EtcdOptions};
+    /// let backend = EtcdBackend::connect(EtcdOptions::from_url("etcd://127.0.0.1:2379")?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(options: EtcdOptions) -> Result<Self> {
+        crate::backend::install_crypto_provider();
+        let describe = options.describe();
+        let mut connect = etcd::ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout)
+            .with_timeout(options.request_timeout)
+            .with_keep_alive(std::time::Duration::from_secs(5), std::time::Duration::from_secs(3));
+        if let (Some(user), Some(password)) = (&options.username, &options.password) {
+            connect = connect.with_user(user.clone(), password.expose());
+        }
+        if options.tls {
+            let mut tls = etcd::TlsOptions::new();
+            if let Some(path) = &options.tls_ca {
+                let pem = std::fs::read(path).map_err(|e| Error::io(format!("tls_ca {}", path.display()), e))?;
+                tls = tls.ca_certificate(etcd::Certificate::from_pem(pem));
+            }
+            connect = connect.with_tls(tls);
+        }
+        let connecting = etcd::Client::connect(options.endpoint_urls(), Some(connect));
+        let client = match tokio::time::timeout(options.connect_timeout * 2, connecting).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err(map_error(&describe, e)),
+            Err(_) => return Err(Error::Unavailable { backend: describe, message: "connecting timed out".into() }),
+        };
+        let backend =
+            EtcdBackend { inner: Arc::new(Inner { describe, max_value_bytes: options.max_value_bytes, client }) };
+        // The connection is lazy: ask something now, so a dead endpoint or a missing permission
+        // shows at once.
+        backend.list_namespaces().await?;
+        Ok(backend)
+    }
+
+    fn client(&self) -> etcd::Client {
+        self.inner.client.clone()
+    }
+
+    fn map_error(&self, e: etcd::Error) -> Error {
+        map_error(&self.inner.describe, e)
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("{} key {key:?}", self.inner.describe)
+    }
+
+    fn missing_namespace(&self, namespace: &str) -> Error {
+        Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone())
+    }
+
+    /// After a transaction failed its compares: which one, as an error.
+    async fn explain_failed_compares(&self, namespace: &str, changes: &[&Change]) -> Error {
+        let mut client = self.client();
+        match client.get(marker(namespace), None).await {
+            Ok(resp) if resp.kvs().is_empty() => return self.missing_namespace(namespace),
+            Err(e) => return self.map_error(e),
+            Ok(_) => {}
+        }
+        for change in changes {
+            let key = format!("{}{}", config_prefix(namespace), change.name);
+            let current = match client.get(key.clone(), None).await {
+                Ok(resp) => resp.kvs().first().map(|kv| kv.mod_revision()),
+                Err(e) => return self.map_error(e),
+            };
+            let holds = match &change.precondition {
+                Precondition::Any => true,
+                Precondition::Absent => current.is_none(),
+                Precondition::Version(v) => current.is_some_and(|rev| v.to_string() == rev.to_string()),
+            };
+            if !holds {
+                return Error::Conflict { location: self.location(&key) };
+            }
+        }
+        // Changed back meanwhile: still a conflict, without a name.
+        Error::Conflict { location: format!("{} namespace {namespace:?}", self.inner.describe) }
+    }
+}
+
+fn map_error(describe: &str, e: etcd::Error) -> Error {
+    if let etcd::Error::GRpcStatus(status) = &e {
+        // gRPC codes: 16 unauthenticated, 7 permission denied, 3 invalid argument (etcd answers
+        // a wrong password or a missing user name with it).
+        let code = i32::from(status.code());
+        let message = status.message();
+        let auth = code == 16
+            || code == 7
+            || (code == 3
+                && (message.contains("authentication")
+                    || message.contains("user name")
+                    || message.contains("password")));
+        if auth {
+            return Error::Unauthorized { backend: describe.to_owned(), message: message.to_owned() };
+        }
+    }
+    Error::Unavailable { backend: describe.to_owned(), message: e.to_string() }
+}
+
+/// The compare that makes a change's precondition part of a transaction.
+fn compare(key: &str, precondition: &Precondition) -> Option<etcd::Compare> {
+    match precondition {
+        Precondition::Any => None,
+        Precondition::Absent => Some(etcd::Compare::create_revision(key, etcd::CompareOp::Equal, 0)),
+        Precondition::Version(v) => {
+            // Our etcd versions are mod revisions (> 0); anything else never matches.
+            let revision = v.to_string().parse::<i64>().ok().filter(|r| *r > 0).unwrap_or(-1);
+            Some(etcd::Compare::mod_revision(key, etcd::CompareOp::Equal, revision))
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let options = etcd::GetOptions::new().with_prefix().with_keys_only();
+        let resp = self.client().get(NAMESPACES_PREFIX, Some(options)).await.map_err(|e| self.map_error(e))?;
+        let mut names: Vec<String> = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(NAMESPACES_PREFIX).map(str::to_owned))
+            .filter(|n| crate::name::is_valid(n))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let key = marker(namespace);
+        let txn = etcd::Txn::new()
+            .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
+            .and_then([etcd::TxnOp::put(key, "", None)]);
+        let resp = self.client().txn(txn).await.map_err(|e| self.map_error(e))?;
+        Ok(resp.succeeded())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let key = marker(namespace);
+        let txn = etcd::Txn::new()
+            .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Greater, 0)])
+            .and_then([
+                etcd::TxnOp::delete(config_prefix(namespace), Some(etcd::DeleteOptions::new().with_prefix())),
+                etcd::TxnOp::delete(key, None),
+            ]);
+        let resp = self.client().txn(txn).await.map_err(|e| self.map_error(e))?;
+        if resp.succeeded() {
+            Ok(())
+        } else {
+            Err(self.missing_namespace(namespace))
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        let prefix = config_prefix(namespace);
+        let end = prefix_end(&prefix);
+        let mut client = self.client();
+        let txn = etcd::Txn::new().and_then([
+            etcd::TxnOp::get(marker(namespace), None),
+            etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE))),
+        ]);
+        let resp = client.txn(txn).await.map_err(|e| self.map_error(e))?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let mut responses = resp.op_responses().into_iter();
+        let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(mut page))) =
+            (responses.next(), responses.next())
+        else {
+            return Err(Error::Unavailable {
+                backend: self.describe(),
+                message: "unexpected transaction response".into(),
+            });
+        };
+        if marker_resp.kvs().is_empty() {
+            return Err(self.missing_namespace(namespace));
+        }
+        let mut data = NamespaceData::new();
+        let mut corruptions = Vec::new();
+        loop {
+            for kv in page.kvs() {
+                let Ok(key) = kv.key_str() else { continue };
+                let Some(name) = key.strip_prefix(&prefix) else { continue };
+                if !crate::name::is_valid(name) {
+                    continue; // a deeper key, or one we would never write
+                }
+                match parse_config(kv.value()) {
+                    Ok(map) => {
+                        data.insert(
+                            name.to_owned(),
+                            Stored { value: Arc::new(map), version: Version::number(kv.mod_revision()) },
+                        );
+                    }
+                    Err((position, problem)) => {
+                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                        corruptions
+                            .push(Corruption { location: self.location(key), problem: format!("{problem}{at}") });
+                    }
+                }
+            }
+            if !page.more() {
+                break;
+            }
+            let Some(last) = page.kvs().last() else { break };
+            let mut next = last.key().to_vec();
+            next.push(0);
+            let options = etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
+            page = client.get(next, Some(options)).await.map_err(|e| self.map_error(e))?;
+        }
+        if corruptions.is_empty() {
+            Ok(data)
+        } else {
+            Err(Error::Corrupt { corruptions })
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        if let Err(e) = validate_batch(self, namespace, changes) {
+            return WriteReport::failed(e);
+        }
+        let prefix = config_prefix(namespace);
+        let mut encoded = Vec::with_capacity(changes.len());
+        for change in changes {
+            let key = format!("{prefix}{}", change.name);
+            let value = match &change.kind {
+                ChangeKind::Put(value) => match serde_json::to_vec(&**value) {
+                    Ok(bytes) if bytes.len() > self.inner.max_value_bytes => {
+                        return WriteReport::failed(Error::TooLarge {
+                            location: self.location(&key),
+                            size: bytes.len(),
+                            limit: self.inner.max_value_bytes,
+                        })
+                    }
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        return WriteReport::failed(Error::InvalidValue {
+                            location: self.location(&key),
+                            message: e.to_string(),
+                        })
+                    }
+                },
+                ChangeKind::Delete => None,
+            };
+            encoded.push((change, key, value));
+        }
+        // Transactions bounded in operations and bytes.
+        let mut chunks: Vec<&[(&Change, String, Option<Vec<u8>>)]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (_, key, value)) in encoded.iter().enumerate() {
+            let size = key.len() + value.as_ref().map_or(0, Vec::len);
+            if i > start && (i - start >= TXN_OPS || bytes + size > TXN_BYTES) {
+                chunks.push(&encoded[start..i]);
+                start = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
+        if start < encoded.len() {
+            chunks.push(&encoded[start..]);
+        }
+        let namespace_exists = || etcd::Compare::create_revision(marker(namespace), etcd::CompareOp::Greater, 0);
+
+        // Several transactions: check every precondition first, so a conflict writes nothing.
+        let checked: Vec<&(&Change, String, Option<Vec<u8>>)> =
+            encoded.iter().filter(|(c, _, _)| c.precondition != Precondition::Any).collect();
+        if chunks.len() > 1 && !checked.is_empty() {
+            for group in checked.chunks(TXN_OPS) {
+                let mut compares = vec![namespace_exists()];
+                compares.extend(group.iter().filter_map(|(c, key, _)| compare(key, &c.precondition)));
+                match self.client().txn(etcd::Txn::new().when(compares)).await {
+                    Ok(resp) if resp.succeeded() => {}
+                    Ok(_) => {
+                        let culprits: Vec<&Change> = group.iter().map(|(c, _, _)| *c).collect();
+                        return WriteReport::failed(self.explain_failed_compares(namespace, &culprits).await);
+                    }
+                    Err(e) => return WriteReport::failed(self.map_error(e)),
+                }
+            }
+        }
+
+        // All transactions in flight at once.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let mut compares = vec![namespace_exists()];
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (change, key, value) in chunk.iter() {
+                compares.extend(compare(key, &change.precondition));
+                ops.push(match value {
+                    Some(bytes) => etcd::TxnOp::put(key.clone(), bytes.clone(), None),
+                    None => etcd::TxnOp::delete(key.clone(), None),
+                });
+            }
+            let mut client = self.client();
+            tasks.spawn(async move { (index, client.txn(etcd::Txn::new().when(compares).and_then(ops)).await) });
+        }
+        let mut outcomes: Vec<Option<std::result::Result<etcd::TxnResponse, etcd::Error>>> =
+            (0..chunks.len()).map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, result)) => outcomes[index] = Some(result),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        let mut report = WriteReport::default();
+        for (chunk, outcome) in chunks.iter().zip(outcomes) {
+            match outcome {
+                Some(Ok(resp)) if resp.succeeded() => {
+                    let revision = resp.header().map_or(0, |h| h.revision());
+                    for (change, _, value) in chunk.iter() {
+                        let version = value.as_ref().map(|_| Version::number(revision));
+                        report.applied.push(Applied { name: change.name.clone(), version });
+                    }
+                }
+                Some(Ok(_)) if report.error.is_none() => {
+                    let culprits: Vec<&Change> = chunk.iter().map(|(c, _, _)| *c).collect();
+                    report.error = Some(self.explain_failed_compares(namespace, &culprits).await);
+                }
+                Some(Err(e)) if report.error.is_none() => report.error = Some(self.map_error(e)),
+                _ => {}
+            }
+        }
+        report
+    }
+
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut client = this.client();
+                match client.watch("/confo", Some(etcd::WatchOptions::new().with_prefix())).await {
+                    Ok(mut stream) => {
+                        if tx.send(Hint::All).is_err() {
+                            return;
+                        }
+                        loop {
+                            let message = tokio::select! {
+                                _ = tx.closed() => return,
+                                message = stream.message() => message,
+                            };
+                            let Ok(Some(response)) = message else { break };
+                            if response.canceled() {
+                                break;
+                            }
+                            let mut namespaces = HashSet::new();
+                            for event in response.events() {
+                                let Some(key) = event.kv().and_then(|kv| kv.key_str().ok()) else { continue };
+                                let namespace = key
+                                    .strip_prefix(CONFIGS_PREFIX)
+                                    .and_then(|rest| rest.split('/').next())
+                                    .or_else(|| key.strip_prefix(NAMESPACES_PREFIX));
+                                if let Some(ns) = namespace {
+                                    namespaces.insert(ns.to_owned());
+                                }
+                            }
+                            for ns in namespaces {
+                                let _ = tx.send(Hint::Namespace(ns));
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(backend = %this.inner.describe, error = %e, "watch failed; retrying"),
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+}

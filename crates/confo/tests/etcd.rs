@@ -1,0 +1,254 @@
+//! The etcd backend against private etcd members started by the testkit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confo::backend::etcd::{EtcdBackend, EtcdOptions};
+use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error};
+use confo_testkit::{EtcdCluster, EtcdServer};
+use etcd_client as etcd;
+use serde_json::{json, Value};
+
+fn obj(v: Value) -> confo::Configuration {
+    v.as_object().expect("object").clone()
+}
+
+async fn connect(url: &str) -> EtcdBackend {
+    EtcdBackend::connect(EtcdOptions::from_url(url).expect("url")).await.expect("connect")
+}
+
+async fn raw(server: &EtcdServer) -> etcd::Client {
+    etcd::Client::connect([format!("http://{}", server.endpoint())], None).await.expect("raw client")
+}
+
+mod conformance {
+    use super::*;
+
+    async fn make() -> (EtcdServer, Arc<dyn Backend>) {
+        let server = EtcdServer::start().expect("etcd");
+        let backend = connect(&format!("etcd://{}", server.endpoint())).await;
+        (server, Arc::new(backend))
+    }
+
+    confo::conformance_tests!(make());
+}
+
+mod live {
+    use super::*;
+
+    async fn make() -> (EtcdServer, Arc<dyn Backend>, Arc<dyn Backend>) {
+        let server = EtcdServer::start().expect("etcd");
+        let url = format!("etcd://{}", server.endpoint());
+        let (a, b) = (connect(&url).await, connect(&url).await);
+        (server, Arc::new(a), Arc::new(b))
+    }
+
+    confo::live_tests!(make());
+}
+
+#[tokio::test]
+async fn layout_key_by_key() {
+    let server = EtcdServer::start().expect("etcd");
+    let backend = connect(&format!("etcd://{}", server.endpoint())).await;
+    let mut r = raw(&server).await;
+    backend.create_namespace("sales").await.expect("create");
+    backend.put_configuration("sales", "database", obj(json!({"host": "h", "port": 5432}))).await.expect("put");
+    let all = r.get("/confo", Some(etcd::GetOptions::new().with_prefix())).await.expect("get");
+    let keys: Vec<(&str, &str)> =
+        all.kvs().iter().map(|kv| (kv.key_str().expect("key"), kv.value_str().expect("value"))).collect();
+    assert_eq!(keys, [("/confo-namespaces/sales", ""), ("/confo/sales/database", r#"{"host":"h","port":5432}"#)]);
+    let only_configs = r.get("/confo/", Some(etcd::GetOptions::new().with_prefix())).await.expect("get");
+    assert_eq!(only_configs.kvs().len(), 1, "`etcdctl get --prefix /confo/` shows configurations only");
+    let stored = backend.load_configuration("sales", "database").await.expect("load").expect("exists");
+    assert_eq!(
+        stored.version.to_string(),
+        only_configs.kvs()[0].mod_revision().to_string(),
+        "versions are mod revisions"
+    );
+    backend.delete_namespace("sales").await.expect("delete");
+    assert!(r.get("/confo", Some(etcd::GetOptions::new().with_prefix())).await.expect("get").kvs().is_empty());
+}
+
+#[tokio::test]
+async fn corrupt_values_name_the_key_and_oversize_is_refused() {
+    let server = EtcdServer::start().expect("etcd");
+    let backend = connect(&format!("etcd://{}", server.endpoint())).await;
+    let mut r = raw(&server).await;
+    backend.create_namespace("ns").await.expect("create");
+    r.put("/confo/ns/good", r#"{"a": 1}"#, None).await.expect("put");
+    r.put("/confo/ns/bad", "{nope", None).await.expect("put");
+    r.put("/confo/ns/list", "[1]", None).await.expect("put");
+    let err = backend.load_namespace("ns").await.expect_err("corrupt");
+    let Error::Corrupt { corruptions } = &err else { panic!("{err:?}") };
+    assert_eq!(corruptions.len(), 2);
+    assert!(err.to_string().contains("\"/confo/ns/bad\"") && err.to_string().contains("\"/confo/ns/list\""), "{err}");
+    r.delete("/confo/ns/bad", None).await.expect("delete");
+    r.delete("/confo/ns/list", None).await.expect("delete");
+    let report = backend.write("ns", &[Change::put("big", obj(json!({"blob": "x".repeat(1_500_000)})))]).await;
+    assert!(matches!(report.error, Some(Error::TooLarge { .. })), "{:?}", report.error);
+    assert_eq!(backend.load_namespace("ns").await.expect("load").len(), 1, "nothing written");
+}
+
+/// Large batches are split into transactions of at most 127 changes; a namespace larger than
+/// one page reads back whole.
+#[tokio::test]
+async fn large_namespaces_in_transactions_and_pages() {
+    let server = EtcdServer::start().expect("etcd");
+    let backend = connect(&format!("etcd://{}", server.endpoint())).await;
+    backend.create_namespace("large").await.expect("create");
+    let n = 5000;
+    let changes: Vec<Change> =
+        (0..n).map(|i| Change::put(format!("c{i:05}"), obj(json!({"i": i, "pad": "p".repeat(200)})))).collect();
+    let started = Instant::now();
+    assert_eq!(backend.write("large", &changes).await.into_result().expect("write").len(), n);
+    let persisted = started.elapsed();
+    let started = Instant::now();
+    let data = backend.load_namespace("large").await.expect("load");
+    let loaded = started.elapsed();
+    assert_eq!(data.len(), n);
+    assert!((0..n).all(|i| data[&format!("c{i:05}")].value["i"] == json!(i)));
+    // A stale precondition anywhere in a multi-transaction batch writes nothing at all.
+    let mut again: Vec<Change> = (0..300).map(|i| Change::put(format!("c{i:05}"), obj(json!({"i": -1})))).collect();
+    again.push(Change::put("c04999", obj(json!({}))).when(confo::Precondition::Version(confo::Version::number(1))));
+    let err = backend.write("large", &again).await.into_result().expect_err("conflict");
+    assert!(err.is_conflict() && err.to_string().contains("c04999"), "{err}");
+    assert_eq!(backend.load_namespace("large").await.expect("load")["c00000"].value["i"], json!(0));
+    eprintln!("{n} configurations: persist {persisted:?}, reload {loaded:?}");
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_is_unavailable_within_seconds() {
+    let port = confo_testkit::free_port();
+    let started = Instant::now();
+    let err = EtcdBackend::connect(EtcdOptions::from_url(&format!("etcd://127.0.0.1:{port}")).expect("url"))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+/// Auth enabled by the test itself: a user with a role on the confo prefixes works, a wrong
+/// password and a user without the role are `Unauthorized`.
+#[tokio::test]
+async fn authentication_and_roles() {
+    let server = EtcdServer::start().expect("etcd");
+    let mut admin = raw(&server).await;
+    admin.user_add("root", "root-pw", None).await.expect("root");
+    admin.user_grant_role("root", "root").await.expect("root role");
+    admin.role_add("confo").await.expect("role");
+    let range = etcd::Permission::read_write("/confo").with_prefix();
+    admin.role_grant_permission("confo", range).await.expect("grant");
+    admin.user_add("app", "app-pw", None).await.expect("app");
+    admin.user_grant_role("app", "confo").await.expect("grant role");
+    admin.user_add("nobody", "nobody-pw", None).await.expect("nobody");
+    admin.auth_enable().await.expect("auth enable");
+
+    let endpoint = server.endpoint();
+    let app = connect(&format!("etcd://app:app-pw@{endpoint}")).await;
+    app.create_namespace("secure").await.expect("create");
+    app.put_configuration("secure", "db", obj(json!({"password": "x"}))).await.expect("put");
+    for url in [
+        format!("etcd://app:wrong@{endpoint}"),
+        format!("etcd://nobody:nobody-pw@{endpoint}"),
+        format!("etcd://{endpoint}"),
+    ] {
+        let err = EtcdBackend::connect(EtcdOptions::from_url(&url).expect("url")).await.expect_err("refused");
+        assert!(matches!(err, Error::Unauthorized { .. }), "{url}: {err:?}");
+        assert!(!format!("{err} {err:?}").contains("app-pw"));
+    }
+    let spec = BackendSpec::from_credentials(
+        BackendKind::Etcd,
+        &json!({"etcd_host": "127.0.0.1", "etcd_port": server.port().to_string(), "etcd_user": "app", "etcd_password": "app-pw"}),
+    )
+    .expect("spec");
+    assert!(!format!("{spec} {spec:?}").contains("app-pw"));
+    let confo = Confo::new();
+    confo.load_backend("etcd", &spec).await.expect("load");
+    confo.activate_backend("etcd").expect("activate");
+    confo.use_namespace("secure").await.expect("use");
+    assert_eq!(confo.get_field("db", "password").expect("get"), Some(json!("x")));
+}
+
+/// A 3-member cluster loses its leader while a client reads and writes in a loop: the client
+/// goes on and every acknowledged write is there; the restarted member catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_keeps_every_acknowledged_write() {
+    let mut cluster = EtcdCluster::start(3).expect("etcd cluster");
+    let backend = connect(&format!("etcd://{}", cluster.endpoints())).await;
+    backend.create_namespace("ha").await.expect("create");
+    let leader = cluster.leader().expect("a leader");
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    let mut killed_at = None;
+    let mut resumed_after = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0.. {
+        assert!(Instant::now() < deadline, "client did not resume within 60 s");
+        match backend.put_configuration("ha", &format!("c{i}"), obj(json!({"i": i}))).await {
+            Ok(_) => {
+                acknowledged.push(i);
+                if let Some(at) = killed_at {
+                    resumed_after.get_or_insert_with(|| Instant::now().duration_since(at));
+                }
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+                failed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if i % 10 == 0 {
+            backend.load_namespace("ha").await.ok();
+        }
+        if i == 30 {
+            cluster.stop(leader);
+            killed_at = Some(Instant::now());
+        }
+        if killed_at.is_some() && acknowledged.iter().filter(|&&a| a > 30).count() >= 30 {
+            break;
+        }
+    }
+    let data = backend.load_namespace("ha").await.expect("load");
+    for i in &acknowledged {
+        assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
+    }
+    cluster.restart(leader).expect("restart the old leader");
+    let port = cluster.client_ports()[leader];
+    let direct = connect(&format!("etcd://127.0.0.1:{port}")).await;
+    assert_eq!(direct.load_namespace("ha").await.expect("load from the restarted member").len(), data.len());
+    eprintln!(
+        "etcd failover: {} writes acknowledged, {failed} refused, resumed {:?} after the leader was killed",
+        acknowledged.len(),
+        resumed_after
+    );
+}
+
+/// The watcher's only member is stopped while the others take a write; when it returns, the
+/// watcher re-reads and reports the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_misses_nothing_while_its_member_is_down() {
+    let mut cluster = EtcdCluster::start(3).expect("etcd cluster");
+    let ports = cluster.client_ports().to_vec();
+    let writer = connect(&format!("etcd://127.0.0.1:{},127.0.0.1:{}", ports[1], ports[2])).await;
+    writer.create_namespace("ns").await.expect("create");
+    writer.put_configuration("ns", "c", obj(json!({"v": 1}))).await.expect("put");
+    let watching = connect(&format!("etcd://127.0.0.1:{}", ports[0])).await;
+    let confo = Confo::new();
+    confo.add_backend("etcd", Arc::new(watching)).await.expect("add");
+    confo.activate_backend("etcd").expect("activate");
+    let mut watcher = confo
+        .watch_with("ns", None, confo::WatchOptions::default().resync_every(Duration::from_secs(600)))
+        .await
+        .expect("watch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.stop(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while writer.put_configuration("ns", "c", obj(json!({"v": 2}))).await.is_err() {
+        assert!(Instant::now() < deadline, "the remaining members took no write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.restart(0).expect("restart");
+    let event = watcher.next_timeout(Duration::from_secs(30)).await.expect("an event after the outage").expect("ok");
+    assert_eq!((event.kind, event.configuration.as_deref()), (confo::EventKind::Changed, Some("c")));
+    assert_eq!(event.value.expect("value")["v"], json!(2));
+}
