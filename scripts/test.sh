@@ -29,6 +29,7 @@ export CONFO_PY_COMPAT="$venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
-# The propagation benchmark, in a quick smoke mode, so that it cannot rot.
+# The benchmarks, in quick smoke modes, so that they cannot rot.
 cargo run --quiet -p confo --example propagation -- 20
+cargo run --quiet -p confo-bench -- --smoke
 cargo test --workspace --all-features

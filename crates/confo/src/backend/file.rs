@@ -161,8 +161,7 @@ impl Inner {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(self.describe(), e))?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            // fs::metadata follows a symlinked namespace folder, as confo's os.listdir does.
-            if name::is_valid(&name) && fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            if name::is_valid(&name) && is_kind(&entry, |t| t.is_dir()) {
                 names.push(name);
             }
         }
@@ -235,7 +234,7 @@ impl Inner {
             if !name::is_valid(name) || file_name.starts_with('.') {
                 continue;
             }
-            if fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+            if is_kind(&entry, |t| t.is_file()) {
                 files.push((name.to_owned(), entry.path()));
             }
         }
@@ -353,6 +352,17 @@ impl Inner {
                 Err(fs::TryLockError::Error(e)) => return Err(Error::io(Self::loc(dir), e)),
             }
         }
+    }
+}
+
+/// Whether a folder entry is of a kind, following a symbolic link as Python confo's
+/// `os.listdir` + `open` would. The entry's own type comes with the listing on Linux, so only
+/// links cost a `stat`.
+fn is_kind(entry: &fs::DirEntry, kind: impl Fn(&fs::FileType) -> bool) -> bool {
+    match entry.file_type() {
+        Ok(t) if t.is_symlink() => fs::metadata(entry.path()).is_ok_and(|m| kind(&m.file_type())),
+        Ok(t) => kind(&t),
+        Err(_) => false,
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version};
+use crate::backend::{Backend, BackendExt, Change, Configuration, Precondition, Stored, Version};
 use crate::error::{ConfigRef, Error, Missing, Result};
 use crate::name::{self, NameKind};
 use crate::spec::BackendSpec;
@@ -67,13 +67,17 @@ struct Staged {
     base: Option<Version>,
 }
 
+/// A cached namespace: hashed by configuration name, since reads look up one name at a time
+/// (listing sorts when asked).
+type Snapshot = HashMap<String, Stored>;
+
 /// One named backend and what the manager holds for it.
 #[derive(Debug)]
 struct Slot {
     backend: Arc<dyn Backend>,
     namespaces: Vec<String>,
     current: Option<String>,
-    snapshots: HashMap<String, Arc<NamespaceData>>,
+    snapshots: HashMap<String, Arc<Snapshot>>,
     staged: BTreeMap<String, BTreeMap<String, Staged>>,
     /// The auto-refresh task, stopped when dropped.
     refresher: Option<AbortOnDrop>,
@@ -352,7 +356,7 @@ impl Confo {
         let data = backend.load_namespace(namespace).await?;
         let mut state = self.state();
         if let Some(slot) = state.backends.get_mut(backend_name) {
-            slot.snapshots.insert(namespace.to_owned(), Arc::new(data));
+            slot.snapshots.insert(namespace.to_owned(), Arc::new(data.into_iter().collect()));
             if let Err(at) = slot.namespaces.binary_search_by(|n| n.as_str().cmp(namespace)) {
                 slot.namespaces.insert(at, namespace.to_owned());
             }
@@ -421,10 +425,10 @@ impl Confo {
                             for (cfg, _) in stale {
                                 tracing::warn!(namespace = %namespace, configuration = %cfg, "the stored configuration changed under a staged edit");
                             }
-                            slot.snapshots.insert(namespace, Arc::new(data));
+                            slot.snapshots.insert(namespace, Arc::new(data.into_iter().collect()));
                         }
                         Err(Error::NotFound { what: Missing::Namespace, .. }) => {
-                            slot.snapshots.insert(namespace, Arc::new(NamespaceData::new()));
+                            slot.snapshots.insert(namespace, Arc::new(Snapshot::new()));
                         }
                         Err(e) => {
                             tracing::debug!(namespace = %namespace, error = %e, "auto-refresh failed; will retry")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::backend::{Applied, MemoryBackend, WriteReport};
+use crate::backend::{Applied, MemoryBackend, NamespaceData, WriteReport};
 
 async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
     let confo = Confo::new();

@@ -28,7 +28,7 @@
 //!   Sentinel group, not Redis Cluster.
 //! - **Round trips.** Reading a namespace is one script (index + `MGET` in slices): one round
 //!   trip whatever its size. A batch is written in chunks of at most [`CHUNK_CHANGES`] changes
-//!   and [`CHUNK_BYTES`] bytes, one script each, so a huge namespace never blocks the server for
+//!   and [`CHUNK_BYTES`] bytes (a few milliseconds of server time each), one script each, so a huge namespace never blocks the server for
 //!   long; each chunk is atomic, and a failure reports the chunks already written.
 //! - **Versions** are the SHA-1 of the stored value, compared inside the write script with
 //!   `redis.sha1hex`, so any writer's change is noticed.
@@ -72,8 +72,9 @@ use crate::name::{NameKind, NameRule};
 pub const ROOT_KEY: &str = "confo";
 /// The channel every write publishes on.
 pub const EVENTS_CHANNEL: &str = "confo:events";
-/// Most changes written by one script call.
-pub const CHUNK_CHANGES: usize = 1000;
+/// Most changes written by one script call. Each call re-encodes the namespace's index, so
+/// chunks are large; [`CHUNK_BYTES`] keeps each call short.
+pub const CHUNK_CHANGES: usize = 5000;
 /// Most value bytes written by one script call.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
@@ -254,6 +255,29 @@ fn map_error(describe: &str, e: RedisError) -> Error {
     Error::Unavailable { backend: describe.to_owned(), message: e.to_string() }
 }
 
+/// Namespaces with at least this many configurations are parsed on several threads.
+const PARALLEL_PARSE_FROM: usize = 512;
+
+/// Parses (configuration name, stored value) pairs read from a namespace.
+fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, std::result::Result<Stored, String>)> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| {
+            let outcome = match value {
+                None => Err("listed in its namespace's index but the key does not exist".to_owned()),
+                Some(bytes) => match parse_config(&bytes) {
+                    Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
+                    Err((position, problem)) => {
+                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                        Err(format!("{problem}{at}"))
+                    }
+                },
+            };
+            (name, outcome)
+        })
+        .collect()
+}
+
 fn sha1_version(bytes: &[u8]) -> Version {
     Version::text(sha1_smol::Sha1::from(bytes).digest().to_string())
 }
@@ -319,32 +343,51 @@ impl Backend for RedisBackend {
     async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
         self.validate_name(NameKind::Namespace, namespace)?;
         let flat: Vec<Option<Vec<u8>>> = self.script(&SCRIPTS.load_namespace, namespace, &[]).await?;
+        let mut pairs = Vec::with_capacity(flat.len() / 2);
+        let mut flat = flat.into_iter();
+        while let (Some(Some(name)), Some(value)) = (flat.next(), flat.next()) {
+            pairs.push((String::from_utf8_lossy(&name).into_owned(), value));
+        }
+        // Parsing and hashing cost more than the read: large namespaces use every core.
+        let parsed = if pairs.len() < PARALLEL_PARSE_FROM {
+            parse_values(pairs)
+        } else {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let results = tokio::task::spawn_blocking(move || {
+                let per = pairs.len().div_ceil(threads);
+                let mut chunks = Vec::new();
+                let mut rest = pairs;
+                while rest.len() > per {
+                    let tail = rest.split_off(per);
+                    chunks.push(std::mem::replace(&mut rest, tail));
+                }
+                chunks.push(rest);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(move || parse_values(c))).collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await;
+            results.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        };
         let mut data = NamespaceData::new();
         let mut corruptions = Vec::new();
-        for pair in flat.chunks(2) {
-            let [Some(name), value] = pair else { continue };
-            let name = String::from_utf8_lossy(name).into_owned();
+        for (name, outcome) in parsed {
             let key = format!("{namespace}-{name}");
-            match value {
-                None => corruptions.push(Corruption {
-                    location: self.key_location(&key),
-                    problem: format!("listed in {namespace:?} but the key does not exist"),
-                }),
-                Some(bytes) => match parse_config(bytes) {
-                    Ok(map) => {
-                        data.insert(name, Stored { value: Arc::new(map), version: sha1_version(bytes) });
-                    }
-                    Err((position, problem)) => {
-                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                        corruptions
-                            .push(Corruption { location: self.key_location(&key), problem: format!("{problem}{at}") });
-                    }
-                },
+            match outcome {
+                Ok(stored) => {
+                    data.insert(name, stored);
+                }
+                Err(problem) => corruptions.push(Corruption { location: self.key_location(&key), problem }),
             }
         }
         if corruptions.is_empty() {
             Ok(data)
         } else {
+            corruptions.sort_by(|a, b| a.location.cmp(&b.location));
             Err(Error::Corrupt { corruptions })
         }
     }

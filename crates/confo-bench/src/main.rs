@@ -1,0 +1,501 @@
+//! `confo-bench`: every performance figure of confo beside its baseline, measured in the same
+//! run on the same machine, against servers the testkit starts on loopback.
+//!
+//! ```text
+//! cargo run --release -p confo-bench              # N = 100, 1,000, 10,000; 7 runs a row
+//! cargo run --release -p confo-bench -- --smoke   # N = 100; 2 runs a row (CI)
+//! ```
+//!
+//! Workload: one namespace of N configurations of 11 fields (about 280 bytes each). Each row
+//! prints the median (min-max) of ours and of the baseline, and ours / baseline.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confo::backend::etcd::{EtcdBackend, EtcdOptions};
+use confo::backend::redis::{RedisBackend, RedisOptions};
+use confo::backend::zookeeper::{ZkBackend, ZkOptions};
+use confo::{Backend, Change, Configuration, FileBackend};
+use serde_json::{json, Value};
+use zookeeper_client as zk;
+
+/// The system allocator, counting the bytes live on the heap, so the memory row measures what a
+/// loaded namespace really holds (resident-set growth would also count freed read buffers the
+/// allocator keeps).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// One configuration of the workload.
+fn config(i: usize) -> Configuration {
+    let value = json!({
+        "host": format!("db{i}.internal.example.com"), "port": 5432, "user": "service_account",
+        "database": format!("inventory_{i}"), "pool_min": 2, "pool_max": 20, "timeout_ms": 3000,
+        "ssl": true, "replicas": ["replica-1.db.example.com", "replica-2.db.example.com"],
+        "region": "eu-west-1", "owner": format!("team-{}@example.com", i % 97)
+    });
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn name(i: usize) -> String {
+    format!("c{i:05}")
+}
+
+/// Timings of one side of a row.
+struct Sample(Vec<Duration>);
+
+impl Sample {
+    fn median(&self) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    fn range(&self) -> (Duration, Duration) {
+        (self.0.iter().min().copied().unwrap_or_default(), self.0.iter().max().copied().unwrap_or_default())
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 10_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 10_000_000.0 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.1} ms", ns / 1e6)
+    }
+}
+
+struct Report {
+    rows: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, figure: &str, n: usize, ours: &Sample, base: &Sample, goal: Option<f64>, note: &str) {
+        let ratio = ours.median().as_secs_f64() / base.median().as_secs_f64().max(1e-12);
+        let (omin, omax) = ours.range();
+        let (bmin, bmax) = base.range();
+        let verdict = match goal {
+            Some(goal) if ratio <= goal => format!("≤ {goal}× met"),
+            Some(goal) => format!("≤ {goal}× **not met**"),
+            None => "report".to_owned(),
+        };
+        let line = format!(
+            "| {figure} | {n} | {} ({}–{}) | {} ({}–{}) | {ratio:.2}× | {verdict} | {note} |",
+            fmt(ours.median()),
+            fmt(omin),
+            fmt(omax),
+            fmt(base.median()),
+            fmt(bmin),
+            fmt(bmax),
+        );
+        println!("{line}");
+        self.rows.push(line);
+    }
+}
+
+/// Runs `f` `runs` times and returns the timings.
+async fn time<F, Fut>(runs: usize, mut f: F) -> Sample
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let started = Instant::now();
+        f(run).await;
+        times.push(started.elapsed());
+    }
+    Sample(times)
+}
+
+/// Times of one call, from batches of `iterations` calls.
+fn time_per_call(runs: usize, iterations: usize, mut f: impl FnMut()) -> Sample {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        times.push(started.elapsed() / iterations as u32);
+    }
+    Sample(times)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let sizes: Vec<usize> = if smoke { vec![100] } else { vec![100, 1000, 10_000] };
+    let runs = if smoke { 2 } else { 7 };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "confo-bench: {} mode, {runs} runs a row, {threads} threads available",
+        if smoke { "smoke" } else { "full" }
+    );
+    println!();
+    println!("| figure | N | ours: median (min–max) | baseline: median (min–max) | ratio | goal | baseline is |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut report = Report { rows: Vec::new() };
+
+    let redis_server = confo_testkit::RedisServer::start().expect("redis-server");
+    let zk_server = confo_testkit::ZkServer::start().expect("zookeeper");
+    let etcd_server = confo_testkit::EtcdServer::start().expect("etcd");
+    let redis = RedisBackend::connect(RedisOptions::from_url(&redis_server.url()).expect("url")).await.expect("redis");
+    let zk_url = format!("zk://{}", zk_server.connect_string());
+    let zk = ZkBackend::connect(ZkOptions::from_url(&zk_url).expect("url")).await.expect("zookeeper");
+    let etcd_url = format!("etcd://{}", etcd_server.endpoint());
+    let etcd = EtcdBackend::connect(EtcdOptions::from_url(&etcd_url).expect("url")).await.expect("etcd");
+    let mut raw_redis = redis::Client::open(redis_server.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw redis");
+    let raw_zk = zk::Client::connect(&zk_server.connect_string()).await.expect("raw zookeeper");
+    let mut raw_etcd =
+        etcd_client::Client::connect([format!("http://{}", etcd_server.endpoint())], None).await.expect("raw etcd");
+
+    for &n in &sizes {
+        let configs: Vec<(String, Configuration)> = (0..n).map(|i| (name(i), config(i))).collect();
+        let json: Vec<(String, Vec<u8>)> =
+            configs.iter().map(|(k, v)| (k.clone(), serde_json::to_vec(v).expect("json"))).collect();
+        let changes: Vec<Change> = configs.iter().map(|(k, v)| Change::put(k.clone(), v.clone())).collect();
+
+        // ----- cached get of one field -----
+        {
+            let confo = confo::Confo::new();
+            confo.add_backend("m", Arc::new(confo::MemoryBackend::new())).await.expect("add");
+            confo.activate_backend("m").expect("activate");
+            confo.create_namespace("bench").await.expect("create");
+            confo.backend().expect("backend").write("bench", &changes).await.into_result().expect("write");
+            confo.use_namespace("bench").await.expect("use");
+            let map: HashMap<String, Value> =
+                configs.iter().map(|(k, v)| (k.clone(), Value::Object(v.clone()))).collect();
+            let keys: Vec<&String> = configs.iter().map(|(k, _)| k).collect();
+            let mut i = 0;
+            let ours = time_per_call(runs, 200_000, || {
+                i = (i + 7919) % n;
+                black_box(confo.get_field(keys[i], "host").ok());
+            });
+            let mut i = 0;
+            let base = time_per_call(runs, 200_000, || {
+                i = (i + 7919) % n;
+                black_box(map.get(keys[i]).and_then(|c| c.get("host")).cloned());
+            });
+            report.row("cached get of one field", n, &ours, &base, Some(2.0), "HashMap<String, Value> lookup + clone");
+        }
+
+        // ----- files: load -----
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = FileBackend::open(dir.path()).expect("open");
+        files.create_namespace("bench").await.expect("create");
+        files.write("bench", &changes).await.into_result().expect("write");
+        {
+            let ours = time(runs, |_| async {
+                black_box(files.load_namespace("bench").await.expect("load"));
+            })
+            .await;
+            let folder = dir.path().join("bench");
+            let base = time(runs, |_| {
+                let folder = folder.clone();
+                async move {
+                    let paths: Vec<std::path::PathBuf> =
+                        std::fs::read_dir(&folder).expect("read_dir").map(|e| e.expect("entry").path()).collect();
+                    let per = paths.len().div_ceil(threads).max(1);
+                    let parsed: Vec<Value> = std::thread::scope(|s| {
+                        let handles: Vec<_> = paths
+                            .chunks(per)
+                            .map(|part| {
+                                s.spawn(move || {
+                                    part.iter()
+                                        .map(|p| {
+                                            serde_json::from_slice::<Value>(&std::fs::read(p).expect("read"))
+                                                .expect("parse")
+                                        })
+                                        .collect::<Vec<Value>>()
+                                })
+                            })
+                            .collect();
+                        handles.into_iter().flat_map(|h| h.join().expect("join")).collect()
+                    });
+                    black_box(parsed);
+                }
+            })
+            .await;
+            report.row("files: load a namespace", n, &ours, &base, Some(1.5), "std::fs + serde_json, same threads");
+        }
+
+        // ----- files: persist N changed -----
+        {
+            let rewritten: Vec<Vec<Change>> = (0..runs)
+                .map(|r| {
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            let mut v = v.clone();
+                            v.insert("run".into(), json!(r));
+                            Change::put(k.clone(), v)
+                        })
+                        .collect()
+                })
+                .collect();
+            let ours = time(runs, |r| {
+                let batch = &rewritten[r];
+                let files = &files;
+                async move { files.write("bench", batch).await.into_result().map(drop).expect("write") }
+            })
+            .await;
+            let folder = dir.path().join("plain");
+            std::fs::create_dir(&folder).expect("mkdir");
+            let base = time(runs, |_| {
+                let folder = folder.clone();
+                let json = &json;
+                async move {
+                    use std::io::Write;
+                    for (k, v) in json {
+                        let tmp = folder.join(format!(".tmp-{k}"));
+                        let mut f = std::fs::File::create(&tmp).expect("create");
+                        f.write_all(v).expect("write");
+                        f.sync_all().expect("fsync");
+                        std::fs::rename(&tmp, folder.join(format!("{k}.json"))).expect("rename");
+                    }
+                    std::fs::File::open(&folder).and_then(|d| d.sync_all()).expect("fsync dir");
+                }
+            })
+            .await;
+            report.row(
+                "files: persist N changed",
+                n,
+                &ours,
+                &base,
+                Some(1.5),
+                "temp + fsync + rename per file, one folder fsync",
+            );
+        }
+
+        // ----- memory -----
+        {
+            let json_bytes: usize = json.iter().map(|(_, v)| v.len()).sum();
+            let before = LIVE.load(Ordering::Relaxed);
+            let loaded = files.load_namespace("bench").await.expect("load");
+            let held = LIVE.load(Ordering::Relaxed).saturating_sub(before).max(1);
+            let ratio = held as f64 / json_bytes as f64;
+            let line = format!(
+                "| memory: heap held by a loaded namespace | {n} | {:.2} MB | JSON bytes {:.2} MB | {ratio:.2}× | ≤ 3× {} | live heap bytes after a load (counting allocator) |",
+                held as f64 / 1e6,
+                json_bytes as f64 / 1e6,
+                if ratio <= 3.0 { "met" } else { "**not met**" }
+            );
+            println!("{line}");
+            report.rows.push(line);
+            drop(loaded);
+        }
+
+        // ----- Redis -----
+        redis.create_namespace("bench").await.expect("create");
+        redis.write("bench", &changes).await.into_result().expect("write");
+        {
+            let ours = time(runs, |_| async {
+                black_box(redis.load_namespace("bench").await.expect("load"));
+            })
+            .await;
+            let keys: Vec<String> = configs.iter().map(|(k, _)| format!("bench-{k}")).collect();
+            let base = time(runs, |_| {
+                let keys = &keys;
+                let mut conn = raw_redis.clone();
+                async move {
+                    let values: Vec<Option<Vec<u8>>> =
+                        redis::cmd("MGET").arg(keys).query_async(&mut conn).await.expect("MGET");
+                    let parsed: Vec<Value> =
+                        values.iter().flatten().map(|v| serde_json::from_slice(v).expect("parse")).collect();
+                    black_box(parsed);
+                }
+            })
+            .await;
+            report.row("Redis: reload a namespace", n, &ours, &base, Some(1.5), "one raw MGET + parse");
+            let ours =
+                time(runs, |_| async { redis.write("bench", &changes).await.into_result().map(drop).expect("write") })
+                    .await;
+            let base = time(runs, |_| {
+                let mut conn = raw_redis.clone();
+                let json = &json;
+                async move {
+                    let mut pipe = redis::pipe();
+                    for (k, v) in json {
+                        pipe.cmd("SET").arg(format!("raw-{k}")).arg(v.as_slice()).ignore();
+                    }
+                    let _: () = pipe.query_async(&mut conn).await.expect("pipeline");
+                }
+            })
+            .await;
+            report.row(
+                "Redis: persist N configurations",
+                n,
+                &ours,
+                &base,
+                Some(1.5),
+                "raw pipelined SET, no index (the index update is the difference)",
+            );
+        }
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut raw_redis).await.expect("FLUSHALL");
+
+        // ----- ZooKeeper -----
+        let zk_ns = format!("bench{n}");
+        zk.create_namespace(&zk_ns).await.expect("create");
+        zk.write(&zk_ns, &changes).await.into_result().expect("write");
+        {
+            let ours = time(runs, |_| async {
+                black_box(zk.load_namespace(&zk_ns).await.expect("load"));
+            })
+            .await;
+            let parent = format!("/confo/{zk_ns}");
+            let base = time(runs, |_| {
+                let raw_zk = &raw_zk;
+                let parent = &parent;
+                async move {
+                    let children = raw_zk.list_children(parent).await.expect("children");
+                    let mut parsed = Vec::with_capacity(children.len());
+                    // About 1 MB a batch: ~3,500 znodes of ~280 bytes.
+                    let mut pending = Vec::new();
+                    for batch in children.chunks(3500) {
+                        let mut reader = raw_zk.new_multi_reader();
+                        for child in batch {
+                            reader.add_get_data(&format!("{parent}/{child}")).expect("add");
+                        }
+                        pending.push(reader.commit());
+                    }
+                    for result in pending {
+                        for item in result.await.expect("multi read") {
+                            if let zk::MultiReadResult::Data { data, .. } = item {
+                                parsed.push(serde_json::from_slice::<Value>(&data).expect("parse"));
+                            }
+                        }
+                    }
+                    black_box(parsed);
+                }
+            })
+            .await;
+            report.row(
+                "ZooKeeper: reload a namespace",
+                n,
+                &ours,
+                &base,
+                Some(1.5),
+                "raw read-only multi, ~1 MB batches, same client",
+            );
+            let ours = time(runs, |r| {
+                let zk = &zk;
+                let changes = &changes;
+                async move {
+                    let ns = format!("new{n}_{r}");
+                    zk.create_namespace(&ns).await.expect("create");
+                    zk.write(&ns, changes).await.into_result().map(drop).expect("write");
+                }
+            })
+            .await;
+            let base = time(runs, |r| {
+                let raw_zk = &raw_zk;
+                let json = &json;
+                async move {
+                    let parent = format!("/raw{n}_{r}");
+                    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                    raw_zk.create(&parent, b"", &open).await.expect("create");
+                    for (k, v) in json {
+                        raw_zk.create(&format!("{parent}/{k}"), v, &open).await.expect("create");
+                    }
+                }
+            })
+            .await;
+            report.row(
+                "ZooKeeper: persist N new configurations",
+                n,
+                &ours,
+                &base,
+                None,
+                "raw sequential create, one round trip each",
+            );
+        }
+
+        // ----- etcd -----
+        etcd.create_namespace("bench").await.expect("create");
+        etcd.write("bench", &changes).await.into_result().expect("write");
+        {
+            let ours = time(runs, |_| async {
+                black_box(etcd.load_namespace("bench").await.expect("load"));
+            })
+            .await;
+            let base = time(runs, |_| {
+                let mut client = raw_etcd.clone();
+                async move {
+                    let resp = client
+                        .get("/confo/bench/", Some(etcd_client::GetOptions::new().with_prefix()))
+                        .await
+                        .expect("range");
+                    let parsed: Vec<Value> =
+                        resp.kvs().iter().map(|kv| serde_json::from_slice(kv.value()).expect("parse")).collect();
+                    black_box(parsed);
+                }
+            })
+            .await;
+            report.row("etcd: reload a namespace", n, &ours, &base, Some(1.5), "one raw range get + parse");
+            let ours =
+                time(runs, |_| async { etcd.write("bench", &changes).await.into_result().map(drop).expect("write") })
+                    .await;
+            let base = time(runs, |_| {
+                let mut client = raw_etcd.clone();
+                let json = &json;
+                async move {
+                    for batch in json.chunks(128) {
+                        let ops: Vec<etcd_client::TxnOp> = batch
+                            .iter()
+                            .map(|(k, v)| etcd_client::TxnOp::put(format!("/raw/{k}"), v.clone(), None))
+                            .collect();
+                        client.txn(etcd_client::Txn::new().and_then(ops)).await.expect("txn");
+                    }
+                }
+            })
+            .await;
+            report.row(
+                "etcd: persist N configurations",
+                n,
+                &ours,
+                &base,
+                Some(1.5),
+                "raw transactions of 128 puts, one after another",
+            );
+        }
+        etcd.delete_namespace("bench").await.expect("delete");
+        let _ = raw_etcd.delete("/raw/", Some(etcd_client::DeleteOptions::new().with_prefix())).await;
+    }
+    println!();
+    println!("{} rows", report.rows.len());
+}
