@@ -245,6 +245,62 @@ macro_rules! conformance_tests {
     };
 }
 
+// ----- high availability -----
+
+/// What a client saw while writing through a failover.
+#[derive(Debug)]
+pub struct Failover {
+    /// The writes the store acknowledged (configuration `c<i>` for each `i`).
+    pub acknowledged: Vec<usize>,
+    /// Writes refused while the cluster recovered (all `Unavailable`).
+    pub refused: usize,
+    /// From the failure to the first acknowledged write after it.
+    pub resumed_after: Option<std::time::Duration>,
+}
+
+/// Writes `c0, c1, …` into `namespace` in a loop (reading the namespace now and then), calls
+/// `fail` after write 30, goes on until 30 more writes were acknowledged (at most 60 s), and
+/// checks that every acknowledged write is readable. Every refusal must be `Unavailable`.
+pub async fn write_through_failover(store: &dyn Backend, namespace: &str, fail: impl FnOnce()) -> Failover {
+    let mut fail = Some(fail);
+    let mut outcome = Failover { acknowledged: Vec::new(), refused: 0, resumed_after: None };
+    let mut failed_at = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for i in 0.. {
+        assert!(std::time::Instant::now() < deadline, "the client did not resume within 60 s: {outcome:?}");
+        match store.put_configuration(namespace, &format!("c{i}"), obj(json!({"i": i}))).await {
+            Ok(_) => {
+                outcome.acknowledged.push(i);
+                if let Some(at) = failed_at {
+                    outcome.resumed_after.get_or_insert_with(|| std::time::Instant::now().duration_since(at));
+                }
+            }
+            Err(e) => {
+                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+                outcome.refused += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        if i % 10 == 0 {
+            store.load_namespace(namespace).await.ok();
+        }
+        if i == 30 {
+            if let Some(fail) = fail.take() {
+                fail();
+            }
+            failed_at = Some(std::time::Instant::now());
+        }
+        if failed_at.is_some() && outcome.acknowledged.iter().filter(|&&a| a > 30).count() >= 30 {
+            break;
+        }
+    }
+    let data = store.load_namespace(namespace).await.unwrap();
+    for i in &outcome.acknowledged {
+        assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
+    }
+    outcome
+}
+
 // ----- live updates and conflicts: two handles on one store -----
 
 /// How long a live test waits for something that should happen within milliseconds.

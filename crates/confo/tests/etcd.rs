@@ -177,50 +177,13 @@ async fn cluster_failover_keeps_every_acknowledged_write() {
     let backend = connect(&format!("etcd://{}", cluster.endpoints())).await;
     backend.create_namespace("ha").await.expect("create");
     let leader = cluster.leader().expect("a leader");
-    let mut acknowledged = Vec::new();
-    let mut failed = 0;
-    let mut killed_at = None;
-    let mut resumed_after = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for i in 0.. {
-        assert!(Instant::now() < deadline, "client did not resume within 60 s");
-        match backend.put_configuration("ha", &format!("c{i}"), obj(json!({"i": i}))).await {
-            Ok(_) => {
-                acknowledged.push(i);
-                if let Some(at) = killed_at {
-                    resumed_after.get_or_insert_with(|| Instant::now().duration_since(at));
-                }
-            }
-            Err(e) => {
-                assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
-                failed += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        if i % 10 == 0 {
-            backend.load_namespace("ha").await.ok();
-        }
-        if i == 30 {
-            cluster.stop(leader);
-            killed_at = Some(Instant::now());
-        }
-        if killed_at.is_some() && acknowledged.iter().filter(|&&a| a > 30).count() >= 30 {
-            break;
-        }
-    }
+    let outcome = confo::conformance::write_through_failover(&backend, "ha", || cluster.stop(leader)).await;
     let data = backend.load_namespace("ha").await.expect("load");
-    for i in &acknowledged {
-        assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
-    }
     cluster.restart(leader).expect("restart the old leader");
     let port = cluster.client_ports()[leader];
     let direct = connect(&format!("etcd://127.0.0.1:{port}")).await;
     assert_eq!(direct.load_namespace("ha").await.expect("load from the restarted member").len(), data.len());
-    eprintln!(
-        "etcd failover: {} writes acknowledged, {failed} refused, resumed {:?} after the leader was killed",
-        acknowledged.len(),
-        resumed_after
-    );
+    eprintln!("etcd failover: {outcome:?}");
 }
 
 /// The watcher's only member is stopped while the others take a write; when it returns, the

@@ -144,6 +144,26 @@ impl EtcdBackend {
         self.inner.client.clone()
     }
 
+    /// A read through the cluster; see [`retry_unsent`].
+    async fn get(
+        &self,
+        key: impl Into<Vec<u8>> + Clone,
+        options: Option<etcd::GetOptions>,
+    ) -> Result<etcd::GetResponse> {
+        retry_unsent(|| {
+            let mut client = self.client();
+            let (key, options) = (key.clone(), options.clone());
+            async move { client.get(key, options).await }
+        })
+        .await
+        .map_err(|e| self.map_error(e))
+    }
+
+    /// A transaction through the cluster; see [`retry_unsent`].
+    async fn txn(&self, txn: etcd::Txn) -> Result<etcd::TxnResponse> {
+        transact(self.client(), txn).await.map_err(|e| self.map_error(e))
+    }
+
     fn map_error(&self, e: etcd::Error) -> Error {
         map_error(&self.inner.describe, e)
     }
@@ -158,17 +178,16 @@ impl EtcdBackend {
 
     /// After a transaction failed its compares: which one, as an error.
     async fn explain_failed_compares(&self, namespace: &str, changes: &[&Change]) -> Error {
-        let mut client = self.client();
-        match client.get(marker(namespace), None).await {
+        match self.get(marker(namespace), None).await {
             Ok(resp) if resp.kvs().is_empty() => return self.missing_namespace(namespace),
-            Err(e) => return self.map_error(e),
+            Err(e) => return e,
             Ok(_) => {}
         }
         for change in changes {
             let key = format!("{}{}", config_prefix(namespace), change.name);
-            let current = match client.get(key.clone(), None).await {
+            let current = match self.get(key.clone(), None).await {
                 Ok(resp) => resp.kvs().first().map(|kv| kv.mod_revision()),
-                Err(e) => return self.map_error(e),
+                Err(e) => return e,
             };
             let holds = match &change.precondition {
                 Precondition::Any => true,
@@ -182,6 +201,39 @@ impl EtcdBackend {
         // Changed back meanwhile: still a conflict, without a name.
         Error::Conflict { location: format!("{} namespace {namespace:?}", self.inner.describe) }
     }
+}
+
+/// True for an error that says the request never left: the connection to the chosen member
+/// was refused (a member that is down but still in the client's balancing set). Such a request
+/// can be sent again safely, even a write.
+fn never_sent(e: &etcd::Error) -> bool {
+    let text = e.to_string();
+    text.contains("tcp connect error") || text.contains("Connection refused")
+}
+
+/// Runs a request, again up to 4 times while it fails without having been sent.
+async fn retry_unsent<T, F, Fut>(mut request: F) -> std::result::Result<T, etcd::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, etcd::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match request().await {
+            Err(e) if attempt < 5 && never_sent(&e) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            other => return other,
+        }
+    }
+}
+
+async fn transact(client: etcd::Client, txn: etcd::Txn) -> std::result::Result<etcd::TxnResponse, etcd::Error> {
+    retry_unsent(|| {
+        let mut client = client.clone();
+        let txn = txn.clone();
+        async move { client.txn(txn).await }
+    })
+    .await
 }
 
 fn map_error(describe: &str, e: etcd::Error) -> Error {
@@ -225,7 +277,7 @@ impl Backend for EtcdBackend {
     #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
     async fn list_namespaces(&self) -> Result<Vec<String>> {
         let options = etcd::GetOptions::new().with_prefix().with_keys_only();
-        let resp = self.client().get(NAMESPACES_PREFIX, Some(options)).await.map_err(|e| self.map_error(e))?;
+        let resp = self.get(NAMESPACES_PREFIX, Some(options)).await?;
         let mut names: Vec<String> = resp
             .kvs()
             .iter()
@@ -243,7 +295,7 @@ impl Backend for EtcdBackend {
         let txn = etcd::Txn::new()
             .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
             .and_then([etcd::TxnOp::put(key, "", None)]);
-        let resp = self.client().txn(txn).await.map_err(|e| self.map_error(e))?;
+        let resp = self.txn(txn).await?;
         Ok(resp.succeeded())
     }
 
@@ -257,7 +309,7 @@ impl Backend for EtcdBackend {
                 etcd::TxnOp::delete(config_prefix(namespace), Some(etcd::DeleteOptions::new().with_prefix())),
                 etcd::TxnOp::delete(key, None),
             ]);
-        let resp = self.client().txn(txn).await.map_err(|e| self.map_error(e))?;
+        let resp = self.txn(txn).await?;
         if resp.succeeded() {
             Ok(())
         } else {
@@ -270,12 +322,11 @@ impl Backend for EtcdBackend {
         self.validate_name(NameKind::Namespace, namespace)?;
         let prefix = config_prefix(namespace);
         let end = prefix_end(&prefix);
-        let mut client = self.client();
         let txn = etcd::Txn::new().and_then([
             etcd::TxnOp::get(marker(namespace), None),
             etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE))),
         ]);
-        let resp = client.txn(txn).await.map_err(|e| self.map_error(e))?;
+        let resp = self.txn(txn).await?;
         let revision = resp.header().map_or(0, |h| h.revision());
         let mut responses = resp.op_responses().into_iter();
         let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(mut page))) =
@@ -319,7 +370,7 @@ impl Backend for EtcdBackend {
             let mut next = last.key().to_vec();
             next.push(0);
             let options = etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
-            page = client.get(next, Some(options)).await.map_err(|e| self.map_error(e))?;
+            page = self.get(next, Some(options)).await?;
         }
         if corruptions.is_empty() {
             Ok(data)
@@ -382,13 +433,13 @@ impl Backend for EtcdBackend {
             for group in checked.chunks(TXN_OPS) {
                 let mut compares = vec![namespace_exists()];
                 compares.extend(group.iter().filter_map(|(c, key, _)| compare(key, &c.precondition)));
-                match self.client().txn(etcd::Txn::new().when(compares)).await {
+                match self.txn(etcd::Txn::new().when(compares)).await {
                     Ok(resp) if resp.succeeded() => {}
                     Ok(_) => {
                         let culprits: Vec<&Change> = group.iter().map(|(c, _, _)| *c).collect();
                         return WriteReport::failed(self.explain_failed_compares(namespace, &culprits).await);
                     }
-                    Err(e) => return WriteReport::failed(self.map_error(e)),
+                    Err(e) => return WriteReport::failed(e),
                 }
             }
         }
@@ -405,8 +456,8 @@ impl Backend for EtcdBackend {
                     None => etcd::TxnOp::delete(key.clone(), None),
                 });
             }
-            let mut client = self.client();
-            tasks.spawn(async move { (index, client.txn(etcd::Txn::new().when(compares).and_then(ops)).await) });
+            let client = self.client();
+            tasks.spawn(async move { (index, transact(client, etcd::Txn::new().when(compares).and_then(ops)).await) });
         }
         let mut outcomes: Vec<Option<std::result::Result<etcd::TxnResponse, etcd::Error>>> =
             (0..chunks.len()).map(|_| None).collect();
