@@ -1,17 +1,25 @@
 //! `confo`: the command-line tool. It parses, calls the library, prints; nothing else.
 //!
-//! Exit codes: 0 ok, 1 other failure, 2 usage (bad arguments, names, JSON or spec), 3 not
-//! found, 4 conflict, 5 unavailable or unauthorized. Data goes to stdout, messages to stderr.
+//! Exit codes: 0 ok, 1 other failure, 2 usage (bad arguments, names, JSON, spec or profile), 3
+//! not found, 4 conflict, 5 unavailable or unauthorized. Data goes to stdout, messages to
+//! stderr.
 
+mod profiles;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use confo::blocking::Confo;
 use confo::error::Missing;
+use confo::transfer::{Action, Difference, Document};
 use confo::{BackendSpec, Error, Removal};
 use serde_json::Value;
 
-/// The spec used when neither --backend nor CONFO_BACKEND is given.
+use profiles::Profiles;
+
+/// The spec used when neither --backend, CONFO_BACKEND nor a default profile is given.
 const DEFAULT_SPEC: &str = "file:./Configurations";
 
 #[derive(Parser, Debug)]
@@ -20,15 +28,23 @@ const DEFAULT_SPEC: &str = "file:./Configurations";
     version,
     about = "Distributed configuration manager: namespaces of JSON configurations on files, Redis, ZooKeeper or etcd",
     after_help = "Examples:\n  confo ns create sales\n  confo set sales/database host=127.0.0.1 port=5432\n  \
-                  confo get sales/database port\n  confo --backend file:/etc/myapp ls sales\n  confo --backend redis://127.0.0.1:6379 ns ls\n  confo --backend zk://127.0.0.1:2181 ls systemA\n\n\
+                  confo get sales/database port\n  confo --backend file:/etc/myapp ls sales\n  \
+                  confo --backend redis://127.0.0.1:6379 ns ls\n  confo --backend zk://127.0.0.1:2181 ls systemA\n  \
+                  confo backend add prod 'redis://app:${REDIS_PASSWORD}@10.0.0.5:6379' && confo -b prod ns ls\n  \
+                  confo copy --from file:./Configurations --to prod\n\n\
+                  Backends: --backend takes a spec or a profile name; default $CONFO_BACKEND, then the default\n\
+                  profile, then file:./Configurations. Profiles live in $CONFO_CONFIG or ~/.config/confo/config.toml.\n\n\
                   Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 unavailable or unauthorized."
 )]
 struct Cli {
-    /// Backend spec (file:PATH, memory:, redis://[user:pass@]host:port[/db], rediss://..., redis+sentinel://h:p,h:p/master,
-    /// zk://[user:pass@]host:port[,host:port][/chroot], etcd://[user:pass@]host:port[,host:port]).
-    /// Default: $CONFO_BACKEND, else file:./Configurations.
-    #[arg(long, short = 'b', global = true, value_name = "SPEC")]
+    /// A backend spec (file:PATH, redis://host:port, zk://host:port[/chroot], etcd://host:port, memory:; see the
+    /// README for credentials, TLS and Sentinel) or a profile name.
+    #[arg(long, short = 'b', global = true, value_name = "SPEC|PROFILE")]
     backend: Option<String>,
+
+    /// Output format (default: JSON for data, one name per line for lists).
+    #[arg(long, global = true, value_enum)]
+    output: Option<Format>,
 
     /// More log output on stderr (-v, -vv); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
@@ -38,6 +54,14 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Yaml,
+    Toml,
+    Table,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Namespaces: list, create, remove.
@@ -45,14 +69,16 @@ enum Command {
     Ns(NsCommand),
 
     /// List the configurations of a namespace, one per line.
-    #[command(after_help = "Example:\n  confo ls sales")]
+    #[command(after_help = "Examples:\n  confo ls sales\n  confo ls sales --output json")]
     Ls {
         /// The namespace.
         namespace: String,
     },
 
-    /// Print a configuration, or one field of it, as JSON.
-    #[command(after_help = "Examples:\n  confo get sales/database\n  confo get sales/database port")]
+    /// Print a configuration, or one field of it (JSON unless --output says otherwise).
+    #[command(
+        after_help = "Examples:\n  confo get sales/database\n  confo get sales/database port\n  confo get sales/database --output yaml"
+    )]
     Get {
         /// NS/CONFIG.
         target: String,
@@ -60,22 +86,44 @@ enum Command {
         field: Option<String>,
     },
 
-    /// Set fields of a configuration (created if absent), or replace it with --json; written at once.
+    /// Set fields of a configuration (created if absent), or replace it; written at once.
     #[command(
         after_help = "VALUE is parsed as JSON when it parses (port=5432 is a number, tags=[\"a\",\"b\"] a list)\n\
-                            and is a string otherwise (host=127.0.0.1).\n\n\
+                            and is a string otherwise (host=127.0.0.1). A lone - reads a JSON object from stdin.\n\n\
                             Examples:\n  confo set sales/database host=127.0.0.1 port=5432\n  \
-                            confo set sales/database --json '{\"host\": \"db\", \"port\": 5432}'"
+                            confo set sales/database --json '{\"host\": \"db\", \"port\": 5432}'\n  \
+                            confo set sales/database --file database.json\n  \
+                            cat database.json | confo set sales/database -"
     )]
     Set {
         /// NS/CONFIG.
         target: String,
-        /// FIELD=VALUE pairs.
-        #[arg(value_name = "FIELD=VALUE", required_unless_present = "json", conflicts_with = "json")]
+        /// FIELD=VALUE pairs, or - to read a JSON object from stdin.
+        #[arg(value_name = "FIELD=VALUE", required_unless_present_any = ["json", "file"], conflicts_with_all = ["json", "file"])]
         assignments: Vec<String>,
         /// Replace the whole configuration with this JSON object.
-        #[arg(long, value_name = "OBJECT")]
+        #[arg(long, value_name = "OBJECT", conflicts_with = "file")]
         json: Option<String>,
+        /// Replace the whole configuration with the JSON object in this file.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+
+    /// Edit a configuration in $VISUAL or $EDITOR; written only if it changed and nobody else
+    /// changed it meanwhile.
+    #[command(after_help = "Examples:\n  confo edit sales/database\n  EDITOR=nano confo edit sales/database")]
+    Edit {
+        /// NS/CONFIG.
+        target: String,
+    },
+
+    /// Remove a configuration, or one field of it; written at once.
+    #[command(after_help = "Examples:\n  confo rm sales/database port\n  confo rm sales/database")]
+    Rm {
+        /// NS/CONFIG.
+        target: String,
+        /// Remove only this field.
+        field: Option<String>,
     },
 
     /// Print one JSON line per change of a namespace (or one configuration) until interrupted.
@@ -88,26 +136,90 @@ enum Command {
         target: String,
     },
 
-    /// Remove a configuration, or one field of it; written at once.
-    #[command(after_help = "Examples:\n  confo rm sales/database port\n  confo rm sales/database")]
-    Rm {
-        /// NS/CONFIG.
-        target: String,
-        /// Remove only this field.
-        field: Option<String>,
+    /// Write namespaces (all by default) as one document {"<ns>": {"<config>": {...}}}.
+    #[command(
+        after_help = "The format is --output, else the -o FILE's extension (.json, .yaml, .yml, .toml), else JSON.\n\n\
+                            Examples:\n  confo export > everything.json\n  confo export sales analytics -o backup.yaml"
+    )]
+    Export {
+        /// Namespaces to export (all when none).
+        namespaces: Vec<String>,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+
+    /// Bring the backend to a document: show what is created, changed, deleted, then do it.
+    #[command(
+        after_help = "Without --prune nothing is deleted; with it, configurations of the document's namespaces that the\n\
+                            document lacks are deleted (other namespaces are never touched).\n\n\
+                            Examples:\n  confo import backup.json --dry-run\n  confo import backup.yaml --prune"
+    )]
+    Import {
+        /// The document (JSON, YAML or TOML, by extension; - for JSON on stdin).
+        file: PathBuf,
+        /// Show the plan only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete configurations the document's namespaces lack.
+        #[arg(long)]
+        prune: bool,
+    },
+
+    /// Copy namespaces (all by default) from one backend to another.
+    #[command(after_help = "Examples:\n  confo copy --from file:./Configurations --to redis://127.0.0.1:6379\n  \
+                            confo copy --from zk://10.0.0.7:2181 --to prod sales")]
+    Copy {
+        /// Source backend (spec or profile).
+        #[arg(long, value_name = "SPEC|PROFILE")]
+        from: String,
+        /// Target backend (spec or profile).
+        #[arg(long, value_name = "SPEC|PROFILE")]
+        to: String,
+        /// Namespaces to copy (all when none).
+        namespaces: Vec<String>,
+    },
+
+    /// Show what differs between two backends, or a document file and a backend.
+    #[command(
+        after_help = "Each line is `- NS/CONFIG` (only in LEFT), `+ NS/CONFIG` (only in RIGHT) or `~ NS/CONFIG` (different).\n\
+                            LEFT and RIGHT are specs, profile names, or document files.\n\n\
+                            Examples:\n  confo diff file:./Configurations redis://127.0.0.1:6379\n  confo diff backup.json prod sales"
+    )]
+    Diff {
+        /// A backend or a document file.
+        left: String,
+        /// A backend or a document file.
+        right: String,
+        /// Namespaces to compare (all when none).
+        namespaces: Vec<String>,
+    },
+
+    /// Named backends (profiles): list, add, remove, choose the default.
+    #[command(subcommand)]
+    Backend(BackendCommand),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  confo completions bash > /etc/bash_completion.d/confo")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum NsCommand {
     /// List namespaces, one per line.
+    #[command(after_help = "Examples:\n  confo ns ls\n  confo ns ls --output json")]
     Ls,
     /// Create a namespace (succeeds if it already exists).
+    #[command(after_help = "Example:\n  confo ns create sales")]
     Create {
         /// The namespace.
         namespace: String,
     },
     /// Remove a namespace; one that holds configurations needs --force.
+    #[command(after_help = "Examples:\n  confo ns rm scratch\n  confo ns rm sales --force")]
     Rm {
         /// The namespace.
         namespace: String,
@@ -117,16 +229,53 @@ enum NsCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum BackendCommand {
+    /// List profiles: NAME SPEC, the default marked with *.
+    #[command(after_help = "Example:\n  confo backend ls")]
+    Ls,
+    /// Add (or replace) a profile. Use ${VAR} or ${file:PATH} for passwords.
+    #[command(
+        after_help = "Example:\n  confo backend add prod 'redis://app:${REDIS_PASSWORD}@10.0.0.5:6379' --default"
+    )]
+    Add {
+        /// Profile name.
+        name: String,
+        /// Backend spec.
+        spec: String,
+        /// Make it the default.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove a profile.
+    #[command(after_help = "Example:\n  confo backend rm staging")]
+    Rm {
+        /// Profile name.
+        name: String,
+    },
+    /// Make a profile the default.
+    #[command(after_help = "Example:\n  confo backend use prod")]
+    Use {
+        /// Profile name.
+        name: String,
+    },
+}
+
 /// A failure to report: the message, an optional hint, and the exit code.
-struct Failure {
+#[derive(Debug)]
+pub struct Failure {
     code: u8,
     message: String,
     hint: Option<String>,
 }
 
 impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into(), hint: None }
+    }
+
     fn usage(message: impl Into<String>) -> Self {
-        Failure { code: 2, message: message.into(), hint: None }
+        Failure::new(2, message)
     }
 }
 
@@ -144,6 +293,7 @@ impl From<Error> for Failure {
                 Some(format!("create it with: confo ns create {name}"))
             }
             Error::NotEmpty { .. } => Some("add --force to remove it with its configurations".to_owned()),
+            e if e.is_conflict() => Some("someone changed it meanwhile: look at it again and retry".to_owned()),
             _ => None,
         };
         Failure { code, message: error.to_string(), hint }
@@ -156,7 +306,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("confo: error: {}", failure.message);
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let prefix = if colour { "\x1b[1;31mconfo: error:\x1b[0m" } else { "confo: error:" };
+            eprintln!("{prefix} {}", failure.message);
             if let Some(hint) = failure.hint {
                 eprintln!("  hint: {hint}");
             }
@@ -176,16 +328,50 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// The spec for `--backend` (a spec or a profile), else CONFO_BACKEND, else the default
+/// profile, else ./Configurations.
+fn resolve_spec(given: Option<&str>) -> Result<BackendSpec, Failure> {
+    let text = match given.map(str::to_owned).or_else(|| std::env::var("CONFO_BACKEND").ok()) {
+        Some(text) if text.contains(':') => profiles::expand(&text)?,
+        Some(name) => Profiles::load()?.resolve(&name)?,
+        None => {
+            let profiles = Profiles::load()?;
+            match &profiles.default {
+                Some(name) => profiles.resolve(name)?,
+                None => DEFAULT_SPEC.to_owned(),
+            }
+        }
+    };
+    Ok(text.parse()?)
+}
+
+/// A manager with one backend loaded and active.
+fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
+    let confo = Confo::new()?;
+    confo.load_backend("cli", spec)?;
+    confo.activate_backend("cli")?;
+    Ok(confo)
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
-    let spec_text = cli.backend.or_else(|| std::env::var("CONFO_BACKEND").ok()).unwrap_or_else(|| DEFAULT_SPEC.into());
-    let spec: BackendSpec = spec_text.parse()?;
+    let output = cli.output;
+    // Commands that need no backend, or two of their own.
+    match cli.command {
+        Command::Backend(command) => return backend_command(command, output),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "confo", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Copy { from, to, namespaces } => return copy(&from, &to, &namespaces),
+        Command::Diff { left, right, namespaces } => return diff(&left, &right, &namespaces, output),
+        _ => {}
+    }
+    let spec = resolve_spec(cli.backend.as_deref())?;
     // Parse every argument before touching the store, so a usage error writes nothing.
     let command = cli.command;
-    let confo = Confo::new()?;
-    confo.load_backend("cli", &spec)?;
-    confo.activate_backend("cli")?;
+    let confo = open(&spec)?;
     match command {
-        Command::Ns(NsCommand::Ls) => print_lines(&confo.namespaces()?.all),
+        Command::Ns(NsCommand::Ls) => print_list(&confo.namespaces()?.all, output)?,
         Command::Ns(NsCommand::Create { namespace }) => {
             if !confo.create_namespace(&namespace)? {
                 eprintln!("confo: namespace {namespace:?} already exists");
@@ -196,7 +382,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Ls { namespace } => {
             confo.use_namespace(&namespace)?;
-            print_lines(&confo.list()?);
+            print_list(&confo.list()?, output)?;
         }
         Command::Get { target, field } => {
             let (namespace, config) = split_target(&target)?;
@@ -211,25 +397,39 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .get_field(config, &field)?
                     .ok_or_else(|| not_found(Missing::Field, format!("{config}.{field}")))?,
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).map_err(|e| Failure {
-                    code: 1,
-                    message: e.to_string(),
-                    hint: None
-                })?
-            );
+            print_value(&value, output.unwrap_or(Format::Json))?;
         }
-        Command::Set { target, assignments, json } => {
+        Command::Set { target, assignments, json, file } => {
             let (namespace, config) = split_target(&target)?;
-            let replacement = json.map(|text| parse_object(&text)).transpose()?;
-            let fields = assignments.iter().map(|a| parse_assignment(a)).collect::<Result<Vec<_>, _>>()?;
+            let (replacement, fields) = if assignments.len() == 1 && assignments[0] == "-" {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| Failure::new(1, format!("stdin: {e}")))?;
+                (Some(parse_object(&text, "stdin")?), Vec::new())
+            } else {
+                let replacement = match (json, file) {
+                    (Some(text), _) => Some(parse_object(&text, "--json")?),
+                    (None, Some(path)) => Some(parse_object(&read_file(&path)?, &path.display().to_string())?),
+                    (None, None) => None,
+                };
+                let fields = assignments.iter().map(|a| parse_assignment(a)).collect::<Result<Vec<_>, _>>()?;
+                (replacement, fields)
+            };
             confo.use_namespace(namespace)?;
             if let Some(object) = replacement {
                 confo.replace(config, object)?;
             }
             for (field, value) in fields {
                 confo.set(config, field, value)?;
+            }
+            confo.persist_configuration(namespace, config)?;
+        }
+        Command::Edit { target } => edit(&confo, &target)?,
+        Command::Rm { target, field } => {
+            let (namespace, config) = split_target(&target)?;
+            confo.use_namespace(namespace)?;
+            match field {
+                Some(field) => confo.remove_field(config, &field)?,
+                None => confo.remove(config)?,
             }
             confo.persist_configuration(namespace, config)?;
         }
@@ -243,29 +443,306 @@ fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("confo: watching {target} (Ctrl-C to stop)");
             let mut out = std::io::stdout().lock();
             for event in watcher {
-                use std::io::Write;
                 // A closed pipe (confo watch | head -1) ends the command quietly.
                 if writeln!(out, "{}", event?.to_json()).and_then(|()| out.flush()).is_err() {
                     return Ok(());
                 }
             }
         }
-        Command::Rm { target, field } => {
-            let (namespace, config) = split_target(&target)?;
-            confo.use_namespace(namespace)?;
-            match field {
-                Some(field) => confo.remove_field(config, &field)?,
-                None => confo.remove(config)?,
+        Command::Export { namespaces, file } => {
+            let document = confo.export(&namespaces)?;
+            let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
+            let text = render(&document_value(&document), format)?;
+            match file {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?
+                }
+                None => print!("{text}"),
             }
-            confo.persist_configuration(namespace, config)?;
         }
+        Command::Import { file, dry_run, prune } => {
+            let document = confo.parse_document(read_document(&file)?)?;
+            let plan = confo.plan(&document, prune)?;
+            for namespace in &plan.new_namespaces {
+                println!("create namespace {namespace}");
+            }
+            for step in &plan.steps {
+                println!("{} {}/{}", step.action, step.namespace, step.configuration);
+            }
+            let summary = format!(
+                "{} to create, {} to change, {} to delete, {} unchanged",
+                plan.count(Action::Create),
+                plan.count(Action::Change),
+                plan.count(Action::Delete),
+                plan.unchanged
+            );
+            if dry_run {
+                eprintln!("confo: dry run: {summary}; nothing written");
+            } else {
+                confo.apply(&plan, &document, |_, _| {})?;
+                eprintln!("confo: imported: {summary}");
+            }
+        }
+        Command::Backend(_) | Command::Completions { .. } | Command::Copy { .. } | Command::Diff { .. } => {}
     }
     Ok(())
 }
 
-fn print_lines(lines: &[String]) {
-    for line in lines {
-        println!("{line}");
+fn backend_command(command: BackendCommand, output: Option<Format>) -> Result<(), Failure> {
+    let mut profiles = Profiles::load()?;
+    match command {
+        BackendCommand::Ls => {
+            if output == Some(Format::Json) {
+                print_value(
+                    &serde_json::to_value(&profiles).map_err(|e| Failure::new(1, e.to_string()))?,
+                    Format::Json,
+                )?;
+            } else {
+                for (name, spec) in &profiles.backends {
+                    let mark = if profiles.default.as_deref() == Some(name) { "*" } else { " " };
+                    println!("{mark} {name}\t{spec}");
+                }
+            }
+            return Ok(());
+        }
+        BackendCommand::Add { name, spec, default } => {
+            if name.contains(':') || name.is_empty() {
+                return Err(Failure::usage("a profile name must not be empty or contain ':'"));
+            }
+            // Check the spec's syntax before saving it (its ${...} are resolved only when used).
+            profiles::with_placeholders(&spec).parse::<BackendSpec>()?;
+            profiles.backends.insert(name.clone(), spec);
+            if default || profiles.default.is_none() {
+                profiles.default = Some(name);
+            }
+        }
+        BackendCommand::Rm { name } => {
+            if profiles.backends.remove(&name).is_none() {
+                return Err(Failure::new(3, format!("backend profile {name:?} not found")));
+            }
+            if profiles.default.as_deref() == Some(name.as_str()) {
+                profiles.default = None;
+            }
+        }
+        BackendCommand::Use { name } => {
+            if !profiles.backends.contains_key(&name) {
+                return Err(Failure::new(3, format!("backend profile {name:?} not found")));
+            }
+            profiles.default = Some(name);
+        }
+    }
+    profiles.save()
+}
+
+/// Opens a side of `diff` or `copy`: a document file, or a backend spec or profile.
+enum Side {
+    Document(Document),
+    Backend(Confo),
+}
+
+fn side(text: &str) -> Result<Side, Failure> {
+    let path = Path::new(text);
+    if !text.contains(':') && path.is_file() {
+        let scratch = open(&BackendSpec::Memory)?;
+        return Ok(Side::Document(scratch.parse_document(read_document(path)?)?));
+    }
+    Ok(Side::Backend(open(&resolve_spec(Some(text))?)?))
+}
+
+fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Failure> {
+    let source = open(&resolve_spec(Some(from))?)?;
+    let target = open(&resolve_spec(Some(to))?)?;
+    let document = source.export(namespaces)?;
+    let document = target.parse_document(document_value(&document))?; // the target's name rules
+    let plan = target.plan(&document, false)?;
+    let show_progress = std::io::stderr().is_terminal();
+    target.apply(&plan, &document, |done, total| {
+        if show_progress {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            eprint!("\r[{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+            if done == total {
+                eprintln!();
+            }
+        }
+    })?;
+    let configurations: usize = document.values().map(|c| c.len()).sum();
+    eprintln!(
+        "confo: copied {configurations} configuration(s) in {} namespace(s): {} created, {} changed, {} unchanged; {} namespace(s) created",
+        document.len(),
+        plan.count(Action::Create),
+        plan.count(Action::Change),
+        plan.unchanged,
+        plan.new_namespaces.len()
+    );
+    Ok(())
+}
+
+fn diff(left: &str, right: &str, namespaces: &[String], output: Option<Format>) -> Result<(), Failure> {
+    let read = |side: Side| -> Result<Document, Failure> {
+        Ok(match side {
+            Side::Document(mut document) => {
+                if !namespaces.is_empty() {
+                    document.retain(|ns, _| namespaces.contains(ns));
+                }
+                document
+            }
+            Side::Backend(confo) => confo.export(namespaces)?,
+        })
+    };
+    let (left, right) = (read(side(left)?)?, read(side(right)?)?);
+    let differences = confo::transfer::diff(&left, &right);
+    if output == Some(Format::Json) {
+        let items: Vec<Value> = differences
+            .iter()
+            .map(|(ns, cfg, kind)| {
+                let kind = match kind {
+                    Difference::OnlyLeft => "only_left",
+                    Difference::OnlyRight => "only_right",
+                    Difference::Different => "different",
+                };
+                serde_json::json!({"namespace": ns, "configuration": cfg, "difference": kind})
+            })
+            .collect();
+        return print_value(&Value::Array(items), Format::Json);
+    }
+    for (ns, cfg, kind) in differences {
+        let mark = match kind {
+            Difference::OnlyLeft => '-',
+            Difference::OnlyRight => '+',
+            Difference::Different => '~',
+        };
+        println!("{mark} {ns}/{cfg}");
+    }
+    Ok(())
+}
+
+fn edit(confo: &Confo, target: &str) -> Result<(), Failure> {
+    let (namespace, config) = split_target(target)?;
+    confo.use_namespace(namespace)?;
+    let before = confo.get(config)?.map(|c| (*c).clone()).unwrap_or_default();
+    let text = serde_json::to_string_pretty(&before).map_err(|e| Failure::new(1, e.to_string()))?;
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("confo-edit-{}-{config}.json", std::process::id()));
+    std::fs::write(&path, format!("{text}\n")).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
+    let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("confo-edit")
+        .arg(&path)
+        .status()
+        .map_err(|e| Failure::new(1, format!("cannot run the editor {editor:?}: {e}")));
+    let edited = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    if !status?.success() {
+        return Err(Failure::new(1, format!("the editor {editor:?} failed; nothing written")));
+    }
+    let edited = edited.map_err(|e| Failure::new(1, e.to_string()))?;
+    let after = parse_object(&edited, "the edited configuration").map_err(|mut f| {
+        f.message.push_str("; nothing written");
+        f
+    })?;
+    if after == before {
+        eprintln!("confo: no changes");
+        return Ok(());
+    }
+    confo.replace(config, after)?;
+    confo.persist_configuration(namespace, config)?;
+    Ok(())
+}
+
+fn print_list(names: &[String], output: Option<Format>) -> Result<(), Failure> {
+    match output {
+        None | Some(Format::Table) => {
+            for name in names {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        Some(format) => print_value(&Value::from(names.to_vec()), format),
+    }
+}
+
+fn print_value(value: &Value, format: Format) -> Result<(), Failure> {
+    print!("{}", render(value, format)?);
+    Ok(())
+}
+
+/// A value in a format, ending with a newline.
+fn render(value: &Value, format: Format) -> Result<String, Failure> {
+    let failed = |e: String| Failure::new(1, format!("cannot write this as {format:?}: {e}"));
+    let mut text = match format {
+        Format::Json => serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
+        Format::Yaml => serde_yaml::to_string(value).map_err(|e| failed(e.to_string()))?,
+        Format::Toml => match value {
+            Value::Object(_) => toml::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
+            // TOML documents are tables: wrap anything else.
+            other => {
+                toml::to_string_pretty(&serde_json::json!({ "value": other })).map_err(|e| failed(e.to_string()))?
+            }
+        },
+        Format::Table => table(value),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Two aligned columns (key, value) for an object; one row per item for a list.
+fn table(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let width = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+            map.iter().map(|(k, v)| format!("{k:width$}  {}\n", compact(v))).collect()
+        }
+        Value::Array(items) => items.iter().map(|v| format!("{}\n", compact(v))).collect(),
+        other => compact(other),
+    }
+}
+
+fn compact(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn format_of(path: &Path) -> Option<Format> {
+    match path.extension()?.to_str()? {
+        "json" => Some(Format::Json),
+        "yaml" | "yml" => Some(Format::Yaml),
+        "toml" => Some(Format::Toml),
+        _ => None,
+    }
+}
+
+fn document_value(document: &Document) -> Value {
+    serde_json::to_value(document).unwrap_or(Value::Null)
+}
+
+fn read_file(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound { 3 } else { 1 };
+        Failure::new(code, format!("{}: {e}", path.display()))
+    })
+}
+
+/// A document file as JSON, whatever its format (by extension; `-` is JSON on stdin).
+fn read_document(path: &Path) -> Result<Value, Failure> {
+    let (text, name) = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| Failure::new(1, format!("stdin: {e}")))?;
+        (text, "stdin".to_owned())
+    } else {
+        (read_file(path)?, path.display().to_string())
+    };
+    let bad = |e: String| Failure::usage(format!("{name} is not a valid document: {e}"));
+    match format_of(path) {
+        Some(Format::Yaml) => serde_yaml::from_str(&text).map_err(|e| bad(e.to_string())),
+        Some(Format::Toml) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
+        _ => serde_json::from_str(&text).map_err(|e| bad(e.to_string())),
     }
 }
 
@@ -287,10 +764,10 @@ fn parse_assignment(assignment: &str) -> Result<(&str, Value), Failure> {
     Ok((field, value))
 }
 
-fn parse_object(text: &str) -> Result<confo::Configuration, Failure> {
+fn parse_object(text: &str, what: &str) -> Result<confo::Configuration, Failure> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Failure::usage("--json needs a JSON object, like '{\"host\": \"db\"}'")),
-        Err(e) => Err(Failure::usage(format!("--json is not valid JSON: {e}"))),
+        Ok(_) => Err(Failure::usage(format!("{what} needs a JSON object, like '{{\"host\": \"db\"}}'"))),
+        Err(e) => Err(Failure::usage(format!("{what} is not valid JSON: {e}"))),
     }
 }

@@ -183,6 +183,31 @@ impl Confo {
         self.block(self.inner.persist_namespace(namespace))
     }
 
+    /// See [`crate::Confo::export`].
+    pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
+        self.block(self.inner.export(namespaces))
+    }
+
+    /// See [`crate::Confo::parse_document`].
+    pub fn parse_document(&self, value: Value) -> Result<crate::transfer::Document> {
+        self.inner.parse_document(value)
+    }
+
+    /// See [`crate::Confo::plan`].
+    pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
+        self.block(self.inner.plan(document, prune))
+    }
+
+    /// See [`crate::Confo::apply`].
+    pub fn apply(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: &crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        self.block(self.inner.apply(plan, document, progress))
+    }
+
     /// See [`crate::Confo::persist_with`].
     pub fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_with(scope, force))

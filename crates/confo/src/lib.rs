@@ -67,6 +67,7 @@
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   `manager::watch`: events, watchers and the hint loop behind auto-refresh.
 //! - [`blocking`]: the sync facade.
+//! - [`transfer`]: whole stores as documents: export, plan/apply (import, copy), diff.
 //!
 //! ## Errors
 //!
@@ -83,6 +84,7 @@ pub mod error;
 pub mod manager;
 pub mod name;
 pub mod spec;
+pub mod transfer;
 
 #[cfg(feature = "conformance")]
 #[doc(hidden)]

@@ -364,6 +364,33 @@ impl Confo {
         Ok(())
     }
 
+    // ----- whole stores -----
+
+    /// The active backend's namespaces (all when `namespaces` is empty) as one document.
+    pub async fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
+        crate::transfer::export(&*self.backend()?, namespaces).await
+    }
+
+    /// Checks a JSON document's shape and names against the active backend's rules.
+    pub fn parse_document(&self, value: Value) -> Result<crate::transfer::Document> {
+        crate::transfer::document_from_value(value, &*self.backend()?)
+    }
+
+    /// What bringing the active backend to `document` would do. See [`crate::transfer::plan`].
+    pub async fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
+        crate::transfer::plan(&*self.backend()?, document, prune).await
+    }
+
+    /// Carries out a plan on the active backend. See [`crate::transfer::apply`].
+    pub async fn apply(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: &crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        crate::transfer::apply(&*self.backend()?, plan, document, progress).await
+    }
+
     // ----- live updates -----
 
     /// Watches a namespace of the active backend (or one configuration of it) and reports each

@@ -1,0 +1,284 @@
+//! Whole stores as documents: export, compare, and bring a store to a document (import, copy).
+//!
+//! A [`Document`] is `{"<namespace>": {"<configuration>": {...fields...}}}` and nothing else.
+//! [`plan`] compares a document with a store and says what would be created, changed or
+//! deleted; [`apply`] carries a plan out, one batch per namespace, each change conditional on
+//! the version the plan saw (so a concurrent writer makes it a [`Error::Conflict`], not a
+//! silent overwrite).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::backend::{Backend, Change, Configuration, Precondition};
+use crate::error::{Error, Missing, Result};
+use crate::name::NameKind;
+
+/// Namespaces → configurations → content.
+pub type Document = BTreeMap<String, BTreeMap<String, Configuration>>;
+
+/// Reads `namespaces` (all of them when empty) into a document. A named namespace that does
+/// not exist is [`Error::NotFound`].
+pub async fn export(backend: &dyn Backend, namespaces: &[String]) -> Result<Document> {
+    let names = if namespaces.is_empty() { backend.list_namespaces().await? } else { namespaces.to_vec() };
+    let mut document = Document::new();
+    for namespace in names {
+        let data = backend.load_namespace(&namespace).await?;
+        document.insert(namespace, data.into_iter().map(|(name, stored)| (name, (*stored.value).clone())).collect());
+    }
+    Ok(document)
+}
+
+/// Parses a document from JSON text, checking its shape and every name.
+pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> Result<Document> {
+    let bad = |message: String| Error::InvalidValue { location: "document".into(), message };
+    let serde_json::Value::Object(namespaces) = value else {
+        return Err(bad("expected {\"<namespace>\": {\"<configuration>\": {...}}}".into()));
+    };
+    let mut document = Document::new();
+    for (namespace, configurations) in namespaces {
+        crate::name::validate(NameKind::Namespace, &namespace)?;
+        backend.check_name(NameKind::Namespace, &namespace)?;
+        let serde_json::Value::Object(configurations) = configurations else {
+            return Err(bad(format!("namespace {namespace:?} must be an object of configurations")));
+        };
+        let mut entries = BTreeMap::new();
+        for (name, content) in configurations {
+            crate::name::validate(NameKind::Configuration, &name)?;
+            backend.check_name(NameKind::Configuration, &name)?;
+            let serde_json::Value::Object(content) = content else {
+                return Err(bad(format!("{namespace}/{name} must be a JSON object")));
+            };
+            entries.insert(name, content);
+        }
+        document.insert(namespace, entries);
+    }
+    Ok(document)
+}
+
+/// What a plan does to one configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// It does not exist yet.
+    Create,
+    /// It exists with other content.
+    Change,
+    /// It exists and is not in the document (only with `prune`).
+    Delete,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Create => "create",
+            Action::Change => "change",
+            Action::Delete => "delete",
+        })
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The namespace.
+    pub namespace: String,
+    /// The configuration.
+    pub configuration: String,
+    /// What happens to it.
+    pub action: Action,
+    precondition: Precondition,
+}
+
+/// What bringing a store to a document would do.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Namespaces to create first.
+    pub new_namespaces: Vec<String>,
+    /// Configuration steps, sorted by namespace then name.
+    pub steps: Vec<Step>,
+    /// Configurations already as the document has them.
+    pub unchanged: usize,
+}
+
+impl Plan {
+    /// True when applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.new_namespaces.is_empty() && self.steps.is_empty()
+    }
+
+    /// How many steps of an action the plan has.
+    pub fn count(&self, action: Action) -> usize {
+        self.steps.iter().filter(|s| s.action == action).count()
+    }
+}
+
+/// Compares `document` with the store. With `prune`, configurations of the document's
+/// namespaces that the document lacks are deleted; other namespaces are never touched.
+pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Result<Plan> {
+    let existing = backend.list_namespaces().await?;
+    let mut plan = Plan::default();
+    for (namespace, wanted) in document {
+        let current = if existing.contains(namespace) {
+            backend.load_namespace(namespace).await?
+        } else {
+            plan.new_namespaces.push(namespace.clone());
+            Default::default()
+        };
+        let step = |configuration: &str, action, precondition| Step {
+            namespace: namespace.clone(),
+            configuration: configuration.to_owned(),
+            action,
+            precondition,
+        };
+        for (name, content) in wanted {
+            match current.get(name) {
+                None => plan.steps.push(step(name, Action::Create, Precondition::Absent)),
+                Some(stored) if *stored.value != *content => {
+                    plan.steps.push(step(name, Action::Change, Precondition::Version(stored.version.clone())))
+                }
+                Some(_) => plan.unchanged += 1,
+            }
+        }
+        if prune {
+            for (name, stored) in current.iter().filter(|(name, _)| !wanted.contains_key(*name)) {
+                plan.steps.push(step(name, Action::Delete, Precondition::Version(stored.version.clone())));
+            }
+        }
+    }
+    // By namespace, then name: what a reader expects, and each namespace stays one batch.
+    plan.steps.sort_by(|a, b| (&a.namespace, &a.configuration).cmp(&(&b.namespace, &b.configuration)));
+    Ok(plan)
+}
+
+/// Carries out a plan made from `document`: namespaces first, then one batch per namespace.
+/// `progress` is told (steps done, steps in all) after each batch.
+pub async fn apply(
+    backend: &dyn Backend,
+    plan: &Plan,
+    document: &Document,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    for namespace in &plan.new_namespaces {
+        backend.create_namespace(namespace).await?;
+    }
+    let total = plan.steps.len();
+    let mut done = 0;
+    let mut start = 0;
+    while start < plan.steps.len() {
+        let namespace = &plan.steps[start].namespace;
+        let end = start + plan.steps[start..].iter().take_while(|s| &s.namespace == namespace).count();
+        let changes: Vec<Change> = plan.steps[start..end]
+            .iter()
+            .map(|step| {
+                let change = match step.action {
+                    Action::Delete => Change::delete(step.configuration.clone()),
+                    _ => {
+                        let content =
+                            document.get(namespace).and_then(|n| n.get(&step.configuration)).cloned().ok_or_else(
+                                || Error::not_found(Missing::Configuration, step.configuration.clone(), "document"),
+                            )?;
+                        Change::put(step.configuration.clone(), content)
+                    }
+                };
+                Ok(change.when(step.precondition.clone()))
+            })
+            .collect::<Result<_>>()?;
+        backend.write(namespace, &changes).await.into_result()?;
+        done += end - start;
+        progress(done, total);
+        start = end;
+    }
+    Ok(())
+}
+
+/// How a configuration differs between two documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Difference {
+    /// Only the left side has it.
+    OnlyLeft,
+    /// Only the right side has it.
+    OnlyRight,
+    /// Both have it, with other content.
+    Different,
+}
+
+/// Every configuration that differs between two documents, by namespace then name.
+pub fn diff(left: &Document, right: &Document) -> Vec<(String, String, Difference)> {
+    let empty = BTreeMap::new();
+    let namespaces: std::collections::BTreeSet<&String> = left.keys().chain(right.keys()).collect();
+    let mut out = Vec::new();
+    for namespace in namespaces {
+        let l = left.get(namespace).unwrap_or(&empty);
+        let r = right.get(namespace).unwrap_or(&empty);
+        let names: std::collections::BTreeSet<&String> = l.keys().chain(r.keys()).collect();
+        for name in names {
+            let kind = match (l.get(name), r.get(name)) {
+                (Some(_), None) => Difference::OnlyLeft,
+                (None, Some(_)) => Difference::OnlyRight,
+                (Some(a), Some(b)) if a != b => Difference::Different,
+                _ => continue,
+            };
+            out.push((namespace.clone(), name.clone(), kind));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BackendExt, MemoryBackend};
+    use serde_json::json;
+
+    fn doc(v: serde_json::Value) -> Document {
+        document_from_value(v, &MemoryBackend::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn plan_apply_and_prune() {
+        let store = MemoryBackend::new();
+        store.create_namespace("a").await.unwrap();
+        store.put_configuration("a", "same", json!({"x": 1}).as_object().unwrap().clone()).await.unwrap();
+        store.put_configuration("a", "old", json!({"x": 1}).as_object().unwrap().clone()).await.unwrap();
+        store.put_configuration("a", "extra", json!({}).as_object().unwrap().clone()).await.unwrap();
+        let wanted = doc(json!({"a": {"same": {"x": 1}, "old": {"x": 2}, "new": {}}, "b": {"c": {"y": true}}}));
+        let plan = plan(&store, &wanted, false).await.unwrap();
+        assert_eq!(plan.new_namespaces, ["b"]);
+        assert_eq!(
+            (plan.count(Action::Create), plan.count(Action::Change), plan.count(Action::Delete), plan.unchanged),
+            (2, 1, 0, 1)
+        );
+        let pruning = super::plan(&store, &wanted, true).await.unwrap();
+        assert_eq!(pruning.count(Action::Delete), 1);
+        let mut seen = Vec::new();
+        apply(&store, &pruning, &wanted, |done, total| seen.push((done, total))).await.unwrap();
+        assert_eq!(seen.last(), Some(&(4, 4)));
+        assert_eq!(export(&store, &[]).await.unwrap(), wanted, "the store now is the document");
+        assert!(super::plan(&store, &wanted, true).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_change_is_a_conflict() {
+        let store = MemoryBackend::new();
+        store.create_namespace("a").await.unwrap();
+        store.put_configuration("a", "c", json!({"v": 1}).as_object().unwrap().clone()).await.unwrap();
+        let wanted = doc(json!({"a": {"c": {"v": 2}}}));
+        let plan = plan(&store, &wanted, false).await.unwrap();
+        store.put_configuration("a", "c", json!({"v": 3}).as_object().unwrap().clone()).await.unwrap();
+        assert!(apply(&store, &plan, &wanted, |_, _| {}).await.unwrap_err().is_conflict());
+    }
+
+    #[test]
+    fn documents_are_checked() {
+        let store = MemoryBackend::new();
+        assert!(document_from_value(json!([1]), &store).is_err());
+        assert!(document_from_value(json!({"a": [1]}), &store).is_err());
+        assert!(document_from_value(json!({"a": {"c": 1}}), &store).is_err());
+        assert!(matches!(document_from_value(json!({"a/b": {}}), &store), Err(Error::InvalidName { .. })));
+        let left = doc(json!({"a": {"x": {}, "y": {"v": 1}}}));
+        let right = doc(json!({"a": {"y": {"v": 2}, "z": {}}, "b": {"w": {}}}));
+        let d = diff(&left, &right);
+        assert_eq!(d.len(), 4);
+        assert_eq!(d[0], ("a".into(), "x".into(), Difference::OnlyLeft));
+        assert_eq!(d[1], ("a".into(), "y".into(), Difference::Different));
+    }
+}
