@@ -290,3 +290,63 @@ fn completions_and_help() {
         assert!(env.ok(&[command, "--help"]).contains("Example"), "{command} --help has examples");
     }
 }
+
+/// Someone changes the configuration while it is open in the editor: the edit is a conflict
+/// (exit 4) and the other change stays.
+#[test]
+fn edit_detects_a_change_made_meanwhile() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "sales"]);
+    env.ok(&["set", "sales/db", "port=1"]);
+    let script = env.path("editor.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n'{}' set sales/db port=99\nsed -i 's/\"port\": 1/\"port\": 2/' \"$1\"\n",
+            env!("CARGO_BIN_EXE_confo")
+        ),
+    )
+    .expect("script");
+    let out = env
+        .command(&["edit", "sales/db"])
+        .env("EDITOR", format!("sh {}", script.display()))
+        .env_remove("VISUAL")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.ok(&["get", "sales/db", "port"]), "99\n", "the other writer's change stays");
+}
+
+/// Runs confo under a pseudo-terminal (util-linux `script`) and returns what the terminal showed.
+fn on_a_terminal(env: &Env, args: &str, no_color: bool) -> String {
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &format!("'{}' {args}", env!("CARGO_BIN_EXE_confo")), "/dev/null"])
+        .current_dir(env.dir.path())
+        .env_remove("CONFO_BACKEND")
+        .env("CONFO_CONFIG", env.path("profiles.toml"));
+    if no_color {
+        command.env("NO_COLOR", "1");
+    } else {
+        command.env_remove("NO_COLOR");
+    }
+    let out = command.output().expect("script (util-linux) runs confo on a pseudo-terminal");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_and_progress_only_on_a_terminal() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "sales"]);
+    for i in 0..5 {
+        env.ok(&["set", &format!("sales/c{i}"), "v=1"]);
+    }
+    let coloured = on_a_terminal(&env, "get sales/nope", false);
+    assert!(coloured.contains("\x1b[1;31mconfo: error:"), "{coloured:?}");
+    let plain = on_a_terminal(&env, "get sales/nope", true);
+    assert!(plain.contains("confo: error:") && !plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+    fs::create_dir(env.path("copy")).expect("mkdir");
+    let copied = on_a_terminal(&env, "copy --from file:./Configurations --to file:./copy", true);
+    assert!(copied.contains("[##############################] 5/5"), "a progress bar on a terminal: {copied:?}");
+    assert!(copied.contains("copied 5 configuration(s)"), "{copied:?}");
+}
