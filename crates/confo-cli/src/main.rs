@@ -234,7 +234,8 @@ enum BackendCommand {
     /// List profiles: NAME SPEC, the default marked with *.
     #[command(after_help = "Example:\n  confo backend ls")]
     Ls,
-    /// Add (or replace) a profile. Use ${VAR} or ${file:PATH} for passwords.
+    /// Add (or replace) a profile. Use ${VAR} or ${file:PATH} for passwords. It becomes the
+    /// default only with --default (or `confo backend use`).
     #[command(
         after_help = "Example:\n  confo backend add prod 'redis://app:${REDIS_PASSWORD}@10.0.0.5:6379' --default"
     )]
@@ -512,7 +513,8 @@ fn backend_command(command: BackendCommand, output: Option<Format>) -> Result<()
             // Check the spec's syntax before saving it (its ${...} are resolved only when used).
             profiles::with_placeholders(&spec).parse::<BackendSpec>()?;
             profiles.backends.insert(name.clone(), spec);
-            if default || profiles.default.is_none() {
+            // Adding a profile never changes where commands without --backend go.
+            if default {
                 profiles.default = Some(name);
             }
         }

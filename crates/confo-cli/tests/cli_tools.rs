@@ -91,8 +91,10 @@ fn profiles_name_backends_and_keep_passwords_out_of_the_file() {
     let env = Env::new();
     let other = env.path("other");
     fs::create_dir(&other).expect("mkdir");
-    env.ok(&["backend", "add", "local", "file:./Configurations"]);
     env.ok(&["backend", "add", "other", &format!("file:{}", other.display())]);
+    env.ok(&["ns", "create", "still_local"]);
+    assert!(env.path("Configurations/still_local").is_dir(), "adding a profile does not move the default");
+    env.ok(&["backend", "add", "local", "file:./Configurations", "--default"]);
     let listing = env.ok(&["backend", "ls"]);
     assert!(listing.contains("* local") && listing.contains("  other"), "{listing}");
     env.ok(&["-b", "other", "ns", "create", "in_other"]);
