@@ -29,6 +29,17 @@ export CONFO_PY_COMPAT="$venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The Python package (crates/confo-py), built with maturin into a private venv, and its
+# pytest suite against servers started by the Rust harness (confo-servers).
+pyvenv="$PWD/target/py-venv"
+if ! "$pyvenv/bin/python" -c 'import maturin, pytest' 2>/dev/null; then
+  python3 -m venv "$pyvenv"
+  "$pyvenv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' 'pytest>=7'
+fi
+cargo build --quiet -p confo-testkit --bin confo-servers
+(cd crates/confo-py && VIRTUAL_ENV="$pyvenv" "$pyvenv/bin/maturin" develop --quiet)
+"$pyvenv/bin/pytest" -q crates/confo-py/tests
+
 # The benchmarks, in quick smoke modes, so that they cannot rot.
 cargo run --quiet -p confo --example propagation -- 20
 cargo run --quiet -p confo-bench -- --smoke

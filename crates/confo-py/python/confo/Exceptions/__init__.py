@@ -1,0 +1,130 @@
+"""confo's exceptions: the original classes, and new ones for what confo used to print.
+
+Every class derives from ``ConfoError``. Where a new error matches an original class it
+subclasses it, so existing ``except`` clauses keep working.
+"""
+
+
+class ConfoError(Exception):
+    """Base of every confo exception."""
+
+    def __str__(self):
+        # KeyError would quote the message; every confo error reads as plain text.
+        return str(self.args[0]) if self.args else ""
+
+
+# ----- the original confo classes -----
+
+
+class BackendsActivationException(ConfoError):
+    """No backend is active (load one and call activate_backend)."""
+
+
+class BackendNotFoundException(ConfoError, KeyError):
+    """No loaded backend has this name."""
+
+
+class FileNotFoundException(ConfoError):
+    """The file backend's config_path is missing or is not a folder."""
+
+
+class ZookeeperHostNotFoundException(ConfoError):
+    """The ZooKeeper credentials lack zookeeper_host (or it is invalid)."""
+
+
+class ZookeeperPortNotFoundException(ConfoError):
+    """The ZooKeeper credentials lack zookeeper_port (or it is not a port)."""
+
+
+class NamespaceExistsException(ConfoError):
+    """create_namespace of a namespace that exists (confo only printed this)."""
+
+
+class NamespaceNotLoadedException(ConfoError):
+    """No namespace is selected (call use_namespace)."""
+
+
+# ----- new: errors confo printed, and errors of features confo did not have -----
+
+
+class NamespaceNotFoundException(NamespaceNotLoadedException, KeyError):
+    """use_namespace (or another call) named a namespace that does not exist."""
+
+
+class ConfigurationNotFoundException(ConfoError, KeyError):
+    """A configuration that must exist (to delete it, say) does not."""
+
+
+class FieldNotFoundException(ConfoError, KeyError):
+    """A field that must exist (to delete it) does not."""
+
+
+class CredentialsException(ConfoError, ValueError):
+    """A credentials dictionary or backend spec cannot be used; the message names the key."""
+
+
+class InvalidNameException(ConfoError, ValueError):
+    """A namespace or configuration name breaks a rule (shared or of the backend)."""
+
+
+class InvalidValueException(ConfoError, ValueError):
+    """A value cannot be stored (a configuration must be a dict of JSON values)."""
+
+
+class NamespaceNotEmptyException(ConfoError):
+    """delete_namespace of a namespace with configurations, without force=True."""
+
+
+class CorruptDataException(ConfoError):
+    """Stored data is not a JSON object; the message names every bad file, key or znode."""
+
+
+class ConflictException(ConfoError):
+    """Someone else changed the configuration since it was loaded; the edit stays staged."""
+
+
+class TooLargeException(ConfoError, ValueError):
+    """A configuration is larger than the backend accepts."""
+
+
+class UnavailableException(ConfoError, ConnectionError):
+    """The store cannot be reached or did not answer in time."""
+
+
+class UnauthorizedException(ConfoError, PermissionError):
+    """The store refused the credentials or the operation."""
+
+
+class PersistIncompleteException(ConfoError):
+    """A persist stopped part-way; the message lists what was and was not written."""
+
+
+_BY_KIND = {
+    "not_found:backend": BackendNotFoundException,
+    "not_found:namespace": NamespaceNotFoundException,
+    "not_found:configuration": ConfigurationNotFoundException,
+    "not_found:field": FieldNotFoundException,
+    "not_found:store": FileNotFoundException,
+    "invalid_name": InvalidNameException,
+    "invalid_value": InvalidValueException,
+    "already_exists": NamespaceExistsException,
+    "not_empty": NamespaceNotEmptyException,
+    "no_active_backend": BackendsActivationException,
+    "no_namespace_selected": NamespaceNotLoadedException,
+    "corrupt": CorruptDataException,
+    "conflict": ConflictException,
+    "too_large": TooLargeException,
+    "unavailable": UnavailableException,
+    "unauthorized": UnauthorizedException,
+    "persist_incomplete": PersistIncompleteException,
+    "invalid_spec:zookeeper_host": ZookeeperHostNotFoundException,
+    "invalid_spec:zookeeper_port": ZookeeperPortNotFoundException,
+    "invalid_spec:config_path": FileNotFoundException,
+}
+
+
+def from_native(kind, message):
+    """The exception for a native error's kind."""
+    if kind.startswith("invalid_spec") and kind not in _BY_KIND:
+        return CredentialsException(message)
+    return _BY_KIND.get(kind, ConfoError)(message)

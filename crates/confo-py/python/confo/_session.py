@@ -1,0 +1,215 @@
+"""The confo API over one native manager; shared by ``Confo`` and the standalone backends."""
+
+import contextlib
+import dataclasses
+import json
+import threading
+
+from . import _native
+from .Exceptions import InvalidValueException, NamespaceExistsException, from_native
+
+#: backend_type numbers (confo's BE constants) → the core's kinds.
+KINDS = {1: "file", 2: "zookeeper", 3: "redis", 4: "etcd"}
+
+
+def call(function, *args, **kwargs):
+    """Calls the native core, turning its errors into confo's exceptions."""
+    try:
+        return function(*args, **kwargs)
+    except _native.NativeError as error:
+        kind, message = error.args
+        raise from_native(kind, message) from None
+
+
+def _loads(text):
+    return None if text is None else json.loads(text)
+
+
+def kind_of(backend_type):
+    """The core's name for a backend_type (a BE constant, or a name like "redis")."""
+    if isinstance(backend_type, str):
+        return backend_type
+    try:
+        return KINDS[backend_type]
+    except KeyError:
+        raise InvalidValueException("unknown backend_type %r; use confo.Backends constants" % (backend_type,)) from None
+
+
+class Session:
+    """Namespaces and configurations of the active backend of one native manager."""
+
+    def __init__(self):
+        self._native = _native.Manager()
+
+    # ----- namespaces -----
+
+    def use_namespace(self, system_name):
+        """Selects a namespace and reloads it (staged edits are kept)."""
+        call(self._native.use_namespace, system_name)
+
+    def get_namespaces(self):
+        """{"all_namespaces": [...], "current_namespace": name or "*"} as in confo."""
+        all_namespaces, current = call(self._native.namespaces)
+        return {"all_namespaces": all_namespaces, "current_namespace": current if current is not None else "*"}
+
+    def create_namespace(self, namespace):
+        """Creates a namespace in the store now. NamespaceExistsException if it exists."""
+        if not call(self._native.create_namespace, namespace):
+            raise NamespaceExistsException("namespace %s already exists" % namespace)
+
+    def delete_namespace(self, namespace, force=False):
+        """Deletes a namespace from the store now; one with configurations needs force=True."""
+        call(self._native.remove_namespace, namespace, force)
+
+    # ----- reading -----
+
+    def get_all(self):
+        """Every configuration of the current namespace, staged edits included."""
+        return json.loads(call(self._native.get_all_json))
+
+    def get(self, name, field=None):
+        """A configuration (dict), or one field of it; None if missing, as confo's callers expect."""
+        if field is None:
+            return _loads(call(self._native.get_json, name))
+        return _loads(call(self._native.get_field_json, name, field))
+
+    def get_as(self, name, cls):
+        """A configuration built into ``cls`` (a dataclass, or anything taking the fields as
+        keyword arguments). ConfigurationNotFoundException if it does not exist."""
+        value = self.get(name)
+        if value is None:
+            from .Exceptions import ConfigurationNotFoundException
+
+            raise ConfigurationNotFoundException("configuration %s not found" % name)
+        if dataclasses.is_dataclass(cls):
+            known = {f.name for f in dataclasses.fields(cls)}
+            value = {k: v for k, v in value.items() if k in known}
+        return cls(**value)
+
+    def get_count(self):
+        """The number of configurations in the current namespace."""
+        return call(self._native.count)
+
+    def stored(self, name):
+        """A configuration as last read from the store, without staged edits."""
+        return _loads(call(self._native.stored_json, name))
+
+    # ----- staging edits -----
+
+    def set(self, config, field, value):
+        """Sets a field (staged until persist); ``set(config, dict, None)`` replaces the whole
+        configuration, as in confo."""
+        if isinstance(field, str):
+            call(self._native.set_json, config, field, json.dumps(value))
+        elif isinstance(field, dict) and value is None:
+            call(self._native.replace_json, config, json.dumps(field))
+        else:
+            raise InvalidValueException(
+                "set(config, field, value) takes a field name, or a dict and None to replace the configuration"
+            )
+
+    def delete(self, config, field=None):
+        """Deletes a configuration, or one field of it (staged until persist)."""
+        if field is None:
+            call(self._native.remove, config)
+        else:
+            call(self._native.remove_field, config, field)
+
+    def discard(self):
+        """Drops every staged edit."""
+        call(self._native.discard)
+
+    def staged(self):
+        """Staged edits, as "namespace/configuration"."""
+        return call(self._native.staged)
+
+    def stale_edits(self):
+        """Staged edits whose stored configuration changed underneath (persist would conflict)."""
+        return call(self._native.stale_edits)
+
+    # ----- writing -----
+
+    def persist(self, namespace=False, config=False, force=False):
+        """Writes staged edits: everything, one namespace, or one configuration (confo's
+        signature). ConflictException if someone else changed one meanwhile (unless force)."""
+        namespace = namespace or None
+        config = config or None
+        if config is not None and namespace is None:
+            raise InvalidValueException("persist(config=...) needs namespace=... too")
+        call(self._native.persist, namespace, config, force)
+
+    def reload(self):
+        """Re-reads the current namespace from the store (staged edits stay on top)."""
+        call(self._native.reload)
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Stages edits in a ``with`` block: persisted when it ends, discarded if it raises."""
+        try:
+            yield self
+        except BaseException:
+            self.discard()
+            raise
+        self.persist()
+
+    # ----- live updates -----
+
+    def watch(self, namespace=None, config=None, timeout=None):
+        """Watches a namespace (default: the current one) from now on; iterate the result for
+        each change as a dict like {"event": "changed", "namespace": ..., "configuration": ...,
+        "value": {...}}. With ``timeout`` (seconds), iteration stops after that long without
+        an event."""
+        if namespace is None:
+            namespace = self.get_namespaces()["current_namespace"]
+        return _Events(call(self._native.watch, namespace, config), timeout)
+
+    def watch_callback(self, callback, namespace=None, config=None):
+        """Calls ``callback(event)`` on a thread for each change until ``.stop()`` is called
+        on the returned handle (or the callback returns False)."""
+        if namespace is None:
+            namespace = self.get_namespaces()["current_namespace"]
+        watch = call(self._native.watch, namespace, config)
+        return _CallbackWatch(watch, callback)
+
+
+class _Events:
+    """An iterator of change events (the subscription starts when it is created)."""
+
+    def __init__(self, watch, timeout):
+        self._watch = watch
+        self._timeout = timeout
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        event = call(self._watch.next_json, self._timeout)
+        if event is None:
+            raise StopIteration
+        return json.loads(event)
+
+
+class _CallbackWatch:
+    """A watch running a callback on its own thread."""
+
+    def __init__(self, watch, callback):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(watch, callback), daemon=True)
+        self._thread.start()
+
+    def _run(self, watch, callback):
+        while not self._stop.is_set():
+            event = call(watch.next_json, 0.2)
+            if event is not None and callback(json.loads(event)) is False:
+                return
+
+    def stop(self):
+        """Stops calling the callback (within 0.2 s)."""
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,250 @@
+//! `confo._native`: the Python package's bridge to the Rust library. Thin: every method calls
+//! the blocking facade (releasing the GIL while it waits on I/O) and passes values as JSON
+//! text, which the Python layer (`python/confo`) turns into dicts and lists. Errors are raised
+//! as `NativeError(kind, message)`; the Python layer maps each kind to an exception class.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confo::blocking::{BlockingWatcher, Confo};
+use confo::error::Missing;
+use confo::{BackendKind, Error, Removal, Scope};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+create_exception!(_native, NativeError, PyException, "An error of the Rust core: args are (kind, message).");
+
+/// The error's kind, as the Python layer names it.
+fn kind(error: &Error) -> String {
+    match error {
+        Error::NotFound { what, .. } => format!(
+            "not_found:{}",
+            match what {
+                Missing::Backend => "backend",
+                Missing::Namespace => "namespace",
+                Missing::Configuration => "configuration",
+                Missing::Field => "field",
+                _ => "store",
+            }
+        ),
+        Error::InvalidName { .. } => "invalid_name".into(),
+        Error::InvalidSpec { key, .. } => format!("invalid_spec:{}", key.as_deref().unwrap_or("")),
+        Error::InvalidValue { .. } => "invalid_value".into(),
+        Error::AlreadyExists { .. } => "already_exists".into(),
+        Error::NotEmpty { .. } => "not_empty".into(),
+        Error::NoActiveBackend => "no_active_backend".into(),
+        Error::NoNamespaceSelected { .. } => "no_namespace_selected".into(),
+        Error::Corrupt { .. } => "corrupt".into(),
+        e if e.is_conflict() => "conflict".into(),
+        Error::TooLarge { .. } => "too_large".into(),
+        Error::Unavailable { .. } => "unavailable".into(),
+        Error::Unauthorized { .. } => "unauthorized".into(),
+        Error::PersistIncomplete { .. } => "persist_incomplete".into(),
+        _ => "error".into(),
+    }
+}
+
+fn raise(error: Error) -> PyErr {
+    NativeError::new_err((kind(&error), error.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| NativeError::new_err(("invalid_value".to_owned(), e.to_string())))
+}
+
+fn from_json(text: &str) -> PyResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| NativeError::new_err(("invalid_value".to_owned(), e.to_string())))
+}
+
+fn backend_kind(kind: &str) -> PyResult<BackendKind> {
+    kind.parse().map_err(raise)
+}
+
+/// One manager (the singleton `Confo`, or a standalone backend class).
+#[pyclass(module = "confo._native")]
+struct Manager {
+    inner: Confo,
+}
+
+#[pymethods]
+impl Manager {
+    #[new]
+    fn new() -> PyResult<Self> {
+        Ok(Manager { inner: Confo::new().map_err(raise)? })
+    }
+
+    /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …).
+    fn load_backend(&self, py: Python<'_>, name: &str, kind: &str, credentials_json: &str) -> PyResult<()> {
+        let spec =
+            confo::BackendSpec::from_credentials(backend_kind(kind)?, &from_json(credentials_json)?).map_err(raise)?;
+        py.detach(|| self.inner.load_backend(name, &spec)).map_err(raise)
+    }
+
+    /// Loads a backend from a spec string (`redis://…`, `file:…`).
+    fn load_backend_spec(&self, py: Python<'_>, name: &str, spec: &str) -> PyResult<()> {
+        let spec: confo::BackendSpec = spec.parse().map_err(raise)?;
+        py.detach(|| self.inner.load_backend(name, &spec)).map_err(raise)
+    }
+
+    /// Loads a backend whose credentials are a configuration of another loaded backend.
+    fn load_backend_from(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        kind: &str,
+        source: &str,
+        namespace: &str,
+        config: &str,
+    ) -> PyResult<()> {
+        let kind = backend_kind(kind)?;
+        py.detach(|| self.inner.load_backend_from(name, kind, source, namespace, config)).map_err(raise)
+    }
+
+    /// (all backend names, the active one).
+    fn backends(&self) -> (Vec<String>, Option<String>) {
+        let info = self.inner.backends();
+        (info.all, info.active)
+    }
+
+    fn activate_backend(&self, name: &str) -> PyResult<()> {
+        self.inner.activate_backend(name).map_err(raise)
+    }
+
+    /// (all namespaces, the current one).
+    fn namespaces(&self) -> PyResult<(Vec<String>, Option<String>)> {
+        let info = self.inner.namespaces().map_err(raise)?;
+        Ok((info.all, info.current))
+    }
+
+    fn create_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.create_namespace(namespace)).map_err(raise)
+    }
+
+    fn remove_namespace(&self, py: Python<'_>, namespace: &str, force: bool) -> PyResult<()> {
+        let removal = if force { Removal::Recursive } else { Removal::IfEmpty };
+        py.detach(|| self.inner.remove_namespace(namespace, removal)).map_err(raise)
+    }
+
+    fn use_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
+        py.detach(|| self.inner.use_namespace(namespace)).map_err(raise)
+    }
+
+    fn reload(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.reload()).map_err(raise)
+    }
+
+    /// Every configuration of the current namespace, as a JSON object.
+    fn get_all_json(&self) -> PyResult<String> {
+        let all = self.inner.get_all().map_err(raise)?;
+        let borrowed: std::collections::BTreeMap<&String, &confo::Configuration> =
+            all.iter().map(|(k, v)| (k, &**v)).collect();
+        to_json(&borrowed)
+    }
+
+    fn get_json(&self, config: &str) -> PyResult<Option<String>> {
+        self.inner.get(config).map_err(raise)?.map(|c| to_json(&*c)).transpose()
+    }
+
+    fn get_field_json(&self, config: &str, field: &str) -> PyResult<Option<String>> {
+        self.inner.get_field(config, field).map_err(raise)?.map(|v| to_json(&v)).transpose()
+    }
+
+    /// The stored (unedited) configuration, as JSON.
+    fn stored_json(&self, config: &str) -> PyResult<Option<String>> {
+        self.inner.stored(config).map_err(raise)?.map(|c| to_json(&*c)).transpose()
+    }
+
+    fn count(&self) -> PyResult<usize> {
+        self.inner.count().map_err(raise)
+    }
+
+    fn set_json(&self, config: &str, field: &str, value_json: &str) -> PyResult<()> {
+        self.inner.set(config, field, from_json(value_json)?).map_err(raise)
+    }
+
+    fn replace_json(&self, config: &str, value_json: &str) -> PyResult<()> {
+        match from_json(value_json)? {
+            serde_json::Value::Object(map) => self.inner.replace(config, map).map_err(raise),
+            _ => Err(NativeError::new_err(("invalid_value".to_owned(), "a configuration must be a dict".to_owned()))),
+        }
+    }
+
+    fn remove_field(&self, config: &str, field: &str) -> PyResult<()> {
+        self.inner.remove_field(config, field).map_err(raise)
+    }
+
+    fn remove(&self, config: &str) -> PyResult<()> {
+        self.inner.remove(config).map_err(raise)
+    }
+
+    /// Persists everything, one namespace, or one configuration; returns what was written.
+    #[pyo3(signature = (namespace=None, config=None, force=false))]
+    fn persist(
+        &self,
+        py: Python<'_>,
+        namespace: Option<&str>,
+        config: Option<&str>,
+        force: bool,
+    ) -> PyResult<Vec<String>> {
+        let scope = match (namespace, config) {
+            (None, _) => Scope::All,
+            (Some(ns), None) => Scope::Namespace(ns),
+            (Some(ns), Some(cfg)) => Scope::Configuration(ns, cfg),
+        };
+        py.detach(|| self.inner.persist_with(scope, force)).map_err(raise)
+    }
+
+    fn discard(&self) -> PyResult<()> {
+        self.inner.discard().map_err(raise)
+    }
+
+    fn staged(&self) -> PyResult<Vec<String>> {
+        self.inner.staged().map_err(raise)
+    }
+
+    fn stale_edits(&self) -> PyResult<Vec<String>> {
+        self.inner.stale_edits().map_err(raise)
+    }
+
+    /// Starts watching a namespace (or one configuration).
+    #[pyo3(signature = (namespace, config=None))]
+    fn watch(&self, py: Python<'_>, namespace: &str, config: Option<&str>) -> PyResult<Watch> {
+        let watcher = py.detach(|| self.inner.watch(namespace, config)).map_err(raise)?;
+        Ok(Watch { inner: Arc::new(Mutex::new(watcher)) })
+    }
+}
+
+/// Events of one namespace; `next_json` returns one as JSON, or None after the timeout.
+#[pyclass(module = "confo._native")]
+struct Watch {
+    inner: Arc<Mutex<BlockingWatcher>>,
+}
+
+#[pymethods]
+impl Watch {
+    #[pyo3(signature = (timeout=None))]
+    fn next_json(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<String>> {
+        let inner = self.inner.clone();
+        let event = py.detach(move || {
+            let mut watcher = inner.lock().unwrap_or_else(|p| p.into_inner());
+            match timeout {
+                Some(secs) => watcher.next_timeout(Duration::from_secs_f64(secs.max(0.0))),
+                None => watcher.next(),
+            }
+        });
+        match event {
+            Some(Ok(event)) => Ok(Some(event.to_json().to_string())),
+            Some(Err(e)) => Err(raise(e)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Manager>()?;
+    m.add_class::<Watch>()?;
+    m.add("NativeError", m.py().get_type::<NativeError>())?;
+    Ok(())
+}
