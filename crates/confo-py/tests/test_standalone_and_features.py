@@ -103,26 +103,33 @@ def test_watch_iterator_and_callback(redis_server, unique):
 
 
 def test_io_releases_the_gil(redis_server, unique):
-    """A thread keeps running Python while another waits on the store."""
+    """Another thread runs Python in the middle of one long call into the store. If the call
+    held the GIL, that thread could run only at its edges (a switch interval, 5 ms, each side)."""
     host, port = redis_server.host_port
     backend = RedisBackend()
     backend.load_credentials({"redis_host": host, "redis_port": port})
     backend.create_namespace(unique)
     backend.use_namespace(unique)
-    for i in range(2000):
-        backend.set("c%d" % i, "v", i)
+    for i in range(10000):
+        backend.set("c%d" % i, "v", "x" * 500)
     ticks = []
     stop = threading.Event()
 
     def ticker():
         while not stop.is_set():
-            ticks.append(1)
+            ticks.append(time.perf_counter())
 
     thread = threading.Thread(target=ticker)
     thread.start()
+    time.sleep(0.01)
+    # One call: between calls the ticker may run anyway, so only one long call tells.
+    started = time.perf_counter()
     backend.persist()
-    backend.reload()
+    ended = time.perf_counter()
     stop.set()
     thread.join()
-    assert backend.get_count() == 2000
-    assert len(ticks) > 100, "the other thread ran during persist and reload"
+    assert backend.get_count() == 10000
+    window = ended - started
+    assert window > 0.04, "the calls must be long enough to tell (%.3f s)" % window
+    middle = [t for t in ticks if started + window / 4 < t < ended - window / 4]
+    assert len(middle) > 100, "the other thread ran during the calls (%d ticks in the middle half)" % len(middle)
