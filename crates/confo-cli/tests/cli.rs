@@ -2,62 +2,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    /// A temp dir with an empty `Configurations/` folder, used as the working directory.
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::create_dir(dir.path().join("Configurations")).expect("mkdir");
-        Env { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("Configurations")
-    }
-
-    /// Runs `confo ARGS` in the temp dir with no CONFO_BACKEND, so the default spec applies.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_confo"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("CONFO_BACKEND")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run confo")
-    }
-
-    /// Runs and asserts the exit code; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        self.expect(args, 0)
-    }
-
-    fn expect(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "confo {args:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn stderr(&self, args: &[&str]) -> String {
-        String::from_utf8(self.run(args).stderr).expect("utf-8")
-    }
-
-    fn file(&self, rel: &str) -> Value {
-        serde_json::from_slice(&fs::read(self.root().join(rel)).expect("read")).expect("json")
-    }
-}
+mod common;
+use common::Env;
 
 /// Every file under a folder with its bytes, to prove a failed command wrote nothing.
 fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -186,12 +135,7 @@ fn backend_spec_from_flag_and_environment() {
     let spec = format!("file:{}", other.display());
     env.ok(&["--backend", &spec, "ns", "create", "flagged"]);
     assert!(other.join("flagged").is_dir());
-    let out = Command::new(env!("CARGO_BIN_EXE_confo"))
-        .args(["ns", "ls"])
-        .current_dir(env.dir.path())
-        .env("CONFO_BACKEND", &spec)
-        .output()
-        .expect("run");
+    let out = env.command(&["ns", "ls"]).env("CONFO_BACKEND", &spec).output().expect("run");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "flagged\n");
     assert_eq!(env.ok(&["ns", "ls"]), "", "the default ./Configurations is another store");
     env.ok(&["--backend", "memory:", "ns", "ls"]);
@@ -290,10 +234,8 @@ fn watch_prints_one_json_line_per_event() {
     let env = Env::new();
     env.ok(&["ns", "create", "sales"]);
     env.ok(&["set", "sales/database", "port=1"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_confo"))
-        .args(["watch", "sales"])
-        .current_dir(env.dir.path())
-        .env_remove("CONFO_BACKEND")
+    let mut child = env
+        .command(&["watch", "sales"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -2,74 +2,13 @@
 //! and stdin, edit, export/import, copy across engines, diff, completions.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-/// A temp dir used as working directory and home of the profiles file.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::create_dir(dir.path().join("Configurations")).expect("mkdir");
-        Env { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_confo"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("CONFO_BACKEND")
-            .env_remove("RUST_LOG")
-            .env("CONFO_CONFIG", self.path("profiles.toml"));
-        command
-    }
-
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("wait")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run confo")
-    }
-
-    fn expect(&self, args: &[&str], code: i32) -> String {
-        check(self.run(args), args, code)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.expect(args, 0)
-    }
-}
-
-fn check(out: Output, args: &[&str], code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "confo {args:?}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+mod common;
+use common::{check, Env};
 
 /// Every file below a folder with its bytes.
 fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {

@@ -1,0 +1,90 @@
+//! What the CLI test files share: a hermetic environment for running the real binary.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A temp dir with an empty `Configurations/` folder, used as the working directory, and a
+/// profiles file of its own, so no user's CONFO_BACKEND or profiles reach the tests.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir(dir.path().join("Configurations")).expect("mkdir");
+        Env { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.path("Configurations")
+    }
+
+    /// `confo ARGS` in the temp dir, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confo"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("CONFO_BACKEND")
+            .env_remove("RUST_LOG")
+            .env("CONFO_CONFIG", self.path("profiles.toml"));
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run confo")
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Runs and asserts the exit code; returns stdout.
+    pub fn expect(&self, args: &[&str], code: i32) -> String {
+        check(self.run(args), args, code)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.expect(args, 0)
+    }
+
+    pub fn stderr(&self, args: &[&str]) -> String {
+        String::from_utf8(self.run(args).stderr).expect("utf-8")
+    }
+
+    /// A file of the store, parsed.
+    pub fn file(&self, rel: &str) -> Value {
+        serde_json::from_slice(&fs::read(self.root().join(rel)).expect("read")).expect("json")
+    }
+}
+
+/// Asserts an exit code (showing both streams if it differs); returns stdout.
+pub fn check(out: Output, args: &[&str], code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "confo {args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
