@@ -202,6 +202,34 @@ pub enum Hint {
 /// it holds for this) when the receiver is dropped.
 pub type Hints = tokio::sync::mpsc::UnboundedReceiver<Hint>;
 
+/// Sends a store's notifications as hints for as long as the receiver lives.
+///
+/// `session` connects, sends [`Hint::All`] once it listens (so whatever happened before, or
+/// while a previous session was down, is re-read), then forwards hints until its source ends;
+/// it is run again 250 ms after each end. As soon as the receiver is dropped the running
+/// session is dropped too, which closes its connection or watch.
+#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+pub(crate) fn spawn_subscription<F, Fut>(mut session: F) -> Hints
+where
+    F: FnMut(tokio::sync::mpsc::UnboundedSender<Hint>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                () = session(tx.clone()) => {}
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
+        }
+    });
+    rx
+}
+
 /// A store of namespaces of configurations.
 ///
 /// Implementations validate every name they are given with [`crate::name::validate`] and

@@ -489,49 +489,40 @@ impl Backend for EtcdBackend {
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let this = self.clone();
-        tokio::spawn(async move {
-            loop {
+        Ok(Some(super::spawn_subscription(move |tx| {
+            let this = this.clone();
+            async move {
                 let mut client = this.client();
-                match client.watch("/confo", Some(etcd::WatchOptions::new().with_prefix())).await {
-                    Ok(mut stream) => {
-                        if tx.send(Hint::All).is_err() {
-                            return;
-                        }
-                        loop {
-                            let message = tokio::select! {
-                                _ = tx.closed() => return,
-                                message = stream.message() => message,
-                            };
-                            let Ok(Some(response)) = message else { break };
-                            if response.canceled() {
-                                break;
-                            }
-                            let mut namespaces = HashSet::new();
-                            for event in response.events() {
-                                let Some(key) = event.kv().and_then(|kv| kv.key_str().ok()) else { continue };
-                                let namespace = key
-                                    .strip_prefix(CONFIGS_PREFIX)
-                                    .and_then(|rest| rest.split('/').next())
-                                    .or_else(|| key.strip_prefix(NAMESPACES_PREFIX));
-                                if let Some(ns) = namespace {
-                                    namespaces.insert(ns.to_owned());
-                                }
-                            }
-                            for ns in namespaces {
-                                let _ = tx.send(Hint::Namespace(ns));
-                            }
+                let mut stream = match client.watch("/confo", Some(etcd::WatchOptions::new().with_prefix())).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!(backend = %this.inner.describe, error = %e, "watch failed; retrying");
+                        return;
+                    }
+                };
+                let _ = tx.send(Hint::All);
+                // Ends when the watch breaks or is cancelled.
+                while let Ok(Some(response)) = stream.message().await {
+                    if response.canceled() {
+                        break;
+                    }
+                    let mut namespaces = HashSet::new();
+                    for event in response.events() {
+                        let Some(key) = event.kv().and_then(|kv| kv.key_str().ok()) else { continue };
+                        let namespace = key
+                            .strip_prefix(CONFIGS_PREFIX)
+                            .and_then(|rest| rest.split('/').next())
+                            .or_else(|| key.strip_prefix(NAMESPACES_PREFIX));
+                        if let Some(ns) = namespace {
+                            namespaces.insert(ns.to_owned());
                         }
                     }
-                    Err(e) => tracing::debug!(backend = %this.inner.describe, error = %e, "watch failed; retrying"),
-                }
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                    for ns in namespaces {
+                        let _ = tx.send(Hint::Namespace(ns));
+                    }
                 }
             }
-        });
-        Ok(Some(rx))
+        })))
     }
 }

@@ -465,43 +465,28 @@ impl Backend for RedisBackend {
 
     async fn subscribe(&self) -> Result<Option<Hints>> {
         use futures_util::StreamExt;
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                match this.inner.link.pubsub().await {
-                    Ok(mut pubsub) => {
-                        // Subscribed: re-read once, to cover anything before or while away.
-                        if tx.send(Hint::All).is_err() {
-                            return;
-                        }
-                        let mut messages = pubsub.on_message();
-                        loop {
-                            tokio::select! {
-                                _ = tx.closed() => return,
-                                message = messages.next() => match message {
-                                    Some(message) => {
-                                        let namespace = serde_json::from_slice::<serde_json::Value>(message.get_payload_bytes())
-                                            .ok()
-                                            .and_then(|v| v.get("namespace").and_then(|n| n.as_str()).map(str::to_owned));
-                                        let _ = tx.send(namespace.map_or(Hint::All, Hint::Namespace));
-                                    }
-                                    None => break, // the connection dropped
-                                },
-                            }
-                        }
-                    }
+        Ok(Some(super::spawn_subscription(move |tx| {
+            let this = this.clone();
+            async move {
+                let mut pubsub = match this.inner.link.pubsub().await {
+                    Ok(pubsub) => pubsub,
                     Err(e) => {
-                        tracing::debug!(backend = %this.inner.describe, error = %e, "event subscription failed; retrying")
+                        tracing::debug!(backend = %this.inner.describe, error = %e, "event subscription failed; retrying");
+                        return;
                     }
-                }
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                };
+                let _ = tx.send(Hint::All);
+                let mut messages = pubsub.on_message();
+                // Ends when the connection drops.
+                while let Some(message) = messages.next().await {
+                    let namespace = serde_json::from_slice::<serde_json::Value>(message.get_payload_bytes())
+                        .ok()
+                        .and_then(|v| v.get("namespace").and_then(|n| n.as_str()).map(str::to_owned));
+                    let _ = tx.send(namespace.map_or(Hint::All, Hint::Namespace));
                 }
             }
-        });
-        Ok(Some(rx))
+        })))
     }
 }
 

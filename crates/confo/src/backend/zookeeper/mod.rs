@@ -587,54 +587,47 @@ impl Backend for ZkBackend {
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let this = self.clone();
-        tokio::spawn(async move {
-            let base = this.inner.base.clone();
-            loop {
+        Ok(Some(super::spawn_subscription(move |tx| {
+            let this = this.clone();
+            async move {
+                let base = &this.inner.base;
                 let client = this.client();
                 let session = client.session_id();
-                match client.watch(&base, zk::AddWatchMode::PersistentRecursive).await {
-                    Ok(mut watcher) => {
-                        if tx.send(Hint::All).is_err() {
-                            return;
-                        }
-                        loop {
-                            let event = tokio::select! {
-                                _ = tx.closed() => return,
-                                event = watcher.changed() => event,
-                            };
-                            if event.event_type == zk::EventType::Session {
-                                if event.session_state.is_terminated() {
-                                    break; // a new session (and watch) is needed
-                                }
-                                if event.session_state == zk::SessionState::SyncConnected {
-                                    let _ = tx.send(Hint::All); // events in the gap may be lost
-                                }
-                                continue;
-                            }
-                            let hint = event
-                                .path
-                                .strip_prefix(&base)
-                                .and_then(|rest| rest.strip_prefix('/'))
-                                .and_then(|rest| rest.split('/').next())
-                                .map_or(Hint::All, |ns| Hint::Namespace(ns.to_owned()));
-                            let _ = tx.send(hint);
-                        }
-                        let _ = this.renew_session(session).await;
-                    }
+                let mut watcher = match client.watch(base, zk::AddWatchMode::PersistentRecursive).await {
+                    Ok(watcher) => watcher,
                     Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => {
                         let _ = this.renew_session(session).await;
+                        return;
                     }
-                    Err(e) => tracing::debug!(backend = %this.inner.describe, error = %e, "watch failed; retrying"),
+                    Err(e) => {
+                        tracing::debug!(backend = %this.inner.describe, error = %e, "watch failed; retrying");
+                        return;
+                    }
+                };
+                let _ = tx.send(Hint::All);
+                loop {
+                    let event = watcher.changed().await;
+                    if event.event_type == zk::EventType::Session {
+                        if event.session_state.is_terminated() {
+                            break; // a new session (and watch) is needed
+                        }
+                        if event.session_state == zk::SessionState::SyncConnected {
+                            let _ = tx.send(Hint::All); // events in the gap may be lost
+                        }
+                        continue;
+                    }
+                    let hint = event
+                        .path
+                        .strip_prefix(base.as_str())
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .and_then(|rest| rest.split('/').next())
+                        .map_or(Hint::All, |ns| Hint::Namespace(ns.to_owned()));
+                    let _ = tx.send(hint);
                 }
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
-                }
+                let _ = this.renew_session(session).await;
             }
-        });
-        Ok(Some(rx))
+        })))
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
