@@ -20,6 +20,7 @@ use confo::backend::etcd::{EtcdBackend, EtcdOptions};
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::backend::zookeeper::{ZkBackend, ZkOptions};
 use confo::{Backend, Change, Configuration, FileBackend};
+use confo_testkit::sample_configuration as config;
 use serde_json::{json, Value};
 use zookeeper_client as zk;
 
@@ -54,17 +55,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// One configuration of the workload.
-fn config(i: usize) -> Configuration {
-    let value = json!({
-        "host": format!("db{i}.internal.example.com"), "port": 5432, "user": "service_account",
-        "database": format!("inventory_{i}"), "pool_min": 2, "pool_max": 20, "timeout_ms": 3000,
-        "ssl": true, "replicas": ["replica-1.db.example.com", "replica-2.db.example.com"],
-        "region": "eu-west-1", "owner": format!("team-{}@example.com", i % 97)
-    });
-    value.as_object().cloned().unwrap_or_default()
-}
 
 fn name(i: usize) -> String {
     format!("c{i:05}")

@@ -11,6 +11,7 @@
 //!   on the same port and data dir.
 //! - [`RedisServer`], [`ZkServer`], [`ZkEnsemble`], [`EtcdServer`]: the servers.
 //! - [`free_port`], [`require_binary`]: the pieces they share.
+//! - [`sample_configuration`]: the benchmarks' workload.
 
 #![deny(missing_docs)]
 
@@ -47,6 +48,17 @@ pub type Result<T> = std::result::Result<T, HarnessError>;
 
 fn err(message: impl Into<String>) -> HarnessError {
     HarnessError(message.into())
+}
+
+/// Configuration `i` of the benchmarks' workload: 11 fields, about 277 bytes of JSON.
+pub fn sample_configuration(i: usize) -> serde_json::Map<String, serde_json::Value> {
+    let value = serde_json::json!({
+        "host": format!("db{i}.internal.example.com"), "port": 5432, "user": "service_account",
+        "database": format!("inventory_{i}"), "pool_min": 2, "pool_max": 20, "timeout_ms": 3000,
+        "ssl": true, "replicas": ["replica-1.db.example.com", "replica-2.db.example.com"],
+        "region": "eu-west-1", "owner": format!("team-{}@example.com", i % 97)
+    });
+    value.as_object().cloned().unwrap_or_default()
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
@@ -693,6 +705,13 @@ impl ZkEnsemble {
 
 // ----- etcd -----
 
+/// True when the etcd member on `port` answers `GET /health` with `{"health":"true"}`.
+pub fn etcd_healthy(port: u16) -> bool {
+    let request = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    tcp_ask(loopback(port), request.as_bytes(), |_| false)
+        .is_some_and(|a| String::from_utf8_lossy(&a).contains("\"health\":\"true\""))
+}
+
 /// A private single-member `etcd` with fast elections.
 #[derive(Debug)]
 pub struct EtcdServer {
@@ -744,12 +763,8 @@ impl EtcdServer {
     }
 
     fn wait_ready(&mut self) -> Result<()> {
-        let addr = loopback(self.client_port);
-        let request = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n", self.client_port);
-        self.server.wait_ready(|| {
-            tcp_ask(addr, request.as_bytes(), |_| false)
-                .is_some_and(|a| String::from_utf8_lossy(&a).contains("\"health\":\"true\""))
-        })
+        let port = self.client_port;
+        self.server.wait_ready(|| etcd_healthy(port))
     }
 
     /// The client port.
@@ -845,11 +860,7 @@ impl EtcdCluster {
 
     fn wait_healthy(&mut self, index: usize) -> Result<()> {
         let port = self.client_ports[index];
-        let request = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
-        self.members[index].wait_ready(|| {
-            tcp_ask(loopback(port), request.as_bytes(), |_| false)
-                .is_some_and(|a| String::from_utf8_lossy(&a).contains("\"health\":\"true\""))
-        })
+        self.members[index].wait_ready(|| etcd_healthy(port))
     }
 
     /// The client endpoints, `127.0.0.1:P1,127.0.0.1:P2,…`.

@@ -10,18 +10,8 @@ use std::time::{Duration, Instant};
 
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::backend::zookeeper::{ZkBackend, ZkOptions};
-use confo::{Backend, Change, Configuration};
-use serde_json::json;
-
-fn config(i: usize) -> Configuration {
-    let value = json!({
-        "host": format!("db{i}.internal.example.com"), "port": 5432, "user": "service_account",
-        "database": format!("inventory_{i}"), "pool_min": 2, "pool_max": 20, "timeout_ms": 3000,
-        "ssl": true, "replicas": ["replica-1.db.example.com", "replica-2.db.example.com"],
-        "region": "eu-west-1", "owner": format!("team-{}@example.com", i % 97)
-    });
-    value.as_object().cloned().unwrap_or_default()
-}
+use confo::{Backend, Change};
+use confo_testkit::sample_configuration as config;
 
 /// Median of `runs` timings of `f`.
 async fn median<F, Fut>(runs: usize, mut f: F) -> Duration
