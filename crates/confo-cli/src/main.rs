@@ -555,7 +555,7 @@ fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Failure> {
     let source = open(&resolve_spec(Some(from))?)?;
     let target = open(&resolve_spec(Some(to))?)?;
     let document = source.export(namespaces)?;
-    let document = target.parse_document(document_value(&document))?; // the target's name rules
+    target.check_names(&document)?; // the target's name rules, before anything is written
     let plan = target.plan(&document, false)?;
     let show_progress = std::io::stderr().is_terminal();
     target.apply(&plan, &document, |done, total| {

@@ -193,6 +193,11 @@ impl Confo {
         self.inner.parse_document(value)
     }
 
+    /// See [`crate::Confo::check_names`].
+    pub fn check_names(&self, document: &crate::transfer::Document) -> Result<()> {
+        self.inner.check_names(document)
+    }
+
     /// See [`crate::Confo::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))

@@ -28,7 +28,7 @@ pub async fn export(backend: &dyn Backend, namespaces: &[String]) -> Result<Docu
     Ok(document)
 }
 
-/// Parses a document from JSON text, checking its shape and every name.
+/// Parses a document from JSON, checking its shape and every name.
 pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> Result<Document> {
     let bad = |message: String| Error::InvalidValue { location: "document".into(), message };
     let serde_json::Value::Object(namespaces) = value else {
@@ -36,15 +36,11 @@ pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> R
     };
     let mut document = Document::new();
     for (namespace, configurations) in namespaces {
-        crate::name::validate(NameKind::Namespace, &namespace)?;
-        backend.check_name(NameKind::Namespace, &namespace)?;
         let serde_json::Value::Object(configurations) = configurations else {
             return Err(bad(format!("namespace {namespace:?} must be an object of configurations")));
         };
         let mut entries = BTreeMap::new();
         for (name, content) in configurations {
-            crate::name::validate(NameKind::Configuration, &name)?;
-            backend.check_name(NameKind::Configuration, &name)?;
             let serde_json::Value::Object(content) = content else {
                 return Err(bad(format!("{namespace}/{name} must be a JSON object")));
             };
@@ -52,7 +48,21 @@ pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> R
         }
         document.insert(namespace, entries);
     }
+    check_names(backend, &document)?;
     Ok(document)
+}
+
+/// Checks every namespace and configuration name of a document against the shared rules and
+/// the backend's own (before a copy or an import writes anything).
+pub fn check_names(backend: &dyn Backend, document: &Document) -> Result<()> {
+    use crate::backend::BackendExt;
+    for (namespace, configurations) in document {
+        backend.validate_name(NameKind::Namespace, namespace)?;
+        for name in configurations.keys() {
+            backend.validate_name(NameKind::Configuration, name)?;
+        }
+    }
+    Ok(())
 }
 
 /// What a plan does to one configuration.

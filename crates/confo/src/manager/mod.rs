@@ -376,6 +376,11 @@ impl Confo {
         crate::transfer::document_from_value(value, &*self.backend()?)
     }
 
+    /// Checks a document's names against the active backend's rules.
+    pub fn check_names(&self, document: &crate::transfer::Document) -> Result<()> {
+        crate::transfer::check_names(&*self.backend()?, document)
+    }
+
     /// What bringing the active backend to `document` would do. See [`crate::transfer::plan`].
     pub async fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         crate::transfer::plan(&*self.backend()?, document, prune).await
