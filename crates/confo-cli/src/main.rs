@@ -453,7 +453,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export { namespaces, file } => {
             let document = confo.export(&namespaces)?;
             let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
-            let text = render(&document_value(&document), format)?;
+            let value = serde_json::to_value(&document).map_err(|e| Failure::new(1, e.to_string()))?;
+            let text = render(&value, format)?;
             match file {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?
@@ -718,10 +719,6 @@ fn format_of(path: &Path) -> Option<Format> {
         "toml" => Some(Format::Toml),
         _ => None,
     }
-}
-
-fn document_value(document: &Document) -> Value {
-    serde_json::to_value(document).unwrap_or(Value::Null)
 }
 
 fn read_file(path: &Path) -> Result<String, Failure> {

@@ -412,11 +412,6 @@ impl RedisServer {
         started?;
         self.wait_ready()
     }
-
-    /// The underlying process.
-    pub fn process(&mut self) -> &mut Server {
-        &mut self.server
-    }
 }
 
 /// A Redis master, one replica and three sentinels monitoring them, all on loopback, with a

@@ -286,11 +286,6 @@ pub trait BackendExt: Backend {
         self.check_name(kind, name)
     }
 
-    /// True if the namespace exists.
-    async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
-        Ok(self.list_namespaces().await?.iter().any(|n| n == namespace))
-    }
-
     /// Reads one configuration; `None` if it does not exist.
     async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
         Ok(self.load_namespace(namespace).await?.remove(name))
