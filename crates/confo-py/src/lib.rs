@@ -40,6 +40,7 @@ fn kind(error: &Error) -> String {
         Error::TooLarge { .. } => "too_large".into(),
         Error::Unavailable { .. } => "unavailable".into(),
         Error::Unauthorized { .. } => "unauthorized".into(),
+        Error::Insecure { .. } => "insecure".into(),
         Error::PersistIncomplete { .. } => "persist_incomplete".into(),
         _ => "error".into(),
     }

@@ -176,6 +176,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The store holds something confo refuses to trust: a ZooKeeper node that others may
+    /// change, a file link that leaves the store's folder. Nothing was read from it or written
+    /// to it.
+    #[error("{location} is not trusted: {message}")]
+    Insecure {
+        /// What was refused (`zookeeper 127.0.0.1:2181 znode /confo/payments`).
+        location: String,
+        /// Why, and how to fix it.
+        message: String,
+    },
+
     /// An I/O error at a location.
     #[error("{location}: {source}")]
     Io {

@@ -10,6 +10,11 @@
 //! | at most 255 bytes | the longest file name most file systems accept |
 //! | no `/`, `\`, NUL or control characters | path separators and terminal garbage |
 //! | not `.` or `..`, no leading `.` | would escape the folder, or be a hidden file confo ignores |
+//! | in new names: no bidirectional controls (U+202A-202E, U+2066-2069) | `invoice\u{202E}gpj.exe` would show as `invoiceexe.jpg` |
+//!
+//! The last rule is checked by [`validate_new`], when a namespace is created or a configuration
+//! written: names that already exist in a store can still be read and removed (and are shown
+//! escaped by the CLI), so nothing stored becomes unreachable.
 //!
 //! Field names are JSON object keys: any string is accepted, including the empty one.
 
@@ -60,6 +65,12 @@ pub enum NameRule {
     },
     /// The name is `.` or `..` or starts with `.`.
     LeadingDot,
+    /// A new name contains a bidirectional control character, which makes it display as
+    /// something else.
+    Bidirectional {
+        /// The character.
+        ch: char,
+    },
     /// A rule of one backend's layout.
     Backend {
         /// The backend (`redis`).
@@ -80,6 +91,11 @@ impl fmt::Display for NameRule {
                 write!(f, "must not contain {ch:?} (no '/', '\\', NUL or control characters)")
             }
             NameRule::LeadingDot => f.write_str("must not be '.' or '..' or start with '.'"),
+            NameRule::Bidirectional { ch } => write!(
+                f,
+                "must not contain the bidirectional control U+{:04X} (it makes a name display as another)",
+                u32::from(*ch)
+            ),
             NameRule::Backend { backend, rule } => write!(f, "{backend}: {rule}"),
         }
     }
@@ -94,6 +110,28 @@ impl fmt::Display for NameRule {
 /// ```
 pub fn validate(kind: NameKind, name: &str) -> Result<()> {
     rule_broken(name).map_or(Ok(()), |rule| Err(Error::InvalidName { name: name.to_owned(), kind, rule }))
+}
+
+/// Checks a name that is about to be created or written: the shared rules of [`validate`], and
+/// no bidirectional control characters.
+///
+/// ```
+/// use confo::name::{validate_new, NameKind};
+/// assert!(validate_new(NameKind::Configuration, "invoice\u{202E}gpj.exe").is_err());
+/// assert!(validate_new(NameKind::Configuration, "invoice.pdf").is_ok());
+/// ```
+pub fn validate_new(kind: NameKind, name: &str) -> Result<()> {
+    validate(kind, name)?;
+    match name.chars().find(|&c| is_bidi_control(c)) {
+        Some(ch) => Err(Error::InvalidName { name: name.to_owned(), kind, rule: NameRule::Bidirectional { ch } }),
+        None => Ok(()),
+    }
+}
+
+/// True for the characters that reorder how text around them is displayed: the embeddings and
+/// overrides U+202A-202E and the isolates U+2066-2069.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The first shared rule `name` breaks, if any.
@@ -141,6 +179,19 @@ mod tests {
         assert_eq!(rule("."), NameRule::LeadingDot);
         assert_eq!(rule(".."), NameRule::LeadingDot);
         assert_eq!(rule(".hidden"), NameRule::LeadingDot);
+    }
+
+    #[test]
+    fn new_names_refuse_bidirectional_controls_that_old_ones_may_hold() {
+        for ch in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+            let name = format!("invoice{ch}gpj.exe");
+            validate(NameKind::Configuration, &name).expect("an existing name stays readable");
+            match validate_new(NameKind::Configuration, &name) {
+                Err(Error::InvalidName { rule: NameRule::Bidirectional { ch: found }, .. }) => assert_eq!(found, ch),
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+        validate_new(NameKind::Namespace, "שלום-עולם").expect("right-to-left letters are fine");
     }
 
     #[test]

@@ -52,14 +52,14 @@ pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> R
     Ok(document)
 }
 
-/// Checks every namespace and configuration name of a document against the shared rules and
-/// the backend's own (before a copy or an import writes anything).
+/// Checks every namespace and configuration name of a document against the rules for new names
+/// and the backend's own (before a copy or an import writes anything).
 pub fn check_names(backend: &dyn Backend, document: &Document) -> Result<()> {
     use crate::backend::BackendExt;
     for (namespace, configurations) in document {
-        backend.validate_name(NameKind::Namespace, namespace)?;
+        backend.validate_new_name(NameKind::Namespace, namespace)?;
         for name in configurations.keys() {
-            backend.validate_name(NameKind::Configuration, name)?;
+            backend.validate_new_name(NameKind::Configuration, name)?;
         }
     }
     Ok(())

@@ -69,7 +69,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_new_name(NameKind::Namespace, namespace)?;
         let mut state = self.state();
         if state.namespaces.contains_key(namespace) {
             return Ok(false);

@@ -286,6 +286,13 @@ pub trait BackendExt: Backend {
         self.check_name(kind, name)
     }
 
+    /// Checks a name that is about to be created or written ([`crate::name::validate_new`]
+    /// and this backend's own rules).
+    fn validate_new_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        crate::name::validate_new(kind, name)?;
+        self.check_name(kind, name)
+    }
+
     /// Reads one configuration; `None` if it does not exist.
     async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
         Ok(self.load_namespace(namespace).await?.remove(name))
@@ -315,7 +322,10 @@ pub(crate) fn validate_batch<B: Backend + ?Sized>(backend: &B, namespace: &str, 
     backend.validate_name(NameKind::Namespace, namespace)?;
     let mut seen = std::collections::HashSet::with_capacity(changes.len());
     for change in changes {
-        backend.validate_name(NameKind::Configuration, &change.name)?;
+        match change.kind {
+            ChangeKind::Put(_) => backend.validate_new_name(NameKind::Configuration, &change.name)?,
+            ChangeKind::Delete => backend.validate_name(NameKind::Configuration, &change.name)?,
+        }
         if !seen.insert(change.name.as_str()) {
             return Err(Error::InvalidValue {
                 location: format!("{} namespace {namespace:?}", backend.describe()),

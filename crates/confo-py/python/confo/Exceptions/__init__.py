@@ -95,6 +95,11 @@ class UnauthorizedException(ConfoError, PermissionError):
     """The store refused the credentials or the operation."""
 
 
+class InsecureStoreException(UnauthorizedException):
+    """The store holds something confo refuses to trust (a ZooKeeper node others may change, a
+    file link leaving the store's folder); nothing was read from it or written to it."""
+
+
 class PersistIncompleteException(ConfoError):
     """A persist stopped part-way; the message lists what was and was not written."""
 
@@ -116,6 +121,7 @@ _BY_KIND = {
     "too_large": TooLargeException,
     "unavailable": UnavailableException,
     "unauthorized": UnauthorizedException,
+    "insecure": InsecureStoreException,
     "persist_incomplete": PersistIncompleteException,
     "invalid_spec:zookeeper_host": ZookeeperHostNotFoundException,
     "invalid_spec:zookeeper_port": ZookeeperPortNotFoundException,

@@ -290,7 +290,7 @@ impl Backend for EtcdBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_new_name(NameKind::Namespace, namespace)?;
         let key = marker(namespace);
         let txn = etcd::Txn::new()
             .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])

@@ -326,7 +326,7 @@ impl Backend for RedisBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_new_name(NameKind::Namespace, namespace)?;
         let created: i64 = self.script(&SCRIPTS.create_namespace, namespace, &[]).await?;
         self.wait_for_replicas().await?;
         Ok(created == 1)
