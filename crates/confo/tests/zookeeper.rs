@@ -154,6 +154,64 @@ async fn acl_creator_only_and_world_read() {
     assert_eq!(confo.get_field("db", "password").expect("get"), Some(json!("x")));
 }
 
+/// An unauthenticated client squats the nodes an authenticated user will use: pre-created
+/// world-open namespace and configuration, and a re-created configuration under a world-open
+/// namespace. With credentials, every one of them is refused, naming the path and its ACL.
+#[tokio::test]
+async fn nodes_that_others_may_change_are_refused_with_credentials() {
+    let (server, chroot) = server_and_chroot();
+    let cs = server.connect_string();
+    let attacker = raw(&server).await;
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let refused = |err: Error, path: &str| {
+        let text = err.to_string();
+        assert!(matches!(err, Error::Insecure { .. }), "{err:?}");
+        assert!(text.contains(&format!("{path} ")) && text.contains("world:anyone=ALL"), "{text}");
+        assert!(!text.contains("pw@"), "{text}");
+    };
+
+    // 1. The issue's squat: /<chroot>/confo/payments/db pre-created world-open before alice
+    //    ever used the chroot. Refused when connecting: the root is not hers.
+    attacker.mkdir(&format!("{chroot}/confo/payments/db"), &open).await.expect("squat");
+    attacker.set_data(&format!("{chroot}/confo/payments/db"), br#"{"key":"attacker-key"}"#, None).await.expect("set");
+    let alice_url = format!("zk://alice:pw@{cs}{chroot}");
+    let err = ZkBackend::connect(ZkOptions::from_url(&alice_url).expect("url")).await.expect_err("refused");
+    refused(err, &format!("{chroot}/confo"));
+    // The same squat is used when the spec trusts foreign ACLs.
+    let trusting = connect(&format!("{alice_url}?foreign_acls=trust")).await;
+    assert_eq!(trusting.load_namespace("payments").await.expect("trusted")["db"].value["key"], json!("attacker-key"));
+    // Without credentials nothing is checked (Python confo's open tree).
+    assert!(connect(&format!("zk://{cs}{chroot}")).await.load_namespace("payments").await.is_ok());
+
+    // 2. A root of alice's whose ACL was later opened: a namespace squatted there is refused on
+    //    create, read and write, and nothing is written into it.
+    let (_, chroot) = server_and_chroot();
+    let alice = connect(&format!("zk://alice:pw@{cs}{chroot}")).await;
+    let alice_raw = raw_as(&server, "alice", "pw").await;
+    let world_all = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::anyone())];
+    alice_raw.set_acl(&format!("{chroot}/confo"), &world_all, None).await.expect("open the root");
+    let ns_path = format!("{chroot}/confo/payments");
+    attacker.create(&ns_path, b"", &open).await.expect("squat ns");
+    attacker.create(&format!("{ns_path}/db"), br#"{"key":"attacker-key"}"#, &open).await.expect("squat");
+    refused(alice.create_namespace("payments").await.expect_err("ns create refused"), &ns_path);
+    refused(alice.load_namespace("payments").await.expect_err("read refused"), &ns_path);
+    let report = alice.write("payments", &[Change::put("api", obj(json!({"token": "t0p"})))]).await;
+    refused(report.error.expect("write refused"), &ns_path);
+    assert!(report.applied.is_empty());
+    assert_eq!(attacker.list_children(&ns_path).await.expect("list"), ["db"], "nothing written into it");
+
+    // 3. A namespace of alice's reads; a configuration whose ACL was opened is refused.
+    alice.create_namespace("orders").await.expect("create");
+    alice.put_configuration("orders", "api", obj(json!({"token": "t0p"}))).await.expect("put");
+    assert_eq!(alice.load_namespace("orders").await.expect("load")["api"].value["token"], json!("t0p"));
+    alice_raw.set_acl(&format!("{chroot}/confo/orders/api"), &world_all, None).await.expect("acl");
+    refused(alice.load_namespace("orders").await.expect_err("refused"), &format!("{chroot}/confo/orders/api"));
+
+    // 4. A chroot in ZooKeeper's own tree is refused by the spec.
+    let err = format!("zk://alice:pw@{cs}/zookeeper/x").parse::<BackendSpec>().expect_err("refused");
+    assert!(matches!(err, Error::InvalidSpec { .. }), "{err:?}");
+}
+
 /// Python confo's persist(namespace) re-reads the namespace first, so new configurations fail
 /// and edits revert. Ours writes both.
 #[tokio::test]

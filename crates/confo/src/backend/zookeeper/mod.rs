@@ -28,6 +28,9 @@
 //!   and every znode confo creates is readable and writable only by that identity (creator-all),
 //!   or also world-readable with `acl=world-read`; without credentials they are world-open as in
 //!   Python confo. A wrong password is [`Error::Unauthorized`] (ZooKeeper answers `NoAuth`).
+//!   With credentials, nodes that others may change (created by another client, world-open) are
+//!   refused as [`Error::Insecure`], unless `foreign_acls=trust`: see the `trust` module's
+//!   documentation for which nodes are checked and why. A chroot inside `/zookeeper` is refused.
 //! - **Sessions.** Connection loss is survived by the client (it reconnects to any server of the
 //!   connect string within the session timeout); an expired or closed session is replaced by a
 //!   new one on the next call. A dead address is [`Error::Unavailable`] within the connect
@@ -38,6 +41,7 @@
 //!   gap may be lost (ZOOKEEPER-4698).
 
 mod options;
+mod trust;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -55,6 +59,7 @@ use super::{
 use super::{Hint, Hints};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
+use trust::Trust;
 
 /// Znodes read per read-only `multi`.
 pub const READ_BATCH: usize = 500;
@@ -78,6 +83,8 @@ struct Inner {
     /// `[chroot]/confo`.
     base: String,
     acls: Vec<zk::Acl>,
+    /// Set when nodes must be ours alone to be used (credentials, creator ACLs, no trust).
+    trust: Option<Trust>,
     // A std RwLock: held only to clone or replace the handle, never across an await.
     client: RwLock<zk::Client>,
     reconnecting: tokio::sync::Mutex<()>,
@@ -115,12 +122,19 @@ impl ZkBackend {
             ZkAcl::CreatorAll => zk::Acls::creator_all().to_vec(),
             ZkAcl::CreatorAllWorldRead => world_read.to_vec(),
         };
+        let trust = match (&options.username, &options.password) {
+            (Some(user), Some(password)) if options.acl != ZkAcl::Open && !options.trust_foreign_acls => {
+                Some(Trust::new(user, password.expose()))
+            }
+            _ => None,
+        };
         let backend = ZkBackend {
             inner: Arc::new(Inner {
                 options,
                 describe,
                 base,
                 acls,
+                trust,
                 client: RwLock::new(client),
                 reconnecting: tokio::sync::Mutex::new(()),
             }),
@@ -136,7 +150,70 @@ impl ZkBackend {
             .map_err(|e| backend.map_error(e))?;
         // Surfaces a wrong password now: the root is only readable by its creator.
         backend.list_namespaces().await?;
+        backend.check_nodes(vec![base]).await?;
         Ok(backend)
+    }
+
+    /// With [`Inner::trust`]: the namespace node's ACL version if only we may change it, `None`
+    /// if it does not exist (or nothing is checked), [`Error::Insecure`] if others may.
+    async fn namespace_acl(&self, namespace: &str) -> Result<Option<i32>> {
+        let Some(trust) = &self.inner.trust else { return Ok(None) };
+        let path = self.namespace_path(namespace);
+        let result = self
+            .call(|c, _| {
+                let path = path.clone();
+                async move { c.get_acl(&path).await }
+            })
+            .await;
+        match result {
+            Ok((acls, stat)) => {
+                trust.check(&acls, || self.location(&path))?;
+                Ok(Some(stat.aversion))
+            }
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(zk::Error::NoAuth) => Err(self.unreadable_acl(&path)),
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+
+    fn unreadable_acl(&self, path: &str) -> Error {
+        Error::Insecure {
+            location: self.location(path),
+            message: "this identity may not read its ACL, so it was created by someone else".to_owned(),
+        }
+    }
+
+    /// With [`Inner::trust`], checks the ACL of each node (all requests in flight at once).
+    async fn check_nodes(&self, paths: Vec<String>) -> Result<()> {
+        if self.inner.trust.is_none() || paths.is_empty() {
+            return Ok(());
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for path in paths {
+            let this = self.clone();
+            tasks.spawn(async move {
+                let result = this
+                    .call(|c, _| {
+                        let path = path.clone();
+                        async move { c.get_acl(&path).await }
+                    })
+                    .await;
+                let Some(trust) = &this.inner.trust else { return Ok(()) };
+                match result {
+                    Ok((acls, _)) => trust.check(&acls, || this.location(&path)),
+                    Err(zk::Error::NoNode) => Ok(()),
+                    Err(zk::Error::NoAuth) => Err(this.unreadable_acl(&path)),
+                    Err(e) => Err(this.map_error(e)),
+                }
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(result) => result?,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        Ok(())
     }
 
     fn map_error(&self, e: zk::Error) -> Error {
@@ -210,8 +287,23 @@ impl ZkBackend {
     /// One attempt at writing `changes`: the applied changes, and the error that stopped the
     /// rest with whether a retry with a fresh listing may succeed.
     async fn write_once(&self, namespace: &str, changes: &[Change]) -> (Vec<Applied>, Option<(Error, bool)>) {
-        let existing: HashSet<String> = match self.children(namespace).await {
-            Ok(children) => children.into_iter().collect(),
+        let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
+        let existing: HashSet<String> = match children.and_then(|c| acl.map(|a| (c, a))) {
+            Ok((children, acl_version)) => {
+                let ns_path = self.namespace_path(namespace);
+                // A namespace node whose ACL changed may hold children someone else created.
+                if acl_version.is_some_and(|v| v != 0) {
+                    let targets = changes
+                        .iter()
+                        .filter(|c| children.contains(&c.name))
+                        .map(|c| format!("{ns_path}/{}", c.name))
+                        .collect();
+                    if let Err(e) = self.check_nodes(targets).await {
+                        return (Vec::new(), Some((e, false)));
+                    }
+                }
+                children.into_iter().collect()
+            }
             Err(e) => return (Vec::new(), Some((e, false))),
         };
         let ns_path = self.namespace_path(namespace);
@@ -465,7 +557,7 @@ impl Backend for ZkBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_new_name(NameKind::Namespace, namespace)?;
         let path = self.namespace_path(namespace);
         let created = self
             .call(|c, acls| {
@@ -475,7 +567,11 @@ impl Backend for ZkBackend {
             .await;
         match created {
             Ok(_) => Ok(true),
-            Err(zk::Error::NodeExists) => Ok(false),
+            Err(zk::Error::NodeExists) => {
+                // Someone else's node must not become ours by being "created" again.
+                self.namespace_acl(namespace).await?;
+                Ok(false)
+            }
             Err(e) => Err(self.map_error(e)),
         }
     }
@@ -519,7 +615,9 @@ impl Backend for ZkBackend {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
         self.validate_name(NameKind::Namespace, namespace)?;
-        let mut children = self.children(namespace).await?;
+        let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
+        let mut children = children?;
+        let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
         children.retain(|c| crate::name::is_valid(c));
         let ns_path = self.namespace_path(namespace);
         let mut tasks = tokio::task::JoinSet::new();
@@ -553,9 +651,13 @@ impl Backend for ZkBackend {
         }
         let mut data = NamespaceData::new();
         let mut corruptions = Vec::new();
+        let mut to_check = Vec::new();
         for (name, result) in children.iter().zip(results.into_iter().flatten().flatten()) {
             match result {
                 zk::MultiReadResult::Data { data: bytes, stat } => {
+                    if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
+                        to_check.push(format!("{ns_path}/{name}"));
+                    }
                     let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
                     match parsed {
                         Ok(map) => {
@@ -579,6 +681,7 @@ impl Backend for ZkBackend {
                 _ => {}
             }
         }
+        self.check_nodes(to_check).await?;
         if corruptions.is_empty() {
             Ok(data)
         } else {

@@ -39,6 +39,9 @@ pub struct ZkOptions {
     pub password: Option<Secret>,
     /// The ACL of created znodes.
     pub acl: ZkAcl,
+    /// With credentials, use nodes whose ACL lets other identities change them (`false` by
+    /// default: such nodes are refused as [`Error::Insecure`]). `foreign_acls=trust` in a URL.
+    pub trust_foreign_acls: bool,
     /// The session timeout asked of the server.
     pub session_timeout: Duration,
     /// How long connecting may take.
@@ -57,6 +60,7 @@ impl ZkOptions {
             username: None,
             password: None,
             acl: ZkAcl::Open,
+            trust_foreign_acls: false,
             session_timeout: Duration::from_secs(6),
             connect_timeout: Duration::from_secs(3),
             max_value_bytes: 1_000_000,
@@ -92,12 +96,18 @@ impl ZkOptions {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "acl" => options.acl = parse_acl(value)?,
+                "foreign_acls" => options.trust_foreign_acls = parse_foreign_acls(value)?,
                 "session_timeout_ms" => {
                     let ms: u64 =
                         value.parse().map_err(|_| Error::spec(Some("session_timeout_ms"), "must be milliseconds"))?;
                     options.session_timeout = Duration::from_millis(ms);
                 }
-                other => return Err(Error::spec(Some(other), "unknown option; known: acl, session_timeout_ms")),
+                other => {
+                    return Err(Error::spec(
+                        Some(other),
+                        "unknown option; known: acl, foreign_acls, session_timeout_ms",
+                    ))
+                }
             }
         }
         options.check()?;
@@ -139,6 +149,10 @@ impl ZkOptions {
         if let Some(chroot) = creds.optional_str("zookeeper_chroot")? {
             options.chroot = normalize_chroot(chroot)?;
         }
+        if let Some(value) = creds.optional_str("zookeeper_foreign_acls")? {
+            options.trust_foreign_acls = parse_foreign_acls(value)
+                .map_err(|_| Error::spec(Some("zookeeper_foreign_acls"), "must be trust or refuse"))?;
+        }
         if let Some(acl) = creds.optional_str("zookeeper_acl")? {
             options.acl = parse_acl(acl)
                 .map_err(|_| Error::spec(Some("zookeeper_acl"), "must be creator, world-read or open"))?;
@@ -179,7 +193,15 @@ fn parse_acl(value: &str) -> Result<ZkAcl> {
     }
 }
 
-/// `/a/b/` → `/a/b`; `/` → none.
+fn parse_foreign_acls(value: &str) -> Result<bool> {
+    match value {
+        "trust" => Ok(true),
+        "refuse" => Ok(false),
+        _ => Err(Error::spec(Some("foreign_acls"), "must be trust or refuse")),
+    }
+}
+
+/// `/a/b/` → `/a/b`; `/` → none. ZooKeeper's own `/zookeeper` tree is refused.
 fn normalize_chroot(chroot: &str) -> Result<Option<String>> {
     let trimmed = chroot.trim_end_matches('/');
     if trimmed.is_empty() {
@@ -189,6 +211,12 @@ fn normalize_chroot(chroot: &str) -> Result<Option<String>> {
         || trimmed.split('/').skip(1).any(|part| part.is_empty() || part == "." || part == "..")
     {
         return Err(Error::spec(Some("chroot"), "must be an absolute path like /team/app"));
+    }
+    if trimmed == "/zookeeper" || trimmed.starts_with("/zookeeper/") {
+        return Err(Error::spec(
+            Some("chroot"),
+            "/zookeeper is ZooKeeper's own tree (quotas, config); choose another path",
+        ));
     }
     Ok(Some(trimmed.to_owned()))
 }
@@ -213,6 +241,7 @@ impl fmt::Debug for ZkOptions {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("acl", &self.acl)
+            .field("trust_foreign_acls", &self.trust_foreign_acls)
             .field("session_timeout", &self.session_timeout)
             .finish_non_exhaustive()
     }
@@ -246,6 +275,11 @@ mod tests {
         assert_eq!(key("zk://h?acl=creator"), Some("acl".into()));
         assert_eq!(key("zk://onlyuser@h"), Some("password".into()));
         assert_eq!(key("zk://h?x=1"), Some("x".into()));
+        assert_eq!(key("zk://h/zookeeper"), Some("chroot".into()));
+        assert_eq!(key("zk://h/zookeeper/quota/x"), Some("chroot".into()));
+        assert_eq!(key("zk://u:p@h?foreign_acls=maybe"), Some("foreign_acls".into()));
+        assert!(ZkOptions::from_url("zk://h/zookeepers").is_ok(), "only ZooKeeper's own tree");
+        assert!(ZkOptions::from_url("zk://u:p@h?foreign_acls=trust").unwrap().trust_foreign_acls);
     }
 
     #[test]
