@@ -83,6 +83,9 @@ pub enum BackendSpec {
     File {
         /// The folder holding one sub-folder per namespace.
         config_path: PathBuf,
+        /// Which symbolic links are followed (`?links=inside` in a spec, `"links": "inside"` in
+        /// credentials).
+        links: crate::backend::file::FileLinks,
     },
     /// In memory, in this process.
     Memory,
@@ -111,8 +114,9 @@ impl BackendSpec {
             BackendKind::File => {
                 let mut creds = Credentials::new(kind, credentials)?;
                 let config_path = PathBuf::from(creds.required_str("config_path")?);
+                let links = creds.optional_str("links")?.map(str::parse).transpose()?.unwrap_or_default();
                 creds.finish()?;
-                BackendSpec::File { config_path }
+                BackendSpec::File { config_path, links }
             }
             BackendKind::Memory => {
                 Credentials::new(kind, credentials)?.finish()?;
@@ -155,7 +159,10 @@ impl BackendSpec {
     /// Opens (connects to) the store.
     pub async fn open(&self) -> Result<Arc<dyn Backend>> {
         Ok(match self {
-            BackendSpec::File { config_path } => Arc::new(FileBackend::open(config_path.clone())?),
+            BackendSpec::File { config_path, links } => {
+                let options = crate::backend::file::FileOptions { links: *links, ..Default::default() };
+                Arc::new(FileBackend::with_options(config_path.clone(), options)?)
+            }
             BackendSpec::Memory => Arc::new(MemoryBackend::new()),
             #[cfg(feature = "redis")]
             BackendSpec::Redis(options) => {
@@ -185,10 +192,15 @@ impl FromStr for BackendSpec {
         match scheme.to_ascii_lowercase().as_str() {
             "file" => {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
+                // `?links=…` is the only option; any other `?` belongs to the path.
+                let (path, links) = match path.rsplit_once("?links=") {
+                    Some((path, links)) => (path, links.parse()?),
+                    None => (path, Default::default()),
+                };
                 if path.is_empty() {
                     return Err(Error::spec(Some("path"), "file: needs a folder, for example file:./Configurations"));
                 }
-                Ok(BackendSpec::File { config_path: PathBuf::from(path) })
+                Ok(BackendSpec::File { config_path: PathBuf::from(path), links })
             }
             "memory" if rest.is_empty() || rest == "//" => Ok(BackendSpec::Memory),
             "memory" => Err(Error::spec(None, "memory: takes nothing after the colon")),
@@ -219,7 +231,13 @@ impl FromStr for BackendSpec {
 impl fmt::Display for BackendSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendSpec::File { config_path } => write!(f, "file:{}", config_path.display()),
+            BackendSpec::File { config_path, links } => {
+                write!(f, "file:{}", config_path.display())?;
+                match links {
+                    crate::backend::file::FileLinks::Follow => Ok(()),
+                    other => write!(f, "?links={other}"),
+                }
+            }
             BackendSpec::Memory => f.write_str("memory:"),
             #[cfg(feature = "redis")]
             BackendSpec::Redis(options) => write!(f, "{options}"),
@@ -440,12 +458,21 @@ mod tests {
 
     #[test]
     fn parses_file_and_memory_specs() {
-        let file = |p: &str| BackendSpec::File { config_path: PathBuf::from(p) };
+        let file = |p: &str| BackendSpec::File { config_path: PathBuf::from(p), links: Default::default() };
         assert_eq!("file:./Configurations".parse::<BackendSpec>().unwrap(), file("./Configurations"));
         assert_eq!("file:///tmp/x".parse::<BackendSpec>().unwrap(), file("/tmp/x"));
         assert_eq!("file://rel/dir".parse::<BackendSpec>().unwrap(), file("rel/dir"));
         assert_eq!("memory:".parse::<BackendSpec>().unwrap(), BackendSpec::Memory);
         assert_eq!("file:a b".parse::<BackendSpec>().unwrap().to_string(), "file:a b");
+        let inside = "file:/srv/conf?links=inside".parse::<BackendSpec>().unwrap();
+        assert_eq!(
+            inside,
+            BackendSpec::File { config_path: "/srv/conf".into(), links: crate::backend::file::FileLinks::Inside }
+        );
+        assert_eq!(inside.to_string(), "file:/srv/conf?links=inside");
+        assert_eq!(key_of("file:x?links=sometimes".parse::<BackendSpec>().unwrap_err()), Some("links".into()));
+        let creds = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": "c", "links": "inside"}));
+        assert_eq!(creds.unwrap().to_string(), "file:c?links=inside");
     }
 
     #[test]
@@ -459,7 +486,7 @@ mod tests {
     #[test]
     fn credentials_dictionary() {
         let spec = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": "Configurations"})).unwrap();
-        assert_eq!(spec, BackendSpec::File { config_path: "Configurations".into() });
+        assert_eq!(spec, BackendSpec::File { config_path: "Configurations".into(), links: Default::default() });
         let missing = BackendSpec::from_credentials(BackendKind::File, &json!({})).unwrap_err();
         assert_eq!(key_of(missing), Some("config_path".into()));
         let wrong_type = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": 3})).unwrap_err();

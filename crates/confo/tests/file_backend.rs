@@ -244,3 +244,61 @@ async fn watch_sees_edits_by_other_programs() {
     fs::write(dir.path().join("sales/.confo-tmp-1-1"), "{").expect("temp");
     assert!(watcher.next_timeout(std::time::Duration::from_millis(300)).await.is_none());
 }
+
+/// Links, as a Kubernetes ConfigMap mount makes them (`db.json -> ..data/db.json`) and as an
+/// operator might (a namespace folder or a configuration kept elsewhere).
+#[tokio::test]
+async fn symbolic_links_are_read_and_written_through_consistently() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+    fs::create_dir_all(root.join("mounted/..data")).expect("mkdir");
+    fs::create_dir_all(outside.join("ns")).expect("mkdir");
+    fs::write(root.join("mounted/..data/db.json"), "{\"host\": \"a\"}\n").expect("write");
+    symlink("..data/db.json", root.join("mounted/db.json")).expect("link inside");
+    fs::write(outside.join("secret.json"), "{\"token\": \"t\"}\n").expect("write");
+    symlink(outside.join("secret.json"), root.join("mounted/secret.json")).expect("link out");
+    symlink(outside.join("ns"), root.join("linked")).expect("linked namespace");
+    symlink(outside.join("missing.json"), root.join("mounted/dangling.json")).expect("dangling");
+
+    let follow = FileBackend::open(&root).expect("open");
+    let data = follow.load_namespace("mounted").await.expect("read through links");
+    assert_eq!((data["db"].value["host"].clone(), data["secret"].value["token"].clone()), (json!("a"), json!("t")));
+    assert!(!data.contains_key("dangling"));
+
+    // A write through a link replaces its target atomically; the link stays a link.
+    follow.put_configuration("mounted", "db", obj(json!({"host": "b"}))).await.expect("write through");
+    follow.put_configuration("mounted", "secret", obj(json!({"token": "u"}))).await.expect("write through");
+    assert!(fs::symlink_metadata(root.join("mounted/db.json")).expect("stat").is_symlink());
+    assert!(fs::read_to_string(root.join("mounted/..data/db.json")).expect("target").contains("\"b\""));
+    assert!(fs::read_to_string(outside.join("secret.json")).expect("target").contains("\"u\""));
+    assert_eq!(tree(&outside), ["ns", "secret.json"], "no temporary file left beside the target");
+    // A dangling link is refused, not replaced by a file.
+    let report = follow.write("mounted", &[Change::put("dangling", obj(json!({})))]).await;
+    let err = report.error.expect("refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(fs::symlink_metadata(root.join("mounted/dangling.json")).expect("stat").is_symlink());
+    // Deleting removes the link, never its target.
+    follow.write("mounted", &[Change::delete("secret")]).await.error.map_or(Ok(()), Err).expect("delete");
+    assert!(outside.join("secret.json").exists() && !root.join("mounted/secret.json").exists());
+    symlink(outside.join("secret.json"), root.join("mounted/secret.json")).expect("link out again");
+    // A linked namespace folder works with the default.
+    follow.put_configuration("linked", "c", obj(json!({"v": 1}))).await.expect("linked namespace");
+    assert!(outside.join("ns/c.json").exists());
+
+    // links=inside: links within the root still work; any that leave it are refused, for reads
+    // and writes, naming the link.
+    let spec: BackendSpec = format!("file:{}?links=inside", root.display()).parse().expect("spec");
+    let inside = spec.open().await.expect("open");
+    let insecure = |err: Error, name: &str| {
+        assert!(matches!(err, Error::Insecure { .. }) && err.to_string().contains(name), "{err:?}");
+    };
+    insecure(inside.load_namespace("mounted").await.expect_err("link out"), "secret.json");
+    insecure(inside.load_namespace("linked").await.expect_err("linked namespace"), "linked");
+    let report = inside.write("mounted", &[Change::put("secret", obj(json!({"token": "x"})))]).await;
+    insecure(report.error.expect("refused"), "secret.json");
+    assert!(fs::read_to_string(outside.join("secret.json")).expect("target").contains("\"u\""), "unchanged");
+    fs::remove_file(root.join("mounted/secret.json")).expect("rm link");
+    inside.put_configuration("mounted", "db", obj(json!({"host": "c"}))).await.expect("a link inside the root");
+    assert_eq!(inside.load_namespace("mounted").await.expect("read")["db"].value["host"], json!("c"));
+}

@@ -32,6 +32,12 @@
 //! - **Notifications** come from the file system (`notify`: inotify on Linux) for the whole
 //!   tree, so an edit by any program (a text editor, Python confo) is noticed; our temporary
 //!   and trash dot-files are ignored, and a notification overflow asks for a full re-read.
+//! - **Symbolic links** are followed when reading, as Python confo does (Kubernetes ConfigMap
+//!   mounts are links). A write to a configuration that is a link replaces the link's target
+//!   atomically in the target's own folder (the link stays a link); deleting it removes the link,
+//!   not its target. A link whose target is missing is refused when written. With
+//!   [`FileLinks::Inside`] (`file:PATH?links=inside`), a namespace folder or configuration that
+//!   leads outside `config_path` is refused ([`Error::Insecure`]) for reads and writes alike.
 //! - Limits: the file system's. A lock held by another process for longer than
 //!   [`FileOptions::lock_timeout`] is [`Error::Unavailable`].
 
@@ -67,11 +73,45 @@ pub struct FileOptions {
     /// How long a batch waits for another writer's lock on a namespace folder before it gives
     /// up with [`Error::Unavailable`]. Default 30 s.
     pub lock_timeout: Duration,
+    /// Which symbolic links are followed. Default [`FileLinks::Follow`].
+    pub links: FileLinks,
 }
 
 impl Default for FileOptions {
     fn default() -> Self {
-        FileOptions { lock_timeout: Duration::from_secs(30) }
+        FileOptions { lock_timeout: Duration::from_secs(30), links: FileLinks::Follow }
+    }
+}
+
+/// Which symbolic links (namespace folders, configuration files) a file backend follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileLinks {
+    /// Every link, wherever it leads (Python confo's behaviour).
+    #[default]
+    Follow,
+    /// Only links that stay inside `config_path`; others are [`Error::Insecure`].
+    Inside,
+}
+
+impl std::str::FromStr for FileLinks {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "follow" => Ok(FileLinks::Follow),
+            "inside" => Ok(FileLinks::Inside),
+            _ => Err(Error::spec(Some("links"), "must be follow or inside")),
+        }
+    }
+}
+
+impl std::fmt::Display for FileLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileLinks::Follow => "follow",
+            FileLinks::Inside => "inside",
+        })
     }
 }
 
@@ -84,6 +124,8 @@ pub struct FileBackend {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
+    /// `root` with every link resolved, to tell where links lead.
+    real_root: PathBuf,
     options: FileOptions,
 }
 
@@ -120,7 +162,8 @@ impl FileBackend {
         }
         // Fail now, not at the first read, if the folder cannot be listed.
         fs::read_dir(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
-        Ok(FileBackend { inner: Arc::new(Inner { root, options }) })
+        let real_root = fs::canonicalize(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
+        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options }) })
     }
 
     /// The folder this backend stores in.
@@ -149,6 +192,26 @@ impl Inner {
 
     fn namespace_dir(&self, namespace: &str) -> PathBuf {
         self.root.join(namespace)
+    }
+
+    /// With [`FileLinks::Inside`], refuses `path` if it is a link that leads outside the root.
+    fn check_link(&self, path: &Path) -> Result<()> {
+        if self.options.links == FileLinks::Follow || !fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+            return Ok(());
+        }
+        match fs::canonicalize(path) {
+            Ok(target) if target.starts_with(&self.real_root) => Ok(()),
+            Ok(target) => Err(Error::Insecure {
+                location: Self::loc(path),
+                message: format!(
+                    "it is a symbolic link to {}, outside {} (links=inside)",
+                    target.display(),
+                    self.root.display()
+                ),
+            }),
+            // A dangling link: reads see no file, writes refuse it.
+            Err(_) => Ok(()),
+        }
     }
 
     fn missing_namespace(&self, namespace: &str) -> Error {
@@ -219,6 +282,7 @@ impl Inner {
     /// The configuration files of a namespace folder: (configuration name, path).
     fn config_files(&self, namespace: &str) -> Result<Vec<(String, PathBuf)>> {
         let dir = self.namespace_dir(namespace);
+        self.check_link(&dir)?;
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
@@ -235,6 +299,9 @@ impl Inner {
                 continue;
             }
             if is_kind(&entry, |t| t.is_file()) {
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    self.check_link(&entry.path())?;
+                }
                 files.push((name.to_owned(), entry.path()));
             }
         }
@@ -279,6 +346,14 @@ impl Inner {
 
     fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
         let dir = self.namespace_dir(namespace);
+        if let Err(e) = self.check_link(&dir) {
+            return WriteReport::failed(e);
+        }
+        for change in changes {
+            if let Err(e) = self.check_link(&config_path(&dir, &change.name)) {
+                return WriteReport::failed(e);
+            }
+        }
         let folder = match File::open(&dir) {
             Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => f,
             Ok(_) => return WriteReport::failed(self.missing_namespace(namespace)),
@@ -434,23 +509,42 @@ fn version_of(bytes: &[u8]) -> Version {
     Version::number(hasher.finish() as i64)
 }
 
-/// Writes `value` to `path` through a fsynced temporary file in `dir` and a rename.
+/// Writes `value` to `path` through a fsynced temporary file in `dir` and a rename. When `path`
+/// is a symbolic link, its target is replaced the same way in the target's own folder, so the
+/// link stays and the target is never torn.
 fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Version> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::InvalidValue { location: Inner::loc(path), message: e.to_string() })?;
     bytes.push(b'\n');
+    // A link: write beside its target (a rename must stay in one folder), and fsync that folder
+    // too, since the batch's final fsync covers only the namespace folder.
+    let (dir, path, linked) = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_symlink() => {
+            let target = fs::canonicalize(path).map_err(|e| Error::Io {
+                location: Inner::loc(path),
+                source: io::Error::new(e.kind(), format!("a symbolic link whose target cannot be reached: {e}")),
+            })?;
+            let folder = target.parent().map(Path::to_owned).unwrap_or_default();
+            (folder, target, true)
+        }
+        _ => (dir.to_owned(), path.to_owned(), false),
+    };
     let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), next_tmp()));
     let written = (|| {
         let mut file = File::options().write(true).create_new(true).open(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, &path)?;
+        if linked {
+            File::open(&dir)?.sync_all()?;
+        }
+        Ok::<(), io::Error>(())
     })();
     match written {
         Ok(()) => Ok(version_of(&bytes)),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
-            Err(Error::io(Inner::loc(path), e))
+            Err(Error::io(Inner::loc(&path), e))
         }
     }
 }
@@ -498,7 +592,7 @@ impl Backend for FileBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
     async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_new_name(NameKind::Namespace, namespace)?;
         let namespace = namespace.to_owned();
         self.run(move |inner| inner.create_namespace(&namespace)).await
     }
