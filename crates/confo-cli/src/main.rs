@@ -4,9 +4,21 @@
 //! not found, 4 conflict, 5 unavailable or unauthorized. Data goes to stdout, messages to
 //! stderr.
 
+mod edit;
+mod output;
 mod profiles;
 
-use std::io::{IsTerminal, Read, Write};
+/// `println!` that never panics on a closed stdout (see [`output`]).
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -286,7 +298,7 @@ impl From<Error> for Failure {
             Error::NotFound { .. } => 3,
             Error::InvalidName { .. } | Error::InvalidSpec { .. } | Error::InvalidValue { .. } => 2,
             e if e.is_conflict() => 4,
-            Error::Unavailable { .. } | Error::Unauthorized { .. } => 5,
+            Error::Unavailable { .. } | Error::Unauthorized { .. } | Error::Insecure { .. } => 5,
             _ => 1,
         };
         let hint = match &error {
@@ -309,9 +321,9 @@ fn main() -> ExitCode {
         Err(failure) => {
             let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let prefix = if colour { "\x1b[1;31mconfo: error:\x1b[0m" } else { "confo: error:" };
-            eprintln!("{prefix} {}", failure.message);
+            errln!("{prefix} {}", output::safe(&failure.message, output::Stream::Err));
             if let Some(hint) = failure.hint {
-                eprintln!("  hint: {hint}");
+                errln!("  hint: {}", output::safe(&hint, output::Stream::Err));
             }
             ExitCode::from(failure.code)
         }
@@ -372,10 +384,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let command = cli.command;
     let confo = open(&spec)?;
     match command {
-        Command::Ns(NsCommand::Ls) => print_list(&confo.namespaces()?.all, output)?,
+        Command::Ns(NsCommand::Ls) => output::list(&confo.namespaces()?.all, output)?,
         Command::Ns(NsCommand::Create { namespace }) => {
             if !confo.create_namespace(&namespace)? {
-                eprintln!("confo: namespace {namespace:?} already exists");
+                errln!("confo: namespace {namespace:?} already exists");
             }
         }
         Command::Ns(NsCommand::Rm { namespace, force }) => {
@@ -383,7 +395,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Ls { namespace } => {
             confo.use_namespace(&namespace)?;
-            print_list(&confo.list()?, output)?;
+            output::list(&confo.list()?, output)?;
         }
         Command::Get { target, field } => {
             let (namespace, config) = split_target(&target)?;
@@ -398,7 +410,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .get_field(config, &field)?
                     .ok_or_else(|| not_found(Missing::Field, format!("{config}.{field}")))?,
             };
-            print_value(&value, output.unwrap_or(Format::Json))?;
+            output::value(&value, output.unwrap_or(Format::Json))?;
         }
         Command::Set { target, assignments, json, file } => {
             let (namespace, config) = split_target(&target)?;
@@ -441,11 +453,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 None => (target.as_str(), None),
             };
             let watcher = confo.watch(namespace, config)?;
-            eprintln!("confo: watching {target} (Ctrl-C to stop)");
-            let mut out = std::io::stdout().lock();
+            errln!("confo: watching {target} (Ctrl-C to stop)");
             for event in watcher {
+                outln!("{}", event?.to_json());
                 // A closed pipe (confo watch | head -1) ends the command quietly.
-                if writeln!(out, "{}", event?.to_json()).and_then(|()| out.flush()).is_err() {
+                if output::stdout_closed() {
                     return Ok(());
                 }
             }
@@ -454,22 +466,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let document = confo.export(&namespaces)?;
             let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
             let value = serde_json::to_value(&document).map_err(|e| Failure::new(1, e.to_string()))?;
-            let text = render(&value, format)?;
+            let text = output::render(&value, format)?;
             match file {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?
                 }
-                None => print!("{text}"),
+                None => output::stdout(format_args!("{text}")),
             }
         }
         Command::Import { file, dry_run, prune } => {
             let document = confo.parse_document(read_document(&file)?)?;
             let plan = confo.plan(&document, prune)?;
             for namespace in &plan.new_namespaces {
-                println!("create namespace {namespace}");
+                outln!("create namespace {}", output::safe(namespace, output::Stream::Out));
             }
             for step in &plan.steps {
-                println!("{} {}/{}", step.action, step.namespace, step.configuration);
+                let target = format!("{}/{}", step.namespace, step.configuration);
+                outln!("{} {}", step.action, output::safe(&target, output::Stream::Out));
             }
             let summary = format!(
                 "{} to create, {} to change, {} to delete, {} unchanged",
@@ -479,10 +492,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 plan.unchanged
             );
             if dry_run {
-                eprintln!("confo: dry run: {summary}; nothing written");
+                errln!("confo: dry run: {summary}; nothing written");
             } else {
                 confo.apply(&plan, &document, |_, _| {})?;
-                eprintln!("confo: imported: {summary}");
+                errln!("confo: imported: {summary}");
             }
         }
         Command::Backend(_) | Command::Completions { .. } | Command::Copy { .. } | Command::Diff { .. } => {}
@@ -491,18 +504,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn backend_command(command: BackendCommand, output: Option<Format>) -> Result<(), Failure> {
-    let mut profiles = Profiles::load()?;
+    let mut profiles = Profiles::load_for_editing()?;
     match command {
         BackendCommand::Ls => {
-            if output == Some(Format::Json) {
-                print_value(
-                    &serde_json::to_value(&profiles).map_err(|e| Failure::new(1, e.to_string()))?,
-                    Format::Json,
-                )?;
+            let shown = profiles.redacted();
+            if let Some(format) = output.filter(|f| *f != Format::Table) {
+                let mut value = serde_json::Map::new();
+                if let Some(default) = &profiles.default {
+                    value.insert("default".into(), default.clone().into());
+                }
+                value.insert("backends".into(), serde_json::json!(shown));
+                output::value(&Value::Object(value), format)?;
             } else {
-                for (name, spec) in &profiles.backends {
+                for (name, spec) in &shown {
                     let mark = if profiles.default.as_deref() == Some(name) { "*" } else { " " };
-                    println!("{mark} {name}\t{spec}");
+                    outln!("{mark} {name}\t{spec}");
                 }
             }
             return Ok(());
@@ -563,14 +579,14 @@ fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Failure> {
         if show_progress {
             let width = 30;
             let filled = (done * width).checked_div(total).unwrap_or(width);
-            eprint!("\r[{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+            output::stderr(format_args!("\r[{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled)));
             if done == total {
-                eprintln!();
+                errln!("");
             }
         }
     })?;
     let configurations: usize = document.values().map(|c| c.len()).sum();
-    eprintln!(
+    errln!(
         "confo: copied {configurations} configuration(s) in {} namespace(s): {} created, {} changed, {} unchanged; {} namespace(s) created",
         document.len(),
         plan.count(Action::Create),
@@ -607,7 +623,7 @@ fn diff(left: &str, right: &str, namespaces: &[String], output: Option<Format>) 
                 serde_json::json!({"namespace": ns, "configuration": cfg, "difference": kind})
             })
             .collect();
-        return print_value(&Value::Array(items), Format::Json);
+        return output::value(&Value::Array(items), Format::Json);
     }
     for (ns, cfg, kind) in differences {
         let mark = match kind {
@@ -615,7 +631,7 @@ fn diff(left: &str, right: &str, namespaces: &[String], output: Option<Format>) 
             Difference::OnlyRight => '+',
             Difference::Different => '~',
         };
-        println!("{mark} {ns}/{cfg}");
+        outln!("{mark} {}", output::safe(&format!("{ns}/{cfg}"), output::Stream::Out));
     }
     Ok(())
 }
@@ -625,19 +641,19 @@ fn edit(confo: &Confo, target: &str) -> Result<(), Failure> {
     confo.use_namespace(namespace)?;
     let before = confo.get(config)?.map(|c| (*c).clone()).unwrap_or_default();
     let text = serde_json::to_string_pretty(&before).map_err(|e| Failure::new(1, e.to_string()))?;
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!("confo-edit-{}-{config}.json", std::process::id()));
-    std::fs::write(&path, format!("{text}\n")).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?;
+    let file = edit::EditFile::create(config, &format!("{text}\n"))?;
     let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("confo-edit")
-        .arg(&path)
-        .status()
+    let status = file
+        .run_editor(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{editor} \"$1\""))
+                .arg("confo-edit")
+                .arg(file.path()),
+        )
         .map_err(|e| Failure::new(1, format!("cannot run the editor {editor:?}: {e}")));
-    let edited = std::fs::read_to_string(&path);
-    let _ = std::fs::remove_file(&path);
+    let edited = std::fs::read_to_string(file.path());
+    drop(file);
     if !status?.success() {
         return Err(Failure::new(1, format!("the editor {editor:?} failed; nothing written")));
     }
@@ -647,69 +663,12 @@ fn edit(confo: &Confo, target: &str) -> Result<(), Failure> {
         f
     })?;
     if after == before {
-        eprintln!("confo: no changes");
+        errln!("confo: no changes");
         return Ok(());
     }
     confo.replace(config, after)?;
     confo.persist_configuration(namespace, config)?;
     Ok(())
-}
-
-fn print_list(names: &[String], output: Option<Format>) -> Result<(), Failure> {
-    match output {
-        None | Some(Format::Table) => {
-            for name in names {
-                println!("{name}");
-            }
-            Ok(())
-        }
-        Some(format) => print_value(&Value::from(names.to_vec()), format),
-    }
-}
-
-fn print_value(value: &Value, format: Format) -> Result<(), Failure> {
-    print!("{}", render(value, format)?);
-    Ok(())
-}
-
-/// A value in a format, ending with a newline.
-fn render(value: &Value, format: Format) -> Result<String, Failure> {
-    let failed = |e: String| Failure::new(1, format!("cannot write this as {format:?}: {e}"));
-    let mut text = match format {
-        Format::Json => serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
-        Format::Yaml => serde_yaml::to_string(value).map_err(|e| failed(e.to_string()))?,
-        Format::Toml => match value {
-            Value::Object(_) => toml::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
-            // TOML documents are tables: wrap anything else.
-            other => {
-                toml::to_string_pretty(&serde_json::json!({ "value": other })).map_err(|e| failed(e.to_string()))?
-            }
-        },
-        Format::Table => table(value),
-    };
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    Ok(text)
-}
-
-/// Two aligned columns (key, value) for an object; one row per item for a list.
-fn table(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let width = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
-            map.iter().map(|(k, v)| format!("{k:width$}  {}\n", compact(v))).collect()
-        }
-        Value::Array(items) => items.iter().map(|v| format!("{}\n", compact(v))).collect(),
-        other => compact(other),
-    }
-}
-
-fn compact(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn format_of(path: &Path) -> Option<Format> {

@@ -12,9 +12,16 @@
 //!
 //! `${NAME}` is replaced by the environment variable NAME and `${file:PATH}` by the file's
 //! content (trimmed) when the profile is used, so passwords need not be in the file.
+//!
+//! The file is written with mode 0600 (in a folder created 0700) on every save. A file that
+//! others may read and that holds a literal password (not a `${...}` reference) is refused when
+//! a profile is used; `confo backend …` warns about it and the next save makes it private.
+//! Listings show passwords as `***`, and a syntax error names the line, never its text.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,30 +51,89 @@ pub fn path() -> PathBuf {
 }
 
 impl Profiles {
-    /// Reads the file; a missing file is an empty set of profiles.
+    /// Reads the file to use a profile from it; a missing file is an empty set of profiles. A
+    /// file that others may read and that holds a literal password is refused (exit 5).
     pub fn load() -> Result<Self, Failure> {
-        let path = path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|e| Failure::new(1, format!("profiles file {}: {e}", path.display())))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Profiles::default()),
-            Err(e) => Err(Failure::new(1, format!("profiles file {}: {e}", path.display()))),
+        let (profiles, exposed) = Self::read()?;
+        match exposed {
+            Some(problem) => Err(Failure::new(5, problem)),
+            None => Ok(profiles),
         }
     }
 
-    /// Writes the file (creating its folder).
+    /// Reads the file to manage it (`confo backend …`): an exposed password is a warning, since
+    /// the next save makes the file private.
+    pub fn load_for_editing() -> Result<Self, Failure> {
+        let (profiles, exposed) = Self::read()?;
+        if let Some(problem) = exposed {
+            crate::output::stderr(format_args!("confo: warning: {problem}\n"));
+        }
+        Ok(profiles)
+    }
+
+    /// The profiles, and a description of the problem when the file is readable by others and
+    /// holds a literal password.
+    fn read() -> Result<(Self, Option<String>), Failure> {
+        let path = path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Profiles::default(), None)),
+            Err(e) => return Err(Failure::new(1, format!("profiles file {}: {e}", path.display()))),
+        };
+        let profiles: Profiles = toml::from_str(&text).map_err(|e| {
+            // The error's own Display quotes the line, which may hold a password: name the line.
+            let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+            Failure::new(1, format!("profiles file {}{at}: {}", path.display(), e.message()))
+        })?;
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode()).unwrap_or(0);
+        let exposed = if mode & 0o077 != 0 {
+            profiles.backends.iter().find(|(_, spec)| has_literal_password(spec)).map(|(name, _)| {
+                format!(
+                    "profiles file {} is readable by others (mode {:03o}) and profile {name:?} holds a literal \
+                     password: run chmod 600 {0}, or use ${{VAR}} / ${{file:PATH}} for the password",
+                    path.display(),
+                    mode & 0o777
+                )
+            })
+        } else {
+            None
+        };
+        Ok((profiles, exposed))
+    }
+
+    /// Writes the file atomically with mode 0600, creating its folder with mode 0700.
     pub fn save(&self) -> Result<(), Failure> {
         let path = path();
         let io = |e: std::io::Error| Failure::new(1, format!("profiles file {}: {e}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         }
         let text = toml::to_string_pretty(self).map_err(|e| Failure::new(1, e.to_string()))?;
-        // Atomic, like the configurations: a temp file beside it, then a rename.
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        // Atomic, like the configurations: a private temp file beside it, then a rename. The
+        // temp file is created exclusively (never through a link planted at its name).
+        let tmp = temp_path(&path);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| {
+                // The mode given to open is filtered by the umask; 0600 is what we want.
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                file.write_all(text.as_bytes())?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(io)
+    }
+
+    /// Every profile with its password shown as `***` (references like `${VAR}` are shown).
+    pub fn redacted(&self) -> BTreeMap<String, String> {
+        self.backends.iter().map(|(name, spec)| (name.clone(), redact(spec))).collect()
     }
 
     /// The spec a profile names, with its `${...}` references filled in.
@@ -115,6 +181,38 @@ pub fn expand(spec: &str) -> Result<String, Failure> {
     Ok(out)
 }
 
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Where a URL spec keeps its password: the byte range of the password in `user:password@`.
+fn password_range(spec: &str) -> Option<std::ops::Range<usize>> {
+    let start = spec.find("://")? + 3;
+    let end = spec[start..].find(['?', '#']).map_or(spec.len(), |e| start + e);
+    let at = start + spec[start..end].rfind('@')?;
+    let colon = start + spec[start..at].find(':')?;
+    Some(colon + 1..at)
+}
+
+/// True when a spec holds a password written out, not a `${...}` reference.
+fn has_literal_password(spec: &str) -> bool {
+    password_range(spec).is_some_and(|range| {
+        let password = &spec[range];
+        let one_reference =
+            password.starts_with("${") && password.ends_with('}') && password.matches("${").count() == 1;
+        !password.is_empty() && !one_reference
+    })
+}
+
+/// The spec with a literal password replaced by `***`.
+pub fn redact(spec: &str) -> String {
+    match password_range(spec) {
+        Some(range) if has_literal_password(spec) => format!("{}***{}", &spec[..range.start], &spec[range.end..]),
+        _ => spec.to_owned(),
+    }
+}
+
 /// The spec with every `${...}` replaced by a placeholder, to check its syntax when the
 /// referenced variables or files are not there yet.
 pub fn with_placeholders(spec: &str) -> String {
@@ -140,6 +238,31 @@ pub fn with_placeholders(spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_passwords_are_found_and_redacted() {
+        for (spec, shown) in [
+            ("redis://:hunter2@10.0.0.5:6379", "redis://:***@10.0.0.5:6379"),
+            ("redis://app:p@ss@h:1/0?tls=true", "redis://app:***@h:1/0?tls=true"),
+            ("zk://alice:pw@h1:2181,h2:2181/chroot", "zk://alice:***@h1:2181,h2:2181/chroot"),
+            ("redis+sentinel://:pw@s1:26379,s2:26379/mymaster", "redis+sentinel://:***@s1:26379,s2:26379/mymaster"),
+        ] {
+            assert!(has_literal_password(spec), "{spec}");
+            assert_eq!(redact(spec), shown);
+        }
+        for spec in [
+            "redis://app:${REDIS_PASSWORD}@h:1",
+            "etcd://root:${file:/run/secrets/etcd}@h:2379",
+            "redis://h:6379",
+            "redis://user@h:6379",
+            "file:./Configurations",
+            "file:/odd/pa:th@x",
+        ] {
+            assert!(!has_literal_password(spec), "{spec}");
+            assert_eq!(redact(spec), spec);
+        }
+        assert!(has_literal_password("redis://a:x${Y}@h"), "a literal part around a reference");
+    }
 
     #[test]
     fn secrets_from_files_are_encoded_only_in_user_info() {

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -258,23 +257,6 @@ fn edit_detects_a_change_made_meanwhile() {
     assert_eq!(env.ok(&["get", "sales/db", "port"]), "99\n", "the other writer's change stays");
 }
 
-/// Runs confo under a pseudo-terminal (util-linux `script`) and returns what the terminal showed.
-fn on_a_terminal(env: &Env, args: &str, no_color: bool) -> String {
-    let mut command = Command::new("script");
-    command
-        .args(["-qec", &format!("'{}' {args}", env!("CARGO_BIN_EXE_confo")), "/dev/null"])
-        .current_dir(env.dir.path())
-        .env_remove("CONFO_BACKEND")
-        .env("CONFO_CONFIG", env.path("profiles.toml"));
-    if no_color {
-        command.env("NO_COLOR", "1");
-    } else {
-        command.env_remove("NO_COLOR");
-    }
-    let out = command.output().expect("script (util-linux) runs confo on a pseudo-terminal");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn colour_and_progress_only_on_a_terminal() {
     let env = Env::new();
@@ -282,12 +264,12 @@ fn colour_and_progress_only_on_a_terminal() {
     for i in 0..5 {
         env.ok(&["set", &format!("sales/c{i}"), "v=1"]);
     }
-    let coloured = on_a_terminal(&env, "get sales/nope", false);
+    let coloured = env.on_a_terminal("get sales/nope", false);
     assert!(coloured.contains("\x1b[1;31mconfo: error:"), "{coloured:?}");
-    let plain = on_a_terminal(&env, "get sales/nope", true);
+    let plain = env.on_a_terminal("get sales/nope", true);
     assert!(plain.contains("confo: error:") && !plain.contains('\x1b'), "NO_COLOR: {plain:?}");
     fs::create_dir(env.path("copy")).expect("mkdir");
-    let copied = on_a_terminal(&env, "copy --from file:./Configurations --to file:./copy", true);
+    let copied = env.on_a_terminal("copy --from file:./Configurations --to file:./copy", true);
     assert!(copied.contains("[##############################] 5/5"), "a progress bar on a terminal: {copied:?}");
     assert!(copied.contains("copied 5 configuration(s)"), "{copied:?}");
 }

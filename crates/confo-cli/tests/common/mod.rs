@@ -71,6 +71,24 @@ impl Env {
         String::from_utf8(self.run(args).stderr).expect("utf-8")
     }
 
+    /// Runs confo under a pseudo-terminal (util-linux `script`) and returns what the terminal
+    /// showed.
+    pub fn on_a_terminal(&self, args: &str, no_color: bool) -> String {
+        let mut command = Command::new("script");
+        command
+            .args(["-qec", &format!("'{}' {args}", env!("CARGO_BIN_EXE_confo")), "/dev/null"])
+            .current_dir(self.dir.path())
+            .env_remove("CONFO_BACKEND")
+            .env("CONFO_CONFIG", self.path("profiles.toml"));
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        let out = command.output().expect("script (util-linux) runs confo on a pseudo-terminal");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A file of the store, parsed.
     pub fn file(&self, rel: &str) -> Value {
         serde_json::from_slice(&fs::read(self.root().join(rel)).expect("read")).expect("json")
