@@ -74,6 +74,18 @@ enum Format {
     Table,
 }
 
+impl Format {
+    /// The format's name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            Format::Json => "JSON",
+            Format::Yaml => "YAML",
+            Format::Toml => "TOML",
+            Format::Table => "a table",
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Namespaces: list, create, remove.

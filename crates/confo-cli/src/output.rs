@@ -106,17 +106,25 @@ pub fn value(value: &Value, format: Format) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A value in a format, ending with a newline.
+/// A value in a format, ending with a newline. YAML and TOML get every number exactly or not
+/// at all: a number they cannot hold (an integer beyond their range, a decimal no double
+/// represents, `1e400`) and, for TOML, a null are errors naming the format's limit, never a
+/// silently different value.
 pub fn render(value: &Value, format: Format) -> Result<String, Failure> {
-    let failed = |e: String| Failure::new(1, format!("cannot write this as {format:?}: {e}"));
+    let failed = |e: String| {
+        Failure::new(1, format!("cannot write this as {}: {e}; --output json writes any value", format.name()))
+    };
     let mut text = match format {
         Format::Json => serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
-        Format::Yaml => serde_yaml::to_string(value).map_err(|e| failed(e.to_string()))?,
+        Format::Yaml => serde_yaml::to_string(&Exact(value, Format::Yaml)).map_err(|e| failed(e.to_string()))?,
         Format::Toml => match value {
-            Value::Object(_) => toml::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
+            Value::Object(_) => {
+                toml::to_string_pretty(&Exact(value, Format::Toml)).map_err(|e| failed(e.to_string()))?
+            }
             // TOML documents are tables: wrap anything else.
             other => {
-                toml::to_string_pretty(&serde_json::json!({ "value": other })).map_err(|e| failed(e.to_string()))?
+                let wrapped = serde_json::json!({ "value": other });
+                toml::to_string_pretty(&Exact(&wrapped, Format::Toml)).map_err(|e| failed(e.to_string()))?
             }
         },
         Format::Table => table(value),
@@ -125,6 +133,87 @@ pub fn render(value: &Value, format: Format) -> Result<String, Failure> {
         text.push('\n');
     }
     Ok(text)
+}
+
+/// A JSON value serialized for YAML or TOML with numbers as the formats' own integers and
+/// floats. (serde_json's exact numbers would otherwise reach them as a private map.)
+struct Exact<'a>(&'a Value, Format);
+
+impl serde::Serialize for Exact<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap, SerializeSeq};
+        let format = self.1;
+        match self.0 {
+            Value::Null if format == Format::Toml => Err(S::Error::custom("TOML has no null")),
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Number(n) => {
+                let text = n.to_string();
+                if let Some(i) = n.as_i64() {
+                    return serializer.serialize_i64(i);
+                }
+                if let Some(u) = n.as_u64().filter(|_| format == Format::Yaml) {
+                    return serializer.serialize_u64(u);
+                }
+                let is_integer = !text.contains(['.', 'e', 'E']);
+                if is_integer {
+                    if let (Format::Yaml, Ok(i)) = (format, text.parse::<i128>()) {
+                        return serializer.serialize_i128(i);
+                    }
+                    let range = if format == Format::Toml { "64-bit" } else { "128-bit" };
+                    return Err(S::Error::custom(format!(
+                        "{} has no integers beyond {range}, like {text}",
+                        format.name()
+                    )));
+                }
+                match text.parse::<f64>() {
+                    Ok(f) if f.is_finite() && same_decimal(&f.to_string(), &text) => serializer.serialize_f64(f),
+                    _ => Err(S::Error::custom(format!(
+                        "{} cannot hold the number {text} exactly (its floats are 64-bit doubles)",
+                        format.name()
+                    ))),
+                }
+            }
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Exact(item, format))?;
+                }
+                seq.end()
+            }
+            Value::Object(fields) => {
+                let mut map = serializer.serialize_map(Some(fields.len()))?;
+                for (key, item) in fields {
+                    map.serialize_entry(key, &Exact(item, format))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// True when two decimal numerals denote the same number (`2.50` and `2.5`, `1e-7` and
+/// `0.0000001`), sign included (`-0` is not `0`).
+fn same_decimal(a: &str, b: &str) -> bool {
+    fn canonical(text: &str) -> Option<(bool, String, i64)> {
+        let (negative, text) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = format!("{whole}{fraction}");
+        let leading = digits.len() - digits.trim_start_matches('0').len();
+        let digits = digits.trim_matches('0');
+        // value = 0.DIGITS × 10^point
+        let point = exponent + whole.len() as i64 - leading as i64;
+        Some(if digits.is_empty() { (negative, String::new(), 0) } else { (negative, digits.to_owned(), point) })
+    }
+    canonical(a).is_some() && canonical(a) == canonical(b)
 }
 
 /// Two aligned columns (key, value) for an object; one row per item for a list. Keys and values
@@ -158,6 +247,33 @@ mod tests {
         assert_eq!(safe("a\x1b[2Jb\n\u{9b}", Stream::Out), "a\\u{1b}[2Jb\\u{a}\\u{9b}");
         // Not a terminal under cargo test: bidirectional controls stay as stored.
         assert_eq!(safe("invoice\u{202E}gpj.exe", Stream::Out), "invoice\u{202E}gpj.exe");
+    }
+
+    #[test]
+    fn yaml_and_toml_hold_numbers_exactly_or_refuse() {
+        let value: Value = serde_json::from_str(
+            r#"{"i": -5, "u": 18446744073709551615, "d": 1.602176634e-19, "h": 0.30000000000000004, "z": -0.0, "f": 2.50}"#,
+        )
+        .expect("json");
+        let yaml = render(&value, Format::Yaml).expect("yaml");
+        assert_eq!(
+            yaml,
+            "i: -5\nu: 18446744073709551615\nd: 1.602176634e-19\nh: 0.30000000000000004\nz: -0.0\nf: 2.5\n"
+        );
+        let toml = render(&serde_json::json!({"i": -5, "d": 0.30000000000000004}), Format::Toml).expect("toml");
+        assert_eq!(toml, "i = -5\nd = 0.30000000000000004\n");
+        for (json, format, says) in [
+            ("123456789012345678901234567890123456789012", Format::Yaml, "beyond 128-bit"),
+            ("18446744073709551615", Format::Toml, "beyond 64-bit"),
+            ("1e400", Format::Yaml, "exactly"),
+            ("0.1000000000000000000000000001", Format::Toml, "exactly"),
+            ("null", Format::Toml, "TOML has no null"),
+        ] {
+            let value: Value = serde_json::from_str(&format!("{{\"x\": {json}}}")).expect("json");
+            let err = render(&value, format).expect_err(json).message;
+            assert!(err.contains(says) && err.contains("--output json"), "{json}: {err}");
+        }
+        assert!(same_decimal("1e-7", "0.0000001") && same_decimal("100", "1e2") && !same_decimal("-0", "0"));
     }
 
     #[test]

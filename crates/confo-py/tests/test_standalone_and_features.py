@@ -133,3 +133,34 @@ def test_io_releases_the_gil(redis_server, unique):
     assert window > 0.04, "the calls must be long enough to tell (%.3f s)" % window
     middle = [t for t in ticks if started + window / 4 < t < ended - window / 4]
     assert len(middle) > 100, "the other thread ran during the calls (%d ticks in the middle half)" % len(middle)
+
+
+def test_numbers_stay_exact_through_python(configurations, unique):
+    """Big integers stay ints, 17-digit doubles stay floats, and numbers no float holds come back
+    as Decimal; setting one field never rewrites another."""
+    import decimal
+    import json
+
+    folder = configurations / unique
+    folder.mkdir()
+    original = (
+        '{"id": 123456789012345678901234567890, "low": -9223372036854775809, "h": 0.30000000000000004, '
+        '"planck": 1.602176634e-19, "zero": -0, "huge": 1e400, "long": 0.1000000000000000000000000001}'
+    )
+    (folder / "limits.json").write_text(original)
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.use_namespace(unique)
+    limits = backend.get("limits")
+    assert limits["id"] == 123456789012345678901234567890 and type(limits["id"]) is int
+    assert limits["h"] == 0.30000000000000004 and type(limits["h"]) is float
+    assert limits["huge"] == decimal.Decimal("1e400") and limits["long"] == decimal.Decimal("0.1000000000000000000000000001")
+    backend.set("limits", "other", 2**70)
+    backend.set("copy", limits, None)  # a whole configuration written back from Python
+    backend.persist()
+    for name in ("limits", "copy"):
+        text = (folder / (name + ".json")).read_text()
+        for number in ("123456789012345678901234567890", "-9223372036854775809", "0.30000000000000004",
+                       "1.602176634e-19", '"zero": -0,', "1e+400", "0.1000000000000000000000000001"):
+            assert number in text, (name, number, text)
+    assert json.loads((folder / "limits.json").read_text())["other"] == 2**70

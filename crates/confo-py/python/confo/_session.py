@@ -2,10 +2,9 @@
 
 import contextlib
 import dataclasses
-import json
 import threading
 
-from . import _native
+from . import _json, _native
 from .Exceptions import InvalidValueException, NamespaceExistsException, from_native
 
 #: backend_type numbers (confo's BE constants) → the core's kinds.
@@ -22,7 +21,7 @@ def call(function, *args, **kwargs):
 
 
 def _loads(text):
-    return None if text is None else json.loads(text)
+    return None if text is None else _json.loads(text)
 
 
 def kind_of(backend_type):
@@ -65,7 +64,7 @@ class Session:
 
     def get_all(self):
         """Every configuration of the current namespace, staged edits included."""
-        return json.loads(call(self._native.get_all_json))
+        return _json.loads(call(self._native.get_all_json))
 
     def get(self, name, field=None):
         """A configuration (dict), or one field of it; None if missing, as confo's callers expect."""
@@ -100,9 +99,9 @@ class Session:
         """Sets a field (staged until persist); ``set(config, dict, None)`` replaces the whole
         configuration, as in confo."""
         if isinstance(field, str):
-            call(self._native.set_json, config, field, json.dumps(value))
+            call(self._native.set_json, config, field, _json.dumps(value))
         elif isinstance(field, dict) and value is None:
-            call(self._native.replace_json, config, json.dumps(field))
+            call(self._native.replace_json, config, _json.dumps(field))
         else:
             raise InvalidValueException(
                 "set(config, field, value) takes a field name, or a dict and None to replace the configuration"
@@ -186,7 +185,7 @@ class _Events:
         event = call(self._watch.next_json, self._timeout)
         if event is None:
             raise StopIteration
-        return json.loads(event)
+        return _json.loads(event)
 
 
 class _CallbackWatch:
@@ -200,7 +199,7 @@ class _CallbackWatch:
     def _run(self, watch, callback):
         while not self._stop.is_set():
             event = call(watch.next_json, 0.2)
-            if event is not None and callback(json.loads(event)) is False:
+            if event is not None and callback(_json.loads(event)) is False:
                 return
 
     def stop(self):
