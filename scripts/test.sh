@@ -44,3 +44,6 @@ cargo build --quiet -p confo-testkit --bin confo-servers
 cargo run --quiet -p confo --example propagation -- 20
 cargo run --quiet -p confo-bench -- --smoke
 cargo test --workspace --all-features
+# The library in its other feature sets: defaults (files, Redis, ZooKeeper) and files alone.
+cargo test --quiet -p confo
+cargo test --quiet -p confo --no-default-features
