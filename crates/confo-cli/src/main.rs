@@ -403,7 +403,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Ns(NsCommand::Rm { namespace, force }) => {
-            confo.remove_namespace(&namespace, if force { Removal::Recursive } else { Removal::IfEmpty })?;
+            confo.remove_namespace(&namespace, if force { Removal::Recursive } else { Removal::IfEmpty }).map_err(
+                // The namespace is gone either way: no hint to create it.
+                |e| if e.is_not_found() { Failure { hint: None, ..Failure::from(e) } } else { Failure::from(e) },
+            )?;
         }
         Command::Ls { namespace } => {
             confo.use_namespace(&namespace)?;
@@ -573,6 +576,10 @@ enum Side {
 
 fn side(text: &str) -> Result<Side, Failure> {
     let path = Path::new(text);
+    let looks_like_a_file = text.contains('/') || format_of(path).is_some();
+    if !text.contains(':') && looks_like_a_file && !path.exists() {
+        return Err(Failure::new(3, format!("{text}: no such document file (nor a backend spec, which has a ':')")));
+    }
     if !text.contains(':') && path.is_file() {
         let scratch = open(&BackendSpec::Memory)?;
         return Ok(Side::Document(scratch.parse_document(read_document(path)?)?));
@@ -712,7 +719,7 @@ fn read_document(path: &Path) -> Result<Value, Failure> {
     match format_of(path) {
         Some(Format::Yaml) => serde_yaml::from_str(&text).map_err(|e| bad(e.to_string())),
         Some(Format::Toml) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
-        _ => serde_json::from_str(&text).map_err(|e| bad(e.to_string())),
+        _ => Ok(confo::json::parse(&text, &name)?),
     }
 }
 
@@ -724,20 +731,26 @@ fn split_target(target: &str) -> Result<(&str, &str), Failure> {
         .ok_or_else(|| Failure::usage(format!("expected NS/CONFIG, got {target:?}")))
 }
 
-/// `FIELD=VALUE` → (FIELD, VALUE as JSON if it parses, else as a string).
+/// `FIELD=VALUE` → (FIELD, VALUE as JSON if it parses, else as a string). JSON that parses but
+/// repeats a key, or nests too deeply, is an error rather than a string.
 fn parse_assignment(assignment: &str) -> Result<(&str, Value), Failure> {
     let (field, raw) = assignment
         .split_once('=')
         .filter(|(field, _)| !field.is_empty())
         .ok_or_else(|| Failure::usage(format!("expected FIELD=VALUE, got {assignment:?}")))?;
-    let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+    let value = match serde_json::from_str::<Value>(raw) {
+        Ok(_) => confo::json::parse(raw, &format!("the value of {field}"))?,
+        Err(e) if e.to_string().starts_with("recursion limit") => {
+            confo::json::parse(raw, &format!("the value of {field}"))?
+        }
+        Err(_) => Value::String(raw.to_owned()),
+    };
     Ok((field, value))
 }
 
 fn parse_object(text: &str, what: &str) -> Result<confo::Configuration, Failure> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Failure::usage(format!("{what} needs a JSON object, like '{{\"host\": \"db\"}}'"))),
-        Err(e) => Err(Failure::usage(format!("{what} is not valid JSON: {e}"))),
+    match confo::json::parse(text, what)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(Failure::usage(format!("{what} needs a JSON object, like '{{\"host\": \"db\"}}'"))),
     }
 }

@@ -25,6 +25,7 @@ fn kind(error: &Error) -> String {
                 Missing::Namespace => "namespace",
                 Missing::Configuration => "configuration",
                 Missing::Field => "field",
+                Missing::File => "file",
                 _ => "store",
             }
         ),

@@ -24,6 +24,8 @@ pub enum Missing {
     Field,
     /// The store itself (a file backend's `config_path`).
     Store,
+    /// A file a spec names (a `tls_ca` certificate).
+    File,
 }
 
 impl fmt::Display for Missing {
@@ -34,6 +36,7 @@ impl fmt::Display for Missing {
             Missing::Configuration => "configuration",
             Missing::Field => "field",
             Missing::Store => "store",
+            Missing::File => "file",
         })
     }
 }

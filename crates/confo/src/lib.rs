@@ -52,10 +52,18 @@
 //! | [files](backend::file) | `file:PATH` | `{"config_path": PATH}` | `PATH/<ns>/<cfg>.json` |
 //! | [memory](backend::memory) | `memory:` | `{}` | in this process |
 //! | [Redis](backend::redis) | `redis://[user[:pw]@]host[:port][/db]`, `rediss://`, `redis+sentinel://h:p,…/master` | `{"redis_host": …, "redis_port": …}` | keys `confo`, `<ns>`, `<ns>-<cfg>` (the seed's) |
-//!
 //! | [ZooKeeper](backend::zookeeper) | `zk://[user:pw@]host:port[,host:port…][/chroot]` | `{"zookeeper_host": …, "zookeeper_port": …}` | znodes `/confo/<ns>/<cfg>` (Python confo's) |
 //! | [etcd](backend::etcd) (feature `etcd`) | `etcd://[user:pw@]host:port[,host:port…]`, `etcds://` | `{"etcd_host": …, "etcd_port": …}` | keys `/confo/<ns>/<cfg>`, markers `/confo-namespaces/<ns>` |
+//!
 //! Every backend implements the small [`Backend`] trait and passes the same conformance suite.
+//!
+//! ## Numbers
+//!
+//! Every JSON number is kept exactly: integers of any size, doubles that need 17 digits, `-0`,
+//! and exponents beyond a double's range (`1e400`) are stored and read back as the same number,
+//! never rounded or turned into strings (serde_json's `arbitrary_precision`; the one change is
+//! that an exponent is written `e+400` however it was written). Setting one field never
+//! rewrites another.
 //!
 //! ## Layout of this crate
 //!
@@ -68,6 +76,7 @@
 //!   `manager::watch`: events, watchers and the hint loop behind auto-refresh.
 //! - [`blocking`]: the sync facade.
 //! - [`transfer`]: whole stores as documents: export, plan/apply (import, copy), diff.
+//! - [`json`]: strict parsing of JSON input (duplicate keys refused, depth limit named).
 //!
 //! ## Errors
 //!
@@ -81,6 +90,7 @@
 pub mod backend;
 pub mod blocking;
 pub mod error;
+pub mod json;
 pub mod manager;
 pub mod name;
 pub mod spec;

@@ -322,8 +322,20 @@ pub(crate) fn validate_batch<B: Backend + ?Sized>(backend: &B, namespace: &str, 
     backend.validate_name(NameKind::Namespace, namespace)?;
     let mut seen = std::collections::HashSet::with_capacity(changes.len());
     for change in changes {
-        match change.kind {
-            ChangeKind::Put(_) => backend.validate_new_name(NameKind::Configuration, &change.name)?,
+        match &change.kind {
+            ChangeKind::Put(value) => {
+                backend.validate_new_name(NameKind::Configuration, &change.name)?;
+                let depth = value.values().map(crate::json::depth).max().unwrap_or(0) + 1;
+                if depth > crate::json::MAX_DEPTH {
+                    return Err(Error::InvalidValue {
+                        location: format!("{} configuration {namespace}/{}", backend.describe(), change.name),
+                        message: format!(
+                            "it nests {depth} levels deep, more than the {} that can be read back",
+                            crate::json::MAX_DEPTH
+                        ),
+                    });
+                }
+            }
             ChangeKind::Delete => backend.validate_name(NameKind::Configuration, &change.name)?,
         }
         if !seen.insert(change.name.as_str()) {
@@ -334,6 +346,18 @@ pub(crate) fn validate_batch<B: Backend + ?Sized>(backend: &B, namespace: &str, 
         }
     }
     Ok(())
+}
+
+/// Reads a `tls_ca` file: a missing one is [`Error::NotFound`] (CLI exit 3), not a connection
+/// failure.
+#[cfg(any(feature = "redis", feature = "etcd"))]
+pub(crate) fn read_tls_ca(backend: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::not_found(crate::error::Missing::File, path.display().to_string(), format!("{backend} (tls_ca)"))
+        }
+        _ => Error::io(format!("{backend} tls_ca {}", path.display()), e),
+    })
 }
 
 /// Checks one precondition against what is stored. `location` names the configuration.

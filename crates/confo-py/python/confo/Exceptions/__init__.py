@@ -110,6 +110,7 @@ _BY_KIND = {
     "not_found:configuration": ConfigurationNotFoundException,
     "not_found:field": FieldNotFoundException,
     "not_found:store": FileNotFoundException,
+    "not_found:file": FileNotFoundException,
     "invalid_name": InvalidNameException,
     "invalid_value": InvalidValueException,
     "already_exists": NamespaceExistsException,

@@ -121,7 +121,7 @@ impl EtcdBackend {
         if options.tls {
             let mut tls = etcd::TlsOptions::new();
             if let Some(path) = &options.tls_ca {
-                let pem = std::fs::read(path).map_err(|e| Error::io(format!("tls_ca {}", path.display()), e))?;
+                let pem = super::read_tls_ca(&describe, path)?;
                 tls = tls.ca_certificate(etcd::Certificate::from_pem(pem));
             }
             connect = connect.with_tls(tls);

@@ -143,7 +143,8 @@ impl RedisBackend {
     pub async fn connect(options: RedisOptions) -> Result<Self> {
         super::install_crypto_provider();
         let describe = options.describe();
-        let link = Link::connect(&options).await.map_err(|e| map_error(&describe, e))?;
+        let ca = options.tls_ca.as_deref().map(|path| super::read_tls_ca(&describe, path)).transpose()?;
+        let link = Link::connect(&options, ca.as_ref()).await.map_err(|e| map_error(&describe, e))?;
         let backend = RedisBackend { inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, link }) };
         // One round trip: the root if absent, and every script loaded so that even the first
         // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
@@ -251,6 +252,14 @@ fn map_error(describe: &str, e: RedisError) -> Error {
         || e.to_string().contains("NOAUTH");
     if auth {
         return Error::Unauthorized { backend: describe.to_owned(), message: e.to_string() };
+    }
+    if e.to_string().contains("DB index is out of range") {
+        return Error::spec(
+            Some("db"),
+            format!(
+                "{describe} has no such database (the server's `databases` setting bounds the index, 16 by default)"
+            ),
+        );
     }
     Error::Unavailable { backend: describe.to_owned(), message: e.to_string() }
 }
@@ -526,12 +535,8 @@ fn redis_settings(options: &RedisOptions) -> redis::RedisConnectionInfo {
     settings
 }
 
-fn tls_certificates(options: &RedisOptions) -> redis::RedisResult<Option<redis::TlsCertificates>> {
-    let Some(path) = &options.tls_ca else { return Ok(None) };
-    let pem = std::fs::read(path).map_err(|e| {
-        RedisError::from((ErrorKind::InvalidClientConfig, "cannot read tls_ca", format!("{}: {e}", path.display())))
-    })?;
-    Ok(Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }))
+fn tls_certificates(ca: Option<&Vec<u8>>) -> Option<redis::TlsCertificates> {
+    ca.map(|pem| redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) })
 }
 
 fn addr(options: &RedisOptions, host: &str, port: u16) -> ConnectionAddr {
@@ -543,12 +548,14 @@ fn addr(options: &RedisOptions, host: &str, port: u16) -> ConnectionAddr {
 }
 
 impl Link {
-    async fn connect(options: &RedisOptions) -> redis::RedisResult<Link> {
+    /// Connects; `ca` is the content of `tls_ca`, read beforehand (a missing file is not a
+    /// connection error).
+    async fn connect(options: &RedisOptions, ca: Option<&Vec<u8>>) -> redis::RedisResult<Link> {
         match &options.endpoint {
             RedisEndpoint::Server { host, port } => {
                 let info =
                     addr(options, host, *port).into_connection_info()?.set_redis_settings(redis_settings(options));
-                let client = match tls_certificates(options)? {
+                let client = match tls_certificates(ca) {
                     Some(certs) => redis::Client::build_with_tls(info, certs)?,
                     None => redis::Client::open(info)?,
                 };
@@ -572,7 +579,7 @@ impl Link {
                 }
                 if options.tls {
                     builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-                    if let Some(certs) = tls_certificates(options)? {
+                    if let Some(certs) = tls_certificates(ca) {
                         builder = builder.set_client_to_redis_certificates(certs);
                     }
                 }

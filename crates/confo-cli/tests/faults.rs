@@ -1,0 +1,145 @@
+//! Issue-12 behaviour of the real binary: exact numbers, closed output pipes, and the small
+//! cases where a message or exit code used to mislead.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::process::Stdio;
+
+use common::{check, Env};
+
+/// Setting one field leaves every other number exactly as it was written.
+#[test]
+fn numbers_are_never_rewritten() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "n"]);
+    fs::write(
+        env.root().join("n/limits.json"),
+        r#"{"id": 123456789012345678901234567890, "low": -9223372036854775809, "q": 1.602176634e-19,
+            "h": 0.30000000000000004, "z": -0, "big": 1e+400, "long": 0.1000000000000000000000000001}"#,
+    )
+    .expect("write");
+    env.ok(&["set", "n/limits", "other=1", "huge=1e400", "wide=18446744073709551616"]);
+    let text = fs::read_to_string(env.root().join("n/limits.json")).expect("read");
+    for number in [
+        "123456789012345678901234567890",
+        "-9223372036854775809",
+        "1.602176634e-19",
+        "0.30000000000000004",
+        "\"z\": -0,",
+        "\"big\": 1e+400",
+        "0.1000000000000000000000000001",
+        "\"huge\": 1e+400",
+        "\"wide\": 18446744073709551616",
+    ] {
+        assert!(text.contains(number), "{number} in {text}");
+    }
+    assert_eq!(env.ok(&["get", "n/limits", "id"]), "123456789012345678901234567890\n");
+    // YAML holds what it can exactly and says what it cannot; TOML likewise.
+    let out = env.run(&["get", "n/limits", "--output", "yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YAML cannot hold the number 1e+400 exactly"));
+    env.ok(&["set", "n/small", "q=1.602176634e-19", "h=0.30000000000000004", "i=-9223372036854775808"]);
+    assert_eq!(
+        env.ok(&["get", "n/small", "--output", "yaml"]),
+        "q: 1.602176634e-19\nh: 0.30000000000000004\ni: -9223372036854775808\n"
+    );
+    env.ok(&["set", "n/small", "n=null"]);
+    let out = env.run(&["get", "n/small", "n", "--output", "toml"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOML has no null"), "{out:?}");
+}
+
+/// stdout closed before the command writes: no panic, and a command that changes the store
+/// finishes by the store's result.
+#[test]
+fn a_closed_stdout_never_stops_a_command() {
+    let env = Env::new();
+    let mut document = serde_json::Map::new();
+    let configurations: serde_json::Map<String, serde_json::Value> =
+        (0..3000).map(|i| (format!("configuration_with_a_long_name_{i:05}"), serde_json::json!({"i": i}))).collect();
+    document.insert("big".into(), configurations.into());
+    let doc = env.path("big.json");
+    fs::write(&doc, serde_json::to_string(&document).expect("json")).expect("write");
+
+    let closed = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // closed before confo writes a byte
+        let out = env.command(args).stdout(writer).stderr(Stdio::piped()).output().expect("run");
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!said.contains("panicked"), "{args:?}: {said}");
+        (out.status.code(), said)
+    };
+    let (code, said) = closed(&["import", doc.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(fs::read_dir(env.root().join("big")).expect("imported").count(), 3000, "the import finished");
+    for args in [&["ls", "big"][..], &["export"], &["get", "big/configuration_with_a_long_name_00001"], &["ns", "ls"]] {
+        assert_eq!(closed(args).0, Some(0), "{args:?}");
+    }
+    // A closed stderr: messages and errors are dropped, exit codes stay.
+    for (args, code) in [(&["ns", "create", "big"][..], 0), (&["get", "big/nope"], 3), (&["import", "big.json"], 0)] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = env.command(args).stderr(writer).output().expect("run");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
+    // `confo ls big | head -1`: the reader goes away after one line.
+    let mut child = env.command(&["ls", "big"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut first = [0u8; 40];
+    child.stdout.take().expect("stdout").read_exact(&mut first).expect("a line");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn small_cases_say_what_happened() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "sales"]);
+    // Duplicate keys, in every way JSON comes in.
+    let dup = r#"{"port": 1, "port": 2}"#;
+    fs::write(env.path("dup.json"), dup).expect("write");
+    fs::write(env.path("dup-doc.json"), r#"{"sales": {"db": {"a": 1}, "db": {"a": 2}}}"#).expect("write");
+    for args in [
+        vec!["set", "sales/db", "--json", dup],
+        vec!["set", "sales/db", "--file", "dup.json"],
+        vec!["set", "sales/db", &format!("nested={dup}")],
+        vec!["import", "dup-doc.json"],
+    ] {
+        let out = env.run(&args);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("duplicate key"), "{args:?}: {said}");
+    }
+    let out = env.run_with_stdin(&["set", "sales/db", "-"], dup);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!env.root().join("sales/db.json").exists(), "nothing written");
+
+    // Depth: 126 levels inside a field is the most; deeper is refused, naming the limit.
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    env.ok(&["set", "sales/deep", &format!("x={}", nested(126))]);
+    env.ok(&["get", "sales/deep"]);
+    for n in [127, 600] {
+        let out = env.run(&["set", "sales/deep", &format!("x={}", nested(n))]);
+        assert_eq!(out.status.code(), Some(2), "{n}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("127"), "{n}: {out:?}");
+    }
+    env.ok(&["get", "sales/deep"]); // still readable
+
+    // A missing document file for diff is a missing file, not an unknown profile.
+    let out = env.run(&["diff", "missing.json", "file:./Configurations"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json: no such document file"));
+    // ns rm of a missing namespace: no hint to create it.
+    let out = env.run(&["ns", "rm", "ghost"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("create it"), "{out:?}");
+    // A missing tls_ca file is a missing file (3), a bad database index a bad spec (2).
+    let out = env.run(&["-b", "rediss://127.0.0.1:1?tls_ca=/no/such/ca.pem", "ns", "ls"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/ca.pem"));
+    let redis = confo_testkit::RedisServer::start().expect("redis-server");
+    let out = env.run(&["-b", &format!("{}/99", redis.url()), "ns", "ls"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"db\""));
+    check(env.run(&["-b", &format!("{}/3", redis.url()), "ns", "ls"]), &["db 3"], 0);
+}
