@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::error::Missing;
-use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error};
+use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error, Precondition};
 use confo_testkit::RedisServer;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -122,6 +122,56 @@ async fn corrupt_data_is_an_error_naming_the_key() {
     let _: () = r.set("confo", "not json").await.expect("SET");
     let err = backend.list_namespaces().await.expect_err("corrupt root");
     assert!(err.to_string().contains("\"confo\""), "{err}");
+}
+
+/// Keys of another type where the seed's layout keeps strings belong to another program: they
+/// are "foreign data" naming the key (never "unavailable"), and confo neither adopts nor
+/// overwrites them; an unlisted string under a configuration's key is not a "conflict".
+#[tokio::test]
+async fn keys_of_other_programs_are_foreign_data() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let backend = connect(&server.url()).await;
+    let foreign = |err: Error, key: &str| {
+        let text = err.to_string();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        assert!(text.contains("foreign data") && text.contains(&format!("{key:?}")), "{text}");
+    };
+    // A namespace key that is a hash: `ns create` is refused, nothing is listed.
+    let _: () = r.hset("sessions", "user1", "x").await.expect("HSET");
+    foreign(backend.create_namespace("sessions").await.expect_err("refused"), "sessions");
+    assert!(!backend.list_namespaces().await.expect("list").contains(&"sessions".to_owned()));
+    // A string that is not an index document is refused too.
+    let _: () = r.set("greeting", "hello").await.expect("SET");
+    let err = backend.create_namespace("greeting").await.expect_err("refused");
+    assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("\"greeting\""), "{err}");
+    assert_eq!(get(&mut r, "greeting").await.as_deref(), Some("hello"), "untouched");
+
+    // A listed configuration whose key is a list: read names it; a put is refused and the list
+    // stays; a delete unlists it and leaves the list.
+    backend.create_namespace("app").await.expect("create");
+    backend.put_configuration("app", "db", obj(json!({"a": 1}))).await.expect("put");
+    let _: () = r.del("app-db").await.expect("DEL");
+    let _: () = r.rpush("app-db", "item").await.expect("RPUSH");
+    foreign(backend.load_namespace("app").await.expect_err("foreign"), "app-db");
+    let report = backend.write("app", &[Change::put("db", obj(json!({"a": 2})))]).await;
+    foreign(report.error.expect("refused"), "app-db");
+    let len: usize = r.llen("app-db").await.expect("LLEN");
+    assert_eq!(len, 1, "the list is intact");
+    backend.write("app", &[Change::delete("db")]).await.error.map_or(Ok(()), Err).expect("unlisted");
+    assert_eq!(get(&mut r, "app").await.as_deref(), Some(r#"{"configurations":[]}"#));
+    let len: usize = r.llen("app-db").await.expect("LLEN");
+    assert_eq!(len, 1, "another program's list is never deleted");
+
+    // An unlisted string under a configuration's key: a create is foreign data, not a conflict.
+    let _: () = r.set("app-cache", "PONG").await.expect("SET");
+    let report = backend
+        .write("app", &[Change { precondition: Precondition::Absent, ..Change::put("cache", obj(json!({}))) }])
+        .await;
+    let err = report.error.expect("refused");
+    assert!(!err.is_conflict(), "{err:?}");
+    foreign(err, "app-cache");
+    assert_eq!(get(&mut r, "app-cache").await.as_deref(), Some("PONG"));
 }
 
 #[tokio::test]

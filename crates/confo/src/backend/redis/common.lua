@@ -6,16 +6,27 @@ local function fail(kind, detail)
   return redis.error_reply(kind .. ' ' .. detail)
 end
 
--- The list stored under key's field, nil if the key is missing, or nil, true if corrupt.
+-- An error reply if key holds another type than the string confo's layout keeps there (a hash,
+-- a list, ...: another program's data, which confo neither reads nor overwrites), else nil.
+local function foreign(key)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= 'string' then return fail('FOREIGN', t .. ' ' .. key) end
+  return nil
+end
+
+-- The list stored under key's field (nil if the key is missing), and an error reply if the key
+-- is foreign or not an index document.
 local function read_index(key, field)
+  local err = foreign(key)
+  if err then return nil, err end
   local raw = redis.call('GET', key)
-  if not raw then return nil, false end
+  if not raw then return nil, nil end
   local ok, doc = pcall(cjson.decode, raw)
-  if not ok or type(doc) ~= 'table' or type(doc[field]) ~= 'table' then return nil, true end
+  if not ok or type(doc) ~= 'table' or type(doc[field]) ~= 'table' then return nil, fail('CORRUPT', key) end
   for _, name in ipairs(doc[field]) do
-    if type(name) ~= 'string' then return nil, true end
+    if type(name) ~= 'string' then return nil, fail('CORRUPT', key) end
   end
-  return doc[field], false
+  return doc[field], nil
 end
 
 -- Encoded by hand: cjson would write an empty list as {}.
@@ -40,8 +51,8 @@ end
 
 -- The namespace list, or an error reply if the root is corrupt or ns is not listed.
 local function require_namespace(root_key, ns)
-  local list, corrupt = read_index(root_key, 'namespaces')
-  if corrupt then return nil, fail('CORRUPT', root_key) end
+  local list, err = read_index(root_key, 'namespaces')
+  if err then return nil, err end
   if not list or not contains(list, ns) then return nil, fail('NOTFOUND', ns) end
   return list, nil
 end

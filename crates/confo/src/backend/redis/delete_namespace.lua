@@ -2,8 +2,8 @@
 -- key and the root's entry.
 local list, err = require_namespace(KEYS[1], ARGV[1])
 if err then return err end
-local configs, corrupt = read_index(KEYS[2], 'configurations')
-if corrupt then return fail('CORRUPT', KEYS[2]) end
+local configs, index_err = read_index(KEYS[2], 'configurations')
+if index_err then return index_err end
 for _, cfg in ipairs(configs or {}) do
   redis.call('DEL', ARGV[1] .. '-' .. cfg)
 end

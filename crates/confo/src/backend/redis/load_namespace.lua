@@ -3,8 +3,8 @@
 -- missing reads as empty.
 local _, err = require_namespace(KEYS[1], ARGV[1])
 if err then return err end
-local configs, corrupt = read_index(KEYS[2], 'configurations')
-if corrupt then return fail('CORRUPT', KEYS[2]) end
+local configs, index_err = read_index(KEYS[2], 'configurations')
+if index_err then return index_err end
 local reply = {}
 if not configs or #configs == 0 then return reply end
 local keys = {}
@@ -15,7 +15,13 @@ for first = 1, #keys, 1000 do
   local values = redis.call('MGET', unpack(keys, first, last))
   for i = first, last do
     reply[#reply + 1] = configs[i]
-    reply[#reply + 1] = values[i - first + 1]
+    local value = values[i - first + 1]
+    if not value then
+      -- MGET answers nil for a missing key and for one of another type: say which.
+      local t = redis.call('TYPE', keys[i]).ok
+      if t ~= 'none' then value = '\0foreign ' .. t end
+    end
+    reply[#reply + 1] = value
   end
 end
 return reply

@@ -215,6 +215,16 @@ impl RedisBackend {
                     problem: "not an index document of confo's layout".into(),
                 }],
             },
+            Some("FOREIGN") => {
+                let (kind, key) = detail.split_once(' ').unwrap_or(("value", detail.as_str()));
+                let problem = match kind {
+                    "unlisted" => "foreign data: the key holds a value that confo's index does not list (written by \
+                                   another program); confo does not overwrite it"
+                        .to_owned(),
+                    kind => foreign_problem(kind),
+                };
+                Error::Corrupt { corruptions: vec![Corruption { location: self.key_location(key), problem }] }
+            }
             _ => self.failed(e),
         }
     }
@@ -274,6 +284,10 @@ fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, std::resu
         .map(|(name, value)| {
             let outcome = match value {
                 None => Err("listed in its namespace's index but the key does not exist".to_owned()),
+                Some(bytes) if bytes.starts_with(b"\0foreign ") => {
+                    let kind = String::from_utf8_lossy(&bytes[b"\0foreign ".len()..]).into_owned();
+                    Err(foreign_problem(&kind))
+                }
                 Some(bytes) => match parse_config(&bytes) {
                     Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
                     Err((position, problem)) => {
@@ -285,6 +299,11 @@ fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, std::resu
             (name, outcome)
         })
         .collect()
+}
+
+/// What is wrong with a key of another type where confo keeps a string.
+fn foreign_problem(kind: &str) -> String {
+    format!("foreign data: a Redis {kind} where confo's layout keeps a JSON string (another program's key; confo leaves it alone)")
 }
 
 fn sha1_version(bytes: &[u8]) -> Version {

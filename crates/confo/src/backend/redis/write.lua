@@ -6,23 +6,30 @@
 local ns = ARGV[1]
 local _, err = require_namespace(KEYS[1], ns)
 if err then return err end
-local configs, corrupt = read_index(KEYS[2], 'configurations')
-if corrupt then return fail('CORRUPT', KEYS[2]) end
+local configs, index_err = read_index(KEYS[2], 'configurations')
+if index_err then return index_err end
 configs = configs or {}
+local listed = {}
+for _, cfg in ipairs(configs) do listed[cfg] = true end
 local n = (#ARGV - 1) / 5
 for i = 0, n - 1 do
   local b = 2 + i * 5
   local pre = ARGV[b + 2]
+  local key = ns .. '-' .. ARGV[b + 1]
+  if ARGV[b] == 'P' then
+    local foreign_err = foreign(key)
+    if foreign_err then return foreign_err end
+  end
   if pre ~= 'A' then
-    local current = redis.call('GET', ns .. '-' .. ARGV[b + 1])
+    local current = redis.call('GET', key)
+    -- A value under the key but not in the index was not written by confo: not a conflict.
+    if current and not listed[ARGV[b + 1]] and ARGV[b] == 'P' then return fail('FOREIGN', 'unlisted ' .. key) end
     if pre == 'N' and current then return fail('CONFLICT', ARGV[b + 1]) end
     if pre == 'V' and (not current or redis.sha1hex(current) ~= ARGV[b + 3]) then
       return fail('CONFLICT', ARGV[b + 1])
     end
   end
 end
-local listed = {}
-for _, cfg in ipairs(configs) do listed[cfg] = true end
 local removed = {}
 for i = 0, n - 1 do
   local b = 2 + i * 5
@@ -35,7 +42,8 @@ for i = 0, n - 1 do
     end
     event(ns, cfg, 'put')
   else
-    redis.call('DEL', ns .. '-' .. cfg)
+    -- Removing an entry whose key holds another program's data unlists it and leaves the data.
+    if not foreign(ns .. '-' .. cfg) then redis.call('DEL', ns .. '-' .. cfg) end
     removed[cfg] = true
     listed[cfg] = nil
     event(ns, cfg, 'delete')
