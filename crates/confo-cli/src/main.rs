@@ -306,7 +306,13 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        let code = match &error {
+        // A partial failure exits as its cause would (5 for a server that went away, 4 for a
+        // conflict), and says what to do with the part left.
+        let cause = match &error {
+            Error::PersistIncomplete { source, .. } => source.as_ref(),
+            other => other,
+        };
+        let code = match cause {
             Error::NotFound { .. } => 3,
             Error::InvalidName { .. } | Error::InvalidSpec { .. } | Error::InvalidValue { .. } => 2,
             e if e.is_conflict() => 4,
@@ -318,6 +324,13 @@ impl From<Error> for Failure {
                 Some(format!("create it with: confo ns create {name}"))
             }
             Error::NotEmpty { .. } => Some("add --force to remove it with its configurations".to_owned()),
+            Error::PersistIncomplete { written, unwritten, unknown, .. } => Some(format!(
+                "{} written, {} not written, {} in doubt; once the store is back, running the same command \
+                 again finishes the work (what is already there is left alone)",
+                written.len(),
+                unwritten.len(),
+                unknown.len()
+            )),
             e if e.is_conflict() => Some("someone changed it meanwhile: look at it again and retry".to_owned()),
             _ => None,
         };

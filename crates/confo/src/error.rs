@@ -200,13 +200,23 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A persist failed part-way. What was written is stored; what was not stays staged.
-    #[error("persist incomplete: written [{}], not written [{}]: {source}", written.join(", "), unwritten.join(", "))]
+    /// A persist (or import, or copy) failed part-way. What was written is stored; what was not
+    /// stays staged. When the connection broke mid-write and the store could not be read back,
+    /// the changes whose outcome is unknown are listed apart.
+    #[error(
+        "persist incomplete: written [{}], not written [{}]{}: {source}",
+        written.join(", "),
+        unwritten.join(", "),
+        if unknown.is_empty() { String::new() } else { format!(", outcome unknown (the connection broke after sending; read them back) [{}]", unknown.join(", ")) }
+    )]
     PersistIncomplete {
         /// Configurations (`namespace/configuration`) that were written or deleted.
         written: Vec<ConfigRef>,
         /// Configurations that were not, and are still staged.
         unwritten: Vec<ConfigRef>,
+        /// Configurations that may or may not have been written: the store could not be read
+        /// back after the connection broke. They stay staged.
+        unknown: Vec<ConfigRef>,
         /// Why it stopped.
         #[source]
         source: Box<Error>,
@@ -238,6 +248,38 @@ impl Error {
             Error::PersistIncomplete { source, .. } => source.is_conflict(),
             _ => false,
         }
+    }
+
+    /// The error for a sequence of batches (one per namespace) that stopped at a failed one:
+    /// `written` so far, the failed batch's report, and the batches after it, which were not
+    /// sent. Without anything written or in doubt, the batch's own error.
+    pub(crate) fn incomplete<'a>(
+        mut written: Vec<ConfigRef>,
+        namespace: &str,
+        batch: impl IntoIterator<Item = &'a str>,
+        report: crate::backend::WriteReport,
+        later: impl IntoIterator<Item = ConfigRef>,
+    ) -> Error {
+        let applied: std::collections::HashSet<&str> = report.applied.iter().map(|a| a.name.as_str()).collect();
+        let in_doubt: std::collections::HashSet<&str> = report.in_doubt.iter().map(String::as_str).collect();
+        let mut unwritten = Vec::new();
+        for name in batch {
+            if applied.contains(name) {
+                written.push(format!("{namespace}/{name}"));
+            } else if !in_doubt.contains(name) {
+                unwritten.push(format!("{namespace}/{name}"));
+            }
+        }
+        unwritten.extend(later);
+        let unknown: Vec<ConfigRef> = report.in_doubt.iter().map(|name| format!("{namespace}/{name}")).collect();
+        let source = report.error.unwrap_or_else(|| Error::Unavailable {
+            backend: namespace.to_owned(),
+            message: "the write stopped without a reason".into(),
+        });
+        if written.is_empty() && unknown.is_empty() {
+            return source;
+        }
+        Error::PersistIncomplete { written, unwritten, unknown, source: Box::new(source) }
     }
 
     pub(crate) fn not_found(what: Missing, name: impl Into<String>, location: impl Into<String>) -> Self {

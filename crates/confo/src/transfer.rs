@@ -159,19 +159,22 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
     Ok(plan)
 }
 
-/// Carries out a plan made from `document`: namespaces first, then one batch per namespace.
-/// `progress` is told (steps done, steps in all) after each batch.
+/// Carries out a plan made from `document`: every batch is checked first (names, sizes, depth:
+/// one bad change refuses the whole plan, and no namespace is created), then namespaces are
+/// created, then one batch per namespace is written. `progress` is told (steps done, steps in
+/// all) after each batch.
+///
+/// A failure part-way is [`Error::PersistIncomplete`] listing exactly which configurations were
+/// written, which were not, and which are in doubt (the connection broke and the store could
+/// not be read back); see [`crate::BackendExt::write_settled`].
 pub async fn apply(
     backend: &dyn Backend,
     plan: &Plan,
     document: &Document,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<()> {
-    for namespace in &plan.new_namespaces {
-        backend.create_namespace(namespace).await?;
-    }
-    let total = plan.steps.len();
-    let mut done = 0;
+    use crate::backend::BackendExt;
+    let mut batches: Vec<(&str, Vec<Change>)> = Vec::new();
     let mut start = 0;
     while start < plan.steps.len() {
         let namespace = &plan.steps[start].namespace;
@@ -192,10 +195,28 @@ pub async fn apply(
                 Ok(change.when(step.precondition.clone()))
             })
             .collect::<Result<_>>()?;
-        backend.write(namespace, &changes).await.into_result()?;
-        done += end - start;
-        progress(done, total);
+        backend.check_batch(namespace, &changes)?;
+        batches.push((namespace, changes));
         start = end;
+    }
+    for namespace in &plan.new_namespaces {
+        backend.validate_new_name(crate::name::NameKind::Namespace, namespace)?;
+    }
+    for namespace in &plan.new_namespaces {
+        backend.create_namespace(namespace).await?;
+    }
+    let total = plan.steps.len();
+    let mut written = Vec::new();
+    for (index, (namespace, changes)) in batches.iter().enumerate() {
+        let report = backend.write_settled(namespace, changes).await;
+        if report.error.is_some() {
+            let later = batches[index + 1..]
+                .iter()
+                .flat_map(|(ns, batch)| batch.iter().map(move |c| format!("{ns}/{}", c.name)));
+            return Err(Error::incomplete(written, namespace, changes.iter().map(|c| c.name.as_str()), report, later));
+        }
+        written.extend(report.applied.iter().map(|a| format!("{namespace}/{}", a.name)));
+        progress(written.len(), total);
     }
     Ok(())
 }

@@ -38,7 +38,8 @@
 //!   not its target. A link whose target is missing is refused when written. With
 //!   [`FileLinks::Inside`] (`file:PATH?links=inside`), a namespace folder or configuration that
 //!   leads outside `config_path` is refused ([`Error::Insecure`]) for reads and writes alike.
-//! - Limits: the file system's. A lock held by another process for longer than
+//! - Limits: the file system's; a configuration name is at most 250 bytes (its file name,
+//!   with `.json`, at most 255). A lock held by another process for longer than
 //!   [`FileOptions::lock_timeout`] is [`Error::Unavailable`].
 
 use std::fs::{self, File};
@@ -255,7 +256,8 @@ impl Inner {
             return Err(self.missing_namespace(namespace));
         }
         self.remove_stale_trash();
-        let trash = self.root.join(format!("{TRASH_PREFIX}{namespace}-{}-{}", std::process::id(), next_tmp()));
+        // Not named after the namespace: a 255-byte name plus a prefix would be too long.
+        let trash = self.root.join(format!("{TRASH_PREFIX}{}-{}", std::process::id(), next_tmp()));
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.missing_namespace(namespace)),
@@ -583,6 +585,25 @@ fn hint_for(root: &Path, path: &Path) -> Option<Hint> {
 impl Backend for FileBackend {
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        // A configuration is a file `<name>.json`, and file names hold at most 255 bytes.
+        let limit = name::MAX_NAME_BYTES - EXT.len();
+        if kind == NameKind::Configuration && name.len() > limit {
+            return Err(Error::InvalidName {
+                name: name.to_owned(),
+                kind,
+                rule: name::NameRule::Backend {
+                    backend: "file",
+                    rule: format!(
+                        "is {} bytes long; a configuration's file name <name>.json allows {limit}",
+                        name.len()
+                    ),
+                },
+            });
+        }
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.describe()))]

@@ -133,7 +133,7 @@ impl Backend for MemoryBackend {
         if !applied.is_empty() {
             state.notify(namespace);
         }
-        WriteReport { applied, error: None }
+        WriteReport { applied, ..Default::default() }
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -171,12 +171,16 @@ pub struct WriteReport {
     pub applied: Vec<Applied>,
     /// Why the rest were not, if they were not.
     pub error: Option<Error>,
+    /// Changes (by configuration name) whose outcome is unknown: the connection failed after
+    /// they were sent, and the store could not be read back to tell (see
+    /// [`BackendExt::write_settled`]). The others that are not applied were not written.
+    pub in_doubt: Vec<String>,
 }
 
 impl WriteReport {
     /// A report of a batch that failed before anything was written.
     pub fn failed(error: Error) -> Self {
-        WriteReport { applied: Vec::new(), error: Some(error) }
+        WriteReport { applied: Vec::new(), error: Some(error), in_doubt: Vec::new() }
     }
 
     /// The applied changes, or the error if there is one.
@@ -248,6 +252,13 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         Ok(())
     }
 
+    /// The largest configuration this backend stores, in bytes of compact JSON, if it has a
+    /// limit. Checked for a whole batch before anything is written
+    /// ([`BackendExt::check_batch`]).
+    fn max_value_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// The names of all namespaces, sorted.
     async fn list_namespaces(&self) -> Result<Vec<String>>;
 
@@ -291,6 +302,79 @@ pub trait BackendExt: Backend {
     fn validate_new_name(&self, kind: NameKind, name: &str) -> Result<()> {
         crate::name::validate_new(kind, name)?;
         self.check_name(kind, name)
+    }
+
+    /// Checks a batch as a backend's `write` would before writing anything (names, the rules
+    /// for new names, depth, the value size limit), so that callers writing several batches
+    /// (an import, a persist of several namespaces) can refuse all of them before the first.
+    fn check_batch(&self, namespace: &str, changes: &[Change]) -> Result<()> {
+        validate_batch(self, namespace, changes)?;
+        let Some(limit) = self.max_value_bytes() else { return Ok(()) };
+        for change in changes {
+            if let ChangeKind::Put(value) = &change.kind {
+                let size = json_size(value);
+                if size > limit {
+                    return Err(Error::TooLarge {
+                        location: format!("{} configuration {namespace}/{}", self.describe(), change.name),
+                        size,
+                        limit,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a batch like [`Backend::write`]; when it fails in a way that leaves the outcome of
+    /// sent changes unknown (the connection broke: [`Error::Unavailable`] or [`Error::Io`]), the
+    /// namespace is read back (a few tries over about two seconds, while the store comes back)
+    /// and each change not reported applied is settled by what the store holds: a put whose
+    /// value is stored, or a delete whose configuration is gone, landed. If every change
+    /// landed, the report has no error (a warning is logged). If the store cannot be read, the
+    /// unsettled changes are listed in [`WriteReport::in_doubt`].
+    async fn write_settled(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        let mut report = self.write(namespace, changes).await;
+        if !matches!(report.error, Some(Error::Unavailable { .. } | Error::Io { .. })) {
+            return report;
+        }
+        let done: std::collections::HashSet<String> = report.applied.iter().map(|a| a.name.clone()).collect();
+        let pending: Vec<&Change> = changes.iter().filter(|c| !done.contains(&c.name)).collect();
+        if pending.is_empty() {
+            return report;
+        }
+        for attempt in 1..=READ_BACK_ATTEMPTS {
+            match self.load_namespace(namespace).await {
+                Ok(data) => {
+                    for change in pending {
+                        let landed = match (&change.kind, data.get(&change.name)) {
+                            (ChangeKind::Put(value), Some(stored)) if *stored.value == **value => {
+                                Some(Some(stored.version.clone()))
+                            }
+                            (ChangeKind::Delete, None) => Some(None),
+                            _ => None,
+                        };
+                        if let Some(version) = landed {
+                            report.applied.push(Applied { name: change.name.clone(), version });
+                        }
+                    }
+                    if report.applied.len() == changes.len() {
+                        if let Some(error) = report.error.take() {
+                            tracing::warn!(
+                                backend = %self.describe(), namespace, %error,
+                                "the write's answer was lost, but reading back shows every change landed"
+                            );
+                        }
+                    }
+                    return report;
+                }
+                Err(Error::Unavailable { .. } | Error::Io { .. }) if attempt < READ_BACK_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                }
+                Err(_) => break,
+            }
+        }
+        report.in_doubt = pending.into_iter().map(|c| c.name.clone()).collect();
+        report
     }
 
     /// Reads one configuration; `None` if it does not exist.
@@ -358,6 +442,27 @@ pub(crate) fn read_tls_ca(backend: &str, path: &std::path::Path) -> Result<Vec<u
         }
         _ => Error::io(format!("{backend} tls_ca {}", path.display()), e),
     })
+}
+
+/// How often [`BackendExt::write_settled`] tries to read a namespace back.
+const READ_BACK_ATTEMPTS: usize = 5;
+
+/// The length of a configuration as compact JSON, without building the text.
+pub(crate) fn json_size(value: &Configuration) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a JSON map to an infallible sink cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Checks one precondition against what is stored. `location` names the configuration.

@@ -715,23 +715,29 @@ impl Confo {
             batches
         };
 
+        // Every batch is checked before the first is written: one bad name or oversize value
+        // refuses the whole persist, not the namespaces after the good ones.
+        let batches: Vec<(String, Vec<(Change, Staged)>, Vec<Change>)> = batches
+            .into_iter()
+            .map(|(ns, changes)| {
+                let batch: Vec<Change> = changes.iter().map(|(c, _)| c.clone()).collect();
+                (ns, changes, batch)
+            })
+            .collect();
+        for (ns, _, batch) in &batches {
+            backend.check_batch(ns, batch)?;
+        }
         let mut written: Vec<ConfigRef> = Vec::new();
-        for (index, (ns, changes)) in batches.iter().enumerate() {
-            let batch: Vec<Change> = changes.iter().map(|(c, _)| c.clone()).collect();
-            let report = backend.write(ns, &batch).await;
+        for (index, (ns, changes, batch)) in batches.iter().enumerate() {
+            let report = backend.write_settled(ns, batch).await;
             self.settle(&name, ns, changes, &report.applied);
-            written.extend(report.applied.iter().map(|a| format!("{ns}/{}", a.name)));
-            if let Some(error) = report.error {
-                if written.is_empty() {
-                    return Err(error);
-                }
-                let unwritten = batches[index..]
+            if report.error.is_some() {
+                let later = batches[index + 1..]
                     .iter()
-                    .flat_map(|(ns, changes)| changes.iter().map(move |(c, _)| format!("{ns}/{}", c.name)))
-                    .filter(|r| !written.contains(r))
-                    .collect();
-                return Err(Error::PersistIncomplete { written, unwritten, source: Box::new(error) });
+                    .flat_map(|(ns, _, batch)| batch.iter().map(move |c| format!("{ns}/{}", c.name)));
+                return Err(Error::incomplete(written, ns, batch.iter().map(|c| c.name.as_str()), report, later));
             }
+            written.extend(report.applied.iter().map(|a| format!("{ns}/{}", a.name)));
         }
         tracing::debug!(backend = %name, written = written.len(), "persisted");
         Ok(written)

@@ -202,11 +202,16 @@ async fn backends_are_independent() {
 }
 
 /// A backend that applies only the first `limit` changes of a batch, then fails: the shape of
-/// a file backend that loses its disk part-way.
-#[derive(Debug)]
+/// a file backend that loses its disk part-way. With `lose_answer`, it reports nothing applied
+/// (a connection that broke after the server did the work); with `dies`, reads fail after the
+/// failure too (a server that went away).
+#[derive(Debug, Default)]
 struct FailingAfter {
     inner: MemoryBackend,
     limit: usize,
+    lose_answer: bool,
+    dies: bool,
+    dead: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -224,13 +229,20 @@ impl Backend for FailingAfter {
         self.inner.delete_namespace(ns).await
     }
     async fn load_namespace(&self, ns: &str) -> Result<NamespaceData> {
+        if self.dead.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Unavailable { backend: "failing".into(), message: "connection refused".into() });
+        }
         self.inner.load_namespace(ns).await
     }
     async fn write(&self, ns: &str, changes: &[Change]) -> WriteReport {
         let take = changes.len().min(self.limit);
         let mut report = self.inner.write(ns, &changes[..take]).await;
-        if take < changes.len() {
+        if take < changes.len() || self.lose_answer {
             report.error = Some(Error::Unavailable { backend: "failing".into(), message: "disk gone".into() });
+            if self.lose_answer {
+                report.applied.clear();
+            }
+            self.dead.store(self.dies, std::sync::atomic::Ordering::Relaxed);
         }
         report
     }
@@ -238,7 +250,7 @@ impl Backend for FailingAfter {
 
 #[tokio::test]
 async fn partial_persist_names_what_was_and_was_not_written_and_keeps_the_rest_staged() {
-    let backend = Arc::new(FailingAfter { inner: MemoryBackend::new(), limit: 2 });
+    let backend = Arc::new(FailingAfter { limit: 2, ..Default::default() });
     let confo = manager_with(backend.clone()).await;
     confo.create_namespace("ns").await.unwrap();
     confo.use_namespace("ns").await.unwrap();
@@ -246,9 +258,10 @@ async fn partial_persist_names_what_was_and_was_not_written_and_keeps_the_rest_s
         confo.set(c, "v", c).unwrap();
     }
     let err = confo.persist().await.unwrap_err();
-    let Error::PersistIncomplete { written, unwritten, source } = err else { panic!("{err:?}") };
+    let Error::PersistIncomplete { written, unwritten, unknown, source } = err else { panic!("{err:?}") };
     assert_eq!(written, ["ns/a", "ns/b"]);
     assert_eq!(unwritten, ["ns/c", "ns/d"]);
+    assert!(unknown.is_empty());
     assert!(matches!(*source, Error::Unavailable { .. }));
     assert_eq!(confo.staged().unwrap(), ["ns/c", "ns/d"], "nothing lost");
     assert_eq!(backend.inner.load_namespace("ns").await.unwrap().len(), 2);
@@ -257,7 +270,7 @@ async fn partial_persist_names_what_was_and_was_not_written_and_keeps_the_rest_s
 
 #[tokio::test]
 async fn a_failing_first_write_returns_its_own_error() {
-    let backend = Arc::new(FailingAfter { inner: MemoryBackend::new(), limit: 0 });
+    let backend = Arc::new(FailingAfter { limit: 0, ..Default::default() });
     let confo = manager_with(backend).await;
     confo.create_namespace("ns").await.unwrap();
     confo.use_namespace("ns").await.unwrap();
@@ -287,4 +300,52 @@ async fn an_edit_made_during_a_persist_stays_staged() {
         "now based on the version just written, so it persists without a conflict"
     );
     assert!(confo.stale_edits().unwrap().is_empty());
+}
+
+/// The answer to a write is lost but the store did the work: reading back settles it, and the
+/// persist succeeds (never a failure for a write that landed).
+#[tokio::test]
+async fn a_lost_answer_is_settled_by_reading_back() {
+    let backend = Arc::new(FailingAfter { limit: usize::MAX, lose_answer: true, ..Default::default() });
+    let confo = manager_with(backend.clone()).await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("a", "v", 1).unwrap();
+    confo.set("b", "v", 2).unwrap();
+    assert_eq!(confo.persist().await.unwrap(), ["ns/a", "ns/b"]);
+    assert!(confo.staged().unwrap().is_empty());
+
+    // Half landed, answer lost: the read-back tells which half.
+    let backend = Arc::new(FailingAfter { limit: 1, lose_answer: true, ..Default::default() });
+    let confo = manager_with(backend.clone()).await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("a", "v", 1).unwrap();
+    confo.set("b", "v", 2).unwrap();
+    let err = confo.persist().await.unwrap_err();
+    let Error::PersistIncomplete { written, unwritten, unknown, .. } = err else { panic!("{err:?}") };
+    assert_eq!((written, unwritten, unknown.len()), (vec!["ns/a".to_owned()], vec!["ns/b".to_owned()], 0));
+}
+
+/// The store goes away with the answer: nothing can be read back, so the changes sent are in
+/// doubt, said as such, and stay staged.
+#[tokio::test]
+async fn a_store_that_dies_mid_write_leaves_changes_in_doubt() {
+    let backend = Arc::new(FailingAfter { limit: 1, lose_answer: true, dies: true, ..Default::default() });
+    let confo = manager_with(backend.clone()).await;
+    confo.create_namespace("first").await.unwrap();
+    confo.create_namespace("second").await.unwrap();
+    confo.use_namespace("first").await.unwrap();
+    confo.set("a", "v", 1).unwrap();
+    confo.set("b", "v", 2).unwrap();
+    confo.use_namespace("second").await.unwrap();
+    confo.set("c", "v", 3).unwrap();
+    let err = confo.persist().await.unwrap_err();
+    let text = err.to_string();
+    let Error::PersistIncomplete { written, unwritten, unknown, .. } = err else { panic!("{err:?}") };
+    assert!(written.is_empty());
+    assert_eq!(unknown, ["first/a", "first/b"]);
+    assert_eq!(unwritten, ["second/c"], "the batch after the failure was never sent");
+    assert!(text.contains("outcome unknown"), "{text}");
+    assert_eq!(confo.staged().unwrap().len(), 3, "nothing dropped");
 }

@@ -274,6 +274,10 @@ impl Backend for EtcdBackend {
         self.inner.describe.clone()
     }
 
+    fn max_value_bytes(&self) -> Option<usize> {
+        Some(self.inner.max_value_bytes)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
     async fn list_namespaces(&self) -> Result<Vec<String>> {
         let options = etcd::GetOptions::new().with_prefix().with_keys_only();

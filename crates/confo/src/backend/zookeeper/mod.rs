@@ -528,9 +528,17 @@ impl Backend for ZkBackend {
         self.inner.describe.clone()
     }
 
+    fn max_value_bytes(&self) -> Option<usize> {
+        Some(self.inner.options.max_value_bytes)
+    }
+
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
-        // ZooKeeper refuses these code points in paths.
-        match name.chars().find(|&c| ('\u{e000}'..='\u{f8ff}').contains(&c) || ('\u{fff0}'..='\u{ffff}').contains(&c)) {
+        // ZooKeeper (PathUtils.validatePath) refuses these code points in paths, and everything
+        // above U+FFFF, which Java strings hold as surrogates (refused as U+D800-DFFF).
+        let refused = |c: char| {
+            ('\u{e000}'..='\u{f8ff}').contains(&c) || ('\u{fff0}'..='\u{ffff}').contains(&c) || c > '\u{ffff}'
+        };
+        match name.chars().find(|&c| refused(c)) {
             None => Ok(()),
             Some(c) => Err(Error::InvalidName {
                 name: name.to_owned(),
