@@ -67,6 +67,10 @@ struct Staged {
     base: Option<Version>,
 }
 
+/// One namespace's part of a persist: the namespace, each change with the staged edit it came
+/// from, and the changes alone (as the backend takes them).
+type PersistBatch = (String, Vec<(Change, Staged)>, Vec<Change>);
+
 /// A cached namespace: hashed by configuration name, since reads look up one name at a time
 /// (listing sorts when asked).
 type Snapshot = HashMap<String, Stored>;
@@ -691,7 +695,7 @@ impl Confo {
         let _one_at_a_time = self.persisting.lock().await;
         let (name, backend) = self.active_backend()?;
         // What to write: per namespace, the staged edits in scope that differ from the store.
-        let batches: Vec<(String, Vec<(Change, Staged)>)> = {
+        let batches: Vec<PersistBatch> = {
             let mut state = self.state();
             let (_, slot) = state.active_mut()?;
             let mut batches = Vec::new();
@@ -708,7 +712,8 @@ impl Confo {
                     .map(|(cfg, staged)| (to_change(cfg, staged, force), staged.clone()))
                     .collect();
                 if !changes.is_empty() {
-                    batches.push((ns.clone(), changes));
+                    let batch = changes.iter().map(|(c, _)| c.clone()).collect();
+                    batches.push((ns.clone(), changes, batch));
                 }
             }
             slot.staged.retain(|_, edits| !edits.is_empty());
@@ -717,13 +722,6 @@ impl Confo {
 
         // Every batch is checked before the first is written: one bad name or oversize value
         // refuses the whole persist, not the namespaces after the good ones.
-        let batches: Vec<(String, Vec<(Change, Staged)>, Vec<Change>)> = batches
-            .into_iter()
-            .map(|(ns, changes)| {
-                let batch: Vec<Change> = changes.iter().map(|(c, _)| c.clone()).collect();
-                (ns, changes, batch)
-            })
-            .collect();
         for (ns, _, batch) in &batches {
             backend.check_batch(ns, batch)?;
         }
