@@ -26,7 +26,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use confo::blocking::Confo;
 use confo::error::Missing;
 use confo::transfer::{Action, Difference, Document};
-use confo::{BackendSpec, Error, Removal};
+use confo::{BackendSpec, Error, FieldEdit, Removal};
 use serde_json::Value;
 
 use profiles::Profiles;
@@ -455,24 +455,32 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let fields = assignments.iter().map(|a| parse_assignment(a)).collect::<Result<Vec<_>, _>>()?;
                 (replacement, fields)
             };
-            confo.use_namespace(namespace)?;
-            if let Some(object) = replacement {
-                confo.replace(config, object)?;
+            match replacement {
+                // A whole document was made from what its writer saw: a conflict is reported.
+                Some(object) => {
+                    confo.use_namespace(namespace)?;
+                    confo.replace(config, object)?;
+                    confo.persist_configuration(namespace, config)?;
+                }
+                // Field edits apply to whatever is stored: retried on conflict.
+                None => {
+                    let edits: Vec<FieldEdit> =
+                        fields.into_iter().map(|(field, value)| FieldEdit::Set(field.to_owned(), value)).collect();
+                    confo.update_fields(namespace, config, &edits)?;
+                }
             }
-            for (field, value) in fields {
-                confo.set(config, field, value)?;
-            }
-            confo.persist_configuration(namespace, config)?;
         }
         Command::Edit { target } => edit(&confo, &target)?,
         Command::Rm { target, field } => {
             let (namespace, config) = split_target(&target)?;
-            confo.use_namespace(namespace)?;
             match field {
-                Some(field) => confo.remove_field(config, &field)?,
-                None => confo.remove(config)?,
+                Some(field) => confo.update_fields(namespace, config, &[FieldEdit::Remove(field)])?,
+                None => {
+                    confo.use_namespace(namespace)?;
+                    confo.remove(config)?;
+                    confo.persist_configuration(namespace, config)?;
+                }
             }
-            confo.persist_configuration(namespace, config)?;
         }
         Command::Watch { target } => {
             let (namespace, config) = match target.split_once('/') {

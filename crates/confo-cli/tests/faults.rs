@@ -293,3 +293,38 @@ fn an_import_cut_by_a_killed_server_reports_exactly_what_was_written() {
     }
     panic!("in 3 trials the server was never killed during the import");
 }
+
+/// Eight processes at once, each setting (then removing) its own field of one configuration:
+/// all succeed, and nothing is lost, on files and on Redis.
+#[test]
+fn concurrent_field_updates_all_succeed() {
+    let env = Env::new();
+    let redis = confo_testkit::RedisServer::start().expect("redis-server");
+    for target in ["file:./Configurations".to_owned(), redis.url()] {
+        env.ok(&["-b", &target, "ns", "create", "race"]);
+        env.ok(&["-b", &target, "set", "race/shared", "seed=0"]);
+        for round in 0..3 {
+            let run_all = |args: &dyn Fn(usize) -> Vec<String>| {
+                let children: Vec<_> = (0..8)
+                    .map(|i| {
+                        let args = args(i);
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        env.command(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn")
+                    })
+                    .collect();
+                for child in children {
+                    let out = child.wait_with_output().expect("wait");
+                    assert!(out.status.success(), "{target}: {}", String::from_utf8_lossy(&out.stderr));
+                }
+            };
+            run_all(&|i| ["-b", &target, "set", "race/shared", &format!("f{i}={round}")].map(str::to_owned).to_vec());
+            let stored: serde_json::Value =
+                serde_json::from_str(&env.ok(&["-b", &target, "get", "race/shared"])).expect("json");
+            for i in 0..8 {
+                assert_eq!(stored[format!("f{i}")], serde_json::json!(round), "{target} round {round}: {stored}");
+            }
+            run_all(&|i| ["-b", &target, "rm", "race/shared", &format!("f{i}")].map(str::to_owned).to_vec());
+            assert_eq!(env.ok(&["-b", &target, "get", "race/shared"]), "{\n  \"seed\": 0\n}\n", "{target}");
+        }
+    }
+}

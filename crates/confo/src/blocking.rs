@@ -269,6 +269,11 @@ impl Confo {
         Ok(WatchHandle { stop, thread: Some(thread) })
     }
 
+    /// See [`crate::Confo::update_fields`].
+    pub fn update_fields(&self, namespace: &str, config: &str, edits: &[crate::manager::FieldEdit]) -> Result<()> {
+        self.block(self.inner.update_fields(namespace, config, edits))
+    }
+
     /// See [`crate::Confo::persist_configuration`].
     pub fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_configuration(namespace, config))

@@ -104,5 +104,5 @@ pub use backend::{
     Backend, BackendExt, Change, Configuration, FileBackend, MemoryBackend, Precondition, Stored, Version,
 };
 pub use error::{Error, Result};
-pub use manager::{Confo, Event, EventKind, Removal, Scope, WatchOptions, Watcher};
+pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, Scope, WatchOptions, Watcher};
 pub use spec::{BackendKind, BackendSpec};

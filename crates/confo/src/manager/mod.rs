@@ -67,6 +67,28 @@ struct Staged {
     base: Option<Version>,
 }
 
+/// How many times [`Confo::update_fields`] tries before it reports the conflict.
+pub const FIELD_UPDATE_ATTEMPTS: u32 = 16;
+
+/// One edit of a field, for [`Confo::update_fields`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FieldEdit {
+    /// Set the field to the value (created if absent, with the configuration).
+    Set(String, Value),
+    /// Remove the field ([`Error::NotFound`] if it or the configuration does not exist).
+    Remove(String),
+}
+
+/// The pause after the `attempt`-th conflict: 4 ms doubling up to 250 ms, plus up to as much
+/// again at random, so writers that collided do not collide again in step.
+fn backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::BuildHasher;
+    let base = (4u64 << attempt.min(6)).min(250);
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt) % (base + 1);
+    std::time::Duration::from_millis(base + random)
+}
+
 /// One namespace's part of a persist: the namespace, each change with the staged edit it came
 /// from, and the changes alone (as the backend takes them).
 type PersistBatch = (String, Vec<(Change, Staged)>, Vec<Change>);
@@ -601,6 +623,46 @@ impl Confo {
             }
             Ok(Edit::Put(Arc::new(map)))
         })
+    }
+
+    /// Sets and removes fields of one configuration of the active backend and writes it at once,
+    /// making `namespace` the current one.
+    ///
+    /// Field edits do not depend on the rest of the configuration, so when another writer
+    /// changed it meanwhile ([`Error::Conflict`]), the namespace is read again and the same edits
+    /// applied to what is stored now: up to [`FIELD_UPDATE_ATTEMPTS`] tries, with a growing,
+    /// random pause between them, so concurrent writers of different fields all succeed. A
+    /// staged edit of this configuration is replaced. Whole-configuration writes
+    /// ([`Confo::replace`] + persist) keep failing with a conflict instead: they were made from
+    /// what their writer saw.
+    pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.discard_configuration_in(namespace, config)?;
+            self.use_namespace(namespace).await?;
+            for edit in edits {
+                match edit {
+                    FieldEdit::Set(field, value) => self.set(config, field, value.clone())?,
+                    FieldEdit::Remove(field) => self.remove_field(config, field)?,
+                }
+            }
+            match self.persist_configuration(namespace, config).await {
+                Err(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
+                    tracing::debug!(namespace, config, attempt, "conflict on a field update; re-reading");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    let _ = self.discard_configuration_in(namespace, config);
+                    return Err(e);
+                }
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    fn discard_configuration_in(&self, namespace: &str, config: &str) -> Result<()> {
+        self.discard_scope(Some(namespace), Some(config))
     }
 
     /// Removes a configuration (from the store when persisted). [`Error::NotFound`] if it does
