@@ -171,6 +171,9 @@ enum Command {
         /// Write to this file instead of stdout.
         #[arg(short = 'o', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Exit 0 even if corrupt entries were skipped (they are still named on stderr).
+        #[arg(long)]
+        skip_corrupt: bool,
     },
 
     /// Bring the backend to a document: show what is created, changed, deleted, then do it.
@@ -423,7 +426,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Ls { namespace } => {
             confo.use_namespace(&namespace)?;
-            output::list(&confo.list()?, output)?;
+            let names = confo.list()?;
+            let corrupt = confo.corrupt()?;
+            for (name, corruption) in &corrupt {
+                errln!(
+                    "confo: warning: {} is corrupt: {}",
+                    output::safe(name, output::Stream::Err),
+                    output::safe(&corruption.to_string(), output::Stream::Err)
+                );
+            }
+            match output.filter(|f| *f != Format::Table) {
+                // Readable configurations as names; a corrupt entry as an object saying so.
+                Some(format) if !corrupt.is_empty() => {
+                    let items: Vec<Value> = names
+                        .iter()
+                        .map(|name| match corrupt.iter().find(|(n, _)| n == name) {
+                            Some((_, c)) => serde_json::json!({"name": name, "corrupt": c.to_string()}),
+                            None => Value::String(name.clone()),
+                        })
+                        .collect();
+                    output::value(&Value::Array(items), format)?;
+                }
+                _ => output::list(&names, output)?,
+            }
         }
         Command::Get { target, field } => {
             let (namespace, config) = split_target(&target)?;
@@ -498,8 +523,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Export { namespaces, file } => {
-            let document = confo.export(&namespaces)?;
+        Command::Export { namespaces, file, skip_corrupt } => {
+            let (document, skipped) = confo.export_readable(&namespaces)?;
             let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
             let value = serde_json::to_value(&document).map_err(|e| Failure::new(1, e.to_string()))?;
             let text = output::render(&value, format)?;
@@ -508,6 +533,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     std::fs::write(&path, text).map_err(|e| Failure::new(1, format!("{}: {e}", path.display())))?
                 }
                 None => output::stdout(format_args!("{text}")),
+            }
+            for corruption in &skipped {
+                errln!("confo: skipped corrupt entry {}", output::safe(&corruption.to_string(), output::Stream::Err));
+            }
+            if !skipped.is_empty() && !skip_corrupt {
+                return Err(Failure::new(
+                    1,
+                    format!(
+                        "{} corrupt entr(y/ies) skipped; the rest is exported (--skip-corrupt accepts that)",
+                        skipped.len()
+                    ),
+                ));
             }
         }
         Command::Import { file, dry_run, prune } => {

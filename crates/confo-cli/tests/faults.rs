@@ -328,3 +328,76 @@ fn concurrent_field_updates_all_succeed() {
         }
     }
 }
+
+/// A hand-broken file blocks only itself, through every command.
+#[test]
+fn a_corrupt_entry_blocks_only_itself() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    env.ok(&["set", "app/db", "host=h"]);
+    fs::write(env.root().join("app/bad.json"), "{\"half\": ").expect("write");
+    fs::write(env.root().join("app/worse.json"), "[1]").expect("write");
+
+    // ls lists it (and marks it in JSON); other configurations read and write normally.
+    assert_eq!(env.ok(&["ls", "app"]), "bad\ndb\nworse\n");
+    let listed: serde_json::Value = serde_json::from_str(&env.ok(&["ls", "app", "--output", "json"])).expect("json");
+    assert_eq!(listed[1], "db");
+    assert!(listed[0]["corrupt"].as_str().expect("marked").contains("bad.json:1:9"), "{listed}");
+    assert_eq!(listed[0]["name"], "bad");
+    assert_eq!(env.ok(&["get", "app/db", "host"]), "\"h\"\n");
+    env.ok(&["set", "app/db", "port=5432"]);
+    let out = env.run(&["get", "app/bad"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.json:1:9"), "{out:?}");
+
+    // export says what it skipped and fails, unless told to skip.
+    let out = env.run(&["export"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("skipped corrupt entry") && said.contains("bad.json") && said.contains("worse.json"),
+        "{said}"
+    );
+    let exported: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the rest is exported");
+    assert_eq!(exported["app"]["db"]["port"], 5432);
+    env.ok(&["export", "--skip-corrupt"]);
+
+    // The watcher says it is corrupt, then keeps reporting good changes.
+    let mut watch = env.command(&["watch", "app"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("an event within 20 s");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json")
+    };
+    let (first, second) = (next(), next());
+    let mut corrupt =
+        [first["configuration"].as_str().unwrap_or_default(), second["configuration"].as_str().unwrap_or_default()];
+    corrupt.sort();
+    assert_eq!(corrupt, ["bad", "worse"]);
+    assert_eq!(first["event"], "corrupt");
+    env.ok(&["set", "app/db", "port=6543"]);
+    let changed = next();
+    assert_eq!((changed["event"].as_str(), changed["value"]["port"].as_i64()), (Some("changed"), Some(6543)));
+    fs::write(env.root().join("app/db.json"), "{oops").expect("break it");
+    let broken = next();
+    assert_eq!((broken["event"].as_str(), broken["configuration"].as_str()), (Some("corrupt"), Some("db")));
+    assert!(broken["problem"].as_str().expect("problem").contains("db.json"));
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    // A field edit of a corrupt entry is refused; replacing or removing repairs it.
+    assert_eq!(env.run(&["set", "app/bad", "x=1"]).status.code(), Some(1));
+    env.ok(&["set", "app/bad", "--json", r#"{"fixed": true}"#]);
+    env.ok(&["rm", "app/worse"]);
+    env.ok(&["rm", "app/db"]);
+    assert_eq!(env.ok(&["ls", "app"]), "bad\n");
+    assert_eq!(env.ok(&["get", "app/bad", "fixed"]), "true\n");
+}

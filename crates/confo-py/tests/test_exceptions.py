@@ -122,9 +122,13 @@ def test_unreachable_and_unauthorized(redis_server):
 def test_corrupt_files(configurations):
     (configurations / "ns").mkdir()
     (configurations / "ns" / "bad.json").write_text("{oops")
+    (configurations / "ns" / "good.json").write_text('{"v": 1}')
     backend = fresh_files(configurations)
+    backend.use_namespace("ns")  # a corrupt entry blocks only itself
+    assert backend.get("good") == {"v": 1}
+    assert backend.get_all() == {"good": {"v": 1}}
     with pytest.raises(CorruptDataException) as corrupt:
-        backend.use_namespace("ns")
+        backend.get("bad")
     assert "bad.json:1:2" in str(corrupt.value)
 
 

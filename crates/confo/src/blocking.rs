@@ -123,6 +123,11 @@ impl Confo {
         self.inner.list()
     }
 
+    /// See [`crate::Confo::corrupt`].
+    pub fn corrupt(&self) -> Result<Vec<(String, crate::error::Corruption)>> {
+        self.inner.corrupt()
+    }
+
     /// See [`crate::Confo::get`].
     pub fn get(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
         self.inner.get(config)
@@ -186,6 +191,14 @@ impl Confo {
     /// See [`crate::Confo::export`].
     pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         self.block(self.inner.export(namespaces))
+    }
+
+    /// See [`crate::Confo::export_readable`].
+    pub fn export_readable(
+        &self,
+        namespaces: &[String],
+    ) -> Result<(crate::transfer::Document, Vec<crate::error::Corruption>)> {
+        self.block(self.inner.export_readable(namespaces))
     }
 
     /// See [`crate::Confo::parse_document`].

@@ -120,6 +120,50 @@ pub async fn numbers_round_trip_exactly(store: &dyn Backend) {
     store.delete_namespace(&ns).await.unwrap();
 }
 
+/// A corrupt entry blocks only itself. The caller planted, in namespace `ns` of `store`, a
+/// readable configuration `good` (with `"v": 1`) and two unreadable entries, `fixed` and `gone`
+/// (each backend breaks data its own way; `fixed`'s location contains `location_part`). Then:
+/// reading the namespace gives `good` and lists both as corrupt; the manager reads and writes
+/// the others, lists the corrupt ones, refuses to read or field-edit them, replaces `fixed` as a
+/// whole (readable again) and removes `gone`.
+pub async fn corrupt_entries_block_only_themselves(
+    store: Arc<dyn Backend>,
+    ns: &str,
+    fixed: &str,
+    gone: &str,
+    location_part: &str,
+) {
+    let data = store.load_namespace(ns).await.unwrap();
+    assert!(data.contains_key("good"), "the readable one is read");
+    let entry = data.corrupt.get(fixed).unwrap_or_else(|| panic!("{fixed} listed corrupt: {:?}", data.corrupt));
+    assert!(entry.corruption.location.contains(location_part), "{}", entry.corruption);
+    assert!(data.corrupt.contains_key(gone), "{:?}", data.corrupt);
+    assert!(store.load_configuration(ns, fixed).await.unwrap_err().to_string().contains(location_part));
+
+    let confo = manager_on(store.clone(), ns).await;
+    assert_eq!(confo.get_field("good", "v").unwrap(), Some(json!(1)));
+    let listed = confo.list().unwrap();
+    assert!(listed.contains(&fixed.to_owned()) && listed.contains(&gone.to_owned()), "{listed:?}");
+    assert_eq!(confo.corrupt().unwrap().len(), 2);
+    let err = confo.get(fixed).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("replace"), "{err}");
+    assert!(confo.set(fixed, "x", 1).is_err(), "a field edit needs a readable configuration");
+    // Other configurations write normally.
+    confo.set("other", "v", 2).unwrap();
+    confo.set("good", "v", 3).unwrap();
+    confo.persist().await.unwrap();
+    // Replaced as a whole, one is readable again; removed, the other is gone.
+    confo.replace(fixed, obj(json!({"repaired": true}))).unwrap();
+    confo.remove(gone).unwrap();
+    confo.persist().await.unwrap();
+    let data = store.load_namespace(ns).await.unwrap();
+    assert!(data.corrupt.is_empty(), "{:?}", data.corrupt);
+    assert_eq!(data[fixed].value["repaired"], json!(true));
+    assert!(!data.contains_key(gone));
+    assert_eq!((data["good"].value["v"].clone(), data["other"].value["v"].clone()), (json!(3), json!(2)));
+    assert!(confo.corrupt().unwrap().is_empty());
+}
+
 /// One bulk read returns every configuration of a namespace, and only that namespace's.
 pub async fn bulk_read(store: &dyn Backend) {
     let ns = fresh_namespace(store, "bulk").await;

@@ -282,6 +282,21 @@ impl Error {
         Error::PersistIncomplete { written, unwritten, unknown, source: Box::new(source) }
     }
 
+    /// True for [`Error::Unavailable`], also when it stopped a persist part-way.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } => true,
+            Error::PersistIncomplete { source, .. } => source.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// True when the store could not even be connected to (a refused connection): nothing of
+    /// the request reached it, so its outcome is known.
+    pub(crate) fn never_reached_the_store(&self) -> bool {
+        matches!(self, Error::Unavailable { message, .. } if message.to_ascii_lowercase().contains("refused"))
+    }
+
     pub(crate) fn not_found(what: Missing, name: impl Into<String>, location: impl Into<String>) -> Self {
         Error::NotFound { what, name: name.into(), location: location.into() }
     }

@@ -101,7 +101,8 @@ pub mod transfer;
 pub mod conformance;
 
 pub use backend::{
-    Backend, BackendExt, Change, Configuration, FileBackend, MemoryBackend, Precondition, Stored, Version,
+    Backend, BackendExt, Change, Configuration, CorruptEntry, FileBackend, MemoryBackend, NamespaceData, Precondition,
+    Stored, Version,
 };
 pub use error::{Error, Result};
 pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, Scope, WatchOptions, Watcher};

@@ -10,22 +10,35 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::backend::{Backend, Change, Configuration, Precondition};
-use crate::error::{Error, Missing, Result};
+use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::NameKind;
 
 /// Namespaces → configurations → content.
 pub type Document = BTreeMap<String, BTreeMap<String, Configuration>>;
 
 /// Reads `namespaces` (all of them when empty) into a document. A named namespace that does
-/// not exist is [`Error::NotFound`].
+/// not exist is [`Error::NotFound`]; a corrupt entry is [`Error::Corrupt`] (with every corrupt
+/// entry listed): a document must be the whole store. See [`export_readable`] to skip them.
 pub async fn export(backend: &dyn Backend, namespaces: &[String]) -> Result<Document> {
+    let (document, skipped) = export_readable(backend, namespaces).await?;
+    match skipped.is_empty() {
+        true => Ok(document),
+        false => Err(Error::Corrupt { corruptions: skipped }),
+    }
+}
+
+/// Reads `namespaces` (all of them when empty) into a document of every readable
+/// configuration, and the corrupt entries it skipped.
+pub async fn export_readable(backend: &dyn Backend, namespaces: &[String]) -> Result<(Document, Vec<Corruption>)> {
     let names = if namespaces.is_empty() { backend.list_namespaces().await? } else { namespaces.to_vec() };
     let mut document = Document::new();
+    let mut skipped = Vec::new();
     for namespace in names {
-        let data = backend.load_namespace(&namespace).await?;
-        document.insert(namespace, data.into_iter().map(|(name, stored)| (name, (*stored.value).clone())).collect());
+        let (entries, corrupt) = backend.load_namespace(&namespace).await?.into_parts();
+        skipped.extend(corrupt.into_values().map(|c| c.corruption));
+        document.insert(namespace, entries.into_iter().map(|(name, stored)| (name, (*stored.value).clone())).collect());
     }
-    Ok(document)
+    Ok((document, skipped))
 }
 
 /// Parses a document from JSON, checking its shape and every name.
@@ -141,6 +154,15 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
         };
         for (name, content) in wanted {
             match current.get(name) {
+                // A corrupt entry the document has is replaced, as it is.
+                None if current.corrupt.contains_key(name) => {
+                    let version = current.corrupt[name].version.clone();
+                    plan.steps.push(step(
+                        name,
+                        Action::Change,
+                        version.map_or(Precondition::Absent, Precondition::Version),
+                    ))
+                }
                 None => plan.steps.push(step(name, Action::Create, Precondition::Absent)),
                 Some(stored) if *stored.value != *content => {
                     plan.steps.push(step(name, Action::Change, Precondition::Version(stored.version.clone())))
@@ -151,6 +173,10 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
         if prune {
             for (name, stored) in current.iter().filter(|(name, _)| !wanted.contains_key(*name)) {
                 plan.steps.push(step(name, Action::Delete, Precondition::Version(stored.version.clone())));
+            }
+            for (name, entry) in current.corrupt.iter().filter(|(name, _)| !wanted.contains_key(*name)) {
+                let precondition = entry.version.clone().map_or(Precondition::Absent, Precondition::Version);
+                plan.steps.push(step(name, Action::Delete, precondition));
             }
         }
     }

@@ -75,15 +75,23 @@ async fn corrupt_values_name_the_key_and_oversize_is_refused() {
     let backend = connect(&format!("etcd://{}", server.endpoint())).await;
     let mut r = raw(&server).await;
     backend.create_namespace("ns").await.expect("create");
-    r.put("/confo/ns/good", r#"{"a": 1}"#, None).await.expect("put");
+    r.put("/confo/ns/good", r#"{"v": 1}"#, None).await.expect("put");
     r.put("/confo/ns/bad", "{nope", None).await.expect("put");
     r.put("/confo/ns/list", "[1]", None).await.expect("put");
-    let err = backend.load_namespace("ns").await.expect_err("corrupt");
+    let err = backend.load_namespace("ns").await.expect("read").corruption_error().expect("corrupt");
     let Error::Corrupt { corruptions } = &err else { panic!("{err:?}") };
     assert_eq!(corruptions.len(), 2);
     assert!(err.to_string().contains("\"/confo/ns/bad\"") && err.to_string().contains("\"/confo/ns/list\""), "{err}");
+    confo::conformance::corrupt_entries_block_only_themselves(
+        Arc::new(backend.clone()),
+        "ns",
+        "bad",
+        "list",
+        "/confo/ns/bad",
+    )
+    .await;
+    r.delete("/confo/ns/other", None).await.expect("delete");
     r.delete("/confo/ns/bad", None).await.expect("delete");
-    r.delete("/confo/ns/list", None).await.expect("delete");
     let report = backend.write("ns", &[Change::put("big", obj(json!({"blob": "x".repeat(1_500_000)})))]).await;
     assert!(matches!(report.error, Some(Error::TooLarge { .. })), "{:?}", report.error);
     assert_eq!(backend.load_namespace("ns").await.expect("load").len(), 1, "nothing written");

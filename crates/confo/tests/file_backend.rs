@@ -71,12 +71,14 @@ async fn corrupt_files_are_all_reported_with_path_line_and_column() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ns = dir.path().join("ns");
     fs::create_dir(&ns).expect("mkdir");
-    fs::write(ns.join("good.json"), r#"{"ok": true}"#).expect("write");
+    fs::write(ns.join("good.json"), r#"{"v": 1}"#).expect("write");
     fs::write(ns.join("broken.json"), "{\n  \"a\": 1,\n  \"b\": \n}").expect("write");
     fs::write(ns.join("list.json"), "[1, 2]").expect("write");
     fs::write(ns.join("empty.json"), "").expect("write");
     let backend = FileBackend::open(dir.path()).expect("open");
-    let err = backend.load_namespace("ns").await.expect_err("corrupt");
+    let data = backend.load_namespace("ns").await.expect("the readable part reads");
+    assert_eq!(data.len(), 1);
+    let err = data.corruption_error().expect("corrupt entries");
     let Error::Corrupt { corruptions } = &err else { panic!("{err:?}") };
     assert_eq!(corruptions.len(), 3, "{corruptions:?}");
     let broken = corruptions.iter().find(|c| c.location.contains("broken.json")).expect("broken listed");
@@ -86,11 +88,17 @@ async fn corrupt_files_are_all_reported_with_path_line_and_column() {
     assert!(corruptions.iter().any(|c| c.location.contains("empty.json")));
     let message = err.to_string();
     assert!(message.contains("broken.json:4:1") && message.contains("list.json"), "{message}");
-    // Nothing was turned into null or {}: the manager refuses to load the namespace at all.
-    let confo = Confo::new();
-    confo.add_backend("f", std::sync::Arc::new(backend)).await.expect("add");
-    confo.activate_backend("f").expect("activate");
-    assert!(matches!(confo.use_namespace("ns").await, Err(Error::Corrupt { .. })));
+    // Nothing was turned into null or {}; each blocks only itself, and can be repaired.
+    fs::remove_file(ns.join("empty.json")).expect("rm");
+    confo::conformance::corrupt_entries_block_only_themselves(
+        std::sync::Arc::new(backend),
+        "ns",
+        "broken",
+        "list",
+        "ns/broken.json:4:1",
+    )
+    .await;
+    assert!(!ns.join("list.json").exists());
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@
 //!   Python confo would cut it at the first dot). Dotfiles, other files, sub-folders and names
 //!   that break the [name rules](crate::name) are ignored, as are stray files at the top of
 //!   `config_path`.
-//! - A file that is not valid JSON, or whose top level is not an object, is [`Error::Corrupt`]
-//!   naming the file, line and column. Loading a namespace reports every bad file at once.
+//! - A file that is not valid JSON, or whose top level is not an object, is a corrupt entry
+//!   ([`NamespaceData::corrupt`]) naming the file, line and column; it blocks only itself.
 //! - Files are written pretty-printed with a final newline.
 //! - **Atomic writes.** Each file is written to a temporary file in the same folder, fsynced,
 //!   renamed over the old one, and the folder is fsynced after the batch. A crash at any instant
@@ -327,23 +327,17 @@ impl Inner {
             })
         };
         let mut data = NamespaceData::new();
-        let mut corruptions = Vec::new();
         for loaded in results {
             match loaded {
                 Loaded::Ok(name, stored) => {
                     data.insert(name, stored);
                 }
                 Loaded::Gone => {}
-                Loaded::Corrupt(c) => corruptions.push(c),
+                Loaded::Corrupt(name, corruption, version) => data.insert_corrupt(name, corruption, Some(version)),
                 Loaded::Io(e) => return Err(e),
             }
         }
-        if corruptions.is_empty() {
-            Ok(data)
-        } else {
-            corruptions.sort_by(|a, b| a.location.cmp(&b.location));
-            Err(Error::Corrupt { corruptions })
-        }
+        Ok(data)
     }
 
     fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
@@ -447,7 +441,7 @@ enum Loaded {
     Ok(String, Stored),
     /// Deleted between listing and reading.
     Gone,
-    Corrupt(Corruption),
+    Corrupt(String, Corruption, Version),
     Io(Error),
 }
 
@@ -464,7 +458,7 @@ fn read_config(name: &str, path: &Path) -> Loaded {
                 Some((line, column)) => format!("file {}:{line}:{column}", path.display()),
                 None => Inner::loc(path),
             };
-            Loaded::Corrupt(Corruption { location, problem })
+            Loaded::Corrupt(name.to_owned(), Corruption { location, problem }, version_of(&bytes))
         }
     }
 }

@@ -96,8 +96,88 @@ pub struct Stored {
     pub version: Version,
 }
 
-/// A whole namespace as read in one bulk call: configuration name → stored configuration.
-pub type NamespaceData = BTreeMap<String, Stored>;
+/// A whole namespace as read in one bulk call: configuration name → stored configuration (it
+/// dereferences to that map), and the entries that could not be read as configurations.
+///
+/// A corrupt entry (a hand-broken file, a Redis index entry whose key is gone, a value that is
+/// not a JSON object) blocks only itself: the others read and write normally, and it can be
+/// replaced or removed under a precondition on its [`CorruptEntry::version`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceData {
+    entries: BTreeMap<String, Stored>,
+    /// Entries that are not readable configurations, by name.
+    pub corrupt: BTreeMap<String, CorruptEntry>,
+}
+
+/// A stored entry that is not a readable configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorruptEntry {
+    /// Where it is and what is wrong.
+    pub corruption: crate::error::Corruption,
+    /// Its version in the store, to replace or remove it only as it is; `None` when nothing is
+    /// stored under its name (an index entry without its data).
+    pub version: Option<Version>,
+}
+
+impl NamespaceData {
+    /// No entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an entry that could not be read.
+    pub fn insert_corrupt(
+        &mut self,
+        name: impl Into<String>,
+        corruption: crate::error::Corruption,
+        version: Option<Version>,
+    ) {
+        self.corrupt.insert(name.into(), CorruptEntry { corruption, version });
+    }
+
+    /// [`Error::Corrupt`] listing every corrupt entry, if there is one.
+    pub fn corruption_error(&self) -> Option<Error> {
+        if self.corrupt.is_empty() {
+            return None;
+        }
+        Some(Error::Corrupt { corruptions: self.corrupt.values().map(|c| c.corruption.clone()).collect() })
+    }
+
+    /// The readable configurations, and the corrupt entries apart.
+    pub fn into_parts(self) -> (BTreeMap<String, Stored>, BTreeMap<String, CorruptEntry>) {
+        (self.entries, self.corrupt)
+    }
+}
+
+impl std::ops::Deref for NamespaceData {
+    type Target = BTreeMap<String, Stored>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for NamespaceData {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.entries
+    }
+}
+
+impl IntoIterator for NamespaceData {
+    type Item = (String, Stored);
+    type IntoIter = std::collections::btree_map::IntoIter<String, Stored>;
+
+    /// The readable configurations (corrupt entries are dropped).
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl FromIterator<(String, Stored)> for NamespaceData {
+    fn from_iter<I: IntoIterator<Item = (String, Stored)>>(iter: I) -> Self {
+        NamespaceData { entries: iter.into_iter().collect(), corrupt: BTreeMap::new() }
+    }
+}
 
 /// What must hold in the store for a change to be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -334,7 +414,9 @@ pub trait BackendExt: Backend {
     /// unsettled changes are listed in [`WriteReport::in_doubt`].
     async fn write_settled(&self, namespace: &str, changes: &[Change]) -> WriteReport {
         let mut report = self.write(namespace, changes).await;
-        if !matches!(report.error, Some(Error::Unavailable { .. } | Error::Io { .. })) {
+        let unsure =
+            |e: &Error| matches!(e, Error::Unavailable { .. } | Error::Io { .. }) && !e.never_reached_the_store();
+        if !report.error.as_ref().is_some_and(unsure) {
             return report;
         }
         let done: std::collections::HashSet<String> = report.applied.iter().map(|a| a.name.clone()).collect();
@@ -377,9 +459,14 @@ pub trait BackendExt: Backend {
         report
     }
 
-    /// Reads one configuration; `None` if it does not exist.
+    /// Reads one configuration; `None` if it does not exist, [`Error::Corrupt`] if it is not
+    /// readable.
     async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        Ok(self.load_namespace(namespace).await?.remove(name))
+        let mut data = self.load_namespace(namespace).await?;
+        if let Some(entry) = data.corrupt.remove(name) {
+            return Err(Error::Corrupt { corruptions: vec![entry.corruption] });
+        }
+        Ok(data.remove(name))
     }
 
     /// Stores one configuration, whatever is there, and returns its new version.

@@ -20,8 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendExt, Change, Configuration, Precondition, Stored, Version};
-use crate::error::{ConfigRef, Error, Missing, Result};
+use crate::backend::{
+    Backend, BackendExt, Change, Configuration, CorruptEntry, NamespaceData, Precondition, Stored, Version,
+};
+use crate::error::{ConfigRef, Corruption, Error, Missing, Result};
 use crate::name::{self, NameKind};
 use crate::spec::BackendSpec;
 
@@ -94,8 +96,34 @@ fn backoff(attempt: u32) -> std::time::Duration {
 type PersistBatch = (String, Vec<(Change, Staged)>, Vec<Change>);
 
 /// A cached namespace: hashed by configuration name, since reads look up one name at a time
-/// (listing sorts when asked).
-type Snapshot = HashMap<String, Stored>;
+/// (listing sorts when asked), and the entries that could not be read, which block only
+/// themselves.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    entries: HashMap<String, Stored>,
+    corrupt: BTreeMap<String, CorruptEntry>,
+}
+
+impl From<NamespaceData> for Snapshot {
+    fn from(data: NamespaceData) -> Self {
+        let (entries, corrupt) = data.into_parts();
+        Snapshot { entries: entries.into_iter().collect(), corrupt }
+    }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = HashMap<String, Stored>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for Snapshot {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.entries
+    }
+}
 
 /// One named backend and what the manager holds for it.
 #[derive(Debug)]
@@ -129,10 +157,31 @@ impl Slot {
         }
     }
 
+    /// The corrupt entry of that name, unless a staged edit replaced or removed it.
+    fn corrupt(&self, namespace: &str, config: &str) -> Option<&CorruptEntry> {
+        if self.staged.get(namespace).is_some_and(|s| s.contains_key(config)) {
+            return None;
+        }
+        self.snapshots.get(namespace)?.corrupt.get(config)
+    }
+
+    /// The effective content, or [`Error::Corrupt`] for an entry that cannot be read.
+    fn readable(&self, namespace: &str, config: &str) -> Result<Option<Arc<Configuration>>> {
+        match self.corrupt(namespace, config) {
+            Some(entry) => Err(corrupt_error(entry)),
+            None => Ok(self.effective(namespace, config)),
+        }
+    }
+
     /// Stages an edit; the base version is the stored one when the configuration was first
-    /// edited, kept across further edits.
+    /// edited, kept across further edits. A corrupt entry's version is a base too, so it can be
+    /// replaced or removed only as it is.
     fn stage(&mut self, namespace: &str, config: &str, edit: Edit) {
-        let stored = self.snapshots.get(namespace).and_then(|d| d.get(config)).map(|s| s.version.clone());
+        let snapshot = self.snapshots.get(namespace);
+        let stored = snapshot
+            .and_then(|d| d.get(config))
+            .map(|s| s.version.clone())
+            .or_else(|| snapshot.and_then(|d| d.corrupt.get(config)).and_then(|c| c.version.clone()));
         let edits = self.staged.entry(namespace.to_owned()).or_default();
         let base = edits.get(config).map_or(stored, |s| s.base.clone());
         edits.insert(config.to_owned(), Staged { edit, base });
@@ -382,7 +431,7 @@ impl Confo {
         let data = backend.load_namespace(namespace).await?;
         let mut state = self.state();
         if let Some(slot) = state.backends.get_mut(backend_name) {
-            slot.snapshots.insert(namespace.to_owned(), Arc::new(data.into_iter().collect()));
+            slot.snapshots.insert(namespace.to_owned(), Arc::new(Snapshot::from(data)));
             if let Err(at) = slot.namespaces.binary_search_by(|n| n.as_str().cmp(namespace)) {
                 slot.namespaces.insert(at, namespace.to_owned());
             }
@@ -395,6 +444,12 @@ impl Confo {
     /// The active backend's namespaces (all when `namespaces` is empty) as one document.
     pub async fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         crate::transfer::export(&*self.backend()?, namespaces).await
+    }
+
+    /// Exports every readable configuration and says which corrupt entries it skipped. See
+    /// [`crate::transfer::export_readable`].
+    pub async fn export_readable(&self, namespaces: &[String]) -> Result<(crate::transfer::Document, Vec<Corruption>)> {
+        crate::transfer::export_readable(&*self.backend()?, namespaces).await
     }
 
     /// Checks a JSON document's shape and names against the active backend's rules.
@@ -483,10 +538,10 @@ impl Confo {
                             for (cfg, _) in stale {
                                 tracing::warn!(namespace = %namespace, configuration = %cfg, "the stored configuration changed under a staged edit");
                             }
-                            slot.snapshots.insert(namespace, Arc::new(data.into_iter().collect()));
+                            slot.snapshots.insert(namespace, Arc::new(Snapshot::from(data)));
                         }
                         Err(Error::NotFound { what: Missing::Namespace, .. }) => {
-                            slot.snapshots.insert(namespace, Arc::new(Snapshot::new()));
+                            slot.snapshots.insert(namespace, Arc::new(Snapshot::default()));
                         }
                         Err(e) => {
                             tracing::debug!(namespace = %namespace, error = %e, "auto-refresh failed; will retry")
@@ -562,19 +617,41 @@ impl Confo {
         })
     }
 
-    /// The names of the current namespace's configurations, sorted.
+    /// The names of the current namespace's configurations, sorted, corrupt entries included
+    /// (see [`Confo::corrupt`]).
     pub fn list(&self) -> Result<Vec<String>> {
-        Ok(self.get_all()?.into_keys().collect())
+        let mut names: Vec<String> = self.get_all()?.into_keys().collect();
+        names.extend(self.corrupt()?.into_iter().map(|(name, _)| name));
+        names.sort();
+        Ok(names)
     }
 
-    /// One configuration; `None` if it does not exist.
+    /// The entries of the current namespace that could not be read as configurations (and are
+    /// not replaced or removed by a staged edit), with what is wrong with each. They block only
+    /// themselves: [`Confo::get`] of one is [`Error::Corrupt`]; [`Confo::replace`] or
+    /// [`Confo::remove`] and a persist fix it.
+    pub fn corrupt(&self) -> Result<Vec<(String, Corruption)>> {
+        self.with_current(|slot, ns| {
+            Ok(slot
+                .snapshots
+                .get(ns)
+                .map(|d| d.corrupt.iter())
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| slot.corrupt(ns, name).is_some())
+                .map(|(name, entry)| (name.clone(), entry.corruption.clone()))
+                .collect())
+        })
+    }
+
+    /// One configuration; `None` if it does not exist, [`Error::Corrupt`] if it cannot be read.
     pub fn get(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
-        self.with_current(|slot, ns| Ok(slot.effective(ns, config)))
+        self.with_current(|slot, ns| slot.readable(ns, config))
     }
 
     /// One field of a configuration; `None` if the configuration or the field does not exist.
     pub fn get_field(&self, config: &str, field: &str) -> Result<Option<Value>> {
-        self.with_current(|slot, ns| Ok(slot.effective(ns, config).and_then(|c| c.get(field).cloned())))
+        self.with_current(|slot, ns| Ok(slot.readable(ns, config)?.and_then(|c| c.get(field).cloned())))
     }
 
     /// One configuration deserialized into `T`. [`Error::NotFound`] if it does not exist,
@@ -582,7 +659,7 @@ impl Confo {
     pub fn get_as<T: DeserializeOwned>(&self, config: &str) -> Result<T> {
         let (value, location) = self.with_current(|slot, ns| {
             let value = slot
-                .effective(ns, config)
+                .readable(ns, config)?
                 .ok_or_else(|| Error::not_found(Missing::Configuration, config, format!("namespace {ns:?}")))?;
             Ok((value, format!("{ns}/{config}")))
         })?;
@@ -601,7 +678,7 @@ impl Confo {
     pub fn set(&self, config: &str, field: &str, value: impl Into<Value>) -> Result<()> {
         let value = value.into();
         self.edit(config, |current| {
-            let mut map = current.map(|c| (*c).clone()).unwrap_or_default();
+            let mut map = current?.map(|c| (*c).clone()).unwrap_or_default();
             map.insert(field.to_owned(), value);
             Ok(Edit::Put(Arc::new(map)))
         })
@@ -617,7 +694,7 @@ impl Confo {
     pub fn remove_field(&self, config: &str, field: &str) -> Result<()> {
         self.edit(config, |current| {
             let mut map =
-                current.map(|c| (*c).clone()).ok_or_else(|| Error::not_found(Missing::Configuration, config, ""))?;
+                current?.map(|c| (*c).clone()).ok_or_else(|| Error::not_found(Missing::Configuration, config, ""))?;
             if map.shift_remove(field).is_none() {
                 return Err(Error::not_found(Missing::Field, format!("{config}.{field}"), ""));
             }
@@ -669,18 +746,19 @@ impl Confo {
     /// not exist.
     pub fn remove(&self, config: &str) -> Result<()> {
         self.edit(config, |current| match current {
-            Some(_) => Ok(Edit::Delete),
-            None => Err(Error::not_found(Missing::Configuration, config, "")),
+            // A corrupt entry can be removed: that is how it is repaired.
+            Ok(Some(_)) | Err(_) => Ok(Edit::Delete),
+            Ok(None) => Err(Error::not_found(Missing::Configuration, config, "")),
         })
     }
 
     /// Validates the name, computes the new staged edit from the effective content, stages it.
-    fn edit(&self, config: &str, f: impl FnOnce(Option<Arc<Configuration>>) -> Result<Edit>) -> Result<()> {
+    fn edit(&self, config: &str, f: impl FnOnce(Result<Option<Arc<Configuration>>>) -> Result<Edit>) -> Result<()> {
         let mut state = self.state();
         let (name, slot) = state.active_mut()?;
         let namespace = slot.current(name)?.to_owned();
         slot.backend.validate_name(NameKind::Configuration, config)?;
-        let edit = f(slot.effective(&namespace, config)).map_err(|e| locate(e, &namespace))?;
+        let edit = f(slot.readable(&namespace, config)).map_err(|e| locate(e, &namespace))?;
         slot.stage(&namespace, config, edit);
         Ok(())
     }
@@ -766,8 +844,12 @@ impl Confo {
                     continue;
                 }
                 let stored = slot.snapshots.get(ns);
-                // Edits that change nothing are dropped here, so they are never written.
-                edits.retain(|cfg, staged| !is_noop(stored.and_then(|d| d.get(cfg)), &staged.edit));
+                // Edits that change nothing are dropped here, so they are never written (an edit
+                // of a corrupt entry always changes something).
+                edits.retain(|cfg, staged| {
+                    stored.is_some_and(|d| d.corrupt.contains_key(cfg))
+                        || !is_noop(stored.and_then(|d| d.get(cfg)), &staged.edit)
+                });
                 let changes: Vec<(Change, Staged)> = edits
                     .iter()
                     .filter(|(cfg, _)| config.is_none_or(|want| want == cfg.as_str()))
@@ -822,6 +904,7 @@ impl Confo {
         let data = Arc::make_mut(snapshot);
         for done in applied {
             let Some((_, sent)) = changes.iter().find(|(c, _)| c.name == done.name) else { continue };
+            data.corrupt.remove(&done.name);
             match (&sent.edit, &done.version) {
                 (Edit::Put(value), Some(version)) => {
                     data.insert(done.name.clone(), Stored { value: value.clone(), version: version.clone() });
@@ -864,6 +947,13 @@ fn to_change(config: &str, staged: &Staged, force: bool) -> Change {
         return change;
     }
     change.when(staged.base.clone().map_or(Precondition::Absent, Precondition::Version))
+}
+
+/// The error for reading or editing a corrupt entry, saying how to repair it.
+fn corrupt_error(entry: &CorruptEntry) -> Error {
+    let mut corruption = entry.corruption.clone();
+    corruption.problem.push_str(" (replace the whole configuration, or remove it)");
+    Error::Corrupt { corruptions: vec![corruption] }
 }
 
 fn is_noop(stored: Option<&Stored>, edit: &Edit) -> bool {

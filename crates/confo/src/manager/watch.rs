@@ -29,10 +29,13 @@ pub enum EventKind {
     NamespaceCreated,
     /// The watched namespace was deleted.
     NamespaceDeleted,
+    /// An entry became unreadable (or its problem changed): it is not a configuration now.
+    /// [`Event::problem`] says what is wrong; the other configurations keep being reported.
+    Corrupt,
 }
 
 impl EventKind {
-    /// `created`, `changed`, `deleted`, `namespace_created`, `namespace_deleted`.
+    /// `created`, `changed`, `deleted`, `namespace_created`, `namespace_deleted`, `corrupt`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Created => "created",
@@ -40,6 +43,7 @@ impl EventKind {
             EventKind::Deleted => "deleted",
             EventKind::NamespaceCreated => "namespace_created",
             EventKind::NamespaceDeleted => "namespace_deleted",
+            EventKind::Corrupt => "corrupt",
         }
     }
 }
@@ -55,6 +59,8 @@ pub struct Event {
     pub configuration: Option<String>,
     /// The new content, for `Created` and `Changed`.
     pub value: Option<Arc<Configuration>>,
+    /// What is wrong, for `Corrupt` (with the entry's location).
+    pub problem: Option<String>,
 }
 
 impl Event {
@@ -67,6 +73,9 @@ impl Event {
         }
         if let Some(value) = &self.value {
             object["value"] = Value::Object((**value).clone());
+        }
+        if let Some(problem) = &self.problem {
+            object["problem"] = json!(problem);
         }
         object
     }
@@ -174,10 +183,13 @@ pub(crate) fn diff(namespace: &str, old: &NamespaceData, new: &NamespaceData, on
         namespace: namespace.to_owned(),
         configuration: Some(name.to_owned()),
         value: value.cloned(),
+        problem: None,
     };
     let mut events = Vec::new();
     for (name, stored) in new.iter().filter(|(n, _)| wanted(n)) {
         match old.get(name) {
+            // Repaired: it was there, unreadable.
+            None if old.corrupt.contains_key(name) => events.push(event(EventKind::Changed, name, Some(&stored.value))),
             None => events.push(event(EventKind::Created, name, Some(&stored.value))),
             Some(before) if before.version != stored.version => {
                 events.push(event(EventKind::Changed, name, Some(&stored.value)))
@@ -185,7 +197,13 @@ pub(crate) fn diff(namespace: &str, old: &NamespaceData, new: &NamespaceData, on
             Some(_) => {}
         }
     }
-    for name in old.keys().filter(|n| wanted(n) && !new.contains_key(*n)) {
+    for (name, entry) in new.corrupt.iter().filter(|(n, _)| wanted(n)) {
+        if old.corrupt.get(name) != Some(entry) {
+            events.push(Event { problem: Some(entry.corruption.to_string()), ..event(EventKind::Corrupt, name, None) });
+        }
+    }
+    let gone = |n: &String| !new.contains_key(n) && !new.corrupt.contains_key(n);
+    for name in old.keys().chain(old.corrupt.keys()).filter(|n| wanted(n) && gone(n)) {
         events.push(event(EventKind::Deleted, name, None));
     }
     events
@@ -226,6 +244,12 @@ impl Watcher {
         let (tx, events) = tokio::sync::mpsc::channel(1024);
         let namespace = namespace.to_owned();
         let only = configuration.map(str::to_owned);
+        // Entries already unreadable are said first: a watcher never hides a problem.
+        let mut corrupt_at_start = NamespaceData::new();
+        corrupt_at_start.corrupt = known.as_ref().map(|k| k.corrupt.clone()).unwrap_or_default();
+        for event in diff(&namespace, &NamespaceData::new(), &corrupt_at_start, only.as_deref()) {
+            let _ = tx.try_send(Ok(event));
+        }
         let task = tokio::spawn(async move {
             let mut retry = false;
             loop {
@@ -242,6 +266,7 @@ impl Watcher {
                                 namespace: namespace.clone(),
                                 configuration: None,
                                 value: None,
+                                problem: None,
                             });
                         }
                         events.extend(diff(
@@ -261,6 +286,7 @@ impl Watcher {
                                 namespace: namespace.clone(),
                                 configuration: None,
                                 value: None,
+                                problem: None,
                             });
                             events
                         }

@@ -345,7 +345,6 @@ impl Backend for EtcdBackend {
             return Err(self.missing_namespace(namespace));
         }
         let mut data = NamespaceData::new();
-        let mut corruptions = Vec::new();
         loop {
             for kv in page.kvs() {
                 let Ok(key) = kv.key_str() else { continue };
@@ -362,8 +361,8 @@ impl Backend for EtcdBackend {
                     }
                     Err((position, problem)) => {
                         let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                        corruptions
-                            .push(Corruption { location: self.location(key), problem: format!("{problem}{at}") });
+                        let corruption = Corruption { location: self.location(key), problem: format!("{problem}{at}") };
+                        data.insert_corrupt(name, corruption, Some(Version::number(kv.mod_revision())));
                     }
                 }
             }
@@ -376,11 +375,7 @@ impl Backend for EtcdBackend {
             let options = etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
             page = self.get(next, Some(options)).await?;
         }
-        if corruptions.is_empty() {
-            Ok(data)
-        } else {
-            Err(Error::Corrupt { corruptions })
-        }
+        Ok(data)
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]

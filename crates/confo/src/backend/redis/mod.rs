@@ -278,21 +278,24 @@ fn map_error(describe: &str, e: RedisError) -> Error {
 const PARALLEL_PARSE_FROM: usize = 512;
 
 /// Parses (configuration name, stored value) pairs read from a namespace.
-fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, std::result::Result<Stored, String>)> {
+/// A corrupt one comes with what is wrong and its version, if something is stored under it.
+type Parsed = std::result::Result<Stored, (String, Option<Version>)>;
+
+fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, Parsed)> {
     pairs
         .into_iter()
         .map(|(name, value)| {
             let outcome = match value {
-                None => Err("listed in its namespace's index but the key does not exist".to_owned()),
+                None => Err(("listed in its namespace's index but the key does not exist".to_owned(), None)),
                 Some(bytes) if bytes.starts_with(b"\0foreign ") => {
                     let kind = String::from_utf8_lossy(&bytes[b"\0foreign ".len()..]).into_owned();
-                    Err(foreign_problem(&kind))
+                    Err((foreign_problem(&kind), None))
                 }
                 Some(bytes) => match parse_config(&bytes) {
                     Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
                     Err((position, problem)) => {
                         let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                        Err(format!("{problem}{at}"))
+                        Err((format!("{problem}{at}"), Some(sha1_version(&bytes))))
                     }
                 },
             };
@@ -402,22 +405,18 @@ impl Backend for RedisBackend {
             results.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         };
         let mut data = NamespaceData::new();
-        let mut corruptions = Vec::new();
         for (name, outcome) in parsed {
-            let key = format!("{namespace}-{name}");
             match outcome {
                 Ok(stored) => {
                     data.insert(name, stored);
                 }
-                Err(problem) => corruptions.push(Corruption { location: self.key_location(&key), problem }),
+                Err((problem, version)) => {
+                    let location = self.key_location(&format!("{namespace}-{name}"));
+                    data.insert_corrupt(name, Corruption { location, problem }, version);
+                }
             }
         }
-        if corruptions.is_empty() {
-            Ok(data)
-        } else {
-            corruptions.sort_by(|a, b| a.location.cmp(&b.location));
-            Err(Error::Corrupt { corruptions })
-        }
+        Ok(data)
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]

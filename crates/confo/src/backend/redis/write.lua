@@ -16,11 +16,10 @@ for i = 0, n - 1 do
   local b = 2 + i * 5
   local pre = ARGV[b + 2]
   local key = ns .. '-' .. ARGV[b + 1]
-  if ARGV[b] == 'P' then
-    local foreign_err = foreign(key)
-    if foreign_err then return foreign_err end
-  end
-  if pre ~= 'A' then
+  local foreign_err = foreign(key)
+  if foreign_err and ARGV[b] == 'P' then return foreign_err end
+  -- (Removing an entry whose key holds another program's data only unlists it: no check.)
+  if pre ~= 'A' and not foreign_err then
     local current = redis.call('GET', key)
     -- A value under the key but not in the index was not written by confo: not a conflict.
     if current and not listed[ARGV[b + 1]] and ARGV[b] == 'P' then return fail('FOREIGN', 'unlisted ' .. key) end

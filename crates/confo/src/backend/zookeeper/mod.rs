@@ -658,7 +658,6 @@ impl Backend for ZkBackend {
             }
         }
         let mut data = NamespaceData::new();
-        let mut corruptions = Vec::new();
         let mut to_check = Vec::new();
         for (name, result) in children.iter().zip(results.into_iter().flatten().flatten()) {
             match result {
@@ -676,10 +675,11 @@ impl Backend for ZkBackend {
                         }
                         Err((position, problem)) => {
                             let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                            corruptions.push(Corruption {
+                            let corruption = Corruption {
                                 location: self.location(&format!("{ns_path}/{name}")),
                                 problem: format!("{problem}{at}"),
-                            });
+                            };
+                            data.insert_corrupt(name, corruption, Some(Version::number(i64::from(stat.version))));
                         }
                     }
                 }
@@ -690,11 +690,7 @@ impl Backend for ZkBackend {
             }
         }
         self.check_nodes(to_check).await?;
-        if corruptions.is_empty() {
-            Ok(data)
-        } else {
-            Err(Error::Corrupt { corruptions })
-        }
+        Ok(data)
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {
