@@ -777,7 +777,7 @@ fn read_document(path: &Path) -> Result<Value, Failure> {
     match format_of(path) {
         Some(Format::Yaml) => serde_yaml::from_str(&text).map_err(|e| bad(e.to_string())),
         Some(Format::Toml) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
-        _ => Ok(confo::json::parse(&text, &name)?),
+        _ => Ok(parse_json(&text, &name)?),
     }
 }
 
@@ -797,17 +797,25 @@ fn parse_assignment(assignment: &str) -> Result<(&str, Value), Failure> {
         .filter(|(field, _)| !field.is_empty())
         .ok_or_else(|| Failure::usage(format!("expected FIELD=VALUE, got {assignment:?}")))?;
     let value = match serde_json::from_str::<Value>(raw) {
-        Ok(_) => confo::json::parse(raw, &format!("the value of {field}"))?,
+        Ok(_) => parse_json(raw, &format!("the value of {field}"))?,
         Err(e) if e.to_string().starts_with("recursion limit") => {
-            confo::json::parse(raw, &format!("the value of {field}"))?
+            parse_json(raw, &format!("the value of {field}"))?
         }
         Err(_) => Value::String(raw.to_owned()),
     };
     Ok((field, value))
 }
 
+/// Strict JSON (see `confo::json`), with the CLI's wording: "--json is not valid JSON: …".
+fn parse_json(text: &str, what: &str) -> Result<Value, Failure> {
+    confo::json::parse(text, what).map_err(|e| match e {
+        Error::InvalidValue { location, message } => Failure::usage(format!("{location} is {message}")),
+        other => Failure::from(other),
+    })
+}
+
 fn parse_object(text: &str, what: &str) -> Result<confo::Configuration, Failure> {
-    match confo::json::parse(text, what)? {
+    match parse_json(text, what)? {
         Value::Object(map) => Ok(map),
         _ => Err(Failure::usage(format!("{what} needs a JSON object, like '{{\"host\": \"db\"}}'"))),
     }
