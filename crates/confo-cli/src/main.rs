@@ -359,8 +359,10 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // Quiet by default: confo's own warnings only (the drivers' are internals that confo's
+    // errors already say in sentences); -v and -vv show everything.
     let default = match verbose {
-        0 => "warn",
+        0 => "off,confo=warn",
         1 => "info",
         _ => "debug",
     };
@@ -798,9 +800,7 @@ fn parse_assignment(assignment: &str) -> Result<(&str, Value), Failure> {
         .ok_or_else(|| Failure::usage(format!("expected FIELD=VALUE, got {assignment:?}")))?;
     let value = match serde_json::from_str::<Value>(raw) {
         Ok(_) => parse_json(raw, &format!("the value of {field}"))?,
-        Err(e) if e.to_string().starts_with("recursion limit") => {
-            parse_json(raw, &format!("the value of {field}"))?
-        }
+        Err(e) if e.to_string().starts_with("recursion limit") => parse_json(raw, &format!("the value of {field}"))?,
         Err(_) => Value::String(raw.to_owned()),
     };
     Ok((field, value))

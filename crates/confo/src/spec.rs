@@ -164,16 +164,19 @@ impl BackendSpec {
                 Arc::new(FileBackend::with_options(config_path.clone(), options)?)
             }
             BackendSpec::Memory => Arc::new(MemoryBackend::new()),
+            // Boxed: the connect futures are deep types, and callers nest this one further.
             #[cfg(feature = "redis")]
             BackendSpec::Redis(options) => {
-                Arc::new(crate::backend::redis::RedisBackend::connect(options.clone()).await?)
+                Arc::new(Box::pin(crate::backend::redis::RedisBackend::connect(options.clone())).await?)
             }
             #[cfg(feature = "zookeeper")]
             BackendSpec::ZooKeeper(options) => {
-                Arc::new(crate::backend::zookeeper::ZkBackend::connect(options.clone()).await?)
+                Arc::new(Box::pin(crate::backend::zookeeper::ZkBackend::connect(options.clone())).await?)
             }
             #[cfg(feature = "etcd")]
-            BackendSpec::Etcd(options) => Arc::new(crate::backend::etcd::EtcdBackend::connect(options.clone()).await?),
+            BackendSpec::Etcd(options) => {
+                Arc::new(Box::pin(crate::backend::etcd::EtcdBackend::connect(options.clone())).await?)
+            }
         })
     }
 }
@@ -396,6 +399,19 @@ pub(crate) fn decode(part: &str) -> Result<String> {
         }
     }
     String::from_utf8(out).map_err(|_| Error::spec(None, "the URL decodes to invalid UTF-8"))
+}
+
+/// A host name as shown in messages: one of more than 64 characters is shortened (a
+/// 100,000-character host must not flood a terminal or a log).
+#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+pub(crate) fn shorten(host: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 64;
+    if host.chars().count() <= MAX {
+        return std::borrow::Cow::Borrowed(host);
+    }
+    let head: String = host.chars().take(40).collect();
+    let tail: String = host.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+    std::borrow::Cow::Owned(format!("{head}…{tail} ({} characters)", host.chars().count()))
 }
 
 #[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]

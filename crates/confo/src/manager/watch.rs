@@ -257,7 +257,20 @@ impl Watcher {
                     continue;
                 }
                 retry = false;
-                let events = match backend.load_namespace(&namespace).await {
+                let mut read = backend.load_namespace(&namespace).await;
+                // A writer that does not replace files atomically (an editor saving in place)
+                // can be caught half-way: new corruption is believed only if it is still there
+                // a moment later.
+                let newly_corrupt = |data: &NamespaceData| {
+                    data.corrupt
+                        .iter()
+                        .any(|(name, entry)| known.as_ref().and_then(|k| k.corrupt.get(name)) != Some(entry))
+                };
+                if read.as_ref().is_ok_and(newly_corrupt) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    read = backend.load_namespace(&namespace).await;
+                }
+                let events = match read {
                     Ok(data) => {
                         let mut events = Vec::new();
                         if known.is_none() {

@@ -126,18 +126,21 @@ impl EtcdBackend {
             }
             connect = connect.with_tls(tls);
         }
-        let connecting = etcd::Client::connect(options.endpoint_urls(), Some(connect));
-        let client = match tokio::time::timeout(options.connect_timeout * 2, connecting).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(map_error(&describe, e)),
-            Err(_) => return Err(Error::Unavailable { backend: describe, message: "connecting timed out".into() }),
-        };
-        let backend =
-            EtcdBackend { inner: Arc::new(Inner { describe, max_value_bytes: options.max_value_bytes, client }) };
-        // The connection is lazy: ask something now, so a dead endpoint or a missing permission
-        // shows at once.
-        backend.list_namespaces().await?;
-        Ok(backend)
+        let urls = options.endpoint_urls();
+        super::connect_within("etcd", &describe, &options.endpoints, options.connect_timeout, || {
+            let (urls, connect, describe) = (urls.clone(), connect.clone(), describe.clone());
+            async move {
+                let client = etcd::Client::connect(urls, Some(connect)).await.map_err(|e| map_error(&describe, e))?;
+                let backend = EtcdBackend {
+                    inner: Arc::new(Inner { describe, max_value_bytes: options.max_value_bytes, client }),
+                };
+                // The connection is lazy: ask something now, so a dead endpoint or a missing
+                // permission shows at once.
+                backend.list_namespaces().await?;
+                Ok(backend)
+            }
+        })
+        .await
     }
 
     fn client(&self) -> etcd::Client {
@@ -252,7 +255,35 @@ fn map_error(describe: &str, e: etcd::Error) -> Error {
             return Error::Unauthorized { backend: describe.to_owned(), message: message.to_owned() };
         }
     }
-    Error::Unavailable { backend: describe.to_owned(), message: e.to_string() }
+    Error::Unavailable { backend: describe.to_owned(), message: plain_message(&e) }
+}
+
+/// What an etcd client error means, as a sentence about the server: not tonic's chain of
+/// transport errors.
+fn plain_message(e: &etcd::Error) -> String {
+    let (message, whole) = match e {
+        etcd::Error::GRpcStatus(status) => (status.message().to_owned(), format!("{e:?}")),
+        other => (other.to_string(), format!("{other:?}")),
+    };
+    let lower = format!("{message} {whole}").to_ascii_lowercase();
+    if lower.contains("invalidcontenttype") || lower.contains("certificate") || lower.contains("handshake") {
+        format!("{} (check etcds:// against the member's TLS setting, and tls_ca)", super::TLS_FAILED)
+    } else if lower.contains("h2 protocol error")
+        || lower.contains("http2 error")
+        || lower.contains("frame with invalid size")
+    {
+        format!("{} etcd's gRPC (an HTTP/1 server? a TLS port? use etcds:// for TLS)", super::OTHER_PROTOCOL)
+    } else if lower.contains("tcp connect error") || lower.contains("connection refused") {
+        "the connection was refused".into()
+    } else if lower.contains("transport error") || lower.contains("connection reset") || lower.contains("broken pipe") {
+        "the server closed the connection".into()
+    } else if lower.contains("timed out") || lower.contains("deadline") {
+        "no answer in time".into()
+    } else if message.is_empty() {
+        e.to_string()
+    } else {
+        message
+    }
 }
 
 /// The compare that makes a change's precondition part of a transaction.

@@ -123,7 +123,8 @@ impl EtcdOptions {
 
     /// `etcd h1:p1,h2:p2`, for messages.
     pub fn describe(&self) -> String {
-        let hosts: Vec<String> = self.endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        let hosts: Vec<String> =
+            self.endpoints.iter().map(|(h, p)| format!("{}:{p}", crate::spec::shorten(h))).collect();
         format!("etcd {}", hosts.join(","))
     }
 }

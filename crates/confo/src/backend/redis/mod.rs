@@ -144,7 +144,18 @@ impl RedisBackend {
         super::install_crypto_provider();
         let describe = options.describe();
         let ca = options.tls_ca.as_deref().map(|path| super::read_tls_ca(&describe, path)).transpose()?;
-        let link = Link::connect(&options, ca.as_ref()).await.map_err(|e| map_error(&describe, e))?;
+        let hosts = match &options.endpoint {
+            RedisEndpoint::Server { host, port } => vec![(host.clone(), *port)],
+            RedisEndpoint::Sentinel { sentinels, .. } => sentinels.clone(),
+        };
+        super::connect_within("Redis", &describe, &hosts, options.connect_timeout, || {
+            Self::connect_once(&options, ca.as_ref(), describe.clone())
+        })
+        .await
+    }
+
+    async fn connect_once(options: &RedisOptions, ca: Option<&Vec<u8>>, describe: String) -> Result<Self> {
+        let link = Link::connect(options, ca).await.map_err(|e| map_error(&describe, e))?;
         let backend = RedisBackend { inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, link }) };
         // One round trip: the root if absent, and every script loaded so that even the first
         // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
@@ -255,6 +266,28 @@ impl RedisBackend {
     }
 }
 
+/// What a Redis client error means, as a sentence about the server (never the driver's own
+/// words for a protocol it could not parse).
+fn plain_message(e: &RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("parse error") || lower.contains("unexpected") {
+        format!("{} the Redis protocol (an HTTP server? a TLS port? use rediss:// for TLS)", super::OTHER_PROTOCOL)
+    } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") || lower.contains("certificate")
+    {
+        format!("{} ({text}): check rediss:// against the server's TLS setting, and tls_ca", super::TLS_FAILED)
+    } else if lower.contains("broken pipe") || lower.contains("connection reset") || lower.contains("connection closed")
+    {
+        "the server closed the connection".into()
+    } else if lower.contains("refused") {
+        "the connection was refused".into()
+    } else if lower.contains("timed out") {
+        "no answer in time".into()
+    } else {
+        text
+    }
+}
+
 fn map_error(describe: &str, e: RedisError) -> Error {
     let auth = matches!(e.kind(), ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
@@ -271,7 +304,7 @@ fn map_error(describe: &str, e: RedisError) -> Error {
             ),
         );
     }
-    Error::Unavailable { backend: describe.to_owned(), message: e.to_string() }
+    Error::Unavailable { backend: describe.to_owned(), message: plain_message(&e) }
 }
 
 /// Namespaces with at least this many configurations are parsed on several threads.

@@ -188,10 +188,11 @@ impl RedisOptions {
     /// `redis 127.0.0.1:6379` or `redis sentinel master@h1:p1,h2:p2`, for messages.
     pub fn describe(&self) -> String {
         match &self.endpoint {
-            RedisEndpoint::Server { host, port } => format!("redis {host}:{port}"),
+            RedisEndpoint::Server { host, port } => format!("redis {}:{port}", crate::spec::shorten(host)),
             RedisEndpoint::Sentinel { sentinels, master } => {
-                let list: Vec<String> = sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-                format!("redis sentinel {master}@{}", list.join(","))
+                let list: Vec<String> =
+                    sentinels.iter().map(|(h, p)| format!("{}:{p}", crate::spec::shorten(h))).collect();
+                format!("redis sentinel {}@{}", crate::spec::shorten(master), list.join(","))
             }
         }
     }

@@ -111,6 +111,15 @@ impl ZkBackend {
     /// ```
     pub async fn connect(options: ZkOptions) -> Result<Self> {
         let describe = options.describe();
+        // A server that accepts connections but does not serve sessions yet (it is starting)
+        // is tried again within the connect timeout; a refused one fails at once.
+        super::connect_within("ZooKeeper", &describe, &options.hosts.clone(), options.connect_timeout, || {
+            Self::connect_once(options.clone(), describe.clone())
+        })
+        .await
+    }
+
+    async fn connect_once(options: ZkOptions, describe: String) -> Result<Self> {
         let client = new_client(&options).await.map_err(|e| map_error(&describe, e))?;
         let base = format!("{}/confo", options.chroot.as_deref().unwrap_or(""));
         let world_read = [
@@ -518,6 +527,14 @@ fn map_error(describe: &str, e: zk::Error) -> Error {
         zk::Error::NoAuth | zk::Error::AuthFailed => {
             Error::Unauthorized { backend: describe.to_owned(), message: format!("{e} (check the user and password)") }
         }
+        zk::Error::NoHosts => Error::Unavailable {
+            backend: describe.to_owned(),
+            message: "no server could be reached or would start a session".into(),
+        },
+        zk::Error::ConnectionLoss => {
+            Error::Unavailable { backend: describe.to_owned(), message: "the connection to the server was lost".into() }
+        }
+        zk::Error::Timeout => Error::Unavailable { backend: describe.to_owned(), message: "no answer in time".into() },
         other => Error::Unavailable { backend: describe.to_owned(), message: other.to_string() },
     }
 }

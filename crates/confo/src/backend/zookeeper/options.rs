@@ -180,7 +180,19 @@ impl ZkOptions {
 
     /// `zookeeper h1:p1,h2:p2/chroot`, for messages.
     pub fn describe(&self) -> String {
-        format!("zookeeper {}{}", self.connect_string(), self.chroot.as_deref().unwrap_or(""))
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|(h, p)| {
+                let h = crate::spec::shorten(h);
+                if h.contains(':') {
+                    format!("[{h}]:{p}")
+                } else {
+                    format!("{h}:{p}")
+                }
+            })
+            .collect();
+        format!("zookeeper {}{}", hosts.join(","), self.chroot.as_deref().map(crate::spec::shorten).unwrap_or_default())
     }
 }
 
