@@ -305,6 +305,7 @@ impl<'a> Credentials<'a> {
     }
 
     /// An optional boolean, given as `true`/`false` or the strings "true"/"false"/"1"/"0".
+    #[cfg_attr(not(any(feature = "redis", feature = "etcd")), allow(dead_code))]
     pub(crate) fn optional_bool(&mut self, key: &'static str) -> Result<Option<bool>> {
         match self.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -317,6 +318,7 @@ impl<'a> Credentials<'a> {
     }
 
     /// An optional non-negative integer, given as a number or a numeric string.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn optional_u32(&mut self, key: &'static str) -> Result<Option<u32>> {
         let bad = || Error::spec(Some(key), "must be a non-negative whole number, as a number or a numeric string");
         match self.get(key) {
@@ -423,7 +425,7 @@ fn not_built(backend: &str) -> Error {
 }
 
 /// `true`/`false`/`1`/`0`/`yes`/`no`, as in a URL query or a credentials string.
-#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+#[cfg_attr(not(any(feature = "redis", feature = "etcd")), allow(dead_code))]
 pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),

@@ -594,8 +594,10 @@ where
 
 /// The engines' shared wording for a server that answered, but not as one of them (another
 /// protocol, TLS on one side only): trying again cannot help.
+#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
 pub(crate) const OTHER_PROTOCOL: &str = "it answered something other than";
 /// See [`OTHER_PROTOCOL`].
+#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
 pub(crate) const TLS_FAILED: &str = "the TLS handshake failed";
 
 #[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
