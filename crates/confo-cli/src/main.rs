@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use confo::blocking::Confo;
+use confo::blocking::{Confo, Store};
 use confo::error::Missing;
 use confo::transfer::{Action, Difference, Document};
-use confo::{BackendSpec, Error, FieldEdit, Removal};
+use confo::{BackendSpec, Error, FieldEdit, Precondition, Removal};
 use serde_json::Value;
 
 use profiles::Profiles;
@@ -410,8 +410,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         _ => {}
     }
     let spec = resolve_spec(cli.backend.as_deref())?;
-    // Parse every argument before touching the store, so a usage error writes nothing.
     let command = cli.command;
+    if let Command::Get { .. } | Command::Set { .. } | Command::Rm { .. } | Command::Edit { .. } = command {
+        return point_command(command, &spec, output);
+    }
     let confo = open(&spec)?;
     match command {
         Command::Ns(NsCommand::Ls) => output::list(&confo.namespaces()?.all, output)?,
@@ -450,63 +452,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     output::value(&Value::Array(items), format)?;
                 }
                 _ => output::list(&names, output)?,
-            }
-        }
-        Command::Get { target, field } => {
-            let (namespace, config) = split_target(&target)?;
-            confo.use_namespace(namespace)?;
-            let not_found =
-                |what, name: String| Error::NotFound { what, name, location: format!("namespace {namespace:?}") };
-            let value = match field {
-                None => Value::Object(
-                    (*confo.get(config)?.ok_or_else(|| not_found(Missing::Configuration, config.into()))?).clone(),
-                ),
-                Some(field) => confo
-                    .get_field(config, &field)?
-                    .ok_or_else(|| not_found(Missing::Field, format!("{config}.{field}")))?,
-            };
-            output::value(&value, output.unwrap_or(Format::Json))?;
-        }
-        Command::Set { target, assignments, json, file } => {
-            let (namespace, config) = split_target(&target)?;
-            let (replacement, fields) = if assignments.len() == 1 && assignments[0] == "-" {
-                let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).map_err(|e| Failure::new(1, format!("stdin: {e}")))?;
-                (Some(parse_object(&text, "stdin")?), Vec::new())
-            } else {
-                let replacement = match (json, file) {
-                    (Some(text), _) => Some(parse_object(&text, "--json")?),
-                    (None, Some(path)) => Some(parse_object(&read_file(&path)?, &path.display().to_string())?),
-                    (None, None) => None,
-                };
-                let fields = assignments.iter().map(|a| parse_assignment(a)).collect::<Result<Vec<_>, _>>()?;
-                (replacement, fields)
-            };
-            match replacement {
-                // A whole document was made from what its writer saw: a conflict is reported.
-                Some(object) => {
-                    confo.use_namespace(namespace)?;
-                    confo.replace(config, object)?;
-                    confo.persist_configuration(namespace, config)?;
-                }
-                // Field edits apply to whatever is stored: retried on conflict.
-                None => {
-                    let edits: Vec<FieldEdit> =
-                        fields.into_iter().map(|(field, value)| FieldEdit::Set(field.to_owned(), value)).collect();
-                    confo.update_fields(namespace, config, &edits)?;
-                }
-            }
-        }
-        Command::Edit { target } => edit(&confo, &target)?,
-        Command::Rm { target, field } => {
-            let (namespace, config) = split_target(&target)?;
-            match field {
-                Some(field) => confo.update_fields(namespace, config, &[FieldEdit::Remove(field)])?,
-                None => {
-                    confo.use_namespace(namespace)?;
-                    confo.remove(config)?;
-                    confo.persist_configuration(namespace, config)?;
-                }
             }
         }
         Command::Watch { target } => {
@@ -573,7 +518,122 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 errln!("confo: imported: {summary}");
             }
         }
-        Command::Backend(_) | Command::Completions { .. } | Command::Copy { .. } | Command::Diff { .. } => {}
+        Command::Backend(_)
+        | Command::Completions { .. }
+        | Command::Copy { .. }
+        | Command::Diff { .. }
+        | Command::Get { .. }
+        | Command::Set { .. }
+        | Command::Rm { .. }
+        | Command::Edit { .. } => {}
+    }
+    Ok(())
+}
+
+/// `get`, `set`, `rm` and `edit`: one configuration, read and written on its own, so they cost
+/// the same whatever the namespace's size.
+fn point_command(command: Command, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
+    let store = Store::open(spec)?;
+    match command {
+        Command::Get { target, field } => {
+            let (namespace, config) = split_target(&target)?;
+            let not_found =
+                |what, name: String| Error::NotFound { what, name, location: format!("namespace {namespace:?}") };
+            let stored =
+                store.get(namespace, config)?.ok_or_else(|| not_found(Missing::Configuration, config.into()))?;
+            let value = match field {
+                None => Value::Object((*stored.value).clone()),
+                Some(field) => stored
+                    .value
+                    .get(&field)
+                    .cloned()
+                    .ok_or_else(|| not_found(Missing::Field, format!("{config}.{field}")))?,
+            };
+            output::value(&value, output.unwrap_or(Format::Json))?;
+        }
+        Command::Set { target, assignments, json, file } => {
+            let (namespace, config) = split_target(&target)?;
+            let (replacement, fields) = if assignments.len() == 1 && assignments[0] == "-" {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| Failure::new(1, format!("stdin: {e}")))?;
+                (Some(parse_object(&text, "stdin")?), Vec::new())
+            } else {
+                let replacement = match (json, file) {
+                    (Some(text), _) => Some(parse_object(&text, "--json")?),
+                    (None, Some(path)) => Some(parse_object(&read_file(&path)?, &path.display().to_string())?),
+                    (None, None) => None,
+                };
+                let fields = assignments.iter().map(|a| parse_assignment(a)).collect::<Result<Vec<_>, _>>()?;
+                (replacement, fields)
+            };
+            match replacement {
+                // A whole document: written only if the configuration is unchanged since read.
+                Some(object) => replace(&store, spec, namespace, config, object)?,
+                // Field edits apply to whatever is stored: retried on conflict.
+                None => {
+                    let edits: Vec<FieldEdit> =
+                        fields.into_iter().map(|(field, value)| FieldEdit::Set(field.to_owned(), value)).collect();
+                    store.update_fields(namespace, config, &edits)?;
+                }
+            }
+        }
+        Command::Rm { target, field } => {
+            let (namespace, config) = split_target(&target)?;
+            match field {
+                Some(field) => drop(store.update_fields(namespace, config, &[FieldEdit::Remove(field)])?),
+                None => remove(&store, spec, namespace, config)?,
+            }
+        }
+        Command::Edit { target } => edit(&store, &target)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces a whole configuration if it is unchanged since it was read. A corrupt one is
+/// replaced through the session, which knows the version of what cannot be read.
+fn replace(
+    store: &Store,
+    spec: &BackendSpec,
+    namespace: &str,
+    config: &str,
+    object: confo::Configuration,
+) -> Result<(), Failure> {
+    match store.get(namespace, config) {
+        Ok(current) => {
+            let precondition = current.map_or(Precondition::Absent, |c| Precondition::Version(c.version));
+            store.put(namespace, config, object, precondition)?;
+        }
+        Err(Error::Corrupt { .. }) => {
+            let confo = open(spec)?;
+            confo.use_namespace(namespace)?;
+            confo.replace(config, object)?;
+            confo.persist_configuration(namespace, config)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Removes a configuration if it is unchanged since it was read (a corrupt one too, as above).
+fn remove(store: &Store, spec: &BackendSpec, namespace: &str, config: &str) -> Result<(), Failure> {
+    match store.get(namespace, config) {
+        Ok(Some(current)) => store.delete(namespace, config, Precondition::Version(current.version))?,
+        Ok(None) => {
+            return Err(Error::NotFound {
+                what: Missing::Configuration,
+                name: config.to_owned(),
+                location: format!("namespace {namespace:?}"),
+            }
+            .into())
+        }
+        Err(Error::Corrupt { .. }) => {
+            let confo = open(spec)?;
+            confo.use_namespace(namespace)?;
+            confo.remove(config)?;
+            confo.persist_configuration(namespace, config)?;
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
@@ -715,10 +775,10 @@ fn diff(left: &str, right: &str, namespaces: &[String], output: Option<Format>) 
     Ok(())
 }
 
-fn edit(confo: &Confo, target: &str) -> Result<(), Failure> {
+fn edit(store: &Store, target: &str) -> Result<(), Failure> {
     let (namespace, config) = split_target(target)?;
-    confo.use_namespace(namespace)?;
-    let before = confo.get(config)?.map(|c| (*c).clone()).unwrap_or_default();
+    let current = store.get(namespace, config)?;
+    let before = current.as_ref().map(|c| (*c.value).clone()).unwrap_or_default();
     let text = serde_json::to_string_pretty(&before).map_err(|e| Failure::new(1, e.to_string()))?;
     let file = edit::EditFile::create(config, &format!("{text}\n"))?;
     let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
@@ -745,8 +805,8 @@ fn edit(confo: &Confo, target: &str) -> Result<(), Failure> {
         errln!("confo: no changes");
         return Ok(());
     }
-    confo.replace(config, after)?;
-    confo.persist_configuration(namespace, config)?;
+    // Written only if nobody changed it while the editor was open.
+    store.put(namespace, config, after, current.map_or(Precondition::Absent, |c| Precondition::Version(c.version)))?;
     Ok(())
 }
 

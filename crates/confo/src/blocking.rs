@@ -38,13 +38,7 @@ pub struct Confo {
 impl Confo {
     /// A manager with no backends, and its runtime.
     pub fn new() -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("confo-runtime")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("confo runtime", e))?;
-        Ok(Confo { inner: crate::Confo::new(), runtime: Arc::new(runtime) })
+        Ok(Confo { inner: crate::Confo::new(), runtime: Arc::new(new_runtime()?) })
     }
 
     /// The async manager this facade drives (shares its state).
@@ -290,6 +284,103 @@ impl Confo {
     /// See [`crate::Confo::persist_configuration`].
     pub fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_configuration(namespace, config))
+    }
+}
+
+/// The runtime a blocking handle drives: one worker thread, which also runs the background
+/// tasks of network backends.
+fn new_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("confo-runtime")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("confo runtime", e))
+}
+
+/// A blocking [`crate::Store`]: the same calls without `.await`. Cheap to clone.
+///
+/// ```
+/// use confo::blocking::Store;
+/// use confo::{FieldEdit, Precondition};
+/// let store = Store::open(&"memory:".parse()?)?;
+/// store.create_namespace("sales")?;
+/// store.update_fields("sales", "db", &[FieldEdit::Set("port".into(), 5432.into())])?;
+/// assert_eq!(store.get("sales", "db")?.expect("written").value["port"], 5432);
+/// # Ok::<(), confo::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: crate::Store,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl Store {
+    /// Opens (connects to) the store a spec names.
+    pub fn open(spec: &BackendSpec) -> Result<Self> {
+        let runtime = new_runtime()?;
+        let inner = runtime.block_on(crate::Store::open(spec))?;
+        Ok(Store { inner, runtime: Arc::new(runtime) })
+    }
+
+    /// The async store this facade drives.
+    pub fn as_async(&self) -> &crate::Store {
+        &self.inner
+    }
+
+    fn block<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// See [`crate::Store::namespaces`].
+    pub fn namespaces(&self) -> Result<Vec<String>> {
+        self.block(self.inner.namespaces())
+    }
+
+    /// See [`crate::Store::create_namespace`].
+    pub fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.block(self.inner.create_namespace(namespace))
+    }
+
+    /// See [`crate::Store::remove_namespace`].
+    pub fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
+        self.block(self.inner.remove_namespace(namespace, removal))
+    }
+
+    /// See [`crate::Store::get`].
+    pub fn get(&self, namespace: &str, config: &str) -> Result<Option<crate::Stored>> {
+        self.block(self.inner.get(namespace, config))
+    }
+
+    /// See [`crate::Store::put`].
+    pub fn put(
+        &self,
+        namespace: &str,
+        config: &str,
+        value: Configuration,
+        precondition: crate::Precondition,
+    ) -> Result<crate::Version> {
+        self.block(self.inner.put(namespace, config, value, precondition))
+    }
+
+    /// See [`crate::Store::delete`].
+    pub fn delete(&self, namespace: &str, config: &str, precondition: crate::Precondition) -> Result<()> {
+        self.block(self.inner.delete(namespace, config, precondition))
+    }
+
+    /// See [`crate::Store::update_fields`].
+    pub fn update_fields(
+        &self,
+        namespace: &str,
+        config: &str,
+        edits: &[crate::manager::FieldEdit],
+    ) -> Result<crate::Version> {
+        self.block(self.inner.update_fields(namespace, config, edits))
+    }
+
+    /// See [`crate::Store::load`].
+    pub fn load(&self, namespace: &str) -> Result<crate::NamespaceData> {
+        self.block(self.inner.load(namespace))
     }
 }
 

@@ -97,6 +97,30 @@ pub async fn values_round_trip(store: &dyn Backend) {
     store.delete_namespace(&ns).await.unwrap();
 }
 
+/// A point read says what a bulk read says of the same configuration (content and version),
+/// `None` for one that does not exist, and not found for a missing namespace.
+pub async fn point_reads_agree_with_bulk_reads(store: &dyn Backend) {
+    let ns = fresh_namespace(store, "point").await;
+    let names = ["db", "app.prod", "ünï", "with space", "x..y", "a-b"];
+    let changes: Vec<Change> = names.iter().map(|n| Change::put(*n, obj(json!({"name": n, "n": 1})))).collect();
+    store.write(&ns, &changes).await.into_result().unwrap();
+    let bulk = store.load_namespace(&ns).await.unwrap();
+    for name in names {
+        let one = store.load_configuration(&ns, name).await.unwrap().unwrap_or_else(|| panic!("{name}"));
+        assert_eq!((&one.value, &one.version), (&bulk[name].value, &bulk[name].version), "{name}");
+    }
+    assert!(store.load_configuration(&ns, "d").await.unwrap().is_none(), "a prefix of a name is not the name");
+    assert!(store.load_configuration(&ns, "absent").await.unwrap().is_none());
+    let v2 = store.put_configuration(&ns, "db", obj(json!({"n": 2}))).await.unwrap();
+    assert_eq!(store.load_configuration(&ns, "db").await.unwrap().unwrap().version, v2);
+    store.delete_configuration(&ns, "db").await.unwrap();
+    assert!(store.load_configuration(&ns, "db").await.unwrap().is_none(), "deleted");
+    let ghost = unique_namespace("ghost");
+    let err = store.load_configuration(&ghost, "db").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err:?}");
+    store.delete_namespace(&ns).await.unwrap();
+}
+
 /// JSON numbers at and beyond the limits of 64-bit integers and doubles are stored and read back
 /// exactly, as written (the JSON text of each number is the same), and versions stay stable.
 pub async fn numbers_round_trip_exactly(store: &dyn Backend) {
@@ -293,7 +317,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             namespaces_create_list_delete, configurations_write_read_delete, values_round_trip,
-            numbers_round_trip_exactly, bulk_read, batch_write, versions_change_on_write, preconditions,
+            numbers_round_trip_exactly, point_reads_agree_with_bulk_reads, bulk_read, batch_write, versions_change_on_write, preconditions,
             unknown_things_are_typed_errors, invalid_names_are_refused);
         #[tokio::test]
         async fn through_arc() {

@@ -74,6 +74,8 @@
 //!   preconditions; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   `manager::watch`: events, watchers and the hint loop behind auto-refresh.
+//! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one
+//!   configuration (whatever the namespace's size), bulk loads, transfer, watch.
 //! - [`blocking`]: the sync facade.
 //! - [`transfer`]: whole stores as documents: export, plan/apply (import, copy), diff.
 //! - [`json`]: strict parsing of JSON input (duplicate keys refused, depth limit named).
@@ -94,6 +96,7 @@ pub mod json;
 pub mod manager;
 pub mod name;
 pub mod spec;
+pub mod store;
 pub mod transfer;
 
 #[cfg(feature = "conformance")]
@@ -107,3 +110,4 @@ pub use backend::{
 pub use error::{Error, Result};
 pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, Scope, WatchOptions, Watcher};
 pub use spec::{BackendKind, BackendSpec};
+pub use store::Store;

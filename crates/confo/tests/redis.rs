@@ -80,15 +80,22 @@ async fn foreign_data_in_pythons_spacing_loads() {
     let server = RedisServer::start().expect("redis-server");
     let mut r = raw(&server).await;
     let _: () = r.set("confo", r#"{"namespaces": ["zeta", "HR_dept", "empty_listed"]}"#).await.expect("SET");
-    let _: () = r.set("HR_dept", r#"{"configurations": ["mail", "database"]}"#).await.expect("SET");
+    let _: () = r.set("HR_dept", r#"{"configurations": ["mail", "database", "caf\u00e9"]}"#).await.expect("SET");
+    let _: () = r.set("HR_dept-café", r#"{"v": 1}"#).await.expect("SET");
     let _: () = r.set("HR_dept-database", r#"{"host": "localhost", "port": "6379"}"#).await.expect("SET");
     let _: () = r.set("HR_dept-mail", "{\n  \"relay\": \"smtp\"\n}").await.expect("SET");
     let _: () = r.set("zeta", r#"{ "configurations" : [ ] }"#).await.expect("SET");
     let backend = connect(&server.url()).await;
     assert_eq!(backend.list_namespaces().await.expect("list"), ["HR_dept", "empty_listed", "zeta"]);
     let data = backend.load_namespace("HR_dept").await.expect("load");
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["database", "mail"]);
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["café", "database", "mail"]);
     assert_eq!(data["database"].value["port"], json!("6379"));
+    // Point reads find entries however the index was written (Python escapes non-ASCII).
+    for name in ["database", "café", "mail"] {
+        let one = backend.load_configuration("HR_dept", name).await.expect("read").expect(name);
+        assert_eq!(one.version, data[name].version, "{name}");
+    }
+    assert!(backend.load_configuration("HR_dept", "data").await.expect("read").is_none());
     assert!(backend.load_namespace("zeta").await.expect("zeta").is_empty());
     // Listed, but its key is missing: read as empty (documented), and writable.
     assert!(backend.load_namespace("empty_listed").await.expect("empty").is_empty());
@@ -96,7 +103,7 @@ async fn foreign_data_in_pythons_spacing_loads() {
     assert_eq!(get(&mut r, "empty_listed").await.as_deref(), Some(r#"{"configurations":["c"]}"#));
     // Writing keeps the foreign entries and their order.
     backend.put_configuration("HR_dept", "new", obj(json!({}))).await.expect("put");
-    assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":["mail","database","new"]}"#));
+    assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":["mail","database","café","new"]}"#));
 }
 
 #[tokio::test]

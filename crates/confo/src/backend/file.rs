@@ -340,6 +340,25 @@ impl Inner {
         Ok(data)
     }
 
+    fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        let dir = self.namespace_dir(namespace);
+        self.check_link(&dir)?;
+        if !dir.is_dir() {
+            return Err(self.missing_namespace(namespace));
+        }
+        let path = config_path(&dir, name);
+        self.check_link(&path)?;
+        if !is_kind_at(&path, |t| t.is_file()) {
+            return Ok(None);
+        }
+        match read_config(name, &path) {
+            Loaded::Ok(_, stored) => Ok(Some(stored)),
+            Loaded::Gone => Ok(None),
+            Loaded::Corrupt(_, corruption, _) => Err(Error::Corrupt { corruptions: vec![corruption] }),
+            Loaded::Io(e) => Err(e),
+        }
+    }
+
     fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
         let dir = self.namespace_dir(namespace);
         if let Err(e) = self.check_link(&dir) {
@@ -435,6 +454,11 @@ fn is_kind(entry: &fs::DirEntry, kind: impl Fn(&fs::FileType) -> bool) -> bool {
         Ok(t) => kind(&t),
         Err(_) => false,
     }
+}
+
+/// Whether a path is of a kind, following a link as reads do (a missing path is no kind).
+fn is_kind_at(path: &Path, kind: impl Fn(&fs::FileType) -> bool) -> bool {
+    fs::metadata(path).is_ok_and(|m| kind(&m.file_type()))
 }
 
 enum Loaded {
@@ -624,6 +648,14 @@ impl Backend for FileBackend {
         self.validate_name(NameKind::Namespace, namespace)?;
         let namespace = namespace.to_owned();
         self.run(move |inner| inner.load_namespace(&namespace)).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_name(NameKind::Configuration, name)?;
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        self.run(move |inner| inner.load_configuration(&namespace, &name)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.describe(), changes = changes.len()))]

@@ -96,6 +96,14 @@ impl Backend for MemoryBackend {
         self.state().namespaces.get(namespace).cloned().ok_or_else(|| self.missing_namespace(namespace))
     }
 
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_name(NameKind::Configuration, name)?;
+        let state = self.state();
+        let configs = state.namespaces.get(namespace).ok_or_else(|| self.missing_namespace(namespace))?;
+        Ok(configs.get(name).cloned())
+    }
+
     async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
         if let Err(e) = validate_batch(self, namespace, changes) {
             return WriteReport::failed(e);

@@ -353,6 +353,18 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// [`Error::NotFound`] if the namespace does not exist.
     async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData>;
 
+    /// Reads one configuration, and only it: `None` if it does not exist, [`Error::Corrupt`] if
+    /// it cannot be read, [`Error::NotFound`] if the namespace does not exist. Its cost must not
+    /// depend on the namespace's size: the default reads the whole namespace, and every engine
+    /// of this crate reads just the one (a file, one script, one `getData`, one transaction).
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        let mut data = self.load_namespace(namespace).await?;
+        if let Some(entry) = data.corrupt.remove(name) {
+            return Err(Error::Corrupt { corruptions: vec![entry.corruption] });
+        }
+        Ok(data.remove(name))
+    }
+
     /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked
     /// before anything is written: a broken one fails the batch with [`Error::Conflict`] and
     /// writes nothing.
@@ -457,16 +469,6 @@ pub trait BackendExt: Backend {
         }
         report.in_doubt = pending.into_iter().map(|c| c.name.clone()).collect();
         report
-    }
-
-    /// Reads one configuration; `None` if it does not exist, [`Error::Corrupt`] if it is not
-    /// readable.
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        let mut data = self.load_namespace(namespace).await?;
-        if let Some(entry) = data.corrupt.remove(name) {
-            return Err(Error::Corrupt { corruptions: vec![entry.corruption] });
-        }
-        Ok(data.remove(name))
     }
 
     /// Stores one configuration, whatever is there, and returns its new version.

@@ -84,7 +84,7 @@ pub enum FieldEdit {
 
 /// The pause after the `attempt`-th conflict: 4 ms doubling up to 250 ms, plus up to as much
 /// again at random, so writers that collided do not collide again in step.
-fn backoff(attempt: u32) -> std::time::Duration {
+pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
     use std::hash::BuildHasher;
     let base = (4u64 << attempt.min(6)).min(250);
     let random = std::collections::hash_map::RandomState::new().hash_one(attempt) % (base + 1);

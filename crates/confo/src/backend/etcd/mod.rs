@@ -353,6 +353,38 @@ impl Backend for EtcdBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_name(NameKind::Configuration, name)?;
+        let key = format!("{}{name}", config_prefix(namespace));
+        // One transaction: the namespace's marker and the one key, at one revision.
+        let txn =
+            etcd::Txn::new().and_then([etcd::TxnOp::get(marker(namespace), None), etcd::TxnOp::get(key.clone(), None)]);
+        let resp = self.txn(txn).await?;
+        let mut responses = resp.op_responses().into_iter();
+        let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(found))) =
+            (responses.next(), responses.next())
+        else {
+            return Err(Error::Unavailable {
+                backend: self.describe(),
+                message: "unexpected transaction response".into(),
+            });
+        };
+        if marker_resp.kvs().is_empty() {
+            return Err(self.missing_namespace(namespace));
+        }
+        let Some(kv) = found.kvs().first() else { return Ok(None) };
+        match parse_config(kv.value()) {
+            Ok(map) => Ok(Some(Stored { value: Arc::new(map), version: Version::number(kv.mod_revision()) })),
+            Err((position, problem)) => {
+                let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                let corruption = Corruption { location: self.location(&key), problem: format!("{problem}{at}") };
+                Err(Error::Corrupt { corruptions: vec![corruption] })
+            }
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
         self.validate_name(NameKind::Namespace, namespace)?;
         let prefix = config_prefix(namespace);

@@ -36,6 +36,23 @@ local function encode_index(field, list)
   return '{"' .. field .. '":[' .. table.concat(parts, ',') .. ']}'
 end
 
+-- True if the raw index document lists the JSON string `token` (a name as cjson.encode
+-- writes it): a plain search for the token where a list element can start ('[', ',' or white
+-- space before it; inside a JSON string a quote is always escaped). False can also mean the
+-- index spells the name otherwise (Python escapes non-ASCII as \u): callers decode then.
+local function lists_token(raw, token)
+  local from = 1
+  while true do
+    local at = string.find(raw, token, from, true)
+    if not at then return false end
+    local before = at > 1 and string.sub(raw, at - 1, at - 1) or ''
+    if before == '[' or before == ',' or before == ' ' or before == '\n' or before == '\t' or before == '\r' then
+      return true
+    end
+    from = at + 1
+  end
+end
+
 local function contains(list, name)
   for _, v in ipairs(list) do
     if v == name then return true end

@@ -96,12 +96,13 @@ struct Scripts {
     create_namespace: Lua,
     delete_namespace: Lua,
     load_namespace: Lua,
+    read_one: Lua,
     write: Lua,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 4] {
-        [&self.create_namespace, &self.delete_namespace, &self.load_namespace, &self.write]
+    fn all(&self) -> [&Lua; 5] {
+        [&self.create_namespace, &self.delete_namespace, &self.load_namespace, &self.read_one, &self.write]
     }
 }
 
@@ -114,6 +115,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         create_namespace: with_common(include_str!("create_namespace.lua")),
         delete_namespace: with_common(include_str!("delete_namespace.lua")),
         load_namespace: with_common(include_str!("load_namespace.lua")),
+        read_one: with_common(include_str!("read_one.lua")),
         write: with_common(include_str!("write.lua")),
     }
 });
@@ -401,6 +403,29 @@ impl Backend for RedisBackend {
         self.validate_name(NameKind::Namespace, namespace)?;
         let _: i64 = self.script(&SCRIPTS.delete_namespace, namespace, &[]).await?;
         self.wait_for_replicas().await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_name(NameKind::Configuration, name)?;
+        let token = serde_json::to_string(name).map_err(|e| Error::InvalidValue {
+            location: self.key_location(&format!("{namespace}-{name}")),
+            message: e.to_string(),
+        })?;
+        let value: Option<Vec<u8>> =
+            self.script(&SCRIPTS.read_one, namespace, &[name.as_bytes(), token.as_bytes()]).await?;
+        let Some(value) = value else { return Ok(None) };
+        // The same reading as a bulk load's, so both say the same of every entry.
+        let bytes = if value == b"\0missing" { None } else { Some(value) };
+        match parse_values(vec![(name.to_owned(), bytes)]).pop().map(|(_, parsed)| parsed) {
+            Some(Ok(stored)) => Ok(Some(stored)),
+            Some(Err((problem, _))) => {
+                let location = self.key_location(&format!("{namespace}-{name}"));
+                Err(Error::Corrupt { corruptions: vec![Corruption { location, problem }] })
+            }
+            None => Ok(None),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]

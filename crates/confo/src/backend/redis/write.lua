@@ -6,12 +6,28 @@
 local ns = ARGV[1]
 local _, err = require_namespace(KEYS[1], ns)
 if err then return err end
-local configs, index_err = read_index(KEYS[2], 'configurations')
+local index_err = foreign(KEYS[2])
 if index_err then return index_err end
-configs = configs or {}
-local listed = {}
-for _, cfg in ipairs(configs) do listed[cfg] = true end
 local n = (#ARGV - 1) / 5
+-- Which of the batch's configurations the index lists. Decoding a large index costs more than
+-- a point write: it is decoded only when it must change (a new name, a delete) or may spell a
+-- name otherwise (\u escapes); updating listed configurations leaves it untouched.
+local raw = redis.call('GET', KEYS[2])
+local listed = {}
+local configs = nil
+local must_decode = not raw or string.find(raw, '\\u', 1, true) ~= nil
+for i = 0, n - 1 do
+  local b = 2 + i * 5
+  if ARGV[b] == 'D' or must_decode or not lists_token(raw, cjson.encode(ARGV[b + 1])) then must_decode = true end
+end
+if must_decode then
+  local list, decode_err = read_index(KEYS[2], 'configurations')
+  if decode_err then return decode_err end
+  configs = list or {}
+  for _, cfg in ipairs(configs) do listed[cfg] = true end
+else
+  for i = 0, n - 1 do listed[ARGV[2 + i * 5 + 1]] = true end
+end
 for i = 0, n - 1 do
   local b = 2 + i * 5
   local pre = ARGV[b + 2]
@@ -30,6 +46,7 @@ for i = 0, n - 1 do
   end
 end
 local removed = {}
+local index_changed = false
 for i = 0, n - 1 do
   local b = 2 + i * 5
   local cfg = ARGV[b + 1]
@@ -38,6 +55,7 @@ for i = 0, n - 1 do
     if not listed[cfg] then
       configs[#configs + 1] = cfg
       listed[cfg] = true
+      index_changed = true
     end
     event(ns, cfg, 'put')
   else
@@ -53,7 +71,11 @@ if next(removed) then
   for _, cfg in ipairs(configs) do
     if not removed[cfg] then kept[#kept + 1] = cfg end
   end
+  index_changed = index_changed or #kept ~= #configs
   configs = kept
 end
-redis.call('SET', KEYS[2], encode_index('configurations', configs))
+-- A namespace key that was missing is written even if empty (as before).
+if index_changed or not raw then
+  redis.call('SET', KEYS[2], encode_index('configurations', configs))
+end
 return n

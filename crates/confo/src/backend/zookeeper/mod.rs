@@ -498,6 +498,129 @@ impl ZkBackend {
     }
 }
 
+impl ZkBackend {
+    /// A batch of one change, on its znode alone (a batch lists the namespace first): the
+    /// precondition is the operation's own (create for absent, a versioned set or delete), so
+    /// the cost does not grow with the namespace.
+    async fn write_one(&self, namespace: &str, change: &Change) -> Result<Option<Version>> {
+        // With credentials, the namespace must be ours before anything is written into it.
+        if let Some(acl_version) = self.namespace_acl(namespace).await? {
+            if acl_version != 0 {
+                self.check_nodes(vec![format!("{}/{}", self.namespace_path(namespace), change.name)]).await?;
+            }
+        }
+        let path = format!("{}/{}", self.namespace_path(namespace), change.name);
+        let conflict = || Error::Conflict { location: self.location(&path) };
+        let data: Option<Vec<u8>> = match &change.kind {
+            ChangeKind::Put(value) => {
+                let data = serde_json::to_vec(&**value)
+                    .map_err(|e| Error::InvalidValue { location: self.location(&path), message: e.to_string() })?;
+                if data.len() > self.inner.options.max_value_bytes {
+                    return Err(Error::TooLarge {
+                        location: self.location(&path),
+                        size: data.len(),
+                        limit: self.inner.options.max_value_bytes,
+                    });
+                }
+                Some(data)
+            }
+            ChangeKind::Delete => None,
+        };
+        let (path, data) = (&path, &data);
+        let create = || async {
+            let created = self
+                .call(|c, acls| {
+                    let (path, data) = (path.clone(), data.clone().unwrap_or_default());
+                    async move {
+                        c.create(&path, &data, &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await
+                    }
+                })
+                .await;
+            match created {
+                // A created znode is at version 0 (see write_once).
+                Ok(_) => Ok(Some(Version::number(0))),
+                Err(zk::Error::NodeExists) => Err(conflict()),
+                Err(zk::Error::NoNode) => Err(self.missing_namespace(namespace)),
+                Err(e) => Err(self.map_error(e)),
+            }
+        };
+        let set = |expected: Option<i32>| async move {
+            let data = data.clone().unwrap_or_default();
+            self.call(|c, _| {
+                let (path, data) = (path.clone(), data.clone());
+                async move { c.set_data(&path, &data, expected).await }
+            })
+            .await
+        };
+        let delete = |expected: Option<i32>| async move {
+            self.call(|c, _| {
+                let path = path.clone();
+                async move { c.delete(&path, expected).await }
+            })
+            .await
+        };
+        let exists = || async {
+            self.call(|c, _| {
+                let path = path.clone();
+                async move { c.check_stat(&path).await }
+            })
+            .await
+            .map_err(|e| self.map_error(e))
+        };
+        match (&change.kind, &change.precondition) {
+            (ChangeKind::Put(_), Precondition::Absent) => create().await,
+            (ChangeKind::Put(_), Precondition::Version(v)) => match set(Some(zk_version(v))).await {
+                Ok(stat) => Ok(Some(Version::number(i64::from(stat.version)))),
+                Err(zk::Error::BadVersion | zk::Error::NoNode) => Err(conflict()),
+                Err(e) => Err(self.map_error(e)),
+            },
+            (ChangeKind::Put(_), Precondition::Any) => {
+                for _ in 0..WRITE_ATTEMPTS {
+                    match set(None).await {
+                        Ok(stat) => return Ok(Some(Version::number(i64::from(stat.version)))),
+                        Err(zk::Error::NoNode) => match create().await {
+                            // Someone created it in between: set it again.
+                            Err(Error::Conflict { .. }) => continue,
+                            other => return other,
+                        },
+                        Err(e) => return Err(self.map_error(e)),
+                    }
+                }
+                Err(conflict())
+            }
+            (ChangeKind::Delete, Precondition::Version(v)) => match delete(Some(zk_version(v))).await {
+                Ok(()) => Ok(None),
+                Err(zk::Error::BadVersion | zk::Error::NoNode) => Err(conflict()),
+                Err(e) => Err(self.map_error(e)),
+            },
+            (ChangeKind::Delete, Precondition::Any) => match delete(None).await {
+                Ok(()) => Ok(None),
+                Err(zk::Error::NoNode) => match exists_namespace(self, namespace).await? {
+                    true => Ok(None),
+                    false => Err(self.missing_namespace(namespace)),
+                },
+                Err(e) => Err(self.map_error(e)),
+            },
+            (ChangeKind::Delete, Precondition::Absent) => match exists().await? {
+                Some(_) => Err(conflict()),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+async fn exists_namespace(backend: &ZkBackend, namespace: &str) -> Result<bool> {
+    let path = backend.namespace_path(namespace);
+    let stat = backend
+        .call(|c, _| {
+            let path = path.clone();
+            async move { c.check_stat(&path).await }
+        })
+        .await
+        .map_err(|e| backend.map_error(e))?;
+    Ok(stat.is_some())
+}
+
 fn zk_version(version: &Version) -> i32 {
     // Our versions for ZooKeeper are stat versions (≥ 0). Anything else must never match, and
     // must never be -1, which ZooKeeper reads as "any version".
@@ -638,6 +761,55 @@ impl Backend for ZkBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        self.validate_name(NameKind::Namespace, namespace)?;
+        self.validate_name(NameKind::Configuration, name)?;
+        let ns_path = self.namespace_path(namespace);
+        let path = format!("{ns_path}/{name}");
+        let read = self.call(|c, _| {
+            let path = path.clone();
+            async move { c.get_data(&path).await }
+        });
+        // The namespace's ACL (with credentials) goes out with the read: one round trip.
+        let (read, acl) = tokio::join!(read, self.namespace_acl(namespace));
+        let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
+        match read {
+            Ok((bytes, stat)) => {
+                if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
+                    self.check_nodes(vec![path.clone()]).await?;
+                }
+                let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
+                match parsed {
+                    Ok(map) => {
+                        Ok(Some(Stored { value: Arc::new(map), version: Version::number(i64::from(stat.version)) }))
+                    }
+                    Err((position, problem)) => {
+                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                        let corruption =
+                            Corruption { location: self.location(&path), problem: format!("{problem}{at}") };
+                        Err(Error::Corrupt { corruptions: vec![corruption] })
+                    }
+                }
+            }
+            Err(zk::Error::NoNode) => {
+                // No such configuration, or no such namespace: one more question tells which.
+                let exists = self
+                    .call(|c, _| {
+                        let ns_path = ns_path.clone();
+                        async move { c.check_stat(&ns_path).await }
+                    })
+                    .await
+                    .map_err(|e| self.map_error(e))?;
+                match exists {
+                    Some(_) => Ok(None),
+                    None => Err(self.missing_namespace(namespace)),
+                }
+            }
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
         self.validate_name(NameKind::Namespace, namespace)?;
         let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
@@ -758,6 +930,14 @@ impl Backend for ZkBackend {
     async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
         if let Err(e) = validate_batch(self, namespace, changes) {
             return WriteReport::failed(e);
+        }
+        if let [change] = changes {
+            return match self.write_one(namespace, change).await {
+                Ok(version) => {
+                    WriteReport { applied: vec![Applied { name: change.name.clone(), version }], ..Default::default() }
+                }
+                Err(e) => WriteReport::failed(e),
+            };
         }
         let mut report = WriteReport::default();
         let mut pending: Vec<Change> = changes.to_vec();

@@ -1,0 +1,184 @@
+//! [`Store`]: a stateless, cheap-to-clone handle over one backend, for one-shot callers and
+//! servers. Every call names what it touches; nothing is cached and nothing is "current", so
+//! one `Store` can serve any number of concurrent callers.
+//!
+//! Point operations ([`Store::get`], [`Store::put`], [`Store::delete`],
+//! [`Store::update_fields`]) touch one configuration and never read the rest of its
+//! namespace: their cost is the same in a namespace of one configuration or of 10,000.
+//!
+//! ```no_run
+//! # async fn demo() -> confo::Result<()> {
+//! use confo::{FieldEdit, Precondition, Store};
+//! let store = Store::open(&"redis://127.0.0.1:6379".parse()?).await?;
+//! if let Some(db) = store.get("sales", "database").await? {
+//!     println!("{} at version {}", serde_json::Value::Object((*db.value).clone()), db.version);
+//! }
+//! store.update_fields("sales", "database", &[FieldEdit::Set("port".into(), 5432.into())]).await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use crate::backend::{Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version};
+use crate::error::{Error, Missing, Result};
+use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
+use crate::spec::BackendSpec;
+use crate::transfer::{Document, Plan};
+
+/// A handle over one backend; clones share the backend's connection.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+impl Store {
+    /// Opens (connects to) the store a spec names.
+    pub async fn open(spec: &BackendSpec) -> Result<Self> {
+        Ok(Store { backend: spec.open().await? })
+    }
+
+    /// A store over a backend already open.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Store { backend }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The namespaces, sorted.
+    pub async fn namespaces(&self) -> Result<Vec<String>> {
+        self.backend.list_namespaces().await
+    }
+
+    /// Creates a namespace; `false` if it existed.
+    pub async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.backend.create_namespace(namespace).await
+    }
+
+    /// Removes a namespace; with [`Removal::IfEmpty`], one holding configurations is
+    /// [`Error::NotEmpty`].
+    pub async fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
+        if removal == Removal::IfEmpty {
+            let count = self.backend.load_namespace(namespace).await?.len();
+            if count > 0 {
+                return Err(Error::NotEmpty { namespace: namespace.to_owned(), count });
+            }
+        }
+        self.backend.delete_namespace(namespace).await
+    }
+
+    /// One configuration and its version; `None` if it does not exist, [`Error::Corrupt`] if
+    /// it cannot be read. Reads nothing else.
+    pub async fn get(&self, namespace: &str, config: &str) -> Result<Option<Stored>> {
+        self.backend.load_configuration(namespace, config).await
+    }
+
+    /// Writes one configuration if `precondition` holds (else [`Error::Conflict`]); returns its
+    /// new version.
+    pub async fn put(
+        &self,
+        namespace: &str,
+        config: &str,
+        value: Configuration,
+        precondition: Precondition,
+    ) -> Result<Version> {
+        let change = Change::put(config, value).when(precondition);
+        let applied = self.write_one(namespace, change).await?;
+        applied.ok_or_else(|| Error::Unavailable {
+            backend: self.backend.describe(),
+            message: format!("the write of {namespace}/{config} reported no version"),
+        })
+    }
+
+    /// Deletes one configuration if `precondition` holds (else [`Error::Conflict`]).
+    pub async fn delete(&self, namespace: &str, config: &str, precondition: Precondition) -> Result<()> {
+        self.write_one(namespace, Change::delete(config).when(precondition)).await.map(drop)
+    }
+
+    async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
+        let report = self.backend.write_settled(namespace, std::slice::from_ref(&change)).await;
+        if let Some(error) = report.error {
+            return Err(Error::incomplete(
+                Vec::new(),
+                namespace,
+                [change.name.as_str()],
+                crate::backend::WriteReport { error: Some(error), ..report },
+                [],
+            ));
+        }
+        Ok(report.applied.into_iter().next().and_then(|a| a.version))
+    }
+
+    /// Sets and removes fields of one configuration, on what is stored now: read it, apply the
+    /// edits, write it only if it is still that version; on a conflict (another writer), again,
+    /// up to [`crate::manager::FIELD_UPDATE_ATTEMPTS`] times with random growing pauses. A
+    /// configuration that does not exist is created by a set ([`Error::NotFound`] for a
+    /// remove). Returns the new version.
+    pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<Version> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.get(namespace, config).await?;
+            let (mut value, precondition) = match current {
+                Some(stored) => ((*stored.value).clone(), Precondition::Version(stored.version)),
+                None => (Configuration::new(), Precondition::Absent),
+            };
+            for edit in edits {
+                match edit {
+                    FieldEdit::Set(field, new) => {
+                        value.insert(field.clone(), new.clone());
+                    }
+                    FieldEdit::Remove(field) => {
+                        if precondition == Precondition::Absent {
+                            return Err(Error::not_found(
+                                Missing::Configuration,
+                                config,
+                                format!("namespace {namespace:?}"),
+                            ));
+                        }
+                        if value.shift_remove(field).is_none() {
+                            return Err(Error::not_found(
+                                Missing::Field,
+                                format!("{config}.{field}"),
+                                format!("namespace {namespace:?}"),
+                            ));
+                        }
+                    }
+                }
+            }
+            match self.put(namespace, config, value, precondition).await {
+                Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(crate::manager::backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Every configuration of a namespace in one bulk read.
+    pub async fn load(&self, namespace: &str) -> Result<NamespaceData> {
+        self.backend.load_namespace(namespace).await
+    }
+
+    /// Namespaces (all when empty) as a document; see [`crate::transfer::export`].
+    pub async fn export(&self, namespaces: &[String]) -> Result<Document> {
+        crate::transfer::export(&*self.backend, namespaces).await
+    }
+
+    /// What bringing the store to `document` would do; see [`crate::transfer::plan`].
+    pub async fn plan(&self, document: &Document, prune: bool) -> Result<Plan> {
+        crate::transfer::plan(&*self.backend, document, prune).await
+    }
+
+    /// Carries out a plan; see [`crate::transfer::apply`].
+    pub async fn apply(&self, plan: &Plan, document: &Document, progress: impl FnMut(usize, usize)) -> Result<()> {
+        crate::transfer::apply(&*self.backend, plan, document, progress).await
+    }
+
+    /// Live events of a namespace (optionally one configuration).
+    pub async fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<Watcher> {
+        Watcher::start(self.backend.clone(), namespace, config, options).await
+    }
+}
