@@ -153,8 +153,9 @@ async fn a_temp_file_left_by_a_crash_is_removed_by_the_next_persist() {
     backend.create_namespace("ns").await.expect("create");
     fs::write(dir.path().join("ns/.confo-tmp-99999-0"), "{\"torn").expect("write");
     assert!(backend.load_namespace("ns").await.expect("load").is_empty(), "readers skip it");
-    backend.put_configuration("ns", "c", obj(json!({}))).await.expect("put");
-    assert_eq!(tree(dir.path()), ["ns", "ns/c.json"]);
+    let batch = [Change::put("c", obj(json!({}))), Change::put("d", obj(json!({})))];
+    backend.write("ns", &batch).await.into_result().expect("write");
+    assert_eq!(tree(dir.path()), ["ns", "ns/c.json", "ns/d.json"]);
 }
 
 #[tokio::test]

@@ -380,8 +380,12 @@ impl Inner {
         if let Err(e) = self.lock(&folder, &dir) {
             return WriteReport::failed(e);
         }
-        // From here on we hold the folder's lock (released when `folder` is dropped).
-        remove_stale_temps(&dir);
+        // From here on we hold the folder's lock (released when `folder` is dropped). Sweeping
+        // lists the whole folder, which a point write must not pay each time: batches sweep,
+        // and about one point write in 16.
+        if changes.len() > 1 || sweep_now() {
+            remove_stale_temps(&dir);
+        }
         for change in changes {
             if change.precondition == Precondition::Any {
                 continue;
@@ -567,6 +571,13 @@ fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Versio
             Err(Error::io(Inner::loc(&path), e))
         }
     }
+}
+
+/// True about once in 16 calls, at random (so that processes making one write each share the
+/// sweeping too).
+fn sweep_now() -> bool {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(next_tmp()) % 16 == 0
 }
 
 /// Removes temporary files left in `dir` by a writer that crashed. Only called under the
