@@ -129,6 +129,71 @@ where
     Sample(times)
 }
 
+/// Point operations timed per row: this many calls, spread over the namespace.
+const POINT_CALLS: usize = 100;
+
+/// The configuration a point call `i` touches: spread over the namespace.
+fn pick(i: usize, n: usize) -> usize {
+    (i * 7919) % n
+}
+
+/// The point-read and point-write rows of one engine: [`POINT_CALLS`] reads of one
+/// configuration (`Backend::load_configuration`) and one-change writes, against the same
+/// number of raw single-key reads (+ parse) and writes.
+#[allow(clippy::too_many_arguments)]
+async fn point_rows<R, RF, W, WF>(
+    report: &mut Report,
+    engine: &str,
+    runs: usize,
+    backend: &dyn Backend,
+    namespace: &str,
+    configs: &[(String, Configuration)],
+    raw_read: R,
+    raw_write: W,
+) where
+    R: Fn(usize) -> RF,
+    RF: std::future::Future<Output = ()>,
+    W: Fn(usize) -> WF,
+    WF: std::future::Future<Output = ()>,
+{
+    let n = configs.len();
+    let ours = time(runs, |_| async {
+        for i in 0..POINT_CALLS {
+            black_box(backend.load_configuration(namespace, &configs[pick(i, n)].0).await.expect("point read"));
+        }
+    })
+    .await;
+    let base = time(runs, |_| async {
+        for i in 0..POINT_CALLS {
+            raw_read(pick(i, n)).await;
+        }
+    })
+    .await;
+    report.row(
+        &format!("{engine}: point read ×{POINT_CALLS}"),
+        n,
+        &ours,
+        &base,
+        Some(2.0),
+        "raw single-key read + parse",
+    );
+    let ours = time(runs, |_| async {
+        for i in 0..POINT_CALLS {
+            let (name, value) = &configs[pick(i, n)];
+            let change = Change::put(name.clone(), value.clone());
+            backend.write(namespace, std::slice::from_ref(&change)).await.into_result().expect("point write");
+        }
+    })
+    .await;
+    let base = time(runs, |_| async {
+        for i in 0..POINT_CALLS {
+            raw_write(pick(i, n)).await;
+        }
+    })
+    .await;
+    report.row(&format!("{engine}: point write ×{POINT_CALLS}"), n, &ours, &base, None, "raw single-key write");
+}
+
 /// Times of one call, from batches of `iterations` calls.
 fn time_per_call(runs: usize, iterations: usize, mut f: impl FnMut()) -> Sample {
     let mut times = Vec::with_capacity(runs);
@@ -242,6 +307,23 @@ async fn main() {
             })
             .await;
             report.row("files: load a namespace", n, &ours, &base, Some(1.5), "std::fs + serde_json, same threads");
+            let folder = &folder;
+            let raw_read = |i: usize| async move {
+                let bytes = std::fs::read(folder.join(format!("{}.json", name(i)))).expect("read");
+                black_box(serde_json::from_slice::<Value>(&bytes).expect("parse"));
+            };
+            // The same atomic steps as ours (temp file, fsync, rename), without the lock.
+            let raw_write = |i: usize| {
+                let bytes = &json[i].1;
+                async move {
+                    let tmp = folder.join(".raw-tmp");
+                    let mut file = std::fs::File::create(&tmp).expect("create");
+                    std::io::Write::write_all(&mut file, bytes).expect("write");
+                    file.sync_all().expect("fsync");
+                    std::fs::rename(&tmp, folder.join(format!("raw-{i}"))).expect("rename");
+                }
+            };
+            point_rows(&mut report, "files", runs, &files, "bench", &configs, raw_read, raw_write).await;
         }
 
         // ----- files: persist N changed -----
@@ -332,6 +414,23 @@ async fn main() {
             })
             .await;
             report.row("Redis: reload a namespace", n, &ours, &base, Some(1.5), "one raw MGET + parse");
+            let raw_read = |i: usize| {
+                let mut conn = raw_redis.clone();
+                async move {
+                    let value: Vec<u8> =
+                        redis::cmd("GET").arg(format!("bench-{}", name(i))).query_async(&mut conn).await.expect("GET");
+                    black_box(serde_json::from_slice::<Value>(&value).expect("parse"));
+                }
+            };
+            let raw_write = |i: usize| {
+                let mut conn = raw_redis.clone();
+                let bytes = json[i].1.clone();
+                async move {
+                    let _: () =
+                        redis::cmd("SET").arg(format!("raw-{i}")).arg(bytes).query_async(&mut conn).await.expect("SET");
+                }
+            };
+            point_rows(&mut report, "Redis", runs, &redis, "bench", &configs, raw_read, raw_write).await;
             let ours =
                 time(runs, |_| async { redis.write("bench", &changes).await.into_result().map(drop).expect("write") })
                     .await;
@@ -402,6 +501,18 @@ async fn main() {
                 Some(1.5),
                 "raw read-only multi, ~1 MB batches, same client",
             );
+            let (parent, raw_zk) = (&parent, &raw_zk);
+            let raw_read = |i: usize| async move {
+                let (data, _) = raw_zk.get_data(&format!("{parent}/{}", name(i))).await.expect("getData");
+                black_box(serde_json::from_slice::<Value>(&data).expect("parse"));
+            };
+            let raw_write = |i: usize| {
+                let bytes = json[i].1.clone();
+                async move {
+                    raw_zk.set_data(&format!("{parent}/{}", name(i)), &bytes, None).await.expect("setData");
+                }
+            };
+            point_rows(&mut report, "ZooKeeper", runs, &zk, &zk_ns, &configs, raw_read, raw_write).await;
             let ours = time(runs, |r| {
                 let zk = &zk;
                 let changes = &changes;
@@ -457,6 +568,22 @@ async fn main() {
             })
             .await;
             report.row("etcd: reload a namespace", n, &ours, &base, Some(1.5), "one raw range get + parse");
+            let raw_read = |i: usize| {
+                let mut client = raw_etcd.clone();
+                async move {
+                    let resp = client.get(format!("/confo/bench/{}", name(i)), None).await.expect("get");
+                    let kv = resp.kvs().first().expect("present");
+                    black_box(serde_json::from_slice::<Value>(kv.value()).expect("parse"));
+                }
+            };
+            let raw_write = |i: usize| {
+                let mut client = raw_etcd.clone();
+                let bytes = json[i].1.clone();
+                async move {
+                    client.put(format!("/raw/{i}"), bytes, None).await.expect("put");
+                }
+            };
+            point_rows(&mut report, "etcd", runs, &etcd, "bench", &configs, raw_read, raw_write).await;
             let ours =
                 time(runs, |_| async { etcd.write("bench", &changes).await.into_result().map(drop).expect("write") })
                     .await;

@@ -343,20 +343,18 @@ impl Inner {
     fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
         let dir = self.namespace_dir(namespace);
         self.check_link(&dir)?;
-        if !dir.is_dir() {
-            return Err(self.missing_namespace(namespace));
-        }
         let path = config_path(&dir, name);
         self.check_link(&path)?;
-        if !is_kind_at(&path, |t| t.is_file()) {
-            return Ok(None);
-        }
-        match read_config(name, &path) {
-            Loaded::Ok(_, stored) => Ok(Some(stored)),
-            Loaded::Gone => Ok(None),
-            Loaded::Corrupt(_, corruption, _) => Err(Error::Corrupt { corruptions: vec![corruption] }),
-            Loaded::Io(e) => Err(e),
-        }
+        // One read in the common case; the folder is looked at only when the file is not there.
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::IsADirectory) => {
+                return if dir.is_dir() { Ok(None) } else { Err(self.missing_namespace(namespace)) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(self.missing_namespace(namespace)),
+            Err(e) => return Err(Error::io(Self::loc(&path), e)),
+        };
+        stored_from(&path, &bytes).map(Some).map_err(|c| Error::Corrupt { corruptions: vec![c] })
     }
 
     fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
@@ -460,11 +458,6 @@ fn is_kind(entry: &fs::DirEntry, kind: impl Fn(&fs::FileType) -> bool) -> bool {
     }
 }
 
-/// Whether a path is of a kind, following a link as reads do (a missing path is no kind).
-fn is_kind_at(path: &Path, kind: impl Fn(&fs::FileType) -> bool) -> bool {
-    fs::metadata(path).is_ok_and(|m| kind(&m.file_type()))
-}
-
 enum Loaded {
     Ok(String, Stored),
     /// Deleted between listing and reading.
@@ -479,14 +472,22 @@ fn read_config(name: &str, path: &Path) -> Loaded {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Gone,
         Err(e) => return Loaded::Io(Error::io(Inner::loc(path), e)),
     };
-    match parse_config(&bytes) {
-        Ok(value) => Loaded::Ok(name.to_owned(), Stored { value: Arc::new(value), version: version_of(&bytes) }),
+    match stored_from(path, &bytes) {
+        Ok(stored) => Loaded::Ok(name.to_owned(), stored),
+        Err(corruption) => Loaded::Corrupt(name.to_owned(), corruption, version_of(&bytes)),
+    }
+}
+
+/// A file's bytes as a stored configuration, or what is wrong with them and where.
+fn stored_from(path: &Path, bytes: &[u8]) -> std::result::Result<Stored, Corruption> {
+    match parse_config(bytes) {
+        Ok(value) => Ok(Stored { value: Arc::new(value), version: version_of(bytes) }),
         Err((position, problem)) => {
             let location = match position {
                 Some((line, column)) => format!("file {}:{line}:{column}", path.display()),
                 None => Inner::loc(path),
             };
-            Loaded::Corrupt(name.to_owned(), Corruption { location, problem }, version_of(&bytes))
+            Err(Corruption { location, problem })
         }
     }
 }
@@ -577,7 +578,7 @@ fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Versio
 /// sweeping too).
 fn sweep_now() -> bool {
     use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(next_tmp()) % 16 == 0
+    std::collections::hash_map::RandomState::new().hash_one(next_tmp()).is_multiple_of(16)
 }
 
 /// Removes temporary files left in `dir` by a writer that crashed. Only called under the
