@@ -26,7 +26,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use confo::blocking::{Confo, Store};
 use confo::error::Missing;
 use confo::transfer::{Action, Difference, Document};
-use confo::{BackendSpec, Error, FieldEdit, Precondition, Removal};
+use confo::{BackendSpec, Error, ErrorKind, FieldEdit, Precondition, Removal};
 use serde_json::Value;
 
 use profiles::Profiles;
@@ -311,15 +311,11 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         // A partial failure exits as its cause would (5 for a server that went away, 4 for a
         // conflict), and says what to do with the part left.
-        let cause = match &error {
-            Error::PersistIncomplete { source, .. } => source.as_ref(),
-            other => other,
-        };
-        let code = match cause {
-            Error::NotFound { .. } => 3,
-            Error::InvalidName { .. } | Error::InvalidSpec { .. } | Error::InvalidValue { .. } => 2,
-            e if e.is_conflict() => 4,
-            Error::Unavailable { .. } | Error::Unauthorized { .. } | Error::Insecure { .. } => 5,
+        let code = match error.cause().kind() {
+            ErrorKind::NotFound => 3,
+            ErrorKind::InvalidName | ErrorKind::InvalidSpec | ErrorKind::InvalidValue => 2,
+            ErrorKind::Conflict => 4,
+            ErrorKind::Unavailable | ErrorKind::Unauthorized | ErrorKind::Insecure => 5,
             _ => 1,
         };
         let hint = match &error {

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confo::blocking::{BlockingWatcher, Confo};
-use confo::error::Missing;
 use confo::{BackendKind, Error, Removal, Scope};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -18,32 +17,11 @@ create_exception!(_native, NativeError, PyException, "An error of the Rust core:
 /// The error's kind, as the Python layer names it.
 fn kind(error: &Error) -> String {
     match error {
-        Error::NotFound { what, .. } => format!(
-            "not_found:{}",
-            match what {
-                Missing::Backend => "backend",
-                Missing::Namespace => "namespace",
-                Missing::Configuration => "configuration",
-                Missing::Field => "field",
-                Missing::File => "file",
-                _ => "store",
-            }
-        ),
-        Error::InvalidName { .. } => "invalid_name".into(),
+        Error::NotFound { what, .. } => format!("not_found:{what}"),
         Error::InvalidSpec { key, .. } => format!("invalid_spec:{}", key.as_deref().unwrap_or("")),
-        Error::InvalidValue { .. } => "invalid_value".into(),
-        Error::AlreadyExists { .. } => "already_exists".into(),
-        Error::NotEmpty { .. } => "not_empty".into(),
-        Error::NoActiveBackend => "no_active_backend".into(),
-        Error::NoNamespaceSelected { .. } => "no_namespace_selected".into(),
-        Error::Corrupt { .. } => "corrupt".into(),
+        // A persist stopped by a conflict is a conflict to confo's callers.
         e if e.is_conflict() => "conflict".into(),
-        Error::TooLarge { .. } => "too_large".into(),
-        Error::Unavailable { .. } => "unavailable".into(),
-        Error::Unauthorized { .. } => "unauthorized".into(),
-        Error::Insecure { .. } => "insecure".into(),
-        Error::PersistIncomplete { .. } => "persist_incomplete".into(),
-        _ => "error".into(),
+        e => e.kind().as_str().into(),
     }
 }
 

@@ -41,6 +41,75 @@ impl fmt::Display for Missing {
     }
 }
 
+/// What kind of failure an [`Error`] is: one flat classification that every edge maps once
+/// (the CLI's exit codes, the Python exception classes, an HTTP status), with a stable name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::InvalidName`].
+    InvalidName,
+    /// [`Error::InvalidSpec`].
+    InvalidSpec,
+    /// [`Error::InvalidValue`].
+    InvalidValue,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::AlreadyExists`].
+    AlreadyExists,
+    /// [`Error::NotEmpty`].
+    NotEmpty,
+    /// [`Error::NoActiveBackend`].
+    NoActiveBackend,
+    /// [`Error::NoNamespaceSelected`].
+    NoNamespaceSelected,
+    /// [`Error::Corrupt`].
+    Corrupt,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::TooLarge`].
+    TooLarge,
+    /// [`Error::Unavailable`].
+    Unavailable,
+    /// [`Error::Unauthorized`].
+    Unauthorized,
+    /// [`Error::Insecure`].
+    Insecure,
+    /// [`Error::Io`].
+    Io,
+    /// [`Error::PersistIncomplete`] (its cause has a kind of its own: [`Error::cause`]).
+    PersistIncomplete,
+}
+
+impl ErrorKind {
+    /// A stable snake_case name (`not_found`, `conflict`, …), for logs, bindings and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidName => "invalid_name",
+            ErrorKind::InvalidSpec => "invalid_spec",
+            ErrorKind::InvalidValue => "invalid_value",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::NotEmpty => "not_empty",
+            ErrorKind::NoActiveBackend => "no_active_backend",
+            ErrorKind::NoNamespaceSelected => "no_namespace_selected",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Insecure => "insecure",
+            ErrorKind::Io => "io",
+            ErrorKind::PersistIncomplete => "persist_incomplete",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One unreadable stored item: where it is and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Corruption {
@@ -236,6 +305,36 @@ fn list(corruptions: &[Corruption]) -> String {
 }
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidName { .. } => ErrorKind::InvalidName,
+            Error::InvalidSpec { .. } => ErrorKind::InvalidSpec,
+            Error::InvalidValue { .. } => ErrorKind::InvalidValue,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::NotEmpty { .. } => ErrorKind::NotEmpty,
+            Error::NoActiveBackend => ErrorKind::NoActiveBackend,
+            Error::NoNamespaceSelected { .. } => ErrorKind::NoNamespaceSelected,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Error::Insecure { .. } => ErrorKind::Insecure,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::PersistIncomplete { .. } => ErrorKind::PersistIncomplete,
+        }
+    }
+
+    /// The error that stopped things: for [`Error::PersistIncomplete`] its cause, else itself.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::PersistIncomplete { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+
     /// True for [`Error::NotFound`] (of any kind of thing).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
@@ -243,11 +342,7 @@ impl Error {
 
     /// True for [`Error::Conflict`], also when it stopped a persist part-way.
     pub fn is_conflict(&self) -> bool {
-        match self {
-            Error::Conflict { .. } => true,
-            Error::PersistIncomplete { source, .. } => source.is_conflict(),
-            _ => false,
-        }
+        self.cause().kind() == ErrorKind::Conflict
     }
 
     /// The error for a sequence of batches (one per namespace) that stopped at a failed one:
@@ -284,11 +379,7 @@ impl Error {
 
     /// True for [`Error::Unavailable`], also when it stopped a persist part-way.
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            Error::Unavailable { .. } => true,
-            Error::PersistIncomplete { source, .. } => source.is_unavailable(),
-            _ => false,
-        }
+        self.cause().kind() == ErrorKind::Unavailable
     }
 
     /// True when the store could not even be connected to (a refused connection): nothing of
@@ -307,5 +398,44 @@ impl Error {
 
     pub(crate) fn io(location: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { location: location.into(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_stable_distinct_names_and_causes_are_followed() {
+        let conflict = Error::Conflict { location: "x".into() };
+        let partial = Error::PersistIncomplete {
+            written: vec!["a/b".into()],
+            unwritten: Vec::new(),
+            unknown: Vec::new(),
+            source: Box::new(Error::Conflict { location: "a/c".into() }),
+        };
+        assert_eq!((conflict.kind().as_str(), partial.kind().as_str()), ("conflict", "persist_incomplete"));
+        assert_eq!(partial.cause().kind(), ErrorKind::Conflict);
+        assert!(partial.is_conflict() && !partial.is_unavailable());
+        let all = [
+            ErrorKind::InvalidName,
+            ErrorKind::InvalidSpec,
+            ErrorKind::InvalidValue,
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::NotEmpty,
+            ErrorKind::NoActiveBackend,
+            ErrorKind::NoNamespaceSelected,
+            ErrorKind::Corrupt,
+            ErrorKind::Conflict,
+            ErrorKind::TooLarge,
+            ErrorKind::Unavailable,
+            ErrorKind::Unauthorized,
+            ErrorKind::Insecure,
+            ErrorKind::Io,
+            ErrorKind::PersistIncomplete,
+        ];
+        let names: std::collections::HashSet<&str> = all.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), all.len());
     }
 }

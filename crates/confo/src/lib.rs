@@ -107,7 +107,7 @@ pub use backend::{
     Backend, BackendExt, Change, Configuration, CorruptEntry, FileBackend, MemoryBackend, NamespaceData, Precondition,
     Stored, Version,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, Scope, WatchOptions, Watcher};
 pub use spec::{BackendKind, BackendSpec};
 pub use store::Store;
