@@ -99,14 +99,9 @@ impl Store {
 
     async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
         let report = self.backend.write_settled(namespace, std::slice::from_ref(&change)).await;
-        if let Some(error) = report.error {
-            return Err(Error::incomplete(
-                Vec::new(),
-                namespace,
-                [change.name.as_str()],
-                crate::backend::WriteReport { error: Some(error), ..report },
-                [],
-            ));
+        if report.error.is_some() {
+            // A plain error, or "in doubt" when the answer was lost and could not be read back.
+            return Err(Error::incomplete(Vec::new(), namespace, [change.name.as_str()], report, []));
         }
         Ok(report.applied.into_iter().next().and_then(|a| a.version))
     }
