@@ -156,8 +156,10 @@ async fn sigkill_at_random_moments_never_leaves_a_torn_file() {
     );
     assert!(kills_mid_run >= TRIALS / 2, "most kills must land while the child writes");
     assert!(last_gen.iter().all(|&g| g > 0), "the children did write");
-    // The next persist removes whatever temporary files the kills left.
-    backend.put_configuration("ns", "after", json!({}).as_object().expect("object").clone()).await.expect("put");
+    // The next batch write removes whatever temporary files the kills left.
+    let empty = json!({}).as_object().expect("object").clone();
+    let batch = [confo::Change::put("after", empty.clone()), confo::Change::put("after2", empty)];
+    backend.write("ns", &batch).await.into_result().expect("write");
     let leftovers: Vec<String> = std::fs::read_dir(dir.path().join("ns"))
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
