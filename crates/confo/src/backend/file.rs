@@ -507,6 +507,16 @@ pub(crate) fn parse_config(bytes: &[u8]) -> std::result::Result<Configuration, (
     }
 }
 
+/// A [`parse_config`] failure as one phrase for a message about a stored value in a store
+/// that is not a file: the problem, and where in the value when known (" at line L column C").
+#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+pub(crate) fn describe_problem((position, problem): (Option<(usize, usize)>, String)) -> String {
+    match position {
+        Some((line, column)) => format!("{problem} at line {line} column {column}"),
+        None => problem,
+    }
+}
+
 /// "an array", "a string", … for messages.
 pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {

@@ -42,7 +42,7 @@ use etcd_client as etcd;
 
 pub use options::EtcdOptions;
 
-use super::file::parse_config;
+use super::file::{describe_problem, parse_config};
 use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Hint, Hints, NamespaceData, Precondition, Stored,
     Version, WriteReport,
@@ -160,6 +160,26 @@ impl EtcdBackend {
         })
         .await
         .map_err(|e| self.map_error(e))
+    }
+
+    /// One transaction, at one revision: the namespace's marker ([`Error::NotFound`] when it is
+    /// absent) and `get`'s answer; with the revision, for reading further pages at it.
+    async fn with_marker(&self, namespace: &str, get: etcd::TxnOp) -> Result<(etcd::GetResponse, i64)> {
+        let resp = self.txn(etcd::Txn::new().and_then([etcd::TxnOp::get(marker(namespace), None), get])).await?;
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let mut responses = resp.op_responses().into_iter();
+        let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(answer))) =
+            (responses.next(), responses.next())
+        else {
+            return Err(Error::Unavailable {
+                backend: self.describe(),
+                message: "unexpected transaction response".into(),
+            });
+        };
+        if marker_resp.kvs().is_empty() {
+            return Err(self.missing_namespace(namespace));
+        }
+        Ok((answer, revision))
     }
 
     /// A transaction through the cluster; see [`retry_unsent`].
@@ -357,28 +377,12 @@ impl Backend for EtcdBackend {
         self.validate_name(NameKind::Namespace, namespace)?;
         self.validate_name(NameKind::Configuration, name)?;
         let key = format!("{}{name}", config_prefix(namespace));
-        // One transaction: the namespace's marker and the one key, at one revision.
-        let txn =
-            etcd::Txn::new().and_then([etcd::TxnOp::get(marker(namespace), None), etcd::TxnOp::get(key.clone(), None)]);
-        let resp = self.txn(txn).await?;
-        let mut responses = resp.op_responses().into_iter();
-        let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(found))) =
-            (responses.next(), responses.next())
-        else {
-            return Err(Error::Unavailable {
-                backend: self.describe(),
-                message: "unexpected transaction response".into(),
-            });
-        };
-        if marker_resp.kvs().is_empty() {
-            return Err(self.missing_namespace(namespace));
-        }
+        let (found, _) = self.with_marker(namespace, etcd::TxnOp::get(key.clone(), None)).await?;
         let Some(kv) = found.kvs().first() else { return Ok(None) };
         match parse_config(kv.value()) {
             Ok(map) => Ok(Some(Stored { value: Arc::new(map), version: Version::number(kv.mod_revision()) })),
-            Err((position, problem)) => {
-                let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                let corruption = Corruption { location: self.location(&key), problem: format!("{problem}{at}") };
+            Err(bad) => {
+                let corruption = Corruption { location: self.location(&key), problem: describe_problem(bad) };
                 Err(Error::Corrupt { corruptions: vec![corruption] })
             }
         }
@@ -389,24 +393,9 @@ impl Backend for EtcdBackend {
         self.validate_name(NameKind::Namespace, namespace)?;
         let prefix = config_prefix(namespace);
         let end = prefix_end(&prefix);
-        let txn = etcd::Txn::new().and_then([
-            etcd::TxnOp::get(marker(namespace), None),
-            etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE))),
-        ]);
-        let resp = self.txn(txn).await?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let mut responses = resp.op_responses().into_iter();
-        let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(mut page))) =
-            (responses.next(), responses.next())
-        else {
-            return Err(Error::Unavailable {
-                backend: self.describe(),
-                message: "unexpected transaction response".into(),
-            });
-        };
-        if marker_resp.kvs().is_empty() {
-            return Err(self.missing_namespace(namespace));
-        }
+        let first_page =
+            etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE)));
+        let (mut page, revision) = self.with_marker(namespace, first_page).await?;
         let mut data = NamespaceData::new();
         loop {
             for kv in page.kvs() {
@@ -422,9 +411,8 @@ impl Backend for EtcdBackend {
                             Stored { value: Arc::new(map), version: Version::number(kv.mod_revision()) },
                         );
                     }
-                    Err((position, problem)) => {
-                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                        let corruption = Corruption { location: self.location(key), problem: format!("{problem}{at}") };
+                    Err(bad) => {
+                        let corruption = Corruption { location: self.location(key), problem: describe_problem(bad) };
                         data.insert_corrupt(name, corruption, Some(Version::number(kv.mod_revision())));
                     }
                 }

@@ -59,7 +59,7 @@ use redis::{
 
 pub use options::{RedisEndpoint, RedisOptions};
 
-use super::file::parse_config;
+use super::file::{describe_problem, parse_config};
 use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
     WriteReport,
@@ -328,10 +328,7 @@ fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, Parsed)> 
                 }
                 Some(bytes) => match parse_config(&bytes) {
                     Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
-                    Err((position, problem)) => {
-                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                        Err((format!("{problem}{at}"), Some(sha1_version(&bytes))))
-                    }
+                    Err(bad) => Err((describe_problem(bad), Some(sha1_version(&bytes)))),
                 },
             };
             (name, outcome)

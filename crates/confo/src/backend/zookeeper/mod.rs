@@ -51,7 +51,7 @@ use zookeeper_client as zk;
 
 pub use options::{ZkAcl, ZkOptions};
 
-use super::file::parse_config;
+use super::file::{describe_problem, parse_config};
 use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
     WriteReport,
@@ -783,10 +783,8 @@ impl Backend for ZkBackend {
                     Ok(map) => {
                         Ok(Some(Stored { value: Arc::new(map), version: Version::number(i64::from(stat.version)) }))
                     }
-                    Err((position, problem)) => {
-                        let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
-                        let corruption =
-                            Corruption { location: self.location(&path), problem: format!("{problem}{at}") };
+                    Err(bad) => {
+                        let corruption = Corruption { location: self.location(&path), problem: describe_problem(bad) };
                         Err(Error::Corrupt { corruptions: vec![corruption] })
                     }
                 }
@@ -862,11 +860,10 @@ impl Backend for ZkBackend {
                                 Stored { value: Arc::new(map), version: Version::number(i64::from(stat.version)) },
                             );
                         }
-                        Err((position, problem)) => {
-                            let at = position.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+                        Err(bad) => {
                             let corruption = Corruption {
                                 location: self.location(&format!("{ns_path}/{name}")),
-                                problem: format!("{problem}{at}"),
+                                problem: describe_problem(bad),
                             };
                             data.insert_corrupt(name, corruption, Some(Version::number(i64::from(stat.version))));
                         }
