@@ -325,12 +325,9 @@ impl ZkBackend {
                 (_, Precondition::Absent) if exists => return (Vec::new(), conflict()),
                 (_, Precondition::Version(_)) if !exists => return (Vec::new(), conflict()),
                 (ChangeKind::Put(value), precondition) => {
-                    let data = match serde_json::to_vec(&**value) {
+                    let data = match self.encode(&path, value) {
                         Ok(d) => d,
-                        Err(e) => {
-                            let error = Error::InvalidValue { location: self.location(&path), message: e.to_string() };
-                            return (Vec::new(), Some((error, false)));
-                        }
+                        Err(error) => return (Vec::new(), Some((error, false))),
                     };
                     match precondition {
                         Precondition::Version(v) => Op::Set(data, Some(zk_version(v))),
@@ -342,16 +339,6 @@ impl ZkBackend {
                 (ChangeKind::Delete, _) if exists => Op::Delete(None),
                 (ChangeKind::Delete, _) => Op::Nothing,
             };
-            if let Op::Create(data) | Op::Set(data, _) = &op {
-                if data.len() > self.inner.options.max_value_bytes {
-                    let error = Error::TooLarge {
-                        location: self.location(&path),
-                        size: data.len(),
-                        limit: self.inner.options.max_value_bytes,
-                    };
-                    return (Vec::new(), Some((error, false)));
-                }
-            }
             ops.push((change, path, op));
         }
 
@@ -499,31 +486,35 @@ impl ZkBackend {
 }
 
 impl ZkBackend {
+    /// Whether a znode exists.
+    async fn exists(&self, path: &str) -> Result<bool> {
+        let stat = self.call(|c, _| async move { c.check_stat(path).await }).await.map_err(|e| self.map_error(e))?;
+        Ok(stat.is_some())
+    }
+
+    /// A configuration as the bytes of its znode: compact JSON, refused over the size limit.
+    fn encode(&self, path: &str, value: &super::Configuration) -> Result<Vec<u8>> {
+        let data = serde_json::to_vec(value)
+            .map_err(|e| Error::InvalidValue { location: self.location(path), message: e.to_string() })?;
+        let limit = self.inner.options.max_value_bytes;
+        if data.len() > limit {
+            return Err(Error::TooLarge { location: self.location(path), size: data.len(), limit });
+        }
+        Ok(data)
+    }
+
     /// A batch of one change, on its znode alone (a batch lists the namespace first): the
     /// precondition is the operation's own (create for absent, a versioned set or delete), so
     /// the cost does not grow with the namespace.
     async fn write_one(&self, namespace: &str, change: &Change) -> Result<Option<Version>> {
-        // With credentials, the namespace must be ours before anything is written into it.
-        if let Some(acl_version) = self.namespace_acl(namespace).await? {
-            if acl_version != 0 {
-                self.check_nodes(vec![format!("{}/{}", self.namespace_path(namespace), change.name)]).await?;
-            }
-        }
         let path = format!("{}/{}", self.namespace_path(namespace), change.name);
+        // With credentials, the namespace must be ours before anything is written into it.
+        if self.namespace_acl(namespace).await?.is_some_and(|v| v != 0) {
+            self.check_nodes(vec![path.clone()]).await?;
+        }
         let conflict = || Error::Conflict { location: self.location(&path) };
-        let data: Option<Vec<u8>> = match &change.kind {
-            ChangeKind::Put(value) => {
-                let data = serde_json::to_vec(&**value)
-                    .map_err(|e| Error::InvalidValue { location: self.location(&path), message: e.to_string() })?;
-                if data.len() > self.inner.options.max_value_bytes {
-                    return Err(Error::TooLarge {
-                        location: self.location(&path),
-                        size: data.len(),
-                        limit: self.inner.options.max_value_bytes,
-                    });
-                }
-                Some(data)
-            }
+        let data = match &change.kind {
+            ChangeKind::Put(value) => Some(self.encode(&path, value)?),
             ChangeKind::Delete => None,
         };
         let (path, data) = (&path, &data);
@@ -559,14 +550,6 @@ impl ZkBackend {
             })
             .await
         };
-        let exists = || async {
-            self.call(|c, _| {
-                let path = path.clone();
-                async move { c.check_stat(&path).await }
-            })
-            .await
-            .map_err(|e| self.map_error(e))
-        };
         match (&change.kind, &change.precondition) {
             (ChangeKind::Put(_), Precondition::Absent) => create().await,
             (ChangeKind::Put(_), Precondition::Version(v)) => match set(Some(zk_version(v))).await {
@@ -595,30 +578,18 @@ impl ZkBackend {
             },
             (ChangeKind::Delete, Precondition::Any) => match delete(None).await {
                 Ok(()) => Ok(None),
-                Err(zk::Error::NoNode) => match exists_namespace(self, namespace).await? {
+                Err(zk::Error::NoNode) => match self.exists(&self.namespace_path(namespace)).await? {
                     true => Ok(None),
                     false => Err(self.missing_namespace(namespace)),
                 },
                 Err(e) => Err(self.map_error(e)),
             },
-            (ChangeKind::Delete, Precondition::Absent) => match exists().await? {
-                Some(_) => Err(conflict()),
-                None => Ok(None),
+            (ChangeKind::Delete, Precondition::Absent) => match self.exists(path).await? {
+                true => Err(conflict()),
+                false => Ok(None),
             },
         }
     }
-}
-
-async fn exists_namespace(backend: &ZkBackend, namespace: &str) -> Result<bool> {
-    let path = backend.namespace_path(namespace);
-    let stat = backend
-        .call(|c, _| {
-            let path = path.clone();
-            async move { c.check_stat(&path).await }
-        })
-        .await
-        .map_err(|e| backend.map_error(e))?;
-    Ok(stat.is_some())
 }
 
 fn zk_version(version: &Version) -> i32 {
@@ -789,20 +760,11 @@ impl Backend for ZkBackend {
                     }
                 }
             }
-            Err(zk::Error::NoNode) => {
-                // No such configuration, or no such namespace: one more question tells which.
-                let exists = self
-                    .call(|c, _| {
-                        let ns_path = ns_path.clone();
-                        async move { c.check_stat(&ns_path).await }
-                    })
-                    .await
-                    .map_err(|e| self.map_error(e))?;
-                match exists {
-                    Some(_) => Ok(None),
-                    None => Err(self.missing_namespace(namespace)),
-                }
-            }
+            // No such configuration, or no such namespace: one more question tells which.
+            Err(zk::Error::NoNode) => match self.exists(&ns_path).await? {
+                true => Ok(None),
+                false => Err(self.missing_namespace(namespace)),
+            },
             Err(e) => Err(self.map_error(e)),
         }
     }
