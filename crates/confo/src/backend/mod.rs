@@ -418,9 +418,10 @@ pub trait BackendExt: Backend {
     }
 
     /// Writes a batch like [`Backend::write`]; when it fails in a way that leaves the outcome of
-    /// sent changes unknown (the connection broke: [`Error::Unavailable`] or [`Error::Io`]), the
-    /// namespace is read back (a few tries over about two seconds, while the store comes back)
-    /// and each change not reported applied is settled by what the store holds: a put whose
+    /// sent changes unknown (the connection broke: [`Error::Unavailable`] or [`Error::Io`]),
+    /// what it touched is read back (the one configuration of a point write, else the
+    /// namespace; a few tries over about two seconds, while the store comes back), and each
+    /// change not reported applied is settled by what the store holds: a put whose
     /// value is stored, or a delete whose configuration is gone, landed. If every change
     /// landed, the report has no error (a warning is logged). If the store cannot be read, the
     /// unsettled changes are listed in [`WriteReport::in_doubt`].
@@ -437,7 +438,15 @@ pub trait BackendExt: Backend {
             return report;
         }
         for attempt in 1..=READ_BACK_ATTEMPTS {
-            match self.load_namespace(namespace).await {
+            // What the write touched: the one configuration of a point write, else the namespace.
+            let stored: Result<BTreeMap<String, Stored>> = match pending.as_slice() {
+                [one] => self
+                    .load_configuration(namespace, &one.name)
+                    .await
+                    .map(|found| found.map(|s| (one.name.clone(), s)).into_iter().collect()),
+                _ => self.load_namespace(namespace).await.map(|data| data.into_parts().0),
+            };
+            match stored {
                 Ok(data) => {
                     for change in pending {
                         let landed = match (&change.kind, data.get(&change.name)) {

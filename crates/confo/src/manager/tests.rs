@@ -314,6 +314,9 @@ async fn a_lost_answer_is_settled_by_reading_back() {
     confo.set("b", "v", 2).unwrap();
     assert_eq!(confo.persist().await.unwrap(), ["ns/a", "ns/b"]);
     assert!(confo.staged().unwrap().is_empty());
+    // A point write (one configuration) is settled by reading back that one.
+    confo.set("a", "v", 3).unwrap();
+    assert_eq!(confo.persist().await.unwrap(), ["ns/a"]);
 
     // Half landed, answer lost: the read-back tells which half.
     let backend = Arc::new(FailingAfter { limit: 1, lose_answer: true, ..Default::default() });
@@ -348,4 +351,14 @@ async fn a_store_that_dies_mid_write_leaves_changes_in_doubt() {
     assert_eq!(unwritten, ["second/c"], "the batch after the failure was never sent");
     assert!(text.contains("outcome unknown"), "{text}");
     assert_eq!(confo.staged().unwrap().len(), 3, "nothing dropped");
+
+    // A point write whose store died with the answer: in doubt too.
+    let backend = Arc::new(FailingAfter { limit: 1, lose_answer: true, dies: true, ..Default::default() });
+    let confo = manager_with(backend.clone()).await;
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("a", "v", 1).unwrap();
+    let err = confo.persist().await.unwrap_err();
+    let Error::PersistIncomplete { unknown, .. } = err else { panic!("{err:?}") };
+    assert_eq!(unknown, ["ns/a"]);
 }
