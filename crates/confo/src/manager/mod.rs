@@ -702,40 +702,17 @@ impl Confo {
         })
     }
 
-    /// Sets and removes fields of one configuration of the active backend and writes it at once,
-    /// making `namespace` the current one.
-    ///
-    /// Field edits do not depend on the rest of the configuration, so when another writer
-    /// changed it meanwhile ([`Error::Conflict`]), the namespace is read again and the same edits
-    /// applied to what is stored now: up to [`FIELD_UPDATE_ATTEMPTS`] tries, with a growing,
-    /// random pause between them, so concurrent writers of different fields all succeed. A
-    /// staged edit of this configuration is replaced. Whole-configuration writes
-    /// ([`Confo::replace`] + persist) keep failing with a conflict instead: they were made from
-    /// what their writer saw.
+    /// Sets and removes fields of one configuration of the active backend and writes it at once
+    /// ([`crate::Store::update_fields`]: on what is stored, re-read and re-applied on a conflict,
+    /// so concurrent writers of different fields all succeed), then makes `namespace` the
+    /// current one, read afresh. A staged edit of this configuration is dropped: the store's
+    /// content wins. Whole-configuration writes ([`Confo::replace`] + persist) keep failing with
+    /// a conflict instead: they were made from what their writer saw.
     pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.discard_configuration_in(namespace, config)?;
-            self.use_namespace(namespace).await?;
-            for edit in edits {
-                match edit {
-                    FieldEdit::Set(field, value) => self.set(config, field, value.clone())?,
-                    FieldEdit::Remove(field) => self.remove_field(config, field)?,
-                }
-            }
-            match self.persist_configuration(namespace, config).await {
-                Err(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
-                    tracing::debug!(namespace, config, attempt, "conflict on a field update; re-reading");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => {
-                    let _ = self.discard_configuration_in(namespace, config);
-                    return Err(e);
-                }
-                Ok(_) => return Ok(()),
-            }
-        }
+        let (_, backend) = self.active_backend()?;
+        crate::Store::new(backend).update_fields(namespace, config, edits).await?;
+        self.discard_configuration_in(namespace, config)?;
+        self.use_namespace(namespace).await
     }
 
     fn discard_configuration_in(&self, namespace: &str, config: &str) -> Result<()> {

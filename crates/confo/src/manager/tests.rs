@@ -362,3 +362,25 @@ async fn a_store_that_dies_mid_write_leaves_changes_in_doubt() {
     let Error::PersistIncomplete { unknown, .. } = err else { panic!("{err:?}") };
     assert_eq!(unknown, ["ns/a"]);
 }
+
+/// A field update applies to what is stored, not to the session's (stale) snapshot, and drops
+/// the session's own staged edit of that configuration.
+#[tokio::test]
+async fn field_updates_apply_to_what_is_stored() {
+    let backend = Arc::new(MemoryBackend::new());
+    let stale = manager_with(backend.clone()).await;
+    stale.create_namespace("ns").await.unwrap();
+    stale.use_namespace("ns").await.unwrap();
+    stale.set("db", "host", "h").unwrap();
+    stale.persist().await.unwrap();
+    let other = manager_with(backend.clone()).await;
+    other.use_namespace("ns").await.unwrap();
+    other.set("db", "port", 1).unwrap();
+    other.persist().await.unwrap();
+    stale.set("db", "host", "staged").unwrap();
+    stale.update_fields("ns", "db", &[FieldEdit::Set("user".into(), json!("u"))]).await.unwrap();
+    let stored = backend.load_configuration("ns", "db").await.unwrap().unwrap();
+    assert_eq!(*stored.value, *json!({"host": "h", "port": 1, "user": "u"}).as_object().unwrap());
+    assert!(stale.staged().unwrap().is_empty(), "the staged edit gave way");
+    assert_eq!(stale.get_field("db", "port").unwrap(), Some(json!(1)), "the session reads afresh");
+}
