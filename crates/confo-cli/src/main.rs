@@ -564,7 +564,7 @@ fn point_command(command: Command, spec: &BackendSpec, output: Option<Format>) -
             };
             match replacement {
                 // A whole document: written only if the configuration is unchanged since read.
-                Some(object) => replace(&store, spec, namespace, config, object)?,
+                Some(object) => drop(store.replace(namespace, config, object)?),
                 // Field edits apply to whatever is stored: retried on conflict.
                 None => {
                     let edits: Vec<FieldEdit> =
@@ -577,59 +577,11 @@ fn point_command(command: Command, spec: &BackendSpec, output: Option<Format>) -
             let (namespace, config) = split_target(&target)?;
             match field {
                 Some(field) => drop(store.update_fields(namespace, config, &[FieldEdit::Remove(field)])?),
-                None => remove(&store, spec, namespace, config)?,
+                None => store.remove(namespace, config)?,
             }
         }
         Command::Edit { target } => edit(&store, &target)?,
         _ => {}
-    }
-    Ok(())
-}
-
-/// Replaces a whole configuration if it is unchanged since it was read. A corrupt one is
-/// replaced through the session, which knows the version of what cannot be read.
-fn replace(
-    store: &Store,
-    spec: &BackendSpec,
-    namespace: &str,
-    config: &str,
-    object: confo::Configuration,
-) -> Result<(), Failure> {
-    match store.get(namespace, config) {
-        Ok(current) => {
-            let precondition = current.map_or(Precondition::Absent, |c| Precondition::Version(c.version));
-            store.put(namespace, config, object, precondition)?;
-        }
-        Err(Error::Corrupt { .. }) => {
-            let confo = open(spec)?;
-            confo.use_namespace(namespace)?;
-            confo.replace(config, object)?;
-            confo.persist_configuration(namespace, config)?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
-}
-
-/// Removes a configuration if it is unchanged since it was read (a corrupt one too, as above).
-fn remove(store: &Store, spec: &BackendSpec, namespace: &str, config: &str) -> Result<(), Failure> {
-    match store.get(namespace, config) {
-        Ok(Some(current)) => store.delete(namespace, config, Precondition::Version(current.version))?,
-        Ok(None) => {
-            return Err(Error::NotFound {
-                what: Missing::Configuration,
-                name: config.to_owned(),
-                location: format!("namespace {namespace:?}"),
-            }
-            .into())
-        }
-        Err(Error::Corrupt { .. }) => {
-            let confo = open(spec)?;
-            confo.use_namespace(namespace)?;
-            confo.remove(config)?;
-            confo.persist_configuration(namespace, config)?;
-        }
-        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

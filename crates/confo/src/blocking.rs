@@ -368,6 +368,16 @@ impl Store {
         self.block(self.inner.delete(namespace, config, precondition))
     }
 
+    /// See [`crate::Store::replace`].
+    pub fn replace(&self, namespace: &str, config: &str, value: Configuration) -> Result<crate::Version> {
+        self.block(self.inner.replace(namespace, config, value))
+    }
+
+    /// See [`crate::Store::remove`].
+    pub fn remove(&self, namespace: &str, config: &str) -> Result<()> {
+        self.block(self.inner.remove(namespace, config))
+    }
+
     /// See [`crate::Store::update_fields`].
     pub fn update_fields(
         &self,

@@ -97,6 +97,40 @@ impl Store {
         self.write_one(namespace, Change::delete(config).when(precondition)).await.map(drop)
     }
 
+    /// Replaces a whole configuration with `value`, if it is still what is stored now (read
+    /// just before: a concurrent writer makes it [`Error::Conflict`]). An entry that cannot be
+    /// read is replaced too: that is how it is repaired. Returns the new version.
+    pub async fn replace(&self, namespace: &str, config: &str, value: Configuration) -> Result<Version> {
+        let precondition = self.as_stored_now(namespace, config).await?;
+        self.put(namespace, config, value, precondition).await
+    }
+
+    /// Removes a configuration, if it is still what is stored now; [`Error::NotFound`] if there
+    /// is none. An entry that cannot be read is removed too.
+    pub async fn remove(&self, namespace: &str, config: &str) -> Result<()> {
+        match self.as_stored_now(namespace, config).await? {
+            Precondition::Absent => {
+                Err(Error::not_found(Missing::Configuration, config, format!("namespace {namespace:?}")))
+            }
+            precondition => self.delete(namespace, config, precondition).await,
+        }
+    }
+
+    /// The precondition that holds for what is stored now: its version, absent, or a corrupt
+    /// entry's version (which a point read does not return: the namespace is read for it, in
+    /// that rare case only).
+    async fn as_stored_now(&self, namespace: &str, config: &str) -> Result<Precondition> {
+        let version = match self.get(namespace, config).await {
+            Ok(stored) => stored.map(|s| s.version),
+            Err(Error::Corrupt { .. }) => {
+                let data = self.load(namespace).await?;
+                data.corrupt.get(config).and_then(|entry| entry.version.clone())
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(version.map_or(Precondition::Absent, Precondition::Version))
+    }
+
     async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
         let report = self.backend.write_settled(namespace, std::slice::from_ref(&change)).await;
         if report.error.is_some() {
