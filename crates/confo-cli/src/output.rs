@@ -60,10 +60,13 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Asked of the OS once per stream: `ls` of a large namespace escapes every line.
     fn is_terminal(self) -> bool {
+        static STDOUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        static STDERR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         match self {
-            Stream::Out => std::io::stdout().is_terminal(),
-            Stream::Err => std::io::stderr().is_terminal(),
+            Stream::Out => *STDOUT.get_or_init(|| std::io::stdout().is_terminal()),
+            Stream::Err => *STDERR.get_or_init(|| std::io::stderr().is_terminal()),
         }
     }
 }
