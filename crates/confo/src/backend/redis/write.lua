@@ -9,13 +9,15 @@ if err then return err end
 local index_err = foreign(KEYS[2])
 if index_err then return index_err end
 local n = (#ARGV - 1) / 5
+local SEARCH_AT_MOST = 16
 -- Which of the batch's configurations the index lists. Decoding a large index costs more than
--- a point write: it is decoded only when it must change (a new name, a delete) or may spell a
--- name otherwise (\u escapes); updating listed configurations leaves it untouched.
+-- a point write, so a small batch searches the index for each name instead, and decodes it
+-- only when it must change (a new name, a delete) or may spell a name otherwise (\u escapes).
+-- A large batch decodes it once: a search per change would cost changes x index bytes.
 local raw = redis.call('GET', KEYS[2])
 local listed = {}
 local configs = nil
-local must_decode = not raw or string.find(raw, '\\u', 1, true) ~= nil
+local must_decode = not raw or n > SEARCH_AT_MOST or string.find(raw, '\\u', 1, true) ~= nil
 for i = 0, n - 1 do
   local b = 2 + i * 5
   if ARGV[b] == 'D' or must_decode or not lists_token(raw, cjson.encode(ARGV[b + 1])) then must_decode = true end
