@@ -649,7 +649,7 @@ fn side(text: &str) -> Result<Side, Failure> {
         return Err(Failure::new(3, format!("{text}: no such document file (nor a backend spec, which has a ':')")));
     }
     if !text.contains(':') && path.is_file() {
-        let scratch = open(&BackendSpec::Memory)?;
+        let scratch = open(&BackendSpec::memory())?;
         return Ok(Side::Document(scratch.parse_document(read_document(path)?)?));
     }
     Ok(Side::Backend(open(&resolve_spec(Some(text))?)?))

@@ -22,7 +22,7 @@ fn main() -> Result<(), confo::Error> {
     std::fs::create_dir_all(&path).map_err(|e| confo::Error::Io { location: path.display().to_string(), source: e })?;
 
     // The seed's credentials dictionary, for the file backend.
-    let spec = BackendSpec::from_credentials(BackendKind::File, &json!({ "config_path": path }))?;
+    let spec = BackendSpec::from_credentials(BackendKind::FILE, &json!({ "config_path": path }))?;
     let config = Confo::new()?;
     config.load_backend("file_backend", &spec)?;
     config.activate_backend("file_backend")?;

@@ -69,7 +69,9 @@
 //!
 //! - [`error`]: the one [`Error`] enum and [`Result`].
 //! - [`name`]: the rules for namespace and configuration names, in one place.
-//! - [`spec`]: [`BackendSpec`] from a URL-like string or a credentials dictionary.
+//! - [`spec`]: [`BackendSpec`] from a URL-like string or a credentials dictionary, by the
+//!   engine that answers it in [`backend::registry`].
+//! - [`options`]: what engines' options share, and [`Secret`].
 //! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences, version tokens,
 //!   preconditions; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
@@ -91,10 +93,12 @@
 
 pub mod backend;
 pub mod blocking;
+mod codec;
 pub mod error;
 pub mod json;
 pub mod manager;
 pub mod name;
+pub mod options;
 pub mod spec;
 pub mod store;
 pub mod transfer;
@@ -109,5 +113,6 @@ pub use backend::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, Scope, WatchOptions, Watcher};
+pub use options::Secret;
 pub use spec::{BackendKind, BackendSpec};
 pub use store::Store;

@@ -165,7 +165,7 @@ async fn authentication_and_roles() {
         assert!(!format!("{err} {err:?}").contains("app-pw"));
     }
     let spec = BackendSpec::from_credentials(
-        BackendKind::Etcd,
+        BackendKind::ETCD,
         &json!({"etcd_host": "127.0.0.1", "etcd_port": server.port().to_string(), "etcd_user": "app", "etcd_password": "app-pw"}),
     )
     .expect("spec");

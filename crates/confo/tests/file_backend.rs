@@ -116,7 +116,7 @@ async fn bad_config_paths_are_clear_errors() {
     assert!(matches!(&err, Error::InvalidSpec { key: Some(k), .. } if k == "config_path"), "{err:?}");
     assert!(err.to_string().contains("is a file, not a folder"), "{err}");
     // Through a credentials dictionary and the manager, the same error.
-    let spec = BackendSpec::from_credentials(BackendKind::File, &json!({"config_path": file})).expect("spec");
+    let spec = BackendSpec::from_credentials(BackendKind::FILE, &json!({"config_path": file})).expect("spec");
     assert!(matches!(Confo::new().load_backend("f", &spec).await, Err(Error::InvalidSpec { .. })));
 }
 

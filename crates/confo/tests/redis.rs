@@ -414,7 +414,7 @@ async fn password_auth() {
     }
     // The credentials dictionary carries the password too.
     let spec = BackendSpec::from_credentials(
-        BackendKind::Redis,
+        BackendKind::REDIS,
         &json!({"redis_host": "127.0.0.1", "redis_port": port.to_string(), "redis_password": "s3cret-pw"}),
     )
     .expect("spec");
@@ -464,7 +464,7 @@ async fn bootstrap_from_credentials_kept_in_a_file_backend() {
 
     let confo = Confo::new();
     confo.load_backend("files", &format!("file:{}", dir.path().display()).parse().expect("spec")).await.expect("files");
-    confo.load_backend_from("redis_backend", BackendKind::Redis, "files", "infra", "redis").await.expect("bootstrap");
+    confo.load_backend_from("redis_backend", BackendKind::REDIS, "files", "infra", "redis").await.expect("bootstrap");
     assert_eq!(confo.backends().all, ["files", "redis_backend"]);
     confo.activate_backend("redis_backend").expect("activate");
     confo.create_namespace("HR_dept").await.expect("create");
@@ -475,7 +475,7 @@ async fn bootstrap_from_credentials_kept_in_a_file_backend() {
     assert_eq!(get(&mut r, "HR_dept-database").await.as_deref(), Some(r#"{"host":"localhost"}"#));
 
     let missing =
-        confo.load_backend_from("x", BackendKind::Redis, "files", "infra", "nope").await.expect_err("missing");
+        confo.load_backend_from("x", BackendKind::REDIS, "files", "infra", "nope").await.expect_err("missing");
     assert!(matches!(missing, Error::NotFound { what: Missing::Configuration, .. }), "{missing:?}");
 }
 

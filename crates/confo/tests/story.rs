@@ -21,7 +21,7 @@ async fn confo_readme_story() {
         .expect("write");
 
     let confo = Confo::new();
-    let spec = confo::BackendSpec::from_credentials(confo::BackendKind::File, &json!({"config_path": root}))
+    let spec = confo::BackendSpec::from_credentials(confo::BackendKind::FILE, &json!({"config_path": root}))
         .expect("credentials");
     confo.load_backend("file_backend", &spec).await.expect("load");
     assert!(matches!(confo.get_all(), Err(Error::NoActiveBackend)));

@@ -145,7 +145,7 @@ async fn acl_creator_only_and_world_read() {
     // The credentials dictionary, with the port as a number and a user (Python confo crashes).
     let (host, port) = cs.split_once(':').expect("host:port");
     let spec = BackendSpec::from_credentials(
-        BackendKind::ZooKeeper,
+        BackendKind::ZOOKEEPER,
         &json!({"zookeeper_host": host, "zookeeper_port": port.parse::<u16>().expect("port"),
                 "zookeeper_user": "app", "zookeeper_passwd": "s3cret", "zookeeper_chroot": chroot}),
     )

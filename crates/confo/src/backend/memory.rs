@@ -150,3 +150,69 @@ impl Backend for MemoryBackend {
         Ok(Some(rx))
     }
 }
+
+impl crate::spec::BackendKind {
+    /// In memory, in this process.
+    pub const MEMORY: crate::spec::BackendKind = crate::spec::BackendKind::new("memory");
+}
+
+impl crate::spec::BackendSpec {
+    /// The spec of an in-memory backend (`memory:`): each open makes a new, empty store.
+    pub fn memory() -> Self {
+        crate::spec::BackendSpec::new(MemorySpec)
+    }
+}
+
+/// The spec of an in-memory backend (`memory:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySpec;
+
+impl std::fmt::Display for MemorySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("memory:")
+    }
+}
+
+#[async_trait]
+impl super::registry::EngineSpec for MemorySpec {
+    fn kind(&self) -> crate::spec::BackendKind {
+        crate::spec::BackendKind::MEMORY
+    }
+
+    async fn open(&self) -> Result<std::sync::Arc<dyn Backend>> {
+        Ok(std::sync::Arc::new(MemoryBackend::new()))
+    }
+}
+
+/// The memory engine: `memory:` and `{}`.
+pub(crate) struct MemoryEngine;
+
+impl super::registry::Engine for MemoryEngine {
+    fn kind(&self) -> crate::spec::BackendKind {
+        crate::spec::BackendKind::MEMORY
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["memory"]
+    }
+
+    fn example(&self) -> &'static str {
+        "memory:"
+    }
+
+    fn parse_url(&self, _: &super::registry::Registry, spec: &str) -> Result<crate::spec::BackendSpec> {
+        match spec.split_once(':').map(|(_, rest)| rest) {
+            Some("" | "//") => Ok(crate::spec::BackendSpec::memory()),
+            _ => Err(Error::spec(None, "memory: takes nothing after the colon")),
+        }
+    }
+
+    fn parse_credentials(
+        &self,
+        _: &super::registry::Registry,
+        credentials: &serde_json::Value,
+    ) -> Result<crate::spec::BackendSpec> {
+        crate::options::Credentials::new(crate::spec::BackendKind::MEMORY, credentials)?.finish()?;
+        Ok(crate::spec::BackendSpec::memory())
+    }
+}

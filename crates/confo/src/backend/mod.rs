@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::codec::json_size;
 use crate::error::{Error, Result};
 use crate::name::NameKind;
 
@@ -21,6 +22,7 @@ pub mod file;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod registry;
 #[cfg(feature = "zookeeper")]
 pub mod zookeeper;
 
@@ -572,7 +574,7 @@ where
             Ok(Err(e @ Error::Unavailable { .. })) if !is_mismatch(&e) => {
                 if !anything_listens(hosts).await {
                     let list: Vec<String> =
-                        hosts.iter().map(|(h, p)| format!("{}:{p}", crate::spec::shorten(h))).collect();
+                        hosts.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
                     return Err(Error::Unavailable {
                         backend: describe.to_owned(),
                         message: format!("nothing listens at {} (connection refused)", list.join(", ")),
@@ -634,24 +636,6 @@ async fn anything_listens(hosts: &[(String, u16)]) -> bool {
 
 /// How often [`BackendExt::write_settled`] tries to read a namespace back.
 const READ_BACK_ATTEMPTS: usize = 5;
-
-/// The length of a configuration as compact JSON, without building the text.
-pub(crate) fn json_size(value: &Configuration) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a JSON map to an infallible sink cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
 
 /// Checks one precondition against what is stored. `location` names the configuration.
 pub(crate) fn check_precondition(

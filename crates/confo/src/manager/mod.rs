@@ -279,7 +279,7 @@ impl Confo {
     /// ```no_run
     /// # async fn demo(confo: confo::Confo) -> confo::Result<()> {
     /// // Configurations/infra/redis.json holds {"redis_host": "localhost", "redis_port": "6379"}
-    /// confo.load_backend_from("redis_backend", confo::BackendKind::Redis, "files", "infra", "redis").await?;
+    /// confo.load_backend_from("redis_backend", "redis".parse()?, "files", "infra", "redis").await?;
     /// # Ok(()) }
     /// ```
     pub async fn load_backend_from(

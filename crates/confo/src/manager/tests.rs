@@ -31,16 +31,16 @@ async fn typed_errors_before_a_backend_or_namespace_is_chosen() {
     assert!(matches!(confo.persist().await, Err(Error::NoActiveBackend)));
     assert!(matches!(confo.activate_backend("nope"), Err(Error::NotFound { what: Missing::Backend, .. })));
 
-    confo.load_backend("mem", &BackendSpec::Memory).await.unwrap();
+    confo.load_backend("mem", &BackendSpec::memory()).await.unwrap();
     assert_eq!(confo.backends(), BackendsInfo { all: vec!["mem".into()], active: None });
-    assert!(matches!(confo.load_backend("mem", &BackendSpec::Memory).await, Err(Error::AlreadyExists { .. })));
+    assert!(matches!(confo.load_backend("mem", &BackendSpec::memory()).await, Err(Error::AlreadyExists { .. })));
     confo.activate_backend("mem").unwrap();
     assert_eq!(confo.namespaces().unwrap(), NamespacesInfo { all: vec![], current: None });
     assert!(matches!(confo.get_all(), Err(Error::NoNamespaceSelected { .. })));
     assert!(matches!(confo.set("c", "f", 1), Err(Error::NoNamespaceSelected { .. })));
     let err = confo.use_namespace("missing").await.unwrap_err();
     assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err:?}");
-    assert!(matches!(confo.load_backend("bad/name", &BackendSpec::Memory).await, Err(Error::InvalidName { .. })));
+    assert!(matches!(confo.load_backend("bad/name", &BackendSpec::memory()).await, Err(Error::InvalidName { .. })));
 }
 
 #[tokio::test]
@@ -188,8 +188,8 @@ async fn remove_namespace_needs_force_when_not_empty() {
 #[tokio::test]
 async fn backends_are_independent() {
     let confo = Confo::new();
-    confo.load_backend("one", &BackendSpec::Memory).await.unwrap();
-    confo.load_backend("two", &BackendSpec::Memory).await.unwrap();
+    confo.load_backend("one", &BackendSpec::memory()).await.unwrap();
+    confo.load_backend("two", &BackendSpec::memory()).await.unwrap();
     confo.activate_backend("one").unwrap();
     confo.create_namespace("ns").await.unwrap();
     confo.use_namespace("ns").await.unwrap();

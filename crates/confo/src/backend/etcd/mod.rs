@@ -32,6 +32,7 @@
 //! - **Connecting**: a dead endpoint is [`Error::Unavailable`] within the connect timeout (3 s);
 //!   with several endpoints the client balances over them and survives losing some.
 
+mod engine;
 mod options;
 
 use std::collections::HashSet;
@@ -40,13 +41,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use etcd_client as etcd;
 
+pub(crate) use engine::EtcdEngine;
 pub use options::EtcdOptions;
 
-use super::file::{describe_problem, parse_config};
 use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Hint, Hints, NamespaceData, Precondition, Stored,
     Version, WriteReport,
 };
+use crate::codec::{describe_problem, parse_config};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::NameKind;
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::spec::{decode, parse_host_port, BackendKind, Credentials, Secret};
+use crate::options::{decode, parse_host_port, Credentials, Secret};
+use crate::spec::BackendKind;
 
 const DEFAULT_PORT: u16 = 2379;
 
@@ -92,7 +93,7 @@ impl EtcdOptions {
     /// commas), `etcd_port` (number or numeric string), and optionally `etcd_user`,
     /// `etcd_password`, `etcd_tls`, `etcd_tls_ca`.
     pub fn from_credentials(credentials: &Value) -> Result<Self> {
-        let mut creds = Credentials::new(BackendKind::Etcd, credentials)?;
+        let mut creds = Credentials::new(BackendKind::ETCD, credentials)?;
         let hosts = creds.required_str("etcd_host")?;
         let port = creds.port("etcd_port")?.unwrap_or(DEFAULT_PORT);
         let endpoints = hosts.split(',').map(|h| parse_host_port(h.trim(), port)).collect::<Result<Vec<_>>>()?;
@@ -124,7 +125,7 @@ impl EtcdOptions {
     /// `etcd h1:p1,h2:p2`, for messages.
     pub fn describe(&self) -> String {
         let hosts: Vec<String> =
-            self.endpoints.iter().map(|(h, p)| format!("{}:{p}", crate::spec::shorten(h))).collect();
+            self.endpoints.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
         format!("etcd {}", hosts.join(","))
     }
 }

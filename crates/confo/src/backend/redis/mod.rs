@@ -46,6 +46,7 @@
 //!   notified: a watcher sees it at its next periodic re-read (see
 //!   [`crate::manager::WatchOptions::resync_every`]).
 
+mod engine;
 mod options;
 
 use std::sync::{Arc, LazyLock, Mutex};
@@ -57,14 +58,15 @@ use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisFuture, Script,
 };
 
+pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
-use super::file::{describe_problem, parse_config};
 use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
     WriteReport,
 };
 use super::{Hint, Hints};
+use crate::codec::{describe_problem, parse_config};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
 

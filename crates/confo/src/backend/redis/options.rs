@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::spec::{decode, parse_bool, parse_host_port as host_port, BackendKind, Credentials, Secret};
+use crate::options::{decode, parse_bool, parse_host_port as host_port, Credentials, Secret};
+use crate::spec::BackendKind;
 
 fn parse_host_port(text: &str) -> Result<(String, u16)> {
     host_port(text, DEFAULT_PORT)
@@ -162,7 +163,7 @@ impl RedisOptions {
     /// `redis_tls_ca`, `redis_wait_replicas`; or, for Sentinel, `redis_sentinels`
     /// (`"host:port,host:port"`) and `redis_master` instead of host and port.
     pub fn from_credentials(credentials: &Value) -> Result<Self> {
-        let mut creds = Credentials::new(BackendKind::Redis, credentials)?;
+        let mut creds = Credentials::new(BackendKind::REDIS, credentials)?;
         let mut options = match creds.optional_str("redis_sentinels")? {
             Some(list) => {
                 let sentinels = list.split(',').map(|s| parse_host_port(s.trim())).collect::<Result<Vec<_>>>()?;
@@ -188,11 +189,11 @@ impl RedisOptions {
     /// `redis 127.0.0.1:6379` or `redis sentinel master@h1:p1,h2:p2`, for messages.
     pub fn describe(&self) -> String {
         match &self.endpoint {
-            RedisEndpoint::Server { host, port } => format!("redis {}:{port}", crate::spec::shorten(host)),
+            RedisEndpoint::Server { host, port } => format!("redis {}:{port}", crate::options::shorten(host)),
             RedisEndpoint::Sentinel { sentinels, master } => {
                 let list: Vec<String> =
-                    sentinels.iter().map(|(h, p)| format!("{}:{p}", crate::spec::shorten(h))).collect();
-                format!("redis sentinel {}@{}", crate::spec::shorten(master), list.join(","))
+                    sentinels.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
+                format!("redis sentinel {}@{}", crate::options::shorten(master), list.join(","))
             }
         }
     }

@@ -40,6 +40,7 @@
 //!   session the watch is re-armed and a full re-read is asked for, since events during the
 //!   gap may be lost (ZOOKEEPER-4698).
 
+mod engine;
 mod options;
 mod trust;
 
@@ -49,14 +50,15 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use zookeeper_client as zk;
 
+pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
-use super::file::{describe_problem, parse_config};
 use super::{
     validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
     WriteReport,
 };
 use super::{Hint, Hints};
+use crate::codec::{describe_problem, parse_config};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
 use trust::Trust;

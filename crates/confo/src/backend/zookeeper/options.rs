@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::spec::{decode, parse_host_port, BackendKind, Credentials, Secret};
+use crate::options::{decode, parse_host_port, Credentials, Secret};
+use crate::spec::BackendKind;
 
 const DEFAULT_PORT: u16 = 2181;
 
@@ -119,7 +120,7 @@ impl ZkOptions {
     /// `zookeeper_passwd`, `zookeeper_chroot`, `zookeeper_acl` (`creator`, `world-read`,
     /// `open`).
     pub fn from_credentials(credentials: &Value) -> Result<Self> {
-        let mut creds = Credentials::new(BackendKind::ZooKeeper, credentials)?;
+        let mut creds = Credentials::new(BackendKind::ZOOKEEPER, credentials)?;
         let hosts_text = creds.required_str("zookeeper_host")?;
         let port = creds.port("zookeeper_port")?.ok_or_else(|| Error::spec(Some("zookeeper_port"), "missing"))?;
         let hosts = hosts_text
@@ -184,7 +185,7 @@ impl ZkOptions {
             .hosts
             .iter()
             .map(|(h, p)| {
-                let h = crate::spec::shorten(h);
+                let h = crate::options::shorten(h);
                 if h.contains(':') {
                     format!("[{h}]:{p}")
                 } else {
@@ -192,7 +193,11 @@ impl ZkOptions {
                 }
             })
             .collect();
-        format!("zookeeper {}{}", hosts.join(","), self.chroot.as_deref().map(crate::spec::shorten).unwrap_or_default())
+        format!(
+            "zookeeper {}{}",
+            hosts.join(","),
+            self.chroot.as_deref().map(crate::options::shorten).unwrap_or_default()
+        )
     }
 }
 

@@ -57,6 +57,12 @@ use super::{
     Precondition, Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
+mod spec;
+
+pub(crate) use spec::FileEngine;
+pub use spec::FileSpec;
+
+use crate::codec::parse_config;
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{self, NameKind};
 
@@ -489,43 +495,6 @@ fn stored_from(path: &Path, bytes: &[u8]) -> std::result::Result<Stored, Corrupt
             };
             Err(Corruption { location, problem })
         }
-    }
-}
-
-/// Parses a stored configuration: a JSON object. On failure: (line, column) when known, and
-/// what is wrong.
-pub(crate) fn parse_config(bytes: &[u8]) -> std::result::Result<Configuration, (Option<(usize, usize)>, String)> {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(other) => Err((None, format!("top level is {}, not a JSON object", json_kind(&other)))),
-        Err(e) => {
-            let message = e.to_string();
-            let suffix = format!(" at line {} column {}", e.line(), e.column());
-            let problem = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
-            Err((Some((e.line(), e.column())), problem))
-        }
-    }
-}
-
-/// A [`parse_config`] failure as one phrase for a message about a stored value in a store
-/// that is not a file: the problem, and where in the value when known (" at line L column C").
-#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
-pub(crate) fn describe_problem((position, problem): (Option<(usize, usize)>, String)) -> String {
-    match position {
-        Some((line, column)) => format!("{problem} at line {line} column {column}"),
-        None => problem,
-    }
-}
-
-/// "an array", "a string", … for messages.
-pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
     }
 }
 

@@ -1,0 +1,356 @@
+//! The engines confo can open, in one table.
+//!
+//! Each engine's folder exposes an [`Engine`]: its kind, the URL schemes it answers, and how
+//! it reads a spec string or a credentials dictionary into an [`EngineSpec`] (its options,
+//! which know how to open the store). [`BackendSpec`](crate::BackendSpec) dispatches over
+//! [`ENGINES`] and knows no engine itself. A wrapping engine (a cache, history) registers a
+//! scheme ending in `+` (`cache+`), receives the whole spec and parses the inner one with
+//! [`Registry::parse`] — the same way a caller-made [`Registry`] adds engines of its own.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::spec::{BackendKind, BackendSpec};
+
+/// One engine confo can open: its names, its URL schemes, and how its options are read.
+pub trait Engine: Send + Sync + 'static {
+    /// The kind, as named in a credentials-based load (`backend_type`).
+    fn kind(&self) -> BackendKind;
+
+    /// Other names accepted for the kind (`zk` for `zookeeper`).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The URL schemes it answers (`redis`, `rediss`). A scheme ending in `+` answers every
+    /// scheme it begins (`cache+` answers `cache+redis`): a wrapping engine.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// A spec string as shown in messages that list what is accepted (`redis://HOST[:PORT]`).
+    fn example(&self) -> &'static str;
+
+    /// Reads a whole spec string whose scheme is one of [`Engine::schemes`].
+    fn parse_url(&self, registry: &Registry, spec: &str) -> Result<BackendSpec>;
+
+    /// Reads confo's credentials dictionary (a JSON object); unknown keys are refused by name.
+    fn parse_credentials(&self, registry: &Registry, credentials: &Value) -> Result<BackendSpec>;
+}
+
+/// An engine's parsed spec: everything needed to open the store. Its `Display` is the spec
+/// string, without secrets; it must be `PartialEq` (specs are compared).
+#[async_trait]
+pub trait EngineSpec: SpecIdentity + fmt::Display + Send + Sync + 'static {
+    /// The kind of backend it opens.
+    fn kind(&self) -> BackendKind;
+
+    /// Opens (connects to) the store.
+    async fn open(&self) -> Result<Arc<dyn Backend>>;
+}
+
+/// What a spec is, for [`BackendSpec::options`](crate::BackendSpec::options) and equality:
+/// implemented for every `PartialEq` type, so an engine writes nothing for it.
+pub trait SpecIdentity {
+    /// The options as `Any`, to downcast.
+    fn as_any(&self) -> &dyn Any;
+
+    /// Whether `other` is the same spec (used by `BackendSpec`'s `PartialEq`).
+    fn same_as(&self, other: &dyn EngineSpec) -> bool;
+}
+
+impl<T: PartialEq + Any> SpecIdentity for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn EngineSpec) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// An engine this build leaves out (its cargo feature is off): its names are known, so a
+/// spec for it says which feature to enable instead of "unknown scheme".
+#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
+struct NotBuilt {
+    kind: BackendKind,
+    aliases: &'static [&'static str],
+    schemes: &'static [&'static str],
+}
+
+#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
+impl NotBuilt {
+    fn error(&self) -> Error {
+        let kind = self.kind;
+        Error::spec(Some("scheme"), format!("this build of confo has no {kind} backend (enable the `{kind}` feature)"))
+    }
+}
+
+#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
+impl Engine for NotBuilt {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        self.aliases
+    }
+    fn schemes(&self) -> &'static [&'static str] {
+        self.schemes
+    }
+    fn example(&self) -> &'static str {
+        ""
+    }
+    fn parse_url(&self, _: &Registry, _: &str) -> Result<BackendSpec> {
+        Err(self.error())
+    }
+    fn parse_credentials(&self, _: &Registry, _: &Value) -> Result<BackendSpec> {
+        Err(self.error())
+    }
+}
+
+/// Every engine this build knows: one line each (a left-out engine's line names its schemes).
+pub static ENGINES: &[&dyn Engine] = &[
+    &super::file::FileEngine,
+    &super::memory::MemoryEngine,
+    #[cfg(feature = "redis")]
+    &super::redis::RedisEngine,
+    #[cfg(not(feature = "redis"))]
+    &NotBuilt {
+        kind: BackendKind::new("redis"),
+        aliases: &[],
+        schemes: &["redis", "rediss", "redis+sentinel", "rediss+sentinel"],
+    },
+    #[cfg(feature = "zookeeper")]
+    &super::zookeeper::ZkEngine,
+    #[cfg(not(feature = "zookeeper"))]
+    &NotBuilt { kind: BackendKind::new("zookeeper"), aliases: &["zk"], schemes: &["zk", "zookeeper"] },
+    #[cfg(feature = "etcd")]
+    &super::etcd::EtcdEngine,
+    #[cfg(not(feature = "etcd"))]
+    &NotBuilt { kind: BackendKind::new("etcd"), aliases: &[], schemes: &["etcd", "etcds"] },
+];
+
+/// A set of engines to parse specs with: [`Registry::builtin`] is [`ENGINES`]; a caller may add
+/// engines of its own (a wrapping backend, a test double) with [`Registry::with`].
+#[derive(Clone)]
+pub struct Registry {
+    engines: Vec<&'static dyn Engine>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.engines.iter().map(|e| e.kind())).finish()
+    }
+}
+
+impl Registry {
+    /// The engines of this build.
+    pub fn builtin() -> Self {
+        Registry { engines: ENGINES.to_vec() }
+    }
+
+    /// This registry with one more engine (checked first, so it may take over a scheme).
+    pub fn with(mut self, engine: &'static dyn Engine) -> Self {
+        self.engines.insert(0, engine);
+        self
+    }
+
+    /// The engines, in lookup order.
+    pub fn engines(&self) -> impl Iterator<Item = &'static dyn Engine> + '_ {
+        self.engines.iter().copied()
+    }
+
+    /// The engine answering a URL scheme (compared without case).
+    pub fn by_scheme(&self, scheme: &str) -> Option<&'static dyn Engine> {
+        let scheme = scheme.to_ascii_lowercase();
+        let answers = |s: &&str| match s.strip_suffix('+') {
+            Some(prefix) => scheme.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('+') && rest.len() > 1),
+            None => **s == scheme,
+        };
+        self.engines().find(|e| e.schemes().iter().any(answers))
+    }
+
+    /// The engine of a kind name or alias (compared without case).
+    pub fn by_kind(&self, name: &str) -> Option<&'static dyn Engine> {
+        let name = name.to_ascii_lowercase();
+        self.engines().find(|e| e.kind().as_str() == name || e.aliases().contains(&name.as_str()))
+    }
+
+    /// Parses a spec string (`redis://…`, `file:PATH`, `cache+redis://…`).
+    pub fn parse(&self, spec: &str) -> Result<BackendSpec> {
+        let schemes = || {
+            let examples: Vec<&str> = self.engines().map(|e| e.example()).filter(|e| !e.is_empty()).collect();
+            examples.join(", ")
+        };
+        let Some((scheme, _)) = spec.split_once(':') else {
+            return Err(Error::spec(
+                None,
+                format!("{spec:?} has no scheme; expected one of {} (for example file:./Configurations)", schemes()),
+            ));
+        };
+        match self.by_scheme(scheme) {
+            Some(engine) => engine.parse_url(self, spec),
+            None => {
+                Err(Error::spec(Some("scheme"), format!("unknown scheme {scheme:?}; expected one of {}", schemes())))
+            }
+        }
+    }
+
+    /// Reads a credentials dictionary for a kind of backend.
+    pub fn parse_credentials(&self, kind: BackendKind, credentials: &Value) -> Result<BackendSpec> {
+        match self.by_kind(kind.as_str()) {
+            Some(engine) => engine.parse_credentials(self, credentials),
+            None => Err(Error::spec(Some("backend_type"), format!("no {kind} backend in this registry"))),
+        }
+    }
+
+    /// The kind a `backend_type` names.
+    pub fn kind(&self, name: &str) -> Result<BackendKind> {
+        self.by_kind(name).map(|e| e.kind()).ok_or_else(|| {
+            let known: Vec<&str> = self.engines().map(|e| e.kind().as_str()).collect();
+            Error::spec(
+                Some("backend_type"),
+                format!("unknown backend type {name:?}; expected one of {}", known.join(", ")),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::{BackendExt, Change, Hints, NamespaceData, Stored, WriteReport};
+    use crate::name::NameKind;
+
+    /// A wrapping engine, as a cache or history layer would be: `count+<inner spec>` opens the
+    /// inner backend and counts the namespace loads that go through it.
+    struct CountEngine;
+
+    static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(PartialEq)]
+    struct CountSpec(BackendSpec);
+
+    impl fmt::Display for CountSpec {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "count+{}", self.0)
+        }
+    }
+
+    #[async_trait]
+    impl EngineSpec for CountSpec {
+        fn kind(&self) -> BackendKind {
+            BackendKind::new("count")
+        }
+        async fn open(&self) -> Result<Arc<dyn Backend>> {
+            Ok(Arc::new(Counting(self.0.open().await?)))
+        }
+    }
+
+    impl Engine for CountEngine {
+        fn kind(&self) -> BackendKind {
+            BackendKind::new("count")
+        }
+        fn schemes(&self) -> &'static [&'static str] {
+            &["count+"]
+        }
+        fn example(&self) -> &'static str {
+            "count+SPEC"
+        }
+        fn parse_url(&self, registry: &Registry, spec: &str) -> Result<BackendSpec> {
+            let inner = &spec["count+".len()..];
+            Ok(BackendSpec::new(CountSpec(registry.parse(inner)?)))
+        }
+        fn parse_credentials(&self, _: &Registry, _: &Value) -> Result<BackendSpec> {
+            Err(Error::spec(None, "count takes no credentials"))
+        }
+    }
+
+    #[derive(Debug)]
+    struct Counting(Arc<dyn Backend>);
+
+    #[async_trait]
+    impl Backend for Counting {
+        fn describe(&self) -> String {
+            format!("counting {}", self.0.describe())
+        }
+        fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+            self.0.check_name(kind, name)
+        }
+        async fn list_namespaces(&self) -> Result<Vec<String>> {
+            self.0.list_namespaces().await
+        }
+        async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+            self.0.create_namespace(namespace).await
+        }
+        async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+            self.0.delete_namespace(namespace).await
+        }
+        async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+            LOADS.fetch_add(1, Ordering::SeqCst);
+            self.0.load_namespace(namespace).await
+        }
+        async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+            self.0.load_configuration(namespace, name).await
+        }
+        async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+            self.0.write(namespace, changes).await
+        }
+        async fn subscribe(&self) -> Result<Option<Hints>> {
+            self.0.subscribe().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrapping_engine_registers_a_scheme_and_wraps_any_spec() {
+        let registry = Registry::builtin().with(&CountEngine);
+        let spec = registry.parse("count+memory:").expect("parses");
+        assert_eq!(spec.to_string(), "count+memory:");
+        assert_eq!(spec.kind().as_str(), "count");
+        assert_eq!(spec, registry.parse("COUNT+memory:").unwrap());
+        let backend = spec.open().await.expect("opens");
+        assert_eq!(backend.describe(), "counting memory");
+        backend.create_namespace("sales").await.unwrap();
+        backend.put_configuration("sales", "db", serde_json::Map::new()).await.unwrap();
+        let before = LOADS.load(Ordering::SeqCst);
+        assert!(backend.load_namespace("sales").await.unwrap().contains_key("db"));
+        assert_eq!(LOADS.load(Ordering::SeqCst), before + 1);
+        // The inner spec is parsed by the same registry: its errors are the inner engine's.
+        let err = registry.parse("count+ftp://x").unwrap_err();
+        assert!(err.to_string().contains("unknown scheme \"ftp\""), "{err}");
+        // `count+` alone is no scheme of the wrapper, and the built-in registry knows none of it.
+        assert!(registry.parse("count+:x").is_err());
+        assert!(Registry::builtin().parse("count+memory:").unwrap_err().to_string().contains("unknown scheme"));
+    }
+
+    #[test]
+    fn kinds_and_schemes_resolve_through_the_table() {
+        let registry = Registry::builtin();
+        assert_eq!(registry.kind("files").unwrap(), BackendKind::FILE);
+        assert_eq!(registry.kind("ZK").unwrap().as_str(), "zookeeper");
+        assert_eq!(registry.by_scheme("REDISS+sentinel").unwrap().kind().as_str(), "redis");
+        let err = registry.parse("nothing-here").unwrap_err().to_string();
+        assert!(err.contains("file:PATH") && err.contains("memory:"), "{err}");
+        // Every engine's kind and schemes are unique across the table.
+        let mut schemes: Vec<&str> = registry.engines().flat_map(|e| e.schemes().iter().copied()).collect();
+        let count = schemes.len();
+        schemes.sort_unstable();
+        schemes.dedup();
+        assert_eq!(schemes.len(), count, "a scheme is registered twice");
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    #[test]
+    fn an_engine_left_out_of_the_build_names_its_feature() {
+        let err = Registry::builtin().parse("etcd://127.0.0.1:2379").unwrap_err();
+        assert!(err.to_string().contains("enable the `etcd` feature"), "{err}");
+        let err = BackendSpec::from_credentials(BackendKind::new("etcd"), &serde_json::json!({})).unwrap_err();
+        assert!(err.to_string().contains("enable the `etcd` feature"), "{err}");
+    }
+}
