@@ -1,6 +1,10 @@
 //! A blocking facade over the async [`crate::Confo`], for sync callers (the CLI, the Python
 //! bindings, scripts), in the manner of `reqwest::blocking`.
 //!
+//! Only what does I/O is wrapped; the synchronous calls (reads of the cache, staging,
+//! discarding) are the async manager's own, through `Deref`. A test keeps every async method
+//! wrapped.
+//!
 //! It owns a small Tokio runtime (one worker thread, which also runs the background tasks of
 //! network backends) and blocks the calling thread on each call. Do not call it from inside an
 //! async runtime: use [`crate::Confo`] there.
@@ -17,15 +21,11 @@
 //! # Ok::<(), confo::Error>(())
 //! ```
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::backend::{Backend, Configuration};
 use crate::error::{ConfigRef, Error, Result};
-use crate::manager::{BackendsInfo, Event, NamespacesInfo, Removal, Scope, WatchOptions, Watcher};
+use crate::manager::{Event, Removal, Scope, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
 
 /// The blocking manager. Cheap to clone; clones share one state and one runtime.
@@ -50,6 +50,22 @@ impl Confo {
         self.runtime.block_on(future)
     }
 
+    /// See [`crate::Confo::reload_namespace`].
+    pub fn reload_namespace(&self, namespace: &str) -> Result<()> {
+        self.block(self.inner.reload_namespace(namespace))
+    }
+
+    /// See [`crate::Confo::watch_with`].
+    pub fn watch_with(
+        &self,
+        namespace: &str,
+        configuration: Option<&str>,
+        options: WatchOptions,
+    ) -> Result<BlockingWatcher> {
+        let watcher = self.block(self.inner.watch_with(namespace, configuration, options))?;
+        Ok(BlockingWatcher { watcher, runtime: self.runtime.clone() })
+    }
+
     /// See [`crate::Confo::load_backend`].
     pub fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.load_backend(name, spec))
@@ -72,21 +88,6 @@ impl Confo {
         self.block(self.inner.add_backend(name, backend))
     }
 
-    /// See [`crate::Confo::backends`].
-    pub fn backends(&self) -> BackendsInfo {
-        self.inner.backends()
-    }
-
-    /// See [`crate::Confo::activate_backend`].
-    pub fn activate_backend(&self, name: &str) -> Result<()> {
-        self.inner.activate_backend(name)
-    }
-
-    /// See [`crate::Confo::namespaces`].
-    pub fn namespaces(&self) -> Result<NamespacesInfo> {
-        self.inner.namespaces()
-    }
-
     /// See [`crate::Confo::create_namespace`].
     pub fn create_namespace(&self, namespace: &str) -> Result<bool> {
         self.block(self.inner.create_namespace(namespace))
@@ -105,71 +106,6 @@ impl Confo {
     /// See [`crate::Confo::reload`].
     pub fn reload(&self) -> Result<()> {
         self.block(self.inner.reload())
-    }
-
-    /// See [`crate::Confo::get_all`].
-    pub fn get_all(&self) -> Result<BTreeMap<String, Arc<Configuration>>> {
-        self.inner.get_all()
-    }
-
-    /// See [`crate::Confo::list`].
-    pub fn list(&self) -> Result<Vec<String>> {
-        self.inner.list()
-    }
-
-    /// See [`crate::Confo::corrupt`].
-    pub fn corrupt(&self) -> Result<Vec<(String, crate::error::Corruption)>> {
-        self.inner.corrupt()
-    }
-
-    /// See [`crate::Confo::get`].
-    pub fn get(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
-        self.inner.get(config)
-    }
-
-    /// See [`crate::Confo::get_field`].
-    pub fn get_field(&self, config: &str, field: &str) -> Result<Option<Value>> {
-        self.inner.get_field(config, field)
-    }
-
-    /// See [`crate::Confo::get_as`].
-    pub fn get_as<T: DeserializeOwned>(&self, config: &str) -> Result<T> {
-        self.inner.get_as(config)
-    }
-
-    /// See [`crate::Confo::count`].
-    pub fn count(&self) -> Result<usize> {
-        self.inner.count()
-    }
-
-    /// See [`crate::Confo::set`].
-    pub fn set(&self, config: &str, field: &str, value: impl Into<Value>) -> Result<()> {
-        self.inner.set(config, field, value)
-    }
-
-    /// See [`crate::Confo::replace`].
-    pub fn replace(&self, config: &str, value: Configuration) -> Result<()> {
-        self.inner.replace(config, value)
-    }
-
-    /// See [`crate::Confo::remove_field`].
-    pub fn remove_field(&self, config: &str, field: &str) -> Result<()> {
-        self.inner.remove_field(config, field)
-    }
-
-    /// See [`crate::Confo::remove`].
-    pub fn remove(&self, config: &str) -> Result<()> {
-        self.inner.remove(config)
-    }
-
-    /// See [`crate::Confo::staged`].
-    pub fn staged(&self) -> Result<Vec<ConfigRef>> {
-        self.inner.staged()
-    }
-
-    /// See [`crate::Confo::discard`].
-    pub fn discard(&self) -> Result<()> {
-        self.inner.discard()
     }
 
     /// See [`crate::Confo::persist`].
@@ -195,16 +131,6 @@ impl Confo {
         self.block(self.inner.export_readable(namespaces))
     }
 
-    /// See [`crate::Confo::parse_document`].
-    pub fn parse_document(&self, value: Value) -> Result<crate::transfer::Document> {
-        self.inner.parse_document(value)
-    }
-
-    /// See [`crate::Confo::check_names`].
-    pub fn check_names(&self, document: &crate::transfer::Document) -> Result<()> {
-        self.inner.check_names(document)
-    }
-
     /// See [`crate::Confo::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))
@@ -223,16 +149,6 @@ impl Confo {
     /// See [`crate::Confo::persist_with`].
     pub fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_with(scope, force))
-    }
-
-    /// See [`crate::Confo::stale_edits`].
-    pub fn stale_edits(&self) -> Result<Vec<ConfigRef>> {
-        self.inner.stale_edits()
-    }
-
-    /// See [`crate::Confo::stored`].
-    pub fn stored(&self, config: &str) -> Result<Option<Arc<Configuration>>> {
-        self.inner.stored(config)
     }
 
     /// See [`crate::Confo::set_auto_refresh`].
@@ -289,6 +205,16 @@ impl Confo {
 
 /// The runtime a blocking handle drives: one worker thread, which also runs the background
 /// tasks of network backends.
+/// The synchronous calls (reads of the cache, staging, discarding) are the async manager's
+/// own: only what does I/O is wrapped above.
+impl std::ops::Deref for Confo {
+    type Target = crate::Confo;
+
+    fn deref(&self) -> &crate::Confo {
+        &self.inner
+    }
+}
+
 fn new_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -392,6 +318,37 @@ impl Store {
     pub fn load(&self, namespace: &str) -> Result<crate::NamespaceData> {
         self.block(self.inner.load(namespace))
     }
+
+    /// See [`crate::Store::export`].
+    pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
+        self.block(self.inner.export(namespaces))
+    }
+
+    /// See [`crate::Store::plan`].
+    pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
+        self.block(self.inner.plan(document, prune))
+    }
+
+    /// See [`crate::Store::apply`].
+    pub fn apply(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: &crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        self.block(self.inner.apply(plan, document, progress))
+    }
+
+    /// See [`crate::Store::watch`].
+    pub fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<BlockingWatcher> {
+        let watcher = self.block(self.inner.watch(namespace, config, options))?;
+        Ok(BlockingWatcher { watcher, runtime: self.runtime.clone() })
+    }
+
+    /// See [`crate::Draft::commit`]: commits a draft to this store.
+    pub fn commit(&self, draft: &mut crate::Draft, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
+        self.block(draft.commit(&self.inner, scope, force))
+    }
 }
 
 /// A [`Watcher`] for sync callers: an iterator of events.
@@ -430,6 +387,41 @@ impl Drop for WatchHandle {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The public `async fn`s of a source file's first `impl <ty> {` block.
+    fn async_methods(source: &str, ty: &str) -> Vec<String> {
+        let start = source.find(&format!("impl {ty} {{")).expect("the impl block");
+        let block = &source[start..];
+        let end = block.find("\n}\n").unwrap_or(block.len());
+        block[..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub async fn "))
+            .map(|rest| rest.split(['(', '<']).next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Every async method of the manager and the store has a blocking twin, so a sync caller
+    /// never meets a future through `Deref`.
+    #[test]
+    fn the_blocking_facade_has_every_async_method() {
+        let blocking = include_str!("blocking.rs");
+        let (confo_part, store_part) = blocking.split_at(blocking.find("impl Store {").expect("impl Store"));
+        for (source, ty, facade) in
+            [(include_str!("manager/mod.rs"), "Confo", confo_part), (include_str!("store.rs"), "Store", store_part)]
+        {
+            let methods = async_methods(source, ty);
+            assert!(methods.len() > 8, "{ty}: {methods:?}");
+            for method in methods {
+                assert!(
+                    facade.contains(&format!("pub fn {method}(")) || facade.contains(&format!("pub fn {method}<")),
+                    "blocking::{ty} lacks {method}"
+                );
+            }
         }
     }
 }

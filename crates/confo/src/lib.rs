@@ -76,6 +76,8 @@
 //!   preconditions; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   `manager::watch`: events, watchers and the hint loop behind auto-refresh.
+//! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
+//!   preconditions.
 //! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one
 //!   configuration (whatever the namespace's size), bulk loads, transfer, watch.
 //! - [`blocking`]: the sync facade.
@@ -94,6 +96,7 @@
 pub mod backend;
 pub mod blocking;
 mod codec;
+pub mod draft;
 pub mod error;
 pub mod json;
 pub mod manager;
@@ -111,8 +114,9 @@ pub use backend::{
     Backend, BackendExt, Change, Configuration, CorruptEntry, FileBackend, MemoryBackend, NamespaceData, Precondition,
     Stored, Version,
 };
+pub use draft::{Draft, Scope};
 pub use error::{Error, ErrorKind, Result};
-pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, Scope, WatchOptions, Watcher};
+pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, WatchOptions, Watcher};
 pub use options::Secret;
 pub use spec::{BackendKind, BackendSpec};
 pub use store::Store;

@@ -6,9 +6,11 @@
 //! - Each loaded namespace is an immutable snapshot (`Arc<NamespaceData>`) replaced whole on
 //!   reload, so reads never wait on I/O: they take a short lock, look up, and clone what they
 //!   return.
-//! - Edits are staged per namespace (`configuration → new content or deletion`) on top of the
-//!   snapshots, and survive switching namespaces and reloading (Python confo's
-//!   "session-only configurations"), until persisted or discarded.
+//! - The session is a thin layer: each backend is a [`Store`], and its staged edits are a
+//!   [`Draft`] (`configuration → new content or deletion`, with the version each was made on)
+//!   over the snapshots. Edits survive switching namespaces and reloading (Python confo's
+//!   "session-only configurations"), until persisted or discarded. Persist is the draft's
+//!   commit, with the snapshots updated from what was written.
 //! - Namespace creation and removal act on the store at once, as in Python confo.
 //! - Persist writes only staged configurations whose content differs from the store, one
 //!   batch per namespace. A failure keeps every unwritten edit staged and says which
@@ -20,12 +22,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{
-    Backend, BackendExt, Change, Configuration, CorruptEntry, NamespaceData, Precondition, Stored, Version,
-};
+use crate::backend::{Backend, BackendExt, Configuration, CorruptEntry, NamespaceData, Stored};
+pub use crate::draft::Scope;
+use crate::draft::{write_batches, Batch, Draft, Edit, Known};
 use crate::error::{ConfigRef, Corruption, Error, Missing, Result};
 use crate::name::{self, NameKind};
 use crate::spec::BackendSpec;
+use crate::store::Store;
 
 /// The names of the loaded backends and the active one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,21 +57,6 @@ pub enum Removal {
     Recursive,
 }
 
-/// An edit of one configuration.
-#[derive(Debug, Clone)]
-enum Edit {
-    Put(Arc<Configuration>),
-    Delete,
-}
-
-/// An edit staged for one configuration, and the stored version it was made on (`None`: the
-/// configuration did not exist), which persist checks so that nobody's change is overwritten.
-#[derive(Debug, Clone)]
-struct Staged {
-    edit: Edit,
-    base: Option<Version>,
-}
-
 /// How many times [`Confo::update_fields`] tries before it reports the conflict.
 pub const FIELD_UPDATE_ATTEMPTS: u32 = 16;
 
@@ -90,10 +78,6 @@ pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
     let random = std::collections::hash_map::RandomState::new().hash_one(attempt) % (base + 1);
     std::time::Duration::from_millis(base + random)
 }
-
-/// One namespace's part of a persist: the namespace, each change with the staged edit it came
-/// from, and the changes alone (as the backend takes them).
-type PersistBatch = (String, Vec<(Change, Staged)>, Vec<Change>);
 
 /// A cached namespace: hashed by configuration name, since reads look up one name at a time
 /// (listing sorts when asked), and the entries that could not be read, which block only
@@ -128,11 +112,12 @@ impl std::ops::DerefMut for Snapshot {
 /// One named backend and what the manager holds for it.
 #[derive(Debug)]
 struct Slot {
-    backend: Arc<dyn Backend>,
+    store: Store,
     namespaces: Vec<String>,
     current: Option<String>,
     snapshots: HashMap<String, Arc<Snapshot>>,
-    staged: BTreeMap<String, BTreeMap<String, Staged>>,
+    /// The staged edits, over the snapshots.
+    draft: Draft,
     /// The auto-refresh task, stopped when dropped.
     refresher: Option<AbortOnDrop>,
 }
@@ -150,16 +135,13 @@ impl Drop for AbortOnDrop {
 impl Slot {
     /// The effective content of a configuration: the staged edit, else the stored one.
     fn effective(&self, namespace: &str, config: &str) -> Option<Arc<Configuration>> {
-        match self.staged.get(namespace).and_then(|s| s.get(config)).map(|s| &s.edit) {
-            Some(Edit::Put(value)) => Some(value.clone()),
-            Some(Edit::Delete) => None,
-            None => self.snapshots.get(namespace)?.get(config).map(|s| s.value.clone()),
-        }
+        let stored = self.snapshots.get(namespace).and_then(|d| d.get(config)).map(|s| &s.value);
+        self.draft.effective(namespace, config, stored)
     }
 
     /// The corrupt entry of that name, unless a staged edit replaced or removed it.
     fn corrupt(&self, namespace: &str, config: &str) -> Option<&CorruptEntry> {
-        if self.staged.get(namespace).is_some_and(|s| s.contains_key(config)) {
+        if self.draft.get(namespace, config).is_some() {
             return None;
         }
         self.snapshots.get(namespace)?.corrupt.get(config)
@@ -173,18 +155,15 @@ impl Slot {
         }
     }
 
-    /// Stages an edit; the base version is the stored one when the configuration was first
-    /// edited, kept across further edits. A corrupt entry's version is a base too, so it can be
-    /// replaced or removed only as it is.
+    /// Stages an edit made on the stored version (a corrupt entry's version is a base too, so
+    /// it can be replaced or removed only as it is).
     fn stage(&mut self, namespace: &str, config: &str, edit: Edit) {
         let snapshot = self.snapshots.get(namespace);
         let stored = snapshot
             .and_then(|d| d.get(config))
             .map(|s| s.version.clone())
             .or_else(|| snapshot.and_then(|d| d.corrupt.get(config)).and_then(|c| c.version.clone()));
-        let edits = self.staged.entry(namespace.to_owned()).or_default();
-        let base = edits.get(config).map_or(stored, |s| s.base.clone());
-        edits.insert(config.to_owned(), Staged { edit, base });
+        self.draft.stage(namespace, config, edit, stored);
     }
 
     fn current(&self, backend: &str) -> Result<&str> {
@@ -249,11 +228,11 @@ impl Confo {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The active backend, for I/O without holding the state lock.
-    fn active_backend(&self) -> Result<(String, Arc<dyn Backend>)> {
+    /// The active backend's store, for I/O without holding the state lock.
+    fn active_store(&self) -> Result<(String, Store)> {
         let state = self.state();
         let (name, slot) = state.active()?;
-        Ok((name.to_owned(), slot.backend.clone()))
+        Ok((name.to_owned(), slot.store.clone()))
     }
 
     // ----- backends -----
@@ -290,14 +269,15 @@ impl Confo {
         namespace: &str,
         config: &str,
     ) -> Result<()> {
-        let backend = self
+        let store = self
             .state()
             .backends
             .get(source)
-            .map(|s| s.backend.clone())
+            .map(|s| s.store.clone())
             .ok_or_else(|| Error::not_found(Missing::Backend, source, ""))?;
-        let stored = backend.load_configuration(namespace, config).await?.ok_or_else(|| {
-            Error::not_found(Missing::Configuration, config, format!("{} namespace {namespace:?}", backend.describe()))
+        let stored = store.get(namespace, config).await?.ok_or_else(|| {
+            let location = format!("{} namespace {namespace:?}", store.backend().describe());
+            Error::not_found(Missing::Configuration, config, location)
         })?;
         let spec = BackendSpec::from_credentials(kind, &Value::Object((*stored.value).clone()))?;
         self.load_backend(name, &spec).await
@@ -316,11 +296,11 @@ impl Confo {
             });
         }
         let slot = Slot {
-            backend,
+            store: Store::new(backend),
             namespaces,
             current: None,
             snapshots: HashMap::new(),
-            staged: BTreeMap::new(),
+            draft: Draft::new(),
             refresher: None,
         };
         state.backends.insert(name.to_owned(), slot);
@@ -345,7 +325,13 @@ impl Confo {
 
     /// The active backend's store, for calls the manager does not wrap.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        Ok(self.active_backend()?.1)
+        Ok(self.active_store()?.1.backend().clone())
+    }
+
+    /// The active backend as a [`Store`]: point reads and writes that bypass this session's
+    /// cache and staged edits.
+    pub fn store(&self) -> Result<Store> {
+        Ok(self.active_store()?.1)
     }
 
     // ----- namespaces -----
@@ -359,8 +345,8 @@ impl Confo {
 
     /// Creates a namespace in the store at once. Returns `false` if it already existed.
     pub async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        let (name, backend) = self.active_backend()?;
-        let created = backend.create_namespace(namespace).await?;
+        let (name, store) = self.active_store()?;
+        let created = store.create_namespace(namespace).await?;
         let mut state = self.state();
         if let Some(slot) = state.backends.get_mut(&name) {
             if let Err(at) = slot.namespaces.binary_search_by(|n| n.as_str().cmp(namespace)) {
@@ -372,19 +358,13 @@ impl Confo {
 
     /// Removes a namespace from the store at once, with its staged edits.
     pub async fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
-        let (name, backend) = self.active_backend()?;
-        if removal == Removal::IfEmpty {
-            let count = backend.load_namespace(namespace).await?.len();
-            if count > 0 {
-                return Err(Error::NotEmpty { namespace: namespace.to_owned(), count });
-            }
-        }
-        backend.delete_namespace(namespace).await?;
+        let (name, store) = self.active_store()?;
+        store.remove_namespace(namespace, removal).await?;
         let mut state = self.state();
         if let Some(slot) = state.backends.get_mut(&name) {
             slot.namespaces.retain(|n| n != namespace);
             slot.snapshots.remove(namespace);
-            slot.staged.remove(namespace);
+            slot.draft.discard(Scope::Namespace(namespace));
             if slot.current.as_deref() == Some(namespace) {
                 slot.current = None;
             }
@@ -394,7 +374,7 @@ impl Confo {
 
     /// Selects a namespace and (re)loads it from the store. Staged edits are kept.
     pub async fn use_namespace(&self, namespace: &str) -> Result<()> {
-        let (name, _) = self.active_backend()?;
+        let (name, _) = self.active_store()?;
         self.load_into(&name, namespace).await?;
         if let Some(slot) = self.state().backends.get_mut(&name) {
             slot.current = Some(namespace.to_owned());
@@ -405,8 +385,8 @@ impl Confo {
     /// Re-reads the namespace list and the current namespace from the store. Staged edits are
     /// kept on top.
     pub async fn reload(&self) -> Result<()> {
-        let (name, backend) = self.active_backend()?;
-        let namespaces = backend.list_namespaces().await?;
+        let (name, store) = self.active_store()?;
+        let namespaces = store.namespaces().await?;
         let current = {
             let mut state = self.state();
             let (_, slot) = state.active_mut()?;
@@ -421,14 +401,13 @@ impl Confo {
 
     /// Re-reads one namespace from the store.
     pub async fn reload_namespace(&self, namespace: &str) -> Result<()> {
-        let (name, _) = self.active_backend()?;
+        let (name, _) = self.active_store()?;
         self.load_into(&name, namespace).await
     }
 
     async fn load_into(&self, backend_name: &str, namespace: &str) -> Result<()> {
-        let backend =
-            self.state().backends.get(backend_name).map(|s| s.backend.clone()).ok_or(Error::NoActiveBackend)?;
-        let data = backend.load_namespace(namespace).await?;
+        let store = self.state().backends.get(backend_name).map(|s| s.store.clone()).ok_or(Error::NoActiveBackend)?;
+        let data = store.load(namespace).await?;
         let mut state = self.state();
         if let Some(slot) = state.backends.get_mut(backend_name) {
             slot.snapshots.insert(namespace.to_owned(), Arc::new(Snapshot::from(data)));
@@ -492,8 +471,7 @@ impl Confo {
         configuration: Option<&str>,
         options: WatchOptions,
     ) -> Result<Watcher> {
-        let (_, backend) = self.active_backend()?;
-        Watcher::start(backend, namespace, configuration, options).await
+        self.active_store()?.1.watch(namespace, configuration, options).await
     }
 
     /// Keeps the active backend's cached namespaces current from the store's notifications, so
@@ -501,63 +479,13 @@ impl Confo {
     /// on top and are never overwritten; [`Confo::stale_edits`] tells which of them now sit on
     /// a changed stored configuration. `false` stops it.
     pub async fn set_auto_refresh(&self, enabled: bool, options: WatchOptions) -> Result<()> {
-        let (name, backend) = self.active_backend()?;
-        if !enabled {
-            if let Some(slot) = self.state().backends.get_mut(&name) {
-                slot.refresher = None;
-            }
-            return Ok(());
-        }
-        let mut source = watch::HintSource::new(backend.clone(), options).await?;
-        let state = Arc::downgrade(&self.state);
-        let backend_name = name.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let touched = source.next().await;
-                // Which cached namespaces to re-read; stop once the manager is gone.
-                let wanted: Vec<String> = {
-                    let Some(state) = state.upgrade() else { return };
-                    let state = state.lock().unwrap_or_else(|p| p.into_inner());
-                    let Some(slot) = state.backends.get(&backend_name) else { return };
-                    slot.snapshots.keys().filter(|ns| touched.concerns(ns)).cloned().collect()
-                };
-                let namespaces = backend.list_namespaces().await.ok();
-                for namespace in wanted {
-                    let fresh = backend.load_namespace(&namespace).await;
-                    let Some(state) = state.upgrade() else { return };
-                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-                    let Some(slot) = state.backends.get_mut(&backend_name) else { return };
-                    match fresh {
-                        Ok(data) => {
-                            let stale = slot
-                                .staged
-                                .get(&namespace)
-                                .into_iter()
-                                .flatten()
-                                .filter(|(cfg, staged)| staged.base.as_ref() != data.get(*cfg).map(|s| &s.version));
-                            for (cfg, _) in stale {
-                                tracing::warn!(namespace = %namespace, configuration = %cfg, "the stored configuration changed under a staged edit");
-                            }
-                            slot.snapshots.insert(namespace, Arc::new(Snapshot::from(data)));
-                        }
-                        Err(Error::NotFound { what: Missing::Namespace, .. }) => {
-                            slot.snapshots.insert(namespace, Arc::new(Snapshot::default()));
-                        }
-                        Err(e) => {
-                            tracing::debug!(namespace = %namespace, error = %e, "auto-refresh failed; will retry")
-                        }
-                    }
-                }
-                if let (Some(namespaces), Some(state)) = (namespaces, state.upgrade()) {
-                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(slot) = state.backends.get_mut(&backend_name) {
-                        slot.namespaces = namespaces;
-                    }
-                }
-            }
-        });
+        let (name, store) = self.active_store()?;
+        let task = match enabled {
+            true => Some(refresh::start(Arc::downgrade(&self.state), name.clone(), store, options).await?),
+            false => None,
+        };
         if let Some(slot) = self.state().backends.get_mut(&name) {
-            slot.refresher = Some(AbortOnDrop(task));
+            slot.refresher = task;
         }
         Ok(())
     }
@@ -569,17 +497,12 @@ impl Confo {
         let state = self.state();
         let (_, slot) = state.active()?;
         Ok(slot
-            .staged
+            .draft
             .iter()
-            .flat_map(|(ns, edits)| {
-                let stored = slot.snapshots.get(ns);
-                edits
-                    .iter()
-                    .filter(move |(cfg, staged)| {
-                        staged.base.as_ref() != stored.and_then(|d| d.get(*cfg)).map(|s| &s.version)
-                    })
-                    .map(move |(cfg, _)| format!("{ns}/{cfg}"))
+            .filter(|(ns, cfg, staged)| {
+                staged.base() != slot.snapshots.get(*ns).and_then(|d| d.get(*cfg)).map(|s| &s.version)
             })
+            .map(|(ns, cfg, _)| format!("{ns}/{cfg}"))
             .collect())
     }
 
@@ -607,9 +530,9 @@ impl Confo {
                 .get(ns)
                 .map(|data| data.iter().map(|(k, s)| (k.clone(), s.value.clone())).collect())
                 .unwrap_or_default();
-            for (config, staged) in slot.staged.get(ns).into_iter().flatten() {
-                match &staged.edit {
-                    Edit::Put(value) => all.insert(config.clone(), value.clone()),
+            for (config, staged) in slot.draft.namespace(ns) {
+                match staged.edit() {
+                    Edit::Put(value) => all.insert(config.to_owned(), value.clone()),
                     Edit::Delete => all.remove(config),
                 };
             }
@@ -709,8 +632,8 @@ impl Confo {
     /// content wins. Whole-configuration writes ([`Confo::replace`] + persist) keep failing with
     /// a conflict instead: they were made from what their writer saw.
     pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<()> {
-        let (_, backend) = self.active_backend()?;
-        crate::Store::new(backend).update_fields(namespace, config, edits).await?;
+        let (_, store) = self.active_store()?;
+        store.update_fields(namespace, config, edits).await?;
         self.discard_configuration_in(namespace, config)?;
         self.use_namespace(namespace).await
     }
@@ -734,7 +657,7 @@ impl Confo {
         let mut state = self.state();
         let (name, slot) = state.active_mut()?;
         let namespace = slot.current(name)?.to_owned();
-        slot.backend.validate_name(NameKind::Configuration, config)?;
+        slot.store.backend().validate_name(NameKind::Configuration, config)?;
         let edit = f(slot.readable(&namespace, config)).map_err(|e| locate(e, &namespace))?;
         slot.stage(&namespace, config, edit);
         Ok(())
@@ -744,7 +667,7 @@ impl Confo {
     pub fn staged(&self) -> Result<Vec<ConfigRef>> {
         let state = self.state();
         let (_, slot) = state.active()?;
-        Ok(slot.staged.iter().flat_map(|(ns, edits)| edits.keys().map(move |c| format!("{ns}/{c}"))).collect())
+        Ok(slot.draft.refs())
     }
 
     /// Drops every staged edit of the active backend.
@@ -765,15 +688,11 @@ impl Confo {
     fn discard_scope(&self, namespace: Option<&str>, config: Option<&str>) -> Result<()> {
         let mut state = self.state();
         let (_, slot) = state.active_mut()?;
-        match (namespace, config) {
-            (None, _) => slot.staged.clear(),
-            (Some(ns), None) => drop(slot.staged.remove(ns)),
-            (Some(ns), Some(cfg)) => {
-                if let Some(edits) = slot.staged.get_mut(ns) {
-                    edits.remove(cfg);
-                }
-            }
-        }
+        slot.draft.discard(match (namespace, config) {
+            (None, _) => Scope::All,
+            (Some(ns), None) => Scope::Namespace(ns),
+            (Some(ns), Some(cfg)) => Scope::Configuration(ns, cfg),
+        });
         Ok(())
     }
 
@@ -804,126 +723,51 @@ impl Confo {
     /// Writes the staged edits in `scope`; with `force`, whatever the store holds now is
     /// overwritten (no conflict check).
     pub async fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
-        let (namespace, config) = match scope {
-            Scope::All => (None, None),
-            Scope::Namespace(ns) => (Some(ns), None),
-            Scope::Configuration(ns, cfg) => (Some(ns), Some(cfg)),
-        };
         let _one_at_a_time = self.persisting.lock().await;
-        let (name, backend) = self.active_backend()?;
+        let (name, store) = self.active_store()?;
         // What to write: per namespace, the staged edits in scope that differ from the store.
-        let batches: Vec<PersistBatch> = {
+        let batches = {
             let mut state = self.state();
             let (_, slot) = state.active_mut()?;
-            let mut batches = Vec::new();
-            for (ns, edits) in &mut slot.staged {
-                if namespace.is_some_and(|want| want != ns) {
-                    continue;
-                }
-                let stored = slot.snapshots.get(ns);
-                // Edits that change nothing are dropped here, so they are never written (an edit
-                // of a corrupt entry always changes something).
-                edits.retain(|cfg, staged| {
-                    stored.is_some_and(|d| d.corrupt.contains_key(cfg))
-                        || !is_noop(stored.and_then(|d| d.get(cfg)), &staged.edit)
-                });
-                let changes: Vec<(Change, Staged)> = edits
-                    .iter()
-                    .filter(|(cfg, _)| config.is_none_or(|want| want == cfg.as_str()))
-                    .map(|(cfg, staged)| (to_change(cfg, staged, force), staged.clone()))
-                    .collect();
-                if !changes.is_empty() {
-                    let batch = changes.iter().map(|(c, _)| c.clone()).collect();
-                    batches.push((ns.clone(), changes, batch));
-                }
-            }
-            slot.staged.retain(|_, edits| !edits.is_empty());
-            batches
+            let Slot { draft, snapshots, .. } = slot;
+            draft.prepare(scope, force, |ns, cfg| known(snapshots, ns, cfg))
         };
-
-        // Every batch is checked before the first is written: one bad name or oversize value
-        // refuses the whole persist, not the namespaces after the good ones.
-        for (ns, _, batch) in &batches {
-            backend.check_batch(ns, batch)?;
-        }
-        let mut written: Vec<ConfigRef> = Vec::new();
-        for (index, (ns, changes, batch)) in batches.iter().enumerate() {
-            let report = backend.write_settled(ns, batch).await;
-            self.settle(&name, ns, changes, &report.applied);
-            if report.error.is_some() {
-                let later = batches[index + 1..]
-                    .iter()
-                    .flat_map(|(ns, _, batch)| batch.iter().map(move |c| format!("{ns}/{}", c.name)));
-                return Err(Error::incomplete(written, ns, batch.iter().map(|c| c.name.as_str()), report, later));
-            }
-            written.extend(report.applied.iter().map(|a| format!("{ns}/{}", a.name)));
-        }
+        let written = write_batches(&store, &batches, |batch, applied| self.settle(&name, batch, applied)).await?;
         tracing::debug!(backend = %name, written = written.len(), "persisted");
         Ok(written)
     }
 
-    /// Records applied changes: the snapshot takes the new content and version, and the staged
-    /// edit is dropped, unless it was edited again while the write was in flight (then it stays,
-    /// now based on the version just written).
-    fn settle(
-        &self,
-        backend_name: &str,
-        namespace: &str,
-        changes: &[(Change, Staged)],
-        applied: &[crate::backend::Applied],
-    ) {
-        if applied.is_empty() {
-            return;
-        }
+    /// Records applied changes: the snapshot takes the new content and version, and the draft
+    /// drops what was written (see [`Draft::settle`]).
+    fn settle(&self, backend_name: &str, batch: &Batch, applied: &[crate::backend::Applied]) {
         let mut state = self.state();
         let Some(slot) = state.backends.get_mut(backend_name) else { return };
-        let snapshot = slot.snapshots.entry(namespace.to_owned()).or_default();
+        let snapshot = slot.snapshots.entry(batch.namespace().to_owned()).or_default();
         let data = Arc::make_mut(snapshot);
         for done in applied {
-            let Some((_, sent)) = changes.iter().find(|(c, _)| c.name == done.name) else { continue };
+            let Some(value) = batch.written_value(&done.name) else { continue };
             data.corrupt.remove(&done.name);
-            match (&sent.edit, &done.version) {
-                (Edit::Put(value), Some(version)) => {
-                    data.insert(done.name.clone(), Stored { value: value.clone(), version: version.clone() });
+            match (value, &done.version) {
+                (Some(value), Some(version)) => {
+                    data.insert(done.name.clone(), Stored { value, version: version.clone() });
                 }
                 _ => {
                     data.remove(&done.name);
                 }
             }
-            if let Some(edits) = slot.staged.get_mut(namespace) {
-                match edits.get_mut(&done.name) {
-                    Some(now) if same_edit(&now.edit, &sent.edit) => {
-                        edits.remove(&done.name);
-                    }
-                    Some(now) => now.base = done.version.clone(),
-                    None => {}
-                }
-            }
         }
-        slot.staged.retain(|_, edits| !edits.is_empty());
+        slot.draft.settle(batch, applied);
     }
 }
 
-/// What a persist writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope<'a> {
-    /// Every staged edit of the active backend.
-    All,
-    /// The staged edits of one namespace.
-    Namespace(&'a str),
-    /// The staged edit of one configuration: (namespace, configuration).
-    Configuration(&'a str, &'a str),
-}
-
-fn to_change(config: &str, staged: &Staged, force: bool) -> Change {
-    let change = match &staged.edit {
-        Edit::Put(value) => Change::put(config, value.clone()),
-        Edit::Delete => Change::delete(config),
-    };
-    if force {
-        return change;
+/// What the snapshots know of a configuration, for a persist to skip edits that change
+/// nothing.
+fn known<'a>(snapshots: &'a HashMap<String, Arc<Snapshot>>, namespace: &str, config: &str) -> Known<'a> {
+    match snapshots.get(namespace) {
+        Some(data) if data.corrupt.contains_key(config) => Known::Corrupt,
+        Some(data) => data.get(config).map_or(Known::Absent, Known::Stored),
+        None => Known::Absent,
     }
-    change.when(staged.base.clone().map_or(Precondition::Absent, Precondition::Version))
 }
 
 /// The error for reading or editing a corrupt entry, saying how to repair it.
@@ -931,22 +775,6 @@ fn corrupt_error(entry: &CorruptEntry) -> Error {
     let mut corruption = entry.corruption.clone();
     corruption.problem.push_str(" (replace the whole configuration, or remove it)");
     Error::Corrupt { corruptions: vec![corruption] }
-}
-
-fn is_noop(stored: Option<&Stored>, edit: &Edit) -> bool {
-    match (stored, edit) {
-        (Some(stored), Edit::Put(value)) => stored.value == *value,
-        (None, Edit::Delete) => true,
-        _ => false,
-    }
-}
-
-fn same_edit(a: &Edit, b: &Edit) -> bool {
-    match (a, b) {
-        (Edit::Put(a), Edit::Put(b)) => Arc::ptr_eq(a, b),
-        (Edit::Delete, Edit::Delete) => true,
-        _ => false,
-    }
 }
 
 /// Fills in the namespace of a not-found error raised while editing.
@@ -959,6 +787,7 @@ fn locate(error: Error, namespace: &str) -> Error {
     }
 }
 
+mod refresh;
 mod watch;
 
 pub use watch::{Event, EventKind, WatchOptions, Watcher};

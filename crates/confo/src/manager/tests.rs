@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::backend::{Applied, MemoryBackend, NamespaceData, WriteReport};
+use crate::backend::{Applied, Change, MemoryBackend, NamespaceData, WriteReport};
 
 async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
     let confo = Confo::new();
@@ -286,14 +286,13 @@ async fn an_edit_made_during_a_persist_stays_staged() {
     confo.use_namespace("ns").await.unwrap();
     confo.set("c", "v", 1).unwrap();
     // Simulate: the batch was taken, then the user edits again before the write settles.
-    let sent = confo.state().backends["main"].staged["ns"].get("c").cloned().unwrap();
-    let Edit::Put(first) = &sent.edit else { panic!() };
+    let batches =
+        confo.state().backends.get_mut("main").unwrap().draft.prepare(Scope::All, false, |_, _| Known::Unknown);
     confo.set("c", "v", 2).unwrap();
-    let change = (Change::put("c", first.clone()), sent);
-    confo.settle("main", "ns", &[change], &[Applied { name: "c".into(), version: Some(crate::Version::number(7)) }]);
+    confo.settle("main", &batches[0], &[Applied { name: "c".into(), version: Some(crate::Version::number(7)) }]);
     assert_eq!(confo.staged().unwrap(), ["ns/c"], "the newer edit is kept");
     assert_eq!(confo.get_field("c", "v").unwrap(), Some(json!(2)));
-    let base = confo.state().backends["main"].staged["ns"]["c"].base.clone();
+    let base = confo.state().backends["main"].draft.get("ns", "c").unwrap().base().cloned();
     assert_eq!(
         base,
         Some(crate::Version::number(7)),
