@@ -111,8 +111,8 @@ pub mod transfer;
 pub mod conformance;
 
 pub use backend::{
-    Backend, BackendExt, Change, Configuration, CorruptEntry, FileBackend, MemoryBackend, NamespaceData, Precondition,
-    Stored, Version,
+    Backend, BackendExt, Capabilities, Change, Configuration, CorruptEntry, FileBackend, MemoryBackend, NamespaceData,
+    Precondition, Stored, Version,
 };
 pub use draft::{Draft, Scope};
 pub use error::{Error, ErrorKind, Result};

@@ -337,7 +337,7 @@ async fn reload_and_persist_cost_a_constant_number_of_round_trips() {
         .await;
         eprintln!("{n} configurations: reload sends {reads:?}, persist sends {} command(s)", writes.len());
         assert_eq!(reads, ["EVALSHA"], "one round trip per reload");
-        assert_eq!(writes.len(), n.div_ceil(confo::backend::redis::CHUNK_CHANGES), "one script per chunk");
+        assert_eq!(writes.len(), n.div_ceil(backend.capabilities().atomic_batch), "one script per chunk");
         assert!(writes.iter().all(|c| c == "EVALSHA"));
     }
 }

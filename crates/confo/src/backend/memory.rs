@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Hint, Hints, NamespaceData,
-    Stored, Version, WriteReport,
+    check_precondition, validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, Hint, Hints,
+    NamespaceData, Stored, Version, WriteReport,
 };
 use crate::error::{Error, Missing, Result};
 use crate::name::NameKind;
@@ -62,6 +62,16 @@ impl MemoryBackend {
 impl Backend for MemoryBackend {
     fn describe(&self) -> String {
         "memory".to_owned()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            notifies: true,
+            atomic_batch: usize::MAX,
+            atomic_batch_bytes: None,
+            max_value_bytes: None,
+            history: false,
+        }
     }
 
     async fn list_namespaces(&self) -> Result<Vec<String>> {

@@ -72,6 +72,23 @@ impl Version {
     pub fn text(s: impl Into<Arc<str>>) -> Self {
         Version(VersionRepr::Text(s.into()))
     }
+
+    /// The number, for a version that is one (an engine reads back its own tokens this way,
+    /// never by parsing the text).
+    pub fn as_number(&self) -> Option<i64> {
+        match &self.0 {
+            VersionRepr::Number(n) => Some(*n),
+            VersionRepr::Text(_) => None,
+        }
+    }
+
+    /// The text, for a version that is a string.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.0 {
+            VersionRepr::Number(_) => None,
+            VersionRepr::Text(s) => Some(s),
+        }
+    }
 }
 
 impl fmt::Debug for Version {
@@ -316,6 +333,26 @@ where
     rx
 }
 
+/// What a backend can do ([`Backend::capabilities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Changes by anyone are announced ([`Backend::subscribe`] returns hints); otherwise
+    /// watchers can only poll.
+    pub notifies: bool,
+    /// A batch of at most this many changes (and at most [`Capabilities::atomic_batch_bytes`]
+    /// of values) is applied all or nothing, even if the store fails in the middle; a larger
+    /// one is written in atomic parts, and a failure reports the parts written. 1: change by
+    /// change.
+    pub atomic_batch: usize,
+    /// The byte limit of an atomic batch's values, if any.
+    pub atomic_batch_bytes: Option<usize>,
+    /// The largest configuration stored, in bytes of compact JSON, if there is a limit.
+    /// Checked for a whole batch before anything is written ([`BackendExt::check_batch`]).
+    pub max_value_bytes: Option<usize>,
+    /// Whether earlier versions of a configuration are kept and can be read back.
+    pub history: bool,
+}
+
 /// A store of namespaces of configurations.
 ///
 /// Implementations validate every name they are given with [`crate::name::validate`] and
@@ -334,12 +371,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         Ok(())
     }
 
-    /// The largest configuration this backend stores, in bytes of compact JSON, if it has a
-    /// limit. Checked for a whole batch before anything is written
-    /// ([`BackendExt::check_batch`]).
-    fn max_value_bytes(&self) -> Option<usize> {
-        None
-    }
+    /// What this backend can do: change notifications, how much of a batch is atomic, its
+    /// largest value. Layers adapt to it and the conformance suite checks it.
+    fn capabilities(&self) -> Capabilities;
 
     /// The names of all namespaces, sorted.
     async fn list_namespaces(&self) -> Result<Vec<String>>;
@@ -403,7 +437,7 @@ pub trait BackendExt: Backend {
     /// (an import, a persist of several namespaces) can refuse all of them before the first.
     fn check_batch(&self, namespace: &str, changes: &[Change]) -> Result<()> {
         validate_batch(self, namespace, changes)?;
-        let Some(limit) = self.max_value_bytes() else { return Ok(()) };
+        let Some(limit) = self.capabilities().max_value_bytes else { return Ok(()) };
         for change in changes {
             if let ChangeKind::Put(value) = &change.kind {
                 let size = json_size(value);

@@ -283,6 +283,9 @@ mod tests {
         fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
             self.0.check_name(kind, name)
         }
+        fn capabilities(&self) -> crate::Capabilities {
+            self.0.capabilities()
+        }
         async fn list_namespaces(&self) -> Result<Vec<String>> {
             self.0.list_namespaces().await
         }

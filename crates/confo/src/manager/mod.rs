@@ -58,7 +58,7 @@ pub enum Removal {
 }
 
 /// How many times [`Confo::update_fields`] tries before it reports the conflict.
-pub const FIELD_UPDATE_ATTEMPTS: u32 = 16;
+pub(crate) const FIELD_UPDATE_ATTEMPTS: u32 = 16;
 
 /// One edit of a field, for [`Confo::update_fields`].
 #[derive(Debug, Clone, PartialEq)]

@@ -219,6 +219,9 @@ impl Backend for FailingAfter {
     fn describe(&self) -> String {
         "failing".into()
     }
+    fn capabilities(&self) -> crate::Capabilities {
+        self.inner.capabilities()
+    }
     async fn list_namespaces(&self) -> Result<Vec<String>> {
         self.inner.list_namespaces().await
     }

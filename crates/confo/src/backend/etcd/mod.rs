@@ -45,8 +45,8 @@ pub(crate) use engine::EtcdEngine;
 pub use options::EtcdOptions;
 
 use super::{
-    validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Hint, Hints, NamespaceData, Precondition, Stored,
-    Version, WriteReport,
+    validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, Hint, Hints, NamespaceData,
+    Precondition, Stored, Version, WriteReport,
 };
 use crate::codec::{describe_problem, parse_config};
 use crate::error::{Corruption, Error, Missing, Result};
@@ -57,11 +57,11 @@ pub const NAMESPACES_PREFIX: &str = "/confo-namespaces/";
 /// Prefix of the configurations.
 pub const CONFIGS_PREFIX: &str = "/confo/";
 /// Most changes per write transaction (one compare more is the namespace's marker).
-pub const TXN_OPS: usize = 127;
+pub(crate) const TXN_OPS: usize = 127;
 /// Most value bytes per write transaction.
-pub const TXN_BYTES: usize = 1_000_000;
+pub(crate) const TXN_BYTES: usize = 1_000_000;
 /// Configurations read per page.
-pub const PAGE: i64 = 2000;
+pub(crate) const PAGE: i64 = 2000;
 
 /// Configurations as keys of an etcd cluster.
 #[derive(Debug, Clone)]
@@ -217,7 +217,7 @@ impl EtcdBackend {
             let holds = match &change.precondition {
                 Precondition::Any => true,
                 Precondition::Absent => current.is_none(),
-                Precondition::Version(v) => current.is_some_and(|rev| v.to_string() == rev.to_string()),
+                Precondition::Version(v) => current.is_some_and(|rev| v.as_number() == Some(rev)),
             };
             if !holds {
                 return Error::Conflict { location: self.location(&key) };
@@ -315,7 +315,7 @@ fn compare(key: &str, precondition: &Precondition) -> Option<etcd::Compare> {
         Precondition::Absent => Some(etcd::Compare::create_revision(key, etcd::CompareOp::Equal, 0)),
         Precondition::Version(v) => {
             // Our etcd versions are mod revisions (> 0); anything else never matches.
-            let revision = v.to_string().parse::<i64>().ok().filter(|r| *r > 0).unwrap_or(-1);
+            let revision = v.as_number().filter(|r| *r > 0).unwrap_or(-1);
             Some(etcd::Compare::mod_revision(key, etcd::CompareOp::Equal, revision))
         }
     }
@@ -327,8 +327,14 @@ impl Backend for EtcdBackend {
         self.inner.describe.clone()
     }
 
-    fn max_value_bytes(&self) -> Option<usize> {
-        Some(self.inner.max_value_bytes)
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            notifies: true,
+            atomic_batch: TXN_OPS,
+            atomic_batch_bytes: Some(TXN_BYTES),
+            max_value_bytes: Some(self.inner.max_value_bytes),
+            history: false,
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]

@@ -53,8 +53,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    check_precondition, validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, Configuration, NamespaceData,
-    Precondition, Stored, Version, WriteReport,
+    check_precondition, validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, Configuration,
+    NamespaceData, Precondition, Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
 mod spec;
@@ -594,6 +594,16 @@ fn hint_for(root: &Path, path: &Path) -> Option<Hint> {
 impl Backend for FileBackend {
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            notifies: true,
+            atomic_batch: 1,
+            atomic_batch_bytes: None,
+            max_value_bytes: None,
+            history: false,
+        }
     }
 
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {

@@ -62,8 +62,8 @@ pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
 use super::{
-    validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
-    WriteReport,
+    validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, NamespaceData, Precondition,
+    Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
@@ -76,9 +76,9 @@ pub const ROOT_KEY: &str = "confo";
 pub const EVENTS_CHANNEL: &str = "confo:events";
 /// Most changes written by one script call. Each call re-encodes the namespace's index, so
 /// chunks are large; [`CHUNK_BYTES`] keeps each call short.
-pub const CHUNK_CHANGES: usize = 5000;
+pub(crate) const CHUNK_CHANGES: usize = 5000;
 /// Most value bytes written by one script call.
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
 /// A script and its source (the redis crate keeps the source private; `SCRIPT LOAD` needs it).
 struct Lua {
@@ -353,6 +353,16 @@ impl Backend for RedisBackend {
         self.inner.describe.clone()
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            notifies: true,
+            atomic_batch: CHUNK_CHANGES,
+            atomic_batch_bytes: Some(CHUNK_BYTES),
+            max_value_bytes: None,
+            history: false,
+        }
+    }
+
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
         let rule = match kind {
             NameKind::Namespace if name.contains('-') => {
@@ -522,7 +532,8 @@ impl Backend for RedisBackend {
                 let (pre, expected) = match &change.precondition {
                     Precondition::Any => ("A", String::new()),
                     Precondition::Absent => ("N", String::new()),
-                    Precondition::Version(v) => ("V", v.to_string()),
+                    // Our Redis versions are SHA-1 digests; any other token never matches one.
+                    Precondition::Version(v) => ("V", v.as_text().unwrap_or("not-a-digest").to_owned()),
                 };
                 args.push(op.into());
                 args.push(change.name.clone().into_bytes());

@@ -54,8 +54,8 @@ pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
 use super::{
-    validate_batch, Applied, Backend, BackendExt, Change, ChangeKind, NamespaceData, Precondition, Stored, Version,
-    WriteReport,
+    validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, NamespaceData, Precondition,
+    Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
@@ -64,11 +64,11 @@ use crate::name::{NameKind, NameRule};
 use trust::Trust;
 
 /// Znodes read per read-only `multi`.
-pub const READ_BATCH: usize = 500;
+pub(crate) const READ_BATCH: usize = 500;
 /// Most operations per write transaction.
-pub const WRITE_BATCH: usize = 1000;
+pub(crate) const WRITE_BATCH: usize = 1000;
 /// Most data bytes per write transaction (the server refuses requests over 1 MiB).
-pub const WRITE_BATCH_BYTES: usize = 900_000;
+pub(crate) const WRITE_BATCH_BYTES: usize = 900_000;
 /// How often a write is retried after another client created or deleted a node under it.
 const WRITE_ATTEMPTS: usize = 3;
 
@@ -597,7 +597,7 @@ impl ZkBackend {
 fn zk_version(version: &Version) -> i32 {
     // Our versions for ZooKeeper are stat versions (≥ 0). Anything else must never match, and
     // must never be -1, which ZooKeeper reads as "any version".
-    version.to_string().parse::<i32>().ok().filter(|v| *v >= 0).unwrap_or(-2)
+    version.as_number().and_then(|n| i32::try_from(n).ok()).filter(|v| *v >= 0).unwrap_or(-2)
 }
 
 async fn new_client(options: &ZkOptions) -> std::result::Result<zk::Client, zk::Error> {
@@ -641,8 +641,14 @@ impl Backend for ZkBackend {
         self.inner.describe.clone()
     }
 
-    fn max_value_bytes(&self) -> Option<usize> {
-        Some(self.inner.options.max_value_bytes)
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            notifies: true,
+            atomic_batch: WRITE_BATCH,
+            atomic_batch_bytes: Some(WRITE_BATCH_BYTES),
+            max_value_bytes: Some(self.inner.options.max_value_bytes),
+            history: false,
+        }
     }
 
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
