@@ -36,114 +36,6 @@ async fn fresh_namespace(store: &dyn Backend, tag: &str) -> String {
     ns
 }
 
-/// Namespaces: create (twice is not an error, and reports `false`), list, delete.
-pub async fn namespaces_create_list_delete(store: &dyn Backend) {
-    let ns = unique_namespace("ns");
-    assert!(!store.list_namespaces().await.unwrap().contains(&ns));
-    assert!(store.create_namespace(&ns).await.unwrap());
-    assert!(!store.create_namespace(&ns).await.unwrap(), "second create reports it existed");
-    let list = store.list_namespaces().await.unwrap();
-    assert!(list.contains(&ns), "{list:?}");
-    let mut sorted = list.clone();
-    sorted.sort();
-    assert_eq!(list, sorted, "namespaces are listed sorted");
-    assert!(store.load_namespace(&ns).await.unwrap().is_empty());
-
-    store.put_configuration(&ns, "database", obj(json!({"host": "h"}))).await.unwrap();
-    store.delete_namespace(&ns).await.unwrap();
-    assert!(!store.list_namespaces().await.unwrap().contains(&ns));
-    assert!(store.load_namespace(&ns).await.unwrap_err().is_not_found());
-    // Recreated, it is empty: the deletion took its configurations with it.
-    store.create_namespace(&ns).await.unwrap();
-    assert!(store.load_namespace(&ns).await.unwrap().is_empty());
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// Configurations: write, read back equal (field order kept), replace, delete.
-pub async fn configurations_write_read_delete(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "cfg").await;
-    let value = obj(json!({"zeta": 1, "alpha": "two", "mid": [1, 2, {"x": null}], "nested": {"b": true, "a": 1.5}}));
-    store.put_configuration(&ns, "database", value.clone()).await.unwrap();
-    let stored = store.load_configuration(&ns, "database").await.unwrap().unwrap();
-    assert_eq!(*stored.value, value);
-    let keys: Vec<&String> = stored.value.keys().collect();
-    assert_eq!(keys, ["zeta", "alpha", "mid", "nested"], "field order round-trips");
-
-    let replaced = obj(json!({"only": "this"}));
-    store.put_configuration(&ns, "database", replaced.clone()).await.unwrap();
-    assert_eq!(*store.load_configuration(&ns, "database").await.unwrap().unwrap().value, replaced);
-
-    store.delete_configuration(&ns, "database").await.unwrap();
-    assert!(store.load_configuration(&ns, "database").await.unwrap().is_none());
-    // Deleting what is not there is not an error.
-    store.delete_configuration(&ns, "database").await.unwrap();
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// Values of every JSON kind, unicode and names with dots survive a round trip.
-pub async fn values_round_trip(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "val").await;
-    let value = obj(json!({
-        "s": "ünïcödé ✓ \"quoted\" \n newline", "i": -42, "big": 9007199254740993u64, "f": 0.1,
-        "t": true, "n": null, "empty_obj": {}, "empty_list": [],
-        "admins": ["tshepang.maila@sambeconsulting.com", "kabelo.masemola@sambe.co.za"]
-    }));
-    for name in ["app.prod", "ünï", "with space", "x..y"] {
-        store.put_configuration(&ns, name, value.clone()).await.unwrap();
-    }
-    let data = store.load_namespace(&ns).await.unwrap();
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["app.prod", "with space", "x..y", "ünï"]);
-    assert!(data.values().all(|s| *s.value == value));
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// A point read says what a bulk read says of the same configuration (content and version),
-/// `None` for one that does not exist, and not found for a missing namespace.
-pub async fn point_reads_agree_with_bulk_reads(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "point").await;
-    let names = ["db", "app.prod", "ünï", "with space", "x..y", "a-b"];
-    let changes: Vec<Change> = names.iter().map(|n| Change::put(*n, obj(json!({"name": n, "n": 1})))).collect();
-    store.write(&ns, &changes).await.into_result().unwrap();
-    let bulk = store.load_namespace(&ns).await.unwrap();
-    for name in names {
-        let one = store.load_configuration(&ns, name).await.unwrap().unwrap_or_else(|| panic!("{name}"));
-        assert_eq!((&one.value, &one.version), (&bulk[name].value, &bulk[name].version), "{name}");
-    }
-    assert!(store.load_configuration(&ns, "d").await.unwrap().is_none(), "a prefix of a name is not the name");
-    assert!(store.load_configuration(&ns, "absent").await.unwrap().is_none());
-    let v2 = store.put_configuration(&ns, "db", obj(json!({"n": 2}))).await.unwrap();
-    assert_eq!(store.load_configuration(&ns, "db").await.unwrap().unwrap().version, v2);
-    store.delete_configuration(&ns, "db").await.unwrap();
-    assert!(store.load_configuration(&ns, "db").await.unwrap().is_none(), "deleted");
-    let ghost = unique_namespace("ghost");
-    let err = store.load_configuration(&ghost, "db").await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err:?}");
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// JSON numbers at and beyond the limits of 64-bit integers and doubles are stored and read back
-/// exactly, as written (the JSON text of each number is the same), and versions stay stable.
-pub async fn numbers_round_trip_exactly(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "num").await;
-    let text = r#"{"beyond_u64": 123456789012345678901234567890, "below_i64": -9223372036854775809,
-        "u64_max": 18446744073709551615, "seventeen_digits": 0.30000000000000004,
-        "planck": 1.602176634e-19, "tiny": 5e-324, "max_double": 1.7976931348623157e308,
-        "negative_zero": -0, "negative_zero_float": -0.0, "beyond_double": 1e400, "trailing_zero": 2.50,
-        "nested": [{"id": 340282366920938463463374607431768211457}]}"#;
-    let value: Configuration = serde_json::from_str(text).unwrap();
-    let version = store.put_configuration(&ns, "limits", value.clone()).await.unwrap();
-    let stored = store.load_configuration(&ns, "limits").await.unwrap().unwrap();
-    for (field, number) in &value {
-        assert_eq!(stored.value[field].to_string(), number.to_string(), "field {field}");
-    }
-    assert_eq!(stored.version, version, "the version read is the version written");
-    // Rewriting the same value leaves the numbers (and, where versions hash content, the version) as they were.
-    store.put_configuration(&ns, "limits", (*stored.value).clone()).await.unwrap();
-    let again = store.load_configuration(&ns, "limits").await.unwrap().unwrap();
-    assert_eq!(serde_json::to_string(&*again.value).unwrap(), serde_json::to_string(&value).unwrap());
-    store.delete_namespace(&ns).await.unwrap();
-}
-
 /// A corrupt entry blocks only itself. The caller planted, in namespace `ns` of `store`, a
 /// readable configuration `good` (with `"v": 1`) and two unreadable entries, `fixed` and `gone`
 /// (each backend breaks data its own way; `fixed`'s location contains `location_part`). Then:
@@ -188,119 +80,6 @@ pub async fn corrupt_entries_block_only_themselves(
     assert!(confo.corrupt().unwrap().is_empty());
 }
 
-/// One bulk read returns every configuration of a namespace, and only that namespace's.
-pub async fn bulk_read(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "bulk").await;
-    let other = fresh_namespace(store, "bulk_other").await;
-    let changes: Vec<Change> =
-        (0..150).map(|i| Change::put(format!("c{i:03}"), obj(json!({"i": i, "pad": "x".repeat(i)})))).collect();
-    store.write(&ns, &changes).await.into_result().unwrap();
-    store.put_configuration(&other, "elsewhere", obj(json!({}))).await.unwrap();
-    let data = store.load_namespace(&ns).await.unwrap();
-    assert_eq!(data.len(), 150);
-    for i in 0..150 {
-        assert_eq!(data[&format!("c{i:03}")].value["i"], json!(i));
-    }
-    assert!(!data.contains_key("elsewhere"));
-    store.delete_namespace(&ns).await.unwrap();
-    store.delete_namespace(&other).await.unwrap();
-}
-
-/// A batch mixing puts and deletes applies every change and reports each, in order.
-pub async fn batch_write(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "batch").await;
-    store.put_configuration(&ns, "old", obj(json!({"v": 0}))).await.unwrap();
-    let changes =
-        [Change::put("a", obj(json!({"v": 1}))), Change::delete("old"), Change::put("b", obj(json!({"v": 2})))];
-    let applied = store.write(&ns, &changes).await.into_result().unwrap();
-    assert_eq!(applied.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["a", "old", "b"]);
-    assert!(applied[0].version.is_some() && applied[1].version.is_none() && applied[2].version.is_some());
-    let data = store.load_namespace(&ns).await.unwrap();
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["a", "b"]);
-    assert_eq!(data["b"].version, applied[2].version.clone().unwrap(), "reported version is the stored one");
-    // An empty batch is fine.
-    assert!(store.write(&ns, &[]).await.into_result().unwrap().is_empty());
-    // A batch naming one configuration twice is refused whole.
-    let twice = [Change::put("c", obj(json!({}))), Change::delete("c")];
-    assert!(store.write(&ns, &twice).await.error.is_some());
-    assert!(!store.load_namespace(&ns).await.unwrap().contains_key("c"));
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// Versions change on every write and stay put on reads.
-pub async fn versions_change_on_write(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "ver").await;
-    let v1 = store.put_configuration(&ns, "c", obj(json!({"n": 1}))).await.unwrap();
-    let read1 = store.load_configuration(&ns, "c").await.unwrap().unwrap().version;
-    let read2 = store.load_configuration(&ns, "c").await.unwrap().unwrap().version;
-    assert_eq!(v1, read1);
-    assert_eq!(read1, read2, "reading does not change the version");
-    let v2 = store.put_configuration(&ns, "c", obj(json!({"n": 2}))).await.unwrap();
-    assert_ne!(v1, v2);
-    assert_eq!(store.load_configuration(&ns, "c").await.unwrap().unwrap().version, v2);
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// Preconditions: create-only, update-at-version, delete-at-version; a broken one is a
-/// `Conflict` and the batch writes nothing.
-pub async fn preconditions(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "pre").await;
-    let v1 = store.put_configuration(&ns, "c", obj(json!({"n": 1}))).await.unwrap();
-
-    let create_existing = Change::put("c", obj(json!({"n": 9}))).when(Precondition::Absent);
-    let fresh = Change::put("new", obj(json!({"n": 1}))).when(Precondition::Absent);
-    let err = store.write(&ns, &[fresh.clone(), create_existing]).await.into_result().unwrap_err();
-    assert!(err.is_conflict(), "{err:?}");
-    let data = store.load_namespace(&ns).await.unwrap();
-    assert!(!data.contains_key("new"), "a conflicting batch writes nothing");
-    assert_eq!(data["c"].value["n"], json!(1));
-
-    store.write(&ns, &[fresh]).await.into_result().unwrap();
-    let v2 = store
-        .write(&ns, &[Change::put("c", obj(json!({"n": 2}))).when(Precondition::Version(v1.clone()))])
-        .await
-        .into_result()
-        .unwrap()[0]
-        .version
-        .clone()
-        .unwrap();
-    let stale = Change::put("c", obj(json!({"n": 3}))).when(Precondition::Version(v1.clone()));
-    assert!(store.write(&ns, &[stale]).await.into_result().unwrap_err().is_conflict());
-    let stale_delete = Change::delete("c").when(Precondition::Version(v1));
-    assert!(store.write(&ns, &[stale_delete]).await.into_result().unwrap_err().is_conflict());
-    let missing_at_version = Change::put("ghost", obj(json!({}))).when(Precondition::Version(v2.clone()));
-    assert!(store.write(&ns, &[missing_at_version]).await.into_result().unwrap_err().is_conflict());
-    store.write(&ns, &[Change::delete("c").when(Precondition::Version(v2))]).await.into_result().unwrap();
-    assert!(store.load_configuration(&ns, "c").await.unwrap().is_none());
-    store.delete_namespace(&ns).await.unwrap();
-}
-
-/// Unknown namespaces are typed `NotFound` errors for every operation that needs one.
-pub async fn unknown_things_are_typed_errors(store: &dyn Backend) {
-    let ns = unique_namespace("ghost");
-    let is_missing_ns = |e: Error| matches!(e, Error::NotFound { what: Missing::Namespace, .. });
-    assert!(is_missing_ns(store.load_namespace(&ns).await.unwrap_err()));
-    assert!(is_missing_ns(store.delete_namespace(&ns).await.unwrap_err()));
-    let report = store.write(&ns, &[Change::put("c", obj(json!({})))]).await;
-    assert!(report.applied.is_empty());
-    assert!(is_missing_ns(report.error.unwrap()));
-    assert!(!store.list_namespaces().await.unwrap().contains(&ns), "a failed write creates no namespace");
-}
-
-/// Names breaking the shared rules are refused before anything is written.
-pub async fn invalid_names_are_refused(store: &dyn Backend) {
-    let ns = fresh_namespace(store, "names").await;
-    for bad in ["", ".", "..", ".hidden", "a/b", "a\\b", "a\0b", "a\nb", &"x".repeat(256)] {
-        let err = store.create_namespace(bad).await.unwrap_err();
-        assert!(matches!(err, Error::InvalidName { .. }), "namespace {bad:?}: {err:?}");
-        let report = store.write(&ns, &[Change::put("good", obj(json!({}))), Change::put(bad, obj(json!({})))]).await;
-        assert!(report.applied.is_empty());
-        assert!(matches!(report.error, Some(Error::InvalidName { .. })), "configuration {bad:?}");
-    }
-    assert!(store.load_namespace(&ns).await.unwrap().is_empty(), "nothing was written");
-    store.delete_namespace(&ns).await.unwrap();
-}
-
 /// Works through `Arc<dyn Backend>` as well as `&dyn Backend`.
 pub async fn through_arc(store: Arc<dyn Backend>) {
     let ns = fresh_namespace(&*store, "arc").await;
@@ -309,31 +88,277 @@ pub async fn through_arc(store: Arc<dyn Backend>) {
     store.delete_namespace(&ns).await.unwrap();
 }
 
-/// Generates one `#[tokio::test]` per conformance function for a backend. `$make` is an async
-/// expression evaluating to `(guard, Arc<dyn Backend>)`; the guard (a temp dir, a server) lives
-/// until the test ends.
-#[macro_export]
-macro_rules! conformance_tests {
-    ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
-            namespaces_create_list_delete, configurations_write_read_delete, values_round_trip,
-            numbers_round_trip_exactly, point_reads_agree_with_bulk_reads, bulk_read, batch_write, versions_change_on_write, preconditions,
-            unknown_things_are_typed_errors, invalid_names_are_refused);
-        #[tokio::test]
-        async fn through_arc() {
-            let (_guard, store) = $make.await;
-            $crate::conformance::through_arc(store).await;
+/// Defines the suite's functions (each `pub async fn NAME(store: &dyn Backend)`) and, from the
+/// same list, [`conformance_tests!`](crate::conformance_tests), which runs every one of them: a
+/// function added here is run against every backend, with no second list to keep.
+macro_rules! suite {
+    ($d:tt; $( $(#[$meta:meta])* async fn $name:ident($store:ident) $body:block )*) => {
+        $( $(#[$meta])* pub async fn $name($store: &dyn Backend) $body )*
+
+        /// Generates one `#[tokio::test]` per conformance function for a backend. `$make` is an
+        /// async expression evaluating to `(guard, Arc<dyn Backend>)`; the guard (a temp dir, a
+        /// server) lives until the test ends.
+        #[macro_export]
+        macro_rules! conformance_tests {
+            ($d make:expr) => {
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let (_guard, store) = $d make.await;
+                        $d crate::conformance::$name(&*store).await;
+                    }
+                )*
+                #[tokio::test]
+                async fn through_arc() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::through_arc(store).await;
+                }
+            };
         }
     };
-    (@each $make:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test]
-            async fn $name() {
-                let (_guard, store) = $make.await;
-                $crate::conformance::$name(&*store).await;
-            }
-        )*
-    };
+}
+
+suite! { $;
+    /// What a backend says it can do, it does: it announces changes if and only if it says so,
+    /// and a value over its size limit is refused whole (the batch it is in writes nothing)
+    /// while one within the limit is stored.
+    async fn capabilities_hold(store) {
+        let caps = store.capabilities();
+        assert!(caps.atomic_batch >= 1, "{caps:?}");
+        assert_eq!(store.subscribe().await.unwrap().is_some(), caps.notifies, "{caps:?}");
+        let Some(limit) = caps.max_value_bytes else { return };
+        let ns = fresh_namespace(store, "caps").await;
+        let within = obj(json!({"x": "y".repeat(limit - 16)}));
+        let over = obj(json!({"x": "y".repeat(limit)}));
+        let batch = [Change::put("small", obj(json!({}))), Change::put("big", over)];
+        assert!(matches!(store.check_batch(&ns, &batch), Err(Error::TooLarge { .. })));
+        let report = store.write(&ns, &batch).await;
+        assert!(matches!(report.error, Some(Error::TooLarge { .. })), "{:?}", report.error);
+        assert!(store.load_namespace(&ns).await.unwrap().is_empty(), "nothing of the batch was written");
+        store.put_configuration(&ns, "within", within).await.unwrap();
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Namespaces: create (twice is not an error, and reports `false`), list, delete.
+    async fn namespaces_create_list_delete(store) {
+        let ns = unique_namespace("ns");
+        assert!(!store.list_namespaces().await.unwrap().contains(&ns));
+        assert!(store.create_namespace(&ns).await.unwrap());
+        assert!(!store.create_namespace(&ns).await.unwrap(), "second create reports it existed");
+        let list = store.list_namespaces().await.unwrap();
+        assert!(list.contains(&ns), "{list:?}");
+        let mut sorted = list.clone();
+        sorted.sort();
+        assert_eq!(list, sorted, "namespaces are listed sorted");
+        assert!(store.load_namespace(&ns).await.unwrap().is_empty());
+
+        store.put_configuration(&ns, "database", obj(json!({"host": "h"}))).await.unwrap();
+        store.delete_namespace(&ns).await.unwrap();
+        assert!(!store.list_namespaces().await.unwrap().contains(&ns));
+        assert!(store.load_namespace(&ns).await.unwrap_err().is_not_found());
+        // Recreated, it is empty: the deletion took its configurations with it.
+        store.create_namespace(&ns).await.unwrap();
+        assert!(store.load_namespace(&ns).await.unwrap().is_empty());
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Configurations: write, read back equal (field order kept), replace, delete.
+    async fn configurations_write_read_delete(store) {
+        let ns = fresh_namespace(store, "cfg").await;
+        let value = obj(json!({"zeta": 1, "alpha": "two", "mid": [1, 2, {"x": null}], "nested": {"b": true, "a": 1.5}}));
+        store.put_configuration(&ns, "database", value.clone()).await.unwrap();
+        let stored = store.load_configuration(&ns, "database").await.unwrap().unwrap();
+        assert_eq!(*stored.value, value);
+        let keys: Vec<&String> = stored.value.keys().collect();
+        assert_eq!(keys, ["zeta", "alpha", "mid", "nested"], "field order round-trips");
+
+        let replaced = obj(json!({"only": "this"}));
+        store.put_configuration(&ns, "database", replaced.clone()).await.unwrap();
+        assert_eq!(*store.load_configuration(&ns, "database").await.unwrap().unwrap().value, replaced);
+
+        store.delete_configuration(&ns, "database").await.unwrap();
+        assert!(store.load_configuration(&ns, "database").await.unwrap().is_none());
+        // Deleting what is not there is not an error.
+        store.delete_configuration(&ns, "database").await.unwrap();
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Values of every JSON kind, unicode and names with dots survive a round trip.
+    async fn values_round_trip(store) {
+        let ns = fresh_namespace(store, "val").await;
+        let value = obj(json!({
+            "s": "ünïcödé ✓ \"quoted\" \n newline", "i": -42, "big": 9007199254740993u64, "f": 0.1,
+            "t": true, "n": null, "empty_obj": {}, "empty_list": [],
+            "admins": ["tshepang.maila@sambeconsulting.com", "kabelo.masemola@sambe.co.za"]
+        }));
+        for name in ["app.prod", "ünï", "with space", "x..y"] {
+            store.put_configuration(&ns, name, value.clone()).await.unwrap();
+        }
+        let data = store.load_namespace(&ns).await.unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["app.prod", "with space", "x..y", "ünï"]);
+        assert!(data.values().all(|s| *s.value == value));
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// A point read says what a bulk read says of the same configuration (content and version),
+    /// `None` for one that does not exist, and not found for a missing namespace.
+    async fn point_reads_agree_with_bulk_reads(store) {
+        let ns = fresh_namespace(store, "point").await;
+        let names = ["db", "app.prod", "ünï", "with space", "x..y", "a-b"];
+        let changes: Vec<Change> = names.iter().map(|n| Change::put(*n, obj(json!({"name": n, "n": 1})))).collect();
+        store.write(&ns, &changes).await.into_result().unwrap();
+        let bulk = store.load_namespace(&ns).await.unwrap();
+        for name in names {
+            let one = store.load_configuration(&ns, name).await.unwrap().unwrap_or_else(|| panic!("{name}"));
+            assert_eq!((&one.value, &one.version), (&bulk[name].value, &bulk[name].version), "{name}");
+        }
+        assert!(store.load_configuration(&ns, "d").await.unwrap().is_none(), "a prefix of a name is not the name");
+        assert!(store.load_configuration(&ns, "absent").await.unwrap().is_none());
+        let v2 = store.put_configuration(&ns, "db", obj(json!({"n": 2}))).await.unwrap();
+        assert_eq!(store.load_configuration(&ns, "db").await.unwrap().unwrap().version, v2);
+        store.delete_configuration(&ns, "db").await.unwrap();
+        assert!(store.load_configuration(&ns, "db").await.unwrap().is_none(), "deleted");
+        let ghost = unique_namespace("ghost");
+        let err = store.load_configuration(&ghost, "db").await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err:?}");
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// JSON numbers at and beyond the limits of 64-bit integers and doubles are stored and read back
+    /// exactly, as written (the JSON text of each number is the same), and versions stay stable.
+    async fn numbers_round_trip_exactly(store) {
+        let ns = fresh_namespace(store, "num").await;
+        let text = r#"{"beyond_u64": 123456789012345678901234567890, "below_i64": -9223372036854775809,
+            "u64_max": 18446744073709551615, "seventeen_digits": 0.30000000000000004,
+            "planck": 1.602176634e-19, "tiny": 5e-324, "max_double": 1.7976931348623157e308,
+            "negative_zero": -0, "negative_zero_float": -0.0, "beyond_double": 1e400, "trailing_zero": 2.50,
+            "nested": [{"id": 340282366920938463463374607431768211457}]}"#;
+        let value: Configuration = serde_json::from_str(text).unwrap();
+        let version = store.put_configuration(&ns, "limits", value.clone()).await.unwrap();
+        let stored = store.load_configuration(&ns, "limits").await.unwrap().unwrap();
+        for (field, number) in &value {
+            assert_eq!(stored.value[field].to_string(), number.to_string(), "field {field}");
+        }
+        assert_eq!(stored.version, version, "the version read is the version written");
+        // Rewriting the same value leaves the numbers (and, where versions hash content, the version) as they were.
+        store.put_configuration(&ns, "limits", (*stored.value).clone()).await.unwrap();
+        let again = store.load_configuration(&ns, "limits").await.unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&*again.value).unwrap(), serde_json::to_string(&value).unwrap());
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// One bulk read returns every configuration of a namespace, and only that namespace's.
+    async fn bulk_read(store) {
+        let ns = fresh_namespace(store, "bulk").await;
+        let other = fresh_namespace(store, "bulk_other").await;
+        let changes: Vec<Change> =
+            (0..150).map(|i| Change::put(format!("c{i:03}"), obj(json!({"i": i, "pad": "x".repeat(i)})))).collect();
+        store.write(&ns, &changes).await.into_result().unwrap();
+        store.put_configuration(&other, "elsewhere", obj(json!({}))).await.unwrap();
+        let data = store.load_namespace(&ns).await.unwrap();
+        assert_eq!(data.len(), 150);
+        for i in 0..150 {
+            assert_eq!(data[&format!("c{i:03}")].value["i"], json!(i));
+        }
+        assert!(!data.contains_key("elsewhere"));
+        store.delete_namespace(&ns).await.unwrap();
+        store.delete_namespace(&other).await.unwrap();
+    }
+
+    /// A batch mixing puts and deletes applies every change and reports each, in order.
+    async fn batch_write(store) {
+        let ns = fresh_namespace(store, "batch").await;
+        store.put_configuration(&ns, "old", obj(json!({"v": 0}))).await.unwrap();
+        let changes =
+            [Change::put("a", obj(json!({"v": 1}))), Change::delete("old"), Change::put("b", obj(json!({"v": 2})))];
+        let applied = store.write(&ns, &changes).await.into_result().unwrap();
+        assert_eq!(applied.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["a", "old", "b"]);
+        assert!(applied[0].version.is_some() && applied[1].version.is_none() && applied[2].version.is_some());
+        let data = store.load_namespace(&ns).await.unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(data["b"].version, applied[2].version.clone().unwrap(), "reported version is the stored one");
+        // An empty batch is fine.
+        assert!(store.write(&ns, &[]).await.into_result().unwrap().is_empty());
+        // A batch naming one configuration twice is refused whole.
+        let twice = [Change::put("c", obj(json!({}))), Change::delete("c")];
+        assert!(store.write(&ns, &twice).await.error.is_some());
+        assert!(!store.load_namespace(&ns).await.unwrap().contains_key("c"));
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Versions change on every write and stay put on reads.
+    async fn versions_change_on_write(store) {
+        let ns = fresh_namespace(store, "ver").await;
+        let v1 = store.put_configuration(&ns, "c", obj(json!({"n": 1}))).await.unwrap();
+        let read1 = store.load_configuration(&ns, "c").await.unwrap().unwrap().version;
+        let read2 = store.load_configuration(&ns, "c").await.unwrap().unwrap().version;
+        assert_eq!(v1, read1);
+        assert_eq!(read1, read2, "reading does not change the version");
+        let v2 = store.put_configuration(&ns, "c", obj(json!({"n": 2}))).await.unwrap();
+        assert_ne!(v1, v2);
+        assert_eq!(store.load_configuration(&ns, "c").await.unwrap().unwrap().version, v2);
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Preconditions: create-only, update-at-version, delete-at-version; a broken one is a
+    /// `Conflict` and the batch writes nothing.
+    async fn preconditions(store) {
+        let ns = fresh_namespace(store, "pre").await;
+        let v1 = store.put_configuration(&ns, "c", obj(json!({"n": 1}))).await.unwrap();
+
+        let create_existing = Change::put("c", obj(json!({"n": 9}))).when(Precondition::Absent);
+        let fresh = Change::put("new", obj(json!({"n": 1}))).when(Precondition::Absent);
+        let err = store.write(&ns, &[fresh.clone(), create_existing]).await.into_result().unwrap_err();
+        assert!(err.is_conflict(), "{err:?}");
+        let data = store.load_namespace(&ns).await.unwrap();
+        assert!(!data.contains_key("new"), "a conflicting batch writes nothing");
+        assert_eq!(data["c"].value["n"], json!(1));
+
+        store.write(&ns, &[fresh]).await.into_result().unwrap();
+        let v2 = store
+            .write(&ns, &[Change::put("c", obj(json!({"n": 2}))).when(Precondition::Version(v1.clone()))])
+            .await
+            .into_result()
+            .unwrap()[0]
+            .version
+            .clone()
+            .unwrap();
+        let stale = Change::put("c", obj(json!({"n": 3}))).when(Precondition::Version(v1.clone()));
+        assert!(store.write(&ns, &[stale]).await.into_result().unwrap_err().is_conflict());
+        let stale_delete = Change::delete("c").when(Precondition::Version(v1));
+        assert!(store.write(&ns, &[stale_delete]).await.into_result().unwrap_err().is_conflict());
+        let missing_at_version = Change::put("ghost", obj(json!({}))).when(Precondition::Version(v2.clone()));
+        assert!(store.write(&ns, &[missing_at_version]).await.into_result().unwrap_err().is_conflict());
+        store.write(&ns, &[Change::delete("c").when(Precondition::Version(v2))]).await.into_result().unwrap();
+        assert!(store.load_configuration(&ns, "c").await.unwrap().is_none());
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Unknown namespaces are typed `NotFound` errors for every operation that needs one.
+    async fn unknown_things_are_typed_errors(store) {
+        let ns = unique_namespace("ghost");
+        let is_missing_ns = |e: Error| matches!(e, Error::NotFound { what: Missing::Namespace, .. });
+        assert!(is_missing_ns(store.load_namespace(&ns).await.unwrap_err()));
+        assert!(is_missing_ns(store.delete_namespace(&ns).await.unwrap_err()));
+        let report = store.write(&ns, &[Change::put("c", obj(json!({})))]).await;
+        assert!(report.applied.is_empty());
+        assert!(is_missing_ns(report.error.unwrap()));
+        assert!(!store.list_namespaces().await.unwrap().contains(&ns), "a failed write creates no namespace");
+    }
+
+    /// Names breaking the shared rules are refused before anything is written.
+    async fn invalid_names_are_refused(store) {
+        let ns = fresh_namespace(store, "names").await;
+        for bad in ["", ".", "..", ".hidden", "a/b", "a\\b", "a\0b", "a\nb", &"x".repeat(256)] {
+            let err = store.create_namespace(bad).await.unwrap_err();
+            assert!(matches!(err, Error::InvalidName { .. }), "namespace {bad:?}: {err:?}");
+            let report = store.write(&ns, &[Change::put("good", obj(json!({}))), Change::put(bad, obj(json!({})))]).await;
+            assert!(report.applied.is_empty());
+            assert!(matches!(report.error, Some(Error::InvalidName { .. })), "configuration {bad:?}");
+        }
+        assert!(store.load_namespace(&ns).await.unwrap().is_empty(), "nothing was written");
+        store.delete_namespace(&ns).await.unwrap();
+    }
 }
 
 // ----- high availability -----
@@ -415,123 +440,130 @@ async fn expect_event(
     event
 }
 
-/// A watcher on one handle sees every kind of change made through the other, in order, with
-/// the new values; a watcher of one configuration sees only that one.
-pub async fn watch_sees_changes(watching: Arc<dyn Backend>, writing: Arc<dyn Backend>) {
-    use crate::EventKind::*;
-    let ns = fresh_namespace(&*writing, "watch").await;
-    let confo = manager_on(watching, &ns).await;
-    let mut all = confo.watch(&ns, None).await.unwrap();
-    let mut only_x = confo.watch(&ns, Some("x")).await.unwrap();
+/// Like `suite!`, for the functions that take two independent handles on one store, and
+/// [`live_tests!`](crate::live_tests), which runs every one of them.
+macro_rules! live_suite {
+    ($d:tt; $( $(#[$meta:meta])* async fn $name:ident($a:ident, $b:ident) $body:block )*) => {
+        $( $(#[$meta])* pub async fn $name($a: Arc<dyn Backend>, $b: Arc<dyn Backend>) $body )*
 
-    writing.put_configuration(&ns, "c1", obj(json!({"v": 1}))).await.unwrap();
-    let created = expect_event(&mut all, Created, Some("c1")).await;
-    assert_eq!(created.value.unwrap()["v"], json!(1));
-    writing.put_configuration(&ns, "c1", obj(json!({"v": 2}))).await.unwrap();
-    let changed = expect_event(&mut all, Changed, Some("c1")).await;
-    assert_eq!(changed.value.unwrap()["v"], json!(2));
-    assert_eq!(changed.namespace, ns);
-    writing.delete_configuration(&ns, "c1").await.unwrap();
-    assert!(expect_event(&mut all, Deleted, Some("c1")).await.value.is_none());
-
-    writing.put_configuration(&ns, "x", obj(json!({"x": true}))).await.unwrap();
-    expect_event(&mut all, Created, Some("x")).await;
-    expect_event(&mut only_x, Created, Some("x")).await;
-
-    writing.delete_namespace(&ns).await.unwrap();
-    expect_event(&mut all, Deleted, Some("x")).await;
-    expect_event(&mut all, NamespaceDeleted, None).await;
-    expect_event(&mut only_x, Deleted, Some("x")).await;
-    writing.create_namespace(&ns).await.unwrap();
-    expect_event(&mut all, NamespaceCreated, None).await;
-    writing.delete_namespace(&ns).await.unwrap();
-}
-
-/// Two managers edit one configuration: the first persist wins, the second gets `Conflict`,
-/// keeps its edit and can see the stored value; creating what someone else created, and
-/// deleting what someone else changed, conflict too; `force` overwrites.
-pub async fn managers_conflict(first: Arc<dyn Backend>, second: Arc<dyn Backend>) {
-    let ns = fresh_namespace(&*first, "conflict").await;
-    first.put_configuration(&ns, "shared", obj(json!({"v": 0}))).await.unwrap();
-    let one = manager_on(first.clone(), &ns).await;
-    let two = manager_on(second, &ns).await;
-
-    one.set("shared", "v", 1).unwrap();
-    two.set("shared", "v", 2).unwrap();
-    two.set("unrelated", "ok", true).unwrap();
-    assert_eq!(one.persist().await.unwrap(), [format!("{ns}/shared")]);
-    let err = two.persist().await.unwrap_err();
-    assert!(err.is_conflict(), "{err:?}");
-    assert!(err.to_string().contains("shared"), "the conflict names the configuration: {err}");
-    assert_eq!(two.staged().unwrap(), [format!("{ns}/shared"), format!("{ns}/unrelated")], "nothing lost");
-    assert_eq!(two.get_field("shared", "v").unwrap(), Some(json!(2)), "the edit is still there");
-    let stored = first.load_configuration(&ns, "shared").await.unwrap().unwrap();
-    assert_eq!(stored.value["v"], json!(1), "the first writer's value was not overwritten");
-    two.reload().await.unwrap();
-    assert_eq!(two.stored("shared").unwrap().unwrap()["v"], json!(1), "the caller can see the stored value");
-    assert_eq!(two.stale_edits().unwrap(), [format!("{ns}/shared")]);
-
-    // Creating what someone else created meanwhile.
-    one.set("fresh", "by", "one").unwrap();
-    two.set("fresh", "by", "two").unwrap();
-    one.persist().await.unwrap();
-    let err = two.persist_with(crate::Scope::Configuration(&ns, "fresh"), false).await.unwrap_err();
-    assert!(err.is_conflict(), "{err:?}");
-
-    // Force overwrites.
-    two.persist_with(crate::Scope::All, true).await.unwrap();
-    let data = first.load_namespace(&ns).await.unwrap();
-    assert_eq!((data["shared"].value["v"].clone(), data["fresh"].value["by"].clone()), (json!(2), json!("two")));
-    assert!(two.staged().unwrap().is_empty());
-
-    // Deleting what someone else changed since.
-    one.remove("shared").unwrap();
-    let err = one.persist().await.unwrap_err();
-    assert!(err.is_conflict(), "{err:?}");
-    assert!(first.load_configuration(&ns, "shared").await.unwrap().is_some(), "not deleted");
-    first.delete_namespace(&ns).await.unwrap();
-}
-
-/// Auto-refresh brings other writers' changes into the cache; a staged edit stays on top and
-/// is reported stale when the stored configuration under it changes.
-pub async fn auto_refresh_keeps_the_cache_current(watching: Arc<dyn Backend>, writing: Arc<dyn Backend>) {
-    let ns = fresh_namespace(&*writing, "refresh").await;
-    let confo = manager_on(watching, &ns).await;
-    confo.set_auto_refresh(true, crate::WatchOptions::default()).await.unwrap();
-    confo.set("mine", "x", 1).unwrap();
-    writing.put_configuration(&ns, "theirs", obj(json!({"v": 1}))).await.unwrap();
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while confo.get_field("theirs", "v").unwrap() != Some(json!(1)) {
-        assert!(std::time::Instant::now() < deadline, "the cache never saw the change");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    writing.put_configuration(&ns, "mine", obj(json!({"x": 9}))).await.unwrap();
-    while confo.stale_edits().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the stale edit was never reported");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(confo.stale_edits().unwrap(), [format!("{ns}/mine")]);
-    assert_eq!(confo.get_field("mine", "x").unwrap(), Some(json!(1)), "the staged edit stays on top");
-    assert_eq!(confo.stored("mine").unwrap().unwrap()["x"], json!(9));
-    confo.set_auto_refresh(false, crate::WatchOptions::default()).await.unwrap();
-    writing.delete_namespace(&ns).await.unwrap();
-}
-
-/// Generates the live-update and conflict tests for a backend. `$make` is an async expression
-/// evaluating to `(guard, Arc<dyn Backend>, Arc<dyn Backend>)`: two independent handles
-/// (connections, processes' views) on one store.
-#[macro_export]
-macro_rules! live_tests {
-    ($make:expr) => {
-        $crate::live_tests!(@each $make; watch_sees_changes, managers_conflict, auto_refresh_keeps_the_cache_current);
+        /// Generates the live-update and conflict tests for a backend. `$make` is an async
+        /// expression evaluating to `(guard, Arc<dyn Backend>, Arc<dyn Backend>)`: two
+        /// independent handles (connections, processes' views) on one store.
+        #[macro_export]
+        macro_rules! live_tests {
+            ($d make:expr) => {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let (_guard, a, b) = $d make.await;
+                        $d crate::conformance::$name(a, b).await;
+                    }
+                )*
+            };
+        }
     };
-    (@each $make:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_guard, a, b) = $make.await;
-                $crate::conformance::$name(a, b).await;
-            }
-        )*
-    };
+}
+
+live_suite! { $;
+    /// A watcher on one handle sees every kind of change made through the other, in order, with
+    /// the new values; a watcher of one configuration sees only that one.
+    async fn watch_sees_changes(watching, writing) {
+        use crate::EventKind::*;
+        let ns = fresh_namespace(&*writing, "watch").await;
+        let confo = manager_on(watching, &ns).await;
+        let mut all = confo.watch(&ns, None).await.unwrap();
+        let mut only_x = confo.watch(&ns, Some("x")).await.unwrap();
+
+        writing.put_configuration(&ns, "c1", obj(json!({"v": 1}))).await.unwrap();
+        let created = expect_event(&mut all, Created, Some("c1")).await;
+        assert_eq!(created.value.unwrap()["v"], json!(1));
+        writing.put_configuration(&ns, "c1", obj(json!({"v": 2}))).await.unwrap();
+        let changed = expect_event(&mut all, Changed, Some("c1")).await;
+        assert_eq!(changed.value.unwrap()["v"], json!(2));
+        assert_eq!(changed.namespace, ns);
+        writing.delete_configuration(&ns, "c1").await.unwrap();
+        assert!(expect_event(&mut all, Deleted, Some("c1")).await.value.is_none());
+
+        writing.put_configuration(&ns, "x", obj(json!({"x": true}))).await.unwrap();
+        expect_event(&mut all, Created, Some("x")).await;
+        expect_event(&mut only_x, Created, Some("x")).await;
+
+        writing.delete_namespace(&ns).await.unwrap();
+        expect_event(&mut all, Deleted, Some("x")).await;
+        expect_event(&mut all, NamespaceDeleted, None).await;
+        expect_event(&mut only_x, Deleted, Some("x")).await;
+        writing.create_namespace(&ns).await.unwrap();
+        expect_event(&mut all, NamespaceCreated, None).await;
+        writing.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Two managers edit one configuration: the first persist wins, the second gets `Conflict`,
+    /// keeps its edit and can see the stored value; creating what someone else created, and
+    /// deleting what someone else changed, conflict too; `force` overwrites.
+    async fn managers_conflict(first, second) {
+        let ns = fresh_namespace(&*first, "conflict").await;
+        first.put_configuration(&ns, "shared", obj(json!({"v": 0}))).await.unwrap();
+        let one = manager_on(first.clone(), &ns).await;
+        let two = manager_on(second, &ns).await;
+
+        one.set("shared", "v", 1).unwrap();
+        two.set("shared", "v", 2).unwrap();
+        two.set("unrelated", "ok", true).unwrap();
+        assert_eq!(one.persist().await.unwrap(), [format!("{ns}/shared")]);
+        let err = two.persist().await.unwrap_err();
+        assert!(err.is_conflict(), "{err:?}");
+        assert!(err.to_string().contains("shared"), "the conflict names the configuration: {err}");
+        assert_eq!(two.staged().unwrap(), [format!("{ns}/shared"), format!("{ns}/unrelated")], "nothing lost");
+        assert_eq!(two.get_field("shared", "v").unwrap(), Some(json!(2)), "the edit is still there");
+        let stored = first.load_configuration(&ns, "shared").await.unwrap().unwrap();
+        assert_eq!(stored.value["v"], json!(1), "the first writer's value was not overwritten");
+        two.reload().await.unwrap();
+        assert_eq!(two.stored("shared").unwrap().unwrap()["v"], json!(1), "the caller can see the stored value");
+        assert_eq!(two.stale_edits().unwrap(), [format!("{ns}/shared")]);
+
+        // Creating what someone else created meanwhile.
+        one.set("fresh", "by", "one").unwrap();
+        two.set("fresh", "by", "two").unwrap();
+        one.persist().await.unwrap();
+        let err = two.persist_with(crate::Scope::Configuration(&ns, "fresh"), false).await.unwrap_err();
+        assert!(err.is_conflict(), "{err:?}");
+
+        // Force overwrites.
+        two.persist_with(crate::Scope::All, true).await.unwrap();
+        let data = first.load_namespace(&ns).await.unwrap();
+        assert_eq!((data["shared"].value["v"].clone(), data["fresh"].value["by"].clone()), (json!(2), json!("two")));
+        assert!(two.staged().unwrap().is_empty());
+
+        // Deleting what someone else changed since.
+        one.remove("shared").unwrap();
+        let err = one.persist().await.unwrap_err();
+        assert!(err.is_conflict(), "{err:?}");
+        assert!(first.load_configuration(&ns, "shared").await.unwrap().is_some(), "not deleted");
+        first.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// Auto-refresh brings other writers' changes into the cache; a staged edit stays on top and
+    /// is reported stale when the stored configuration under it changes.
+    async fn auto_refresh_keeps_the_cache_current(watching, writing) {
+        let ns = fresh_namespace(&*writing, "refresh").await;
+        let confo = manager_on(watching, &ns).await;
+        confo.set_auto_refresh(true, crate::WatchOptions::default()).await.unwrap();
+        confo.set("mine", "x", 1).unwrap();
+        writing.put_configuration(&ns, "theirs", obj(json!({"v": 1}))).await.unwrap();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while confo.get_field("theirs", "v").unwrap() != Some(json!(1)) {
+            assert!(std::time::Instant::now() < deadline, "the cache never saw the change");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        writing.put_configuration(&ns, "mine", obj(json!({"x": 9}))).await.unwrap();
+        while confo.stale_edits().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the stale edit was never reported");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(confo.stale_edits().unwrap(), [format!("{ns}/mine")]);
+        assert_eq!(confo.get_field("mine", "x").unwrap(), Some(json!(1)), "the staged edit stays on top");
+        assert_eq!(confo.stored("mine").unwrap().unwrap()["x"], json!(9));
+        confo.set_auto_refresh(false, crate::WatchOptions::default()).await.unwrap();
+        writing.delete_namespace(&ns).await.unwrap();
+    }
 }
