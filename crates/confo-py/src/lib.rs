@@ -37,6 +37,11 @@ fn from_json(text: &str) -> PyResult<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| NativeError::new_err(("invalid_value".to_owned(), e.to_string())))
 }
 
+/// Configuration ids as Python sees them: `namespace/configuration` strings.
+fn ids(ids: Vec<confo::error::ConfigId>) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
 fn backend_kind(kind: &str) -> PyResult<BackendKind> {
     kind.parse().map_err(raise)
 }
@@ -172,7 +177,7 @@ impl Manager {
             (Some(ns), None) => Scope::Namespace(ns),
             (Some(ns), Some(cfg)) => Scope::Configuration(ns, cfg),
         };
-        py.detach(|| self.inner.persist_with(scope, force)).map_err(raise)
+        py.detach(|| self.inner.persist_with(scope, force)).map(ids).map_err(raise)
     }
 
     fn discard(&self) -> PyResult<()> {
@@ -180,11 +185,11 @@ impl Manager {
     }
 
     fn staged(&self) -> PyResult<Vec<String>> {
-        self.inner.staged().map_err(raise)
+        self.inner.staged().map(ids).map_err(raise)
     }
 
     fn stale_edits(&self) -> PyResult<Vec<String>> {
-        self.inner.stale_edits().map_err(raise)
+        self.inner.stale_edits().map(ids).map_err(raise)
     }
 
     /// Starts watching a namespace (or one configuration).

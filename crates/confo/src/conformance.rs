@@ -324,7 +324,12 @@ suite! { $;
             .clone()
             .unwrap();
         let stale = Change::put("c", obj(json!({"n": 3}))).when(Precondition::Version(v1.clone()));
-        assert!(store.write(&ns, &[stale]).await.into_result().unwrap_err().is_conflict());
+        let err = store.write(&ns, &[stale]).await.into_result().unwrap_err();
+        // A conflict names the configuration to blame, as a structured id.
+        match &err {
+            Error::Conflict { config: Some(id), .. } => assert_eq!(*id, format!("{ns}/c")),
+            other => panic!("expected a conflict naming {ns}/c, got {other:?}"),
+        }
         let stale_delete = Change::delete("c").when(Precondition::Version(v1));
         assert!(store.write(&ns, &[stale_delete]).await.into_result().unwrap_err().is_conflict());
         let missing_at_version = Change::put("ghost", obj(json!({}))).when(Precondition::Version(v2.clone()));

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::backend::{Applied, BackendExt, Change, Configuration, Precondition, Stored, Version};
-use crate::error::{ConfigRef, Error, Result};
+use crate::error::{ConfigId, ConfigRef, Error, Result};
 use crate::store::Store;
 
 /// An edit of one configuration.
@@ -233,7 +233,7 @@ impl Draft {
 
     /// Every staged edit as `namespace/configuration`, sorted.
     pub fn refs(&self) -> Vec<ConfigRef> {
-        self.iter().map(|(ns, cfg, _)| format!("{ns}/{cfg}")).collect()
+        self.iter().map(|(ns, cfg, _)| ConfigId::new(ns, cfg)).collect()
     }
 
     /// Drops the staged edits in `scope`.
@@ -338,10 +338,10 @@ pub(crate) async fn write_batches(
         if report.error.is_some() {
             let later = batches[index + 1..]
                 .iter()
-                .flat_map(|b| b.sent.iter().map(move |(c, _)| format!("{}/{}", b.namespace, c.name)));
+                .flat_map(|b| b.sent.iter().map(move |(c, _)| ConfigId::new(&b.namespace, &c.name)));
             return Err(Error::incomplete(written, ns, changes.iter().map(|c| c.name.as_str()), report, later));
         }
-        written.extend(report.applied.iter().map(|a| format!("{ns}/{}", a.name)));
+        written.extend(report.applied.iter().map(|a| ConfigId::new(ns, &a.name)));
     }
     Ok(written)
 }

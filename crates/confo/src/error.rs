@@ -125,8 +125,89 @@ impl fmt::Display for Corruption {
     }
 }
 
-/// A configuration that a failed persist did or did not write, as `namespace/configuration`.
-pub type ConfigRef = String;
+/// Which configuration: its namespace and its name. Shown as `namespace/configuration`, and
+/// compares equal to that text (`id == "sales/database"`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigId {
+    /// The namespace.
+    pub namespace: String,
+    /// The configuration's name.
+    pub name: String,
+}
+
+impl ConfigId {
+    /// The configuration `name` of `namespace`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ConfigId { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for ConfigId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl fmt::Debug for ConfigId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl PartialEq<str> for ConfigId {
+    fn eq(&self, other: &str) -> bool {
+        other.split_once('/') == Some((self.namespace.as_str(), self.name.as_str()))
+    }
+}
+
+impl PartialEq<String> for ConfigId {
+    fn eq(&self, other: &String) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<&str> for ConfigId {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+/// The former name of [`ConfigId`].
+pub type ConfigRef = ConfigId;
+
+/// A store driver's own error, kept as the [`std::error::Error::source`] of an [`Error`]. Its
+/// `Debug` shows only its message, so nothing a driver carries (request metadata) is printed.
+pub struct DriverError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl DriverError {
+    /// Wraps a driver's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DriverError(Box::new(error))
+    }
+
+    /// The driver's error, to downcast (`redis::RedisError`, `zookeeper_client::Error`, …).
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DriverError({})", self.0)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// Every error confo returns.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +298,8 @@ pub enum Error {
     Conflict {
         /// The configuration (`file Configurations/sales/database.json`).
         location: String,
+        /// Which configuration, when one is to blame (not for a batch refused as a whole).
+        config: Option<ConfigId>,
     },
 
     /// A value is larger than the backend accepts.
@@ -237,6 +320,9 @@ pub enum Error {
         backend: String,
         /// What happened.
         message: String,
+        /// The driver's own error, when there is one.
+        #[source]
+        source: Option<DriverError>,
     },
 
     /// The store refused the credentials or the operation.
@@ -246,6 +332,9 @@ pub enum Error {
         backend: String,
         /// What the store said.
         message: String,
+        /// The driver's own error, when there is one.
+        #[source]
+        source: Option<DriverError>,
     },
 
     /// The store holds something confo refuses to trust: a ZooKeeper node that others may
@@ -274,9 +363,9 @@ pub enum Error {
     /// the changes whose outcome is unknown are listed apart.
     #[error(
         "persist incomplete: written [{}], not written [{}]{}: {source}",
-        written.join(", "),
-        unwritten.join(", "),
-        if unknown.is_empty() { String::new() } else { format!(", outcome unknown (the connection broke after sending; read them back) [{}]", unknown.join(", ")) }
+        join(written),
+        join(unwritten),
+        if unknown.is_empty() { String::new() } else { format!(", outcome unknown (the connection broke after sending; read them back) [{}]", join(unknown)) }
     )]
     PersistIncomplete {
         /// Configurations (`namespace/configuration`) that were written or deleted.
@@ -298,6 +387,10 @@ fn in_where(location: &str) -> String {
     } else {
         format!(" in {location}")
     }
+}
+
+fn join(ids: &[ConfigId]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn list(corruptions: &[Corruption]) -> String {
@@ -360,17 +453,16 @@ impl Error {
         let mut unwritten = Vec::new();
         for name in batch {
             if applied.contains(name) {
-                written.push(format!("{namespace}/{name}"));
+                written.push(ConfigId::new(namespace, name));
             } else if !in_doubt.contains(name) {
-                unwritten.push(format!("{namespace}/{name}"));
+                unwritten.push(ConfigId::new(namespace, name));
             }
         }
         unwritten.extend(later);
-        let unknown: Vec<ConfigRef> = report.in_doubt.iter().map(|name| format!("{namespace}/{name}")).collect();
-        let source = report.error.unwrap_or_else(|| Error::Unavailable {
-            backend: namespace.to_owned(),
-            message: "the write stopped without a reason".into(),
-        });
+        let unknown: Vec<ConfigRef> = report.in_doubt.iter().map(|name| ConfigId::new(namespace, name)).collect();
+        let source = report
+            .error
+            .unwrap_or_else(|| Error::unavailable(namespace.to_owned(), "the write stopped without a reason"));
         if written.is_empty() && unknown.is_empty() {
             return source;
         }
@@ -386,6 +478,28 @@ impl Error {
     /// the request reached it, so its outcome is known.
     pub(crate) fn never_reached_the_store(&self) -> bool {
         matches!(self, Error::Unavailable { message, .. } if message.to_ascii_lowercase().contains("refused"))
+    }
+
+    pub(crate) fn unavailable(backend: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Unavailable { backend: backend.into(), message: message.into(), source: None }
+    }
+
+    #[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+    pub(crate) fn unauthorized(backend: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Unauthorized { backend: backend.into(), message: message.into(), source: None }
+    }
+
+    /// This error with a driver's error as its source (for [`Error::Unavailable`] and
+    /// [`Error::Unauthorized`]; others are returned as they are).
+    pub(crate) fn caused_by(mut self, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Error::Unavailable { source, .. } | Error::Unauthorized { source, .. } = &mut self {
+            *source = Some(DriverError::new(error));
+        }
+        self
+    }
+
+    pub(crate) fn conflict(location: impl Into<String>, config: Option<ConfigId>) -> Self {
+        Error::Conflict { location: location.into(), config }
     }
 
     pub(crate) fn not_found(what: Missing, name: impl Into<String>, location: impl Into<String>) -> Self {
@@ -407,12 +521,12 @@ mod tests {
 
     #[test]
     fn kinds_have_stable_distinct_names_and_causes_are_followed() {
-        let conflict = Error::Conflict { location: "x".into() };
+        let conflict = Error::conflict("x", None);
         let partial = Error::PersistIncomplete {
-            written: vec!["a/b".into()],
+            written: vec![ConfigId::new("a", "b")],
             unwritten: Vec::new(),
             unknown: Vec::new(),
-            source: Box::new(Error::Conflict { location: "a/c".into() }),
+            source: Box::new(Error::conflict("a/c", Some(ConfigId::new("a", "c")))),
         };
         assert_eq!((conflict.kind().as_str(), partial.kind().as_str()), ("conflict", "persist_incomplete"));
         assert_eq!(partial.cause().kind(), ErrorKind::Conflict);

@@ -86,9 +86,11 @@ impl Store {
     ) -> Result<Version> {
         let change = Change::put(config, value).when(precondition);
         let applied = self.write_one(namespace, change).await?;
-        applied.ok_or_else(|| Error::Unavailable {
-            backend: self.backend.describe(),
-            message: format!("the write of {namespace}/{config} reported no version"),
+        applied.ok_or_else(|| {
+            Error::unavailable(
+                self.backend.describe(),
+                format!("the write of {namespace}/{config} reported no version"),
+            )
         })
     }
 

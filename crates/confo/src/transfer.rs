@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::backend::{Backend, Change, Configuration, Precondition};
-use crate::error::{Corruption, Error, Missing, Result};
+use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::NameKind;
 
 /// Namespaces → configurations → content.
@@ -238,10 +238,10 @@ pub async fn apply(
         if report.error.is_some() {
             let later = batches[index + 1..]
                 .iter()
-                .flat_map(|(ns, batch)| batch.iter().map(move |c| format!("{ns}/{}", c.name)));
+                .flat_map(|(ns, batch)| batch.iter().map(move |c| ConfigId::new(*ns, &c.name)));
             return Err(Error::incomplete(written, namespace, changes.iter().map(|c| c.name.as_str()), report, later));
         }
-        written.extend(report.applied.iter().map(|a| format!("{namespace}/{}", a.name)));
+        written.extend(report.applied.iter().map(|a| ConfigId::new(*namespace, &a.name)));
         progress(written.len(), total);
     }
     Ok(())

@@ -435,6 +435,10 @@ async fn acl_user_auth() {
             .await
             .expect_err("wrong password");
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    // The driver's error is kept as the source, and neither it nor the error shows the password.
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    assert!(source.to_string().contains("authentication failed"), "{source}");
+    assert!(!format!("{err} {err:?} {source:?}").contains("nope"), "{err:?}");
 }
 
 #[tokio::test]

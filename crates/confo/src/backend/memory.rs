@@ -126,8 +126,9 @@ impl Backend for MemoryBackend {
         };
         for change in changes {
             let current = configs.get(&change.name).map(|s| &s.version);
-            let checked =
-                check_precondition(&change.precondition, current, || format!("memory {namespace}/{}", change.name));
+            let checked = check_precondition(&change.precondition, current, (namespace, &change.name), || {
+                format!("memory {namespace}/{}", change.name)
+            });
             if let Err(e) = checked {
                 return WriteReport::failed(e);
             }

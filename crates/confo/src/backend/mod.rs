@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::codec::json_size;
-use crate::error::{Error, Result};
+use crate::error::{ConfigId, Error, Result};
 use crate::name::NameKind;
 
 #[cfg(feature = "etcd")]
@@ -523,7 +523,7 @@ pub trait BackendExt: Backend {
             .into_iter()
             .next()
             .and_then(|a| a.version)
-            .ok_or_else(|| Error::Unavailable { backend: self.describe(), message: "write returned no version".into() })
+            .ok_or_else(|| Error::unavailable(self.describe(), "write returned no version"))
     }
 
     /// Deletes one configuration if it exists.
@@ -609,10 +609,10 @@ where
                 if !anything_listens(hosts).await {
                     let list: Vec<String> =
                         hosts.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
-                    return Err(Error::Unavailable {
-                        backend: describe.to_owned(),
-                        message: format!("nothing listens at {} (connection refused)", list.join(", ")),
-                    });
+                    return Err(Error::unavailable(
+                        describe.to_owned(),
+                        format!("nothing listens at {} (connection refused)", list.join(", ")),
+                    ));
                 }
                 last = Some(e);
                 if tokio::time::Instant::now() + std::time::Duration::from_millis(100) >= deadline {
@@ -629,14 +629,14 @@ where
         _ => String::new(),
     };
     let article = if engine.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-    Err(Error::Unavailable {
-        backend: describe.to_owned(),
-        message: format!(
+    Err(Error::unavailable(
+        describe.to_owned(),
+        format!(
             "no {engine} answer within {} s: the port accepts connections but does not answer as {article} {engine} \
              server (still starting? another service? a TLS port, or not one?){last}",
             timeout.as_secs_f32()
         ),
-    })
+    ))
 }
 
 /// The engines' shared wording for a server that answered, but not as one of them (another
@@ -675,6 +675,7 @@ const READ_BACK_ATTEMPTS: usize = 5;
 pub(crate) fn check_precondition(
     precondition: &Precondition,
     current: Option<&Version>,
+    config: (&str, &str),
     location: impl FnOnce() -> String,
 ) -> Result<()> {
     let holds = match (precondition, current) {
@@ -686,6 +687,6 @@ pub(crate) fn check_precondition(
     if holds {
         Ok(())
     } else {
-        Err(Error::Conflict { location: location() })
+        Err(Error::conflict(location(), Some(ConfigId::new(config.0, config.1))))
     }
 }

@@ -502,7 +502,7 @@ impl Confo {
             .filter(|(ns, cfg, staged)| {
                 staged.base() != slot.snapshots.get(*ns).and_then(|d| d.get(*cfg)).map(|s| &s.version)
             })
-            .map(|(ns, cfg, _)| format!("{ns}/{cfg}"))
+            .map(|(ns, cfg, _)| crate::error::ConfigId::new(ns, cfg))
             .collect())
     }
 

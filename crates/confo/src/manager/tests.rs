@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::backend::{Applied, Change, MemoryBackend, NamespaceData, WriteReport};
+use crate::error::ConfigId;
 
 async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
     let confo = Confo::new();
@@ -233,7 +234,7 @@ impl Backend for FailingAfter {
     }
     async fn load_namespace(&self, ns: &str) -> Result<NamespaceData> {
         if self.dead.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Unavailable { backend: "failing".into(), message: "connection refused".into() });
+            return Err(Error::unavailable("failing", "connection refused"));
         }
         self.inner.load_namespace(ns).await
     }
@@ -241,7 +242,7 @@ impl Backend for FailingAfter {
         let take = changes.len().min(self.limit);
         let mut report = self.inner.write(ns, &changes[..take]).await;
         if take < changes.len() || self.lose_answer {
-            report.error = Some(Error::Unavailable { backend: "failing".into(), message: "disk gone".into() });
+            report.error = Some(Error::unavailable("failing", "disk gone"));
             if self.lose_answer {
                 report.applied.clear();
             }
@@ -329,7 +330,10 @@ async fn a_lost_answer_is_settled_by_reading_back() {
     confo.set("b", "v", 2).unwrap();
     let err = confo.persist().await.unwrap_err();
     let Error::PersistIncomplete { written, unwritten, unknown, .. } = err else { panic!("{err:?}") };
-    assert_eq!((written, unwritten, unknown.len()), (vec!["ns/a".to_owned()], vec!["ns/b".to_owned()], 0));
+    assert_eq!(
+        (written, unwritten, unknown.len()),
+        (vec![ConfigId::new("ns", "a")], vec![ConfigId::new("ns", "b")], 0)
+    );
 }
 
 /// The store goes away with the answer: nothing can be read back, so the changes sent are in

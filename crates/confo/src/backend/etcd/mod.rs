@@ -49,7 +49,7 @@ use super::{
     Precondition, Stored, Version, WriteReport,
 };
 use crate::codec::{describe_problem, parse_config};
-use crate::error::{Corruption, Error, Missing, Result};
+use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::NameKind;
 
 /// Prefix of the namespace markers.
@@ -173,10 +173,7 @@ impl EtcdBackend {
         let (Some(etcd::TxnOpResponse::Get(marker_resp)), Some(etcd::TxnOpResponse::Get(answer))) =
             (responses.next(), responses.next())
         else {
-            return Err(Error::Unavailable {
-                backend: self.describe(),
-                message: "unexpected transaction response".into(),
-            });
+            return Err(Error::unavailable(self.describe(), "unexpected transaction response"));
         };
         if marker_resp.kvs().is_empty() {
             return Err(self.missing_namespace(namespace));
@@ -220,11 +217,11 @@ impl EtcdBackend {
                 Precondition::Version(v) => current.is_some_and(|rev| v.as_number() == Some(rev)),
             };
             if !holds {
-                return Error::Conflict { location: self.location(&key) };
+                return Error::conflict(self.location(&key), Some(ConfigId::new(namespace, &change.name)));
             }
         }
         // Changed back meanwhile: still a conflict, without a name.
-        Error::Conflict { location: format!("{} namespace {namespace:?}", self.inner.describe) }
+        Error::conflict(format!("{} namespace {namespace:?}", self.inner.describe), None)
     }
 }
 
@@ -262,6 +259,11 @@ async fn transact(client: etcd::Client, txn: etcd::Txn) -> std::result::Result<e
 }
 
 fn map_error(describe: &str, e: etcd::Error) -> Error {
+    classify(describe, &e).caused_by(e)
+}
+
+/// The error a driver's error means, worded about the store.
+fn classify(describe: &str, e: &etcd::Error) -> Error {
     if let etcd::Error::GRpcStatus(status) = &e {
         // gRPC codes: 16 unauthenticated, 7 permission denied, 3 invalid argument (etcd answers
         // a wrong password or a missing user name with it).
@@ -274,10 +276,10 @@ fn map_error(describe: &str, e: etcd::Error) -> Error {
                     || message.contains("user name")
                     || message.contains("password")));
         if auth {
-            return Error::Unauthorized { backend: describe.to_owned(), message: message.to_owned() };
+            return Error::unauthorized(describe.to_owned(), message.to_owned());
         }
     }
-    Error::Unavailable { backend: describe.to_owned(), message: plain_message(&e) }
+    Error::unavailable(describe, plain_message(e))
 }
 
 /// What an etcd client error means, as a sentence about the server: not tonic's chain of

@@ -400,7 +400,11 @@ impl Inner {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return WriteReport::failed(Error::io(Self::loc(&path), e)),
             };
-            if let Err(e) = check_precondition(&change.precondition, current.as_ref(), || Self::loc(&path)) {
+            if let Err(e) =
+                check_precondition(&change.precondition, current.as_ref(), (namespace, &change.name), || {
+                    Self::loc(&path)
+                })
+            {
                 return WriteReport::failed(e);
             }
         }
@@ -439,13 +443,13 @@ impl Inner {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Unavailable {
-                        backend: Self::loc(dir),
-                        message: format!(
+                    return Err(Error::unavailable(
+                        Self::loc(dir),
+                        format!(
                             "another writer has held the folder's lock for more than {:?}",
                             self.options.lock_timeout
                         ),
-                    })
+                    ))
                 }
                 Err(fs::TryLockError::Error(e)) => return Err(Error::io(Self::loc(dir), e)),
             }
@@ -687,11 +691,10 @@ impl Backend for FileBackend {
                 let _ = sender.send(hint);
             }
         })
-        .map_err(|e| Error::Unavailable { backend: self.describe(), message: format!("file notifications: {e}") })?;
-        watcher.watch(&self.inner.root, notify::RecursiveMode::Recursive).map_err(|e| Error::Unavailable {
-            backend: self.describe(),
-            message: format!("file notifications: {e}"),
-        })?;
+        .map_err(|e| Error::unavailable(self.describe(), format!("file notifications: {e}")).caused_by(e))?;
+        watcher
+            .watch(&self.inner.root, notify::RecursiveMode::Recursive)
+            .map_err(|e| Error::unavailable(self.describe(), format!("file notifications: {e}")).caused_by(e))?;
         // The watcher lives until the receiver is dropped.
         tokio::spawn(async move {
             tx.closed().await;

@@ -67,7 +67,7 @@ use super::{
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
-use crate::error::{Corruption, Error, Missing, Result};
+use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
 
 /// The root key.
@@ -199,10 +199,10 @@ impl RedisBackend {
                     Err(self.script_error(namespace, e))
                 } else {
                     self.inner.link.forget();
-                    Err(Error::Unavailable {
-                        backend: self.inner.describe.clone(),
-                        message: "reached a server that is no longer the master (failover in progress)".into(),
-                    })
+                    Err(Error::unavailable(
+                        self.inner.describe.clone(),
+                        "reached a server that is no longer the master (failover in progress)",
+                    ))
                 }
             }
             other => other.map_err(|e| self.script_error(namespace, e)),
@@ -222,7 +222,10 @@ impl RedisBackend {
     fn script_error(&self, namespace: &str, e: RedisError) -> Error {
         let detail = e.detail().unwrap_or_default().to_owned();
         match e.code() {
-            Some("CONFLICT") => Error::Conflict { location: self.key_location(&format!("{namespace}-{detail}")) },
+            Some("CONFLICT") => {
+                let location = self.key_location(&format!("{namespace}-{detail}"));
+                Error::conflict(location, Some(ConfigId::new(namespace, detail)))
+            }
             Some("NOTFOUND") => Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone()),
             Some("CORRUPT") => Error::Corrupt {
                 corruptions: vec![Corruption {
@@ -261,10 +264,10 @@ impl RedisBackend {
         wait.arg(self.inner.wait_replicas).arg(2000);
         let acked: u32 = self.query(&wait).await?;
         if acked < self.inner.wait_replicas {
-            return Err(Error::Unavailable {
-                backend: self.inner.describe.clone(),
-                message: format!("the write reached {acked} replica(s), {} required", self.inner.wait_replicas),
-            });
+            return Err(Error::unavailable(
+                self.inner.describe.clone(),
+                format!("the write reached {acked} replica(s), {} required", self.inner.wait_replicas),
+            ));
         }
         Ok(())
     }
@@ -293,12 +296,17 @@ fn plain_message(e: &RedisError) -> String {
 }
 
 fn map_error(describe: &str, e: RedisError) -> Error {
+    classify(describe, &e).caused_by(e)
+}
+
+/// The error a driver's error means, worded about the store.
+fn classify(describe: &str, e: &RedisError) -> Error {
     let auth = matches!(e.kind(), ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
         || e.to_string().contains("WRONGPASS")
         || e.to_string().contains("NOAUTH");
     if auth {
-        return Error::Unauthorized { backend: describe.to_owned(), message: e.to_string() };
+        return Error::unauthorized(describe.to_owned(), e.to_string());
     }
     if e.to_string().contains("DB index is out of range") {
         return Error::spec(
@@ -308,7 +316,7 @@ fn map_error(describe: &str, e: RedisError) -> Error {
             ),
         );
     }
-    Error::Unavailable { backend: describe.to_owned(), message: plain_message(&e) }
+    Error::unavailable(describe, plain_message(e))
 }
 
 /// Namespaces with at least this many configurations are parsed on several threads.

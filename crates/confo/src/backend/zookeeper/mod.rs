@@ -59,7 +59,7 @@ use super::{
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
-use crate::error::{Corruption, Error, Missing, Result};
+use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::{NameKind, NameRule};
 use trust::Trust;
 
@@ -322,7 +322,8 @@ impl ZkBackend {
         for change in changes {
             let path = format!("{ns_path}/{}", change.name);
             let exists = existing.contains(&change.name);
-            let conflict = || Some((Error::Conflict { location: self.location(&path) }, false));
+            let conflict =
+                || Some((Error::conflict(self.location(&path), Some(ConfigId::new(namespace, &change.name))), false));
             let op = match (&change.kind, &change.precondition) {
                 (_, Precondition::Absent) if exists => return (Vec::new(), conflict()),
                 (_, Precondition::Version(_)) if !exists => return (Vec::new(), conflict()),
@@ -382,9 +383,8 @@ impl ZkBackend {
                 match result {
                     Ok(()) => {}
                     Err(zk::Error::BadVersion | zk::Error::NoNode) => {
-                        let error = Error::Conflict {
-                            location: format!("{} (a configuration in namespace {namespace:?})", self.inner.describe),
-                        };
+                        let location = format!("{} (a configuration in namespace {namespace:?})", self.inner.describe);
+                        let error = Error::conflict(location, None);
                         return (Vec::new(), Some((error, false)));
                     }
                     Err(e) => return (Vec::new(), Some((self.map_error(e), false))),
@@ -472,7 +472,7 @@ impl ZkBackend {
                             if source == zk::Error::NoNode && !matches!(change.precondition, Precondition::Version(_)) {
                                 self.missing_namespace(namespace)
                             } else {
-                                Error::Conflict { location: self.location(path) }
+                                Error::conflict(self.location(path), Some(ConfigId::new(namespace, &change.name)))
                             }
                         }
                         other => self.map_error(other),
@@ -514,7 +514,7 @@ impl ZkBackend {
         if self.namespace_acl(namespace).await?.is_some_and(|v| v != 0) {
             self.check_nodes(vec![path.clone()]).await?;
         }
-        let conflict = || Error::Conflict { location: self.location(&path) };
+        let conflict = || Error::conflict(self.location(&path), Some(ConfigId::new(namespace, &change.name)));
         let data = match &change.kind {
             ChangeKind::Put(value) => Some(self.encode(&path, value)?),
             ChangeKind::Delete => None,
@@ -619,19 +619,21 @@ async fn new_client(options: &ZkOptions) -> std::result::Result<zk::Client, zk::
 }
 
 fn map_error(describe: &str, e: zk::Error) -> Error {
+    classify(describe, &e).caused_by(e)
+}
+
+/// The error a driver's error means, worded about the store.
+fn classify(describe: &str, e: &zk::Error) -> Error {
     match e {
         zk::Error::NoAuth | zk::Error::AuthFailed => {
-            Error::Unauthorized { backend: describe.to_owned(), message: format!("{e} (check the user and password)") }
+            Error::unauthorized(describe.to_owned(), format!("{e} (check the user and password)"))
         }
-        zk::Error::NoHosts => Error::Unavailable {
-            backend: describe.to_owned(),
-            message: "no server could be reached or would start a session".into(),
-        },
-        zk::Error::ConnectionLoss => {
-            Error::Unavailable { backend: describe.to_owned(), message: "the connection to the server was lost".into() }
+        zk::Error::NoHosts => {
+            Error::unavailable(describe.to_owned(), "no server could be reached or would start a session")
         }
-        zk::Error::Timeout => Error::Unavailable { backend: describe.to_owned(), message: "no answer in time".into() },
-        other => Error::Unavailable { backend: describe.to_owned(), message: other.to_string() },
+        zk::Error::ConnectionLoss => Error::unavailable(describe.to_owned(), "the connection to the server was lost"),
+        zk::Error::Timeout => Error::unavailable(describe.to_owned(), "no answer in time"),
+        other => Error::unavailable(describe.to_owned(), other.to_string()),
     }
 }
 
@@ -733,10 +735,10 @@ impl Backend for ZkBackend {
                 Err(e) => return Err(self.map_error(e)),
             }
         }
-        Err(Error::Unavailable {
-            backend: self.inner.describe.clone(),
-            message: format!("namespace {namespace:?} kept changing while it was being deleted"),
-        })
+        Err(Error::unavailable(
+            self.inner.describe.clone(),
+            format!("namespace {namespace:?} kept changing while it was being deleted"),
+        ))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
