@@ -75,7 +75,9 @@
 //! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences, version tokens,
 //!   preconditions; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
-//!   `manager::watch`: events, watchers and the hint loop behind auto-refresh.
+//!   auto-refresh in `manager::refresh`.
+//! - [`watch`]: [`Watcher`], a stream of [`Event`]s built from any backend; the hint loop
+//!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
 //!   preconditions.
 //! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one
@@ -105,6 +107,7 @@ pub mod options;
 pub mod spec;
 pub mod store;
 pub mod transfer;
+pub mod watch;
 
 #[cfg(feature = "conformance")]
 #[doc(hidden)]

@@ -210,6 +210,6 @@ impl Store {
 
     /// Live events of a namespace (optionally one configuration).
     pub async fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<Watcher> {
-        Watcher::start(self.backend.clone(), namespace, config, options).await
+        Watcher::new(self.backend.clone(), namespace, config, options).await
     }
 }

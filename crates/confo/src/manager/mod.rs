@@ -788,9 +788,8 @@ fn locate(error: Error, namespace: &str) -> Error {
 }
 
 mod refresh;
-mod watch;
 
-pub use watch::{Event, EventKind, WatchOptions, Watcher};
+pub use crate::watch::{Event, EventKind, WatchOptions, Watcher};
 
 #[cfg(test)]
 mod tests;

@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use super::watch::HintSource;
 use super::{AbortOnDrop, Snapshot, State, WatchOptions};
 use crate::error::{Error, Missing, Result};
 use crate::store::Store;
+use crate::watch::HintSource;
 
 /// Starts the task that re-reads the cached namespaces of backend `backend_name` each time the
 /// store says they changed. It stops when the returned guard is dropped or the session is gone.

@@ -1,10 +1,17 @@
-//! Live updates: typed [`Event`]s for a namespace, delivered by a [`Watcher`].
+//! Live updates: typed [`Event`]s for a namespace, delivered by a [`Watcher`] built from any
+//! backend ([`Watcher::new`], [`crate::Store::watch`], [`crate::Confo::watch`]). A watcher is a
+//! [`futures_core::Stream`] of `Result<Event>`.
 //!
 //! Every backend's notifications are only hints ("namespace X may have changed"); a watcher
 //! answers each by re-reading the namespace in one bulk call and comparing versions with what
 //! it knew, so it never reports a change that did not happen and never misses one: after a
 //! reconnect, a new session or an overflow the backend says "re-read everything", and a
 //! periodic re-read ([`WatchOptions::resync_every`]) covers writers that do not notify at all.
+//!
+//! A failure it cannot recover from ends the stream with that error as its last item: the
+//! store refusing access ([`Error::Unauthorized`], [`Error::Insecure`]), or re-reads failing
+//! for longer than [`WatchOptions::give_up_after`]. Shorter outages are retried quietly, and
+//! the first re-read after one reports everything that changed meanwhile.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,7 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::backend::{Backend, Configuration, Hint, Hints, NamespaceData};
-use crate::error::{Error, Missing, Result};
+use crate::error::{Error, ErrorKind, Missing, Result};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +97,18 @@ pub struct WatchOptions {
     pub resync_every: Duration,
     /// For backends that cannot notify: how often to re-read. Default 1 s.
     pub poll_every: Duration,
+    /// A watcher whose re-reads keep failing for this long reports the last failure and ends;
+    /// `None` retries for ever. Default 60 s. (Auto-refresh always retries.)
+    pub give_up_after: Option<Duration>,
 }
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions { resync_every: Duration::from_secs(30), poll_every: Duration::from_secs(1) }
+        WatchOptions {
+            resync_every: Duration::from_secs(30),
+            poll_every: Duration::from_secs(1),
+            give_up_after: Some(Duration::from_secs(60)),
+        }
     }
 }
 
@@ -108,6 +122,12 @@ impl WatchOptions {
     /// Sets [`WatchOptions::poll_every`].
     pub fn poll_every(mut self, every: Duration) -> Self {
         self.poll_every = every;
+        self
+    }
+
+    /// Sets [`WatchOptions::give_up_after`].
+    pub fn give_up_after(mut self, after: Option<Duration>) -> Self {
+        self.give_up_after = after;
         self
     }
 }
@@ -210,10 +230,11 @@ pub(crate) fn diff(namespace: &str, old: &NamespaceData, new: &NamespaceData, on
 }
 
 /// Live events of one namespace (optionally one configuration). Dropping it stops watching.
+/// It is a [`futures_core::Stream`]; [`Watcher::next`] is the same without a stream library.
 ///
 /// ```no_run
-/// # async fn demo(confo: confo::Confo) -> confo::Result<()> {
-/// let mut watcher = confo.watch("sales", None).await?;
+/// # async fn demo(store: confo::Store) -> confo::Result<()> {
+/// let mut watcher = store.watch("sales", None, Default::default()).await?;
 /// while let Some(event) = watcher.next().await {
 ///     println!("{}", event?.to_json());
 /// }
@@ -232,8 +253,9 @@ impl Drop for Watcher {
 }
 
 impl Watcher {
-    /// Starts watching: subscribes, reads the namespace once, then reports every change.
-    pub(crate) async fn start(
+    /// Starts watching a backend: subscribes, reads the namespace once, then reports every
+    /// change.
+    pub async fn new(
         backend: Arc<dyn Backend>,
         namespace: &str,
         configuration: Option<&str>,
@@ -252,6 +274,7 @@ impl Watcher {
         }
         let task = tokio::spawn(async move {
             let mut retry = false;
+            let mut failing_since: Option<std::time::Instant> = None;
             loop {
                 if !retry && !source.next().await.concerns(&namespace) {
                     continue;
@@ -306,13 +329,21 @@ impl Watcher {
                         None => Vec::new(),
                     },
                     Err(e) => {
+                        let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                        let refused = matches!(e.kind(), ErrorKind::Unauthorized | ErrorKind::Insecure);
+                        if refused || options.give_up_after.is_some_and(|after| since.elapsed() >= after) {
+                            // Cannot recover: say why, and end.
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
                         // Unreachable for now: keep watching, and read again shortly.
                         tracing::debug!(namespace = %namespace, error = %e, "watch re-read failed");
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         retry = true;
-                        Vec::new()
+                        continue;
                     }
                 };
+                failing_since = None;
                 for event in events {
                     if tx.send(Ok(event)).await.is_err() {
                         return;
@@ -336,5 +367,130 @@ impl Watcher {
     /// The next event if one arrives within `timeout`.
     pub async fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Event>> {
         tokio::time::timeout(timeout, self.events.recv()).await.ok().flatten()
+    }
+}
+
+impl futures_core::Stream for Watcher {
+    type Item = Result<Event>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::backend::{BackendExt, Capabilities, Change, Stored, WriteReport};
+    use crate::name::NameKind;
+    use crate::MemoryBackend;
+
+    /// A memory store whose reads fail on demand: 0 reads, 1 is unavailable, 2 refuses access.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        inner: MemoryBackend,
+        mode: AtomicU8,
+    }
+
+    #[async_trait]
+    impl Backend for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+        fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+            self.inner.check_name(kind, name)
+        }
+        async fn list_namespaces(&self) -> Result<Vec<String>> {
+            self.inner.list_namespaces().await
+        }
+        async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+            self.inner.create_namespace(namespace).await
+        }
+        async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+            self.inner.delete_namespace(namespace).await
+        }
+        async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+            match self.mode.load(Ordering::SeqCst) {
+                0 => self.inner.load_namespace(namespace).await,
+                1 => Err(Error::unavailable("flaky", "connection refused")),
+                _ => Err(Error::unauthorized("flaky", "access denied")),
+            }
+        }
+        async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+            self.inner.load_configuration(namespace, name).await
+        }
+        async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+            self.inner.write(namespace, changes).await
+        }
+        async fn subscribe(&self) -> Result<Option<Hints>> {
+            self.inner.subscribe().await
+        }
+    }
+
+    fn config() -> Configuration {
+        let mut map = Configuration::new();
+        map.insert("v".into(), 1.into());
+        map
+    }
+
+    async fn next(watcher: &mut Watcher) -> Option<Result<Event>> {
+        use futures_core::Stream;
+        let wait = std::future::poll_fn(|cx| std::pin::Pin::new(&mut *watcher).poll_next(cx));
+        tokio::time::timeout(Duration::from_secs(10), wait).await.expect("an item within 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_watcher_from_a_backend_is_a_stream_and_outlives_a_short_outage() {
+        let flaky = Arc::new(Flaky::default());
+        flaky.create_namespace("ns").await.unwrap();
+        let options = WatchOptions::default().give_up_after(Some(Duration::from_secs(30)));
+        let mut watcher = Watcher::new(flaky.clone(), "ns", None, options).await.unwrap();
+        flaky.put_configuration("ns", "a", config()).await.unwrap();
+        let event = next(&mut watcher).await.unwrap().unwrap();
+        assert_eq!((event.kind, event.configuration.as_deref()), (EventKind::Created, Some("a")));
+        // Down for a moment: the change made meanwhile is reported once reads work again.
+        flaky.mode.store(1, Ordering::SeqCst);
+        flaky.put_configuration("ns", "b", config()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        flaky.mode.store(0, Ordering::SeqCst);
+        let event = next(&mut watcher).await.unwrap().unwrap();
+        assert_eq!((event.kind, event.configuration.as_deref()), (EventKind::Created, Some("b")));
+    }
+
+    #[tokio::test]
+    async fn reads_failing_for_too_long_end_the_stream_with_the_error() {
+        let flaky = Arc::new(Flaky::default());
+        flaky.create_namespace("ns").await.unwrap();
+        let options = WatchOptions::default().give_up_after(Some(Duration::from_millis(500)));
+        let mut watcher = Watcher::new(flaky.clone(), "ns", None, options).await.unwrap();
+        flaky.mode.store(1, Ordering::SeqCst);
+        flaky.put_configuration("ns", "a", config()).await.unwrap();
+        let err = next(&mut watcher).await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(next(&mut watcher).await.is_none(), "the stream ended");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_ends_the_stream_at_once() {
+        let flaky = Arc::new(Flaky::default());
+        flaky.create_namespace("ns").await.unwrap();
+        // Never gives up on outages, but a refusal is not an outage.
+        let options = WatchOptions::default().give_up_after(None);
+        let mut watcher = Watcher::new(flaky.clone(), "ns", None, options).await.unwrap();
+        flaky.mode.store(2, Ordering::SeqCst);
+        flaky.put_configuration("ns", "a", config()).await.unwrap();
+        let err = next(&mut watcher).await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+        assert!(next(&mut watcher).await.is_none());
     }
 }
