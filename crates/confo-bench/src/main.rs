@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use confo::backend::etcd::{EtcdBackend, EtcdOptions};
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::backend::zookeeper::{ZkBackend, ZkOptions};
-use confo::{Backend, Change, Configuration, FileBackend};
+use confo::{Backend, BackendExt, Change, Configuration, FileBackend};
 use confo_testkit::sample_configuration as config;
 use serde_json::{json, Value};
 use zookeeper_client as zk;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::backend::zookeeper::{ZkBackend, ZkOptions};
-use confo::{Backend, Change};
+use confo::{Backend, BackendExt, Change};
 use confo_testkit::sample_configuration as config;
 
 /// Median of `runs` timings of `f`.

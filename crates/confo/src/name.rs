@@ -47,6 +47,78 @@ impl fmt::Display for NameKind {
     }
 }
 
+macro_rules! checked_name {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(std::sync::Arc<str>);
+
+        impl $name {
+            /// The name checked by the caller (a backend's `BackendExt` methods make these).
+            pub(crate) fn checked(name: &str) -> Self {
+                $name(name.into())
+            }
+
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                &*self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                &*self.0 == *other
+            }
+        }
+    };
+}
+
+checked_name! {
+    /// A namespace name that passed the shared rules and a backend's own: made once, at the
+    /// edge ([`BackendExt::namespace`](crate::BackendExt::namespace), or the string-taking
+    /// methods of `BackendExt`, `Store` and `Confo`), and passed to the engine through the
+    /// [`Backend`](crate::Backend) trait, so no engine checks names by hand.
+    NamespaceName
+}
+
+checked_name! {
+    /// A configuration name that passed the shared rules and a backend's own (see
+    /// [`NamespaceName`]).
+    ConfigName
+}
+
 /// A rule a name broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

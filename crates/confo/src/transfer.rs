@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::backend::{Backend, Change, Configuration, Precondition};
+use crate::backend::{Backend, BackendExt, Change, Configuration, Precondition};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::NameKind;
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, Configuration, Hint, Hints, NamespaceData};
+use crate::backend::{Backend, BackendExt, Configuration, Hint, Hints, NamespaceData};
 use crate::error::{Error, ErrorKind, Missing, Result};
 
 /// What happened.
@@ -388,8 +388,9 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::backend::{BackendExt, Capabilities, Change, Stored, WriteReport};
+    use crate::backend::{BackendExt, Capabilities, ChangeSet, Stored, WriteReport};
     use crate::name::NameKind;
+    use crate::name::{ConfigName, NamespaceName};
     use crate::MemoryBackend;
 
     /// A memory store whose reads fail on demand: 0 reads, 1 is unavailable, 2 refuses access.
@@ -413,23 +414,23 @@ mod tests {
         async fn list_namespaces(&self) -> Result<Vec<String>> {
             self.inner.list_namespaces().await
         }
-        async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-            self.inner.create_namespace(namespace).await
+        async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+            self.inner.create(namespace).await
         }
-        async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-            self.inner.delete_namespace(namespace).await
+        async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+            self.inner.delete(namespace).await
         }
-        async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
             match self.mode.load(Ordering::SeqCst) {
                 0 => self.inner.load_namespace(namespace).await,
                 1 => Err(Error::unavailable("flaky", "connection refused")),
                 _ => Err(Error::unauthorized("flaky", "access denied")),
             }
         }
-        async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-            self.inner.load_configuration(namespace, name).await
+        async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+            self.inner.load_one(namespace, name).await
         }
-        async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
             self.inner.write(namespace, changes).await
         }
         async fn subscribe(&self) -> Result<Option<Hints>> {

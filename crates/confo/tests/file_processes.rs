@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use confo::{Backend, BackendExt, Change, FileBackend};
+use confo::{BackendExt, Change, FileBackend};
 use serde_json::json;
 
 const CONFIGS: usize = 3;

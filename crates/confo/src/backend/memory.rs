@@ -14,11 +14,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    check_precondition, validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, Hint, Hints,
-    NamespaceData, Stored, Version, WriteReport,
+    check_precondition, Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Hint, Hints, NamespaceData,
+    Stored, Version, WriteReport,
 };
 use crate::error::{Error, Missing, Result};
-use crate::name::NameKind;
+use crate::name::{ConfigName, NamespaceName};
 
 /// A backend that keeps everything in memory. Cheap to create; useful in tests and as the
 /// reference every other backend is compared with.
@@ -78,8 +78,8 @@ impl Backend for MemoryBackend {
         Ok(self.state().namespaces.keys().cloned().collect())
     }
 
-    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_new_name(NameKind::Namespace, namespace)?;
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+        let namespace = namespace.as_str();
         let mut state = self.state();
         if state.namespaces.contains_key(namespace) {
             return Ok(false);
@@ -89,8 +89,8 @@ impl Backend for MemoryBackend {
         Ok(true)
     }
 
-    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+        let namespace = namespace.as_str();
         let mut state = self.state();
         match state.namespaces.remove(namespace) {
             Some(_) => {
@@ -101,23 +101,21 @@ impl Backend for MemoryBackend {
         }
     }
 
-    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let namespace = namespace.as_str();
         self.state().namespaces.get(namespace).cloned().ok_or_else(|| self.missing_namespace(namespace))
     }
 
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        self.validate_name(NameKind::Namespace, namespace)?;
-        self.validate_name(NameKind::Configuration, name)?;
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let (namespace, name) = (namespace.as_str(), name.as_str());
         let state = self.state();
         let configs = state.namespaces.get(namespace).ok_or_else(|| self.missing_namespace(namespace))?;
         Ok(configs.get(name).cloned())
     }
 
-    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        if let Err(e) = validate_batch(self, namespace, changes) {
-            return WriteReport::failed(e);
-        }
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
+        let namespace = namespace.as_str();
+        let changes: &[Change] = changes;
         let mut guard = self.state();
         let state = &mut *guard;
         let Some(configs) = state.namespaces.get_mut(namespace) else {

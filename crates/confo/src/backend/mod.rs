@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::codec::json_size;
 use crate::error::{ConfigId, Error, Result};
-use crate::name::NameKind;
+use crate::name::{ConfigName, NameKind, NamespaceName};
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -353,10 +353,12 @@ pub struct Capabilities {
     pub history: bool,
 }
 
-/// A store of namespaces of configurations.
+/// A store of namespaces of configurations: what an engine implements.
 ///
-/// Implementations validate every name they are given with [`crate::name::validate`] and
-/// [`Backend::check_name`] before writing anything, and map their own failures into
+/// Every name an engine receives has passed the shared rules and its own
+/// ([`Backend::check_name`]): the typed names ([`NamespaceName`], [`ConfigName`], and a
+/// [`ChangeSet`] for a batch) are made by [`BackendExt`], whose string-taking methods
+/// (`load_namespace`, `write`, …) are what callers use. Engines map their own failures into
 /// [`Error`] variants a caller can act on.
 #[async_trait]
 pub trait Backend: fmt::Debug + Send + Sync + 'static {
@@ -378,33 +380,36 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// The names of all namespaces, sorted.
     async fn list_namespaces(&self) -> Result<Vec<String>>;
 
-    /// Creates a namespace. Returns `false` if it already existed (and leaves it untouched).
-    async fn create_namespace(&self, namespace: &str) -> Result<bool>;
+    /// Creates a namespace (a new name: [`crate::name::validate_new`]). Returns `false` if it
+    /// already existed (and leaves it untouched). Called as [`BackendExt::create_namespace`].
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool>;
 
     /// Deletes a namespace and every configuration in it. [`Error::NotFound`] if it does not
-    /// exist.
-    async fn delete_namespace(&self, namespace: &str) -> Result<()>;
+    /// exist. Called as [`BackendExt::delete_namespace`].
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()>;
 
     /// Reads every configuration of a namespace in one bulk call.
-    /// [`Error::NotFound`] if the namespace does not exist.
-    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData>;
+    /// [`Error::NotFound`] if the namespace does not exist. Called as
+    /// [`BackendExt::load_namespace`].
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData>;
 
     /// Reads one configuration, and only it: `None` if it does not exist, [`Error::Corrupt`] if
     /// it cannot be read, [`Error::NotFound`] if the namespace does not exist. Its cost must not
     /// depend on the namespace's size: the default reads the whole namespace, and every engine
     /// of this crate reads just the one (a file, one script, one `getData`, one transaction).
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        let mut data = self.load_namespace(namespace).await?;
-        if let Some(entry) = data.corrupt.remove(name) {
+    /// Called as [`BackendExt::load_configuration`].
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let mut data = self.load(namespace).await?;
+        if let Some(entry) = data.corrupt.remove(name.as_str()) {
             return Err(Error::Corrupt { corruptions: vec![entry.corruption] });
         }
-        Ok(data.remove(name))
+        Ok(data.remove(name.as_str()))
     }
 
     /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked
     /// before anything is written: a broken one fails the batch with [`Error::Conflict`] and
-    /// writes nothing.
-    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport;
+    /// writes nothing. Called as [`BackendExt::write`].
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport;
 
     /// Starts sending [`Hint`]s about changes made by anyone, if the store can notify.
     /// `Ok(None)` (the default) means it cannot, and watchers poll instead. A backend sends
@@ -416,9 +421,53 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// Conveniences built on the [`Backend`] core, for every backend.
+/// What callers use, for every backend: the string-taking operations (each checks its names
+/// once and calls the engine with typed ones) and conveniences built on them.
 #[async_trait]
 pub trait BackendExt: Backend {
+    /// An existing namespace's name, checked.
+    fn namespace(&self, name: &str) -> Result<NamespaceName> {
+        self.validate_name(NameKind::Namespace, name)?;
+        Ok(NamespaceName::checked(name))
+    }
+
+    /// A configuration's name, checked.
+    fn config_name(&self, name: &str) -> Result<ConfigName> {
+        self.validate_name(NameKind::Configuration, name)?;
+        Ok(ConfigName::checked(name))
+    }
+
+    /// Creates a namespace; `false` if it existed.
+    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
+        self.validate_new_name(NameKind::Namespace, namespace)?;
+        self.create(&NamespaceName::checked(namespace)).await
+    }
+
+    /// Deletes a namespace and everything in it.
+    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
+        self.delete(&self.namespace(namespace)?).await
+    }
+
+    /// Reads a whole namespace in one bulk call.
+    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        self.load(&self.namespace(namespace)?).await
+    }
+
+    /// Reads one configuration, and only it.
+    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        let (namespace, name) = (self.namespace(namespace)?, self.config_name(name)?);
+        self.load_one(&namespace, &name).await
+    }
+
+    /// Applies a batch of changes to one namespace (see [`Backend::apply`]); a batch with a bad
+    /// name, or naming one configuration twice, is refused whole.
+    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        match validate_batch(self, namespace, changes) {
+            Ok(set) => self.apply(&NamespaceName::checked(namespace), &set).await,
+            Err(e) => WriteReport::failed(e),
+        }
+    }
+
     /// Checks a name against the shared rules and this backend's own.
     fn validate_name(&self, kind: NameKind, name: &str) -> Result<()> {
         crate::name::validate(kind, name)?;
@@ -534,9 +583,36 @@ pub trait BackendExt: Backend {
 
 impl<B: Backend + ?Sized> BackendExt for B {}
 
+/// A batch whose names passed the rules, whose values can be read back, and which changes no
+/// configuration twice: what an engine's [`Backend::apply`] receives. Made by
+/// [`BackendExt::write`].
+#[derive(Debug)]
+pub struct ChangeSet<'a>(&'a [Change]);
+
+impl std::ops::Deref for ChangeSet<'_> {
+    type Target = [Change];
+
+    fn deref(&self) -> &[Change] {
+        self.0
+    }
+}
+
+impl<'a> IntoIterator for &ChangeSet<'a> {
+    type Item = &'a Change;
+    type IntoIter = std::slice::Iter<'a, Change>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// Validates the namespace and every change's name of a batch, and rejects a batch that names
-/// one configuration twice. Backends call this first in [`Backend::write`].
-pub(crate) fn validate_batch<B: Backend + ?Sized>(backend: &B, namespace: &str, changes: &[Change]) -> Result<()> {
+/// one configuration twice.
+pub(crate) fn validate_batch<'a, B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    changes: &'a [Change],
+) -> Result<ChangeSet<'a>> {
     backend.validate_name(NameKind::Namespace, namespace)?;
     let mut seen = std::collections::HashSet::with_capacity(changes.len());
     for change in changes {
@@ -563,7 +639,7 @@ pub(crate) fn validate_batch<B: Backend + ?Sized>(backend: &B, namespace: &str, 
             });
         }
     }
-    Ok(())
+    Ok(ChangeSet(changes))
 }
 
 /// Reads a `tls_ca` file: a missing one is [`Error::NotFound`] (CLI exit 3), not a connection

@@ -225,8 +225,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::backend::{BackendExt, Change, Hints, NamespaceData, Stored, WriteReport};
+    use crate::backend::{BackendExt, ChangeSet, Hints, NamespaceData, Stored, WriteReport};
     use crate::name::NameKind;
+    use crate::name::{ConfigName, NamespaceName};
 
     /// A wrapping engine, as a cache or history layer would be: `count+<inner spec>` opens the
     /// inner backend and counts the namespace loads that go through it.
@@ -289,20 +290,20 @@ mod tests {
         async fn list_namespaces(&self) -> Result<Vec<String>> {
             self.0.list_namespaces().await
         }
-        async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-            self.0.create_namespace(namespace).await
+        async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+            self.0.create(namespace).await
         }
-        async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-            self.0.delete_namespace(namespace).await
+        async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+            self.0.delete(namespace).await
         }
-        async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+        async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
             LOADS.fetch_add(1, Ordering::SeqCst);
             self.0.load_namespace(namespace).await
         }
-        async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-            self.0.load_configuration(namespace, name).await
+        async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+            self.0.load_one(namespace, name).await
         }
-        async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
             self.0.write(namespace, changes).await
         }
         async fn subscribe(&self) -> Result<Option<Hints>> {

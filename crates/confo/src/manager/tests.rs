@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::backend::{Applied, Change, MemoryBackend, NamespaceData, WriteReport};
+use crate::backend::{Applied, ChangeSet, MemoryBackend, NamespaceData, WriteReport};
 use crate::error::ConfigId;
+use crate::name::NamespaceName;
 
 async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
     let confo = Confo::new();
@@ -226,19 +227,19 @@ impl Backend for FailingAfter {
     async fn list_namespaces(&self) -> Result<Vec<String>> {
         self.inner.list_namespaces().await
     }
-    async fn create_namespace(&self, ns: &str) -> Result<bool> {
-        self.inner.create_namespace(ns).await
+    async fn create(&self, ns: &NamespaceName) -> Result<bool> {
+        self.inner.create(ns).await
     }
-    async fn delete_namespace(&self, ns: &str) -> Result<()> {
-        self.inner.delete_namespace(ns).await
+    async fn delete(&self, ns: &NamespaceName) -> Result<()> {
+        self.inner.delete(ns).await
     }
-    async fn load_namespace(&self, ns: &str) -> Result<NamespaceData> {
+    async fn load(&self, ns: &NamespaceName) -> Result<NamespaceData> {
         if self.dead.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::unavailable("failing", "connection refused"));
         }
         self.inner.load_namespace(ns).await
     }
-    async fn write(&self, ns: &str, changes: &[Change]) -> WriteReport {
+    async fn apply(&self, ns: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let take = changes.len().min(self.limit);
         let mut report = self.inner.write(ns, &changes[..take]).await;
         if take < changes.len() || self.lose_answer {

@@ -45,12 +45,12 @@ pub(crate) use engine::EtcdEngine;
 pub use options::EtcdOptions;
 
 use super::{
-    validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, Hint, Hints, NamespaceData,
-    Precondition, Stored, Version, WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Hint, Hints, NamespaceData, Precondition, Stored,
+    Version, WriteReport,
 };
 use crate::codec::{describe_problem, parse_config};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::NameKind;
+use crate::name::{ConfigName, NamespaceName};
 
 /// Prefix of the namespace markers.
 pub const NAMESPACES_PREFIX: &str = "/confo-namespaces/";
@@ -354,8 +354,8 @@ impl Backend for EtcdBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_new_name(NameKind::Namespace, namespace)?;
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+        let namespace = namespace.as_str();
         let key = marker(namespace);
         let txn = etcd::Txn::new()
             .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Equal, 0)])
@@ -365,8 +365,8 @@ impl Backend for EtcdBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+        let namespace = namespace.as_str();
         let key = marker(namespace);
         let txn = etcd::Txn::new()
             .when([etcd::Compare::create_revision(key.clone(), etcd::CompareOp::Greater, 0)])
@@ -383,9 +383,8 @@ impl Backend for EtcdBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        self.validate_name(NameKind::Namespace, namespace)?;
-        self.validate_name(NameKind::Configuration, name)?;
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let (namespace, name) = (namespace.as_str(), name.as_str());
         let key = format!("{}{name}", config_prefix(namespace));
         let (found, _) = self.with_marker(namespace, etcd::TxnOp::get(key.clone(), None)).await?;
         let Some(kv) = found.kvs().first() else { return Ok(None) };
@@ -399,8 +398,8 @@ impl Backend for EtcdBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let namespace = namespace.as_str();
         let prefix = config_prefix(namespace);
         let end = prefix_end(&prefix);
         let first_page =
@@ -440,10 +439,9 @@ impl Backend for EtcdBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
-    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        if let Err(e) = validate_batch(self, namespace, changes) {
-            return WriteReport::failed(e);
-        }
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
+        let namespace = namespace.as_str();
+        let changes: &[Change] = changes;
         let prefix = config_prefix(namespace);
         let mut encoded = Vec::with_capacity(changes.len());
         for change in changes {

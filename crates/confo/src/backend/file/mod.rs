@@ -53,8 +53,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    check_precondition, validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, Configuration,
-    NamespaceData, Precondition, Stored, Version, WriteReport,
+    check_precondition, Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, NamespaceData,
+    Precondition, Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
 mod spec;
@@ -64,7 +64,7 @@ pub use spec::FileSpec;
 
 use crate::codec::parse_config;
 use crate::error::{Corruption, Error, Missing, Result};
-use crate::name::{self, NameKind};
+use crate::name::{self, ConfigName, NameKind, NamespaceName};
 
 const EXT: &str = ".json";
 const TMP_PREFIX: &str = ".confo-tmp-";
@@ -635,39 +635,37 @@ impl Backend for FileBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_new_name(NameKind::Namespace, namespace)?;
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+        let namespace = namespace.as_str();
         let namespace = namespace.to_owned();
         self.run(move |inner| inner.create_namespace(&namespace)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+        let namespace = namespace.as_str();
         let namespace = namespace.to_owned();
         self.run(move |inner| inner.delete_namespace(&namespace)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let namespace = namespace.as_str();
         let namespace = namespace.to_owned();
         self.run(move |inner| inner.load_namespace(&namespace)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        self.validate_name(NameKind::Namespace, namespace)?;
-        self.validate_name(NameKind::Configuration, name)?;
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let (namespace, name) = (namespace.as_str(), name.as_str());
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
         self.run(move |inner| inner.load_configuration(&namespace, &name)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.describe(), changes = changes.len()))]
-    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        if let Err(e) = validate_batch(self, namespace, changes) {
-            return WriteReport::failed(e);
-        }
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
+        let namespace = namespace.as_str();
+        let changes: &[Change] = changes;
         let namespace = namespace.to_owned();
         let changes = changes.to_vec();
         self.run(move |inner| inner.write(&namespace, &changes)).await

@@ -62,13 +62,13 @@ pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
 use super::{
-    validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, NamespaceData, Precondition,
-    Stored, Version, WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
+    WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::{NameKind, NameRule};
+use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
 
 /// The root key.
 pub const ROOT_KEY: &str = "confo";
@@ -408,24 +408,23 @@ impl Backend for RedisBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_new_name(NameKind::Namespace, namespace)?;
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+        let namespace = namespace.as_str();
         let created: i64 = self.script(&SCRIPTS.create_namespace, namespace, &[]).await?;
         self.wait_for_replicas().await?;
         Ok(created == 1)
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+        let namespace = namespace.as_str();
         let _: i64 = self.script(&SCRIPTS.delete_namespace, namespace, &[]).await?;
         self.wait_for_replicas().await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        self.validate_name(NameKind::Namespace, namespace)?;
-        self.validate_name(NameKind::Configuration, name)?;
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let (namespace, name) = (namespace.as_str(), name.as_str());
         let token = serde_json::to_string(name).map_err(|e| Error::InvalidValue {
             location: self.key_location(&format!("{namespace}-{name}")),
             message: e.to_string(),
@@ -446,8 +445,8 @@ impl Backend for RedisBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let namespace = namespace.as_str();
         let flat: Vec<Option<Vec<u8>>> = self.script(&SCRIPTS.load_namespace, namespace, &[]).await?;
         let mut pairs = Vec::with_capacity(flat.len() / 2);
         let mut flat = flat.into_iter();
@@ -495,10 +494,9 @@ impl Backend for RedisBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
-    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        if let Err(e) = validate_batch(self, namespace, changes) {
-            return WriteReport::failed(e);
-        }
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
+        let namespace = namespace.as_str();
+        let changes: &[Change] = changes;
         // Encode every value first: a value that cannot be encoded fails the batch before
         // anything is written.
         let mut encoded: Vec<(Vec<u8>, Option<Version>)> = Vec::with_capacity(changes.len());

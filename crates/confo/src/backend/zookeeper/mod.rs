@@ -54,13 +54,13 @@ pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
 use super::{
-    validate_batch, Applied, Backend, BackendExt, Capabilities, Change, ChangeKind, NamespaceData, Precondition,
-    Stored, Version, WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
+    WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::{NameKind, NameRule};
+use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
 use trust::Trust;
 
 /// Znodes read per read-only `multi`.
@@ -685,8 +685,8 @@ impl Backend for ZkBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn create_namespace(&self, namespace: &str) -> Result<bool> {
-        self.validate_new_name(NameKind::Namespace, namespace)?;
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+        let namespace = namespace.as_str();
         let path = self.namespace_path(namespace);
         let created = self
             .call(|c, acls| {
@@ -706,8 +706,8 @@ impl Backend for ZkBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+        let namespace = namespace.as_str();
         let ns_path = self.namespace_path(namespace);
         for _ in 0..WRITE_ATTEMPTS {
             let children = self.children(namespace).await?;
@@ -742,9 +742,8 @@ impl Backend for ZkBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
-        self.validate_name(NameKind::Namespace, namespace)?;
-        self.validate_name(NameKind::Configuration, name)?;
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let (namespace, name) = (namespace.as_str(), name.as_str());
         let ns_path = self.namespace_path(namespace);
         let path = format!("{ns_path}/{name}");
         let read = self.call(|c, _| {
@@ -780,8 +779,8 @@ impl Backend for ZkBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
-        self.validate_name(NameKind::Namespace, namespace)?;
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let namespace = namespace.as_str();
         let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
         let mut children = children?;
         let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
@@ -896,10 +895,9 @@ impl Backend for ZkBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
-    async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        if let Err(e) = validate_batch(self, namespace, changes) {
-            return WriteReport::failed(e);
-        }
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
+        let namespace = namespace.as_str();
+        let changes: &[Change] = changes;
         if let [change] = changes {
             return match self.write_one(namespace, change).await {
                 Ok(version) => {
