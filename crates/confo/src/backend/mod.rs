@@ -19,6 +19,7 @@ use crate::name::{ConfigName, NameKind, NamespaceName};
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod file;
+pub(crate) mod kit;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -44,6 +44,7 @@ use etcd_client as etcd;
 pub(crate) use engine::EtcdEngine;
 pub use options::EtcdOptions;
 
+use super::kit::{chunk_ranges, join_ordered};
 use super::{
     Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Hint, Hints, NamespaceData, Precondition, Stored,
     Version, WriteReport,
@@ -468,20 +469,9 @@ impl Backend for EtcdBackend {
             encoded.push((change, key, value));
         }
         // Transactions bounded in operations and bytes.
-        let mut chunks: Vec<&[(&Change, String, Option<Vec<u8>>)]> = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, (_, key, value)) in encoded.iter().enumerate() {
-            let size = key.len() + value.as_ref().map_or(0, Vec::len);
-            if i > start && (i - start >= TXN_OPS || bytes + size > TXN_BYTES) {
-                chunks.push(&encoded[start..i]);
-                start = i;
-                bytes = 0;
-            }
-            bytes += size;
-        }
-        if start < encoded.len() {
-            chunks.push(&encoded[start..]);
-        }
+        let size = |i: usize| encoded[i].1.len() + encoded[i].2.as_ref().map_or(0, Vec::len);
+        let chunks: Vec<&[(&Change, String, Option<Vec<u8>>)]> =
+            chunk_ranges(encoded.len(), TXN_OPS, TXN_BYTES, size).into_iter().map(|r| &encoded[r]).collect();
         let namespace_exists = || etcd::Compare::create_revision(marker(namespace), etcd::CompareOp::Greater, 0);
 
         // Several transactions: check every precondition first, so a conflict writes nothing.
@@ -503,8 +493,7 @@ impl Backend for EtcdBackend {
         }
 
         // All transactions in flight at once.
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, chunk) in chunks.iter().enumerate() {
+        let outcomes = join_ordered(chunks.iter().map(|chunk| {
             let mut compares = vec![namespace_exists()];
             let mut ops = Vec::with_capacity(chunk.len());
             for (change, key, value) in chunk.iter() {
@@ -515,31 +504,24 @@ impl Backend for EtcdBackend {
                 });
             }
             let client = self.client();
-            tasks.spawn(async move { (index, transact(client, etcd::Txn::new().when(compares).and_then(ops)).await) });
-        }
-        let mut outcomes: Vec<Option<std::result::Result<etcd::TxnResponse, etcd::Error>>> =
-            (0..chunks.len()).map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((index, result)) => outcomes[index] = Some(result),
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
-        }
+            async move { transact(client, etcd::Txn::new().when(compares).and_then(ops)).await }
+        }))
+        .await;
         let mut report = WriteReport::default();
         for (chunk, outcome) in chunks.iter().zip(outcomes) {
             match outcome {
-                Some(Ok(resp)) if resp.succeeded() => {
+                Ok(resp) if resp.succeeded() => {
                     let revision = resp.header().map_or(0, |h| h.revision());
                     for (change, _, value) in chunk.iter() {
                         let version = value.as_ref().map(|_| Version::number(revision));
                         report.applied.push(Applied { name: change.name.clone(), version });
                     }
                 }
-                Some(Ok(_)) if report.error.is_none() => {
+                Ok(_) if report.error.is_none() => {
                     let culprits: Vec<&Change> = chunk.iter().map(|(c, _, _)| *c).collect();
                     report.error = Some(self.explain_failed_compares(namespace, &culprits).await);
                 }
-                Some(Err(e)) if report.error.is_none() => report.error = Some(self.map_error(e)),
+                Err(e) if report.error.is_none() => report.error = Some(self.map_error(e)),
                 _ => {}
             }
         }

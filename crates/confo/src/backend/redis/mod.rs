@@ -61,6 +61,7 @@ use redis::{
 pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
+use super::kit::chunk_ranges;
 use super::{
     Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
     WriteReport,
@@ -518,17 +519,8 @@ impl Backend for RedisBackend {
             }
         }
         let mut report = WriteReport::default();
-        let mut start = 0;
-        while start < changes.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < changes.len()
-                && end - start < CHUNK_CHANGES
-                && (end == start || bytes + encoded[end].0.len() <= CHUNK_BYTES)
-            {
-                bytes += encoded[end].0.len();
-                end += 1;
-            }
+        for range in chunk_ranges(changes.len(), CHUNK_CHANGES, CHUNK_BYTES, |i| encoded[i].0.len()) {
+            let (start, end) = (range.start, range.end);
             let mut args: Vec<Vec<u8>> = Vec::with_capacity((end - start) * 5);
             for (change, (value, _)) in changes[start..end].iter().zip(&encoded[start..end]) {
                 let op = match change.kind {
@@ -556,7 +548,6 @@ impl Backend for RedisBackend {
             for (change, (_, version)) in changes[start..end].iter().zip(&encoded[start..end]) {
                 report.applied.push(Applied { name: change.name.clone(), version: version.clone() });
             }
-            start = end;
         }
         if let Err(e) = self.wait_for_replicas().await {
             report.error = Some(e);

@@ -53,6 +53,7 @@ use zookeeper_client as zk;
 pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
+use super::kit::{chunk_ranges, join_ordered};
 use super::{
     Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
     WriteReport,
@@ -199,10 +200,9 @@ impl ZkBackend {
         if self.inner.trust.is_none() || paths.is_empty() {
             return Ok(());
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for path in paths {
+        let checks = join_ordered(paths.into_iter().map(|path| {
             let this = self.clone();
-            tasks.spawn(async move {
+            async move {
                 let result = this
                     .call(|c, _| {
                         let path = path.clone();
@@ -216,14 +216,11 @@ impl ZkBackend {
                     Err(zk::Error::NoAuth) => Err(this.unreadable_acl(&path)),
                     Err(e) => Err(this.map_error(e)),
                 }
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(result) => result?,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
-        }
+        }))
+        .await;
+        // The first failure in the order asked, so the report does not depend on timing.
+        checks.into_iter().collect::<Result<Vec<()>>>()?;
         Ok(())
     }
 
@@ -346,20 +343,12 @@ impl ZkBackend {
         }
 
         // Cut into transactions bounded in operations and bytes.
-        let mut chunks: Vec<&[(&Change, String, Op)]> = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, (_, path, op)) in ops.iter().enumerate() {
-            let size = path.len() + 64 + if let Op::Create(d) | Op::Set(d, _) = op { d.len() } else { 0 };
-            if i > start && (i - start >= WRITE_BATCH || bytes + size > WRITE_BATCH_BYTES) {
-                chunks.push(&ops[start..i]);
-                start = i;
-                bytes = 0;
-            }
-            bytes += size;
-        }
-        if start < ops.len() {
-            chunks.push(&ops[start..]);
-        }
+        let size = |i: usize| {
+            let (_, path, op) = &ops[i];
+            path.len() + 64 + if let Op::Create(d) | Op::Set(d, _) = op { d.len() } else { 0 }
+        };
+        let chunks: Vec<&[(&Change, String, Op)]> =
+            chunk_ranges(ops.len(), WRITE_BATCH, WRITE_BATCH_BYTES, size).into_iter().map(|r| &ops[r]).collect();
 
         // Several transactions: check every version first, so a conflict writes nothing.
         let versioned: Vec<(&str, i32)> = ops
@@ -393,49 +382,40 @@ impl ZkBackend {
         }
 
         // All transactions in flight at once.
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, chunk) in chunks.iter().enumerate() {
+        let outcomes = join_ordered(chunks.iter().map(|chunk| {
             let specs: Vec<(String, Op)> = chunk.iter().map(|(_, path, op)| (path.clone(), op.clone())).collect();
             let this = self.clone();
-            tasks.spawn(async move {
-                let result = this
-                    .call(|c, acls| {
-                        let specs = &specs;
-                        async move {
-                            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls));
-                            let mut writer = c.new_multi_writer();
-                            for (path, op) in specs {
-                                match op {
-                                    Op::Create(d) => writer.add_create(path, d, &options)?,
-                                    Op::Set(d, v) => writer.add_set_data(path, d, *v)?,
-                                    Op::Delete(v) => writer.add_delete(path, *v)?,
-                                    Op::Nothing => {}
-                                }
-                            }
-                            match writer.commit().await {
-                                Ok(results) => Ok(Ok(results)),
-                                Err(zk::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
-                                Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
+            async move {
+                this.call(|c, acls| {
+                    let specs = &specs;
+                    async move {
+                        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls));
+                        let mut writer = c.new_multi_writer();
+                        for (path, op) in specs {
+                            match op {
+                                Op::Create(d) => writer.add_create(path, d, &options)?,
+                                Op::Set(d, v) => writer.add_set_data(path, d, *v)?,
+                                Op::Delete(v) => writer.add_delete(path, *v)?,
+                                Op::Nothing => {}
                             }
                         }
-                    })
-                    .await;
-                (index, result)
-            });
-        }
-        let mut outcomes: Vec<Option<_>> = (0..chunks.len()).map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((index, result)) => outcomes[index] = Some(result),
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
+                        match writer.commit().await {
+                            Ok(results) => Ok(Ok(results)),
+                            Err(zk::MultiWriteError::OperationFailed { index, source }) => Ok(Err((index, source))),
+                            Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
+                        }
+                    }
+                })
+                .await
             }
-        }
+        }))
+        .await;
 
         let mut applied = Vec::new();
         let mut failure = None;
         for (chunk, outcome) in chunks.iter().zip(outcomes) {
             match outcome {
-                Some(Ok(Ok(results))) => {
+                Ok(Ok(results)) => {
                     let mut results = results.into_iter();
                     for (change, _, op) in chunk.iter() {
                         let version = match op {
@@ -460,7 +440,7 @@ impl ZkBackend {
                         applied.push(Applied { name: change.name.clone(), version });
                     }
                 }
-                Some(Ok(Err((index, source)))) if failure.is_none() => {
+                Ok(Err((index, source))) if failure.is_none() => {
                     // The failing operation's change: ops skip `Nothing`, so count sent ones.
                     let sent: Vec<&(&Change, String, Op)> =
                         chunk.iter().filter(|(_, _, op)| !matches!(op, Op::Nothing)).collect();
@@ -479,7 +459,7 @@ impl ZkBackend {
                     };
                     failure = Some((error, race));
                 }
-                Some(Err(e)) if failure.is_none() => failure = Some((self.map_error(e), false)),
+                Err(e) if failure.is_none() => failure = Some((self.map_error(e), false)),
                 _ => {}
             }
         }
@@ -786,38 +766,31 @@ impl Backend for ZkBackend {
         let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
         children.retain(|c| crate::name::is_valid(c));
         let ns_path = self.namespace_path(namespace);
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, batch) in children.chunks(READ_BATCH).enumerate() {
+        let reads = join_ordered(children.chunks(READ_BATCH).map(|batch| {
             let paths: Vec<String> = batch.iter().map(|c| format!("{ns_path}/{c}")).collect();
             let this = self.clone();
-            tasks.spawn(async move {
-                let result = this
-                    .call(|c, _| {
-                        let paths = &paths;
-                        async move {
-                            let mut reader = c.new_multi_reader();
-                            for path in paths {
-                                reader.add_get_data(path)?;
-                            }
-                            reader.commit().await
+            async move {
+                this.call(|c, _| {
+                    let paths = &paths;
+                    async move {
+                        let mut reader = c.new_multi_reader();
+                        for path in paths {
+                            reader.add_get_data(path)?;
                         }
-                    })
-                    .await;
-                (index, result)
-            });
-        }
-        let mut results: Vec<Option<Vec<zk::MultiReadResult>>> =
-            (0..children.len().div_ceil(READ_BATCH)).map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((index, Ok(batch))) => results[index] = Some(batch),
-                Ok((_, Err(e))) => return Err(self.map_error(e)),
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
+                        reader.commit().await
+                    }
+                })
+                .await
             }
+        }))
+        .await;
+        let mut results = Vec::with_capacity(reads.len());
+        for read in reads {
+            results.push(read.map_err(|e| self.map_error(e))?);
         }
         let mut data = NamespaceData::new();
         let mut to_check = Vec::new();
-        for (name, result) in children.iter().zip(results.into_iter().flatten().flatten()) {
+        for (name, result) in children.iter().zip(results.into_iter().flatten()) {
             match result {
                 zk::MultiReadResult::Data { data: bytes, stat } => {
                     if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {

@@ -1,0 +1,82 @@
+//! Pieces every network engine shares, written once: batches cut into chunks bounded in
+//! operations and bytes, and requests sent all at once whose answers are wanted in order.
+//! (Corrupt entries are collected by [`NamespaceData::insert_corrupt`](super::NamespaceData),
+//! sorted by name, every one reported.)
+
+#![cfg_attr(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+
+use std::future::Future;
+use std::ops::Range;
+
+/// Cuts `len` items into consecutive ranges of at most `max_ops` items whose sizes (`size` of
+/// each index) add up to at most `max_bytes`. An item larger than `max_bytes` goes alone; no
+/// range is empty.
+pub(crate) fn chunk_ranges(
+    len: usize,
+    max_ops: usize,
+    max_bytes: usize,
+    size: impl Fn(usize) -> usize,
+) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for i in 0..len {
+        let item = size(i);
+        if i > start && (i - start >= max_ops || bytes + item > max_bytes) {
+            ranges.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += item;
+    }
+    if start < len {
+        ranges.push(start..len);
+    }
+    ranges
+}
+
+/// Runs every future at once (each on the runtime, so they overlap on the wire) and returns
+/// their outputs in the order given. A panic in one is raised here.
+pub(crate) async fn join_ordered<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut count = 0;
+    for (index, future) in futures.into_iter().enumerate() {
+        tasks.spawn(async move { (index, future.await) });
+        count += 1;
+    }
+    let mut outputs: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, output)) => outputs[index] = Some(output),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    outputs.into_iter().map(|o| o.expect("every task ran")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_bounded_in_operations_and_bytes_and_never_empty() {
+        assert!(chunk_ranges(0, 3, 10, |_| 1).is_empty());
+        assert_eq!(chunk_ranges(7, 3, 100, |_| 1), [0..3, 3..6, 6..7]);
+        assert_eq!(chunk_ranges(4, 10, 10, |_| 4), [0..2, 2..4]);
+        // An item over the byte limit goes alone, and the next starts afresh.
+        let sizes = [1, 50, 1, 1];
+        assert_eq!(chunk_ranges(4, 10, 10, |i| sizes[i]), [0..1, 1..2, 2..4]);
+    }
+
+    #[tokio::test]
+    async fn joins_keep_the_order_given_whatever_finishes_first() {
+        let futures = (0..5u64).map(|i| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50 - i * 10)).await;
+            i
+        });
+        assert_eq!(join_ordered(futures).await, [0, 1, 2, 3, 4]);
+    }
+}
