@@ -572,3 +572,54 @@ live_suite! { $;
         writing.delete_namespace(&ns).await.unwrap();
     }
 }
+
+// ----- outages, shared by the network engines -----
+
+/// Takes a watcher's way to the store away and gives it back: stopping its only server of an
+/// ensemble, killing its subscription, … Each network engine's tests implement it.
+#[async_trait::async_trait]
+pub trait Outage: Send {
+    /// The watcher can no longer reach the store (writes through the other handle still can,
+    /// perhaps after a moment).
+    async fn down(&mut self);
+    /// The watcher's way back is open.
+    async fn up(&mut self);
+}
+
+/// A spec naming an address where nothing listens fails to open with [`Error::Unavailable`]
+/// within seconds, and the error shows no password of the spec.
+pub async fn a_dead_address_is_unavailable(spec: &str) {
+    let spec: crate::BackendSpec = spec.parse().unwrap();
+    let started = std::time::Instant::now();
+    let err = spec.open().await.map(|b| b.describe()).unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(!format!("{err} {err:?}").contains("dead-secret"), "{err:?}");
+}
+
+/// A change made while the watcher's way to the store is down (through `writing`, retried
+/// until the store takes it) is reported once the way is back: nothing is missed.
+pub async fn watch_misses_nothing_while_down(
+    watching: Arc<dyn Backend>,
+    writing: Arc<dyn Backend>,
+    outage: &mut dyn Outage,
+) {
+    use std::time::{Duration, Instant};
+    let ns = fresh_namespace(&*writing, "outage").await;
+    writing.put_configuration(&ns, "c", obj(json!({"v": 1}))).await.unwrap();
+    // Periodic re-reads far away: only the recovery can find the change.
+    let options = crate::WatchOptions::default().resync_every(Duration::from_secs(600));
+    let mut watcher = crate::Watcher::new(watching, &ns, None, options).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    outage.down().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while writing.put_configuration(&ns, "c", obj(json!({"v": 2}))).await.is_err() {
+        assert!(Instant::now() < deadline, "the store took no write during the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    outage.up().await;
+    let event = watcher.next_timeout(Duration::from_secs(30)).await.expect("an event after the outage").unwrap();
+    assert_eq!((event.kind, event.configuration.as_deref()), (crate::EventKind::Changed, Some("c")));
+    assert_eq!(event.value.expect("value")["v"], json!(2));
+    writing.delete_namespace(&ns).await.unwrap();
+}
