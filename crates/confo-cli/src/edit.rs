@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
-use crate::Failure;
+use crate::exit::{Exit, Failure};
 
 const PREFIX: &str = "confo-edit-";
 
@@ -31,7 +31,7 @@ impl EditFile {
     pub fn create(config: &str, text: &str) -> Result<Self, Failure> {
         let base = std::env::temp_dir();
         let failed = |e: std::io::Error| {
-            Failure::new(1, format!("cannot make a private temporary file in {}: {e}", base.display()))
+            Failure::new(Exit::Error, format!("cannot make a private temporary file in {}: {e}", base.display()))
         };
         let dir = tempfile::Builder::new()
             .prefix(&format!("{PREFIX}{}-", std::process::id()))

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use crate::{Failure, Format};
+use crate::args::Format;
+use crate::exit::{Exit, Failure};
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
@@ -115,7 +116,10 @@ pub fn value(value: &Value, format: Format) -> Result<(), Failure> {
 /// silently different value.
 pub fn render(value: &Value, format: Format) -> Result<String, Failure> {
     let failed = |e: String| {
-        Failure::new(1, format!("cannot write this as {}: {e}; --output json writes any value", format.name()))
+        Failure::new(
+            Exit::Error,
+            format!("cannot write this as {}: {e}; --output json writes any value", format.name()),
+        )
     };
     let mut text = match format {
         Format::Json => serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Failure;
+use crate::exit::{Exit, Failure};
 
 /// The profiles file.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ impl Profiles {
     pub fn load() -> Result<Self, Failure> {
         let (profiles, exposed) = Self::read()?;
         match exposed {
-            Some(problem) => Err(Failure::new(5, problem)),
+            Some(problem) => Err(Failure::new(Exit::Unavailable, problem)),
             None => Ok(profiles),
         }
     }
@@ -78,13 +78,13 @@ impl Profiles {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Profiles::default(), None)),
-            Err(e) => return Err(Failure::new(1, format!("profiles file {}: {e}", path.display()))),
+            Err(e) => return Err(Failure::new(Exit::Error, format!("profiles file {}: {e}", path.display()))),
         };
         let profiles: Profiles = toml::from_str(&text).map_err(|e| {
             // The error's own Display quotes the line, which may hold a password: name the line.
             let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
             let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
-            Failure::new(1, format!("profiles file {}{at}: {}", path.display(), e.message()))
+            Failure::new(Exit::Error, format!("profiles file {}{at}: {}", path.display(), e.message()))
         })?;
         let mode = std::fs::metadata(&path).map(|m| m.permissions().mode()).unwrap_or(0);
         let exposed = if mode & 0o077 != 0 {
@@ -105,11 +105,11 @@ impl Profiles {
     /// Writes the file atomically with mode 0600, creating its folder with mode 0700.
     pub fn save(&self) -> Result<(), Failure> {
         let path = path();
-        let io = |e: std::io::Error| Failure::new(1, format!("profiles file {}: {e}", path.display()));
+        let io = |e: std::io::Error| Failure::new(Exit::Error, format!("profiles file {}: {e}", path.display()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         }
-        let text = toml::to_string_pretty(self).map_err(|e| Failure::new(1, e.to_string()))?;
+        let text = toml::to_string_pretty(self).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
         // Atomic, like the configurations: a private temp file beside it, then a rename. The
         // temp file is created exclusively (never through a link planted at its name).
         let tmp = temp_path(&path);

@@ -1,0 +1,264 @@
+//! The command line's grammar: clap's types for every command and option. Nothing here runs
+//! anything.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The spec used when neither --backend, CONFO_BACKEND nor a default profile is given.
+pub(crate) const DEFAULT_SPEC: &str = "file:./Configurations";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "confo",
+    version,
+    about = "Distributed configuration manager: namespaces of JSON configurations on files, Redis, ZooKeeper or etcd",
+    after_help = "Examples:\n  confo ns create sales\n  confo set sales/database host=127.0.0.1 port=5432\n  \
+                  confo get sales/database port\n  confo --backend file:/etc/myapp ls sales\n  \
+                  confo --backend redis://127.0.0.1:6379 ns ls\n  confo --backend zk://127.0.0.1:2181 ls systemA\n  \
+                  confo backend add prod 'redis://app:${REDIS_PASSWORD}@10.0.0.5:6379' && confo -b prod ns ls\n  \
+                  confo copy --from file:./Configurations --to prod\n\n\
+                  Backends: --backend takes a spec or a profile name; default $CONFO_BACKEND, then the default\n\
+                  profile, then file:./Configurations. Profiles live in $CONFO_CONFIG or ~/.config/confo/config.toml.\n\n\
+                  Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 unavailable or unauthorized."
+)]
+pub(crate) struct Cli {
+    /// A backend spec (file:PATH, redis://host:port, zk://host:port[/chroot], etcd://host:port, memory:; see the
+    /// README for credentials, TLS and Sentinel) or a profile name.
+    #[arg(long, short = 'b', global = true, value_name = "SPEC|PROFILE")]
+    pub(crate) backend: Option<String>,
+
+    /// Output format (default: JSON for data, one name per line for lists).
+    #[arg(long, global = true, value_enum)]
+    pub(crate) output: Option<Format>,
+
+    /// More log output on stderr (-v, -vv); RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Json,
+    Yaml,
+    Toml,
+    Table,
+}
+
+impl Format {
+    /// The format's name in messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Json => "JSON",
+            Format::Yaml => "YAML",
+            Format::Toml => "TOML",
+            Format::Table => "a table",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Namespaces: list, create, remove.
+    #[command(subcommand)]
+    Ns(NsCommand),
+
+    /// List the configurations of a namespace, one per line.
+    #[command(after_help = "Examples:\n  confo ls sales\n  confo ls sales --output json")]
+    Ls {
+        /// The namespace.
+        namespace: String,
+    },
+
+    /// Print a configuration, or one field of it (JSON unless --output says otherwise).
+    #[command(
+        after_help = "Examples:\n  confo get sales/database\n  confo get sales/database port\n  confo get sales/database --output yaml"
+    )]
+    Get {
+        /// NS/CONFIG.
+        target: String,
+        /// One field of the configuration.
+        field: Option<String>,
+    },
+
+    /// Set fields of a configuration (created if absent), or replace it; written at once.
+    #[command(
+        after_help = "VALUE is parsed as JSON when it parses (port=5432 is a number, tags=[\"a\",\"b\"] a list)\n\
+                            and is a string otherwise (host=127.0.0.1). A lone - reads a JSON object from stdin.\n\n\
+                            Examples:\n  confo set sales/database host=127.0.0.1 port=5432\n  \
+                            confo set sales/database --json '{\"host\": \"db\", \"port\": 5432}'\n  \
+                            confo set sales/database --file database.json\n  \
+                            cat database.json | confo set sales/database -"
+    )]
+    Set {
+        /// NS/CONFIG.
+        target: String,
+        /// FIELD=VALUE pairs, or - to read a JSON object from stdin.
+        #[arg(value_name = "FIELD=VALUE", required_unless_present_any = ["json", "file"], conflicts_with_all = ["json", "file"])]
+        assignments: Vec<String>,
+        /// Replace the whole configuration with this JSON object.
+        #[arg(long, value_name = "OBJECT", conflicts_with = "file")]
+        json: Option<String>,
+        /// Replace the whole configuration with the JSON object in this file.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+
+    /// Edit a configuration in $VISUAL or $EDITOR; written only if it changed and nobody else
+    /// changed it meanwhile.
+    #[command(after_help = "Examples:\n  confo edit sales/database\n  EDITOR=nano confo edit sales/database")]
+    Edit {
+        /// NS/CONFIG.
+        target: String,
+    },
+
+    /// Remove a configuration, or one field of it; written at once.
+    #[command(after_help = "Examples:\n  confo rm sales/database port\n  confo rm sales/database")]
+    Rm {
+        /// NS/CONFIG.
+        target: String,
+        /// Remove only this field.
+        field: Option<String>,
+    },
+
+    /// Print one JSON line per change of a namespace (or one configuration) until interrupted.
+    #[command(after_help = "Each line is an object like\n  \
+                            {\"event\":\"changed\",\"namespace\":\"sales\",\"configuration\":\"database\",\"value\":{...}}\n\
+                            with event one of created, changed, deleted, namespace_created, namespace_deleted.\n\n\
+                            Examples:\n  confo watch sales\n  confo watch sales/database")]
+    Watch {
+        /// NS or NS/CONFIG.
+        target: String,
+    },
+
+    /// Write namespaces (all by default) as one document {"<ns>": {"<config>": {...}}}.
+    #[command(
+        after_help = "The format is --output, else the -o FILE's extension (.json, .yaml, .yml, .toml), else JSON.\n\n\
+                            Examples:\n  confo export > everything.json\n  confo export sales analytics -o backup.yaml"
+    )]
+    Export {
+        /// Namespaces to export (all when none).
+        namespaces: Vec<String>,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Exit 0 even if corrupt entries were skipped (they are still named on stderr).
+        #[arg(long)]
+        skip_corrupt: bool,
+    },
+
+    /// Bring the backend to a document: show what is created, changed, deleted, then do it.
+    #[command(
+        after_help = "Without --prune nothing is deleted; with it, configurations of the document's namespaces that the\n\
+                            document lacks are deleted (other namespaces are never touched).\n\n\
+                            Examples:\n  confo import backup.json --dry-run\n  confo import backup.yaml --prune"
+    )]
+    Import {
+        /// The document (JSON, YAML or TOML, by extension; - for JSON on stdin).
+        file: PathBuf,
+        /// Show the plan only; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete configurations the document's namespaces lack.
+        #[arg(long)]
+        prune: bool,
+    },
+
+    /// Copy namespaces (all by default) from one backend to another.
+    #[command(after_help = "Examples:\n  confo copy --from file:./Configurations --to redis://127.0.0.1:6379\n  \
+                            confo copy --from zk://10.0.0.7:2181 --to prod sales")]
+    Copy {
+        /// Source backend (spec or profile).
+        #[arg(long, value_name = "SPEC|PROFILE")]
+        from: String,
+        /// Target backend (spec or profile).
+        #[arg(long, value_name = "SPEC|PROFILE")]
+        to: String,
+        /// Namespaces to copy (all when none).
+        namespaces: Vec<String>,
+    },
+
+    /// Show what differs between two backends, or a document file and a backend.
+    #[command(
+        after_help = "Each line is `- NS/CONFIG` (only in LEFT), `+ NS/CONFIG` (only in RIGHT) or `~ NS/CONFIG` (different).\n\
+                            LEFT and RIGHT are specs, profile names, or document files.\n\n\
+                            Examples:\n  confo diff file:./Configurations redis://127.0.0.1:6379\n  confo diff backup.json prod sales"
+    )]
+    Diff {
+        /// A backend or a document file.
+        left: String,
+        /// A backend or a document file.
+        right: String,
+        /// Namespaces to compare (all when none).
+        namespaces: Vec<String>,
+    },
+
+    /// Named backends (profiles): list, add, remove, choose the default.
+    #[command(subcommand)]
+    Backend(BackendCommand),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  confo completions bash > /etc/bash_completion.d/confo")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum NsCommand {
+    /// List namespaces, one per line.
+    #[command(after_help = "Examples:\n  confo ns ls\n  confo ns ls --output json")]
+    Ls,
+    /// Create a namespace (succeeds if it already exists).
+    #[command(after_help = "Example:\n  confo ns create sales")]
+    Create {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Remove a namespace; one that holds configurations needs --force.
+    #[command(after_help = "Examples:\n  confo ns rm scratch\n  confo ns rm sales --force")]
+    Rm {
+        /// The namespace.
+        namespace: String,
+        /// Remove it with every configuration in it.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum BackendCommand {
+    /// List profiles: NAME SPEC, the default marked with *.
+    #[command(after_help = "Example:\n  confo backend ls")]
+    Ls,
+    /// Add (or replace) a profile. Use ${VAR} or ${file:PATH} for passwords. It becomes the
+    /// default only with --default (or `confo backend use`).
+    #[command(
+        after_help = "Example:\n  confo backend add prod 'redis://app:${REDIS_PASSWORD}@10.0.0.5:6379' --default"
+    )]
+    Add {
+        /// Profile name.
+        name: String,
+        /// Backend spec.
+        spec: String,
+        /// Make it the default.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove a profile.
+    #[command(after_help = "Example:\n  confo backend rm staging")]
+    Rm {
+        /// Profile name.
+        name: String,
+    },
+    /// Make a profile the default.
+    #[command(after_help = "Example:\n  confo backend use prod")]
+    Use {
+        /// Profile name.
+        name: String,
+    },
+}

@@ -1,0 +1,164 @@
+//! Whole stores as documents: `export`, `import`, `copy`, `diff`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use confo::blocking::Confo;
+use confo::transfer::{Action, Difference, Document};
+use confo::BackendSpec;
+use serde_json::Value;
+
+use super::{format_of, read_document};
+use crate::args::Format;
+use crate::exit::{Exit, Failure};
+use crate::{open, output, resolve_spec};
+
+/// `export [NS…] [--file F] [--skip-corrupt]`.
+pub(crate) fn export(
+    confo: &Confo,
+    namespaces: &[String],
+    file: Option<PathBuf>,
+    skip_corrupt: bool,
+    output: Option<Format>,
+) -> Result<(), Failure> {
+    let (document, skipped) = confo.export_readable(namespaces)?;
+    let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
+    let value = serde_json::to_value(&document).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
+    let text = output::render(&value, format)?;
+    match file {
+        Some(path) => {
+            std::fs::write(&path, text).map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display())))?
+        }
+        None => output::stdout(format_args!("{text}")),
+    }
+    for corruption in &skipped {
+        errln!("confo: skipped corrupt entry {}", output::safe(&corruption.to_string(), output::Stream::Err));
+    }
+    if !skipped.is_empty() && !skip_corrupt {
+        return Err(Failure::new(
+            Exit::Error,
+            format!(
+                "{} corrupt entr(y/ies) skipped; the rest is exported (--skip-corrupt accepts that)",
+                skipped.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `import FILE [--dry-run] [--prune]`.
+pub(crate) fn import(confo: &Confo, file: &Path, dry_run: bool, prune: bool) -> Result<(), Failure> {
+    let document = confo.parse_document(read_document(file)?)?;
+    let plan = confo.plan(&document, prune)?;
+    for namespace in &plan.new_namespaces {
+        outln!("create namespace {}", output::safe(namespace, output::Stream::Out));
+    }
+    for step in &plan.steps {
+        let target = format!("{}/{}", step.namespace, step.configuration);
+        outln!("{} {}", step.action, output::safe(&target, output::Stream::Out));
+    }
+    let summary = format!(
+        "{} to create, {} to change, {} to delete, {} unchanged",
+        plan.count(Action::Create),
+        plan.count(Action::Change),
+        plan.count(Action::Delete),
+        plan.unchanged
+    );
+    if dry_run {
+        errln!("confo: dry run: {summary}; nothing written");
+    } else {
+        confo.apply(&plan, &document, |_, _| {})?;
+        errln!("confo: imported: {summary}");
+    }
+    Ok(())
+}
+
+/// Opens a side of `diff` or `copy`: a document file, or a backend spec or profile.
+enum Side {
+    Document(Document),
+    Backend(Confo),
+}
+
+fn side(text: &str) -> Result<Side, Failure> {
+    let path = Path::new(text);
+    let looks_like_a_file = text.contains('/') || format_of(path).is_some();
+    if !text.contains(':') && looks_like_a_file && !path.exists() {
+        return Err(Failure::new(
+            Exit::NotFound,
+            format!("{text}: no such document file (nor a backend spec, which has a ':')"),
+        ));
+    }
+    if !text.contains(':') && path.is_file() {
+        let scratch = open(&BackendSpec::memory())?;
+        return Ok(Side::Document(scratch.parse_document(read_document(path)?)?));
+    }
+    Ok(Side::Backend(open(&resolve_spec(Some(text))?)?))
+}
+
+pub(crate) fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Failure> {
+    let source = open(&resolve_spec(Some(from))?)?;
+    let target = open(&resolve_spec(Some(to))?)?;
+    let document = source.export(namespaces)?;
+    target.check_names(&document)?; // the target's name rules, before anything is written
+    let plan = target.plan(&document, false)?;
+    let show_progress = std::io::stderr().is_terminal();
+    target.apply(&plan, &document, |done, total| {
+        if show_progress {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            output::stderr(format_args!("\r[{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled)));
+            if done == total {
+                errln!("");
+            }
+        }
+    })?;
+    let configurations: usize = document.values().map(|c| c.len()).sum();
+    errln!(
+        "confo: copied {configurations} configuration(s) in {} namespace(s): {} created, {} changed, {} unchanged; {} namespace(s) created",
+        document.len(),
+        plan.count(Action::Create),
+        plan.count(Action::Change),
+        plan.unchanged,
+        plan.new_namespaces.len()
+    );
+    Ok(())
+}
+
+pub(crate) fn diff(left: &str, right: &str, namespaces: &[String], output: Option<Format>) -> Result<(), Failure> {
+    let read = |side: Side| -> Result<Document, Failure> {
+        Ok(match side {
+            Side::Document(mut document) => {
+                if !namespaces.is_empty() {
+                    document.retain(|ns, _| namespaces.contains(ns));
+                }
+                document
+            }
+            Side::Backend(confo) => confo.export(namespaces)?,
+        })
+    };
+    let (left, right) = (read(side(left)?)?, read(side(right)?)?);
+    let differences = confo::transfer::diff(&left, &right);
+    if output == Some(Format::Json) {
+        let items: Vec<Value> = differences
+            .iter()
+            .map(|(ns, cfg, kind)| {
+                let kind = match kind {
+                    Difference::OnlyLeft => "only_left",
+                    Difference::OnlyRight => "only_right",
+                    Difference::Different => "different",
+                };
+                serde_json::json!({"namespace": ns, "configuration": cfg, "difference": kind})
+            })
+            .collect();
+        return output::value(&Value::Array(items), Format::Json);
+    }
+    for (ns, cfg, kind) in differences {
+        let mark = match kind {
+            Difference::OnlyLeft => '-',
+            Difference::OnlyRight => '+',
+            Difference::Different => '~',
+        };
+        outln!("{mark} {}", output::safe(&format!("{ns}/{cfg}"), output::Stream::Out));
+    }
+    Ok(())
+}

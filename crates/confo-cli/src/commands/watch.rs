@@ -1,0 +1,26 @@
+//! `watch NS[/CONFIG]`: one JSON line per change until interrupted, or until the watcher meets
+//! a failure it cannot recover from (then its exit code).
+
+use confo::blocking::Confo;
+
+use crate::exit::Failure;
+use crate::output;
+
+/// Watches a namespace, or one configuration of it.
+pub(crate) fn watch(confo: &Confo, target: &str) -> Result<(), Failure> {
+    let (namespace, config) = match target.split_once('/') {
+        Some((ns, cfg)) if !ns.is_empty() && !cfg.is_empty() => (ns, Some(cfg)),
+        Some(_) => return Err(Failure::usage(format!("expected NS or NS/CONFIG, got {target:?}"))),
+        None => (target, None),
+    };
+    let watcher = confo.watch(namespace, config)?;
+    errln!("confo: watching {target} (Ctrl-C to stop)");
+    for event in watcher {
+        outln!("{}", event?.to_json());
+        // A closed pipe (confo watch | head -1) ends the command quietly.
+        if output::stdout_closed() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
