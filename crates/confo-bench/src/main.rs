@@ -20,7 +20,7 @@ use confo::backend::etcd::{EtcdBackend, EtcdOptions};
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::backend::zookeeper::{ZkBackend, ZkOptions};
 use confo::{Backend, BackendExt, Change, Configuration, FileBackend};
-use confo_testkit::sample_configuration as config;
+use confo_bench::workload::configuration as config;
 use serde_json::{json, Value};
 use zookeeper_client as zk;
 

@@ -2,8 +2,7 @@
 //! each) on the network backends, against servers the testkit starts on loopback.
 //!
 //! ```text
-//! cargo run --release -p confo --example backend_timings [-- N...]     (default 100 1000 10000)
-//! cargo run --release -p confo --all-features --example backend_timings   (with etcd; needs protoc)
+//! cargo run --release -p confo-bench --bin backend_timings [-- N...]     (default 100 1000 10000)
 //! ```
 
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use confo::backend::redis::{RedisBackend, RedisOptions};
 use confo::backend::zookeeper::{ZkBackend, ZkOptions};
 use confo::{Backend, BackendExt, Change};
-use confo_testkit::sample_configuration as config;
+use confo_bench::workload::configuration as config;
 
 /// Median of `runs` timings of `f`.
 async fn median<F, Fut>(runs: usize, mut f: F) -> Duration
@@ -68,9 +67,7 @@ async fn main() {
     let zk = ZkBackend::connect(ZkOptions::from_url(&format!("zk://{}", zk_server.connect_string())).expect("url"))
         .await
         .expect("zookeeper");
-    #[cfg(feature = "etcd")]
     let etcd_server = confo_testkit::EtcdServer::start().expect("etcd");
-    #[cfg(feature = "etcd")]
     let etcd = confo::backend::etcd::EtcdBackend::connect(
         confo::backend::etcd::EtcdOptions::from_url(&format!("etcd://{}", etcd_server.endpoint())).expect("url"),
     )
@@ -81,7 +78,6 @@ async fn main() {
     for &n in &sizes {
         measure("redis", &redis, n).await;
         measure("zookeeper", &zk, n).await;
-        #[cfg(feature = "etcd")]
         measure("etcd", &etcd, n).await;
     }
 }

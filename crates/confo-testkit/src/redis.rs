@@ -1,0 +1,294 @@
+//! Private `redis-server`s: plain, TLS, ACL users, a Sentinel group.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+// The harness pieces (Server, temp folders, ports, readiness probes) and the std items they use.
+use crate::*;
+
+/// A private `redis-server` on 127.0.0.1, without persistence.
+#[derive(Debug)]
+pub struct RedisServer {
+    server: Server,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts a plain server.
+    pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (`["--requirepass", "secret"]`).
+    pub fn start_with(extra: &[&str]) -> Result<Self> {
+        let program = require_binary("redis-server", "redis-server")?;
+        with_retries(|| {
+            let dir = temp_dir("redis")?;
+            let port = free_port();
+            let mut args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &dir.path().display().to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let server =
+                Server::new(format!("redis-server :{port}"), program.clone(), args, dir.path().join("redis.log"));
+            let mut redis = RedisServer { server, port, _dir: dir };
+            redis.server.start()?;
+            redis.wait_ready()?;
+            Ok(redis)
+        })
+    }
+
+    /// Starts a TLS-only server with a fresh self-signed CA and server certificate (SAN
+    /// `IP:127.0.0.1`, made with `openssl`); returns it and the CA's PEM path.
+    pub fn start_tls() -> Result<(Self, PathBuf)> {
+        let program = require_binary("redis-server", "redis-server")?;
+        let openssl = require_binary("openssl", "openssl")?;
+        with_retries(|| {
+            let dir = temp_dir("redis-tls")?;
+            let d = dir.path();
+            let run = |args: &[&str]| -> Result<()> {
+                let out = Command::new(&openssl)
+                    .args(args)
+                    .current_dir(d)
+                    .output()
+                    .map_err(|e| err(format!("openssl: {e}")))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(err(format!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
+                }
+            };
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=confo test CA",
+            ])?;
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])?;
+            std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+                .map_err(|e| err(e.to_string()))?;
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ])?;
+            let port = free_port();
+            let p = |f: &str| d.join(f).display().to_string();
+            let args: Vec<String> = [
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &p(""),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--tls-cert-file",
+                &p("server.pem"),
+                "--tls-key-file",
+                &p("server.key"),
+                "--tls-ca-cert-file",
+                &p("ca.pem"),
+                "--tls-auth-clients",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let ca = d.join("ca.pem");
+            let server = Server::new(format!("redis-server tls :{port}"), program.clone(), args, d.join("redis.log"));
+            let mut redis = RedisServer { server, port, _dir: dir };
+            redis.server.start()?;
+            // TLS: the plain PING probe cannot speak to it; an accepted connection is enough.
+            redis
+                .server
+                .wait_ready(|| TcpStream::connect_timeout(&loopback(port), Duration::from_millis(200)).is_ok())?;
+            Ok((redis, ca))
+        })
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let addr = loopback(self.port);
+        // PING answers +PONG, or -NOAUTH when a password is required: either way it serves.
+        self.server.wait_ready(|| {
+            tcp_ask(addr, b"PING\r\n", |a| a.ends_with(b"\r\n"))
+                .is_some_and(|a| a.starts_with(b"+PONG") || a.starts_with(b"-NOAUTH"))
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Starts it again on the same port and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.server.start()?;
+        self.wait_ready()
+    }
+
+    /// Starts it again on the same port with extra arguments for this start only (for example
+    /// `["--replicaof", "127.0.0.1", "6380"]`), and waits until it answers.
+    pub fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
+        let base = self.server.args.clone();
+        self.server.args.extend(extra.iter().map(|s| s.to_string()));
+        let started = self.server.start();
+        self.server.args = base;
+        started?;
+        self.wait_ready()
+    }
+}
+
+/// A Redis master, one replica and three sentinels monitoring them, all on loopback, with a
+/// 2 s down-after time so a failover takes a few seconds (and a loaded machine does not fail
+/// over by mistake).
+#[derive(Debug)]
+pub struct RedisSentinelGroup {
+    /// The master (index 0) and the replica (index 1).
+    pub servers: Vec<RedisServer>,
+    sentinels: Vec<Server>,
+    sentinel_ports: Vec<u16>,
+    master_name: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinelGroup {
+    /// Starts the group and waits until the replica is in sync and every sentinel knows both.
+    pub fn start() -> Result<Self> {
+        let program = require_binary("redis-server", "redis-server")?;
+        let mut master = RedisServer::start()?;
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port().to_string()])?;
+        let master_addr = loopback(master.port());
+        master.server.wait_ready(|| {
+            tcp_ask(master_addr, b"INFO replication\r\n", |a| a.ends_with(b"\r\n\r\n"))
+                .is_some_and(|a| String::from_utf8_lossy(&a).contains("state=online"))
+        })?;
+        let dir = temp_dir("sentinel")?;
+        let master_name = "confomaster".to_owned();
+        let mut sentinels = Vec::new();
+        let mut sentinel_ports = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.path().join(format!("sentinel{i}.conf"));
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {master_name} 127.0.0.1 {} 2\n\
+                 sentinel down-after-milliseconds {master_name} 2000\nsentinel failover-timeout {master_name} 5000\n\
+                 sentinel parallel-syncs {master_name} 1\n",
+                dir.path().display(),
+                master.port()
+            );
+            std::fs::write(&conf, text).map_err(|e| err(format!("sentinel.conf: {e}")))?;
+            let args = vec![conf.display().to_string(), "--sentinel".to_owned()];
+            let mut sentinel = Server::new(
+                format!("redis-sentinel :{port}"),
+                program.clone(),
+                args,
+                dir.path().join(format!("sentinel{i}.log")),
+            );
+            sentinel.start()?;
+            sentinels.push(sentinel);
+            sentinel_ports.push(port);
+        }
+        let mut group =
+            RedisSentinelGroup { servers: vec![master, replica], sentinels, sentinel_ports, master_name, _dir: dir };
+        let ports = group.sentinel_ports.clone();
+        let name = group.master_name.clone();
+        for (i, port) in ports.into_iter().enumerate() {
+            let ask = format!("SENTINEL REPLICAS {name}\r\n");
+            group.sentinels[i].wait_ready(|| {
+                tcp_ask(loopback(port), ask.as_bytes(), |a| a.len() > 64).is_some_and(|a| {
+                    String::from_utf8_lossy(&a).contains("slave") || String::from_utf8_lossy(&a).contains("replica")
+                })
+            })?;
+        }
+        Ok(group)
+    }
+
+    /// The sentinels' addresses, `127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn sentinels(&self) -> String {
+        self.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// The monitored master's name.
+    pub fn master_name(&self) -> &str {
+        &self.master_name
+    }
+
+    /// The port of the server every sentinel currently calls master; `None` while they
+    /// disagree or one does not answer.
+    pub fn master_port(&self) -> Option<u16> {
+        let ask = format!("SENTINEL GET-MASTER-ADDR-BY-NAME {}\r\n", self.master_name);
+        let answers: Vec<Option<u16>> = self
+            .sentinel_ports
+            .iter()
+            .map(|&port| {
+                let answer = tcp_ask(loopback(port), ask.as_bytes(), |a| a.ends_with(b"\r\n") && a.len() > 20)?;
+                let text = String::from_utf8_lossy(&answer).into_owned();
+                text.lines().filter(|l| !l.starts_with(['*', '$'])).nth(1)?.trim().parse().ok()
+            })
+            .collect();
+        let first = answers.first().copied().flatten()?;
+        answers.iter().all(|a| *a == Some(first)).then_some(first)
+    }
+}
