@@ -319,6 +319,20 @@ impl Store {
         self.block(self.inner.load(namespace))
     }
 
+    /// See [`crate::Store::write`].
+    pub fn write(&self, namespace: &str, changes: &[crate::Change]) -> Result<Vec<crate::backend::Applied>> {
+        self.block(self.inner.write(namespace, changes))
+    }
+
+    /// See [`crate::Store::diff`].
+    pub fn diff(
+        &self,
+        other: &Store,
+        namespaces: &[String],
+    ) -> Result<Vec<(String, String, crate::transfer::Difference)>> {
+        self.block(self.inner.diff(&other.inner, namespaces))
+    }
+
     /// See [`crate::Store::export`].
     pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         self.block(self.inner.export(namespaces))

@@ -19,11 +19,13 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version};
+use crate::backend::{
+    Applied, Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version,
+};
 use crate::error::{Error, Missing, Result};
 use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
-use crate::transfer::{Document, Plan};
+use crate::transfer::{Difference, Document, Plan};
 
 /// A handle over one backend; clones share the backend's connection.
 #[derive(Debug, Clone)]
@@ -193,6 +195,26 @@ impl Store {
         self.backend.load_namespace(namespace).await
     }
 
+    /// Writes a batch of changes to one namespace, each with its precondition; a batch with a
+    /// bad name, an oversized value or a broken precondition writes nothing. Returns what was
+    /// applied, in order; a failure part-way is [`Error::PersistIncomplete`] (what was written,
+    /// what was not, what is in doubt after a lost answer, settled by reading back).
+    pub async fn write(&self, namespace: &str, changes: &[Change]) -> Result<Vec<Applied>> {
+        self.backend.check_batch(namespace, changes)?;
+        let report = self.backend.write_settled(namespace, changes).await;
+        if report.error.is_none() {
+            return Ok(report.applied);
+        }
+        Err(Error::incomplete(Vec::new(), namespace, changes.iter().map(|c| c.name.as_str()), report, []))
+    }
+
+    /// How this store's namespaces (all when empty) differ from `other`'s: each configuration
+    /// only on this side, only on the other, or different. See [`crate::transfer::diff`].
+    pub async fn diff(&self, other: &Store, namespaces: &[String]) -> Result<Vec<(String, String, Difference)>> {
+        let (left, right) = (self.export(namespaces).await?, other.export(namespaces).await?);
+        Ok(crate::transfer::diff(&left, &right))
+    }
+
     /// Namespaces (all when empty) as a document; see [`crate::transfer::export`].
     pub async fn export(&self, namespaces: &[String]) -> Result<Document> {
         crate::transfer::export(&*self.backend, namespaces).await
@@ -211,5 +233,42 @@ impl Store {
     /// Live events of a namespace (optionally one configuration).
     pub async fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<Watcher> {
         Watcher::new(self.backend.clone(), namespace, config, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(value: serde_json::Value) -> Configuration {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_batch_writes_whole_or_not_at_all_and_stores_compare() {
+        let store = Store::open(&BackendSpec::memory()).await.unwrap();
+        store.create_namespace("ns").await.unwrap();
+        let applied = store
+            .write("ns", &[Change::put("a", config(json!({"v": 1}))), Change::put("b", config(json!({"v": 2})))])
+            .await
+            .unwrap();
+        assert_eq!(applied.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        // One broken precondition: nothing of the batch is written.
+        let batch = [Change::put("c", config(json!({}))), Change::delete("a").when(Precondition::Absent)];
+        let err = store.write("ns", &batch).await.unwrap_err();
+        assert!(err.is_conflict(), "{err}");
+        assert!(store.get("ns", "c").await.unwrap().is_none());
+        // A bad name is refused before anything is sent.
+        let err = store.write("ns", &[Change::put("x/y", config(json!({})))]).await.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidName);
+
+        let other = Store::open(&BackendSpec::memory()).await.unwrap();
+        other.create_namespace("ns").await.unwrap();
+        other.write("ns", &[Change::put("a", config(json!({"v": 9})))]).await.unwrap();
+        let differences = store.diff(&other, &[]).await.unwrap();
+        let kinds: Vec<(&str, Difference)> = differences.iter().map(|(_, c, d)| (c.as_str(), *d)).collect();
+        assert_eq!(kinds, [("a", Difference::Different), ("b", Difference::OnlyLeft)]);
     }
 }
