@@ -516,8 +516,16 @@ impl Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The key an [`Error::InvalidSpec`] names (a test fails on any other error).
+    pub(crate) fn spec_key(err: Error) -> Option<String> {
+        match err {
+            Error::InvalidSpec { key, .. } => key,
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
 
     #[test]
     fn kinds_have_stable_distinct_names_and_causes_are_followed() {

@@ -144,12 +144,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn key_of(err: Error) -> Option<String> {
-        match err {
-            Error::InvalidSpec { key, .. } => key,
-            other => panic!("expected InvalidSpec, got {other:?}"),
-        }
-    }
+    use crate::error::tests::spec_key as key_of;
 
     #[test]
     fn parses_file_and_memory_specs() {
