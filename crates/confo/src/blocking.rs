@@ -29,16 +29,30 @@ use crate::manager::{Event, Removal, Scope, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
 
 /// The blocking manager. Cheap to clone; clones share one state and one runtime.
+///
+/// **Fork-safe**: in a child made by `fork()` (gunicorn `--preload`, multiprocessing's fork
+/// start method), the first call notices the new process id, starts a runtime of the child's
+/// own (the parent's threads do not exist there) and opens each backend again
+/// ([`crate::Confo::reopen_after_fork`]); cached data and staged edits are kept. Watchers made
+/// before the fork do not follow: watch again in the child.
 #[derive(Debug, Clone)]
 pub struct Confo {
     inner: crate::Confo,
+    runtime: Arc<std::sync::Mutex<ProcessRuntime>>,
+}
+
+/// A runtime and the process it belongs to.
+#[derive(Debug)]
+struct ProcessRuntime {
+    pid: u32,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
 impl Confo {
     /// A manager with no backends, and its runtime.
     pub fn new() -> Result<Self> {
-        Ok(Confo { inner: crate::Confo::new(), runtime: Arc::new(new_runtime()?) })
+        let runtime = ProcessRuntime { pid: std::process::id(), runtime: Arc::new(new_runtime()?) };
+        Ok(Confo { inner: crate::Confo::new(), runtime: Arc::new(std::sync::Mutex::new(runtime)) })
     }
 
     /// The async manager this facade drives (shares its state).
@@ -46,8 +60,29 @@ impl Confo {
         &self.inner
     }
 
-    fn block<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+    /// This process's runtime: after a fork, a new one, with the backends opened again.
+    fn runtime(&self) -> Result<Arc<tokio::runtime::Runtime>> {
+        let mut current = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if current.pid == pid {
+            return Ok(current.runtime.clone());
+        }
+        // The parent's runtime has no threads here; dropping it would wait for them for ever.
+        let runtime = Arc::new(new_runtime()?);
+        std::mem::forget(std::mem::replace(&mut current.runtime, runtime.clone()));
+        current.pid = pid;
+        runtime.block_on(self.inner.reopen_after_fork())?;
+        Ok(runtime)
+    }
+
+    /// See [`crate::Confo::reopen_after_fork`]: what the first call in a forked child does by
+    /// itself (calling it is never needed; it does nothing in the process that loaded).
+    pub fn reopen_after_fork(&self) -> Result<()> {
+        self.runtime().map(drop)
+    }
+
+    fn block<T>(&self, future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.runtime()?.block_on(future)
     }
 
     /// See [`crate::Confo::reload_namespace`].
@@ -62,8 +97,9 @@ impl Confo {
         configuration: Option<&str>,
         options: WatchOptions,
     ) -> Result<BlockingWatcher> {
-        let watcher = self.block(self.inner.watch_with(namespace, configuration, options))?;
-        Ok(BlockingWatcher { watcher, runtime: self.runtime.clone() })
+        let runtime = self.runtime()?;
+        let watcher = runtime.block_on(self.inner.watch_with(namespace, configuration, options))?;
+        Ok(BlockingWatcher { watcher, runtime })
     }
 
     /// See [`crate::Confo::load_backend`].
@@ -159,8 +195,9 @@ impl Confo {
     /// Watches a namespace (or one configuration); iterate the result for events.
     /// See [`crate::Confo::watch`].
     pub fn watch(&self, namespace: &str, configuration: Option<&str>) -> Result<BlockingWatcher> {
-        let watcher = self.block(self.inner.watch(namespace, configuration))?;
-        Ok(BlockingWatcher { watcher, runtime: self.runtime.clone() })
+        let runtime = self.runtime()?;
+        let watcher = runtime.block_on(self.inner.watch(namespace, configuration))?;
+        Ok(BlockingWatcher { watcher, runtime })
     }
 
     /// Calls `callback` on a thread of its own for every event until the returned handle is

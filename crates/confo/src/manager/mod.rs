@@ -113,6 +113,8 @@ impl std::ops::DerefMut for Snapshot {
 #[derive(Debug)]
 struct Slot {
     store: Store,
+    /// What the backend was opened from, to open it again in a forked child.
+    spec: Option<BackendSpec>,
     namespaces: Vec<String>,
     current: Option<String>,
     snapshots: HashMap<String, Arc<Snapshot>>,
@@ -249,7 +251,7 @@ impl Confo {
             });
         }
         let backend = spec.open().await?;
-        self.add_backend(name, backend).await
+        self.add_backend_from(name, backend, Some(spec.clone())).await
     }
 
     /// Loads a backend whose credentials dictionary is kept as a configuration of another
@@ -285,6 +287,10 @@ impl Confo {
 
     /// Registers an already opened backend under `name` (for backends built by hand).
     pub async fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        self.add_backend_from(name, backend, None).await
+    }
+
+    async fn add_backend_from(&self, name: &str, backend: Arc<dyn Backend>, spec: Option<BackendSpec>) -> Result<()> {
         name::validate(NameKind::Backend, name)?;
         let namespaces = backend.list_namespaces().await?;
         let mut state = self.state();
@@ -297,6 +303,7 @@ impl Confo {
         }
         let slot = Slot {
             store: Store::new(backend),
+            spec,
             namespaces,
             current: None,
             snapshots: HashMap::new(),
@@ -304,6 +311,45 @@ impl Confo {
             refresher: None,
         };
         state.backends.insert(name.to_owned(), slot);
+        Ok(())
+    }
+
+    /// In a child process made by `fork()` after backends were loaded: opens each backend again
+    /// from its spec (the parent's connections and the tasks serving them do not exist in the
+    /// child), keeping the snapshots, the current namespaces and the staged edits. The old
+    /// connections are leaked, never dropped: dropping them would reach for a runtime that is
+    /// gone. Backends added by hand ([`Confo::add_backend`]) and in-memory ones are kept as
+    /// they are; auto-refresh stops (start it again if wanted). Called by the blocking facade
+    /// when it notices a new process id. Forking while another thread of the parent is inside
+    /// a call of this manager is not supported (as with any lock held across `fork()`).
+    pub async fn reopen_after_fork(&self) -> Result<()> {
+        let specs: Vec<(String, BackendSpec)> = {
+            let mut state = self.state();
+            for slot in state.backends.values_mut() {
+                if let Some(refresher) = slot.refresher.take() {
+                    std::mem::forget(refresher);
+                }
+            }
+            state
+                .backends
+                .iter()
+                .filter_map(|(name, slot)| slot.spec.clone().map(|spec| (name.clone(), spec)))
+                .filter(|(_, spec)| spec.kind() != crate::BackendKind::MEMORY)
+                .collect()
+        };
+        for (name, spec) in specs {
+            // One backend that cannot be opened again must not take the others down: it stays
+            // loaded and answers every call with the reason.
+            let backend: Arc<dyn Backend> = match spec.open().await {
+                Ok(backend) => backend,
+                Err(error) => Arc::new(Unusable { describe: spec.to_string(), error: error.to_string() }),
+            };
+            let mut state = self.state();
+            if let Some(slot) = state.backends.get_mut(&name) {
+                let old = std::mem::replace(&mut slot.store, Store::new(backend));
+                std::mem::forget(old);
+            }
+        }
         Ok(())
     }
 
@@ -757,6 +803,54 @@ impl Confo {
             }
         }
         slot.draft.settle(batch, applied);
+    }
+}
+
+/// A backend that could not be opened again in a forked child: every call fails with why.
+#[derive(Debug)]
+struct Unusable {
+    describe: String,
+    error: String,
+}
+
+impl Unusable {
+    fn error(&self) -> Error {
+        Error::unavailable(self.describe.clone(), format!("not open in this forked process: {}", self.error))
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Unusable {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+    fn capabilities(&self) -> crate::Capabilities {
+        crate::Capabilities {
+            notifies: false,
+            atomic_batch: 1,
+            atomic_batch_bytes: None,
+            max_value_bytes: None,
+            history: false,
+        }
+    }
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        Err(self.error())
+    }
+    async fn create(&self, _: &crate::name::NamespaceName) -> Result<bool> {
+        Err(self.error())
+    }
+    async fn delete(&self, _: &crate::name::NamespaceName) -> Result<()> {
+        Err(self.error())
+    }
+    async fn load(&self, _: &crate::name::NamespaceName) -> Result<NamespaceData> {
+        Err(self.error())
+    }
+    async fn apply(
+        &self,
+        _: &crate::name::NamespaceName,
+        _: &crate::backend::ChangeSet<'_>,
+    ) -> crate::backend::WriteReport {
+        crate::backend::WriteReport::failed(self.error())
     }
 }
 

@@ -65,6 +65,9 @@ use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
 use trust::Trust;
 
 /// Znodes read per read-only `multi`.
+/// The process that first used ZooKeeper (see [`ZkBackend::connect`]).
+static ZK_PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
 pub(crate) const READ_BATCH: usize = 500;
 /// Most operations per write transaction.
 pub(crate) const WRITE_BATCH: usize = 1000;
@@ -114,6 +117,19 @@ impl ZkBackend {
     /// ```
     pub async fn connect(options: ZkOptions) -> Result<Self> {
         let describe = options.describe();
+        // The ZooKeeper client does its I/O on a process-wide thread (async-io's reactor) that
+        // does not survive fork(): in a child of a process that used ZooKeeper, no session can
+        // ever start. Say so at once instead of timing out with a misleading message.
+        let first_user = *ZK_PROCESS.get_or_init(std::process::id);
+        if first_user != std::process::id() {
+            return Err(Error::unavailable(
+                describe,
+                "ZooKeeper cannot be used in a process forked after its parent used ZooKeeper (the \
+                 ZooKeeper client's I/O thread does not survive fork()); open ZooKeeper backends \
+                 only after forking (gunicorn without --preload, multiprocessing's spawn or \
+                 forkserver start method)",
+            ));
+        }
         // A server that accepts connections but does not serve sessions yet (it is starting)
         // is tried again within the connect timeout; a refused one fails at once.
         super::connect_within("ZooKeeper", &describe, &options.hosts.clone(), options.connect_timeout, || {
