@@ -18,6 +18,10 @@ create_exception!(_native, NativeError, PyException, "An error of the Rust core:
 fn kind(error: &Error) -> String {
     match error {
         Error::NotFound { what, .. } => format!("not_found:{what}"),
+        // A key that is missing is told apart: confo raised KeyError for it.
+        Error::InvalidSpec { key, message } if message.starts_with("missing") => {
+            format!("invalid_spec_missing:{}", key.as_deref().unwrap_or(""))
+        }
         Error::InvalidSpec { key, .. } => format!("invalid_spec:{}", key.as_deref().unwrap_or("")),
         // A persist stopped by a conflict is a conflict to confo's callers.
         e if e.is_conflict() => "conflict".into(),
@@ -59,11 +63,15 @@ impl Manager {
         Ok(Manager { inner: Confo::new().map_err(raise)? })
     }
 
-    /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …).
-    fn load_backend(&self, py: Python<'_>, name: &str, kind: &str, credentials_json: &str) -> PyResult<()> {
-        let spec =
-            confo::BackendSpec::from_credentials(backend_kind(kind)?, &from_json(credentials_json)?).map_err(raise)?;
-        py.detach(|| self.inner.load_backend(name, &spec)).map_err(raise)
+    /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …),
+    /// replacing one loaded under that name, as confo did. Keys the backend does not know are
+    /// left out, as confo ignored them: returns them, for the caller to log.
+    fn load_backend(&self, py: Python<'_>, name: &str, kind: &str, credentials_json: &str) -> PyResult<Vec<String>> {
+        let credentials = from_json(credentials_json)?;
+        let (spec, ignored) =
+            confo::BackendSpec::from_credentials_lenient(backend_kind(kind)?, &credentials).map_err(raise)?;
+        py.detach(|| self.inner.replace_backend(name, &spec)).map_err(raise)?;
+        Ok(ignored)
     }
 
     /// Loads a backend from a spec string (`redis://…`, `file:…`).

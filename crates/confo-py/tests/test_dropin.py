@@ -1,6 +1,7 @@
 """What existing confo 0.1.6.2 code does, and must keep working: forks, lenient credentials,
 reloading a backend, built-in exception classes, typos in persist, messages, counting."""
 
+import logging
 import multiprocessing
 import os
 import time
@@ -11,7 +12,13 @@ import pytest
 import confo.Backends as BE
 from confo.Backends import EtcdBackend, FileBackend, RedisBackend, ZookeeperBackend
 from confo.Confo import Confo
-from confo.Exceptions import UnavailableException
+from confo.Exceptions import (
+    ConfigurationNotFoundException,
+    InvalidValueException,
+    NamespaceExistsException,
+    NamespaceNotFoundException,
+    UnavailableException,
+)
 
 
 def _wait(pid, seconds=30):
@@ -154,3 +161,135 @@ def test_multiprocessing_fork_start_method(redis_server, unique):
     assert process.exitcode == 0
     config.reload()
     assert config.get("from_child", "n") == process.pid
+
+
+# ----- item 2: credentials with extra keys are accepted, the extras ignored and logged -----
+
+
+def test_extra_credentials_keys_are_ignored_and_logged(configurations, caplog):
+    backend = FileBackend()
+    with caplog.at_level(logging.DEBUG, logger="confo"):
+        backend.load_credentials({"config_path": str(configurations), "env": "prod", "token": "hunter2"})
+    backend.create_namespace("ns")
+    assert "ns" in backend.get_namespaces()["all_namespaces"]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "env" in logged and "token" in logged and "hunter2" not in logged
+
+
+def test_credentials_kept_in_a_configuration(configurations, redis_server, unique):
+    host, port = redis_server.host_port
+    config = Confo()
+    config.load_backend({"config_path": str(configurations)}, unique + "f", BE.FILE_BACKEND)
+    config.activate_backend(unique + "f")
+    config.create_namespace("infra", exist_ok=True)
+    config.use_namespace("infra")
+    config.set("redis", {"redis_host": host, "redis_port": port, "owner": "ops", "rotated": "2026-01"}, None)
+    config.persist()
+    config.load_backend(config.get("redis"), unique + "r", BE.REDIS_BACKEND)
+    assert unique + "r" in config.get_backends()["all_backends"]
+
+
+# ----- item 3: load_backend of a loaded name replaces it -----
+
+
+def test_load_backend_again_replaces_it(tmp_path, unique):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (second / "only_in_b").mkdir()
+    config = Confo()
+    config.load_backend({"config_path": str(first)}, unique, BE.FILE_BACKEND)
+    config.activate_backend(unique)
+    config.create_namespace("ns")
+    config.use_namespace("ns")
+    config.set("c", "v", 1)  # staged, dropped by the replacement (as in confo)
+    config.load_backend({"config_path": str(second)}, unique, BE.FILE_BACKEND)
+    assert config.get_backends()["active_backend"] == unique
+    assert config.get_namespaces()["all_namespaces"] == ["only_in_b"]
+    assert config.staged() == []
+
+
+# ----- item 4: built-in exception classes, as confo raised them -----
+
+
+def test_builtin_exception_classes(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        FileBackend().load_credentials({"config_path": str(tmp_path / "missing")})
+    with pytest.raises(KeyError):
+        FileBackend().load_credentials({})
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(NotADirectoryError):
+        FileBackend().load_credentials({"config_path": str(a_file)})
+    with pytest.raises(TypeError):
+        FileBackend().load_credentials(None)
+    with pytest.raises(TypeError):
+        Confo().load_backend({"config_path": str(tmp_path)}, "x", 99)
+    with pytest.raises(ValueError):
+        ZookeeperBackend().load_credentials({"zookeeper_host": "127.0.0.1", "zookeeper_port": "two"})
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(tmp_path)})
+    with pytest.raises(KeyError):
+        backend.get_all()  # no namespace selected
+
+
+# ----- item 5: persist of a name that does not exist -----
+
+
+def test_persist_of_a_typo_is_not_found(configurations):
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.create_namespace("ns")
+    backend.use_namespace("ns")
+    backend.set("c", "v", 1)
+    backend.persist()
+    with pytest.raises(NamespaceNotFoundException):
+        backend.persist(namespace="nss")
+    with pytest.raises(ConfigurationNotFoundException):
+        backend.persist(namespace="ns", config="cc")
+    backend.persist(namespace="ns", config="c")  # exists, nothing staged: fine
+
+
+# ----- item 6: NaN and Infinity -----
+
+
+def test_nan_is_refused_in_plain_words(configurations):
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.create_namespace("ns")
+    backend.use_namespace("ns")
+    for bad in (float("nan"), float("inf"), {"x": float("-inf")}):
+        with pytest.raises(InvalidValueException) as error:
+            backend.set("c", "f", bad)
+        assert "NaN and Infinity are not JSON" in str(error.value) and "c.f" in str(error.value)
+        assert "line 1 column" not in str(error.value)
+
+
+# ----- item 7: get_count counts without building the map (timed in bench_get_count.py) -----
+
+
+def test_get_count_follows_staged_edits(configurations):
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.create_namespace("ns")
+    backend.use_namespace("ns")
+    for i in range(200):
+        backend.set("c%d" % i, "v", i)
+    assert backend.get_count() == 200
+    backend.persist()
+    backend.delete("c0")
+    backend.set("c1", "v", -1)
+    backend.set("new", "v", 1)
+    assert backend.get_count() == 200 == len(backend.get_all())
+
+
+# ----- item 9: ensure a namespace exists -----
+
+
+def test_create_namespace_exist_ok(configurations):
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.create_namespace("ns")
+    backend.create_namespace("ns", exist_ok=True)
+    with pytest.raises(NamespaceExistsException):
+        backend.create_namespace("ns")

@@ -101,9 +101,10 @@ def test_credentials():
         FileBackend().load_credentials({})
     with pytest.raises(FileNotFoundException):
         FileBackend().load_credentials({"config_path": "/no/such/folder"})
+    # A bad value is still refused, naming the key and never the value.
     with pytest.raises(CredentialsException) as bad:
-        RedisBackend().load_credentials({"redis_host": "h", "redis_pasword": "hunter2"})
-    assert "redis_pasword" in str(bad.value) and "hunter2" not in str(bad.value)
+        RedisBackend().load_credentials({"redis_host": "h", "redis_port": "hunter2"})
+    assert "redis_port" in str(bad.value) and "hunter2" not in str(bad.value)
 
 
 def test_unreachable_and_unauthorized(redis_server):

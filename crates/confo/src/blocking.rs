@@ -102,6 +102,11 @@ impl Confo {
         Ok(BlockingWatcher { watcher, runtime })
     }
 
+    /// See [`crate::Confo::replace_backend`].
+    pub fn replace_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
+        self.block(self.inner.replace_backend(name, spec))
+    }
+
     /// See [`crate::Confo::load_backend`].
     pub fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.load_backend(name, spec))

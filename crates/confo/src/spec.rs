@@ -92,6 +92,26 @@ impl BackendSpec {
         Registry::builtin().parse_credentials(kind, credentials)
     }
 
+    /// Like [`BackendSpec::from_credentials`], but keys the backend does not know are left out
+    /// (and returned) instead of refused: for credentials kept among other fields (the seed's
+    /// note keeps them in a configuration) and for Python confo's callers, whose dictionaries
+    /// often carry extra keys. Every other problem is still an error.
+    pub fn from_credentials_lenient(kind: BackendKind, credentials: &Value) -> Result<(Self, Vec<String>)> {
+        let mut credentials = credentials.clone();
+        let mut ignored = Vec::new();
+        loop {
+            match Registry::builtin().parse_credentials(kind, &credentials) {
+                Err(Error::InvalidSpec { key: Some(key), message }) if message.starts_with("unknown key") => {
+                    match credentials.as_object_mut().and_then(|map| map.remove(&key)) {
+                        Some(_) => ignored.push(key),
+                        None => return Err(Error::InvalidSpec { key: Some(key), message }),
+                    }
+                }
+                other => return other.map(|spec| (spec, ignored)),
+            }
+        }
+    }
+
     /// The kind of backend this spec opens.
     pub fn kind(&self) -> BackendKind {
         self.0.kind()

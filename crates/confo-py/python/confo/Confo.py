@@ -1,8 +1,7 @@
 """``Confo``: the process-wide configuration manager, as in the Python confo package."""
 
-import json
 
-from ._session import Session, call, kind_of
+from ._session import Session, call, kind_of, load
 from .Exceptions import BackendNotFoundException
 
 
@@ -31,8 +30,10 @@ class Confo(Session):
     def load_backend(self, credentials, name, backend_type):
         """Loads a backend from a credentials dictionary: ``{"config_path": ...}`` (files),
         ``{"zookeeper_host", "zookeeper_port", ...}``, ``{"redis_host", "redis_port", ...}``,
-        ``{"etcd_host", "etcd_port", ...}``. The name must be new."""
-        call(self._native.load_backend, name, kind_of(backend_type), json.dumps(credentials))
+        ``{"etcd_host", "etcd_port", ...}``. A backend already loaded under that name is
+        replaced (its staged edits dropped), and keys a backend does not know are ignored, as
+        in confo."""
+        load(self._native, name, kind_of(backend_type), credentials)
 
     def load_backend_spec(self, spec, name):
         """Loads a backend from a spec string such as ``redis://127.0.0.1:6379``."""

@@ -37,6 +37,8 @@ def loads(text):
 def _default(value):
     if isinstance(value, decimal.Decimal) and value.is_finite():
         return _MARK + str(value)
+    if isinstance(value, decimal.Decimal):
+        raise ValueError("Decimal %s is not a JSON number" % value)
     raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
 
 

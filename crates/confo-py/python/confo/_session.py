@@ -5,7 +5,17 @@ import dataclasses
 import threading
 
 from . import _json, _native
-from .Exceptions import InvalidValueException, NamespaceExistsException, from_native
+import logging
+
+from .Exceptions import (
+    BackendTypeException,
+    CredentialsTypeException,
+    InvalidValueException,
+    NamespaceExistsException,
+    from_native,
+)
+
+_log = logging.getLogger("confo")
 
 #: backend_type numbers (confo's BE constants) → the core's kinds.
 KINDS = {1: "file", 2: "zookeeper", 3: "redis", 4: "etcd"}
@@ -30,8 +40,35 @@ def kind_of(backend_type):
         return backend_type
     try:
         return KINDS[backend_type]
-    except KeyError:
-        raise InvalidValueException("unknown backend_type %r; use confo.Backends constants" % (backend_type,)) from None
+    except (KeyError, TypeError):
+        raise BackendTypeException("unknown backend_type %r; use confo.Backends constants" % (backend_type,)) from None
+
+
+def credentials_json(credentials):
+    """A credentials dictionary as JSON for the core; not a dictionary is a TypeError, as in
+    confo."""
+    if not isinstance(credentials, dict):
+        raise CredentialsTypeException("credentials must be a dict, not %s" % type(credentials).__name__)
+    return _json.dumps(credentials)
+
+
+def load(native, name, kind, credentials):
+    """Loads (or replaces) backend ``name``; keys it does not know are ignored, as confo did,
+    and logged at debug level."""
+    ignored = call(native.load_backend, name, kind, credentials_json(credentials))
+    if ignored:
+        _log.debug("confo: ignored credentials keys %s of backend %r", ", ".join(ignored), name)
+
+
+def _dumps_value(value, config, field):
+    """A value as JSON, with a message naming the place for what JSON cannot hold."""
+    try:
+        return _json.dumps(value)
+    except ValueError as error:
+        where = config if field is None else "%s.%s" % (config, field)
+        raise InvalidValueException(
+            "%s: NaN and Infinity are not JSON numbers, so they cannot be stored (%s)" % (where, error)
+        ) from None
 
 
 class Session:
@@ -51,9 +88,10 @@ class Session:
         all_namespaces, current = call(self._native.namespaces)
         return {"all_namespaces": all_namespaces, "current_namespace": current if current is not None else "*"}
 
-    def create_namespace(self, namespace):
-        """Creates a namespace in the store now. NamespaceExistsException if it exists."""
-        if not call(self._native.create_namespace, namespace):
+    def create_namespace(self, namespace, exist_ok=False):
+        """Creates a namespace in the store now. NamespaceExistsException if it exists, unless
+        ``exist_ok`` (then it is left as it is)."""
+        if not call(self._native.create_namespace, namespace) and not exist_ok:
             raise NamespaceExistsException("namespace %s already exists" % namespace)
 
     def delete_namespace(self, namespace, force=False):
@@ -99,9 +137,9 @@ class Session:
         """Sets a field (staged until persist); ``set(config, dict, None)`` replaces the whole
         configuration, as in confo."""
         if isinstance(field, str):
-            call(self._native.set_json, config, field, _json.dumps(value))
+            call(self._native.set_json, config, field, _dumps_value(value, config, field))
         elif isinstance(field, dict) and value is None:
-            call(self._native.replace_json, config, _json.dumps(field))
+            call(self._native.replace_json, config, _dumps_value(field, config, None))
         else:
             raise InvalidValueException(
                 "set(config, field, value) takes a field name, or a dict and None to replace the configuration"

@@ -281,8 +281,33 @@ impl Confo {
             let location = format!("{} namespace {namespace:?}", store.backend().describe());
             Error::not_found(Missing::Configuration, config, location)
         })?;
-        let spec = BackendSpec::from_credentials(kind, &Value::Object((*stored.value).clone()))?;
+        // A configuration holding credentials naturally has other fields too: they are left out.
+        let (spec, ignored) = BackendSpec::from_credentials_lenient(kind, &Value::Object((*stored.value).clone()))?;
+        if !ignored.is_empty() {
+            tracing::debug!(?ignored, "fields of the credentials configuration that are not credentials");
+        }
         self.load_backend(name, &spec).await
+    }
+
+    /// Opens the store a spec describes and puts it under `name`, replacing the backend loaded
+    /// under that name if there is one (as Python confo's `load_backend` did): its cache and
+    /// staged edits are dropped, and it stays the active one if it was. If the new store
+    /// cannot be opened, the old backend stays.
+    pub async fn replace_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
+        name::validate(NameKind::Backend, name)?;
+        let backend = spec.open().await?;
+        let namespaces = backend.list_namespaces().await?;
+        let slot = Slot {
+            store: Store::new(backend),
+            spec: Some(spec.clone()),
+            namespaces,
+            current: None,
+            snapshots: HashMap::new(),
+            draft: Draft::new(),
+            refresher: None,
+        };
+        self.state().backends.insert(name.to_owned(), slot);
+        Ok(())
     }
 
     /// Registers an already opened backend under `name` (for backends built by hand).
@@ -637,7 +662,20 @@ impl Confo {
 
     /// The number of configurations in the current namespace, staged edits included.
     pub fn count(&self) -> Result<usize> {
-        Ok(self.get_all()?.len())
+        // The snapshot's size, corrected by the staged edits of this namespace: no map is built.
+        self.with_current(|slot, ns| {
+            let snapshot = slot.snapshots.get(ns);
+            let stored = |cfg: &str| snapshot.is_some_and(|d| d.contains_key(cfg));
+            let mut count = snapshot.map_or(0, |d| d.len());
+            for (cfg, staged) in slot.draft.namespace(ns) {
+                match staged.edit() {
+                    Edit::Put(_) if !stored(cfg) => count += 1,
+                    Edit::Delete if stored(cfg) => count -= 1,
+                    _ => {}
+                }
+            }
+            Ok(count)
+        })
     }
 
     // ----- staging edits in the current namespace -----
@@ -771,6 +809,7 @@ impl Confo {
     pub async fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         let _one_at_a_time = self.persisting.lock().await;
         let (name, store) = self.active_store()?;
+        self.check_scope(&store, scope).await?;
         // What to write: per namespace, the staged edits in scope that differ from the store.
         let batches = {
             let mut state = self.state();
@@ -781,6 +820,40 @@ impl Confo {
         let written = write_batches(&store, &batches, |batch, applied| self.settle(&name, batch, applied)).await?;
         tracing::debug!(backend = %name, written = written.len(), "persisted");
         Ok(written)
+    }
+
+    /// A persist of a namespace or a configuration that has nothing staged and does not exist
+    /// (a typo) is [`Error::NotFound`], as `use_namespace` of it would be, not a silent no-op.
+    async fn check_scope(&self, store: &Store, scope: Scope<'_>) -> Result<()> {
+        let (namespace, config) = match scope {
+            Scope::All => return Ok(()),
+            Scope::Namespace(ns) => (ns, None),
+            Scope::Configuration(ns, cfg) => (ns, Some(cfg)),
+        };
+        let (staged, known_namespace, known_config) = {
+            let state = self.state();
+            let (_, slot) = state.active()?;
+            let staged = match config {
+                Some(cfg) => slot.draft.get(namespace, cfg).is_some(),
+                None => slot.draft.namespace(namespace).next().is_some(),
+            };
+            let known_config = config.is_some_and(|cfg| {
+                slot.snapshots.get(namespace).is_some_and(|d| d.contains_key(cfg) || d.corrupt.contains_key(cfg))
+            });
+            (staged, slot.namespaces.iter().any(|n| n == namespace), known_config)
+        };
+        if staged || known_config {
+            return Ok(());
+        }
+        if !known_namespace && !store.namespaces().await?.iter().any(|n| n == namespace) {
+            return Err(Error::not_found(Missing::Namespace, namespace, store.backend().describe()));
+        }
+        match config {
+            Some(cfg) if store.get(namespace, cfg).await?.is_none() => {
+                Err(Error::not_found(Missing::Configuration, cfg, format!("namespace {namespace:?}")))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Records applied changes: the snapshot takes the new content and version, and the draft

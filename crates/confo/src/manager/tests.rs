@@ -391,3 +391,71 @@ async fn field_updates_apply_to_what_is_stored() {
     assert!(stale.staged().unwrap().is_empty(), "the staged edit gave way");
     assert_eq!(stale.get_field("db", "port").unwrap(), Some(json!(1)), "the session reads afresh");
 }
+
+#[tokio::test]
+async fn count_follows_staged_edits_without_building_the_map() {
+    let (confo, store) = memory_manager().await;
+    store.create_namespace("ns").await.unwrap();
+    store.put_configuration("ns", "a", obj(json!({}))).await.unwrap();
+    store.put_configuration("ns", "b", obj(json!({}))).await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    assert_eq!(confo.count().unwrap(), 2);
+    confo.set("a", "v", 1).unwrap(); // an edit of an existing one
+    confo.set("c", "v", 1).unwrap(); // a new one
+    confo.remove("b").unwrap();
+    assert_eq!(confo.count().unwrap(), confo.get_all().unwrap().len());
+    assert_eq!(confo.count().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn persisting_a_namespace_or_configuration_that_does_not_exist_is_not_found() {
+    let (confo, store) = memory_manager().await;
+    store.create_namespace("ns").await.unwrap();
+    store.put_configuration("ns", "a", obj(json!({}))).await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    let err = confo.persist_namespace("typo").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err:?}");
+    let err = confo.persist_configuration("ns", "typo").await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Configuration, .. }), "{err:?}");
+    // Existing names with nothing staged are fine, and write nothing.
+    assert!(confo.persist_namespace("ns").await.unwrap().is_empty());
+    assert!(confo.persist_configuration("ns", "a").await.unwrap().is_empty());
+    // A namespace made by someone else since the list was read is found in the store.
+    store.create_namespace("later").await.unwrap();
+    assert!(confo.persist_namespace("later").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn replacing_a_backend_drops_its_edits_and_keeps_it_active() {
+    let confo = Confo::new();
+    confo.load_backend("main", &BackendSpec::memory()).await.unwrap();
+    confo.activate_backend("main").unwrap();
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.set("a", "v", 1).unwrap();
+    confo.replace_backend("main", &BackendSpec::memory()).await.unwrap();
+    assert_eq!(confo.backends().active.as_deref(), Some("main"));
+    assert!(confo.staged().unwrap().is_empty());
+    assert!(confo.namespaces().unwrap().all.is_empty(), "a new, empty store");
+    // A spec that cannot be opened leaves the old backend in place.
+    let missing = BackendSpec::file("/nonexistent/confo-test-folder");
+    assert!(confo.replace_backend("main", &missing).await.is_err());
+    assert_eq!(confo.backends().all, ["main"]);
+}
+
+#[tokio::test]
+async fn credentials_kept_in_a_configuration_may_carry_other_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let confo = Confo::new();
+    confo.load_backend("mem", &BackendSpec::memory()).await.unwrap();
+    confo.activate_backend("mem").unwrap();
+    let store = confo.store().unwrap();
+    store.create_namespace("infra").await.unwrap();
+    let creds = obj(json!({"config_path": dir.path().to_str().unwrap(), "env": "prod", "owner": "ops"}));
+    store.put("infra", "files", creds, crate::Precondition::Any).await.unwrap();
+    confo.load_backend_from("files", "file".parse().unwrap(), "mem", "infra", "files").await.unwrap();
+    assert_eq!(confo.backends().all, ["files", "mem"]);
+    // The spec API itself stays strict.
+    let strict = BackendSpec::from_credentials(crate::BackendKind::FILE, &json!({"config_path": "x", "env": "prod"}));
+    assert!(strict.is_err());
+}

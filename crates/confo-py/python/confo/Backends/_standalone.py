@@ -1,8 +1,7 @@
 """A backend used on its own, as confo's backend classes could be."""
 
-import json
 
-from .._session import Session, call
+from .._session import Session, call, load
 
 
 class StandaloneBackend(Session):
@@ -12,5 +11,5 @@ class StandaloneBackend(Session):
 
     def load_credentials(self, credentials):
         """Connects with a credentials dictionary and loads the namespace list."""
-        call(self._native.load_backend, "backend", self.KIND, json.dumps(credentials))
+        load(self._native, "backend", self.KIND, credentials)
         call(self._native.activate_backend, "backend")

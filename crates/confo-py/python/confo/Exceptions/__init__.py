@@ -24,15 +24,20 @@ class BackendNotFoundException(ConfoError, KeyError):
     """No loaded backend has this name."""
 
 
-class FileNotFoundException(ConfoError):
-    """The file backend's config_path is missing or is not a folder."""
+class FileNotFoundException(ConfoError, FileNotFoundError):
+    """The file backend's config_path is missing (also a ``FileNotFoundError``, as confo's
+    ``os.listdir`` raised)."""
+
+
+class NotAFolderException(FileNotFoundException, NotADirectoryError):
+    """The file backend's config_path is a file, not a folder (also a ``NotADirectoryError``)."""
 
 
 class ZookeeperHostNotFoundException(ConfoError):
     """The ZooKeeper credentials lack zookeeper_host (or it is invalid)."""
 
 
-class ZookeeperPortNotFoundException(ConfoError):
+class ZookeeperPortNotFoundException(ConfoError, ValueError):
     """The ZooKeeper credentials lack zookeeper_port (or it is not a port)."""
 
 
@@ -40,14 +45,14 @@ class NamespaceExistsException(ConfoError):
     """create_namespace of a namespace that exists (confo only printed this)."""
 
 
-class NamespaceNotLoadedException(ConfoError):
-    """No namespace is selected (call use_namespace)."""
+class NamespaceNotLoadedException(ConfoError, KeyError):
+    """No namespace is selected (call use_namespace); also a ``KeyError``, as in confo."""
 
 
 # ----- new: errors confo printed, and errors of features confo did not have -----
 
 
-class NamespaceNotFoundException(NamespaceNotLoadedException, KeyError):
+class NamespaceNotFoundException(NamespaceNotLoadedException):
     """use_namespace (or another call) named a namespace that does not exist."""
 
 
@@ -61,6 +66,19 @@ class FieldNotFoundException(ConfoError, KeyError):
 
 class CredentialsException(ConfoError, ValueError):
     """A credentials dictionary or backend spec cannot be used; the message names the key."""
+
+
+class MissingCredentialsException(CredentialsException, KeyError):
+    """A key the backend needs is not in the credentials (also a ``KeyError``, as in confo)."""
+
+
+class CredentialsTypeException(CredentialsException, TypeError):
+    """The credentials are not a dictionary (``None``, say); also a ``TypeError``."""
+
+
+class BackendTypeException(ConfoError, ValueError, TypeError):
+    """``backend_type`` is not a backend constant nor a backend's name (also ``TypeError``
+    and ``ValueError``)."""
 
 
 class InvalidNameException(ConfoError, ValueError):
@@ -130,8 +148,24 @@ _BY_KIND = {
 }
 
 
+class MissingConfigPathException(FileNotFoundException, MissingCredentialsException):
+    """The file backend's credentials have no ``config_path`` (a ``KeyError`` in confo)."""
+
+
+#: A missing credentials key → its class (else MissingCredentialsException).
+_MISSING = {
+    "config_path": MissingConfigPathException,
+    "zookeeper_host": ZookeeperHostNotFoundException,
+    "zookeeper_port": ZookeeperPortNotFoundException,
+}
+
+
 def from_native(kind, message):
     """The exception for a native error's kind."""
+    if kind == "invalid_spec:config_path" and "not a folder" in message:
+        return NotAFolderException(message)
+    if kind.startswith("invalid_spec_missing:"):
+        return _MISSING.get(kind.split(":", 1)[1], MissingCredentialsException)(message)
     if kind.startswith("invalid_spec") and kind not in _BY_KIND:
         return CredentialsException(message)
     return _BY_KIND.get(kind, ConfoError)(message)
