@@ -37,8 +37,14 @@ if ! "$pyvenv/bin/python" -c 'import maturin, pytest' 2>/dev/null; then
   "$pyvenv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' 'pytest>=7'
 fi
 cargo build --quiet -p confo-testkit --bin confo-servers
-(cd crates/confo-py && VIRTUAL_ENV="$pyvenv" "$pyvenv/bin/maturin" develop --quiet)
-"$pyvenv/bin/pytest" -q crates/confo-py/tests
+# The suite runs against the wheel users get: built once (release, abi3), installed by pip
+# with no Rust toolchain on PATH into a folder of its own, which the tests check they import.
+rm -rf target/wheels-ci target/py-wheel-site
+(cd crates/confo-py && VIRTUAL_ENV="$pyvenv" "$pyvenv/bin/maturin" build --release --quiet --out "$PWD/../../target/wheels-ci")
+env PATH=/usr/bin:/bin "$pyvenv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+  --target target/py-wheel-site target/wheels-ci/confo-*-abi3-*.whl
+CONFO_PY_SITE="$PWD/target/py-wheel-site" PYTHONPATH="$PWD/target/py-wheel-site" \
+  "$pyvenv/bin/pytest" -q crates/confo-py/tests
 
 # The benchmarks, in quick smoke modes, so that they cannot rot.
 cargo run --quiet -p confo --example propagation -- 20

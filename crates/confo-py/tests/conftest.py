@@ -6,6 +6,14 @@ import uuid
 
 import pytest
 
+import confo
+
+# When the test command says where it installed the wheel, the suite must be testing that
+# installation, not a development copy that happens to be importable.
+_SITE = os.environ.get("CONFO_PY_SITE")
+if _SITE and not os.path.abspath(confo.__file__).startswith(os.path.abspath(_SITE) + os.sep):
+    raise RuntimeError("testing %s, not the installed wheel in %s" % (confo.__file__, _SITE))
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SERVERS = os.path.join(ROOT, "target", "debug", "confo-servers")
 
