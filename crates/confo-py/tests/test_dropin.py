@@ -293,3 +293,49 @@ def test_create_namespace_exist_ok(configurations):
     backend.create_namespace("ns", exist_ok=True)
     with pytest.raises(NamespaceExistsException):
         backend.create_namespace("ns")
+
+
+# ----- item 8: the API surface confo code reads -----
+
+
+def test_confo_module_exports_and_attributes(configurations, unique):
+    import confo.Confo as module
+    from confo.Backends.AbstractBackend import AbstractBackend
+
+    for name in ("FILE_BACKEND", "ZOOKEEPER_BACKEND", "FileBackend", "ZookeeperBackend", "backend_selector",
+                 "validate_backend", "BackendNotFoundException", "NamespaceNotLoadedException",
+                 "FileNotFoundException", "BackendsActivationException"):
+        assert hasattr(module, name), name
+    assert module.backend_selector(module.FILE_BACKEND) is module.FileBackend
+    assert isinstance(FileBackend(), AbstractBackend)
+
+    fresh = Confo.__wrapped__()
+    assert fresh is not Confo() and fresh.get_backends()["all_backends"] == []
+    assert fresh.active_backend is None and fresh.active_backend_name is None
+    fresh.load_backend({"config_path": str(configurations)}, unique, BE.FILE_BACKEND)
+    assert list(fresh.backends) == [unique] and unique not in Confo().backends
+    fresh.activate_backend(unique)
+    assert fresh.active_backend_name == unique and fresh.active_backend.name == unique
+    with pytest.raises(TypeError):
+        fresh.backends["x"] = None  # read-only
+
+
+def test_standalone_attributes_and_persist_helpers(configurations):
+    backend = FileBackend()
+    assert backend.get_namespaces()["all_namespaces"] == []  # before load_credentials, as confo
+    assert backend.namespaces == [] and backend.namespace_name == "*"
+    credentials = {"config_path": str(configurations)}
+    backend.load_credentials(credentials)
+    assert backend.credentials == credentials and backend.config_path == str(configurations)
+    backend.create_namespace("ns")
+    backend.use_namespace("ns")
+    backend.set("c", "v", 1)
+    assert backend.configurations == {"ns": {"c": {"v": 1}}}
+    assert backend.namespaces == ["ns"] and backend.namespace_name == "ns"
+    backend.persist_configuration("ns", "c")
+    backend.set("d", "v", 2)
+    backend.persist_namespace("ns")
+    backend.set("e", "v", 3)
+    backend.persist_everything()
+    assert backend.staged() == []
+    assert sorted(p.name for p in (configurations / "ns").iterdir()) == ["c.json", "d.json", "e.json"]

@@ -1,12 +1,45 @@
-"""``Confo``: the process-wide configuration manager, as in the Python confo package."""
+"""``Confo``: the process-wide configuration manager, as in the Python confo package.
 
+The module re-exports what confo's did (``from confo.Confo import *`` gave the backend
+constants and classes, ``backend_selector``, the exception classes and ``validate_backend``).
+"""
+
+import functools
+import types
 
 from ._session import Session, call, kind_of, load
-from .Exceptions import BackendNotFoundException
+from .Backends import *  # noqa: F401,F403 (confo's module exported these)
+from .Backends import FILE_BACKEND, ZOOKEEPER_BACKEND, FileBackend, ZookeeperBackend, backend_selector  # noqa: F401
+from .Exceptions import *  # noqa: F401,F403
+from .Exceptions import BackendNotFoundException, BackendsActivationException
 
 
-class Confo(Session):
-    """The configuration manager. ``Confo()`` always returns the same object, as in confo.
+def validate_backend(func):
+    """confo's decorator: the method needs an active backend."""
+
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        if self.active_backend_name is None or self.active_backend_name not in self.get_backends()["all_backends"]:
+            raise BackendsActivationException("Please activate a backend before this operation")
+        return func(self, *args, **kwargs)
+
+    return wrapper
+
+
+class _BackendView:
+    """A loaded backend of a ``Confo``, as ``Confo().backends[name]`` shows it."""
+
+    def __init__(self, manager, name):
+        self._manager = manager
+        self.name = name
+
+    def __repr__(self):
+        return "<confo backend %r>" % self.name
+
+
+class _Manager(Session):
+    """A configuration manager: ``Confo`` without the one-per-process rule
+    (``Confo.__wrapped__``).
 
     >>> from confo.Confo import Confo
     >>> import confo.Backends as BE
@@ -15,17 +48,21 @@ class Confo(Session):
     ...                     backend_type=BE.FILE_BACKEND)            # doctest: +SKIP
     """
 
-    _instance = None
+    @property
+    def backends(self):
+        """The loaded backends by name (read-only), as confo's ``backends`` dict."""
+        return types.MappingProxyType({name: _BackendView(self, name) for name in self._native.backends()[0]})
 
-    def __new__(cls):
-        if cls._instance is None:
-            instance = super().__new__(cls)
-            Session.__init__(instance)
-            cls._instance = instance
-        return cls._instance
+    @property
+    def active_backend_name(self):
+        """The active backend's name, or None."""
+        return self._native.backends()[1]
 
-    def __init__(self):  # the singleton is set up once, in __new__
-        pass
+    @property
+    def active_backend(self):
+        """The active backend (a view), or None."""
+        name = self.active_backend_name
+        return None if name is None else _BackendView(self, name)
 
     def load_backend(self, credentials, name, backend_type):
         """Loads a backend from a credentials dictionary: ``{"config_path": ...}`` (files),
@@ -54,3 +91,22 @@ class Confo(Session):
         if backend_name not in self._native.backends()[0]:
             raise BackendNotFoundException(backend_name + " doesn't exist")
         call(self._native.activate_backend, backend_name)
+
+
+class Confo(_Manager):
+    """The configuration manager. ``Confo()`` always returns the same object, as in confo;
+    ``Confo.__wrapped__()`` makes an independent one (the hook confo's singleton decorator
+    gave tests)."""
+
+    _instance = None
+    __wrapped__ = _Manager
+
+    def __new__(cls):
+        if cls._instance is None:
+            instance = super().__new__(cls)
+            Session.__init__(instance)
+            cls._instance = instance
+        return cls._instance
+
+    def __init__(self):  # the singleton is set up once, in __new__
+        pass

@@ -5,6 +5,7 @@ ZOOKEEPER_BACKEND = 2
 REDIS_BACKEND = 3
 ETCD_BACKEND = 4
 
+from .AbstractBackend import AbstractBackend  # noqa: E402
 from .FileBackend import FileBackend  # noqa: E402
 from .ZookeeperBackend import ZookeeperBackend  # noqa: E402
 from .RedisBackend import RedisBackend  # noqa: E402
