@@ -11,6 +11,9 @@ use confo::{BackendKind, Error, Removal, Scope};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+mod convert;
 
 create_exception!(_native, NativeError, PyException, "An error of the Rust core: args are (kind, message).");
 
@@ -31,10 +34,6 @@ fn kind(error: &Error) -> String {
 
 fn raise(error: Error) -> PyErr {
     NativeError::new_err((kind(&error), error.to_string()))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
-    serde_json::to_string(value).map_err(|e| NativeError::new_err(("invalid_value".to_owned(), e.to_string())))
 }
 
 fn from_json(text: &str) -> PyResult<serde_json::Value> {
@@ -128,36 +127,43 @@ impl Manager {
     }
 
     /// Every configuration of the current namespace, as a JSON object.
-    fn get_all_json(&self) -> PyResult<String> {
+    /// Every configuration of the current namespace, as a new dict of new dicts.
+    fn get_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let all = self.inner.get_all().map_err(raise)?;
-        let borrowed: std::collections::BTreeMap<&String, &confo::Configuration> =
-            all.iter().map(|(k, v)| (k, &**v)).collect();
-        to_json(&borrowed)
+        let dict = PyDict::new(py);
+        for (name, value) in &all {
+            dict.set_item(name, convert::configuration(py, value)?)?;
+        }
+        Ok(dict)
     }
 
-    fn get_json(&self, config: &str) -> PyResult<Option<String>> {
-        self.inner.get(config).map_err(raise)?.map(|c| to_json(&*c)).transpose()
+    /// One configuration as a new dict, or None.
+    fn get<'py>(&self, py: Python<'py>, config: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner.get(config).map_err(raise)?.map(|c| convert::configuration(py, &c)).transpose()
     }
 
-    fn get_field_json(&self, config: &str, field: &str) -> PyResult<Option<String>> {
-        self.inner.get_field(config, field).map_err(raise)?.map(|v| to_json(&v)).transpose()
+    /// One field as a new Python value, or None.
+    fn get_field<'py>(&self, py: Python<'py>, config: &str, field: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.get_field(config, field).map_err(raise)?.map(|v| convert::to_py(py, &v)).transpose()
     }
 
-    /// The stored (unedited) configuration, as JSON.
-    fn stored_json(&self, config: &str) -> PyResult<Option<String>> {
-        self.inner.stored(config).map_err(raise)?.map(|c| to_json(&*c)).transpose()
+    /// The stored (unedited) configuration, or None.
+    fn stored<'py>(&self, py: Python<'py>, config: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner.stored(config).map_err(raise)?.map(|c| convert::configuration(py, &c)).transpose()
     }
 
     fn count(&self) -> PyResult<usize> {
         self.inner.count().map_err(raise)
     }
 
-    fn set_json(&self, config: &str, field: &str, value_json: &str) -> PyResult<()> {
-        self.inner.set(config, field, from_json(value_json)?).map_err(raise)
+    /// Sets a field to a Python value (ValueError for NaN, TypeError for what JSON cannot hold).
+    fn set(&self, config: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set(config, field, convert::from_py(value)?).map_err(raise)
     }
 
-    fn replace_json(&self, config: &str, value_json: &str) -> PyResult<()> {
-        match from_json(value_json)? {
+    /// Replaces a configuration with a dict.
+    fn replace(&self, config: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        match convert::from_py(value)? {
             serde_json::Value::Object(map) => self.inner.replace(config, map).map_err(raise),
             _ => Err(NativeError::new_err(("invalid_value".to_owned(), "a configuration must be a dict".to_owned()))),
         }

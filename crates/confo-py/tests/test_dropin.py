@@ -339,3 +339,34 @@ def test_standalone_attributes_and_persist_helpers(configurations):
     backend.persist_everything()
     assert backend.staged() == []
     assert sorted(p.name for p in (configurations / "ns").iterdir()) == ["c.json", "d.json", "e.json"]
+
+
+# ----- item 11: values are converted directly, with the same results as JSON gave -----
+
+
+def test_values_convert_as_json_would(configurations, unique):
+    import decimal
+
+    folder = configurations / unique
+    folder.mkdir()
+    (folder / "read.json").write_text('{"a": 1.50, "b": 15e-1, "c": 1e2, "d": -0.0, "e": [1, {"f": null}], "g": true}')
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.use_namespace(unique)
+    read = backend.get("read")
+    assert read == {"a": 1.5, "b": 1.5, "c": 100.0, "d": 0.0, "e": [1, {"f": None}], "g": True}
+    assert all(type(read[k]) is float for k in "abcd")
+    long = decimal.Decimal("0.1000000000000000000000000001")
+    # A Decimal a float holds exactly reads back as that float (as through JSON before); one it
+    # does not hold stays a Decimal.
+    backend.set("w", {"t": (1, 2), 3: "int key", True: "bool key", "n": {"dec": decimal.Decimal("1.50"), "long": long}}, None)
+    assert backend.get("w") == {"t": [1, 2], "3": "int key", "true": "bool key", "n": {"dec": 1.5, "long": long}}
+    assert type(backend.get("w")["n"]["long"]) is decimal.Decimal
+    got = backend.get("w")
+    got["t"].append(3)  # a copy: the cache is untouched
+    assert backend.get("w")["t"] == [1, 2]
+    for bad in (decimal.Decimal("NaN"), float("-inf")):
+        with pytest.raises(InvalidValueException):
+            backend.set("w", "bad", bad)
+    with pytest.raises(TypeError):
+        backend.set("w", "bad", {1.5j: 1})

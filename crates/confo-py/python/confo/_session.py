@@ -9,6 +9,7 @@ import logging
 
 from .Exceptions import (
     BackendTypeException,
+    ConfoError,
     CredentialsTypeException,
     InvalidValueException,
     NamespaceExistsException,
@@ -28,10 +29,6 @@ def call(function, *args, **kwargs):
     except _native.NativeError as error:
         kind, message = error.args
         raise from_native(kind, message) from None
-
-
-def _loads(text):
-    return None if text is None else _json.loads(text)
 
 
 def kind_of(backend_type):
@@ -60,11 +57,17 @@ def load(native, name, kind, credentials):
         _log.debug("confo: ignored credentials keys %s of backend %r", ", ".join(ignored), name)
 
 
-def _dumps_value(value, config, field):
-    """A value as JSON, with a message naming the place for what JSON cannot hold."""
+def _set(method, config, field, value):
+    """Stages a value, with a message naming the place for a number JSON cannot hold (the
+    core converts values itself; TypeError for other types, as json.dumps raised)."""
     try:
-        return _json.dumps(value)
+        if field is None:
+            call(method, config, value)
+        else:
+            call(method, config, field, value)
     except ValueError as error:
+        if isinstance(error, ConfoError):
+            raise
         where = config if field is None else "%s.%s" % (config, field)
         raise InvalidValueException(
             "%s: NaN and Infinity are not JSON numbers, so they cannot be stored (%s)" % (where, error)
@@ -102,13 +105,13 @@ class Session:
 
     def get_all(self):
         """Every configuration of the current namespace, staged edits included."""
-        return _json.loads(call(self._native.get_all_json))
+        return call(self._native.get_all)
 
     def get(self, name, field=None):
         """A configuration (dict), or one field of it; None if missing, as confo's callers expect."""
         if field is None:
-            return _loads(call(self._native.get_json, name))
-        return _loads(call(self._native.get_field_json, name, field))
+            return call(self._native.get, name)
+        return call(self._native.get_field, name, field)
 
     def get_as(self, name, cls):
         """A configuration built into ``cls`` (a dataclass, or anything taking the fields as
@@ -129,7 +132,7 @@ class Session:
 
     def stored(self, name):
         """A configuration as last read from the store, without staged edits."""
-        return _loads(call(self._native.stored_json, name))
+        return call(self._native.stored, name)
 
     # ----- staging edits -----
 
@@ -137,9 +140,9 @@ class Session:
         """Sets a field (staged until persist); ``set(config, dict, None)`` replaces the whole
         configuration, as in confo."""
         if isinstance(field, str):
-            call(self._native.set_json, config, field, _dumps_value(value, config, field))
+            _set(self._native.set, config, field, value)
         elif isinstance(field, dict) and value is None:
-            call(self._native.replace_json, config, _dumps_value(field, config, None))
+            _set(self._native.replace, config, None, field)
         else:
             raise InvalidValueException(
                 "set(config, field, value) takes a field name, or a dict and None to replace the configuration"
