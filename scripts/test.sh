@@ -45,6 +45,9 @@ env PATH=/usr/bin:/bin "$pyvenv/bin/pip" install --quiet --disable-pip-version-c
   --target target/py-wheel-site target/wheels-ci/confo-*-abi3-*.whl
 CONFO_PY_SITE="$PWD/target/py-wheel-site" PYTHONPATH="$PWD/target/py-wheel-site" \
   "$pyvenv/bin/pytest" -q crates/confo-py/tests
+# The side-by-side benchmark against confo 0.1.6.2, small, so that it cannot rot.
+"$pyvenv/bin/python" crates/confo-py/bench/side_by_side.py "$pyvenv/bin/python" "$venv/bin/python" 200 \
+  "$PWD/target/py-wheel-site" > /dev/null
 
 # The benchmarks, in quick smoke modes, so that they cannot rot.
 cargo run --quiet -p confo --example propagation -- 20
