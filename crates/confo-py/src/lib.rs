@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 mod convert;
+mod pybackend;
 
 create_exception!(_native, NativeError, PyException, "An error of the Rust core: args are (kind, message).");
 
@@ -71,6 +72,13 @@ impl Manager {
             confo::BackendSpec::from_credentials_lenient(backend_kind(kind)?, &credentials).map_err(raise)?;
         py.detach(|| self.inner.replace_backend(name, &spec)).map_err(raise)?;
         Ok(ignored)
+    }
+
+    /// Puts a backend written in Python (an object with confo's backend methods, credentials
+    /// already loaded) under `name`, replacing one loaded there.
+    fn load_backend_object(&self, py: Python<'_>, name: &str, object: Py<PyAny>, describe: String) -> PyResult<()> {
+        let backend = std::sync::Arc::new(pybackend::PyBackend::new(object, describe));
+        py.detach(|| self.inner.replace_backend_with(name, backend)).map_err(raise)
     }
 
     /// Loads a backend from a spec string (`redis://…`, `file:…`).

@@ -11,9 +11,11 @@ import pytest
 
 import confo.Backends as BE
 from confo.Backends import EtcdBackend, FileBackend, RedisBackend, ZookeeperBackend
+from confo.Backends.AbstractBackend import AbstractBackend
 from confo.Confo import Confo
 from confo.Exceptions import (
     ConfigurationNotFoundException,
+    ConflictException,
     InvalidValueException,
     NamespaceExistsException,
     NamespaceNotFoundException,
@@ -370,3 +372,57 @@ def test_values_convert_as_json_would(configurations, unique):
             backend.set("w", "bad", bad)
     with pytest.raises(TypeError):
         backend.set("w", "bad", {1.5j: 1})
+
+
+class DictBackend(AbstractBackend):
+    """A backend of one's own, written against confo's interface, keeping data in a dict."""
+
+    STORE = {}
+
+    def load_credentials(self, credentials):
+        self.prefix = credentials["prefix"]
+        self.namespace_name = None
+
+    def get_namespaces(self):
+        names = [k[len(self.prefix):] for k in self.STORE if k.startswith(self.prefix)]
+        return {"all_namespaces": names, "current_namespace": self.namespace_name}
+
+    def create_namespace(self, namespace):
+        self.STORE.setdefault(self.prefix + namespace, {})
+
+    def use_namespace(self, namespace):
+        self.namespace_name = namespace
+
+    def get_all(self):
+        return self.STORE[self.prefix + self.namespace_name]
+
+    def set(self, config, field, value):
+        self.pending = (config, field)
+
+    def persist(self, namespace, config):
+        name, value = self.pending
+        self.STORE[self.prefix + namespace][name] = value
+
+    def delete(self, config):
+        self.pending_delete = config
+
+    def reload(self):
+        pass
+
+
+def test_a_backend_class_of_ones_own(unique):
+    config = Confo.__wrapped__()
+    config.load_backend({"prefix": unique + ":"}, "mine", DictBackend)
+    config.activate_backend("mine")
+    config.create_namespace("ns")
+    config.use_namespace("ns")
+    config.set("db", "port", 5432)
+    config.persist()
+    assert DictBackend.STORE[unique + ":ns"] == {"db": {"port": 5432}}
+    config.reload()
+    assert config.get("db", "port") == 5432 and config.get_count() == 1
+    # Someone changes it behind the manager's back: persisting an older edit is a conflict.
+    config.set("db", "port", 1)
+    DictBackend.STORE[unique + ":ns"]["db"] = {"port": 9}
+    with pytest.raises(ConflictException):
+        config.persist()

@@ -107,6 +107,11 @@ impl Confo {
         self.block(self.inner.replace_backend(name, spec))
     }
 
+    /// See [`crate::Confo::replace_backend_with`].
+    pub fn replace_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        self.block(self.inner.replace_backend_with(name, backend))
+    }
+
     /// See [`crate::Confo::load_backend`].
     pub fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.load_backend(name, spec))

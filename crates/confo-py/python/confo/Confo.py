@@ -67,9 +67,18 @@ class _Manager(Session):
     def load_backend(self, credentials, name, backend_type):
         """Loads a backend from a credentials dictionary: ``{"config_path": ...}`` (files),
         ``{"zookeeper_host", "zookeeper_port", ...}``, ``{"redis_host", "redis_port", ...}``,
-        ``{"etcd_host", "etcd_port", ...}``. A backend already loaded under that name is
+        ``{"etcd_host", "etcd_port", ...}``. ``backend_type`` may also be a class of one's own
+        implementing confo's ``AbstractBackend`` (it is instantiated and given the
+        credentials, and the core calls its methods). A backend already loaded under that name is
         replaced (its staged edits dropped), and keys a backend does not know are ignored, as
         in confo."""
+        if isinstance(backend_type, type):
+            # A backend class of one's own (confo's AbstractBackend interface): the core
+            # drives an instance of it.
+            backend = backend_type()
+            backend.load_credentials(credentials)
+            call(self._native.load_backend_object, name, backend, "python " + backend_type.__name__)
+            return
         load(self._native, name, kind_of(backend_type), credentials)
 
     def load_backend_spec(self, spec, name):

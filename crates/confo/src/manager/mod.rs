@@ -296,10 +296,20 @@ impl Confo {
     pub async fn replace_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         name::validate(NameKind::Backend, name)?;
         let backend = spec.open().await?;
+        self.put_backend(name, backend, Some(spec.clone())).await
+    }
+
+    /// [`Confo::replace_backend`] with a backend already open (one built by hand).
+    pub async fn replace_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        name::validate(NameKind::Backend, name)?;
+        self.put_backend(name, backend, None).await
+    }
+
+    async fn put_backend(&self, name: &str, backend: Arc<dyn Backend>, spec: Option<BackendSpec>) -> Result<()> {
         let namespaces = backend.list_namespaces().await?;
         let slot = Slot {
             store: Store::new(backend),
-            spec: Some(spec.clone()),
+            spec,
             namespaces,
             current: None,
             snapshots: HashMap::new(),

@@ -1,7 +1,11 @@
 """confo's backend interface, for code that imports it or checks ``isinstance``.
 
-Every backend class of this package counts as an ``AbstractBackend``. Loading a custom Python
-subclass into ``Confo`` is not supported yet (the Rust core cannot call it).
+Every backend class of this package counts as an ``AbstractBackend``. A subclass of one's own
+is loaded with ``Confo().load_backend(credentials, name, backend_type=MyBackend)``: the core
+calls its ``get_namespaces``, ``create_namespace``, ``use_namespace``, ``get_all``, ``set``,
+``persist`` (and ``delete`` / ``delete_namespace`` if it has them). Versions are hashes of the
+content, so conflicts are still found (by reading first, not atomically); there are no change
+notifications (watchers poll); a batch is written one configuration at a time.
 """
 
 from abc import ABC, abstractmethod
