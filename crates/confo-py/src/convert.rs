@@ -24,6 +24,36 @@ pub(crate) fn configuration<'py>(py: Python<'py>, map: &Map<String, Value>) -> P
     Ok(dict)
 }
 
+/// Field names already made into Python strings during one conversion of many configurations
+/// (they tend to share their field names): one string object per name, its hash computed once.
+#[derive(Default)]
+pub(crate) struct Keys<'py> {
+    made: std::collections::HashMap<String, Bound<'py, PyString>>,
+}
+
+impl<'py> Keys<'py> {
+    fn get(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+        if let Some(made) = self.made.get(key) {
+            return made.clone();
+        }
+        let made = PyString::new(py, key);
+        // Bounded: a namespace whose configurations all have different fields keeps no more.
+        if self.made.len() < 4096 {
+            self.made.insert(key.to_owned(), made.clone());
+        }
+        made
+    }
+
+    /// A configuration as a `dict`, sharing field-name strings with the others converted.
+    pub(crate) fn configuration(&mut self, py: Python<'py>, map: &Map<String, Value>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (key, value) in map {
+            dict.set_item(self.get(py, key), to_py(py, value)?)?;
+        }
+        Ok(dict)
+    }
+}
+
 /// A JSON value as a Python object.
 pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {

@@ -139,8 +139,9 @@ impl Manager {
     fn get_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let all = self.inner.get_all().map_err(raise)?;
         let dict = PyDict::new(py);
+        let mut keys = convert::Keys::default();
         for (name, value) in &all {
-            dict.set_item(name, convert::configuration(py, value)?)?;
+            dict.set_item(name, keys.configuration(py, value)?)?;
         }
         Ok(dict)
     }
