@@ -380,6 +380,33 @@ impl Store {
         self.block(self.inner.diff(&other.inner, namespaces))
     }
 
+    /// See [`crate::Store::set_secret`].
+    pub fn set_secret(
+        &self,
+        namespace: &str,
+        config: &str,
+        field: &str,
+        value: serde_json::Value,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<crate::Version> {
+        self.block(self.inner.set_secret(namespace, config, field, value, keyring))
+    }
+
+    /// See [`crate::Store::get_revealed`].
+    pub fn get_revealed(
+        &self,
+        namespace: &str,
+        config: &str,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<Option<Configuration>> {
+        self.block(self.inner.get_revealed(namespace, config, keyring))
+    }
+
+    /// See [`crate::Store::rotate_secrets`].
+    pub fn rotate_secrets(&self, namespaces: &[String], keyring: &crate::secrets::Keyring) -> Result<usize> {
+        self.block(self.inner.rotate_secrets(namespaces, keyring))
+    }
+
     /// See [`crate::Store::export`].
     pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         self.block(self.inner.export(namespaces))

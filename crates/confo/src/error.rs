@@ -78,6 +78,8 @@ pub enum ErrorKind {
     Io,
     /// [`Error::PersistIncomplete`] (its cause has a kind of its own: [`Error::cause`]).
     PersistIncomplete,
+    /// [`Error::Secret`].
+    Secret,
 }
 
 impl ErrorKind {
@@ -100,6 +102,7 @@ impl ErrorKind {
             ErrorKind::Insecure => "insecure",
             ErrorKind::Io => "io",
             ErrorKind::PersistIncomplete => "persist_incomplete",
+            ErrorKind::Secret => "secret",
         }
     }
 }
@@ -348,6 +351,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A secret cannot be sealed or opened (no key, the wrong key, a changed or moved
+    /// ciphertext, a malformed sealed value, a bad keyring). Names the configuration and the
+    /// field, never a value.
+    #[error("secret {location}: {message}")]
+    Secret {
+        /// Where (`sales/db field /password`, `keyring /path`).
+        location: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
     /// An I/O error at a location.
     #[error("{location}: {source}")]
     Io {
@@ -417,6 +431,7 @@ impl Error {
             Error::Insecure { .. } => ErrorKind::Insecure,
             Error::Io { .. } => ErrorKind::Io,
             Error::PersistIncomplete { .. } => ErrorKind::PersistIncomplete,
+            Error::Secret { .. } => ErrorKind::Secret,
         }
     }
 
@@ -556,6 +571,7 @@ pub(crate) mod tests {
             ErrorKind::Insecure,
             ErrorKind::Io,
             ErrorKind::PersistIncomplete,
+            ErrorKind::Secret,
         ];
         let names: std::collections::HashSet<&str> = all.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), all.len());

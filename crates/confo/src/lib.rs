@@ -80,6 +80,8 @@
 //!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
 //!   preconditions.
+//! - [`secrets`]: fields encrypted at rest (XChaCha20-Poly1305, bound to their place), the
+//!   keyring.
 //! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one
 //!   configuration (whatever the namespace's size), bulk loads, transfer, watch.
 //! - [`blocking`]: the sync facade.
@@ -104,6 +106,7 @@ pub mod json;
 pub mod manager;
 pub mod name;
 pub mod options;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod transfer;

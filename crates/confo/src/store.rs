@@ -190,6 +190,75 @@ impl Store {
         }
     }
 
+    /// Sets a field to a secret: sealed with the keyring's primary key, bound to this namespace,
+    /// configuration and field, then written like [`Store::update_fields`]. The value never
+    /// reaches the store in the clear.
+    pub async fn set_secret(
+        &self,
+        namespace: &str,
+        config: &str,
+        field: &str,
+        value: serde_json::Value,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<Version> {
+        let pointer = crate::secrets::pointer(field);
+        let place = crate::secrets::Place { namespace, configuration: config, pointer: &pointer };
+        let sealed = keyring.seal(&place, &value)?;
+        self.update_fields(namespace, config, &[FieldEdit::Set(field.to_owned(), sealed)]).await
+    }
+
+    /// One configuration with every secret opened; `None` if it does not exist. A secret the
+    /// keyring cannot open is [`Error::Secret`] naming the field.
+    pub async fn get_revealed(
+        &self,
+        namespace: &str,
+        config: &str,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<Option<Configuration>> {
+        match self.get(namespace, config).await? {
+            Some(stored) => crate::secrets::reveal(&stored.value, namespace, config, keyring).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Seals again, under the keyring's primary key, every secret of the namespaces (all when
+    /// empty) sealed with another key; each configuration is written only if unchanged since it
+    /// was read (a conflict is retried on the new content). Returns how many secrets were
+    /// resealed. Old keys keep opening what is left until they are removed.
+    pub async fn rotate_secrets(&self, namespaces: &[String], keyring: &crate::secrets::Keyring) -> Result<usize> {
+        let namespaces = if namespaces.is_empty() { self.namespaces().await? } else { namespaces.to_vec() };
+        let mut count = 0;
+        for namespace in &namespaces {
+            let data = self.load(namespace).await?;
+            for (config, stored) in data.iter() {
+                if crate::secrets::sealed_fields(&stored.value).is_empty() {
+                    continue;
+                }
+                count += self.rotate_one(namespace, config, keyring).await?;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn rotate_one(&self, namespace: &str, config: &str, keyring: &crate::secrets::Keyring) -> Result<usize> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(stored) = self.get(namespace, config).await? else { return Ok(0) };
+            let mut value = (*stored.value).clone();
+            let count = reseal_all(&mut value, "", namespace, config, keyring)?;
+            if count == 0 {
+                return Ok(0);
+            }
+            match self.put(namespace, config, value, Precondition::Version(stored.version)).await {
+                Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(crate::manager::backoff(attempt)).await;
+                }
+                other => return other.map(|_| count),
+            }
+        }
+    }
+
     /// Every configuration of a namespace in one bulk read.
     pub async fn load(&self, namespace: &str) -> Result<NamespaceData> {
         self.backend.load_namespace(namespace).await
@@ -236,6 +305,31 @@ impl Store {
     }
 }
 
+/// Reseals, in place, every secret of a configuration (at any depth) not sealed with the primary
+/// key; returns how many.
+fn reseal_all(
+    map: &mut Configuration,
+    prefix: &str,
+    namespace: &str,
+    config: &str,
+    keyring: &crate::secrets::Keyring,
+) -> Result<usize> {
+    let mut count = 0;
+    for (key, value) in map.iter_mut() {
+        let pointer = format!("{prefix}{}", crate::secrets::pointer(key));
+        if crate::secrets::is_sealed(value) {
+            let place = crate::secrets::Place { namespace, configuration: config, pointer: &pointer };
+            if let Some(new) = keyring.reseal(&place, value)? {
+                *value = new;
+                count += 1;
+            }
+        } else if let serde_json::Value::Object(inner) = value {
+            count += reseal_all(inner, &pointer, namespace, config, keyring)?;
+        }
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -270,5 +364,31 @@ mod tests {
         let differences = store.diff(&other, &[]).await.unwrap();
         let kinds: Vec<(&str, Difference)> = differences.iter().map(|(_, c, d)| (c.as_str(), *d)).collect();
         assert_eq!(kinds, [("a", Difference::Different), ("b", Difference::OnlyLeft)]);
+    }
+
+    #[tokio::test]
+    async fn secrets_are_stored_sealed_revealed_with_the_key_and_rotated() {
+        let store = Store::open(&BackendSpec::memory()).await.unwrap();
+        store.create_namespace("ns").await.unwrap();
+        let mut keyring = crate::secrets::Keyring::new();
+        keyring.generate(Some("k1")).unwrap();
+        store.update_fields("ns", "db", &[FieldEdit::Set("host".into(), json!("h"))]).await.unwrap();
+        store.set_secret("ns", "db", "password", json!("hunter2"), &keyring).await.unwrap();
+        let raw = store.get("ns", "db").await.unwrap().unwrap();
+        assert!(!serde_json::to_string(&*raw.value).unwrap().contains("hunter2"));
+        assert!(crate::secrets::is_sealed(&raw.value["password"]));
+        let shown = store.get_revealed("ns", "db", &keyring).await.unwrap().unwrap();
+        assert_eq!(serde_json::Value::Object(shown), json!({"host": "h", "password": "hunter2"}));
+        // Rotation: a new primary key reseals everything; then the old key can go.
+        keyring.generate(Some("k2")).unwrap();
+        keyring.set_primary("k2").unwrap();
+        assert_eq!(store.rotate_secrets(&[], &keyring).await.unwrap(), 1);
+        assert_eq!(store.rotate_secrets(&[], &keyring).await.unwrap(), 0, "nothing left to reseal");
+        let raw = store.get("ns", "db").await.unwrap().unwrap();
+        assert_eq!(crate::secrets::key_id(&raw.value["password"]), Some("k2"));
+        let mut only_new = crate::secrets::Keyring::new();
+        only_new.generate(Some("k1")).unwrap(); // same id, another key: cannot open
+        assert!(store.get_revealed("ns", "db", &only_new).await.is_err());
+        assert_eq!(store.get_revealed("ns", "db", &keyring).await.unwrap().unwrap()["password"], json!("hunter2"));
     }
 }

@@ -701,6 +701,33 @@ impl Confo {
         })
     }
 
+    /// Sets a field to a secret (in memory until persisted): sealed now with the keyring's
+    /// primary key, bound to the current namespace, the configuration and the field, so the
+    /// plaintext is never staged nor written.
+    pub fn set_secret(
+        &self,
+        config: &str,
+        field: &str,
+        value: impl Into<Value>,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<()> {
+        let namespace = self.with_current(|_, ns| Ok(ns.to_owned()))?;
+        let pointer = crate::secrets::pointer(field);
+        let place = crate::secrets::Place { namespace: &namespace, configuration: config, pointer: &pointer };
+        let sealed = keyring.seal(&place, &value.into())?;
+        self.set(config, field, sealed)
+    }
+
+    /// One configuration with every secret opened (staged edits included); `None` if it does
+    /// not exist. [`Confo::get`] returns secrets sealed.
+    pub fn get_revealed(&self, config: &str, keyring: &crate::secrets::Keyring) -> Result<Option<Configuration>> {
+        let namespace = self.with_current(|_, ns| Ok(ns.to_owned()))?;
+        match self.get(config)? {
+            Some(value) => crate::secrets::reveal(&value, &namespace, config, keyring).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Replaces a whole configuration (in memory until persisted).
     pub fn replace(&self, config: &str, value: Configuration) -> Result<()> {
         self.edit(config, |_| Ok(Edit::Put(Arc::new(value))))

@@ -459,3 +459,23 @@ async fn credentials_kept_in_a_configuration_may_carry_other_fields() {
     let strict = BackendSpec::from_credentials(crate::BackendKind::FILE, &json!({"config_path": "x", "env": "prod"}));
     assert!(strict.is_err());
 }
+
+#[tokio::test]
+async fn secrets_are_staged_sealed_and_revealed_with_the_key() {
+    let (confo, store) = memory_manager().await;
+    store.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    let mut keyring = crate::secrets::Keyring::new();
+    keyring.generate(None).unwrap();
+    confo.set_secret("db", "password", "hunter2", &keyring).unwrap();
+    assert!(!serde_json::to_string(&*confo.get("db").unwrap().unwrap()).unwrap().contains("hunter2"));
+    confo.persist().await.unwrap();
+    let raw = store.load_configuration("ns", "db").await.unwrap().unwrap();
+    assert!(crate::secrets::is_sealed(&raw.value["password"]));
+    assert_eq!(confo.get_revealed("db", &keyring).unwrap().unwrap()["password"], json!("hunter2"));
+    // A sealed value moved to another field does not open there.
+    let sealed = raw.value["password"].clone();
+    confo.set("db", "token", sealed).unwrap();
+    let err = confo.get_revealed("db", &keyring).unwrap_err();
+    assert!(err.to_string().contains("field /token") && !err.to_string().contains("hunter2"), "{err}");
+}

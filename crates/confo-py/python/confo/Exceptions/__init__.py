@@ -118,6 +118,11 @@ class InsecureStoreException(UnauthorizedException):
     file link leaving the store's folder); nothing was read from it or written to it."""
 
 
+class SecretException(ConfoError, ValueError):
+    """A secret cannot be sealed or opened (no key, the wrong key, a changed or moved
+    ciphertext, a bad keyring); names the configuration and field, never the value."""
+
+
 class PersistIncompleteException(ConfoError):
     """A persist stopped part-way; the message lists what was and was not written."""
 
@@ -142,6 +147,7 @@ _BY_KIND = {
     "unauthorized": UnauthorizedException,
     "insecure": InsecureStoreException,
     "persist_incomplete": PersistIncompleteException,
+    "secret": SecretException,
     "invalid_spec:zookeeper_host": ZookeeperHostNotFoundException,
     "invalid_spec:zookeeper_port": ZookeeperPortNotFoundException,
     "invalid_spec:config_path": FileNotFoundException,
