@@ -82,6 +82,9 @@ pub(crate) enum Command {
         target: String,
         /// One field of the configuration.
         field: Option<String>,
+        /// Show secrets in the clear (needs the keyring); without it they print as "<secret>".
+        #[arg(long)]
+        reveal: bool,
     },
 
     /// Set fields of a configuration (created if absent), or replace it; written at once.
@@ -200,6 +203,19 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Backend(BackendCommand),
 
+    /// Keys for secrets: `keys new [ID]` adds a key to the keyring ($CONFO_KEYS, else
+    /// ~/.config/confo/keys.toml; made with mode 0600; the first key is the primary one).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+
+    /// Set one secret field: encrypted before it leaves this process.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+
+    /// Secrets: where they are, and re-encrypting them under the primary key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  confo completions bash > /etc/bash_completion.d/confo")]
     Completions {
@@ -260,5 +276,55 @@ pub(crate) enum BackendCommand {
     Use {
         /// Profile name.
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeysCommand {
+    /// Add a key (from the OS random source) to the keyring in use; prints its id.
+    New {
+        /// The key's id (letters, digits, . _ -); default k1, k2, ….
+        id: Option<String>,
+    },
+    /// List the key ids; the primary one is marked with *.
+    Ls,
+    /// Make a key the primary one (new secrets, and `secrets rotate`, use it).
+    Primary {
+        /// The key's id.
+        id: String,
+    },
+    /// Remove a key (not the primary one): what it sealed can no longer be opened, so run
+    /// `confo secrets rotate` first.
+    Rm {
+        /// The key's id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SecretCommand {
+    /// Set FIELD of NS/CONFIG to a secret read from stdin (a no-echo prompt on a terminal),
+    /// never from the command line. JSON when it parses, else a string, as in `set`.
+    #[command(after_help = "Examples:\n  confo secret set sales/database password\n  \
+                            printf %s \"$DB_PASSWORD\" | confo secret set sales/database password")]
+    Set {
+        /// NS/CONFIG.
+        target: String,
+        /// The field.
+        field: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SecretsCommand {
+    /// List where secrets are: NS/CONFIG, the field's JSON pointer, the key id.
+    Ls {
+        /// One namespace (default: all).
+        namespace: Option<String>,
+    },
+    /// Re-encrypt every secret under the primary key (version-checked writes).
+    Rotate {
+        /// Namespaces (default: all).
+        namespaces: Vec<String>,
     },
 }

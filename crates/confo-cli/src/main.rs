@@ -93,6 +93,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // Commands that need no backend, or two of their own.
     match cli.command {
         Command::Backend(command) => return commands::backends::backend_command(command, output),
+        Command::Keys(command) => return commands::secrets::keys(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "confo", &mut std::io::stdout());
             return Ok(());
@@ -108,6 +109,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Get { .. } | Command::Set { .. } | Command::Rm { .. } | Command::Edit { .. } = command {
         return commands::configurations::point_command(command, &spec, output);
     }
+    match command {
+        Command::Secret(command) => return commands::secrets::secret(command, &spec),
+        Command::Secrets(command) => return commands::secrets::secrets(command, &spec, output),
+        _ => {}
+    }
     let confo = open(&spec)?;
     match command {
         Command::Ns(command) => commands::namespaces::namespaces(&confo, command, output),
@@ -118,6 +124,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Import { file, dry_run, prune } => commands::transfer::import(&confo, &file, dry_run, prune),
         Command::Backend(_)
+        | Command::Keys(_)
+        | Command::Secret(_)
+        | Command::Secrets(_)
         | Command::Completions { .. }
         | Command::Copy { .. }
         | Command::Diff { .. }

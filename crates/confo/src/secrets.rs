@@ -199,6 +199,20 @@ impl Keyring {
         Ok(())
     }
 
+    /// Removes a key; the primary key cannot be removed (make another primary first).
+    pub fn remove(&mut self, id: &str) -> Result<()> {
+        if self.primary.as_deref() == Some(id) {
+            return Err(Error::Secret {
+                location: "keyring".into(),
+                message: format!("key {id:?} is the primary key: make another one primary first"),
+            });
+        }
+        match self.keys.remove(id) {
+            Some(_) => Ok(()),
+            None => Err(Error::not_found(crate::error::Missing::Field, id, "keyring")),
+        }
+    }
+
     /// The key ids, sorted, and the primary one.
     pub fn ids(&self) -> (Vec<&str>, Option<&str>) {
         (self.keys.keys().map(String::as_str).collect(), self.primary.as_deref())

@@ -17,19 +17,24 @@ use crate::output;
 pub(crate) fn point_command(command: Command, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
     let store = Store::open(spec)?;
     match command {
-        Command::Get { target, field } => {
+        Command::Get { target, field, reveal } => {
             let (namespace, config) = split_target(&target)?;
             let not_found =
                 |what, name: String| Error::NotFound { what, name, location: format!("namespace {namespace:?}") };
             let stored =
                 store.get(namespace, config)?.ok_or_else(|| not_found(Missing::Configuration, config.into()))?;
+            // Secrets print as "<secret>" unless --reveal (which needs the keyring).
+            let shown = if reveal {
+                let keyring = super::secrets::keyring()?;
+                confo::secrets::reveal(&stored.value, namespace, config, &keyring)?
+            } else {
+                confo::secrets::mask(&stored.value)
+            };
             let value = match field {
-                None => Value::Object((*stored.value).clone()),
-                Some(field) => stored
-                    .value
-                    .get(&field)
-                    .cloned()
-                    .ok_or_else(|| not_found(Missing::Field, format!("{config}.{field}")))?,
+                None => Value::Object(shown),
+                Some(field) => {
+                    shown.get(&field).cloned().ok_or_else(|| not_found(Missing::Field, format!("{config}.{field}")))?
+                }
             };
             output::value(&value, output.unwrap_or(Format::Json))?;
         }

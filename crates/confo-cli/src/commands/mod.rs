@@ -4,6 +4,7 @@
 pub(crate) mod backends;
 pub(crate) mod configurations;
 pub(crate) mod namespaces;
+pub(crate) mod secrets;
 pub(crate) mod transfer;
 pub(crate) mod watch;
 

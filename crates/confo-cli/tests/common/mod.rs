@@ -38,7 +38,8 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("CONFO_BACKEND")
             .env_remove("RUST_LOG")
-            .env("CONFO_CONFIG", self.path("profiles.toml"));
+            .env("CONFO_CONFIG", self.path("profiles.toml"))
+            .env("CONFO_KEYS", self.path("keys.toml"));
         command
     }
 
@@ -63,6 +64,13 @@ impl Env {
         check(self.run(args), args, code)
     }
 
+    /// Runs and asserts the exit code; returns stderr (what a failure says).
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        check(out.clone(), args, code);
+        String::from_utf8(out.stderr).expect("utf-8")
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         self.expect(args, 0)
     }
@@ -79,7 +87,8 @@ impl Env {
             .args(["-qec", &format!("'{}' {args}", env!("CARGO_BIN_EXE_confo")), "/dev/null"])
             .current_dir(self.dir.path())
             .env_remove("CONFO_BACKEND")
-            .env("CONFO_CONFIG", self.path("profiles.toml"));
+            .env("CONFO_CONFIG", self.path("profiles.toml"))
+            .env("CONFO_KEYS", self.path("keys.toml"));
         if no_color {
             command.env("NO_COLOR", "1");
         } else {

@@ -1,0 +1,96 @@
+//! Secrets through the CLI on the file backend: sealed at rest, masked unless revealed, bound to
+//! their place, rotated, and never shown where they should not be.
+
+mod common;
+
+use common::Env;
+
+fn with_secret() -> Env {
+    let env = Env::new();
+    env.ok(&["ns", "create", "sales"]);
+    env.ok(&["set", "sales/db", "host=h", "port=5432"]);
+    assert_eq!(env.ok(&["keys", "new"]).trim(), "k1");
+    let out = env.run_with_stdin(&["secret", "set", "sales/db", "password"], "hunter2\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    env
+}
+
+#[test]
+fn a_secret_is_sealed_at_rest_and_masked_unless_revealed() {
+    let env = with_secret();
+    let raw = std::fs::read_to_string(env.root().join("sales/db.json")).unwrap();
+    assert!(!raw.contains("hunter2") && raw.contains("$confo_secret"), "{raw}");
+    let masked: serde_json::Value = serde_json::from_str(&env.ok(&["get", "sales/db"])).unwrap();
+    assert_eq!(masked["password"], "<secret>");
+    assert_eq!(masked["port"], 5432);
+    let revealed: serde_json::Value = serde_json::from_str(&env.ok(&["get", "sales/db", "--reveal"])).unwrap();
+    assert_eq!(revealed["password"], "hunter2");
+    assert_eq!(env.ok(&["get", "sales/db", "password"]).trim(), "\"<secret>\"");
+    assert_eq!(env.ok(&["secrets", "ls"]).trim(), "sales/db\t/password\tk1");
+    // A number stays a number.
+    env.run_with_stdin(&["secret", "set", "sales/db", "pin"], "1234");
+    assert_eq!(env.ok(&["get", "sales/db", "pin", "--reveal"]).trim(), "1234");
+    // The keyring is private; one others may read is refused.
+    use std::os::unix::fs::PermissionsExt;
+    let keys = env.path("keys.toml");
+    assert_eq!(std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = env.fails(&["get", "sales/db", "--reveal"], 5);
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn a_copied_ciphertext_does_not_open_and_nothing_leaks_in_logs() {
+    let env = with_secret();
+    // Copy the sealed value into another field with a raw edit of the file.
+    let path = env.root().join("sales/db.json");
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["token"] = doc["password"].clone();
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    let err = env.fails(&["get", "sales/db", "--reveal"], 1);
+    assert!(err.contains("field /token") && !err.contains("hunter2"), "{err}");
+    // -vv of every command that touched the secret shows no plaintext.
+    let out = env.run_with_stdin(&["-vv", "secret", "set", "sales/db", "password"], "hunter2");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+    let out = env.run(&["-vv", "get", "sales/db", "password"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+    // No keyring: --reveal says how to make one; plain get still works.
+    std::fs::remove_file(env.path("keys.toml")).unwrap();
+    let err = env.fails(&["get", "sales/db", "--reveal"], 1);
+    assert!(err.contains("confo keys new"), "{err}");
+    env.ok(&["get", "sales/db"]);
+}
+
+#[test]
+fn rotation_reseals_under_the_new_primary_so_the_old_key_can_go() {
+    let env = with_secret();
+    assert_eq!(env.ok(&["keys", "new", "k2"]).trim(), "k2");
+    env.ok(&["keys", "primary", "k2"]);
+    assert_eq!(env.ok(&["keys", "ls"]), "  k1\n* k2\n");
+    let err = env.fails(&["keys", "rm", "k2"], 1);
+    assert!(err.contains("primary"), "{err}");
+    let said = env.stderr(&["secrets", "rotate"]);
+    assert!(said.contains("1 secret(s)"), "{said}");
+    assert_eq!(env.ok(&["secrets", "ls"]).trim(), "sales/db\t/password\tk2");
+    env.ok(&["keys", "rm", "k1"]);
+    let revealed: serde_json::Value = serde_json::from_str(&env.ok(&["get", "sales/db", "--reveal"])).unwrap();
+    assert_eq!(revealed["password"], "hunter2");
+}
+
+#[test]
+fn python_confo_still_loads_a_namespace_with_secrets() {
+    // scripts/test.sh installs confo 0.1.6.2 there and sets CONFO_PY_COMPAT.
+    let python = std::env::var_os("CONFO_PY_COMPAT")
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/confo-py-compat/bin/python").into());
+    let env = with_secret();
+    let script = format!(
+        "from confo.Confo import Confo\nimport confo.Backends as BE\nc = Confo()\n\
+         c.load_backend(credentials={{'config_path': {:?}}}, name='f', backend_type=BE.FILE_BACKEND)\n\
+         c.activate_backend('f')\nc.use_namespace('sales')\nprint(sorted(c.get('db')['password']))\n",
+        env.root().display().to_string()
+    );
+    let out = std::process::Command::new(python).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['$confo_secret']");
+}
