@@ -326,6 +326,54 @@ async fn main() {
             point_rows(&mut report, "files", runs, &files, "bench", &configs, raw_read, raw_write).await;
         }
 
+        // ----- secrets: sealing, opening, and loading a namespace that holds them -----
+        {
+            let mut keyring = confo::secrets::Keyring::new();
+            keyring.generate(Some("bench")).expect("key");
+            let place = confo::secrets::Place { namespace: "bench", configuration: "c00001", pointer: "/password" };
+            let secret = Value::String("correct horse battery staple".into());
+            let sealed = keyring.seal(&place, &secret).expect("seal");
+            let seal = time_per_call(runs, 20_000, || drop(black_box(keyring.seal(&place, &secret).expect("seal"))));
+            let open = time_per_call(runs, 20_000, || drop(black_box(keyring.open(&place, &sealed).expect("open"))));
+            let encode = time_per_call(runs, 20_000, || drop(black_box(serde_json::to_vec(&secret).expect("json"))));
+            report.row("secrets: seal one field (goal < 10 µs)", n, &seal, &encode, None, "the field's JSON encoding");
+            report.row("secrets: open one field (goal < 10 µs)", n, &open, &encode, None, "the field's JSON encoding");
+            // The same namespace with one secret in each configuration, loaded from files.
+            let with = tempfile::tempdir().expect("temp dir");
+            let sealed_files = FileBackend::open(with.path()).expect("open");
+            sealed_files.create_namespace("bench").await.expect("create");
+            let sealed_changes: Vec<Change> = configs
+                .iter()
+                .map(|(k, v)| {
+                    let mut v = v.clone();
+                    let place = confo::secrets::Place { namespace: "bench", configuration: k, pointer: "/password" };
+                    v.insert("password".into(), keyring.seal(&place, &secret).expect("seal"));
+                    Change::put(k.clone(), v)
+                })
+                .collect();
+            sealed_files.write("bench", &sealed_changes).await.into_result().expect("write");
+            let plain = tempfile::tempdir().expect("temp dir");
+            let plain_files = FileBackend::open(plain.path()).expect("open");
+            plain_files.create_namespace("bench").await.expect("create");
+            plain_files.write("bench", &changes).await.into_result().expect("write");
+            let ours = time(runs, |_| async {
+                black_box(sealed_files.load_namespace("bench").await.expect("load"));
+            })
+            .await;
+            let base = time(runs, |_| async {
+                black_box(plain_files.load_namespace("bench").await.expect("load"));
+            })
+            .await;
+            report.row(
+                "files: load N with a secret each",
+                n,
+                &ours,
+                &base,
+                Some(1.5),
+                "the same namespace without secrets",
+            );
+        }
+
         // ----- files: persist N changed -----
         {
             let rewritten: Vec<Vec<Change>> = (0..runs)
