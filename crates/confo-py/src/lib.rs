@@ -54,13 +54,37 @@ fn backend_kind(kind: &str) -> PyResult<BackendKind> {
 #[pyclass(module = "confo._native")]
 struct Manager {
     inner: Confo,
+    /// The keyring, read the first time a secret is met ($CONFO_KEYS, else
+    /// ~/.config/confo/keys.toml); `None` inside when there is none.
+    keyring: std::sync::OnceLock<Option<confo::secrets::Keyring>>,
+}
+
+impl Manager {
+    fn keyring(&self) -> PyResult<Option<&confo::secrets::Keyring>> {
+        if let Some(found) = self.keyring.get() {
+            return Ok(found.as_ref());
+        }
+        let found = confo::secrets::Keyring::find().map_err(raise)?;
+        Ok(self.keyring.get_or_init(|| found).as_ref())
+    }
+
+    /// A configuration as Python sees it: its secrets opened when the keyring is at hand, else
+    /// left sealed (`{"$confo_secret": …}`).
+    fn shown(&self, config: &str, value: &confo::Configuration) -> PyResult<Option<confo::Configuration>> {
+        if confo::secrets::sealed_fields(value).is_empty() {
+            return Ok(None);
+        }
+        let Some(keyring) = self.keyring()? else { return Ok(None) };
+        let namespace = self.inner.namespaces().map_err(raise)?.current.unwrap_or_default();
+        confo::secrets::reveal(value, &namespace, config, keyring).map(Some).map_err(raise)
+    }
 }
 
 #[pymethods]
 impl Manager {
     #[new]
     fn new() -> PyResult<Self> {
-        Ok(Manager { inner: Confo::new().map_err(raise)? })
+        Ok(Manager { inner: Confo::new().map_err(raise)?, keyring: std::sync::OnceLock::new() })
     }
 
     /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …),
@@ -141,19 +165,49 @@ impl Manager {
         let dict = PyDict::new(py);
         let mut keys = convert::Keys::default();
         for (name, value) in &all {
-            dict.set_item(name, keys.configuration(py, value)?)?;
+            match self.shown(name, value)? {
+                Some(revealed) => dict.set_item(name, keys.configuration(py, &revealed)?)?,
+                None => dict.set_item(name, keys.configuration(py, value)?)?,
+            }
         }
         Ok(dict)
     }
 
     /// One configuration as a new dict, or None.
     fn get<'py>(&self, py: Python<'py>, config: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        self.inner.get(config).map_err(raise)?.map(|c| convert::configuration(py, &c)).transpose()
+        let Some(value) = self.inner.get(config).map_err(raise)? else { return Ok(None) };
+        match self.shown(config, &value)? {
+            Some(revealed) => convert::configuration(py, &revealed).map(Some),
+            None => convert::configuration(py, &value).map(Some),
+        }
+    }
+
+    /// Sets a field to a secret, sealed with the keyring's primary key (SecretException
+    /// without a keyring).
+    fn set_secret(&self, config: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let value = convert::from_py(value)?;
+        let keyring = self.keyring()?.ok_or_else(|| {
+            NativeError::new_err((
+                "secret".to_owned(),
+                "no keyring: make a key with `confo keys new` (in $CONFO_KEYS, else ~/.config/confo/keys.toml)"
+                    .to_owned(),
+            ))
+        })?;
+        self.inner.set_secret(config, field, value, keyring).map_err(raise)
     }
 
     /// One field as a new Python value, or None.
     fn get_field<'py>(&self, py: Python<'py>, config: &str, field: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.get_field(config, field).map_err(raise)?.map(|v| convert::to_py(py, &v)).transpose()
+        let Some(value) = self.inner.get_field(config, field).map_err(raise)? else { return Ok(None) };
+        if confo::secrets::is_sealed(&value) {
+            if let Some(keyring) = self.keyring()? {
+                let namespace = self.inner.namespaces().map_err(raise)?.current.unwrap_or_default();
+                let pointer = confo::secrets::pointer(field);
+                let place = confo::secrets::Place { namespace: &namespace, configuration: config, pointer: &pointer };
+                return convert::to_py(py, &keyring.open(&place, &value).map_err(raise)?).map(Some);
+            }
+        }
+        convert::to_py(py, &value).map(Some)
     }
 
     /// The stored (unedited) configuration, or None.

@@ -19,6 +19,7 @@ from confo.Exceptions import (
     InvalidValueException,
     NamespaceExistsException,
     NamespaceNotFoundException,
+    SecretException,
     UnavailableException,
 )
 
@@ -426,3 +427,40 @@ def test_a_backend_class_of_ones_own(unique):
     DictBackend.STORE[unique + ":ns"]["db"] = {"port": 9}
     with pytest.raises(ConflictException):
         config.persist()
+
+
+# ----- secrets (issue "Secrets encrypted at rest") -----
+
+
+def _keyring(path):
+    import base64
+    import secrets
+
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    path.write_text('primary = "k1"\n\n[keys]\nk1 = "%s"\n' % key)
+    path.chmod(0o600)
+    return path
+
+
+def test_secrets_are_sealed_at_rest_and_read_back_with_the_keyring(configurations, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONFO_KEYS", str(_keyring(tmp_path / "keys.toml")))
+    backend = FileBackend()
+    backend.load_credentials({"config_path": str(configurations)})
+    backend.create_namespace("ns")
+    backend.use_namespace("ns")
+    backend.set("db", "host", "h")
+    backend.set_secret("db", "password", "hunter2")
+    backend.set_secret("db", "pin", 1234)
+    backend.persist()
+    raw = (configurations / "ns" / "db.json").read_text()
+    assert "hunter2" not in raw and "$confo_secret" in raw
+    assert backend.get("db") == {"host": "h", "password": "hunter2", "pin": 1234}
+    assert backend.get("db", "pin") == 1234 and backend.get_all()["db"]["password"] == "hunter2"
+    # Without the keyring, a reader gets the sealed value, never plaintext.
+    monkeypatch.setenv("CONFO_KEYS", str(tmp_path / "none.toml"))
+    other = FileBackend()
+    other.load_credentials({"config_path": str(configurations)})
+    other.use_namespace("ns")
+    assert set(other.get("db")["password"]) == {"$confo_secret"}
+    with pytest.raises(SecretException):
+        other.set_secret("db", "token", "x")

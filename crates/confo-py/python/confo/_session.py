@@ -148,6 +148,12 @@ class Session:
                 "set(config, field, value) takes a field name, or a dict and None to replace the configuration"
             )
 
+    def set_secret(self, config, field, value):
+        """Sets a field to a secret, encrypted with the keyring's primary key before it is
+        staged ($CONFO_KEYS, else ~/.config/confo/keys.toml; ``confo keys new`` makes one).
+        ``get`` returns it decrypted while the keyring is at hand, sealed otherwise."""
+        _set(self._native.set_secret, config, field, value)
+
     def delete(self, config, field=None):
         """Deletes a configuration, or one field of it (staged until persist)."""
         if field is None:
