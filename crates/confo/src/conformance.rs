@@ -623,3 +623,35 @@ pub async fn watch_misses_nothing_while_down(
     assert_eq!(event.value.expect("value")["v"], json!(2));
     writing.delete_namespace(&ns).await.unwrap();
 }
+
+// ----- secrets at rest -----
+
+/// Stores configuration `db` with a secret `password` (`"hunter2-at-rest"`) and a secret
+/// number through a [`crate::Store`], checks that it reads back sealed, reveals with the key
+/// and that a copy in another field does not open; returns the namespace, for the engine's
+/// test to read the raw bytes of `db` and pass them to [`assert_no_plaintext`].
+pub async fn store_a_secret(store: Arc<dyn Backend>) -> String {
+    let ns = fresh_namespace(&*store, "secret").await;
+    let store = crate::Store::new(store);
+    let mut keyring = crate::secrets::Keyring::new();
+    keyring.generate(Some("k1")).unwrap();
+    store.update_fields(&ns, "db", &[crate::FieldEdit::Set("host".into(), json!("h"))]).await.unwrap();
+    store.set_secret(&ns, "db", "password", json!("hunter2-at-rest"), &keyring).await.unwrap();
+    store.set_secret(&ns, "db", "pin", json!(1234), &keyring).await.unwrap();
+    let stored = store.get(&ns, "db").await.unwrap().unwrap();
+    assert!(crate::secrets::is_sealed(&stored.value["password"]));
+    let shown = store.get_revealed(&ns, "db", &keyring).await.unwrap().unwrap();
+    assert_eq!((shown["password"].clone(), shown["pin"].clone()), (json!("hunter2-at-rest"), json!(1234)));
+    let copied = stored.value["password"].clone();
+    store.update_fields(&ns, "db", &[crate::FieldEdit::Set("token".into(), copied)]).await.unwrap();
+    let err = store.get_revealed(&ns, "db", &keyring).await.unwrap_err();
+    assert!(err.to_string().contains("/token") && !err.to_string().contains("hunter2"), "{err}");
+    ns
+}
+
+/// The raw bytes of a stored configuration hold no plaintext of [`store_a_secret`]'s secrets.
+pub fn assert_no_plaintext(raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.contains("$confo_secret"), "{text}");
+    assert!(!text.contains("hunter2-at-rest") && !text.contains("1234"), "{text}");
+}

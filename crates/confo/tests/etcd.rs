@@ -210,3 +210,12 @@ async fn watch_misses_nothing_while_its_member_is_down() {
     let mut outage = StopOne(cluster);
     confo::conformance::watch_misses_nothing_while_down(Arc::new(watching), Arc::new(writing), &mut outage).await;
 }
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let server = EtcdServer::start().expect("etcd");
+    let backend = connect(&format!("etcd://{}", server.endpoint())).await;
+    let ns = confo::conformance::store_a_secret(Arc::new(backend)).await;
+    let response = raw(&server).await.get(format!("/confo/{ns}/db"), None).await.expect("get");
+    confo::conformance::assert_no_plaintext(response.kvs()[0].value());
+}

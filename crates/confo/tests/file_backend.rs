@@ -311,3 +311,11 @@ async fn symbolic_links_are_read_and_written_through_consistently() {
     inside.put_configuration("mounted", "db", obj(json!({"host": "c"}))).await.expect("a link inside the root");
     assert_eq!(inside.load_namespace("mounted").await.expect("read")["db"].value["host"], json!("c"));
 }
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = confo::FileBackend::open(dir.path()).expect("open");
+    let ns = confo::conformance::store_a_secret(std::sync::Arc::new(backend)).await;
+    confo::conformance::assert_no_plaintext(&std::fs::read(dir.path().join(&ns).join("db.json")).expect("read"));
+}

@@ -672,3 +672,11 @@ async fn watch_misses_nothing_while_its_subscription_is_down() {
     let event = periodic.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
     assert_eq!(event.value.expect("value")["v"], json!(3));
 }
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let server = RedisServer::start().expect("redis-server");
+    let ns = confo::conformance::store_a_secret(Arc::new(connect(&server.url()).await)).await;
+    let raw_value: Vec<u8> = raw(&server).await.get(format!("{ns}-db")).await.expect("GET");
+    confo::conformance::assert_no_plaintext(&raw_value);
+}

@@ -384,3 +384,12 @@ async fn watch_misses_nothing_while_its_server_is_down() {
     let mut outage = StopOne(ensemble);
     confo::conformance::watch_misses_nothing_while_down(Arc::new(watching), Arc::new(writing), &mut outage).await;
 }
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let server = ZkServer::start().expect("zookeeper");
+    let backend = connect(&format!("zk://{}", server.connect_string())).await;
+    let ns = confo::conformance::store_a_secret(Arc::new(backend)).await;
+    let (bytes, _) = raw(&server).await.get_data(&format!("/confo/{ns}/db")).await.expect("getData");
+    confo::conformance::assert_no_plaintext(&bytes);
+}
