@@ -151,6 +151,9 @@ pub(crate) enum Command {
         /// Exit 0 even if corrupt entries were skipped (they are still named on stderr).
         #[arg(long)]
         skip_corrupt: bool,
+        /// Write secrets in the clear (needs the keyring); without it they stay encrypted.
+        #[arg(long)]
+        reveal: bool,
     },
 
     /// Bring the backend to a document: show what is created, changed, deleted, then do it.

@@ -119,8 +119,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ns(command) => commands::namespaces::namespaces(&confo, command, output),
         Command::Ls { namespace } => commands::namespaces::list(&confo, &namespace, output),
         Command::Watch { target } => commands::watch::watch(&confo, &target),
-        Command::Export { namespaces, file, skip_corrupt } => {
-            commands::transfer::export(&confo, &namespaces, file, skip_corrupt, output)
+        Command::Export { namespaces, file, skip_corrupt, reveal } => {
+            commands::transfer::export(&confo, &namespaces, file, skip_corrupt, reveal, output)
         }
         Command::Import { file, dry_run, prune } => commands::transfer::import(&confo, &file, dry_run, prune),
         Command::Backend(_)

@@ -94,3 +94,20 @@ fn python_confo_still_loads_a_namespace_with_secrets() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['$confo_secret']");
 }
+
+#[test]
+fn export_keeps_secrets_encrypted_unless_revealed_and_import_keeps_them_valid() {
+    let env = with_secret();
+    let sealed = env.ok(&["export"]);
+    assert!(!sealed.contains("hunter2") && sealed.contains("$confo_secret"), "{sealed}");
+    let clear = env.ok(&["export", "--reveal"]);
+    assert!(clear.contains("hunter2"), "{clear}");
+    // An export imported elsewhere keeps its names, so its secrets still open there.
+    std::fs::write(env.path("backup.json"), &sealed).unwrap();
+    std::fs::create_dir(env.path("other")).unwrap();
+    let other = format!("file:{}", env.path("other").display());
+    env.ok(&["--backend", &other, "import", "backup.json"]);
+    let revealed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--backend", &other, "get", "sales/db", "--reveal"])).unwrap();
+    assert_eq!(revealed["password"], "hunter2");
+}

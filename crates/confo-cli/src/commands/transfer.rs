@@ -13,15 +13,25 @@ use crate::args::Format;
 use crate::exit::{Exit, Failure};
 use crate::{open, output, resolve_spec};
 
-/// `export [NS…] [--file F] [--skip-corrupt]`.
+/// `export [NS…] [--file F] [--skip-corrupt] [--reveal]`: secrets stay encrypted unless
+/// `--reveal`.
 pub(crate) fn export(
     confo: &Confo,
     namespaces: &[String],
     file: Option<PathBuf>,
     skip_corrupt: bool,
+    reveal: bool,
     output: Option<Format>,
 ) -> Result<(), Failure> {
-    let (document, skipped) = confo.export_readable(namespaces)?;
+    let (mut document, skipped) = confo.export_readable(namespaces)?;
+    if reveal {
+        let keyring = super::secrets::keyring()?;
+        for (namespace, configurations) in document.iter_mut() {
+            for (name, value) in configurations.iter_mut() {
+                *value = confo::secrets::reveal(value, namespace, name, &keyring)?;
+            }
+        }
+    }
     let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
     let value = serde_json::to_value(&document).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
     let text = output::render(&value, format)?;
