@@ -111,3 +111,22 @@ fn export_keeps_secrets_encrypted_unless_revealed_and_import_keeps_them_valid() 
         serde_json::from_str(&env.ok(&["--backend", &other, "get", "sales/db", "--reveal"])).unwrap();
     assert_eq!(revealed["password"], "hunter2");
 }
+
+#[test]
+fn no_command_logs_a_secret_at_any_verbosity() {
+    let env = with_secret();
+    for args in [
+        &["-vv", "ls", "sales"][..],
+        &["-vv", "get", "sales/db"],
+        &["-vv", "get", "sales/db", "--reveal"],
+        &["-vv", "export"],
+        &["-vv", "export", "--reveal"],
+        &["-vv", "secrets", "ls"],
+        &["-vv", "secrets", "rotate"],
+    ] {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let logged = String::from_utf8_lossy(&out.stderr);
+        assert!(!logged.contains("hunter2"), "{args:?} logged the secret: {logged}");
+    }
+}

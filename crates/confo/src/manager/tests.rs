@@ -479,3 +479,19 @@ async fn secrets_are_staged_sealed_and_revealed_with_the_key() {
     let err = confo.get_revealed("db", &keyring).unwrap_err();
     assert!(err.to_string().contains("field /token") && !err.to_string().contains("hunter2"), "{err}");
 }
+
+#[tokio::test]
+async fn unchanged_secrets_are_not_sealed_again_on_persist() {
+    let (confo, store) = memory_manager().await;
+    store.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    let mut keyring = crate::secrets::Keyring::new();
+    keyring.generate(None).unwrap();
+    confo.set_secret("db", "password", "hunter2", &keyring).unwrap();
+    confo.persist().await.unwrap();
+    let before = store.load_configuration("ns", "db").await.unwrap().unwrap().value["password"].clone();
+    confo.set("db", "host", "h").unwrap();
+    confo.persist().await.unwrap();
+    let after = store.load_configuration("ns", "db").await.unwrap().unwrap().value["password"].clone();
+    assert_eq!(before, after, "the same ciphertext: no new nonce, no churn");
+}
