@@ -267,6 +267,9 @@ pub(crate) enum BackendCommand {
         /// Make it the default.
         #[arg(long)]
         default: bool,
+        /// The keyring this profile's secrets use (instead of $CONFO_KEYS or the default).
+        #[arg(long, value_name = "PATH")]
+        keys: Option<String>,
     },
     /// Remove a profile.
     #[command(after_help = "Example:\n  confo backend rm staging")]

@@ -90,6 +90,7 @@ pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
 /// Parses nothing more: dispatches each command to its module.
 fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
+    profiles::use_profile_keyring(cli.backend.as_deref());
     // Commands that need no backend, or two of their own.
     match cli.command {
         Command::Backend(command) => return commands::backends::backend_command(command, output),

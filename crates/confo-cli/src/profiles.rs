@@ -36,6 +36,28 @@ pub struct Profiles {
     /// Profile name → backend spec (possibly with `${...}` references).
     #[serde(default)]
     pub backends: BTreeMap<String, String>,
+    /// Profile name → the keyring its secrets use (instead of `$CONFO_KEYS` or the default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, String>,
+}
+
+/// When a profile is in use (named by `--backend`, else `$CONFO_BACKEND`, else the default
+/// profile) and it names a keyring, that keyring is the one used, unless `$CONFO_KEYS` says
+/// otherwise. A profiles file that cannot be read is left for the command to report.
+pub fn use_profile_keyring(given: Option<&str>) {
+    if std::env::var_os("CONFO_KEYS").is_some() {
+        return;
+    }
+    let Ok((profiles, _)) = Profiles::read() else { return };
+    let name = match given.map(str::to_owned).or_else(|| std::env::var("CONFO_BACKEND").ok()) {
+        Some(name) if !name.contains(':') => Some(name),
+        Some(_) => None,
+        None => profiles.default.clone(),
+    };
+    if let Some(path) = name.and_then(|name| profiles.keys.get(&name).cloned()) {
+        // Set before any thread is started (the runtime starts when a store is opened).
+        std::env::set_var("CONFO_KEYS", path);
+    }
 }
 
 /// Where the profiles file is.

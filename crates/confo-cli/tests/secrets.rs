@@ -130,3 +130,31 @@ fn no_command_logs_a_secret_at_any_verbosity() {
         assert!(!logged.contains("hunter2"), "{args:?} logged the secret: {logged}");
     }
 }
+
+#[test]
+fn a_profile_names_its_keyring() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "sales"]);
+    let keys = env.path("prod-keys.toml");
+    let spec = format!("file:{}", env.root().display());
+    env.ok(&["backend", "add", "prod", &spec, "--keys", keys.to_str().unwrap()]);
+    // CONFO_KEYS unset: the profile's keyring is the one used, even by `keys new`.
+    let run = |args: &[&str], stdin: &str| {
+        let mut command = env.command(args);
+        command.env_remove("CONFO_KEYS");
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["-b", "prod", "keys", "new"], "");
+    assert!(keys.exists(), "the profile's keyring was made");
+    run(&["-b", "prod", "secret", "set", "sales/db", "password"], "hunter2");
+    assert!(run(&["-b", "prod", "get", "sales/db", "--reveal"], "").contains("hunter2"));
+}

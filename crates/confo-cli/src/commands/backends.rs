@@ -28,19 +28,24 @@ pub(crate) fn backend_command(command: BackendCommand, output: Option<Format>) -
             }
             return Ok(());
         }
-        BackendCommand::Add { name, spec, default } => {
+        BackendCommand::Add { name, spec, default, keys } => {
             if name.contains(':') || name.is_empty() {
                 return Err(Failure::usage("a profile name must not be empty or contain ':'"));
             }
             // Check the spec's syntax before saving it (its ${...} are resolved only when used).
             profiles::with_placeholders(&spec).parse::<BackendSpec>()?;
             profiles.backends.insert(name.clone(), spec);
+            match keys {
+                Some(path) => drop(profiles.keys.insert(name.clone(), path)),
+                None => drop(profiles.keys.remove(&name)),
+            }
             // Adding a profile never changes where commands without --backend go.
             if default {
                 profiles.default = Some(name);
             }
         }
         BackendCommand::Rm { name } => {
+            profiles.keys.remove(&name);
             if profiles.backends.remove(&name).is_none() {
                 return Err(Failure::new(Exit::NotFound, format!("backend profile {name:?} not found")));
             }
