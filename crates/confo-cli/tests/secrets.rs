@@ -158,3 +158,17 @@ fn a_profile_names_its_keyring() {
     run(&["-b", "prod", "secret", "set", "sales/db", "password"], "hunter2");
     assert!(run(&["-b", "prod", "get", "sales/db", "--reveal"], "").contains("hunter2"));
 }
+
+#[test]
+fn an_import_that_moves_a_secret_is_refused_whole() {
+    let env = with_secret();
+    let mut doc: serde_json::Value = serde_json::from_str(&env.ok(&["export"])).unwrap();
+    // Renamed configuration: its ciphertext was sealed for sales/db.
+    let db = doc["sales"].as_object_mut().unwrap().remove("db").unwrap();
+    doc["sales"]["renamed"] = db;
+    doc["sales"]["other"] = serde_json::json!({"plain": 1});
+    std::fs::write(env.path("moved.json"), doc.to_string()).unwrap();
+    let err = env.fails(&["import", "moved.json"], 1);
+    assert!(err.contains("sales/renamed field /password") && err.contains("--reveal"), "{err}");
+    assert!(!env.root().join("sales/other.json").exists(), "nothing of the import was written");
+}

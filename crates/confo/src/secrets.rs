@@ -409,6 +409,28 @@ pub fn reveal(
     walk(config, "", namespace, configuration, keyring)
 }
 
+/// Checks that every sealed value of a document opens where the document puts it (its place is
+/// in the ciphertext): a document whose namespaces or configurations were renamed, or whose
+/// sealed values were moved, would store secrets nobody can open. [`Error::Secret`] names the
+/// first such field.
+pub fn check_document(document: &crate::transfer::Document, keyring: &Keyring) -> Result<()> {
+    for (namespace, configurations) in document {
+        for (name, value) in configurations {
+            reveal(value, namespace, name, keyring).map_err(|e| match e {
+                Error::Secret { location, message } => Error::Secret {
+                    location,
+                    message: format!(
+                        "{message}; a secret cannot move to another namespace, configuration or field: \
+                         export with --reveal and set it again with `confo secret set`"
+                    ),
+                },
+                other => other,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a keyring file is not readable by group or others (Unix).
 fn check_private(path: &Path, location: &str) -> Result<()> {
     #[cfg(unix)]

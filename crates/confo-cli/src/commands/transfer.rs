@@ -59,6 +59,7 @@ pub(crate) fn export(
 /// `import FILE [--dry-run] [--prune]`.
 pub(crate) fn import(confo: &Confo, file: &Path, dry_run: bool, prune: bool) -> Result<(), Failure> {
     let document = confo.parse_document(read_document(file)?)?;
+    check_secrets(&document)?;
     let plan = confo.plan(&document, prune)?;
     for namespace in &plan.new_namespaces {
         outln!("create namespace {}", output::safe(namespace, output::Stream::Out));
@@ -110,6 +111,7 @@ pub(crate) fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Fa
     let target = open(&resolve_spec(Some(to))?)?;
     let document = source.export(namespaces)?;
     target.check_names(&document)?; // the target's name rules, before anything is written
+    check_secrets(&document)?;
     let plan = target.plan(&document, false)?;
     let show_progress = std::io::stderr().is_terminal();
     target.apply(&plan, &document, |done, total| {
@@ -169,6 +171,18 @@ pub(crate) fn diff(left: &str, right: &str, namespaces: &[String], output: Optio
             Difference::Different => '~',
         };
         outln!("{mark} {}", output::safe(&format!("{ns}/{cfg}"), output::Stream::Out));
+    }
+    Ok(())
+}
+
+/// With the keyring at hand, every sealed value of a document must open where it is going;
+/// without it, sealed values are copied as they are (their places do not change).
+fn check_secrets(document: &Document) -> Result<(), Failure> {
+    let has_secrets = document.values().flat_map(|c| c.values()).any(|v| !confo::secrets::sealed_fields(v).is_empty());
+    if has_secrets {
+        if let Some(keyring) = confo::secrets::Keyring::find()? {
+            confo::secrets::check_document(document, &keyring)?;
+        }
     }
     Ok(())
 }
