@@ -341,6 +341,27 @@ pub fn pointer(field: &str) -> String {
     format!("/{}", field.replace('~', "~0").replace('/', "~1"))
 }
 
+/// A field's value as read without opening it: the value itself, or a sealed secret (never
+/// its ciphertext passed off as the value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field<'a> {
+    /// A value in the clear.
+    Plain(&'a Value),
+    /// A secret, sealed with this key.
+    Sealed {
+        /// The key it was sealed with.
+        key_id: &'a str,
+    },
+}
+
+/// What a stored value is: plain, or a sealed secret.
+pub fn field(value: &Value) -> Field<'_> {
+    match key_id(value) {
+        Some(key_id) => Field::Sealed { key_id },
+        None => Field::Plain(value),
+    }
+}
+
 /// Whether a value is a sealed secret (`{"$confo_secret": "…"}`).
 pub fn is_sealed(value: &Value) -> bool {
     sealed_text(value).is_some()
@@ -470,6 +491,8 @@ mod tests {
         for value in [json!("hunter2"), json!(5432), json!(true), json!({"user": "u", "n": 1.5}), json!(null)] {
             let sealed = keyring.seal(&place("/password"), &value).unwrap();
             assert!(is_sealed(&sealed) && key_id(&sealed) == Some("k1"));
+            assert_eq!(field(&sealed), Field::Sealed { key_id: "k1" });
+            assert_eq!(field(&value), Field::Plain(&value));
             assert!(!sealed.to_string().contains("hunter2"));
             assert_eq!(keyring.open(&place("/password"), &sealed).unwrap(), value);
         }
