@@ -25,7 +25,7 @@ if ! "$venv/bin/python" -c 'import confo.Confo' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
     confo==0.1.6.2 kazoo==2.8.0 singleton-decorator==1.0.0 six==1.16.0
 fi
-export CONFO_PY_COMPAT="$venv/bin/python"
+export CONFO_PY_COMPAT="$PWD/$venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
