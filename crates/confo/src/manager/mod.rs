@@ -135,6 +135,19 @@ impl Drop for AbortOnDrop {
 }
 
 impl Slot {
+    /// A freshly loaded backend: nothing cached, nothing staged.
+    fn new(backend: Arc<dyn Backend>, spec: Option<BackendSpec>, namespaces: Vec<String>) -> Self {
+        Slot {
+            store: Store::new(backend),
+            spec,
+            namespaces,
+            current: None,
+            snapshots: HashMap::new(),
+            draft: Draft::new(),
+            refresher: None,
+        }
+    }
+
     /// The effective content of a configuration: the staged edit, else the stored one.
     fn effective(&self, namespace: &str, config: &str) -> Option<Arc<Configuration>> {
         let stored = self.snapshots.get(namespace).and_then(|d| d.get(config)).map(|s| &s.value);
@@ -307,15 +320,7 @@ impl Confo {
 
     async fn put_backend(&self, name: &str, backend: Arc<dyn Backend>, spec: Option<BackendSpec>) -> Result<()> {
         let namespaces = backend.list_namespaces().await?;
-        let slot = Slot {
-            store: Store::new(backend),
-            spec,
-            namespaces,
-            current: None,
-            snapshots: HashMap::new(),
-            draft: Draft::new(),
-            refresher: None,
-        };
+        let slot = Slot::new(backend, spec, namespaces);
         self.state().backends.insert(name.to_owned(), slot);
         Ok(())
     }
@@ -336,15 +341,7 @@ impl Confo {
                 location: String::new(),
             });
         }
-        let slot = Slot {
-            store: Store::new(backend),
-            spec,
-            namespaces,
-            current: None,
-            snapshots: HashMap::new(),
-            draft: Draft::new(),
-            refresher: None,
-        };
+        let slot = Slot::new(backend, spec, namespaces);
         state.backends.insert(name.to_owned(), slot);
         Ok(())
     }
