@@ -71,7 +71,7 @@ impl Manager {
     /// A configuration as Python sees it: its secrets opened when the keyring is at hand, else
     /// left sealed (`{"$confo_secret": …}`).
     fn shown(&self, config: &str, value: &confo::Configuration) -> PyResult<Option<confo::Configuration>> {
-        if confo::secrets::sealed_fields(value).is_empty() {
+        if !confo::secrets::has_sealed(value) {
             return Ok(None);
         }
         let Some(keyring) = self.keyring()? else { return Ok(None) };

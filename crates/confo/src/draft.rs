@@ -186,9 +186,17 @@ impl Draft {
     /// (`None`: absent); it becomes the edit's base unless the configuration was already edited,
     /// whose first base is kept (the edit is still made on what was read then).
     pub fn stage(&mut self, namespace: &str, config: &str, edit: Edit, stored: Option<Version>) {
-        let edits = self.edits.entry(namespace.to_owned()).or_default();
-        let base = edits.get(config).map_or(stored, |s| s.base.clone());
-        edits.insert(config.to_owned(), Staged { edit, base });
+        // Editing again what is already staged (the common case of several `set`s) allocates
+        // nothing: the first base is kept and the edit replaced in place.
+        if let Some(staged) = self.edits.get_mut(namespace).and_then(|edits| edits.get_mut(config)) {
+            staged.edit = edit;
+            return;
+        }
+        let edits = match self.edits.get_mut(namespace) {
+            Some(edits) => edits,
+            None => self.edits.entry(namespace.to_owned()).or_default(),
+        };
+        edits.insert(config.to_owned(), Staged { edit, base: stored });
     }
 
     /// Stages a whole configuration, made on `stored` (see [`Draft::stage`]).

@@ -372,6 +372,15 @@ pub fn key_id(value: &Value) -> Option<&str> {
     sealed_text(value)?.split(':').nth(1)
 }
 
+/// Whether a configuration holds a sealed value anywhere (nothing allocated: reads call it on
+/// every configuration they return).
+pub fn has_sealed(config: &Configuration) -> bool {
+    config.values().any(|v| match v {
+        Value::Object(inner) => is_sealed(v) || has_sealed(inner),
+        _ => false,
+    })
+}
+
 /// The JSON pointers of every sealed value in a configuration (nested objects included), sorted.
 pub fn sealed_fields(config: &Configuration) -> Vec<String> {
     fn walk(map: &Configuration, prefix: &str, out: &mut Vec<String>) {
@@ -582,6 +591,7 @@ mod tests {
         config.insert("password".into(), top);
         config["db"].as_object_mut().unwrap().insert("pass/word".into(), nested);
         assert_eq!(sealed_fields(&config), ["/db/pass~1word", "/password"]);
+        assert!(has_sealed(&config) && !has_sealed(&mask(&config)));
         assert_eq!(
             Value::Object(mask(&config)),
             json!({"host": "h", "db": {"user": "u", "pass/word": "<secret>"}, "password": "<secret>"})

@@ -231,7 +231,7 @@ impl Store {
         for namespace in &namespaces {
             let data = self.load(namespace).await?;
             for (config, stored) in data.iter() {
-                if crate::secrets::sealed_fields(&stored.value).is_empty() {
+                if !crate::secrets::has_sealed(&stored.value) {
                     continue;
                 }
                 count += self.rotate_one(namespace, config, keyring).await?;

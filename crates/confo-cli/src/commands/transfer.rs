@@ -178,7 +178,7 @@ pub(crate) fn diff(left: &str, right: &str, namespaces: &[String], output: Optio
 /// With the keyring at hand, every sealed value of a document must open where it is going;
 /// without it, sealed values are copied as they are (their places do not change).
 fn check_secrets(document: &Document) -> Result<(), Failure> {
-    let has_secrets = document.values().flat_map(|c| c.values()).any(|v| !confo::secrets::sealed_fields(v).is_empty());
+    let has_secrets = document.values().flat_map(|c| c.values()).any(confo::secrets::has_sealed);
     if has_secrets {
         if let Some(keyring) = confo::secrets::Keyring::find()? {
             confo::secrets::check_document(document, &keyring)?;
