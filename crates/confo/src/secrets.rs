@@ -381,37 +381,42 @@ pub fn has_sealed(config: &Configuration) -> bool {
     })
 }
 
-/// The JSON pointers of every sealed value in a configuration (nested objects included), sorted.
-pub fn sealed_fields(config: &Configuration) -> Vec<String> {
-    fn walk(map: &Configuration, prefix: &str, out: &mut Vec<String>) {
-        for (key, value) in map {
-            let pointer = format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
-            if is_sealed(value) {
-                out.push(pointer);
-            } else if let Value::Object(inner) = value {
-                walk(inner, &pointer, out);
-            }
+/// Calls `f` with the JSON pointer and the value of every sealed value of a configuration
+/// (nested objects included); `f` may replace the value. The one walk behind
+/// [`sealed_fields`], [`mask`], [`reveal`] and [`reseal_all`].
+fn each_sealed(map: &mut Configuration, prefix: &str, f: &mut dyn FnMut(&str, &mut Value) -> Result<()>) -> Result<()> {
+    for (key, value) in map.iter_mut() {
+        let pointer = format!("{prefix}{}", pointer(key));
+        if is_sealed(value) {
+            f(&pointer, value)?;
+        } else if let Value::Object(inner) = value {
+            each_sealed(inner, &pointer, f)?;
         }
     }
+    Ok(())
+}
+
+/// The JSON pointers of every sealed value in a configuration (nested objects included), sorted.
+pub fn sealed_fields(config: &Configuration) -> Vec<String> {
     let mut out = Vec::new();
-    walk(config, "", &mut out);
+    if has_sealed(config) {
+        let _ = each_sealed(&mut config.clone(), "", &mut |pointer, _| {
+            out.push(pointer.to_owned());
+            Ok(())
+        });
+    }
     out.sort();
     out
 }
 
 /// A configuration with every sealed value shown as `"<secret>"` (for display without keys).
 pub fn mask(config: &Configuration) -> Configuration {
-    config
-        .iter()
-        .map(|(k, v)| {
-            let shown = match v {
-                v if is_sealed(v) => Value::String("<secret>".into()),
-                Value::Object(inner) => Value::Object(mask(inner)),
-                other => other.clone(),
-            };
-            (k.clone(), shown)
-        })
-        .collect()
+    let mut shown = config.clone();
+    let _ = each_sealed(&mut shown, "", &mut |_, value| {
+        *value = Value::String("<secret>".into());
+        Ok(())
+    });
+    shown
 }
 
 /// A configuration with every sealed value opened (nested objects included).
@@ -421,22 +426,31 @@ pub fn reveal(
     configuration: &str,
     keyring: &Keyring,
 ) -> Result<Configuration> {
-    fn walk(map: &Configuration, prefix: &str, ns: &str, cfg: &str, keyring: &Keyring) -> Result<Configuration> {
-        let mut out = Configuration::new();
-        for (key, value) in map {
-            let pointer = format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1"));
-            let shown = if is_sealed(value) {
-                keyring.open(&Place { namespace: ns, configuration: cfg, pointer: &pointer }, value)?
-            } else if let Value::Object(inner) = value {
-                Value::Object(walk(inner, &pointer, ns, cfg, keyring)?)
-            } else {
-                value.clone()
-            };
-            out.insert(key.clone(), shown);
+    let mut shown = config.clone();
+    each_sealed(&mut shown, "", &mut |pointer, value| {
+        *value = keyring.open(&Place { namespace, configuration, pointer }, value)?;
+        Ok(())
+    })?;
+    Ok(shown)
+}
+
+/// Reseals, in place, every secret of a configuration not sealed with the primary key
+/// ([`Keyring::reseal`]); returns how many.
+pub fn reseal_all(
+    config: &mut Configuration,
+    namespace: &str,
+    configuration: &str,
+    keyring: &Keyring,
+) -> Result<usize> {
+    let mut count = 0;
+    each_sealed(config, "", &mut |pointer, value| {
+        if let Some(new) = keyring.reseal(&Place { namespace, configuration, pointer }, value)? {
+            *value = new;
+            count += 1;
         }
-        Ok(out)
-    }
-    walk(config, "", namespace, configuration, keyring)
+        Ok(())
+    })?;
+    Ok(count)
 }
 
 /// Checks that every sealed value of a document opens where the document puts it (its place is

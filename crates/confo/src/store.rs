@@ -229,30 +229,39 @@ impl Store {
         let namespaces = if namespaces.is_empty() { self.namespaces().await? } else { namespaces.to_vec() };
         let mut count = 0;
         for namespace in &namespaces {
-            let data = self.load(namespace).await?;
-            for (config, stored) in data.iter() {
-                if !crate::secrets::has_sealed(&stored.value) {
-                    continue;
+            for (config, stored) in self.load(namespace).await? {
+                if crate::secrets::has_sealed(&stored.value) {
+                    count += self.rotate_one(namespace, &config, stored, keyring).await?;
                 }
-                count += self.rotate_one(namespace, config, keyring).await?;
             }
         }
         Ok(count)
     }
 
-    async fn rotate_one(&self, namespace: &str, config: &str, keyring: &crate::secrets::Keyring) -> Result<usize> {
+    /// Reseals one configuration's secrets, starting from what the bulk read gave; read again
+    /// only after a conflict.
+    async fn rotate_one(
+        &self,
+        namespace: &str,
+        config: &str,
+        mut stored: Stored,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<usize> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let Some(stored) = self.get(namespace, config).await? else { return Ok(0) };
             let mut value = (*stored.value).clone();
-            let count = reseal_all(&mut value, "", namespace, config, keyring)?;
+            let count = crate::secrets::reseal_all(&mut value, namespace, config, keyring)?;
             if count == 0 {
                 return Ok(0);
             }
             match self.put(namespace, config, value, Precondition::Version(stored.version)).await {
                 Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
                     tokio::time::sleep(crate::manager::backoff(attempt)).await;
+                    match self.get(namespace, config).await? {
+                        Some(fresh) => stored = fresh,
+                        None => return Ok(0),
+                    }
                 }
                 other => return other.map(|_| count),
             }
@@ -303,31 +312,6 @@ impl Store {
     pub async fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<Watcher> {
         Watcher::new(self.backend.clone(), namespace, config, options).await
     }
-}
-
-/// Reseals, in place, every secret of a configuration (at any depth) not sealed with the primary
-/// key; returns how many.
-fn reseal_all(
-    map: &mut Configuration,
-    prefix: &str,
-    namespace: &str,
-    config: &str,
-    keyring: &crate::secrets::Keyring,
-) -> Result<usize> {
-    let mut count = 0;
-    for (key, value) in map.iter_mut() {
-        let pointer = format!("{prefix}{}", crate::secrets::pointer(key));
-        if crate::secrets::is_sealed(value) {
-            let place = crate::secrets::Place { namespace, configuration: config, pointer: &pointer };
-            if let Some(new) = keyring.reseal(&place, value)? {
-                *value = new;
-                count += 1;
-            }
-        } else if let serde_json::Value::Object(inner) = value {
-            count += reseal_all(inner, &pointer, namespace, config, keyring)?;
-        }
-    }
-    Ok(count)
 }
 
 #[cfg(test)]
