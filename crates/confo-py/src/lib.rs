@@ -75,7 +75,7 @@ impl Manager {
             return Ok(None);
         }
         let Some(keyring) = self.keyring()? else { return Ok(None) };
-        let namespace = self.inner.namespaces().map_err(raise)?.current.unwrap_or_default();
+        let namespace = self.inner.current_namespace().map_err(raise)?;
         confo::secrets::reveal(value, &namespace, config, keyring).map(Some).map_err(raise)
     }
 }
@@ -201,7 +201,7 @@ impl Manager {
         let Some(value) = self.inner.get_field(config, field).map_err(raise)? else { return Ok(None) };
         if confo::secrets::is_sealed(&value) {
             if let Some(keyring) = self.keyring()? {
-                let namespace = self.inner.namespaces().map_err(raise)?.current.unwrap_or_default();
+                let namespace = self.inner.current_namespace().map_err(raise)?;
                 let pointer = confo::secrets::pointer(field);
                 let place = confo::secrets::Place { namespace: &namespace, configuration: config, pointer: &pointer };
                 return convert::to_py(py, &keyring.open(&place, &value).map_err(raise)?).map(Some);

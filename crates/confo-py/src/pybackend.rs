@@ -125,13 +125,7 @@ impl Backend for PyBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            notifies: false,
-            atomic_batch: 1,
-            atomic_batch_bytes: None,
-            max_value_bytes: None,
-            history: false,
-        }
+        Capabilities::default()
     }
 
     async fn list_namespaces(&self) -> Result<Vec<String>> {

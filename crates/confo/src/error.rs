@@ -26,6 +26,8 @@ pub enum Missing {
     Store,
     /// A file a spec names (a `tls_ca` certificate).
     File,
+    /// A key of the secrets keyring.
+    Key,
 }
 
 impl fmt::Display for Missing {
@@ -37,6 +39,7 @@ impl fmt::Display for Missing {
             Missing::Field => "field",
             Missing::Store => "store",
             Missing::File => "file",
+            Missing::Key => "key",
         })
     }
 }

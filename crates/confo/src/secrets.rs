@@ -176,7 +176,7 @@ impl Keyring {
         }
         if self.keys.contains_key(&id) {
             return Err(Error::AlreadyExists {
-                what: crate::error::Missing::Field,
+                what: crate::error::Missing::Key,
                 name: id,
                 location: "keyring".into(),
             });
@@ -193,7 +193,7 @@ impl Keyring {
     /// Makes a key the primary one.
     pub fn set_primary(&mut self, id: &str) -> Result<()> {
         if !self.keys.contains_key(id) {
-            return Err(Error::not_found(crate::error::Missing::Field, id, "keyring"));
+            return Err(Error::not_found(crate::error::Missing::Key, id, "keyring"));
         }
         self.primary = Some(id.to_owned());
         Ok(())
@@ -209,7 +209,7 @@ impl Keyring {
         }
         match self.keys.remove(id) {
             Some(_) => Ok(()),
-            None => Err(Error::not_found(crate::error::Missing::Field, id, "keyring")),
+            None => Err(Error::not_found(crate::error::Missing::Key, id, "keyring")),
         }
     }
 
@@ -594,6 +594,9 @@ mod tests {
         let err = Keyring::load(&path).unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
         assert!(keyring.generate(Some("bad id")).is_err());
+        let err = keyring.set_primary("k9").unwrap_err();
+        assert_eq!(err.to_string(), "key \"k9\" not found in keyring");
+        assert_eq!(keyring.generate(Some("k1")).unwrap_err().kind(), crate::ErrorKind::AlreadyExists);
     }
 
     #[test]

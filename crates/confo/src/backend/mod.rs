@@ -354,6 +354,20 @@ pub struct Capabilities {
     pub history: bool,
 }
 
+impl Default for Capabilities {
+    /// What any backend can promise: no notifications (watchers poll), change-by-change
+    /// batches, no size limit, no history.
+    fn default() -> Self {
+        Capabilities {
+            notifies: false,
+            atomic_batch: 1,
+            atomic_batch_bytes: None,
+            max_value_bytes: None,
+            history: false,
+        }
+    }
+}
+
 /// A store of namespaces of configurations: what an engine implements.
 ///
 /// Every name an engine receives has passed the shared rules and its own

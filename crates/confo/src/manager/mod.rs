@@ -421,6 +421,11 @@ impl Confo {
         Ok(NamespacesInfo { all: slot.namespaces.clone(), current: slot.current.clone() })
     }
 
+    /// The current namespace of the active backend ([`Error::NoNamespaceSelected`] if none).
+    pub fn current_namespace(&self) -> Result<String> {
+        self.with_current(|_, ns| Ok(ns.to_owned()))
+    }
+
     /// Creates a namespace in the store at once. Returns `false` if it already existed.
     pub async fn create_namespace(&self, namespace: &str) -> Result<bool> {
         let (name, store) = self.active_store()?;
@@ -708,7 +713,7 @@ impl Confo {
         value: impl Into<Value>,
         keyring: &crate::secrets::Keyring,
     ) -> Result<()> {
-        let namespace = self.with_current(|_, ns| Ok(ns.to_owned()))?;
+        let namespace = self.current_namespace()?;
         let pointer = crate::secrets::pointer(field);
         let place = crate::secrets::Place { namespace: &namespace, configuration: config, pointer: &pointer };
         let sealed = keyring.seal(&place, &value.into())?;
@@ -718,7 +723,7 @@ impl Confo {
     /// One configuration with every secret opened (staged edits included); `None` if it does
     /// not exist. [`Confo::get`] returns secrets sealed.
     pub fn get_revealed(&self, config: &str, keyring: &crate::secrets::Keyring) -> Result<Option<Configuration>> {
-        let namespace = self.with_current(|_, ns| Ok(ns.to_owned()))?;
+        let namespace = self.current_namespace()?;
         match self.get(config)? {
             Some(value) => crate::secrets::reveal(&value, &namespace, config, keyring).map(Some),
             None => Ok(None),
@@ -932,13 +937,7 @@ impl Backend for Unusable {
         self.describe.clone()
     }
     fn capabilities(&self) -> crate::Capabilities {
-        crate::Capabilities {
-            notifies: false,
-            atomic_batch: 1,
-            atomic_batch_bytes: None,
-            max_value_bytes: None,
-            history: false,
-        }
+        crate::Capabilities::default()
     }
     async fn list_namespaces(&self) -> Result<Vec<String>> {
         Err(self.error())

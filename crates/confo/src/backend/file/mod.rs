@@ -601,13 +601,7 @@ impl Backend for FileBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            notifies: true,
-            atomic_batch: 1,
-            atomic_batch_bytes: None,
-            max_value_bytes: None,
-            history: false,
-        }
+        Capabilities { notifies: true, ..Capabilities::default() }
     }
 
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
