@@ -88,6 +88,145 @@ pub async fn through_arc(store: Arc<dyn Backend>) {
     store.delete_namespace(&ns).await.unwrap();
 }
 
+fn author(actor: &str) -> Arc<crate::history::Author> {
+    Arc::new(crate::history::Author::current("test").with_actor(actor))
+}
+
+/// History, on a backend that keeps it (on one that does not, reading it is a clear
+/// `NotFound`): three writes by three actors are three revisions with their actors and values;
+/// rollback to 1 writes 1's value as revision 4 (recorded as a rollback of 1); a stale rollback
+/// is a conflict that writes nothing; an unknown revision is `NotFound`; a deleted
+/// configuration keeps its history and is restored from it; rolling back to a deletion is
+/// refused; the namespace's log lists every change, newest first, filtered by actor.
+pub async fn history_records_who_and_rolls_back(backend: Arc<dyn Backend>) {
+    use crate::history::Operation;
+    use crate::store::{LogFilter, Page};
+    let ns = fresh_namespace(&*backend, "hist").await;
+    let store = crate::Store::new(backend.clone());
+    if !backend.capabilities().history {
+        let err = store.history(&ns, "c", Page::all()).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { what: Missing::History, .. }), "{err}");
+        assert!(err.to_string().contains("history=off"), "{err}");
+        backend.delete_namespace(&ns).await.unwrap();
+        return;
+    }
+    assert!(store.history(&ns, "c", Page::all()).await.unwrap().revisions.is_empty());
+    for (actor, v) in [("alice", 1), ("bob", 2), ("carol", 3)] {
+        store.with_author(author(actor)).put(&ns, "c", obj(json!({"v": v})), Precondition::Any).await.unwrap();
+    }
+    let history = store.history(&ns, "c", Page::all()).await.unwrap();
+    assert!(history.corrupt.is_empty(), "{:?}", history.corrupt);
+    let seen: Vec<(u64, &str, Operation, serde_json::Value)> = history
+        .revisions
+        .iter()
+        .map(|r| (r.number, r.actor.as_str(), r.operation, r.value.as_ref().unwrap()["v"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (3, "carol", Operation::Change, json!(3)),
+            (2, "bob", Operation::Change, json!(2)),
+            (1, "alice", Operation::Create, json!(1))
+        ]
+    );
+    assert_eq!(history.revisions[0].tool, "test");
+    assert_eq!(store.history(&ns, "c", Page { before: Some(3), limit: 1 }).await.unwrap().revisions[0].number, 2);
+
+    let by_dave = store.with_author(Arc::new(
+        crate::history::Author::current("test").with_actor("dave").with_message(Some("back to one".into())),
+    ));
+    by_dave.rollback(&ns, "c", 1, None).await.unwrap();
+    assert_eq!(backend.load_configuration(&ns, "c").await.unwrap().unwrap().value["v"], json!(1));
+    let four = store.revision(&ns, "c", 4).await.unwrap();
+    assert_eq!((four.operation, four.restores, four.actor.as_str()), (Operation::Rollback, Some(1), "dave"));
+    assert_eq!((four.message.as_deref(), four.value.unwrap()["v"].clone()), (Some("back to one"), json!(1)));
+
+    // A rollback based on a version someone has since replaced is a conflict, and writes nothing.
+    let seen_version = backend.load_configuration(&ns, "c").await.unwrap().unwrap().version;
+    store.put(&ns, "c", obj(json!({"v": 5})), Precondition::Any).await.unwrap();
+    let err = store.rollback(&ns, "c", 2, Some(Precondition::Version(seen_version))).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert_eq!(store.history(&ns, "c", Page::all()).await.unwrap().head(), 5);
+    assert_eq!(backend.load_configuration(&ns, "c").await.unwrap().unwrap().value["v"], json!(5));
+
+    let err = store.revision(&ns, "c", 99).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Revision, .. }), "{err}");
+    assert!(err.to_string().contains("c@99"), "{err}");
+    let err = store.rollback(&ns, "c", 99, None).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Revision, .. }), "{err}");
+
+    // Deleted, its history stays, and it is restored from it.
+    store.remove(&ns, "c").await.unwrap();
+    let six = store.revision(&ns, "c", 6).await.unwrap();
+    assert_eq!((six.operation, six.value), (Operation::Delete, None));
+    let err = store.rollback(&ns, "c", 6, None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidValue { .. }), "{err}");
+    store.rollback(&ns, "c", 3, None).await.unwrap();
+    assert_eq!(backend.load_configuration(&ns, "c").await.unwrap().unwrap().value["v"], json!(3));
+    assert_eq!(store.revision(&ns, "c", 7).await.unwrap().restores, Some(3));
+
+    // (Times are kept to the millisecond: the log's order within one is not defined.)
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.with_author(author("erin")).put(&ns, "other", obj(json!({"o": 1})), Precondition::Any).await.unwrap();
+    let (log, corrupt) = store.log(&ns, &LogFilter::default()).await.unwrap();
+    assert!(corrupt.is_empty());
+    assert_eq!(log.len(), 8, "{log:?}");
+    assert_eq!((log[0].0.as_str(), log[0].1.actor.as_str()), ("other", "erin"));
+    let (alice, _) = store.log(&ns, &LogFilter { actor: Some("alice".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(alice.iter().map(|(c, r)| (c.as_str(), r.number)).collect::<Vec<_>>(), [("c", 1)]);
+    backend.delete_namespace(&ns).await.unwrap();
+}
+
+/// 8 writers × 50 unconditional writes to one configuration, at once: every acknowledged write
+/// has exactly one revision, numbered without gaps or repeats (the head is 400, the kept
+/// revisions are consecutive and each holds a different acknowledged write).
+pub async fn history_numbers_concurrent_writes(backend: Arc<dyn Backend>) {
+    if !backend.capabilities().history {
+        return;
+    }
+    let ns = fresh_namespace(&*backend, "histc").await;
+    let store = crate::Store::new(backend.clone());
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            let ns = ns.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    store.put(&ns, "c", obj(json!({"w": w, "i": i})), Precondition::Any).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let history = store.history(&ns, "c", crate::store::Page::all()).await.unwrap();
+    assert!(history.corrupt.is_empty(), "{:?}", history.corrupt);
+    assert_eq!(history.head(), 400);
+    let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+    let oldest = *numbers.last().unwrap();
+    assert_eq!(numbers, (oldest..=400).rev().collect::<Vec<_>>(), "consecutive, newest first");
+    let mut writes: Vec<(i64, i64)> = history
+        .revisions
+        .iter()
+        .map(|r| {
+            let v = r.value.as_ref().unwrap();
+            (v["w"].as_i64().unwrap(), v["i"].as_i64().unwrap())
+        })
+        .collect();
+    let kept = writes.len();
+    writes.sort_unstable();
+    writes.dedup();
+    assert_eq!(writes.len(), kept, "no write is recorded twice");
+    // Each writer's own writes appear in the order it made them.
+    for w in 0..8 {
+        let mine: Vec<i64> =
+            history.revisions.iter().rev().filter(|r| r.value.as_ref().unwrap()["w"] == json!(w)).map(|r| r.value.as_ref().unwrap()["i"].as_i64().unwrap()).collect();
+        assert!(mine.windows(2).all(|p| p[0] < p[1]), "writer {w}: {mine:?}");
+    }
+    backend.delete_namespace(&ns).await.unwrap();
+}
+
 /// Defines the suite's functions (each `pub async fn NAME(store: &dyn Backend)`) and, from the
 /// same list, [`conformance_tests!`](crate::conformance_tests), which runs every one of them: a
 /// function added here is run against every backend, with no second list to keep.
@@ -112,6 +251,16 @@ macro_rules! suite {
                 async fn through_arc() {
                     let (_guard, store) = $d make.await;
                     $d crate::conformance::through_arc(store).await;
+                }
+                #[tokio::test]
+                async fn history_records_who_and_rolls_back() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::history_records_who_and_rolls_back(store).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn history_numbers_concurrent_writes() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::history_numbers_concurrent_writes(store).await;
                 }
             };
         }

@@ -339,7 +339,7 @@ pub(crate) async fn write_batches(
     let mut written: Vec<ConfigRef> = Vec::new();
     for (index, (batch, changes)) in batches.iter().zip(&changes).enumerate() {
         let ns = &batch.namespace;
-        let report = backend.write_settled(ns, changes).await;
+        let report = backend.write_settled_as(ns, changes, store.author()).await;
         if !report.applied.is_empty() {
             settle(batch, &report.applied);
         }

@@ -28,6 +28,10 @@ pub enum Missing {
     File,
     /// A key of the secrets keyring.
     Key,
+    /// A revision of a configuration's history.
+    Revision,
+    /// A configuration's history (none kept: history is switched off for the backend).
+    History,
 }
 
 impl fmt::Display for Missing {
@@ -40,6 +44,8 @@ impl fmt::Display for Missing {
             Missing::Store => "store",
             Missing::File => "file",
             Missing::Key => "key",
+            Missing::Revision => "revision",
+            Missing::History => "history",
         })
     }
 }

@@ -102,6 +102,7 @@ pub mod blocking;
 mod codec;
 pub mod draft;
 pub mod error;
+pub mod history;
 pub mod json;
 pub mod manager;
 pub mod name;

@@ -23,6 +23,8 @@ use crate::backend::{
     Applied, Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version,
 };
 use crate::error::{Error, Missing, Result};
+use crate::error::Corruption;
+use crate::history::{Author, History, Revision};
 use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
 use crate::transfer::{Difference, Document, Plan};
@@ -31,17 +33,31 @@ use crate::transfer::{Difference, Document, Plan};
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// Who its writes are recorded as made by.
+    author: Arc<Author>,
 }
 
 impl Store {
     /// Opens (connects to) the store a spec names.
     pub async fn open(spec: &BackendSpec) -> Result<Self> {
-        Ok(Store { backend: spec.open().await? })
+        Ok(Store::new(spec.open().await?))
     }
 
-    /// A store over a backend already open.
+    /// A store over a backend already open; its writes are recorded in history as the
+    /// library's ([`Author::library`]).
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Store { backend }
+        Store { backend, author: Author::library() }
+    }
+
+    /// The same store, its writes recorded in history as made by `author` (an actor, the tool,
+    /// a message). Cheap: the connection is shared.
+    pub fn with_author(&self, author: Arc<Author>) -> Self {
+        Store { backend: self.backend.clone(), author }
+    }
+
+    /// Who this store's writes are recorded as made by.
+    pub fn author(&self) -> &Arc<Author> {
+        &self.author
     }
 
     /// The backend.
@@ -109,6 +125,104 @@ impl Store {
         self.put(namespace, config, value, precondition).await
     }
 
+    // ----- history -----
+
+    /// One configuration's recorded history, newest first, a page at a time (see [`Page`]),
+    /// with the records that could not be read named apart. Works for a deleted configuration
+    /// too. [`Error::NotFound`] if the backend keeps no history (`history=off`).
+    pub async fn history(&self, namespace: &str, config: &str, page: Page) -> Result<History> {
+        let mut history = self.backend.configuration_history(namespace, config).await?;
+        history.revisions.retain(|r| page.before.is_none_or(|b| r.number < b));
+        history.revisions.truncate(page.limit);
+        Ok(history)
+    }
+
+    /// Revision `number` of a configuration; [`Error::NotFound`] naming it if it was never
+    /// recorded or retention dropped it.
+    pub async fn revision(&self, namespace: &str, config: &str, number: u64) -> Result<Revision> {
+        let history = self.backend.configuration_history(namespace, config).await?;
+        if let Some(found) = crate::history::find(&history, number) {
+            return Ok(found.clone());
+        }
+        if let Some(bad) = history.corrupt.iter().find(|c| c.location.ends_with(&format!("@{number}"))) {
+            return Err(Error::Corrupt { corruptions: vec![bad.clone()] });
+        }
+        let head = history.head();
+        let kept = match (history.revisions.last(), head) {
+            (_, 0) => "no revision is recorded".to_owned(),
+            (Some(oldest), head) => format!("revisions {}..{head} are kept", oldest.number),
+            (None, _) => "no revision is readable".to_owned(),
+        };
+        Err(Error::not_found(
+            Missing::Revision,
+            format!("{namespace}/{config}@{number}"),
+            format!("{} ({kept})", self.backend.describe()),
+        ))
+    }
+
+    /// Writes revision `number`'s value again, as a new revision recorded as a `rollback` of
+    /// it. Never deletes: rolling back to a deletion is refused ([`Error::InvalidValue`]);
+    /// rolling back to a configuration's creation restores that content, and a deleted
+    /// configuration is restored from its history. `precondition` (default: what is stored
+    /// now) must hold, else [`Error::Conflict`] and nothing is written. Returns the new
+    /// version.
+    pub async fn rollback(
+        &self,
+        namespace: &str,
+        config: &str,
+        number: u64,
+        precondition: Option<Precondition>,
+    ) -> Result<Version> {
+        let revision = self.revision(namespace, config, number).await?;
+        let Some(value) = revision.value else {
+            return Err(Error::InvalidValue {
+                location: format!("{} configuration {namespace}/{config}@{number}", self.backend.describe()),
+                message: "that revision is a deletion: there is no value to restore (delete explicitly instead)"
+                    .to_owned(),
+            });
+        };
+        let precondition = match precondition {
+            Some(p) => p,
+            None => self.as_stored_now(namespace, config).await?,
+        };
+        let change = Change::put(config, value).when(precondition).restoring(number);
+        self.write_one(namespace, change).await?.ok_or_else(|| {
+            Error::unavailable(self.backend.describe(), format!("the rollback of {namespace}/{config} reported no version"))
+        })
+    }
+
+    /// Every recorded change in a namespace (deleted configurations included), newest first,
+    /// filtered: `(configuration, revision)`. Records that could not be read are returned
+    /// apart.
+    pub async fn log(&self, namespace: &str, filter: &LogFilter) -> Result<(Vec<(String, Revision)>, Vec<Corruption>)> {
+        let ns = self.backend.namespace(namespace)?;
+        let names = self.backend.history_names(&ns).await?;
+        let histories = crate::backend::kit::join_ordered(names.into_iter().map(|name| {
+            let (backend, namespace) = (self.backend.clone(), namespace.to_owned());
+            async move { backend.configuration_history(&namespace, &name).await.map(|h| (name, h)) }
+        }))
+        .await;
+        let mut entries = Vec::new();
+        let mut corrupt = Vec::new();
+        for result in histories {
+            let (name, history) = result?;
+            corrupt.extend(history.corrupt);
+            entries.extend(
+                history
+                    .revisions
+                    .into_iter()
+                    .filter(|r| filter.since.is_none_or(|t| r.time >= t))
+                    .filter(|r| filter.actor.as_ref().is_none_or(|a| &r.actor == a))
+                    .map(|r| (name.clone(), r)),
+            );
+        }
+        entries.sort_by(|a, b| b.1.time.cmp(&a.1.time).then_with(|| a.0.cmp(&b.0)).then(b.1.number.cmp(&a.1.number)));
+        if let Some(limit) = filter.limit {
+            entries.truncate(limit);
+        }
+        Ok((entries, corrupt))
+    }
+
     /// Removes a configuration, if it is still what is stored now; [`Error::NotFound`] if there
     /// is none. An entry that cannot be read is removed too.
     pub async fn remove(&self, namespace: &str, config: &str) -> Result<()> {
@@ -136,7 +250,7 @@ impl Store {
     }
 
     async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
-        let report = self.backend.write_settled(namespace, std::slice::from_ref(&change)).await;
+        let report = self.backend.write_settled_as(namespace, std::slice::from_ref(&change), &self.author).await;
         if report.error.is_some() {
             // A plain error, or "in doubt" when the answer was lost and could not be read back.
             return Err(Error::incomplete(Vec::new(), namespace, [change.name.as_str()], report, []));
@@ -279,7 +393,7 @@ impl Store {
     /// what was not, what is in doubt after a lost answer, settled by reading back).
     pub async fn write(&self, namespace: &str, changes: &[Change]) -> Result<Vec<Applied>> {
         self.backend.check_batch(namespace, changes)?;
-        let report = self.backend.write_settled(namespace, changes).await;
+        let report = self.backend.write_settled_as(namespace, changes, &self.author).await;
         if report.error.is_none() {
             return Ok(report.applied);
         }
@@ -305,7 +419,7 @@ impl Store {
 
     /// Carries out a plan; see [`crate::transfer::apply`].
     pub async fn apply(&self, plan: &Plan, document: &Document, progress: impl FnMut(usize, usize)) -> Result<()> {
-        crate::transfer::apply(&*self.backend, plan, document, progress).await
+        crate::transfer::apply_as(&*self.backend, plan, document, &self.author, progress).await
     }
 
     /// Live events of a namespace (optionally one configuration).
@@ -375,4 +489,44 @@ mod tests {
         assert!(store.get_revealed("ns", "db", &only_new).await.is_err());
         assert_eq!(store.get_revealed("ns", "db", &keyring).await.unwrap().unwrap()["password"], json!("hunter2"));
     }
+}
+
+/// Which revisions of a history to return: those numbered below `before` (all when `None`),
+/// at most `limit`, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Only revisions numbered below this (the last number of the previous page).
+    pub before: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Page {
+    /// Every revision kept.
+    pub fn all() -> Self {
+        Page { before: None, limit: usize::MAX }
+    }
+
+    /// The newest `limit`.
+    pub fn newest(limit: usize) -> Self {
+        Page { before: None, limit }
+    }
+}
+
+impl Default for Page {
+    /// The newest 50.
+    fn default() -> Self {
+        Page::newest(50)
+    }
+}
+
+/// Which changes a namespace's log lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only changes made at or after this time.
+    pub since: Option<std::time::SystemTime>,
+    /// Only changes by this actor.
+    pub actor: Option<String>,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
 }

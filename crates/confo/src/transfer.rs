@@ -197,6 +197,17 @@ pub async fn apply(
     backend: &dyn Backend,
     plan: &Plan,
     document: &Document,
+    progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    apply_as(backend, plan, document, &crate::history::Author::library(), progress).await
+}
+
+/// [`apply`], its writes recorded in history as made by `author`.
+pub async fn apply_as(
+    backend: &dyn Backend,
+    plan: &Plan,
+    document: &Document,
+    author: &crate::history::Author,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<()> {
     use crate::backend::BackendExt;
@@ -234,7 +245,7 @@ pub async fn apply(
     let total = plan.steps.len();
     let mut written = Vec::new();
     for (index, (namespace, changes)) in batches.iter().enumerate() {
-        let report = backend.write_settled(namespace, changes).await;
+        let report = backend.write_settled_as(namespace, changes, author).await;
         if report.error.is_some() {
             let later = batches[index + 1..]
                 .iter()

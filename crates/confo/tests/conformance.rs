@@ -14,12 +14,25 @@ mod memory {
     confo::conformance_tests!(make());
 }
 
+mod memory_without_history {
+    use super::*;
+
+    async fn make() -> ((), Arc<dyn Backend>) {
+        ((), Arc::new(MemoryBackend::with_history(confo::history::HistoryOptions::off())))
+    }
+
+    confo::conformance_tests!(make());
+}
+
 mod file {
     use super::*;
 
     async fn make() -> (tempfile::TempDir, Arc<dyn Backend>) {
+        // The root is a sub-folder: history is kept in a sibling folder of the root.
         let dir = tempfile::tempdir().expect("temp dir");
-        let backend = FileBackend::open(dir.path()).expect("open");
+        let root = dir.path().join("Configurations");
+        std::fs::create_dir(&root).expect("root");
+        let backend = FileBackend::open(&root).expect("open");
         (dir, Arc::new(backend))
     }
 

@@ -18,6 +18,7 @@ use super::{
     Stored, Version, WriteReport,
 };
 use crate::error::{Error, Missing, Result};
+use crate::history::{HistoryOptions, Operation, Revision};
 use crate::name::{ConfigName, NamespaceName};
 
 /// A backend that keeps everything in memory. Cheap to create; useful in tests and as the
@@ -26,6 +27,7 @@ use crate::name::{ConfigName, NamespaceName};
 pub struct MemoryBackend {
     // A std Mutex, not an async one: it is never held across an await.
     state: Mutex<State>,
+    history: HistoryOptions,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +35,8 @@ struct State {
     namespaces: BTreeMap<String, NamespaceData>,
     counter: i64,
     subscribers: Vec<tokio::sync::mpsc::UnboundedSender<Hint>>,
+    /// (namespace, configuration) → revisions, oldest first; kept when either is deleted.
+    history: BTreeMap<(String, String), Vec<Revision>>,
 }
 
 impl State {
@@ -42,9 +46,14 @@ impl State {
 }
 
 impl MemoryBackend {
-    /// An empty store.
+    /// An empty store (recording history with the default retention).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store with these history options.
+    pub fn with_history(history: HistoryOptions) -> Self {
+        MemoryBackend { history, ..Default::default() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -70,7 +79,7 @@ impl Backend for MemoryBackend {
             atomic_batch: usize::MAX,
             atomic_batch_bytes: None,
             max_value_bytes: None,
-            history: false,
+            history: self.history.enabled,
         }
     }
 
@@ -115,6 +124,7 @@ impl Backend for MemoryBackend {
 
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let namespace = namespace.as_str();
+        let author = changes.author();
         let changes: &[Change] = changes;
         let mut guard = self.state();
         let state = &mut *guard;
@@ -132,19 +142,45 @@ impl Backend for MemoryBackend {
             }
         }
         let mut applied = Vec::with_capacity(changes.len());
+        let time = crate::history::now();
         for change in changes {
-            let version = match &change.kind {
+            let before = configs.get(&change.name).map(|s| s.version.clone());
+            let (version, operation, value) = match &change.kind {
                 ChangeKind::Put(value) => {
                     state.counter += 1;
                     let version = Version::number(state.counter);
                     configs.insert(change.name.clone(), Stored { value: value.clone(), version: version.clone() });
-                    Some(version)
+                    let operation = match (change.restores, &before) {
+                        (Some(_), _) => Operation::Rollback,
+                        (None, Some(_)) => Operation::Change,
+                        (None, None) => Operation::Create,
+                    };
+                    (Some(version), Some(operation), Some(value.clone()))
                 }
                 ChangeKind::Delete => {
-                    configs.remove(&change.name);
-                    None
+                    let existed = configs.remove(&change.name).is_some();
+                    (None, existed.then_some(Operation::Delete), None)
                 }
             };
+            if let (true, Some(operation)) = (self.history.enabled, operation) {
+                let revisions = state.history.entry((namespace.to_owned(), change.name.clone())).or_default();
+                revisions.push(Revision {
+                    number: revisions.last().map_or(1, |r| r.number + 1),
+                    operation,
+                    value,
+                    version_before: before.map(|v| v.to_string()),
+                    version_after: version.as_ref().map(|v| v.to_string()),
+                    time,
+                    actor: author.actor.clone(),
+                    host: author.host.clone(),
+                    tool: author.tool.clone(),
+                    message: author.message.clone(),
+                    restores: change.restores,
+                });
+                let ages: Vec<(u64, std::time::SystemTime)> = revisions.iter().map(|r| (r.number, r.time)).collect();
+                let drop = self.history.to_drop(&ages, time);
+                revisions.retain(|r| !drop.contains(&r.number));
+            }
             applied.push(Applied { name: change.name.clone(), version });
         }
         if !applied.is_empty() {
@@ -157,6 +193,23 @@ impl Backend for MemoryBackend {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.state().subscribers.push(tx);
         Ok(Some(rx))
+    }
+
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        if !self.history.enabled {
+            return Err(super::history_off(&self.describe(), namespace.as_str()));
+        }
+        let key = (namespace.as_str().to_owned(), name.as_str().to_owned());
+        let revisions = self.state().history.get(&key).cloned().unwrap_or_default();
+        Ok(crate::history::History { revisions, corrupt: Vec::new() }.sorted())
+    }
+
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        if !self.history.enabled {
+            return Err(super::history_off(&self.describe(), namespace.as_str()));
+        }
+        let state = self.state();
+        Ok(state.history.keys().filter(|(ns, _)| ns == namespace.as_str()).map(|(_, c)| c.clone()).collect())
     }
 }
 

@@ -230,22 +230,36 @@ pub struct Change {
     pub kind: ChangeKind,
     /// What must hold first.
     pub precondition: Precondition,
+    /// For a rollback, the history revision whose value this put restores (recorded as a
+    /// `rollback` entry naming it).
+    pub restores: Option<u64>,
 }
 
 impl Change {
     /// Store `value` under `name`, whatever is there.
     pub fn put(name: impl Into<String>, value: impl Into<Arc<Configuration>>) -> Self {
-        Change { name: name.into(), kind: ChangeKind::Put(value.into()), precondition: Precondition::Any }
+        Change {
+            name: name.into(),
+            kind: ChangeKind::Put(value.into()),
+            precondition: Precondition::Any,
+            restores: None,
+        }
     }
 
     /// Delete `name`, whatever is there.
     pub fn delete(name: impl Into<String>) -> Self {
-        Change { name: name.into(), kind: ChangeKind::Delete, precondition: Precondition::Any }
+        Change { name: name.into(), kind: ChangeKind::Delete, precondition: Precondition::Any, restores: None }
     }
 
     /// The same change, applied only if `precondition` holds.
     pub fn when(mut self, precondition: Precondition) -> Self {
         self.precondition = precondition;
+        self
+    }
+
+    /// The same change, recorded in history as restoring revision `number`.
+    pub fn restoring(mut self, number: u64) -> Self {
+        self.restores = Some(number);
         self
     }
 }
@@ -434,6 +448,31 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     async fn subscribe(&self) -> Result<Option<Hints>> {
         Ok(None)
     }
+
+    /// Every recorded revision of one configuration (readable ones newest first, and the
+    /// records that are not readable), whether or not it exists now. An empty history if
+    /// nothing was recorded; [`Error::NotFound`] ([`Missing::History`](crate::error::Missing))
+    /// if this backend keeps no history (the default, and `history=off`). Called as
+    /// [`BackendExt::configuration_history`].
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        let _ = name;
+        Err(history_off(&self.describe(), namespace.as_str()))
+    }
+
+    /// The configurations of a namespace that have a recorded history (deleted ones too),
+    /// sorted; for the namespace-wide log. Same errors as [`Backend::history`].
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        Err(history_off(&self.describe(), namespace.as_str()))
+    }
+}
+
+/// The error of a history read on a backend that keeps none.
+pub(crate) fn history_off(describe: &str, namespace: &str) -> Error {
+    Error::not_found(
+        crate::error::Missing::History,
+        namespace,
+        format!("{describe} (history is switched off for this backend: remove history=off from its spec to record it)"),
+    )
 }
 
 /// What callers use, for every backend: the string-taking operations (each checks its names
@@ -475,12 +514,24 @@ pub trait BackendExt: Backend {
     }
 
     /// Applies a batch of changes to one namespace (see [`Backend::apply`]); a batch with a bad
-    /// name, or naming one configuration twice, is refused whole.
+    /// name, or naming one configuration twice, is refused whole. History records the library's
+    /// author ([`Author::library`](crate::history::Author::library)); see [`BackendExt::write_as`].
     async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+        self.write_as(namespace, changes, &crate::history::Author::library()).await
+    }
+
+    /// [`BackendExt::write`], recorded in history as made by `author`.
+    async fn write_as(&self, namespace: &str, changes: &[Change], author: &crate::history::Author) -> WriteReport {
         match validate_batch(self, namespace, changes) {
-            Ok(set) => self.apply(&NamespaceName::checked(namespace), &set).await,
+            Ok(set) => self.apply(&NamespaceName::checked(namespace), &set.by(author)).await,
             Err(e) => WriteReport::failed(e),
         }
+    }
+
+    /// One configuration's recorded history (see [`Backend::history`]).
+    async fn configuration_history(&self, namespace: &str, name: &str) -> Result<crate::history::History> {
+        let (namespace, name) = (self.namespace(namespace)?, self.config_name(name)?);
+        self.history(&namespace, &name).await.map(crate::history::History::sorted)
     }
 
     /// Checks a name against the shared rules and this backend's own.
@@ -526,7 +577,17 @@ pub trait BackendExt: Backend {
     /// landed, the report has no error (a warning is logged). If the store cannot be read, the
     /// unsettled changes are listed in [`WriteReport::in_doubt`].
     async fn write_settled(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        let mut report = self.write(namespace, changes).await;
+        self.write_settled_as(namespace, changes, &crate::history::Author::library()).await
+    }
+
+    /// [`BackendExt::write_settled`], recorded in history as made by `author`.
+    async fn write_settled_as(
+        &self,
+        namespace: &str,
+        changes: &[Change],
+        author: &crate::history::Author,
+    ) -> WriteReport {
+        let mut report = self.write_as(namespace, changes, author).await;
         let unsure =
             |e: &Error| matches!(e, Error::Unavailable { .. } | Error::Io { .. }) && !e.never_reached_the_store();
         if !report.error.as_ref().is_some_and(unsure) {
@@ -600,15 +661,30 @@ impl<B: Backend + ?Sized> BackendExt for B {}
 
 /// A batch whose names passed the rules, whose values can be read back, and which changes no
 /// configuration twice: what an engine's [`Backend::apply`] receives. Made by
-/// [`BackendExt::write`].
+/// [`BackendExt::write`]. It carries who makes it, for history.
 #[derive(Debug)]
-pub struct ChangeSet<'a>(&'a [Change]);
+pub struct ChangeSet<'a> {
+    changes: &'a [Change],
+    author: &'a crate::history::Author,
+}
+
+impl<'a> ChangeSet<'a> {
+    /// The same batch, made by `author`.
+    fn by(self, author: &'a crate::history::Author) -> Self {
+        ChangeSet { author, ..self }
+    }
+
+    /// Who makes this batch (recorded in history).
+    pub fn author(&self) -> &crate::history::Author {
+        self.author
+    }
+}
 
 impl std::ops::Deref for ChangeSet<'_> {
     type Target = [Change];
 
     fn deref(&self) -> &[Change] {
-        self.0
+        self.changes
     }
 }
 
@@ -617,7 +693,7 @@ impl<'a> IntoIterator for &ChangeSet<'a> {
     type IntoIter = std::slice::Iter<'a, Change>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.changes.iter()
     }
 }
 
@@ -654,7 +730,9 @@ pub(crate) fn validate_batch<'a, B: Backend + ?Sized>(
             });
         }
     }
-    Ok(ChangeSet(changes))
+    static LIBRARY: std::sync::OnceLock<crate::history::Author> = std::sync::OnceLock::new();
+    let author = LIBRARY.get_or_init(|| crate::history::Author::current("library"));
+    Ok(ChangeSet { changes, author })
 }
 
 /// Reads a `tls_ca` file: a missing one is [`Error::NotFound`] (CLI exit 3), not a connection

@@ -227,6 +227,8 @@ impl State {
 #[derive(Debug, Clone, Default)]
 pub struct Confo {
     state: Arc<Mutex<State>>,
+    /// Who this session's writes are recorded as made by (history); `None`: the library's.
+    author: Arc<Mutex<Option<Arc<crate::history::Author>>>>,
     /// Serialises persists of this manager so two never write the same staged edit at once.
     persisting: Arc<tokio::sync::Mutex<()>>,
 }
@@ -245,9 +247,21 @@ impl Confo {
 
     /// The active backend's store, for I/O without holding the state lock.
     fn active_store(&self) -> Result<(String, Store)> {
+        let author = self.author();
         let state = self.state();
         let (name, slot) = state.active()?;
-        Ok((name.to_owned(), slot.store.clone()))
+        Ok((name.to_owned(), slot.store.with_author(author)))
+    }
+
+    /// Records this session's writes (persist, rollback, imports) in history as made by
+    /// `author`: an actor, the tool, a message.
+    pub fn set_author(&self, author: crate::history::Author) {
+        *self.author.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(author));
+    }
+
+    /// Who this session's writes are recorded as made by.
+    pub fn author(&self) -> Arc<crate::history::Author> {
+        self.author.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(crate::history::Author::library)
     }
 
     // ----- backends -----
@@ -536,7 +550,7 @@ impl Confo {
         document: &crate::transfer::Document,
         progress: impl FnMut(usize, usize),
     ) -> Result<()> {
-        crate::transfer::apply(&*self.backend()?, plan, document, progress).await
+        crate::transfer::apply_as(&*self.backend()?, plan, document, &self.author(), progress).await
     }
 
     // ----- live updates -----
