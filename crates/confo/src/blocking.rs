@@ -90,6 +90,30 @@ impl Confo {
         self.block(self.inner.reload_namespace(namespace))
     }
 
+    /// See [`crate::Confo::history`].
+    pub fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::history::History> {
+        self.block(self.inner.history(config, page))
+    }
+
+    /// See [`crate::Confo::revision`].
+    pub fn revision(&self, config: &str, number: u64) -> Result<crate::history::Revision> {
+        self.block(self.inner.revision(config, number))
+    }
+
+    /// See [`crate::Confo::rollback`].
+    pub fn rollback(&self, config: &str, number: u64) -> Result<crate::Version> {
+        self.block(self.inner.rollback(config, number))
+    }
+
+    /// See [`crate::Confo::log`].
+    #[allow(clippy::type_complexity)]
+    pub fn log(
+        &self,
+        filter: &crate::store::LogFilter,
+    ) -> Result<(Vec<(String, crate::history::Revision)>, Vec<crate::error::Corruption>)> {
+        self.block(self.inner.log(filter))
+    }
+
     /// See [`crate::Confo::watch_with`].
     pub fn watch_with(
         &self,
@@ -308,6 +332,42 @@ impl Store {
     /// See [`crate::Store::namespaces`].
     pub fn namespaces(&self) -> Result<Vec<String>> {
         self.block(self.inner.namespaces())
+    }
+
+    /// The same store, its writes recorded as made by `author`. See [`crate::Store::with_author`].
+    pub fn with_author(&self, author: Arc<crate::history::Author>) -> Self {
+        Store { inner: self.inner.with_author(author), runtime: self.runtime.clone() }
+    }
+
+    /// See [`crate::Store::history`].
+    pub fn history(&self, namespace: &str, config: &str, page: crate::store::Page) -> Result<crate::history::History> {
+        self.block(self.inner.history(namespace, config, page))
+    }
+
+    /// See [`crate::Store::revision`].
+    pub fn revision(&self, namespace: &str, config: &str, number: u64) -> Result<crate::history::Revision> {
+        self.block(self.inner.revision(namespace, config, number))
+    }
+
+    /// See [`crate::Store::rollback`].
+    pub fn rollback(
+        &self,
+        namespace: &str,
+        config: &str,
+        number: u64,
+        precondition: Option<crate::Precondition>,
+    ) -> Result<crate::Version> {
+        self.block(self.inner.rollback(namespace, config, number, precondition))
+    }
+
+    /// See [`crate::Store::log`].
+    #[allow(clippy::type_complexity)]
+    pub fn log(
+        &self,
+        namespace: &str,
+        filter: &crate::store::LogFilter,
+    ) -> Result<(Vec<(String, crate::history::Revision)>, Vec<crate::error::Corruption>)> {
+        self.block(self.inner.log(namespace, filter))
     }
 
     /// See [`crate::Store::create_namespace`].

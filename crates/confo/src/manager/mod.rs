@@ -502,6 +502,51 @@ impl Confo {
         self.load_into(&name, namespace).await
     }
 
+    // ----- history -----
+
+    /// A configuration of the current namespace: its recorded history, newest first, a page at
+    /// a time. See [`Store::history`].
+    pub async fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::history::History> {
+        let namespace = self.current_namespace()?;
+        self.active_store()?.1.history(&namespace, config, page).await
+    }
+
+    /// Revision `number` of a configuration of the current namespace. See [`Store::revision`].
+    pub async fn revision(&self, config: &str, number: u64) -> Result<crate::history::Revision> {
+        let namespace = self.current_namespace()?;
+        self.active_store()?.1.revision(&namespace, config, number).await
+    }
+
+    /// Writes revision `number`'s value of a configuration of the current namespace again, now
+    /// (not staged), recorded as a rollback. The precondition is the version this session
+    /// loaded: if someone changed the configuration since, it is [`Error::Conflict`] and
+    /// nothing is written. The namespace is read again afterwards. See [`Store::rollback`].
+    pub async fn rollback(&self, config: &str, number: u64) -> Result<crate::Version> {
+        let namespace = self.current_namespace()?;
+        let (_, store) = self.active_store()?;
+        let precondition = {
+            let state = self.state();
+            let (_, slot) = state.active()?;
+            match known(&slot.snapshots, &namespace, config) {
+                Known::Stored(stored) => Some(crate::Precondition::Version(stored.version.clone())),
+                Known::Absent => Some(crate::Precondition::Absent),
+                _ => None,
+            }
+        };
+        let version = store.rollback(&namespace, config, number, precondition).await?;
+        self.reload_namespace(&namespace).await?;
+        Ok(version)
+    }
+
+    /// Every recorded change of the current namespace, newest first. See [`Store::log`].
+    pub async fn log(
+        &self,
+        filter: &crate::store::LogFilter,
+    ) -> Result<(Vec<(String, crate::history::Revision)>, Vec<Corruption>)> {
+        let namespace = self.current_namespace()?;
+        self.active_store()?.1.log(&namespace, filter).await
+    }
+
     async fn load_into(&self, backend_name: &str, namespace: &str) -> Result<()> {
         let store = self.state().backends.get(backend_name).map(|s| s.store.clone()).ok_or(Error::NoActiveBackend)?;
         let data = store.load(namespace).await?;

@@ -57,8 +57,10 @@ use super::{
     Precondition, Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
+mod history;
 mod spec;
 
+use history::FileHistory;
 pub(crate) use spec::FileEngine;
 pub use spec::FileSpec;
 
@@ -82,11 +84,21 @@ pub struct FileOptions {
     pub lock_timeout: Duration,
     /// Which symbolic links are followed. Default [`FileLinks::Follow`].
     pub links: FileLinks,
+    /// Whether history is recorded, and how much is kept.
+    pub history: crate::history::HistoryOptions,
+    /// Where history is kept (a folder that must not be inside the root). Default: the
+    /// sibling folder `.<root name>.confo/history` beside the root.
+    pub history_path: Option<PathBuf>,
 }
 
 impl Default for FileOptions {
     fn default() -> Self {
-        FileOptions { lock_timeout: Duration::from_secs(30), links: FileLinks::Follow }
+        FileOptions {
+            lock_timeout: Duration::from_secs(30),
+            links: FileLinks::Follow,
+            history: crate::history::HistoryOptions::default(),
+            history_path: None,
+        }
     }
 }
 
@@ -134,6 +146,8 @@ struct Inner {
     /// `root` with every link resolved, to tell where links lead.
     real_root: PathBuf,
     options: FileOptions,
+    /// Where history is kept, when it is recorded.
+    history: Option<FileHistory>,
 }
 
 /// Distinguishes temporary names made by one process.
@@ -170,7 +184,21 @@ impl FileBackend {
         // Fail now, not at the first read, if the folder cannot be listed.
         fs::read_dir(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
         let real_root = fs::canonicalize(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
-        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options }) })
+        let history = match (&options.history_path, options.history.enabled) {
+            (_, false) => None,
+            (Some(dir), true) => {
+                let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+                if absolute.starts_with(&real_root) || absolute.starts_with(&root) {
+                    return Err(Error::spec(
+                        Some("history_path"),
+                        "must be outside the root: Python confo would read a folder there as a namespace",
+                    ));
+                }
+                Some(FileHistory { dir: absolute, options: options.history })
+            }
+            (None, true) => FileHistory::beside(&real_root, options.history),
+        };
+        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options, history }) })
     }
 
     /// The folder this backend stores in.
@@ -363,7 +391,57 @@ impl Inner {
         stored_from(&path, &bytes).map(Some).map_err(|c| Error::Corrupt { corruptions: vec![c] })
     }
 
-    fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
+    /// Records the revisions of a batch (see [`history`]) and makes them durable, before any
+    /// configuration is renamed into place.
+    fn record_history(
+        &self,
+        history: &FileHistory,
+        namespace: &str,
+        dir: &Path,
+        changes: &[Change],
+        encoded: &[Option<Vec<u8>>],
+        author: &crate::history::Author,
+    ) -> Result<()> {
+        let time = crate::history::now();
+        let mut pending = Vec::new();
+        for (change, bytes) in changes.iter().zip(encoded) {
+            let path = config_path(dir, &change.name);
+            let current = match fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::IsADirectory) => None,
+                Err(e) => return Err(Error::io(Self::loc(&path), e)),
+            };
+            let current = current.as_ref().map(|b| (b.as_slice(), version_of(b).to_string()));
+            let value = match &change.kind {
+                ChangeKind::Put(value) => Some(&**value),
+                ChangeKind::Delete => None,
+            };
+            let after = bytes.as_ref().map(|b| version_of(b).to_string());
+            if let Some(p) =
+                history.record(namespace, &change.name, current, value, after, change.restores, author, time)?
+            {
+                pending.push(p);
+            }
+        }
+        pending.iter().try_for_each(history::Pending::sync)
+    }
+
+    fn history(&self, namespace: &str, config: &str) -> Result<crate::history::History> {
+        let Some(history) = &self.history else {
+            return Err(super::history_off(&self.describe(), namespace));
+        };
+        let current = match self.load_configuration(namespace, config) {
+            Ok(found) => found.map(|s| s.version.to_string()),
+            Err(Error::NotFound { .. }) => None,
+            Err(Error::Corrupt { .. }) => {
+                fs::read(config_path(&self.namespace_dir(namespace), config)).ok().map(|b| version_of(&b).to_string())
+            }
+            Err(e) => return Err(e),
+        };
+        history.history(namespace, config, current.as_deref())
+    }
+
+    fn write(&self, namespace: &str, changes: &[Change], author: &crate::history::Author) -> WriteReport {
         let dir = self.namespace_dir(namespace);
         if let Err(e) = self.check_link(&dir) {
             return WriteReport::failed(e);
@@ -408,12 +486,29 @@ impl Inner {
                 return WriteReport::failed(e);
             }
         }
-        let mut report = WriteReport::default();
+        // Every value encoded first: one that cannot be fails the batch before anything is
+        // written.
+        let mut encoded: Vec<Option<Vec<u8>>> = Vec::with_capacity(changes.len());
         for change in changes {
+            match &change.kind {
+                ChangeKind::Put(value) => match encode(&config_path(&dir, &change.name), value) {
+                    Ok(bytes) => encoded.push(Some(bytes)),
+                    Err(e) => return WriteReport::failed(e),
+                },
+                ChangeKind::Delete => encoded.push(None),
+            }
+        }
+        if let Some(history) = &self.history {
+            if let Err(e) = self.record_history(history, namespace, &dir, changes, &encoded, author) {
+                return WriteReport::failed(e);
+            }
+        }
+        let mut report = WriteReport::default();
+        for (change, bytes) in changes.iter().zip(&encoded) {
             let path = config_path(&dir, &change.name);
-            let result = match &change.kind {
-                ChangeKind::Put(value) => write_atomic(&dir, &path, value).map(Some),
-                ChangeKind::Delete => match fs::remove_file(&path) {
+            let result = match (&change.kind, bytes) {
+                (ChangeKind::Put(_), Some(bytes)) => write_atomic(&dir, &path, bytes).map(Some),
+                _ => match fs::remove_file(&path) {
                     Ok(()) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(Error::io(Self::loc(&path), e)),
@@ -517,13 +612,18 @@ fn version_of(bytes: &[u8]) -> Version {
     Version::number(hasher.finish() as i64)
 }
 
-/// Writes `value` to `path` through a fsynced temporary file in `dir` and a rename. When `path`
-/// is a symbolic link, its target is replaced the same way in the target's own folder, so the
-/// link stays and the target is never torn.
-fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Version> {
+/// A configuration as its file's bytes: pretty-printed, with a final newline.
+fn encode(path: &Path, value: &Configuration) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::InvalidValue { location: Inner::loc(path), message: e.to_string() })?;
     bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` through a fsynced temporary file in `dir` and a rename. When `path`
+/// is a symbolic link, its target is replaced the same way in the target's own folder, so the
+/// link stays and the target is never torn.
+fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
     // A link: write beside its target (a rename must stay in one folder), and fsync that folder
     // too, since the batch's final fsync covers only the namespace folder.
     let (dir, path, linked) = match fs::symlink_metadata(path) {
@@ -540,7 +640,7 @@ fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Versio
     let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), next_tmp()));
     let written = (|| {
         let mut file = File::options().write(true).create_new(true).open(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, &path)?;
         if linked {
@@ -549,7 +649,7 @@ fn write_atomic(dir: &Path, path: &Path, value: &Configuration) -> Result<Versio
         Ok::<(), io::Error>(())
     })();
     match written {
-        Ok(()) => Ok(version_of(&bytes)),
+        Ok(()) => Ok(version_of(bytes)),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(Error::io(Inner::loc(&path), e))
@@ -601,7 +701,7 @@ impl Backend for FileBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { notifies: true, ..Capabilities::default() }
+        Capabilities { notifies: true, history: self.inner.history.is_some(), ..Capabilities::default() }
     }
 
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
@@ -659,10 +759,25 @@ impl Backend for FileBackend {
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.describe(), changes = changes.len()))]
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let namespace = namespace.as_str();
+        let author = changes.author().clone();
         let changes: &[Change] = changes;
         let namespace = namespace.to_owned();
         let changes = changes.to_vec();
-        self.run(move |inner| inner.write(&namespace, &changes)).await
+        self.run(move |inner| inner.write(&namespace, &changes, &author)).await
+    }
+
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        let (namespace, name) = (namespace.as_str().to_owned(), name.as_str().to_owned());
+        self.run(move |inner| inner.history(&namespace, &name)).await
+    }
+
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        let namespace = namespace.as_str().to_owned();
+        self.run(move |inner| match &inner.history {
+            Some(history) => history.names(&namespace),
+            None => Err(super::history_off(&inner.describe(), &namespace)),
+        })
+        .await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

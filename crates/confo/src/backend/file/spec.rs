@@ -12,6 +12,7 @@ use super::{FileBackend, FileLinks, FileOptions};
 use crate::backend::registry::{Engine, EngineSpec, Registry};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::history::HistoryOptions;
 use crate::options::Credentials;
 use crate::spec::{BackendKind, BackendSpec};
 
@@ -23,7 +24,12 @@ impl BackendKind {
 impl BackendSpec {
     /// A file backend's spec: the folder holding one sub-folder per namespace.
     pub fn file(config_path: impl Into<PathBuf>) -> Self {
-        BackendSpec::new(FileSpec { config_path: config_path.into(), links: FileLinks::default() })
+        BackendSpec::new(FileSpec {
+            config_path: config_path.into(),
+            links: FileLinks::default(),
+            history: HistoryOptions::default(),
+            history_path: None,
+        })
     }
 }
 
@@ -36,14 +42,27 @@ pub struct FileSpec {
     /// Which symbolic links are followed (`?links=inside` in a spec, `"links": "inside"` in
     /// credentials).
     pub links: FileLinks,
+    /// History (`?history=off`, `history_keep=N`, `history_max_age=30d`).
+    pub history: HistoryOptions,
+    /// Where history is kept (`?history_path=DIR`); default beside the root.
+    pub history_path: Option<PathBuf>,
 }
 
 impl fmt::Display for FileSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "file:{}", self.config_path.display())?;
-        match self.links {
-            FileLinks::Follow => Ok(()),
-            other => write!(f, "?links={other}"),
+        let mut query = Vec::new();
+        if self.links != FileLinks::Follow {
+            query.push(format!("links={}", self.links));
+        }
+        query.extend(self.history.query());
+        if let Some(path) = &self.history_path {
+            query.push(format!("history_path={}", path.display()));
+        }
+        if query.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "?{}", query.join("&"))
         }
     }
 }
@@ -55,7 +74,12 @@ impl EngineSpec for FileSpec {
     }
 
     async fn open(&self) -> Result<Arc<dyn Backend>> {
-        let options = FileOptions { links: self.links, ..Default::default() };
+        let options = FileOptions {
+            links: self.links,
+            history: self.history,
+            history_path: self.history_path.clone(),
+            ..Default::default()
+        };
         Ok(Arc::new(FileBackend::with_options(self.config_path.clone(), options)?))
     }
 }
@@ -83,22 +107,44 @@ impl Engine for FileEngine {
     fn parse_url(&self, _: &Registry, spec: &str) -> Result<BackendSpec> {
         let rest = spec.split_once(':').map_or("", |(_, rest)| rest);
         let path = rest.strip_prefix("//").unwrap_or(rest);
-        // `?links=…` is the only option; any other `?` belongs to the path.
-        let (path, links) = match path.rsplit_once("?links=") {
-            Some((path, links)) => (path, links.parse()?),
-            None => (path, FileLinks::default()),
+        // Options after the last `?` when every one is known; otherwise the `?` belongs to the path.
+        const KNOWN: [&str; 5] = ["links", "history", "history_keep", "history_max_age", "history_path"];
+        let (path, query) = match path.rsplit_once('?') {
+            Some((path, query))
+                if query.split('&').all(|p| p.split_once('=').is_some_and(|(k, _)| KNOWN.contains(&k))) =>
+            {
+                (path, query)
+            }
+            _ => (path, ""),
         };
         if path.is_empty() {
             return Err(Error::spec(Some("path"), "file: needs a folder, for example file:./Configurations"));
         }
-        Ok(BackendSpec::new(FileSpec { config_path: PathBuf::from(path), links }))
+        let mut spec = FileSpec {
+            config_path: PathBuf::from(path),
+            links: FileLinks::default(),
+            history: HistoryOptions::default(),
+            history_path: None,
+        };
+        for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+            match key {
+                "links" => spec.links = value.parse()?,
+                "history_path" => spec.history_path = Some(PathBuf::from(value)),
+                _ => {
+                    spec.history.set(key, value)?;
+                }
+            }
+        }
+        Ok(BackendSpec::new(spec))
     }
 
     fn parse_credentials(&self, _: &Registry, credentials: &Value) -> Result<BackendSpec> {
         let mut creds = Credentials::new(BackendKind::FILE, credentials)?;
         let config_path = PathBuf::from(creds.required_str("config_path")?);
         let links = creds.optional_str("links")?.map(str::parse).transpose()?.unwrap_or_default();
+        let history = HistoryOptions::from_credentials(&mut creds)?;
+        let history_path = creds.optional_str("history_path")?.map(PathBuf::from);
         creds.finish()?;
-        Ok(BackendSpec::new(FileSpec { config_path, links }))
+        Ok(BackendSpec::new(FileSpec { config_path, links, history, history_path }))
     }
 }
