@@ -318,6 +318,7 @@ impl Record<'_> {
     /// The record as stored by the file, ZooKeeper and etcd engines: one compact JSON object.
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let mut map = self.meta();
+        map.insert("restores".into(), self.restores.map_or(Value::Null, Value::from));
         map.insert("n".into(), Value::from(self.number));
         map.insert("op".into(), Value::from(self.operation.as_str()));
         map.insert("before".into(), self.before.clone().map_or(Value::Null, Value::String));
@@ -336,8 +337,8 @@ impl Record<'_> {
         Ok(bytes)
     }
 
-    /// Who, when, why and what it restores, as the start of a JSON object (`{"time":…,…`
-    /// without its closing brace): what a Redis script completes.
+    /// Who, when and why, as the start of a JSON object (`{"time":…,…` without its closing
+    /// brace): what a Redis script completes.
     pub(crate) fn encode_meta_prefix(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec(&Value::Object(self.meta())).unwrap_or_else(|_| b"{}".to_vec());
         bytes.pop();
@@ -351,7 +352,6 @@ impl Record<'_> {
         map.insert("host".into(), Value::from(self.author.host.clone()));
         map.insert("tool".into(), Value::from(self.author.tool.clone()));
         map.insert("message".into(), self.author.message.clone().map_or(Value::Null, Value::String));
-        map.insert("restores".into(), self.restores.map_or(Value::Null, Value::from));
         map
     }
 }

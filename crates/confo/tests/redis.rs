@@ -68,7 +68,15 @@ async fn layout_key_by_key() {
     assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":["sales"]}"#));
     let mut keys: Vec<String> = r.keys("*").await.expect("KEYS");
     keys.sort();
-    assert_eq!(keys, ["confo", "sales"], "nothing of HR_dept is left");
+    // Only the seed's keys and history streams, which outlive their configurations.
+    assert_eq!(
+        keys,
+        ["confo", "confo-history:{HR_dept-database}", "confo-history:{HR_dept-mail-relay}", "sales"],
+        "nothing of HR_dept is left but its history"
+    );
+    let entries: usize =
+        redis::cmd("XLEN").arg("confo-history:{HR_dept-database}").query_async(&mut r).await.expect("XLEN");
+    assert_eq!(entries, 2, "a create and a delete");
 
     // Connecting again never overwrites an existing root.
     let _again = connect(&server.url()).await;
@@ -216,6 +224,7 @@ async fn colliding_names_are_refused_before_anything_is_written() {
     after.sort();
     let mut expected = before.clone();
     expected.push("a-b-c".into());
+    expected.push("confo-history:{a-b-c}".into());
     expected.sort();
     assert_eq!(after, expected);
 }

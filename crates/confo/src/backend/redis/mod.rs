@@ -133,6 +133,7 @@ pub struct RedisBackend {
 struct Inner {
     describe: String,
     wait_replicas: u32,
+    history: crate::history::HistoryOptions,
     link: Link,
 }
 
@@ -161,7 +162,12 @@ impl RedisBackend {
 
     async fn connect_once(options: &RedisOptions, ca: Option<&Vec<u8>>, describe: String) -> Result<Self> {
         let link = Link::connect(options, ca).await.map_err(|e| map_error(&describe, e))?;
-        let backend = RedisBackend { inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, link }) };
+        let backend = RedisBackend { inner: Arc::new(Inner {
+            describe,
+            wait_replicas: options.wait_replicas,
+            history: options.history,
+            link,
+        }) };
         // One round trip: the root if absent, and every script loaded so that even the first
         // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
         let mut pipe = redis::pipe();
@@ -352,6 +358,24 @@ fn foreign_problem(kind: &str) -> String {
     format!("foreign data: a Redis {kind} where confo's layout keeps a JSON string (another program's key; confo leaves it alone)")
 }
 
+/// The history stream of a configuration: `confo-history:{<ns>-<cfg>}` (the hash tag keeps it in
+/// the data key's Redis Cluster slot).
+pub(crate) fn history_key(namespace: &str, config: &str) -> String {
+    format!("confo-history:{{{namespace}-{config}}}")
+}
+
+/// `text` as a literal in a SCAN/KEYS glob.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn sha1_version(bytes: &[u8]) -> Version {
     Version::text(sha1_smol::Sha1::from(bytes).digest().to_string())
 }
@@ -368,7 +392,7 @@ impl Backend for RedisBackend {
             atomic_batch: CHUNK_CHANGES,
             atomic_batch_bytes: Some(CHUNK_BYTES),
             max_value_bytes: None,
-            history: false,
+            history: self.inner.history.enabled,
         }
     }
 
@@ -497,6 +521,7 @@ impl Backend for RedisBackend {
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let namespace = namespace.as_str();
+        let changes_set = changes;
         let changes: &[Change] = changes;
         // Encode every value first: a value that cannot be encoded fails the batch before
         // anything is written.
@@ -518,10 +543,33 @@ impl Backend for RedisBackend {
                 ChangeKind::Delete => encoded.push((Vec::new(), None)),
             }
         }
+        let history = &self.inner.history;
+        let time = crate::history::now();
+        let (history_arg, meta) = if history.enabled {
+            let max_age = history.max_age.map_or(0, |a| a.as_millis().max(1));
+            let now = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            let record = crate::history::Record {
+                number: 0,
+                operation: crate::history::Operation::Change,
+                time,
+                author: changes_set.author(),
+                restores: None,
+                before: None,
+                after: None,
+                value: None,
+            };
+            (format!("{} {max_age} {now}", history.keep.max(1)).into_bytes(), record.encode_meta_prefix())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let time_text = crate::history::format_time(time).into_bytes();
         let mut report = WriteReport::default();
         for range in chunk_ranges(changes.len(), CHUNK_CHANGES, CHUNK_BYTES, |i| encoded[i].0.len()) {
             let (start, end) = (range.start, range.end);
-            let mut args: Vec<Vec<u8>> = Vec::with_capacity((end - start) * 5);
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity(3 + (end - start) * 6);
+            args.push(history_arg.clone());
+            args.push(meta.clone());
+            args.push(time_text.clone());
             for (change, (value, _)) in changes[start..end].iter().zip(&encoded[start..end]) {
                 let op = match change.kind {
                     ChangeKind::Put(_) => "P",
@@ -538,6 +586,7 @@ impl Backend for RedisBackend {
                 args.push(pre.into());
                 args.push(expected.into_bytes());
                 args.push(value.clone());
+                args.push(change.restores.map(|n| n.to_string()).unwrap_or_default().into_bytes());
             }
             let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             let written: Result<i64> = self.script(&SCRIPTS.write, namespace, &arg_refs).await;
@@ -553,6 +602,61 @@ impl Backend for RedisBackend {
             report.error = Some(e);
         }
         report
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        if !self.inner.history.enabled {
+            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
+        }
+        let key = history_key(namespace.as_str(), name.as_str());
+        let entries: Vec<(String, Vec<Vec<u8>>)> = match self.query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+")).await {
+            Ok(entries) => entries,
+            // Another type under the key: another program's, not ours to read.
+            Err(Error::Unavailable { message, .. }) if message.contains("WRONGTYPE") => {
+                return Err(self.corrupt(&key, "not a stream: another program's data"))
+            }
+            Err(e) => return Err(e),
+        };
+        let mut history = crate::history::History::default();
+        for (id, fields) in entries {
+            let number = id.split_once('-').and_then(|(_, seq)| seq.parse::<u64>().ok());
+            let record = fields.chunks(2).find(|pair| pair[0] == b"r").and_then(|pair| pair.get(1));
+            let location = || format!("{}@{}", self.key_location(&key), number.map_or(id.clone(), |n| n.to_string()));
+            match record {
+                Some(bytes) => match crate::history::decode_record(bytes, number, location) {
+                    Ok(revision) => history.revisions.push(revision),
+                    Err(corruption) => history.corrupt.push(corruption),
+                },
+                None => history
+                    .corrupt
+                    .push(Corruption { location: location(), problem: "an entry without its record (r)".into() }),
+            }
+        }
+        Ok(history.sorted())
+    }
+
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        if !self.inner.history.enabled {
+            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
+        }
+        let prefix = format!("confo-history:{{{}-", namespace.as_str());
+        let pattern = format!("{}*}}", glob_escape(&prefix));
+        let mut names = Vec::new();
+        let mut cursor: u64 = 0;
+        // SCAN ends when the server hands back cursor 0.
+        loop {
+            let (next, keys): (u64, Vec<String>) =
+                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000)).await?;
+            names.extend(keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix('}').map(str::to_owned)));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -64,6 +64,8 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// How long one request may take.
     pub response_timeout: Duration,
+    /// History (`history=off`, `history_keep=N`, `history_max_age=30d`).
+    pub history: crate::history::HistoryOptions,
 }
 
 impl RedisOptions {
@@ -79,6 +81,7 @@ impl RedisOptions {
             wait_replicas: 0,
             connect_timeout: Duration::from_secs(3),
             response_timeout: Duration::from_secs(10),
+            history: crate::history::HistoryOptions::default(),
         }
     }
 
@@ -151,7 +154,12 @@ impl RedisOptions {
                     options.tls = parse_bool(value).ok_or_else(|| Error::spec(Some("tls"), "must be true or false"))?
                 }
                 other => {
-                    return Err(Error::spec(Some(other), "unknown option; known: tls, tls_ca, wait_replicas"));
+                    if !options.history.set(other, value)? {
+                        return Err(Error::spec(
+                            Some(other),
+                            "unknown option; known: tls, tls_ca, wait_replicas, history, history_keep, history_max_age",
+                        ));
+                    }
                 }
             }
         }
@@ -182,6 +190,7 @@ impl RedisOptions {
         options.tls = creds.optional_bool("redis_tls")?.unwrap_or(false);
         options.tls_ca = creds.optional_str("redis_tls_ca")?.map(PathBuf::from);
         options.wait_replicas = creds.optional_u32("redis_wait_replicas")?.unwrap_or(0);
+        options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
         creds.finish()?;
         Ok(options)
     }
@@ -210,12 +219,17 @@ impl fmt::Display for RedisOptions {
             (None, None) => String::new(),
         };
         match &self.endpoint {
-            RedisEndpoint::Server { host, port } => write!(f, "redis{tls}://{user}{host}:{port}/{}", self.db),
+            RedisEndpoint::Server { host, port } => write!(f, "redis{tls}://{user}{host}:{port}/{}", self.db)?,
             RedisEndpoint::Sentinel { sentinels, master } => {
                 let list: Vec<String> = sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-                write!(f, "redis{tls}+sentinel://{user}{}/{master}/{}", list.join(","), self.db)
+                write!(f, "redis{tls}+sentinel://{user}{}/{master}/{}", list.join(","), self.db)?
             }
         }
+        let query = self.history.query();
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
     }
 }
 

@@ -1,14 +1,22 @@
--- KEYS: root, namespace key. ARGV: namespace, then per change five values:
+-- KEYS: root, namespace key. ARGV: namespace; history: '' (off) or 'keep max_age_ms now_ms';
+-- the history record's start (JSON of who and when, without its closing brace); the time as
+-- text (for external records); then per change six values:
 --   op ('P' put, 'D' delete), configuration, precondition ('A' any, 'N' absent, 'V' version),
---   expected sha1 of the stored value (for 'V'), value (for 'P').
--- Checks every precondition before writing anything; then writes the values, the namespace
--- index and one event per change. Returns the number of changes applied.
+--   expected sha1 of the stored value (for 'V'), value (for 'P'), revision restored ('' if none).
+-- Checks every precondition before writing anything; then writes the values, each change's
+-- history record (stream confo-history:{<ns>-<cfg>}), the namespace index and one event per
+-- change. Returns the number of changes applied.
 local ns = ARGV[1]
+local HIST = ARGV[2]
+local META = ARGV[3]
+local TIME_TEXT = ARGV[4]
+local FIRST = 5
+local STRIDE = 6
 local _, err = require_namespace(KEYS[1], ns)
 if err then return err end
 local index_err = foreign(KEYS[2])
 if index_err then return index_err end
-local n = (#ARGV - 1) / 5
+local n = (#ARGV - FIRST + 1) / STRIDE
 local SEARCH_AT_MOST = 16
 -- Which of the batch's configurations the index lists. Decoding a large index costs more than
 -- a point write, so a small batch searches the index for each name instead, and decodes it
@@ -19,7 +27,7 @@ local listed = {}
 local configs = nil
 local must_decode = not raw or n > SEARCH_AT_MOST or string.find(raw, '\\u', 1, true) ~= nil
 for i = 0, n - 1 do
-  local b = 2 + i * 5
+  local b = FIRST + i * STRIDE
   if ARGV[b] == 'D' or must_decode or not lists_token(raw, cjson.encode(ARGV[b + 1])) then must_decode = true end
 end
 if must_decode then
@@ -28,10 +36,10 @@ if must_decode then
   configs = list or {}
   for _, cfg in ipairs(configs) do listed[cfg] = true end
 else
-  for i = 0, n - 1 do listed[ARGV[2 + i * 5 + 1]] = true end
+  for i = 0, n - 1 do listed[ARGV[FIRST + i * STRIDE + 1]] = true end
 end
 for i = 0, n - 1 do
-  local b = 2 + i * 5
+  local b = FIRST + i * STRIDE
   local pre = ARGV[b + 2]
   local key = ns .. '-' .. ARGV[b + 1]
   local foreign_err = foreign(key)
@@ -47,12 +55,78 @@ for i = 0, n - 1 do
     end
   end
 end
+-- History: a stream per configuration, numbered by its ids 0-1, 0-2, ... ('0-*': Redis picks the
+-- next sequence number, and the stream's last id is kept when old entries are trimmed).
+local keep, max_age, now_ms
+if HIST ~= '' then
+  local a, b2, c = string.match(HIST, '^(%d+) (%d+) (%d+)$')
+  keep, max_age, now_ms = tonumber(a), tonumber(b2), tonumber(c)
+end
+local function json_or_null(s)
+  if s then return cjson.encode(s) end
+  return 'null'
+end
+local function append(hkey, record, after)
+  redis.call('XADD', hkey, '0-*', 'r', record, 'after', after or '', 't', tostring(now_ms))
+end
+local function record(cfg, current, op, value, restores)
+  local hkey = 'confo-history:{' .. ns .. '-' .. cfg .. '}'
+  local t = redis.call('TYPE', hkey).ok
+  if t ~= 'none' and t ~= 'stream' then return end
+  local before = nil
+  if current then before = redis.sha1hex(current) end
+  -- A change made without confo (a raw client, Python confo) is recorded before this one.
+  local last = redis.call('XREVRANGE', hkey, '+', '-', 'COUNT', 1)
+  local recorded = nil
+  local has_last = #last > 0
+  if has_last then
+    local fields = last[1][2]
+    for f = 1, #fields, 2 do
+      if fields[f] == 'after' and fields[f + 1] ~= '' then recorded = fields[f + 1] end
+    end
+  end
+  if (has_last and recorded ~= before) or (not has_last and current) then
+    local found = 'null'
+    if current and pcall(cjson.decode, current) then found = current end
+    append(hkey, '{"time":' .. cjson.encode(TIME_TEXT) ..
+      ',"actor":"(outside confo)","host":"","tool":"external","message":null,"op":"external","before":' ..
+      json_or_null(recorded) .. ',"after":' .. json_or_null(before) .. ',"restores":null,"value":' .. found .. '}', before)
+  end
+  local after = nil
+  if value then after = redis.sha1hex(value) end
+  append(hkey, META .. ',"op":"' .. op .. '","before":' .. json_or_null(before) .. ',"after":' ..
+    json_or_null(after) .. ',"restores":' .. (restores ~= '' and restores or 'null') .. ',"value":' ..
+    (value or 'null') .. '}', after)
+  -- Retention: beyond the newest `keep`, and (with an age limit) older than it too.
+  local len = redis.call('XLEN', hkey)
+  if len > keep then
+    if max_age == 0 then
+      redis.call('XTRIM', hkey, 'MAXLEN', keep)
+    else
+      local old = redis.call('XRANGE', hkey, '-', '+', 'COUNT', len - keep)
+      for _, entry in ipairs(old) do
+        local fields = entry[2]
+        for f = 1, #fields, 2 do
+          if fields[f] == 't' and tonumber(fields[f + 1]) < now_ms - max_age then redis.call('XDEL', hkey, entry[1]) end
+        end
+      end
+    end
+  end
+end
+
 local removed = {}
 local index_changed = false
 for i = 0, n - 1 do
-  local b = 2 + i * 5
+  local b = FIRST + i * STRIDE
   local cfg = ARGV[b + 1]
   if ARGV[b] == 'P' then
+    if keep then
+      local current = nil
+      if not foreign(ns .. '-' .. cfg) then current = redis.call('GET', ns .. '-' .. cfg) end
+      local op = 'change'
+      if ARGV[b + 5] ~= '' then op = 'rollback' elseif not current then op = 'create' end
+      record(cfg, current, op, ARGV[b + 4], ARGV[b + 5])
+    end
     redis.call('SET', ns .. '-' .. cfg, ARGV[b + 4])
     if not listed[cfg] then
       configs[#configs + 1] = cfg
@@ -62,7 +136,13 @@ for i = 0, n - 1 do
     event(ns, cfg, 'put')
   else
     -- Removing an entry whose key holds another program's data unlists it and leaves the data.
-    if not foreign(ns .. '-' .. cfg) then redis.call('DEL', ns .. '-' .. cfg) end
+    if not foreign(ns .. '-' .. cfg) then
+      if keep then
+        local current = redis.call('GET', ns .. '-' .. cfg)
+        if current then record(cfg, current, 'delete', nil, '') end
+      end
+      redis.call('DEL', ns .. '-' .. cfg)
+    end
     removed[cfg] = true
     listed[cfg] = nil
     event(ns, cfg, 'delete')
