@@ -56,7 +56,13 @@ async fn layout_key_by_key() {
     let all = r.get("/confo", Some(etcd::GetOptions::new().with_prefix())).await.expect("get");
     let keys: Vec<(&str, &str)> =
         all.kvs().iter().map(|kv| (kv.key_str().expect("key"), kv.value_str().expect("value"))).collect();
-    assert_eq!(keys, [("/confo-namespaces/sales", ""), ("/confo/sales/database", r#"{"host":"h","port":5432}"#)]);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(&keys[1..], [("/confo-namespaces/sales", ""), ("/confo/sales/database", r#"{"host":"h","port":5432}"#)]);
+    // The revision, outside the configurations' prefix, written in the same transaction.
+    let (history_key, record) = keys[0];
+    assert_eq!(history_key, "/confo-history/sales/database/0000000001");
+    assert!(record.contains(r#""op":"create""#) && record.contains(r#""value":{"host":"h","port":5432}"#), "{record}");
+    assert_eq!(all.kvs()[0].mod_revision(), all.kvs()[2].mod_revision(), "one transaction");
     let only_configs = r.get("/confo/", Some(etcd::GetOptions::new().with_prefix())).await.expect("get");
     assert_eq!(only_configs.kvs().len(), 1, "`etcdctl get --prefix /confo/` shows configurations only");
     let stored = backend.load_configuration("sales", "database").await.expect("load").expect("exists");
@@ -66,7 +72,9 @@ async fn layout_key_by_key() {
         "versions are mod revisions"
     );
     backend.delete_namespace("sales").await.expect("delete");
-    assert!(r.get("/confo", Some(etcd::GetOptions::new().with_prefix())).await.expect("get").kvs().is_empty());
+    let left = r.get("/confo", Some(etcd::GetOptions::new().with_prefix())).await.expect("get");
+    let left: Vec<&str> = left.kvs().iter().map(|kv| kv.key_str().expect("key")).collect();
+    assert_eq!(left, ["/confo-history/sales/database/0000000001"], "only the history outlives the namespace");
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@
 //!   with several endpoints the client balances over them and survives losing some.
 
 mod engine;
+mod history;
 mod options;
 
 use std::collections::HashSet;
@@ -61,6 +62,9 @@ pub const CONFIGS_PREFIX: &str = "/confo/";
 pub(crate) const TXN_OPS: usize = 127;
 /// Most value bytes per write transaction.
 pub(crate) const TXN_BYTES: usize = 1_000_000;
+/// Largest configuration when history is recorded: the value and its revision must fit one
+/// request together.
+pub(crate) const MAX_RECORDED_VALUE_BYTES: usize = 690_000;
 /// Configurations read per page.
 pub(crate) const PAGE: i64 = 2000;
 
@@ -73,6 +77,7 @@ pub struct EtcdBackend {
 struct Inner {
     describe: String,
     max_value_bytes: usize,
+    history: crate::history::HistoryOptions,
     client: etcd::Client,
 }
 
@@ -135,7 +140,17 @@ impl EtcdBackend {
             async move {
                 let client = etcd::Client::connect(urls, Some(connect)).await.map_err(|e| map_error(&describe, e))?;
                 let backend = EtcdBackend {
-                    inner: Arc::new(Inner { describe, max_value_bytes: options.max_value_bytes, client }),
+                    inner: Arc::new(Inner {
+                        describe,
+                        // With history a value is sent twice (the key and its revision).
+                        max_value_bytes: if options.history.enabled {
+                            options.max_value_bytes.min(MAX_RECORDED_VALUE_BYTES)
+                        } else {
+                            options.max_value_bytes
+                        },
+                        history: options.history,
+                        client,
+                    }),
                 };
                 // The connection is lazy: ask something now, so a dead endpoint or a missing
                 // permission shows at once.
@@ -336,7 +351,7 @@ impl Backend for EtcdBackend {
             atomic_batch: TXN_OPS,
             atomic_batch_bytes: Some(TXN_BYTES),
             max_value_bytes: Some(self.inner.max_value_bytes),
-            history: false,
+            history: self.inner.history.enabled,
         }
     }
 
@@ -442,6 +457,7 @@ impl Backend for EtcdBackend {
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let namespace = namespace.as_str();
+        let changes_set = changes;
         let changes: &[Change] = changes;
         let prefix = config_prefix(namespace);
         let mut encoded = Vec::with_capacity(changes.len());
@@ -467,6 +483,9 @@ impl Backend for EtcdBackend {
                 ChangeKind::Delete => None,
             };
             encoded.push((change, key, value));
+        }
+        if self.inner.history.enabled {
+            return self.apply_recorded(namespace, changes_set.author(), encoded).await;
         }
         // Transactions bounded in operations and bytes.
         let size = |i: usize| encoded[i].1.len() + encoded[i].2.as_ref().map_or(0, Vec::len);
@@ -526,6 +545,20 @@ impl Backend for EtcdBackend {
             }
         }
         report
+    }
+
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        if !self.inner.history.enabled {
+            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
+        }
+        self.read_history(namespace.as_str(), name.as_str()).await
+    }
+
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        if !self.inner.history.enabled {
+            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
+        }
+        self.history_configurations(namespace.as_str()).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -35,6 +35,8 @@ pub struct EtcdOptions {
     pub request_timeout: Duration,
     /// Largest configuration accepted, in bytes: below etcd's 1.5 MiB request limit.
     pub max_value_bytes: usize,
+    /// History (`history=off`, `history_keep=N`, `history_max_age=30d`).
+    pub history: crate::history::HistoryOptions,
 }
 
 impl EtcdOptions {
@@ -49,6 +51,7 @@ impl EtcdOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             max_value_bytes: 1_400_000,
+            history: crate::history::HistoryOptions::default(),
         }
     }
 
@@ -83,7 +86,14 @@ impl EtcdOptions {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "tls_ca" => options.tls_ca = Some(PathBuf::from(decode(value)?)),
-                other => return Err(Error::spec(Some(other), "unknown option; known: tls_ca")),
+                other => {
+                    if !options.history.set(other, value)? {
+                        return Err(Error::spec(
+                            Some(other),
+                            "unknown option; known: tls_ca, history, history_keep, history_max_age",
+                        ));
+                    }
+                }
             }
         }
         Ok(options)
@@ -109,6 +119,7 @@ impl EtcdOptions {
         }
         options.tls = creds.optional_bool("etcd_tls")?.unwrap_or(false);
         options.tls_ca = creds.optional_str("etcd_tls_ca")?.map(PathBuf::from);
+        options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
         creds.finish()?;
         Ok(options)
     }
@@ -136,7 +147,12 @@ impl fmt::Display for EtcdOptions {
         let scheme = if self.tls { "etcds" } else { "etcd" };
         let user = self.username.as_ref().map(|u| format!("{u}:<redacted>@")).unwrap_or_default();
         let hosts: Vec<String> = self.endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-        write!(f, "{scheme}://{user}{}", hosts.join(","))
+        write!(f, "{scheme}://{user}{}", hosts.join(","))?;
+        let query = self.history.query();
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
     }
 }
 
