@@ -41,6 +41,7 @@
 //!   gap may be lost (ZOOKEEPER-4698).
 
 mod engine;
+mod history;
 mod options;
 mod trust;
 
@@ -73,6 +74,8 @@ pub(crate) const READ_BATCH: usize = 500;
 pub(crate) const WRITE_BATCH: usize = 1000;
 /// Most data bytes per write transaction (the server refuses requests over 1 MiB).
 pub(crate) const WRITE_BATCH_BYTES: usize = 900_000;
+/// Largest configuration when history is recorded (see [`ZkBackend::max_value_bytes`]).
+pub(crate) const MAX_RECORDED_VALUE_BYTES: usize = 480_000;
 /// How often a write is retried after another client created or deleted a node under it.
 const WRITE_ATTEMPTS: usize = 3;
 
@@ -490,11 +493,22 @@ impl ZkBackend {
         Ok(stat.is_some())
     }
 
+    /// The largest configuration: with history, a value is sent twice in one request (the
+    /// znode and its revision).
+    fn max_value_bytes(&self) -> usize {
+        let limit = self.inner.options.max_value_bytes;
+        if self.inner.options.history.enabled {
+            limit.min(MAX_RECORDED_VALUE_BYTES)
+        } else {
+            limit
+        }
+    }
+
     /// A configuration as the bytes of its znode: compact JSON, refused over the size limit.
     fn encode(&self, path: &str, value: &super::Configuration) -> Result<Vec<u8>> {
         let data = serde_json::to_vec(value)
             .map_err(|e| Error::InvalidValue { location: self.location(path), message: e.to_string() })?;
-        let limit = self.inner.options.max_value_bytes;
+        let limit = self.max_value_bytes();
         if data.len() > limit {
             return Err(Error::TooLarge { location: self.location(path), size: data.len(), limit });
         }
@@ -644,8 +658,8 @@ impl Backend for ZkBackend {
             notifies: true,
             atomic_batch: WRITE_BATCH,
             atomic_batch_bytes: Some(WRITE_BATCH_BYTES),
-            max_value_bytes: Some(self.inner.options.max_value_bytes),
-            history: false,
+            max_value_bytes: Some(self.max_value_bytes()),
+            history: self.inner.options.history.enabled,
         }
     }
 
@@ -839,6 +853,20 @@ impl Backend for ZkBackend {
         Ok(data)
     }
 
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        if !self.inner.options.history.enabled {
+            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
+        }
+        self.read_history(namespace.as_str(), name.as_str()).await
+    }
+
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        if !self.inner.options.history.enabled {
+            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
+        }
+        self.history_configurations(namespace.as_str()).await
+    }
+
     async fn subscribe(&self) -> Result<Option<Hints>> {
         let this = self.clone();
         Ok(Some(super::spawn_subscription(move |tx| {
@@ -886,6 +914,9 @@ impl Backend for ZkBackend {
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let namespace = namespace.as_str();
+        if self.inner.options.history.enabled {
+            return self.apply_recorded(namespace, changes.author(), changes).await;
+        }
         let changes: &[Change] = changes;
         if let [change] = changes {
             return match self.write_one(namespace, change).await {

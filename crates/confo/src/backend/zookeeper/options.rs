@@ -50,6 +50,8 @@ pub struct ZkOptions {
     /// Largest configuration accepted, in bytes: below the server's `jute.maxbuffer` (1 MiB by
     /// default) with room for the request around it.
     pub max_value_bytes: usize,
+    /// History (`history=off`, `history_keep=N`, `history_max_age=30d`).
+    pub history: crate::history::HistoryOptions,
 }
 
 impl ZkOptions {
@@ -65,6 +67,7 @@ impl ZkOptions {
             session_timeout: Duration::from_secs(6),
             connect_timeout: Duration::from_secs(3),
             max_value_bytes: 1_000_000,
+            history: crate::history::HistoryOptions::default(),
         }
     }
 
@@ -104,10 +107,13 @@ impl ZkOptions {
                     options.session_timeout = Duration::from_millis(ms);
                 }
                 other => {
-                    return Err(Error::spec(
-                        Some(other),
-                        "unknown option; known: acl, foreign_acls, session_timeout_ms",
-                    ))
+                    if !options.history.set(other, value)? {
+                        return Err(Error::spec(
+                            Some(other),
+                            "unknown option; known: acl, foreign_acls, session_timeout_ms, history, history_keep, \
+                             history_max_age",
+                        ));
+                    }
                 }
             }
         }
@@ -158,6 +164,7 @@ impl ZkOptions {
             options.acl = parse_acl(acl)
                 .map_err(|_| Error::spec(Some("zookeeper_acl"), "must be creator, world-read or open"))?;
         }
+        options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
         creds.finish()?;
         options.check()?;
         Ok(options)
@@ -245,7 +252,12 @@ impl fmt::Display for ZkOptions {
             Some(u) => format!("{u}:<redacted>@"),
             None => String::new(),
         };
-        write!(f, "zk://{user}{}{}", self.connect_string(), self.chroot.as_deref().unwrap_or(""))
+        write!(f, "zk://{user}{}{}", self.connect_string(), self.chroot.as_deref().unwrap_or(""))?;
+        let query = self.history.query();
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,489 @@
+//! The ZooKeeper engine's history: one znode per revision,
+//! `[chroot]/confo-history/<ns>/<cfg>/v-NNNNNNNNNN`, created in the same `multi` as the
+//! configuration's version-checked write (a stale version leaves no revision).
+//!
+//! The numbers are not ZooKeeper sequence numbers (the parent's `cversion` also counts
+//! deletions, so retention would leave gaps): a write reads each configuration's stat and its
+//! revisions (all requests in flight at once), then creates revision `newest + 1` by name. Two
+//! writers racing for a number both name the same znode; one `multi` fails whole (`NodeExists`,
+//! or `BadVersion` on the configuration) and, for a change without a precondition, is tried
+//! again with a fresh read. A revision's `after` is the configuration's stat version once
+//! written. The revisions' parent is created or has a child created in the same transaction as
+//! each recorded write, so its `pzxid` equals the configuration's `mzxid` unless someone else
+//! changed the configuration since: then an `external` revision is recorded first.
+
+use std::time::SystemTime;
+
+use zookeeper_client as zk;
+
+use super::{zk_version, ZkBackend, WRITE_BATCH, WRITE_BATCH_BYTES};
+use crate::backend::kit::join_ordered;
+use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
+use crate::error::{ConfigId, Error, Result};
+use crate::history::{decode_record, Author, History, Operation, Record};
+
+/// Digits of a revision's number in its znode's name.
+const DIGITS: usize = 10;
+/// How often a change without a precondition is tried again after another writer won a race.
+const ATTEMPTS: usize = 40;
+/// Configurations whose heads are read at once.
+const HEADS_AT_ONCE: usize = 500;
+
+fn revision_name(number: u64) -> String {
+    format!("v-{number:0DIGITS$}")
+}
+
+fn revision_number(name: &str) -> Option<u64> {
+    name.strip_prefix("v-")?.parse().ok()
+}
+
+/// What a write needs to know of one configuration.
+#[derive(Debug, Clone)]
+struct Head {
+    /// Its znode's stat, if it exists.
+    data: Option<zk::Stat>,
+    /// Its revisions (numbers, sorted), and their parent's `pzxid`; `None` if it has none yet.
+    revisions: Option<(Vec<u64>, i64)>,
+}
+
+/// One change's part of a transaction.
+struct Plan {
+    ops: Vec<Op>,
+    bytes: usize,
+    /// The stat version it writes, for a put.
+    version_after: Option<i64>,
+}
+
+#[derive(Clone)]
+enum Op {
+    Create(String, Vec<u8>),
+    Set(String, Vec<u8>, i32),
+    Delete(String, i32),
+}
+
+impl ZkBackend {
+    fn history_base(&self) -> String {
+        format!("{}/confo-history", self.inner.options.chroot.as_deref().unwrap_or(""))
+    }
+
+    fn history_path(&self, namespace: &str, config: &str) -> String {
+        format!("{}/{namespace}/{config}", self.history_base())
+    }
+
+    async fn head(&self, namespace: &str, config: &str) -> Result<Head> {
+        let data_path = format!("{}/{config}", self.namespace_path(namespace));
+        let history_path = self.history_path(namespace, config);
+        let stat = self.call(|c, _| {
+            let path = data_path.clone();
+            async move { c.check_stat(&path).await }
+        });
+        let children = self.call(|c, _| {
+            let path = history_path.clone();
+            async move { c.get_children(&path).await }
+        });
+        let (stat, children) = tokio::join!(stat, children);
+        let data = stat.map_err(|e| self.map_error(e))?;
+        let revisions = match children {
+            Ok((names, parent)) => {
+                let mut numbers: Vec<u64> = names.iter().filter_map(|n| revision_number(n)).collect();
+                numbers.sort_unstable();
+                Some((numbers, parent.pzxid))
+            }
+            Err(zk::Error::NoNode) => None,
+            Err(e) => return Err(self.map_error(e)),
+        };
+        Ok(Head { data, revisions })
+    }
+
+    async fn heads(&self, namespace: &str, names: &[&str]) -> Result<Vec<Head>> {
+        let mut heads = Vec::with_capacity(names.len());
+        for group in names.chunks(HEADS_AT_ONCE) {
+            let read = join_ordered(group.iter().map(|name| {
+                let (this, namespace, name) = (self.clone(), namespace.to_owned(), (*name).to_owned());
+                async move { this.head(&namespace, &name).await }
+            }))
+            .await;
+            for head in read {
+                heads.push(head?);
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Creates `[chroot]/confo-history/<ns>` (and its parent) if missing.
+    async fn ensure_history_namespace(&self, namespace: &str) -> Result<()> {
+        let path = format!("{}/{namespace}", self.history_base());
+        self.call(|c, acls| {
+            let path = path.clone();
+            async move {
+                match c.mkdir(&path, &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await {
+                    Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+        .map_err(|e| self.map_error(e))
+    }
+
+    /// [`Backend::apply`](crate::Backend::apply) with history: see the module's notes.
+    pub(super) async fn apply_recorded(&self, namespace: &str, author: &Author, changes: &[Change]) -> WriteReport {
+        let ns_path = self.namespace_path(namespace);
+        match self.exists(&ns_path).await {
+            Ok(true) => {}
+            Ok(false) => return WriteReport::failed(self.missing_namespace(namespace)),
+            Err(e) => return WriteReport::failed(e),
+        }
+        // With credentials, the namespace must be ours before anything is written into it.
+        match self.namespace_acl(namespace).await {
+            Ok(Some(v)) if v != 0 => {
+                let targets = changes.iter().map(|c| format!("{ns_path}/{}", c.name)).collect();
+                if let Err(e) = self.check_nodes(targets).await {
+                    return WriteReport::failed(e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return WriteReport::failed(e),
+        }
+        let mut encoded = Vec::with_capacity(changes.len());
+        for change in changes {
+            let path = format!("{ns_path}/{}", change.name);
+            match &change.kind {
+                ChangeKind::Put(value) => match self.encode(&path, value) {
+                    Ok(bytes) => encoded.push(Some(bytes)),
+                    Err(e) => return WriteReport::failed(e),
+                },
+                ChangeKind::Delete => encoded.push(None),
+            }
+        }
+        if let Err(e) = self.ensure_history_namespace(namespace).await {
+            return WriteReport::failed(e);
+        }
+        let time = crate::history::now();
+        let mut report = WriteReport::default();
+        let mut pending: Vec<usize> = (0..changes.len()).collect();
+        for attempt in 1..=ATTEMPTS {
+            let names: Vec<&str> = pending.iter().map(|&i| changes[i].name.as_str()).collect();
+            let heads = match self.heads(namespace, &names).await {
+                Ok(heads) => heads,
+                Err(e) => {
+                    report.error = Some(e);
+                    return report;
+                }
+            };
+            let mut plans = Vec::with_capacity(pending.len());
+            for (&i, head) in pending.iter().zip(&heads) {
+                let change = &changes[i];
+                let current = head.data.as_ref().map(|s| i64::from(s.version));
+                let holds = match &change.precondition {
+                    Precondition::Any => true,
+                    Precondition::Absent => current.is_none(),
+                    Precondition::Version(v) => current.is_some() && zk_version(v) == current.unwrap_or(-1) as i32,
+                };
+                if !holds {
+                    let path = format!("{ns_path}/{}", change.name);
+                    report.error =
+                        Some(Error::conflict(self.location(&path), Some(ConfigId::new(namespace, &change.name))));
+                    return report;
+                }
+                match self.plan(namespace, author, time, change, encoded[i].as_deref(), head).await {
+                    Ok(plan) => plans.push((i, plan)),
+                    Err(e) => {
+                        report.error = Some(e);
+                        return report;
+                    }
+                }
+            }
+            // Transactions bounded in operations and bytes, all in flight at once.
+            let mut chunks: Vec<Vec<(usize, Plan)>> = Vec::new();
+            let (mut ops, mut bytes) = (0, 0);
+            for (i, plan) in plans {
+                if chunks.is_empty() || ops + plan.ops.len() > WRITE_BATCH || bytes + plan.bytes > WRITE_BATCH_BYTES {
+                    chunks.push(Vec::new());
+                    (ops, bytes) = (0, 0);
+                }
+                ops += plan.ops.len();
+                bytes += plan.bytes;
+                if let Some(chunk) = chunks.last_mut() {
+                    chunk.push((i, plan));
+                }
+            }
+            let outcomes = join_ordered(chunks.iter().map(|chunk| {
+                let ops: Vec<Op> = chunk.iter().flat_map(|(_, p)| p.ops.iter().cloned()).collect();
+                let this = self.clone();
+                async move {
+                    if ops.is_empty() {
+                        return Ok(Ok(()));
+                    }
+                    this.call(|c, acls| {
+                        let ops = &ops;
+                        async move {
+                            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls));
+                            let mut writer = c.new_multi_writer();
+                            for op in ops {
+                                match op {
+                                    Op::Create(path, data) => writer.add_create(path, data, &options)?,
+                                    Op::Set(path, data, version) => writer.add_set_data(path, data, Some(*version))?,
+                                    Op::Delete(path, version) => writer.add_delete(path, Some(*version))?,
+                                }
+                            }
+                            match writer.commit().await {
+                                Ok(_) => Ok(Ok(())),
+                                Err(zk::MultiWriteError::OperationFailed { source, .. }) => Ok(Err(source)),
+                                Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
+                            }
+                        }
+                    })
+                    .await
+                }
+            }))
+            .await;
+            let mut retry = Vec::new();
+            for (chunk, outcome) in chunks.iter().zip(outcomes) {
+                match outcome {
+                    Ok(Ok(())) => {
+                        for (i, plan) in chunk {
+                            let version = plan.version_after.map(Version::number);
+                            report.applied.push(Applied { name: changes[*i].name.clone(), version });
+                        }
+                    }
+                    Ok(Err(source)) => {
+                        let any = chunk.iter().all(|(i, _)| changes[*i].precondition == Precondition::Any);
+                        let race = matches!(source, zk::Error::NodeExists | zk::Error::BadVersion | zk::Error::NoNode);
+                        if race && any {
+                            retry.extend(chunk.iter().map(|(i, _)| *i));
+                        } else if report.error.is_none() {
+                            report.error = Some(match source {
+                                zk::Error::NodeExists | zk::Error::BadVersion | zk::Error::NoNode => {
+                                    Error::conflict(format!("{} namespace {namespace:?}", self.inner.describe), None)
+                                }
+                                other => self.map_error(other),
+                            });
+                        }
+                    }
+                    Err(e) if report.error.is_none() => report.error = Some(self.map_error(e)),
+                    Err(_) => {}
+                }
+            }
+            if report.error.is_some() || retry.is_empty() {
+                return report;
+            }
+            match self.exists(&ns_path).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    report.error = Some(self.missing_namespace(namespace));
+                    return report;
+                }
+                Err(e) => {
+                    report.error = Some(e);
+                    return report;
+                }
+            }
+            pending = retry;
+            if attempt < ATTEMPTS {
+                let jitter = u64::from(std::process::id() % 7) + (attempt as u64 % 5) * 3;
+                tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
+            }
+        }
+        let path = format!("{ns_path}/{}", changes[pending[0]].name);
+        report.error = Some(Error::conflict(
+            format!("{} (other writers kept winning the race for its next revision)", self.location(&path)),
+            Some(ConfigId::new(namespace, &changes[pending[0]].name)),
+        ));
+        report
+    }
+
+    /// The operations that write one change and its revisions.
+    async fn plan(
+        &self,
+        namespace: &str,
+        author: &Author,
+        time: SystemTime,
+        change: &Change,
+        value: Option<&[u8]>,
+        head: &Head,
+    ) -> Result<Plan> {
+        let path = format!("{}/{}", self.namespace_path(namespace), change.name);
+        let history = self.history_path(namespace, &change.name);
+        let mut plan = Plan { ops: Vec::new(), bytes: 0, version_after: None };
+        let current = head.data.as_ref();
+        if value.is_none() && current.is_none() {
+            return Ok(plan); // deleting what does not exist: nothing to write or record
+        }
+        let numbers: &[u64] = head.revisions.as_ref().map_or(&[], |(n, _)| n.as_slice());
+        let mut next = numbers.last().map_or(1, |n| n + 1);
+        if head.revisions.is_none() {
+            plan.ops.push(Op::Create(history.clone(), Vec::new()));
+        }
+        let before = current.map(|s| s.version.to_string());
+        // Changed outside confo: the configuration's last change is not the revisions' last.
+        if let Some(stat) = current {
+            let recorded = head.revisions.as_ref().filter(|(n, _)| !n.is_empty()).map(|(_, pzxid)| *pzxid);
+            if recorded != Some(stat.mzxid) {
+                let content = self
+                    .call(|c, _| {
+                        let path = path.clone();
+                        async move { c.get_data(&path).await }
+                    })
+                    .await
+                    .ok()
+                    .and_then(|(bytes, _)| crate::codec::parse_config(&bytes).ok());
+                let outside = Author {
+                    actor: "(outside confo)".into(),
+                    host: String::new(),
+                    tool: "external".into(),
+                    message: None,
+                };
+                let last_after = match numbers.last() {
+                    Some(n) => self.read_revision(namespace, &change.name, *n).await.and_then(|r| r.version_after),
+                    None => None,
+                };
+                let record = Record {
+                    number: next,
+                    operation: Operation::External,
+                    time,
+                    author: &outside,
+                    restores: None,
+                    before: last_after,
+                    after: before.clone(),
+                    value: content.as_ref(),
+                };
+                let bytes = record.encode()?;
+                plan.bytes += bytes.len() + history.len() + 16;
+                plan.ops.push(Op::Create(format!("{history}/{}", revision_name(next)), bytes));
+                next += 1;
+            }
+        }
+        let (operation, content) = match &change.kind {
+            ChangeKind::Put(v) if change.restores.is_some() => (Operation::Rollback, Some(&**v)),
+            ChangeKind::Put(v) if current.is_some() => (Operation::Change, Some(&**v)),
+            ChangeKind::Put(v) => (Operation::Create, Some(&**v)),
+            ChangeKind::Delete => (Operation::Delete, None),
+        };
+        plan.version_after = match (value, current) {
+            (Some(_), Some(stat)) => Some(i64::from(stat.version) + 1),
+            (Some(_), None) => Some(0),
+            (None, _) => None,
+        };
+        let record = Record {
+            number: next,
+            operation,
+            time,
+            author,
+            restores: change.restores,
+            before,
+            after: plan.version_after.map(|v| v.to_string()),
+            value: content,
+        };
+        let bytes = record.encode()?;
+        plan.bytes += bytes.len() + history.len() + 16 + path.len() + value.map_or(0, <[u8]>::len);
+        plan.ops.push(match (value, current) {
+            (Some(v), Some(stat)) => Op::Set(path.clone(), v.to_vec(), stat.version),
+            (Some(v), None) => Op::Create(path.clone(), v.to_vec()),
+            (None, Some(stat)) => Op::Delete(path.clone(), stat.version),
+            (None, None) => unreachable!("handled above"),
+        });
+        plan.ops.push(Op::Create(format!("{history}/{}", revision_name(next)), bytes));
+        // Retention (count, and age when set): the oldest beyond the newest `keep`.
+        let options = &self.inner.options.history;
+        let mut all: Vec<u64> = numbers.to_vec();
+        all.extend(numbers.last().map_or(1, |n| n + 1)..=next);
+        let keep = options.keep.max(1);
+        if all.len() > keep {
+            let beyond: Vec<u64> = all[..all.len() - keep].to_vec();
+            let now = crate::history::now();
+            let mut dated: Vec<(u64, SystemTime)> = Vec::new();
+            for n in &beyond {
+                let t = if options.by_age() {
+                    self.read_revision(namespace, &change.name, *n).await.map_or(now, |r| r.time)
+                } else {
+                    SystemTime::UNIX_EPOCH
+                };
+                dated.push((*n, t));
+            }
+            dated.extend(all[all.len() - keep..].iter().map(|n| (*n, now)));
+            for n in options.to_drop(&dated, now) {
+                if numbers.contains(&n) {
+                    plan.ops.push(Op::Delete(format!("{history}/{}", revision_name(n)), -1));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn read_revision(&self, namespace: &str, config: &str, number: u64) -> Option<crate::history::Revision> {
+        let path = format!("{}/{}", self.history_path(namespace, config), revision_name(number));
+        let (bytes, _) = self
+            .call(|c, _| {
+                let path = path.clone();
+                async move { c.get_data(&path).await }
+            })
+            .await
+            .ok()?;
+        decode_record(&bytes, Some(number), String::new).ok()
+    }
+
+    /// Every revision of a configuration.
+    pub(super) async fn read_history(&self, namespace: &str, config: &str) -> Result<History> {
+        let path = self.history_path(namespace, config);
+        let names = match self
+            .call(|c, _| {
+                let path = path.clone();
+                async move { c.list_children(&path).await }
+            })
+            .await
+        {
+            Ok(names) => names,
+            Err(zk::Error::NoNode) => return Ok(History::default()),
+            Err(e) => return Err(self.map_error(e)),
+        };
+        let numbers: Vec<u64> = names.iter().filter_map(|n| revision_number(n)).collect();
+        let reads = join_ordered(numbers.iter().map(|&n| {
+            let (this, child) = (self.clone(), format!("{path}/{}", revision_name(n)));
+            async move {
+                let read = this
+                    .call(|c, _| {
+                        let child = child.clone();
+                        async move { c.get_data(&child).await }
+                    })
+                    .await;
+                (n, child, read)
+            }
+        }))
+        .await;
+        let mut history = History::default();
+        for (number, child, read) in reads {
+            match read {
+                Ok((bytes, _)) => {
+                    match decode_record(&bytes, Some(number), || format!("{}@{number}", self.location(&child))) {
+                        Ok(revision) => history.revisions.push(revision),
+                        Err(corruption) => history.corrupt.push(corruption),
+                    }
+                }
+                // Dropped by retention meanwhile.
+                Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(self.map_error(e)),
+            }
+        }
+        Ok(history.sorted())
+    }
+
+    /// The configurations of a namespace with a history.
+    pub(super) async fn history_configurations(&self, namespace: &str) -> Result<Vec<String>> {
+        let path = format!("{}/{namespace}", self.history_base());
+        match self
+            .call(|c, _| {
+                let path = path.clone();
+                async move { c.list_children(&path).await }
+            })
+            .await
+        {
+            Ok(mut names) => {
+                names.sort();
+                Ok(names)
+            }
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+}
