@@ -32,6 +32,10 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_enum)]
     pub(crate) output: Option<Format>,
 
+    /// Why: recorded in the history of what this command writes.
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub(crate) message: Option<String>,
+
     /// More log output on stderr (-v, -vv); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -187,19 +191,79 @@ pub(crate) enum Command {
         namespaces: Vec<String>,
     },
 
-    /// Show what differs between two backends, or a document file and a backend.
+    /// Show what differs between two backends, or a document file and a backend; or, field by
+    /// field, between two revisions of a configuration (NS/CONFIG@N), or one and its current value.
     #[command(
         after_help = "Each line is `- NS/CONFIG` (only in LEFT), `+ NS/CONFIG` (only in RIGHT) or `~ NS/CONFIG` (different).\n\
                             LEFT and RIGHT are specs, profile names, or document files.\n\n\
-                            Examples:\n  confo diff file:./Configurations redis://127.0.0.1:6379\n  confo diff backup.json prod sales"
+                            Between revisions, each line is `- FIELD: OLD` (removed), `+ FIELD: NEW` (added) or\n\
+                            `~ FIELD: OLD -> NEW` (changed), the older revision on the left.\n\n\
+                            Examples:\n  confo diff file:./Configurations redis://127.0.0.1:6379\n  confo diff backup.json prod sales\n  \
+                            confo diff sales/database@2 sales/database@5\n  confo diff sales/database@2"
     )]
     Diff {
-        /// A backend or a document file.
+        /// A backend or a document file; or NS/CONFIG@N.
         left: String,
-        /// A backend or a document file.
-        right: String,
+        /// A backend or a document file; or NS/CONFIG@M (default with NS/CONFIG@N: the current value).
+        right: Option<String>,
         /// Namespaces to compare (all when none).
         namespaces: Vec<String>,
+    },
+
+    /// The recorded history of a configuration, newest first: number, time, actor, operation,
+    /// message.
+    #[command(after_help = "Examples:\n  confo history sales/database\n  confo history sales/database --output json\n  \
+                            confo history sales/database --before 40 --limit 20")]
+    History {
+        /// NS/CONFIG.
+        target: String,
+        /// At most this many revisions (default 50).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Only revisions numbered below N (the next page).
+        #[arg(long, value_name = "N")]
+        before: Option<u64>,
+    },
+
+    /// Print a configuration (or one field) as it was at revision N.
+    #[command(after_help = "Examples:\n  confo show sales/database@3\n  confo show sales/database@3 port")]
+    Show {
+        /// NS/CONFIG@N.
+        target: String,
+        /// One field.
+        field: Option<String>,
+        /// Show secrets in the clear (needs the keyring).
+        #[arg(long)]
+        reveal: bool,
+    },
+
+    /// Write revision N's value again, as a new revision recorded as a rollback (never deletes).
+    #[command(after_help = "Exit 3 if revision N is not kept, 4 if the configuration changed meanwhile.\n\n\
+                            Examples:\n  confo rollback sales/database --to 3\n  \
+                            confo rollback sales/database --to 3 --message 'port 6432 broke the app'")]
+    Rollback {
+        /// NS/CONFIG.
+        target: String,
+        /// The revision whose value to restore.
+        #[arg(long, value_name = "N")]
+        to: u64,
+    },
+
+    /// Every recorded change of a namespace (deleted configurations included), newest first.
+    #[command(after_help = "TIME is 2026-11-28, 2026-11-28T09:30:00Z, or an age such as 2h, 7d (that long ago).\n\n\
+                            Examples:\n  confo log sales\n  confo log sales --since 1d --actor alice")]
+    Log {
+        /// The namespace.
+        namespace: String,
+        /// Only changes since TIME.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only changes by this actor.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
 
     /// Named backends (profiles): list, add, remove, choose the default.

@@ -79,9 +79,26 @@ pub(crate) fn resolve_spec(given: Option<&str>) -> Result<BackendSpec, Failure> 
     Ok(text.parse()?)
 }
 
+/// What this run's writes are recorded as in history: `--message`, and the backend named.
+static CONTEXT: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+
+/// Who this run's writes are recorded as made by: the actor (`$CONFO_ACTOR`, else the
+/// profile's, else `user@host`), this host, the tool `cli`, and `--message`.
+pub(crate) fn author() -> std::sync::Arc<confo::history::Author> {
+    let (message, backend) = CONTEXT.get().cloned().unwrap_or_default();
+    let mut author = confo::history::Author::current("cli").with_message(message);
+    if std::env::var("CONFO_ACTOR").map_or(true, |a| a.trim().is_empty()) {
+        if let Some(actor) = profiles::profile_actor(backend.as_deref()) {
+            author = author.with_actor(actor);
+        }
+    }
+    std::sync::Arc::new(author)
+}
+
 /// A manager with one backend loaded and active.
 pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
     let confo = Confo::new()?;
+    confo.set_author((*author()).clone());
     confo.load_backend("cli", spec)?;
     confo.activate_backend("cli")?;
     Ok(confo)
@@ -90,6 +107,7 @@ pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
 /// Parses nothing more: dispatches each command to its module.
 fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
+    let _ = CONTEXT.set((cli.message.clone(), cli.backend.clone()));
     profiles::use_profile_keyring(cli.backend.as_deref());
     // Commands that need no backend, or two of their own.
     match cli.command {
@@ -100,8 +118,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Command::Copy { from, to, namespaces } => return commands::transfer::copy(&from, &to, &namespaces),
-        Command::Diff { left, right, namespaces } => {
-            return commands::transfer::diff(&left, &right, &namespaces, output)
+        Command::Diff { left, right, namespaces }
+            if commands::history::revision_target(&left).is_none() =>
+        {
+            let right = right.ok_or_else(|| {
+                Failure::usage("diff needs LEFT and RIGHT (backends or document files), or NS/CONFIG@N [NS/CONFIG@M]")
+            })?;
+            return commands::transfer::diff(&left, &right, &namespaces, output);
         }
         _ => {}
     }
@@ -113,6 +136,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match command {
         Command::Secret(command) => return commands::secrets::secret(command, &spec),
         Command::Secrets(command) => return commands::secrets::secrets(command, &spec, output),
+        Command::History { target, limit, before } => {
+            return commands::history::history(&spec, &target, limit, before, output)
+        }
+        Command::Show { target, field, reveal } => {
+            return commands::history::show(&spec, &target, field.as_deref(), reveal, output)
+        }
+        Command::Diff { left, right, namespaces } => {
+            if !namespaces.is_empty() {
+                return Err(Failure::usage("diff NS/CONFIG@N takes at most one more revision"));
+            }
+            return commands::history::diff(&spec, &left, right.as_deref(), output);
+        }
+        Command::Rollback { target, to } => return commands::history::rollback(&spec, &target, to),
+        Command::Log { namespace, since, actor, limit } => {
+            return commands::history::log(&spec, &namespace, since.as_deref(), actor, limit, output)
+        }
         _ => {}
     }
     let confo = open(&spec)?;
@@ -134,6 +173,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Get { .. }
         | Command::Set { .. }
         | Command::Rm { .. }
-        | Command::Edit { .. } => Ok(()),
+        | Command::Edit { .. }
+        | Command::History { .. }
+        | Command::Show { .. }
+        | Command::Rollback { .. }
+        | Command::Log { .. } => Ok(()),
     }
 }

@@ -10,6 +10,9 @@
 //! vault = "etcd://root:${file:/run/secrets/etcd}@10.0.0.9:2379"
 //! ```
 //!
+//! History records an actor: `$CONFO_ACTOR`, else the profile's entry in `[actors]`, else a
+//! top-level `actor = "alice"`, else `user@host`.
+//!
 //! `${NAME}` is replaced by the environment variable NAME and `${file:PATH}` by the file's
 //! content (trimmed) when the profile is used, so passwords need not be in the file.
 //!
@@ -39,6 +42,25 @@ pub struct Profiles {
     /// Profile name → the keyring its secrets use (instead of `$CONFO_KEYS` or the default).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, String>,
+    /// The actor recorded in history for changes made through any profile (unless
+    /// `$CONFO_ACTOR` says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Profile name → the actor recorded for changes made through it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub actors: BTreeMap<String, String>,
+}
+
+/// The actor a profile names for history (its own, else the file's), if any. `given` is
+/// `--backend`; a profiles file that cannot be read names none.
+pub fn profile_actor(given: Option<&str>) -> Option<String> {
+    let (profiles, _) = Profiles::read().ok()?;
+    let name = match given.map(str::to_owned).or_else(|| std::env::var("CONFO_BACKEND").ok()) {
+        Some(name) if !name.contains(':') => Some(name),
+        Some(_) => None,
+        None => profiles.default.clone(),
+    };
+    name.and_then(|n| profiles.actors.get(&n).cloned()).or(profiles.actor)
 }
 
 /// When a profile is in use (named by `--backend`, else `$CONFO_BACKEND`, else the default

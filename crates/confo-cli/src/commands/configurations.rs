@@ -15,7 +15,7 @@ use crate::output;
 /// `get`, `set`, `rm` and `edit`: one configuration, read and written on its own, so they cost
 /// the same whatever the namespace's size.
 pub(crate) fn point_command(command: Command, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
-    let store = Store::open(spec)?;
+    let store = Store::open(spec)?.with_author(crate::author());
     match command {
         Command::Get { target, field, reveal } => {
             let (namespace, config) = split_target(&target)?;

@@ -3,6 +3,7 @@
 
 pub(crate) mod backends;
 pub(crate) mod configurations;
+pub(crate) mod history;
 pub(crate) mod namespaces;
 pub(crate) mod secrets;
 pub(crate) mod transfer;

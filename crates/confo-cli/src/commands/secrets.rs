@@ -81,7 +81,7 @@ pub(crate) fn secret(command: SecretCommand, spec: &BackendSpec) -> Result<(), F
     let SecretCommand::Set { target, field } = command;
     let (namespace, config) = split_target(&target)?;
     let keyring = keyring()?;
-    let store = Store::open(spec)?;
+    let store = Store::open(spec)?.with_author(crate::author());
     let text = read_secret(&format!("value of {target} {field} (not shown):"))?;
     if text.is_empty() {
         return Err(Failure::usage("no value on stdin; nothing written"));
@@ -95,7 +95,7 @@ pub(crate) fn secret(command: SecretCommand, spec: &BackendSpec) -> Result<(), F
 
 /// `secrets ls [NS]`, `secrets rotate [NS…]`.
 pub(crate) fn secrets(command: SecretsCommand, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
-    let store = Store::open(spec)?;
+    let store = Store::open(spec)?.with_author(crate::author());
     match command {
         SecretsCommand::Ls { namespace } => {
             let namespaces = match namespace {
