@@ -38,6 +38,7 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("CONFO_BACKEND")
             .env_remove("RUST_LOG")
+            .env_remove("CONFO_ACTOR")
             .env("CONFO_CONFIG", self.path("profiles.toml"))
             .env("CONFO_KEYS", self.path("keys.toml"));
         command

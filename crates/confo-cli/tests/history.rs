@@ -1,0 +1,153 @@
+//! `history`, `show`, `diff NS/CONFIG@N`, `rollback` and `log`, on every backend.
+
+mod common;
+
+use common::Env;
+use serde_json::{json, Value};
+
+/// The walkthrough of the README on one backend: three writes by three actors, what each
+/// command shows, a rollback, and the exit codes of the contract (3 for an unknown revision).
+fn walkthrough(env: &Env, spec: &str) {
+    let run = |args: &[&str], code: i32, actor: Option<&str>| -> String {
+        let mut all = vec!["--backend", spec];
+        all.extend_from_slice(args);
+        let mut command = env.command(&all);
+        if let Some(actor) = actor {
+            command.env("CONFO_ACTOR", actor);
+        }
+        common::check(command.output().expect("run"), &all, code)
+    };
+    run(&["ns", "create", "sales"], 0, None);
+    run(&["set", "sales/database", "host=db", "port=5432"], 0, Some("alice"));
+    run(&["set", "sales/database", "port=6432", "--message", "bigger pool"], 0, Some("bob"));
+    run(&["rm", "sales/database", "host"], 0, Some("carol"));
+
+    let listed: Value = serde_json::from_str(&run(&["history", "sales/database", "--output", "json"], 0, None)).unwrap();
+    let seen: Vec<(u64, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["number"].as_u64().unwrap(), r["actor"].as_str().unwrap(), r["operation"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [(3, "carol", "change"), (2, "bob", "change"), (1, "alice", "create")], "{spec}");
+    assert_eq!(listed[1]["message"], json!("bigger pool"));
+    assert_eq!(listed[0]["tool"], json!("cli"));
+    let table = run(&["history", "sales/database"], 0, None);
+    assert!(table.starts_with("NUMBER  TIME"), "{table}");
+    assert!(table.lines().nth(2).unwrap().contains("bigger pool"), "{table}");
+
+    let first: Value = serde_json::from_str(&run(&["show", "sales/database@1"], 0, None)).unwrap();
+    assert_eq!(first, json!({"host": "db", "port": 5432}));
+    assert_eq!(run(&["show", "sales/database@2", "port"], 0, None), "6432\n");
+    assert_eq!(run(&["diff", "sales/database@1", "sales/database@3"], 0, None), "- host: \"db\"\n~ port: 5432 -> 6432\n");
+
+    run(&["rollback", "sales/database", "--to", "1", "--message", "back"], 0, Some("dave"));
+    let now: Value = serde_json::from_str(&run(&["get", "sales/database"], 0, None)).unwrap();
+    assert_eq!(now, first, "rollback to 1 restores version 1's value");
+    let four: Value = serde_json::from_str(&run(&["history", "sales/database", "--output", "json", "--limit", "1"], 0, None)).unwrap();
+    assert_eq!((four[0]["number"].clone(), four[0]["operation"].clone()), (json!(4), json!("rollback")));
+    assert_eq!((four[0]["restores"].clone(), four[0]["actor"].clone()), (json!(1), json!("dave")));
+    assert_eq!(run(&["diff", "sales/database@1"], 0, None), "", "revision 1 is the current value again");
+
+    let err = env.fails(&["--backend", spec, "rollback", "sales/database", "--to", "99"], 3);
+    assert!(err.contains("sales/database@99") && err.contains("1..4"), "{err}");
+    env.fails(&["--backend", spec, "show", "sales/database@99"], 3);
+    env.fails(&["--backend", spec, "show", "sales/database"], 2);
+
+    // Deleted, it keeps its history, and is restored from it.
+    run(&["rm", "sales/database"], 0, None);
+    run(&["rollback", "sales/database", "--to", "2"], 0, None);
+    assert_eq!(run(&["get", "sales/database", "port"], 0, None), "6432\n");
+
+    let log = run(&["log", "sales", "--actor", "bob"], 0, None);
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log.contains("database@2") && log.contains("bigger pool"), "{log}");
+    let all: Value = serde_json::from_str(&run(&["log", "sales", "--output", "json"], 0, None)).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 6);
+    assert_eq!(all[0]["number"], json!(6));
+    assert_eq!(run(&["log", "sales", "--since", "2999-01-01"], 0, None).lines().count(), 1, "only the header");
+    env.fails(&["--backend", spec, "log", "sales", "--since", "tomorrow"], 2);
+}
+
+#[test]
+fn history_on_files() {
+    let env = Env::new();
+    walkthrough(&env, "file:./Configurations");
+    // Outside the root, beside it: Python confo never sees it.
+    assert!(env.path(".Configurations.confo/history/sales/database/0000000001.json").is_file());
+    let top: Vec<String> =
+        std::fs::read_dir(env.root()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(top, ["sales"]);
+}
+
+#[test]
+fn history_on_redis() {
+    let server = confo_testkit::RedisServer::start().expect("redis-server");
+    walkthrough(&Env::new(), &server.url());
+}
+
+#[test]
+fn history_on_zookeeper() {
+    let server = confo_testkit::ZkServer::shared().expect("zookeeper");
+    let chroot = format!("/history_{}", std::process::id());
+    walkthrough(&Env::new(), &format!("zk://{}{chroot}", server.connect_string()));
+}
+
+#[test]
+fn history_on_etcd() {
+    let server = confo_testkit::EtcdServer::start().expect("etcd");
+    walkthrough(&Env::new(), &format!("etcd://{}", server.endpoint()));
+}
+
+/// The actor: `CONFO_ACTOR`, else the profile's, else the profiles file's, else user@host.
+#[test]
+fn actors_come_from_the_environment_then_the_profile() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("profiles.toml"),
+        "default = \"local\"\nactor = \"team\"\n[backends]\nlocal = \"file:./Configurations\"\nother = \"file:./Configurations\"\n[actors]\nlocal = \"erin\"\n",
+    )
+    .unwrap();
+    env.ok(&["ns", "create", "app"]);
+    env.ok(&["set", "app/c", "a=1"]);
+    env.ok(&["-b", "other", "set", "app/c", "a=2"]);
+    let mut command = env.command(&["set", "app/c", "a=3"]);
+    command.env("CONFO_ACTOR", "frank");
+    common::check(command.output().unwrap(), &["set"], 0);
+    let listed: Value = serde_json::from_str(&env.ok(&["history", "app/c", "--output", "json"])).unwrap();
+    let actors: Vec<&str> = listed.as_array().unwrap().iter().map(|r| r["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["frank", "team", "erin"]);
+}
+
+/// With history switched off, the history commands say so (exit 3), and writes still work.
+#[test]
+fn history_switched_off_is_a_clear_error() {
+    let env = Env::new();
+    let spec = "file:./Configurations?history=off";
+    env.ok(&["-b", spec, "ns", "create", "app"]);
+    env.ok(&["-b", spec, "set", "app/c", "a=1"]);
+    let err = env.fails(&["-b", spec, "history", "app/c"], 3);
+    assert!(err.contains("history=off"), "{err}");
+    assert!(!env.path(".Configurations.confo").exists(), "nothing recorded");
+}
+
+/// A record that cannot be read is named, and the rest is still listed (exit 1).
+#[test]
+fn a_corrupt_record_is_named_and_the_rest_listed() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    for v in 1..=3 {
+        env.ok(&["set", "app/c", &format!("v={v}")]);
+    }
+    let record = env.path(".Configurations.confo/history/app/c/0000000002.json");
+    std::fs::write(&record, "{ torn").unwrap();
+    let out = env.run(&["history", "app/c"]);
+    assert_eq!(out.status.code(), Some(1));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 3, "header, 3 and 1: {listed}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("0000000002.json") && err.contains("@2"), "{err}");
+    // Its value cannot be shown; the others can.
+    env.fails(&["show", "app/c@2"], 1);
+    assert_eq!(env.ok(&["show", "app/c@1", "v"]), "1\n");
+}
