@@ -270,7 +270,7 @@ async fn main() {
         }
 
         // ----- files: load -----
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = confo_testkit::store_dir().expect("temp dir");
         let files = FileBackend::open(dir.path()).expect("open");
         files.create_namespace("bench").await.expect("create");
         files.write("bench", &changes).await.into_result().expect("write");
@@ -339,7 +339,7 @@ async fn main() {
             report.row("secrets: seal one field (goal < 10 µs)", n, &seal, &encode, None, "the field's JSON encoding");
             report.row("secrets: open one field (goal < 10 µs)", n, &open, &encode, None, "the field's JSON encoding");
             // The same namespace with one secret in each configuration, loaded from files.
-            let with = tempfile::tempdir().expect("temp dir");
+            let with = confo_testkit::store_dir().expect("temp dir");
             let sealed_files = FileBackend::open(with.path()).expect("open");
             sealed_files.create_namespace("bench").await.expect("create");
             let sealed_changes: Vec<Change> = configs
@@ -352,7 +352,7 @@ async fn main() {
                 })
                 .collect();
             sealed_files.write("bench", &sealed_changes).await.into_result().expect("write");
-            let plain = tempfile::tempdir().expect("temp dir");
+            let plain = confo_testkit::store_dir().expect("temp dir");
             let plain_files = FileBackend::open(plain.path()).expect("open");
             plain_files.create_namespace("bench").await.expect("create");
             plain_files.write("bench", &changes).await.into_result().expect("write");

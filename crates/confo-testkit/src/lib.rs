@@ -79,6 +79,29 @@ fn missing(program: &str, package: &str) -> HarnessError {
     ))
 }
 
+/// A file store's root for one test: the folder `root` inside a temp dir, so that what confo
+/// keeps beside a root (its history, in `.root.confo/`) is removed with it.
+#[derive(Debug)]
+pub struct StoreDir {
+    _outer: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl StoreDir {
+    /// The store's root (an empty folder when made).
+    pub fn path(&self) -> &std::path::Path {
+        &self.root
+    }
+}
+
+/// A new, empty [`StoreDir`].
+pub fn store_dir() -> std::io::Result<StoreDir> {
+    let outer = tempfile::Builder::new().prefix("confo-store-").tempdir()?;
+    let root = outer.path().join("root");
+    std::fs::create_dir(&root)?;
+    Ok(StoreDir { _outer: outer, root })
+}
+
 fn temp_dir(tag: &str) -> Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix(&format!("confo-{tag}-")).tempdir().map_err(|e| err(format!("temp dir: {e}")))
 }

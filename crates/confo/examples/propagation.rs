@@ -93,7 +93,7 @@ fn main() -> confo::Result<()> {
         return watch(&args[2]);
     }
     let changes: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let dir = tempfile::tempdir().map_err(|e| io_error("temp dir", e))?;
+    let dir = confo_testkit::store_dir().map_err(|e| io_error("temp dir", e))?;
     let redis = confo_testkit::RedisServer::start().expect("redis-server");
     let zk = confo_testkit::ZkServer::start().expect("zookeeper");
     let backends = [

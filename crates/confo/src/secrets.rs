@@ -565,7 +565,7 @@ mod tests {
 
     #[test]
     fn keyring_files_are_private_and_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = confo_testkit::store_dir().unwrap();
         let path = dir.path().join("conf/keys.toml");
         let mut keyring = keyring();
         keyring.generate(Some("k.2_x-y")).unwrap();

@@ -27,12 +27,10 @@ mod memory_without_history {
 mod file {
     use super::*;
 
-    async fn make() -> (tempfile::TempDir, Arc<dyn Backend>) {
-        // The root is a sub-folder: history is kept in a sibling folder of the root.
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("Configurations");
-        std::fs::create_dir(&root).expect("root");
-        let backend = FileBackend::open(&root).expect("open");
+    async fn make() -> (confo_testkit::StoreDir, Arc<dyn Backend>) {
+        // A root inside a temp dir: history is kept beside the root.
+        let dir = confo_testkit::store_dir().expect("temp dir");
+        let backend = FileBackend::open(dir.path()).expect("open");
         (dir, Arc::new(backend))
     }
 
@@ -53,8 +51,8 @@ mod memory_live {
 mod file_live {
     use super::*;
 
-    async fn make() -> (tempfile::TempDir, Arc<dyn Backend>, Arc<dyn Backend>) {
-        let dir = tempfile::tempdir().expect("temp dir");
+    async fn make() -> (confo_testkit::StoreDir, Arc<dyn Backend>, Arc<dyn Backend>) {
+        let dir = confo_testkit::store_dir().expect("temp dir");
         let a = FileBackend::open(dir.path()).expect("open");
         let b = FileBackend::open(dir.path()).expect("open");
         (dir, Arc::new(a), Arc::new(b))

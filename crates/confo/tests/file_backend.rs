@@ -31,8 +31,8 @@ fn tree(root: &Path) -> Vec<String> {
 
 /// A folder as Python confo leaves it: `json.dumps` spacing, a dotted name, and the clutter a
 /// real folder collects.
-fn python_confo_folder() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
+fn python_confo_folder() -> confo_testkit::StoreDir {
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let root = dir.path();
     fs::create_dir_all(root.join("sales")).expect("mkdir");
     fs::create_dir_all(root.join("analytics")).expect("mkdir");
@@ -68,7 +68,7 @@ async fn reads_an_existing_python_confo_folder() {
 
 #[tokio::test]
 async fn corrupt_files_are_all_reported_with_path_line_and_column() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let ns = dir.path().join("ns");
     fs::create_dir(&ns).expect("mkdir");
     fs::write(ns.join("good.json"), r#"{"v": 1}"#).expect("write");
@@ -103,7 +103,7 @@ async fn corrupt_files_are_all_reported_with_path_line_and_column() {
 
 #[tokio::test]
 async fn bad_config_paths_are_clear_errors() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let missing = dir.path().join("nope");
     let err = FileBackend::open(&missing).expect_err("missing");
     assert!(matches!(err, Error::NotFound { what: Missing::Store, .. }), "{err:?}");
@@ -122,7 +122,7 @@ async fn bad_config_paths_are_clear_errors() {
 
 #[tokio::test]
 async fn a_namespace_name_taken_by_a_file_is_an_error_not_a_namespace() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     fs::write(dir.path().join("taken"), "x").expect("write");
     let backend = FileBackend::open(dir.path()).expect("open");
     assert!(matches!(backend.create_namespace("taken").await, Err(Error::AlreadyExists { .. })));
@@ -131,7 +131,7 @@ async fn a_namespace_name_taken_by_a_file_is_an_error_not_a_namespace() {
 
 #[tokio::test]
 async fn writes_leave_only_json_files_in_the_tree() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let backend = FileBackend::open(dir.path()).expect("open");
     backend.create_namespace("sales").await.expect("create");
     let changes: Vec<Change> = (0..20).map(|i| Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();
@@ -148,7 +148,7 @@ async fn writes_leave_only_json_files_in_the_tree() {
 
 #[tokio::test]
 async fn a_temp_file_left_by_a_crash_is_removed_by_the_next_persist() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let backend = FileBackend::open(dir.path()).expect("open");
     backend.create_namespace("ns").await.expect("create");
     fs::write(dir.path().join("ns/.confo-tmp-99999-0"), "{\"torn").expect("write");
@@ -160,7 +160,7 @@ async fn a_temp_file_left_by_a_crash_is_removed_by_the_next_persist() {
 
 #[tokio::test]
 async fn a_failed_write_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let backend = FileBackend::open(dir.path()).expect("open");
     backend.create_namespace("ns").await.expect("create");
     // A folder where the file should go makes the rename fail after the temp file was written.
@@ -186,7 +186,7 @@ async fn python_confo_reads_what_we_write() {
          confo==0.1.6.2 kazoo==2.8.0 singleton-decorator==1.0.0 six==1.16.0`",
         python.display()
     );
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let confo = Confo::new();
     confo.load_backend("files", &format!("file:{}", dir.path().display()).parse().expect("spec")).await.expect("load");
     confo.activate_backend("files").expect("activate");
@@ -232,7 +232,7 @@ print(json.dumps(out))
 /// dropped in, a file removed.
 #[tokio::test]
 async fn watch_sees_edits_by_other_programs() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     fs::create_dir(dir.path().join("sales")).expect("mkdir");
     fs::write(dir.path().join("sales/db.json"), r#"{"port": 1}"#).expect("write");
     let confo = Confo::new();
@@ -259,7 +259,7 @@ async fn watch_sees_edits_by_other_programs() {
 #[tokio::test]
 async fn symbolic_links_are_read_and_written_through_consistently() {
     use std::os::unix::fs::symlink;
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
     fs::create_dir_all(root.join("mounted/..data")).expect("mkdir");
     fs::create_dir_all(outside.join("ns")).expect("mkdir");
@@ -314,7 +314,7 @@ async fn symbolic_links_are_read_and_written_through_consistently() {
 
 #[tokio::test]
 async fn secrets_are_sealed_at_rest() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let backend = confo::FileBackend::open(dir.path()).expect("open");
     let ns = confo::conformance::store_a_secret(std::sync::Arc::new(backend)).await;
     confo::conformance::assert_no_plaintext(&std::fs::read(dir.path().join(&ns).join("db.json")).expect("read"));

@@ -119,18 +119,24 @@ impl Lcg {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_never_leaves_a_torn_file() {
     const TRIALS: usize = 200;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let backend = FileBackend::open(dir.path()).expect("open");
+    let tmp = confo_testkit::store_dir().expect("temp dir");
+    // The root is a sub-folder: history is kept beside it.
+    let dir = tmp.path().join("root");
+    std::fs::create_dir(&dir).expect("root");
+    let dir = &dir;
+    let backend = FileBackend::open(dir).expect("open");
     backend.create_namespace("ns").await.expect("create");
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
     eprintln!("crash test seed {seed}");
     let mut rng = Lcg(seed);
     let mut last_gen = [0u64; CONFIGS];
     let mut kills_mid_run = 0;
+    // Kills that left a revision whose configuration was never renamed into place.
+    let mut uncommitted_seen = 0;
     let started = Instant::now();
     for trial in 0..TRIALS {
         let start = last_gen.iter().max().copied().unwrap_or(0);
-        let mut child = spawn_child("crash", dir.path(), &start.to_string());
+        let mut child = spawn_child("crash", dir, &start.to_string());
         // Child start-up takes a few ms; kill anywhere from before its first write to deep
         // into its loop.
         std::thread::sleep(Duration::from_micros(2_000 + rng.below(25_000)));
@@ -148,19 +154,49 @@ async fn sigkill_at_random_moments_never_leaves_a_torn_file() {
             assert_eq!(*stored.value, content(gen, i), "trial {trial}: c{i} is exactly one generation's content");
             assert!(gen >= *last, "trial {trial}: c{i} went back from {last} to {gen}");
             *last = gen;
+            // History and data agree: the newest revision is the stored value (no data without
+            // its revision, no revision without its data), and numbers run without gaps.
+            let history = backend.configuration_history("ns", &format!("c{i}")).await.expect("history");
+            assert!(history.corrupt.is_empty(), "trial {trial}: {:?}", history.corrupt);
+            let newest = history.revisions.first().unwrap_or_else(|| panic!("trial {trial}: c{i} has no history"));
+            assert_eq!(newest.value.as_deref(), Some(&*stored.value), "trial {trial}: c{i}'s newest revision");
+            let on_disk = std::fs::read_dir(tmp.path().join(".root.confo/history/ns").join(format!("c{i}")))
+                .map_or(0, Iterator::count);
+            if on_disk > history.revisions.len() {
+                uncommitted_seen += 1;
+            }
+            let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+            assert!(numbers.windows(2).all(|w| w[0] == w[1] + 1), "trial {trial}: c{i} numbers {numbers:?}");
+            for r in &history.revisions {
+                let value = r.value.as_deref().expect("a put");
+                let g = value["gen"].as_u64().expect("gen");
+                assert_eq!(*value, content(g, i), "trial {trial}: c{i}@{} is one generation's content", r.number);
+            }
         }
     }
     eprintln!(
-        "{TRIALS} trials in {:?}, {kills_mid_run} killed while running, last generations {last_gen:?}",
+        "{TRIALS} trials in {:?}, {kills_mid_run} killed while running, {uncommitted_seen} uncommitted revisions \
+         found (and not listed), last generations {last_gen:?}",
         started.elapsed()
     );
+    assert!(uncommitted_seen > 0, "some kills must land between a revision and its configuration");
     assert!(kills_mid_run >= TRIALS / 2, "most kills must land while the child writes");
     assert!(last_gen.iter().all(|&g| g > 0), "the children did write");
     // The next batch write removes whatever temporary files the kills left.
     let empty = json!({}).as_object().expect("object").clone();
     let batch = [confo::Change::put("after", empty.clone()), confo::Change::put("after2", empty)];
     backend.write("ns", &batch).await.into_result().expect("write");
-    let leftovers: Vec<String> = std::fs::read_dir(dir.path().join("ns"))
+    // The next write of each configuration removes a revision a kill left uncommitted.
+    let again: Vec<Change> = (0..CONFIGS).map(|i| Change::put(format!("c{i}"), content(u64::MAX / 2, i))).collect();
+    backend.write("ns", &again).await.into_result().expect("write");
+    for i in 0..CONFIGS {
+        let history = backend.configuration_history("ns", &format!("c{i}")).await.expect("history");
+        let on_disk = std::fs::read_dir(tmp.path().join(".root.confo/history/ns").join(format!("c{i}")))
+            .expect("history folder")
+            .count();
+        assert_eq!(on_disk, history.revisions.len(), "c{i}: no uncommitted revision is left on disk");
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(dir.join("ns"))
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| !n.ends_with(".json"))
@@ -171,7 +207,7 @@ async fn sigkill_at_random_moments_never_leaves_a_torn_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_in_several_processes_lose_nothing() {
     const WRITERS: usize = 4;
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let backend = FileBackend::open(dir.path()).expect("open");
     backend.create_namespace("ns").await.expect("create");
     let children: Vec<Child> = (0..WRITERS).map(|w| spawn_child("concurrent", dir.path(), &w.to_string())).collect();
@@ -195,7 +231,7 @@ async fn writers_in_several_processes_lose_nothing() {
 /// conflict and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_editing_one_configuration_conflict() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let backend = FileBackend::open(dir.path()).expect("open");
     backend.create_namespace("ns").await.expect("create");
     backend

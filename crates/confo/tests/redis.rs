@@ -465,7 +465,7 @@ async fn tls_with_a_certificate_made_at_test_time() {
 #[tokio::test]
 async fn bootstrap_from_credentials_kept_in_a_file_backend() {
     let server = RedisServer::start().expect("redis-server");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     std::fs::create_dir(dir.path().join("infra")).expect("mkdir");
     let cred = json!({"redis_host": "localhost", "redis_port": server.port().to_string()});
     std::fs::write(dir.path().join("infra/redis.json"), cred.to_string()).expect("write");

@@ -14,7 +14,7 @@ fn read(path: &Path) -> serde_json::Value {
 
 #[tokio::test]
 async fn confo_readme_story() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = confo_testkit::store_dir().expect("temp dir");
     let root = dir.path();
     fs::create_dir_all(root.join("sales")).expect("mkdir");
     fs::write(root.join("sales/database.json"), r#"{"host": "127.0.0.1", "port": 5432, "user": "sales"}"#)

@@ -445,7 +445,7 @@ async fn replacing_a_backend_drops_its_edits_and_keeps_it_active() {
 
 #[tokio::test]
 async fn credentials_kept_in_a_configuration_may_carry_other_fields() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = confo_testkit::store_dir().unwrap();
     let confo = Confo::new();
     confo.load_backend("mem", &BackendSpec::memory()).await.unwrap();
     confo.activate_backend("mem").unwrap();
