@@ -84,7 +84,9 @@ impl Manager {
 impl Manager {
     #[new]
     fn new() -> PyResult<Self> {
-        Ok(Manager { inner: Confo::new().map_err(raise)?, keyring: std::sync::OnceLock::new() })
+        let inner = Confo::new().map_err(raise)?;
+        inner.set_author(confo::history::Author::current("python"));
+        Ok(Manager { inner, keyring: std::sync::OnceLock::new() })
     }
 
     /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …),
@@ -267,6 +269,43 @@ impl Manager {
 
     fn stale_edits(&self) -> PyResult<Vec<String>> {
         self.inner.stale_edits().map(ids).map_err(raise)
+    }
+
+    /// A configuration's recorded history, newest first: a list of dicts.
+    #[pyo3(signature = (config, limit=None))]
+    fn history<'py>(&self, py: Python<'py>, config: &str, limit: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+        let page = confo::store::Page { before: None, limit: limit.unwrap_or(usize::MAX) };
+        let history = py.detach(|| self.inner.history(config, page)).map_err(raise)?;
+        let items: Vec<serde_json::Value> = history
+            .revisions
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "number": r.number,
+                    "operation": r.operation.as_str(),
+                    "time": confo::history::format_time(r.time),
+                    "actor": r.actor,
+                    "host": r.host,
+                    "tool": r.tool,
+                    "message": r.message,
+                    "restores": r.restores,
+                    "version_before": r.version_before,
+                    "version_after": r.version_after,
+                    "value": r.value.as_deref().map(|v| serde_json::Value::Object(v.clone())),
+                })
+            })
+            .collect();
+        convert::to_py(py, &serde_json::Value::Array(items))
+    }
+
+    /// Writes revision `number`'s value again (now, not staged), as a new revision; returns
+    /// the new revision's number.
+    fn rollback(&self, py: Python<'_>, config: &str, number: u64) -> PyResult<u64> {
+        py.detach(|| {
+            self.inner.rollback(config, number)?;
+            Ok(self.inner.history(config, confo::store::Page::newest(1))?.head())
+        })
+        .map_err(raise)
     }
 
     /// Starts watching a namespace (or one configuration).

@@ -204,8 +204,13 @@ impl HistoryOptions {
     /// Reads `history`, `history_keep` and `history_max_age` from a credentials dictionary.
     pub(crate) fn from_credentials(creds: &mut crate::options::Credentials<'_>) -> Result<Self> {
         let mut options = HistoryOptions::default();
-        if let Some(enabled) = creds.optional_bool("history")? {
-            options.enabled = enabled;
+        match creds.get("history") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(enabled)) => options.enabled = *enabled,
+            Some(Value::String(text)) => {
+                options.set("history", text)?;
+            }
+            Some(_) => return Err(Error::spec(Some("history"), "must be on or off (or true or false)")),
         }
         if let Some(keep) = creds.optional_u32("history_keep")? {
             options.set("history_keep", &keep.to_string())?;

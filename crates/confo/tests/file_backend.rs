@@ -200,6 +200,13 @@ async fn python_confo_reads_what_we_write() {
     confo.use_namespace("analytics").await.expect("use");
     confo.set("warehouse", "dsn", "postgres://wh").expect("set");
     confo.persist().await.expect("persist");
+    // Recorded beside the root, where Python confo never looks.
+    confo.use_namespace("sales").await.expect("use");
+    confo.set("database", "port", 5433).expect("set");
+    confo.persist().await.expect("persist");
+    confo.rollback("database", 1).await.expect("rollback");
+    let history = dir.path().parent().expect("parent").join(".root.confo/history/sales/database");
+    assert_eq!(fs::read_dir(&history).expect("history").count(), 3);
 
     let script = r#"
 import json, sys

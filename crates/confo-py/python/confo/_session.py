@@ -184,6 +184,20 @@ class Session:
 
     # ----- writing -----
 
+    def history(self, config, limit=None):
+        """The recorded history of a configuration of the current namespace, newest first: a
+        list of dicts with number, operation (create, change, delete, rollback, external), time
+        (ISO 8601, UTC), actor ($CONFO_ACTOR, else user@host), host, tool, message, restores and
+        value (None for a deletion). HistoryOffException if the backend keeps no history."""
+        return call(self._native.history, config, limit)
+
+    def rollback(self, config, number):
+        """Writes revision ``number``'s value of a configuration again, now (not staged), as a
+        new revision recorded as a rollback; returns its number. Never deletes. ConflictException
+        if the configuration changed since this session loaded it; RevisionNotFoundException for
+        a revision that is not kept."""
+        return call(self._native.rollback, config, number)
+
     def persist(self, namespace=False, config=False, force=False):
         """Writes staged edits: everything, one namespace, or one configuration (confo's
         signature). ConflictException if someone else changed one meanwhile (unless force)."""

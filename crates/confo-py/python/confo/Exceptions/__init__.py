@@ -127,7 +127,17 @@ class PersistIncompleteException(ConfoError):
     """A persist stopped part-way; the message lists what was and was not written."""
 
 
+class RevisionNotFoundException(ConfoError, KeyError):
+    """A revision of a configuration's history that was never recorded or is no longer kept."""
+
+
+class HistoryOffException(ConfoError):
+    """The backend keeps no history (its spec or credentials say ``history=off``)."""
+
+
 _BY_KIND = {
+    "not_found:revision": RevisionNotFoundException,
+    "not_found:history": HistoryOffException,
     "not_found:backend": BackendNotFoundException,
     "not_found:namespace": NamespaceNotFoundException,
     "not_found:configuration": ConfigurationNotFoundException,
