@@ -222,6 +222,8 @@ async fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut report = Report { rows: Vec::new() };
 
+    // Every run keeps its configurations and their revisions: ZooKeeper holds them all in memory.
+    std::env::set_var("CONFO_ZK_HEAP", "1g");
     let redis_server = confo_testkit::RedisServer::start().expect("redis-server");
     let zk_server = confo_testkit::ZkServer::start().expect("zookeeper");
     let etcd_server = confo_testkit::EtcdServer::start().expect("etcd");
@@ -230,6 +232,16 @@ async fn main() {
     let zk = ZkBackend::connect(ZkOptions::from_url(&zk_url).expect("url")).await.expect("zookeeper");
     let etcd_url = format!("etcd://{}", etcd_server.endpoint());
     let etcd = EtcdBackend::connect(EtcdOptions::from_url(&etcd_url).expect("url")).await.expect("etcd");
+    // The same servers without history, for the history rows.
+    let redis_off =
+        RedisBackend::connect(RedisOptions::from_url(&format!("{}?history=off", redis_server.url())).expect("url"))
+            .await
+            .expect("redis");
+    let zk_off =
+        ZkBackend::connect(ZkOptions::from_url(&format!("{zk_url}?history=off")).expect("url")).await.expect("zk");
+    let etcd_off = EtcdBackend::connect(EtcdOptions::from_url(&format!("{etcd_url}?history=off")).expect("url"))
+        .await
+        .expect("etcd");
     let mut raw_redis = redis::Client::open(redis_server.url())
         .expect("client")
         .get_multiplexed_async_connection()
@@ -420,6 +432,28 @@ async fn main() {
                 Some(1.5),
                 "temp + fsync + rename per file, one folder fsync",
             );
+            // The same persist without history (one revision file and its folder fsynced per
+            // configuration is what history adds).
+            let plain_dir = confo_testkit::store_dir().expect("temp dir");
+            let mut options = confo::backend::file::FileOptions::default();
+            options.history = confo::history::HistoryOptions::off();
+            let plain = FileBackend::with_options(plain_dir.path(), options).expect("open");
+            plain.create_namespace("bench").await.expect("create");
+            plain.write("bench", &changes).await.into_result().expect("write");
+            let off = time(runs, |r| {
+                let batch = &rewritten[r];
+                let plain = &plain;
+                async move { plain.write("bench", batch).await.into_result().map(drop).expect("write") }
+            })
+            .await;
+            report.row(
+                "files: persist N changed, history on ÷ off",
+                n,
+                &ours,
+                &off,
+                None,
+                "the same persist with history=off (history adds one fsynced file and one folder fsync each)",
+            );
         }
 
         // ----- memory -----
@@ -501,6 +535,19 @@ async fn main() {
                 &base,
                 Some(1.5),
                 "raw pipelined SET, no index (the index update is the difference)",
+            );
+            redis_off.create_namespace("plain").await.expect("create");
+            let off = time(runs, |_| async {
+                redis_off.write("plain", &changes).await.into_result().map(drop).expect("write")
+            })
+            .await;
+            report.row(
+                "Redis: persist N, history on ÷ off",
+                n,
+                &ours,
+                &off,
+                Some(1.3),
+                "the same persist with history=off",
             );
         }
         let _: () = redis::cmd("FLUSHALL").query_async(&mut raw_redis).await.expect("FLUSHALL");
@@ -592,6 +639,24 @@ async fn main() {
                 None,
                 "raw sequential create, one round trip each",
             );
+            let off = time(runs, |r| {
+                let zk_off = &zk_off;
+                let changes = &changes;
+                async move {
+                    let ns = format!("off{n}_{r}");
+                    zk_off.create_namespace(&ns).await.expect("create");
+                    zk_off.write(&ns, changes).await.into_result().map(drop).expect("write");
+                }
+            })
+            .await;
+            report.row(
+                "ZooKeeper: persist N new, history on ÷ off",
+                n,
+                &ours,
+                &off,
+                Some(1.3),
+                "the same persist with history=off",
+            );
         }
 
         // ----- etcd -----
@@ -657,6 +722,20 @@ async fn main() {
                 Some(1.5),
                 "raw transactions of 128 puts, one after another",
             );
+            etcd_off.create_namespace("plain").await.expect("create");
+            let off = time(runs, |_| async {
+                etcd_off.write("plain", &changes).await.into_result().map(drop).expect("write")
+            })
+            .await;
+            report.row(
+                "etcd: persist N, history on ÷ off",
+                n,
+                &ours,
+                &off,
+                Some(1.3),
+                "the same persist with history=off",
+            );
+            etcd_off.delete_namespace("plain").await.expect("delete");
         }
         etcd.delete_namespace("bench").await.expect("delete");
         let _ = raw_etcd.delete("/raw/", Some(etcd_client::DeleteOptions::new().with_prefix())).await;

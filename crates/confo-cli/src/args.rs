@@ -212,8 +212,10 @@ pub(crate) enum Command {
 
     /// The recorded history of a configuration, newest first: number, time, actor, operation,
     /// message.
-    #[command(after_help = "Examples:\n  confo history sales/database\n  confo history sales/database --output json\n  \
-                            confo history sales/database --before 40 --limit 20")]
+    #[command(
+        after_help = "Examples:\n  confo history sales/database\n  confo history sales/database --output json\n  \
+                            confo history sales/database --before 40 --limit 20"
+    )]
     History {
         /// NS/CONFIG.
         target: String,

@@ -118,9 +118,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Command::Copy { from, to, namespaces } => return commands::transfer::copy(&from, &to, &namespaces),
-        Command::Diff { left, right, namespaces }
-            if commands::history::revision_target(&left).is_none() =>
-        {
+        Command::Diff { left, right, namespaces } if commands::history::revision_target(&left).is_none() => {
             let right = right.ok_or_else(|| {
                 Failure::usage("diff needs LEFT and RIGHT (backends or document files), or NS/CONFIG@N [NS/CONFIG@M]")
             })?;

@@ -1,5 +1,7 @@
 //! `history`, `show`, `diff NS/CONFIG@N`, `rollback` and `log`, on every backend.
 
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
+
 mod common;
 
 use common::Env;
@@ -22,7 +24,8 @@ fn walkthrough(env: &Env, spec: &str) {
     run(&["set", "sales/database", "port=6432", "--message", "bigger pool"], 0, Some("bob"));
     run(&["rm", "sales/database", "host"], 0, Some("carol"));
 
-    let listed: Value = serde_json::from_str(&run(&["history", "sales/database", "--output", "json"], 0, None)).unwrap();
+    let listed: Value =
+        serde_json::from_str(&run(&["history", "sales/database", "--output", "json"], 0, None)).unwrap();
     let seen: Vec<(u64, &str, &str)> = listed
         .as_array()
         .unwrap()
@@ -39,12 +42,17 @@ fn walkthrough(env: &Env, spec: &str) {
     let first: Value = serde_json::from_str(&run(&["show", "sales/database@1"], 0, None)).unwrap();
     assert_eq!(first, json!({"host": "db", "port": 5432}));
     assert_eq!(run(&["show", "sales/database@2", "port"], 0, None), "6432\n");
-    assert_eq!(run(&["diff", "sales/database@1", "sales/database@3"], 0, None), "- host: \"db\"\n~ port: 5432 -> 6432\n");
+    assert_eq!(
+        run(&["diff", "sales/database@1", "sales/database@3"], 0, None),
+        "- host: \"db\"\n~ port: 5432 -> 6432\n"
+    );
 
     run(&["rollback", "sales/database", "--to", "1", "--message", "back"], 0, Some("dave"));
     let now: Value = serde_json::from_str(&run(&["get", "sales/database"], 0, None)).unwrap();
     assert_eq!(now, first, "rollback to 1 restores version 1's value");
-    let four: Value = serde_json::from_str(&run(&["history", "sales/database", "--output", "json", "--limit", "1"], 0, None)).unwrap();
+    let four: Value =
+        serde_json::from_str(&run(&["history", "sales/database", "--output", "json", "--limit", "1"], 0, None))
+            .unwrap();
     assert_eq!((four[0]["number"].clone(), four[0]["operation"].clone()), (json!(4), json!("rollback")));
     assert_eq!((four[0]["restores"].clone(), four[0]["actor"].clone()), (json!(1), json!("dave")));
     assert_eq!(run(&["diff", "sales/database@1"], 0, None), "", "revision 1 is the current value again");

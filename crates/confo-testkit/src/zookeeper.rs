@@ -13,9 +13,15 @@ fn zk_java() -> Result<PathBuf> {
     Ok(java)
 }
 
+/// The server's heap: `CONFO_ZK_HEAP` (a JVM size such as `1g`), else 256 MB, plenty for tests;
+/// benchmarks that keep hundreds of thousands of znodes ask for more.
+fn zk_heap() -> String {
+    format!("-Xmx{}", std::env::var("CONFO_ZK_HEAP").unwrap_or_else(|_| "256m".into()))
+}
+
 fn zk_args(main_class: &str, cfg: &Path) -> Vec<String> {
     [
-        "-Xmx256m",
+        zk_heap().as_str(),
         "-XX:+UseSerialGC",
         "-XX:TieredStopAtLevel=1",
         "-Xshare:auto",

@@ -220,8 +220,13 @@ pub async fn history_numbers_concurrent_writes(backend: Arc<dyn Backend>) {
     assert_eq!(writes.len(), kept, "no write is recorded twice");
     // Each writer's own writes appear in the order it made them.
     for w in 0..8 {
-        let mine: Vec<i64> =
-            history.revisions.iter().rev().filter(|r| r.value.as_ref().unwrap()["w"] == json!(w)).map(|r| r.value.as_ref().unwrap()["i"].as_i64().unwrap()).collect();
+        let mine: Vec<i64> = history
+            .revisions
+            .iter()
+            .rev()
+            .filter(|r| r.value.as_ref().unwrap()["w"] == json!(w))
+            .map(|r| r.value.as_ref().unwrap()["i"].as_i64().unwrap())
+            .collect();
         assert!(mine.windows(2).all(|p| p[0] < p[1]), "writer {w}: {mine:?}");
     }
     backend.delete_namespace(&ns).await.unwrap();

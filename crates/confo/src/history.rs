@@ -164,7 +164,7 @@ pub struct History {
 impl History {
     /// Orders the revisions newest first.
     pub(crate) fn sorted(mut self) -> Self {
-        self.revisions.sort_by(|a, b| b.number.cmp(&a.number));
+        self.revisions.sort_by_key(|r| std::cmp::Reverse(r.number));
         self
     }
 
@@ -270,7 +270,7 @@ impl HistoryOptions {
     /// there is no age limit). The newest is never dropped.
     pub fn to_drop(&self, revisions: &[(u64, SystemTime)], now: SystemTime) -> Vec<u64> {
         let mut sorted: Vec<(u64, SystemTime)> = revisions.to_vec();
-        sorted.sort_by(|a, b| b.0.cmp(&a.0));
+        sorted.sort_by_key(|r| std::cmp::Reverse(r.0));
         sorted
             .into_iter()
             .skip(self.keep.max(1))
@@ -372,15 +372,12 @@ pub(crate) fn decode_record(
     let bad = |problem: String| crate::error::Corruption { location: location(), problem };
     let mut map = match crate::codec::parse_config(bytes) {
         Ok(map) => map,
-        Err(problem) => {
-            return Err(bad(format!("not a history record: {}", crate::codec::describe_problem(problem))))
-        }
+        Err(problem) => return Err(bad(format!("not a history record: {}", crate::codec::describe_problem(problem)))),
     };
     let text = |map: &Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
     let number = map.get("n").and_then(Value::as_u64).or(number).ok_or_else(|| bad("no revision number".into()))?;
-    let operation = text(&map, "op")
-        .and_then(|op| Operation::parse(&op))
-        .ok_or_else(|| bad("no known operation (op)".into()))?;
+    let operation =
+        text(&map, "op").and_then(|op| Operation::parse(&op)).ok_or_else(|| bad("no known operation (op)".into()))?;
     let time = text(&map, "time").and_then(|t| parse_time(&t)).ok_or_else(|| bad("no readable time".into()))?;
     let value = match map.remove("value") {
         Some(Value::Object(v)) => Some(Arc::new(v)),
@@ -497,8 +494,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         let old = now - Duration::from_secs(100 * 86_400);
         let young = now - Duration::from_secs(60);
-        let revisions: Vec<(u64, SystemTime)> =
-            vec![(1, old), (2, old), (3, young), (4, young), (5, young)];
+        let revisions: Vec<(u64, SystemTime)> = vec![(1, old), (2, old), (3, young), (4, young), (5, young)];
         let count = HistoryOptions { keep: 2, ..Default::default() };
         assert_eq!(count.to_drop(&revisions, now), vec![3, 2, 1]);
         let both = HistoryOptions { keep: 2, max_age: Some(Duration::from_secs(86_400)), ..Default::default() };

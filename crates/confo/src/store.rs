@@ -22,8 +22,8 @@ use std::sync::Arc;
 use crate::backend::{
     Applied, Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version,
 };
-use crate::error::{Error, Missing, Result};
 use crate::error::Corruption;
+use crate::error::{Error, Missing, Result};
 use crate::history::{Author, History, Revision};
 use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
@@ -187,7 +187,10 @@ impl Store {
         };
         let change = Change::put(config, value).when(precondition).restoring(number);
         self.write_one(namespace, change).await?.ok_or_else(|| {
-            Error::unavailable(self.backend.describe(), format!("the rollback of {namespace}/{config} reported no version"))
+            Error::unavailable(
+                self.backend.describe(),
+                format!("the rollback of {namespace}/{config} reported no version"),
+            )
         })
     }
 

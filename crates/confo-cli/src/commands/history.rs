@@ -45,7 +45,10 @@ fn report_corrupt(corrupt: &[confo::error::Corruption]) -> Result<(), Failure> {
     if corrupt.is_empty() {
         Ok(())
     } else {
-        Err(Failure::new(Exit::Error, format!("{} history record(s) could not be read; the rest is listed", corrupt.len())))
+        Err(Failure::new(
+            Exit::Error,
+            format!("{} history record(s) could not be read; the rest is listed", corrupt.len()),
+        ))
     }
 }
 

@@ -150,8 +150,7 @@ impl EtcdBackend {
                 }
             }
             let outcomes = join_ordered(chunks.iter().map(|chunk| {
-                let mut compares =
-                    vec![etcd::Compare::create_revision(marker(namespace), etcd::CompareOp::Greater, 0)];
+                let mut compares = vec![etcd::Compare::create_revision(marker(namespace), etcd::CompareOp::Greater, 0)];
                 let mut ops = Vec::new();
                 for (_, plan) in chunk {
                     compares.push(plan.compare.clone());

@@ -423,7 +423,7 @@ impl Inner {
                 pending.push(p);
             }
         }
-        pending.iter().try_for_each(history::Pending::sync)
+        history::sync(&pending)
     }
 
     fn history(&self, namespace: &str, config: &str) -> Result<crate::history::History> {

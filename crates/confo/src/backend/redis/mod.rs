@@ -162,12 +162,9 @@ impl RedisBackend {
 
     async fn connect_once(options: &RedisOptions, ca: Option<&Vec<u8>>, describe: String) -> Result<Self> {
         let link = Link::connect(options, ca).await.map_err(|e| map_error(&describe, e))?;
-        let backend = RedisBackend { inner: Arc::new(Inner {
-            describe,
-            wait_replicas: options.wait_replicas,
-            history: options.history,
-            link,
-        }) };
+        let backend = RedisBackend {
+            inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, history: options.history, link }),
+        };
         // One round trip: the root if absent, and every script loaded so that even the first
         // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
         let mut pipe = redis::pipe();
@@ -566,11 +563,11 @@ impl Backend for RedisBackend {
         let mut report = WriteReport::default();
         for range in chunk_ranges(changes.len(), CHUNK_CHANGES, CHUNK_BYTES, |i| encoded[i].0.len()) {
             let (start, end) = (range.start, range.end);
-            let mut args: Vec<Vec<u8>> = Vec::with_capacity(3 + (end - start) * 6);
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity(3 + (end - start) * 7);
             args.push(history_arg.clone());
             args.push(meta.clone());
             args.push(time_text.clone());
-            for (change, (value, _)) in changes[start..end].iter().zip(&encoded[start..end]) {
+            for (change, (value, version)) in changes[start..end].iter().zip(&encoded[start..end]) {
                 let op = match change.kind {
                     ChangeKind::Put(_) => "P",
                     ChangeKind::Delete => "D",
@@ -587,6 +584,7 @@ impl Backend for RedisBackend {
                 args.push(expected.into_bytes());
                 args.push(value.clone());
                 args.push(change.restores.map(|n| n.to_string()).unwrap_or_default().into_bytes());
+                args.push(version.as_ref().and_then(|v| v.as_text()).unwrap_or_default().as_bytes().to_vec());
             }
             let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             let written: Result<i64> = self.script(&SCRIPTS.write, namespace, &arg_refs).await;
@@ -610,14 +608,15 @@ impl Backend for RedisBackend {
             return Err(super::history_off(&self.inner.describe, namespace.as_str()));
         }
         let key = history_key(namespace.as_str(), name.as_str());
-        let entries: Vec<(String, Vec<Vec<u8>>)> = match self.query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+")).await {
-            Ok(entries) => entries,
-            // Another type under the key: another program's, not ours to read.
-            Err(Error::Unavailable { message, .. }) if message.contains("WRONGTYPE") => {
-                return Err(self.corrupt(&key, "not a stream: another program's data"))
-            }
-            Err(e) => return Err(e),
-        };
+        let entries: Vec<(String, Vec<Vec<u8>>)> =
+            match self.query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+")).await {
+                Ok(entries) => entries,
+                // Another type under the key: another program's, not ours to read.
+                Err(Error::Unavailable { message, .. }) if message.contains("WRONGTYPE") => {
+                    return Err(self.corrupt(&key, "not a stream: another program's data"))
+                }
+                Err(e) => return Err(e),
+            };
         let mut history = crate::history::History::default();
         for (id, fields) in entries {
             let number = id.split_once('-').and_then(|(_, seq)| seq.parse::<u64>().ok());

@@ -1,8 +1,9 @@
 -- KEYS: root, namespace key. ARGV: namespace; history: '' (off) or 'keep max_age_ms now_ms';
 -- the history record's start (JSON of who and when, without its closing brace); the time as
--- text (for external records); then per change six values:
+-- text (for external records); then per change seven values:
 --   op ('P' put, 'D' delete), configuration, precondition ('A' any, 'N' absent, 'V' version),
---   expected sha1 of the stored value (for 'V'), value (for 'P'), revision restored ('' if none).
+--   expected sha1 of the stored value (for 'V'), value (for 'P'), revision restored ('' if none),
+--   sha1 of the value (for 'P').
 -- Checks every precondition before writing anything; then writes the values, each change's
 -- history record (stream confo-history:{<ns>-<cfg>}), the namespace index and one event per
 -- change. Returns the number of changes applied.
@@ -11,7 +12,7 @@ local HIST = ARGV[2]
 local META = ARGV[3]
 local TIME_TEXT = ARGV[4]
 local FIRST = 5
-local STRIDE = 6
+local STRIDE = 7
 local _, err = require_namespace(KEYS[1], ns)
 if err then return err end
 local index_err = foreign(KEYS[2])
@@ -57,52 +58,53 @@ for i = 0, n - 1 do
 end
 -- History: a stream per configuration, numbered by its ids 0-1, 0-2, ... ('0-*': Redis picks the
 -- next sequence number, and the stream's last id is kept when old entries are trimmed).
-local keep, max_age, now_ms
+local keep, max_age, now_ms, now_text
 if HIST ~= '' then
   local a, b2, c = string.match(HIST, '^(%d+) (%d+) (%d+)$')
-  keep, max_age, now_ms = tonumber(a), tonumber(b2), tonumber(c)
+  -- (Times stay text in the entries: Lua would write a large number as 1.7e+12.)
+  keep, max_age, now_ms, now_text = tonumber(a), tonumber(b2), tonumber(c), c
 end
 local function json_or_null(s)
   if s then return cjson.encode(s) end
   return 'null'
 end
-local function append(hkey, record, after)
-  redis.call('XADD', hkey, '0-*', 'r', record, 'after', after or '', 't', tostring(now_ms))
-end
-local function record(cfg, current, op, value, restores)
+local function record(cfg, current, op, value, after, restores)
   local hkey = 'confo-history:{' .. ns .. '-' .. cfg .. '}'
-  local t = redis.call('TYPE', hkey).ok
-  if t ~= 'none' and t ~= 'stream' then return end
+  -- The last entry, if any; an error reply means the key holds another program's data: no
+  -- history is recorded there (and nothing of it is touched).
+  local last = redis.pcall('XREVRANGE', hkey, '+', '-', 'COUNT', 1)
+  if last.err then return end
   local before = nil
   if current then before = redis.sha1hex(current) end
   -- A change made without confo (a raw client, Python confo) is recorded before this one.
-  local last = redis.call('XREVRANGE', hkey, '+', '-', 'COUNT', 1)
   local recorded = nil
-  local has_last = #last > 0
-  if has_last then
+  if #last > 0 then
     local fields = last[1][2]
     for f = 1, #fields, 2 do
       if fields[f] == 'after' and fields[f + 1] ~= '' then recorded = fields[f + 1] end
     end
   end
-  if (has_last and recorded ~= before) or (not has_last and current) then
+  if (#last > 0 and recorded ~= before) or (#last == 0 and current) then
     local found = 'null'
     if current and pcall(cjson.decode, current) then found = current end
-    append(hkey, '{"time":' .. cjson.encode(TIME_TEXT) ..
+    redis.call('XADD', hkey, '0-*', 'r', '{"time":' .. cjson.encode(TIME_TEXT) ..
       ',"actor":"(outside confo)","host":"","tool":"external","message":null,"op":"external","before":' ..
-      json_or_null(recorded) .. ',"after":' .. json_or_null(before) .. ',"restores":null,"value":' .. found .. '}', before)
+      json_or_null(recorded) .. ',"after":' .. json_or_null(before) .. ',"restores":null,"value":' .. found .. '}',
+      'after', before or '', 't', now_text)
   end
-  local after = nil
-  if value then after = redis.sha1hex(value) end
-  append(hkey, META .. ',"op":"' .. op .. '","before":' .. json_or_null(before) .. ',"after":' ..
+  local entry = META .. ',"op":"' .. op .. '","before":' .. json_or_null(before) .. ',"after":' ..
     json_or_null(after) .. ',"restores":' .. (restores ~= '' and restores or 'null') .. ',"value":' ..
-    (value or 'null') .. '}', after)
-  -- Retention: beyond the newest `keep`, and (with an age limit) older than it too.
-  local len = redis.call('XLEN', hkey)
-  if len > keep then
-    if max_age == 0 then
-      redis.call('XTRIM', hkey, 'MAXLEN', keep)
-    else
+    (value or 'null') .. '}'
+  if max_age == 0 then
+    -- Retention by count, exact, in the same call.
+    redis.call('XADD', hkey, 'MAXLEN', keep, '0-*', 'r', entry, 'after', after or '', 't', now_text)
+  else
+    redis.call('XADD', hkey, '0-*', 'r', entry, 'after', after or '', 't', now_text)
+  end
+  -- Retention with an age limit: beyond the newest `keep` and older than the limit.
+  if max_age > 0 then
+    local len = redis.call('XLEN', hkey)
+    if len > keep then
       local old = redis.call('XRANGE', hkey, '-', '+', 'COUNT', len - keep)
       for _, entry in ipairs(old) do
         local fields = entry[2]
@@ -125,7 +127,7 @@ for i = 0, n - 1 do
       if not foreign(ns .. '-' .. cfg) then current = redis.call('GET', ns .. '-' .. cfg) end
       local op = 'change'
       if ARGV[b + 5] ~= '' then op = 'rollback' elseif not current then op = 'create' end
-      record(cfg, current, op, ARGV[b + 4], ARGV[b + 5])
+      record(cfg, current, op, ARGV[b + 4], ARGV[b + 6], ARGV[b + 5])
     end
     redis.call('SET', ns .. '-' .. cfg, ARGV[b + 4])
     if not listed[cfg] then
@@ -139,7 +141,7 @@ for i = 0, n - 1 do
     if not foreign(ns .. '-' .. cfg) then
       if keep then
         local current = redis.call('GET', ns .. '-' .. cfg)
-        if current then record(cfg, current, 'delete', nil, '') end
+        if current then record(cfg, current, 'delete', nil, nil, '') end
       end
       redis.call('DEL', ns .. '-' .. cfg)
     end

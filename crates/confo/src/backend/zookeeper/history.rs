@@ -26,8 +26,16 @@ use crate::history::{decode_record, Author, History, Operation, Record};
 const DIGITS: usize = 10;
 /// How often a change without a precondition is tried again after another writer won a race.
 const ATTEMPTS: usize = 40;
-/// Configurations whose heads are read at once.
-const HEADS_AT_ONCE: usize = 500;
+/// Most operations per write transaction with history (three or four per configuration; the
+/// bytes, a value twice, are the real bound).
+const RECORDED_BATCH_OPS: usize = WRITE_BATCH;
+/// Write transactions in flight at once.
+const IN_FLIGHT: usize = 4;
+/// Configurations whose heads one read-only `multi` asks for (three reads each).
+const HEADS_PER_READ: usize = 200;
+/// Batches larger than this list the namespace first (see `heads`); smaller ones, point writes
+/// above all, read only what they touch.
+const LIST_FROM: usize = 16;
 
 fn revision_name(number: u64) -> String {
     format!("v-{number:0DIGITS$}")
@@ -70,41 +78,75 @@ impl ZkBackend {
         format!("{}/{namespace}/{config}", self.history_base())
     }
 
-    async fn head(&self, namespace: &str, config: &str) -> Result<Head> {
-        let data_path = format!("{}/{config}", self.namespace_path(namespace));
-        let history_path = self.history_path(namespace, config);
-        let stat = self.call(|c, _| {
-            let path = data_path.clone();
-            async move { c.check_stat(&path).await }
-        });
-        let children = self.call(|c, _| {
-            let path = history_path.clone();
-            async move { c.get_children(&path).await }
-        });
-        let (stat, children) = tokio::join!(stat, children);
-        let data = stat.map_err(|e| self.map_error(e))?;
-        let revisions = match children {
-            Ok((names, parent)) => {
-                let mut numbers: Vec<u64> = names.iter().filter_map(|n| revision_number(n)).collect();
-                numbers.sort_unstable();
-                Some((numbers, parent.pzxid))
-            }
-            Err(zk::Error::NoNode) => None,
-            Err(e) => return Err(self.map_error(e)),
-        };
-        Ok(Head { data, revisions })
-    }
-
+    /// What a write needs to know of each configuration. A large batch lists the namespace
+    /// and its history folder first (two requests) and asks only about the configurations
+    /// either lists; the rest are new, with no history. The others are read with read-only
+    /// `multi`s (their stat, their revisions' parent and its children), all in flight at once.
     async fn heads(&self, namespace: &str, names: &[&str]) -> Result<Vec<Head>> {
-        let mut heads = Vec::with_capacity(names.len());
-        for group in names.chunks(HEADS_AT_ONCE) {
-            let read = join_ordered(group.iter().map(|name| {
-                let (this, namespace, name) = (self.clone(), namespace.to_owned(), (*name).to_owned());
-                async move { this.head(&namespace, &name).await }
-            }))
-            .await;
-            for head in read {
-                heads.push(head?);
+        let mut heads = vec![Head { data: None, revisions: None }; names.len()];
+        let mut asked: Vec<usize> = (0..names.len()).collect();
+        if names.len() > LIST_FROM {
+            let history_ns = format!("{}/{namespace}", self.history_base());
+            let (existing, recorded) = tokio::join!(
+                self.children(namespace),
+                self.call(|c, _| {
+                    let path = history_ns.clone();
+                    async move { c.list_children(&path).await }
+                })
+            );
+            let existing: std::collections::HashSet<String> = existing?.into_iter().collect();
+            let recorded: std::collections::HashSet<String> = match recorded {
+                Ok(names) => names.into_iter().collect(),
+                Err(zk::Error::NoNode) => Default::default(),
+                Err(e) => return Err(self.map_error(e)),
+            };
+            asked.retain(|&i| existing.contains(names[i]) || recorded.contains(names[i]));
+        }
+        let ns_path = self.namespace_path(namespace);
+        let reads = join_ordered(asked.chunks(HEADS_PER_READ).map(|group| {
+            let paths: Vec<(String, String)> = group
+                .iter()
+                .map(|&i| (format!("{ns_path}/{}", names[i]), self.history_path(namespace, names[i])))
+                .collect();
+            let this = self.clone();
+            async move {
+                this.call(|c, _| {
+                    let paths = &paths;
+                    async move {
+                        let mut reader = c.new_multi_reader();
+                        for (data, history) in paths {
+                            reader.add_get_data(data)?;
+                            reader.add_get_data(history)?;
+                            reader.add_get_children(history)?;
+                        }
+                        reader.commit().await
+                    }
+                })
+                .await
+            }
+        }))
+        .await;
+        for (group, read) in asked.chunks(HEADS_PER_READ).zip(reads) {
+            let results = read.map_err(|e| self.map_error(e))?;
+            if results.len() != group.len() * 3 {
+                return Err(Error::unavailable(self.inner.describe.clone(), "unexpected multi-read response"));
+            }
+            for (&i, three) in group.iter().zip(results.chunks(3)) {
+                let data = match &three[0] {
+                    zk::MultiReadResult::Data { stat, .. } => Some(*stat),
+                    zk::MultiReadResult::Error { err: zk::Error::NoNode } => None,
+                    zk::MultiReadResult::Error { err } => return Err(self.map_error(err.clone())),
+                    _ => None,
+                };
+                let revisions = match (&three[1], &three[2]) {
+                    (zk::MultiReadResult::Data { stat, .. }, zk::MultiReadResult::Children { children }) => {
+                        let mut numbers: Vec<u64> = children.iter().filter_map(|n| revision_number(n)).collect();
+                        numbers.sort_unstable();
+                        Some((numbers, stat.pzxid))
+                    }
+                    _ => None,
+                };
+                heads[i] = Head { data, revisions };
             }
         }
         Ok(heads)
@@ -129,11 +171,6 @@ impl ZkBackend {
     /// [`Backend::apply`](crate::Backend::apply) with history: see the module's notes.
     pub(super) async fn apply_recorded(&self, namespace: &str, author: &Author, changes: &[Change]) -> WriteReport {
         let ns_path = self.namespace_path(namespace);
-        match self.exists(&ns_path).await {
-            Ok(true) => {}
-            Ok(false) => return WriteReport::failed(self.missing_namespace(namespace)),
-            Err(e) => return WriteReport::failed(e),
-        }
         // With credentials, the namespace must be ours before anything is written into it.
         match self.namespace_acl(namespace).await {
             Ok(Some(v)) if v != 0 => {
@@ -198,7 +235,10 @@ impl ZkBackend {
             let mut chunks: Vec<Vec<(usize, Plan)>> = Vec::new();
             let (mut ops, mut bytes) = (0, 0);
             for (i, plan) in plans {
-                if chunks.is_empty() || ops + plan.ops.len() > WRITE_BATCH || bytes + plan.bytes > WRITE_BATCH_BYTES {
+                if chunks.is_empty()
+                    || ops + plan.ops.len() > RECORDED_BATCH_OPS
+                    || bytes + plan.bytes > WRITE_BATCH_BYTES
+                {
                     chunks.push(Vec::new());
                     (ops, bytes) = (0, 0);
                 }
@@ -208,36 +248,45 @@ impl ZkBackend {
                     chunk.push((i, plan));
                 }
             }
-            let outcomes = join_ordered(chunks.iter().map(|chunk| {
-                let ops: Vec<Op> = chunk.iter().flat_map(|(_, p)| p.ops.iter().cloned()).collect();
-                let this = self.clone();
-                async move {
-                    if ops.is_empty() {
-                        return Ok(Ok(()));
-                    }
-                    this.call(|c, acls| {
-                        let ops = &ops;
+            // A few transactions in flight at a time: a connection busy with many large ones
+            // answers no ping within the session's timeout.
+            let mut outcomes = Vec::with_capacity(chunks.len());
+            for wave in chunks.chunks(IN_FLIGHT) {
+                outcomes.extend(
+                    join_ordered(wave.iter().map(|chunk| {
+                        let ops: Vec<Op> = chunk.iter().flat_map(|(_, p)| p.ops.iter().cloned()).collect();
+                        let this = self.clone();
                         async move {
-                            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls));
-                            let mut writer = c.new_multi_writer();
-                            for op in ops {
-                                match op {
-                                    Op::Create(path, data) => writer.add_create(path, data, &options)?,
-                                    Op::Set(path, data, version) => writer.add_set_data(path, data, Some(*version))?,
-                                    Op::Delete(path, version) => writer.add_delete(path, Some(*version))?,
+                            if ops.is_empty() {
+                                return Ok(Ok(()));
+                            }
+                            this.call(|c, acls| {
+                                let ops = &ops;
+                                async move {
+                                    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls));
+                                    let mut writer = c.new_multi_writer();
+                                    for op in ops {
+                                        match op {
+                                            Op::Create(path, data) => writer.add_create(path, data, &options)?,
+                                            Op::Set(path, data, version) => {
+                                                writer.add_set_data(path, data, Some(*version))?
+                                            }
+                                            Op::Delete(path, version) => writer.add_delete(path, Some(*version))?,
+                                        }
+                                    }
+                                    match writer.commit().await {
+                                        Ok(_) => Ok(Ok(())),
+                                        Err(zk::MultiWriteError::OperationFailed { source, .. }) => Ok(Err(source)),
+                                        Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
+                                    }
                                 }
-                            }
-                            match writer.commit().await {
-                                Ok(_) => Ok(Ok(())),
-                                Err(zk::MultiWriteError::OperationFailed { source, .. }) => Ok(Err(source)),
-                                Err(zk::MultiWriteError::RequestFailed { source }) => Err(source),
-                            }
+                            })
+                            .await
                         }
-                    })
-                    .await
-                }
-            }))
-            .await;
+                    }))
+                    .await,
+                );
+            }
             let mut retry = Vec::new();
             for (chunk, outcome) in chunks.iter().zip(outcomes) {
                 match outcome {
@@ -247,10 +296,16 @@ impl ZkBackend {
                             report.applied.push(Applied { name: changes[*i].name.clone(), version });
                         }
                     }
+                    Ok(Err(zk::Error::NoNode))
+                        if report.error.is_none() && !self.exists(&ns_path).await.unwrap_or(true) =>
+                    {
+                        report.error = Some(self.missing_namespace(namespace));
+                    }
                     Ok(Err(source)) => {
-                        let any = chunk.iter().all(|(i, _)| changes[*i].precondition == Precondition::Any);
                         let race = matches!(source, zk::Error::NodeExists | zk::Error::BadVersion | zk::Error::NoNode);
-                        if race && any {
+                        // Another writer won a race, or the configuration changed: read again
+                        // (a precondition that no longer holds is then a conflict).
+                        if race {
                             retry.extend(chunk.iter().map(|(i, _)| *i));
                         } else if report.error.is_none() {
                             report.error = Some(match source {
@@ -349,7 +404,6 @@ impl ZkBackend {
                     value: content.as_ref(),
                 };
                 let bytes = record.encode()?;
-                plan.bytes += bytes.len() + history.len() + 16;
                 plan.ops.push(Op::Create(format!("{history}/{}", revision_name(next)), bytes));
                 next += 1;
             }
@@ -376,7 +430,6 @@ impl ZkBackend {
             value: content,
         };
         let bytes = record.encode()?;
-        plan.bytes += bytes.len() + history.len() + 16 + path.len() + value.map_or(0, <[u8]>::len);
         plan.ops.push(match (value, current) {
             (Some(v), Some(stat)) => Op::Set(path.clone(), v.to_vec(), stat.version),
             (Some(v), None) => Op::Create(path.clone(), v.to_vec()),
@@ -408,6 +461,15 @@ impl ZkBackend {
                 }
             }
         }
+        // Request bytes: each operation's path and data, and room for its header and ACL.
+        plan.bytes = plan
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Create(path, data) | Op::Set(path, data, _) => path.len() + data.len() + 64,
+                Op::Delete(path, _) => path.len() + 64,
+            })
+            .sum();
         Ok(plan)
     }
 
