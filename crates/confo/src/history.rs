@@ -344,6 +344,7 @@ impl Record<'_> {
 
     /// Who, when and why, as the start of a JSON object (`{"time":…,…` without its closing
     /// brace): what a Redis script completes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn encode_meta_prefix(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec(&Value::Object(self.meta())).unwrap_or_else(|_| b"{}".to_vec());
         bytes.pop();
