@@ -201,6 +201,18 @@ impl HistoryOptions {
         HistoryOptions { enabled: false, ..Default::default() }
     }
 
+    /// The same options keeping at least the newest `keep` revisions (at least 1).
+    pub fn keeping(mut self, keep: usize) -> Self {
+        self.keep = keep.max(1);
+        self
+    }
+
+    /// The same options keeping revisions younger than `age` too.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
     /// Reads `history`, `history_keep` and `history_max_age` from a credentials dictionary.
     pub(crate) fn from_credentials(creds: &mut crate::options::Credentials<'_>) -> Result<Self> {
         let mut options = HistoryOptions::default();

@@ -80,6 +80,8 @@
 //!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
 //!   preconditions.
+//! - [`history`]: version history: every change recorded by the engine's write path, in the
+//!   same atomic step as the data; [`Store::history`], [`Store::rollback`], [`Store::log`].
 //! - [`secrets`]: fields encrypted at rest (XChaCha20-Poly1305, bound to their place), the
 //!   keyring.
 //! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one

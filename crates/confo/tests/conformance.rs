@@ -2,16 +2,23 @@
 
 use std::sync::Arc;
 
+use confo::history::HistoryOptions;
 use confo::{Backend, FileBackend, MemoryBackend};
 
 mod memory {
     use super::*;
 
     async fn make() -> ((), Arc<dyn Backend>) {
-        ((), Arc::new(MemoryBackend::new()))
+        ((), Arc::new(MemoryBackend::with_history(HistoryOptions::default().keeping(500))))
     }
 
     confo::conformance_tests!(make());
+
+    #[tokio::test]
+    async fn history_retention() {
+        let backend = Arc::new(MemoryBackend::with_history(HistoryOptions::default().keeping(3)));
+        confo::conformance::history_retention_keeps_the_newest(backend).await;
+    }
 }
 
 mod memory_without_history {
@@ -35,6 +42,13 @@ mod file {
     }
 
     confo::conformance_tests!(make());
+
+    #[tokio::test]
+    async fn history_retention() {
+        let dir = confo_testkit::store_dir().expect("temp dir");
+        let spec: confo::BackendSpec = format!("file:{}?history_keep=3", dir.path().display()).parse().expect("spec");
+        confo::conformance::history_retention_keeps_the_newest(spec.open().await.expect("open")).await;
+    }
 }
 
 mod memory_live {

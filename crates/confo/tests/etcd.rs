@@ -26,7 +26,7 @@ mod conformance {
 
     async fn make() -> (EtcdServer, Arc<dyn Backend>) {
         let server = EtcdServer::start().expect("etcd");
-        let backend = connect(&format!("etcd://{}", server.endpoint())).await;
+        let backend = connect(&format!("etcd://{}?history_keep=500", server.endpoint())).await;
         (server, Arc::new(backend))
     }
 
@@ -226,4 +226,11 @@ async fn secrets_are_sealed_at_rest() {
     let ns = confo::conformance::store_a_secret(Arc::new(backend)).await;
     let response = raw(&server).await.get(format!("/confo/{ns}/db"), None).await.expect("get");
     confo::conformance::assert_no_plaintext(response.kvs()[0].value());
+}
+
+#[tokio::test]
+async fn history_retention() {
+    let server = EtcdServer::start().expect("etcd");
+    let backend = connect(&format!("etcd://{}?history_keep=3", server.endpoint())).await;
+    confo::conformance::history_retention_keeps_the_newest(Arc::new(backend)).await;
 }

@@ -32,7 +32,7 @@ mod conformance {
 
     async fn make() -> (RedisServer, Arc<dyn Backend>) {
         let server = RedisServer::start().expect("redis-server");
-        let backend = connect(&server.url()).await;
+        let backend = connect(&format!("{}?history_keep=500", server.url())).await;
         (server, Arc::new(backend))
     }
 
@@ -688,4 +688,11 @@ async fn secrets_are_sealed_at_rest() {
     let ns = confo::conformance::store_a_secret(Arc::new(connect(&server.url()).await)).await;
     let raw_value: Vec<u8> = raw(&server).await.get(format!("{ns}-db")).await.expect("GET");
     confo::conformance::assert_no_plaintext(&raw_value);
+}
+
+#[tokio::test]
+async fn history_retention() {
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&format!("{}?history_keep=3", server.url())).await;
+    confo::conformance::history_retention_keeps_the_newest(Arc::new(backend)).await;
 }

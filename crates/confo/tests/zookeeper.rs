@@ -41,7 +41,7 @@ mod conformance {
 
     async fn make() -> (Arc<ZkServer>, Arc<dyn Backend>) {
         let (server, chroot) = server_and_chroot();
-        let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+        let backend = connect(&format!("zk://{}{chroot}?history_keep=500", server.connect_string())).await;
         (server, Arc::new(backend))
     }
 
@@ -399,4 +399,11 @@ async fn secrets_are_sealed_at_rest() {
     let ns = confo::conformance::store_a_secret(Arc::new(backend)).await;
     let (bytes, _) = raw(&server).await.get_data(&format!("/confo/{ns}/db")).await.expect("getData");
     confo::conformance::assert_no_plaintext(&bytes);
+}
+
+#[tokio::test]
+async fn history_retention() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}?history_keep=3", server.connect_string())).await;
+    confo::conformance::history_retention_keeps_the_newest(Arc::new(backend)).await;
 }

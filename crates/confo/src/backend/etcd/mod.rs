@@ -23,6 +23,10 @@
 //!   preconditions in read-only transactions, so a conflict writes nothing; transactions then
 //!   run concurrently, each atomic; a failure reports those that committed. Deleting a
 //!   namespace is one transaction (marker and prefix) whatever its size.
+//! - **History**: revisions are keys `/confo-history/<ns>/<cfg>/NNNNNNNNNN`, written in the
+//!   configuration's transaction under a compare on its revision (see `history.rs`); the watch
+//!   ignores them. With history a value is sent twice, so the largest configuration is 690,000
+//!   bytes.
 //! - **Versions** are `mod_revision`s.
 //! - **Notifications**: one watch on the `/confo` prefix. The watch is opened before a
 //!   watcher's first read and re-opened (with a full re-read) after it breaks, so no change

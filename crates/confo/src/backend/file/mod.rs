@@ -29,6 +29,9 @@
 //!   `config_path` (atomic), then removes it. A crash between the two leaves that dot-folder,
 //!   which the next namespace deletion removes.
 //! - Versions are a 64-bit hash of the file's bytes, so an edit by any program is seen.
+//! - **History** is kept beside the root, never inside it: `<parent>/.<root>.confo/history/
+//!   <ns>/<cfg>/NNNNNNNNNN.json`, one fsynced file per revision written under the namespace's
+//!   lock before the configuration's rename (the commit point); see the `history` module.
 //! - **Notifications** come from the file system (`notify`: inotify on Linux) for the whole
 //!   tree, so an edit by any program (a text editor, Python confo) is noticed; our temporary
 //!   and trash dot-files are ignored, and a notification overflow asks for a full re-read.

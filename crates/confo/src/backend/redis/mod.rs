@@ -30,6 +30,12 @@
 //!   trip whatever its size. A batch is written in chunks of at most [`CHUNK_CHANGES`] changes
 //!   and [`CHUNK_BYTES`] bytes (a few milliseconds of server time each), one script each, so a huge namespace never blocks the server for
 //!   long; each chunk is atomic, and a failure reports the chunks already written.
+//! - **History**: each write's script appends the change to a stream
+//!   `confo-history:{<ns>-<cfg>}` (ids `0-1`, `0-2`, …: the revision numbers; `XADD … MAXLEN`
+//!   keeps the newest `history_keep`), in the same atomic step, and first records an `external`
+//!   revision when the value is not the one last recorded (another program wrote it). The
+//!   `confo-` prefix cannot collide with the seed's keys; the hash tag keeps each stream in its
+//!   configuration's cluster slot. Deleting a namespace keeps them.
 //! - **Versions** are the SHA-1 of the stored value, compared inside the write script with
 //!   `redis.sha1hex`, so any writer's change is noticed.
 //! - **Connecting.** Connect and response timeouts (default 3 s and 10 s), so a dead server is

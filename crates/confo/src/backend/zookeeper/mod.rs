@@ -22,6 +22,9 @@
 //!   transactions, so a conflict writes nothing; a failure after that reports the transactions
 //!   that committed. A node another client created or deleted meanwhile (for a change without a
 //!   precondition) makes the write retry with a fresh listing.
+//! - **History**: revisions are znodes `[chroot]/confo-history/<ns>/<cfg>/v-NNNNNNNNNN`, created
+//!   in the same `multi` as the configuration's version-checked write (see `history.rs`); with
+//!   history a value is sent twice, so the largest configuration is 480,000 bytes.
 //! - **Versions** are the znodes' stat versions; preconditions are version checks in the same
 //!   transaction.
 //! - **Auth and ACLs.** With `user:password`, the session authenticates with the `digest` scheme
