@@ -100,6 +100,11 @@ impl Author {
         self
     }
 
+    /// Who an `external` revision is recorded as made by: a change found made without confo.
+    pub(crate) fn outside() -> Self {
+        Author { actor: "(outside confo)".into(), host: String::new(), tool: "external".into(), message: None }
+    }
+
     /// The library's default author (`tool` = `library`), read once per process.
     pub fn library() -> Arc<Author> {
         static LIBRARY: std::sync::OnceLock<Arc<Author>> = std::sync::OnceLock::new();

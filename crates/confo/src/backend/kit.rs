@@ -34,6 +34,40 @@ pub(crate) fn chunk_ranges(
     ranges
 }
 
+/// Packs items into groups bounded in operations and bytes, in order (`cost` gives an item's
+/// operations and bytes); an item over a bound goes alone.
+pub(crate) fn pack<T>(
+    items: Vec<T>,
+    max_ops: usize,
+    max_bytes: usize,
+    cost: impl Fn(&T) -> (usize, usize),
+) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let (mut ops, mut bytes) = (0, 0);
+    for item in items {
+        let (item_ops, item_bytes) = cost(&item);
+        match groups.last_mut() {
+            Some(group) if ops + item_ops <= max_ops && bytes + item_bytes <= max_bytes => {
+                ops += item_ops;
+                bytes += item_bytes;
+                group.push(item);
+            }
+            _ => {
+                (ops, bytes) = (item_ops, item_bytes);
+                groups.push(vec![item]);
+            }
+        }
+    }
+    groups
+}
+
+/// A short pause before trying again after losing a race to another writer: 1 to 20 ms,
+/// differing between processes and attempts so that racing writers spread out.
+pub(crate) async fn race_pause(attempt: usize) {
+    let jitter = u64::from(std::process::id() % 7) + (attempt as u64 % 5) * 3;
+    tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
+}
+
 /// Runs every future at once (each on the runtime, so they overlap on the wire) and returns
 /// their outputs in the order given. A panic in one is raised here.
 pub(crate) async fn join_ordered<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
@@ -69,6 +103,14 @@ mod tests {
         // An item over the byte limit goes alone, and the next starts afresh.
         let sizes = [1, 50, 1, 1];
         assert_eq!(chunk_ranges(4, 10, 10, |i| sizes[i]), [0..1, 1..2, 2..4]);
+    }
+
+    #[test]
+    fn packs_are_bounded_in_operations_and_bytes_and_keep_the_order() {
+        let items = [(2, 10), (2, 10), (3, 10), (1, 100), (1, 1)];
+        let groups = pack(items.to_vec(), 4, 50, |&(o, b)| (o, b));
+        assert_eq!(groups, vec![vec![(2, 10), (2, 10)], vec![(3, 10)], vec![(1, 100)], vec![(1, 1)]]);
+        assert!(pack(Vec::<(usize, usize)>::new(), 4, 50, |&(o, b)| (o, b)).is_empty());
     }
 
     #[tokio::test]

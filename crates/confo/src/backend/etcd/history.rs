@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use etcd_client as etcd;
 
 use super::{config_prefix, marker, prefix_end, transact, EtcdBackend, TXN_BYTES, TXN_OPS};
-use crate::backend::kit::join_ordered;
+use crate::backend::kit::{join_ordered, pack};
 use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
 use crate::error::{ConfigId, Error, Result};
 use crate::history::{decode_record, Author, History, Operation, Record};
@@ -136,19 +136,7 @@ impl EtcdBackend {
                 }
             }
             // Transactions bounded in operations and bytes, all in flight at once.
-            let mut chunks: Vec<Vec<(usize, Plan)>> = Vec::new();
-            let (mut ops, mut bytes) = (0, 0);
-            for (i, plan) in plans {
-                if chunks.is_empty() || ops + plan.ops.len() > TXN_OPS || bytes + plan.bytes > TXN_BYTES {
-                    chunks.push(Vec::new());
-                    (ops, bytes) = (0, 0);
-                }
-                ops += plan.ops.len();
-                bytes += plan.bytes;
-                if let Some(chunk) = chunks.last_mut() {
-                    chunk.push((i, plan));
-                }
-            }
+            let chunks = pack(plans, TXN_OPS, TXN_BYTES, |(_, plan)| (plan.ops.len(), plan.bytes));
             let outcomes = join_ordered(chunks.iter().map(|chunk| {
                 let mut compares = vec![etcd::Compare::create_revision(marker(namespace), etcd::CompareOp::Greater, 0)];
                 let mut ops = Vec::new();
@@ -195,8 +183,7 @@ impl EtcdBackend {
             // differs between writers.
             pending = retry;
             if attempt < ATTEMPTS {
-                let jitter = u64::from(std::process::id() % 7) + (attempt as u64 % 5) * 3;
-                tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
+                crate::backend::kit::race_pause(attempt).await;
             }
         }
         let names: Vec<&Change> = pending.iter().map(|&i| encoded[i].0).collect();
@@ -228,12 +215,7 @@ impl EtcdBackend {
             if head.newest.is_none_or(|(_, recorded)| recorded != current) {
                 let found = self.get(key.clone(), None).await?;
                 let content = found.kvs().first().and_then(|kv| crate::codec::parse_config(kv.value()).ok());
-                let outside = Author {
-                    actor: "(outside confo)".into(),
-                    host: String::new(),
-                    tool: "external".into(),
-                    message: None,
-                };
+                let outside = Author::outside();
                 let record = Record {
                     number: next,
                     operation: Operation::External,

@@ -178,12 +178,7 @@ impl FileHistory {
                 number: next,
                 operation: Operation::External,
                 time,
-                author: &Author {
-                    actor: "(outside confo)".into(),
-                    host: String::new(),
-                    tool: "external".into(),
-                    message: None,
-                },
+                author: &Author::outside(),
                 restores: None,
                 before: recorded,
                 after: current_version.clone(),

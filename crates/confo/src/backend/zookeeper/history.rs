@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use zookeeper_client as zk;
 
 use super::{zk_version, ZkBackend, WRITE_BATCH, WRITE_BATCH_BYTES};
-use crate::backend::kit::join_ordered;
+use crate::backend::kit::{join_ordered, pack};
 use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
 use crate::error::{ConfigId, Error, Result};
 use crate::history::{decode_record, Author, History, Operation, Record};
@@ -231,23 +231,8 @@ impl ZkBackend {
                     }
                 }
             }
-            // Transactions bounded in operations and bytes, all in flight at once.
-            let mut chunks: Vec<Vec<(usize, Plan)>> = Vec::new();
-            let (mut ops, mut bytes) = (0, 0);
-            for (i, plan) in plans {
-                if chunks.is_empty()
-                    || ops + plan.ops.len() > RECORDED_BATCH_OPS
-                    || bytes + plan.bytes > WRITE_BATCH_BYTES
-                {
-                    chunks.push(Vec::new());
-                    (ops, bytes) = (0, 0);
-                }
-                ops += plan.ops.len();
-                bytes += plan.bytes;
-                if let Some(chunk) = chunks.last_mut() {
-                    chunk.push((i, plan));
-                }
-            }
+            // Transactions bounded in operations and bytes.
+            let chunks = pack(plans, RECORDED_BATCH_OPS, WRITE_BATCH_BYTES, |(_, plan)| (plan.ops.len(), plan.bytes));
             // A few transactions in flight at a time: a connection busy with many large ones
             // answers no ping within the session's timeout.
             let mut outcomes = Vec::with_capacity(chunks.len());
@@ -336,8 +321,7 @@ impl ZkBackend {
             }
             pending = retry;
             if attempt < ATTEMPTS {
-                let jitter = u64::from(std::process::id() % 7) + (attempt as u64 % 5) * 3;
-                tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
+                crate::backend::kit::race_pause(attempt).await;
             }
         }
         let path = format!("{ns_path}/{}", changes[pending[0]].name);
@@ -383,12 +367,7 @@ impl ZkBackend {
                     .await
                     .ok()
                     .and_then(|(bytes, _)| crate::codec::parse_config(&bytes).ok());
-                let outside = Author {
-                    actor: "(outside confo)".into(),
-                    host: String::new(),
-                    tool: "external".into(),
-                    message: None,
-                };
+                let outside = Author::outside();
                 let last_after = match numbers.last() {
                     Some(n) => self.read_revision(namespace, &change.name, *n).await.and_then(|r| r.version_after),
                     None => None,
