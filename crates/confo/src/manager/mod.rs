@@ -528,6 +528,8 @@ impl Confo {
             let state = self.state();
             let (_, slot) = state.active()?;
             match known(&slot.snapshots, &namespace, config) {
+                // (A namespace this session has not read: what is stored now.)
+                _ if !slot.snapshots.contains_key(&namespace) => None,
                 Known::Stored(stored) => Some(crate::Precondition::Version(stored.version.clone())),
                 Known::Absent => Some(crate::Precondition::Absent),
                 _ => None,

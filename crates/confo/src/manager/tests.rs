@@ -495,3 +495,29 @@ async fn unchanged_secrets_are_not_sealed_again_on_persist() {
     let after = store.load_configuration("ns", "db").await.unwrap().unwrap().value["password"].clone();
     assert_eq!(before, after, "the same ciphertext: no new nonce, no churn");
 }
+
+/// The session's rollback: its precondition is the version the session loaded (a change made
+/// since by someone else is a conflict, nothing written), it records the session's author, and
+/// the session sees the restored value.
+#[tokio::test]
+async fn session_rollback_uses_the_loaded_version_and_the_sessions_author() {
+    let (confo, backend) = memory_manager().await;
+    confo.set_author(crate::history::Author::current("test").with_actor("sam"));
+    confo.create_namespace("ns").await.unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    for port in [1, 2] {
+        confo.set("db", "port", port).unwrap();
+        confo.persist().await.unwrap();
+    }
+    assert_eq!(confo.history("db", crate::store::Page::all()).await.unwrap().head(), 2);
+    confo.rollback("db", 1).await.unwrap();
+    assert_eq!(confo.get_field("db", "port").unwrap(), Some(json!(1)));
+    let three = confo.revision("db", 3).await.unwrap();
+    assert_eq!((three.actor.as_str(), three.restores), ("sam", Some(1)));
+    // Someone else writes: this session's loaded version is stale.
+    backend.put_configuration("ns", "db", obj(json!({"port": 9}))).await.unwrap();
+    assert!(matches!(confo.rollback("db", 2).await, Err(Error::Conflict { .. })));
+    assert_eq!(backend.load_configuration("ns", "db").await.unwrap().unwrap().value["port"], json!(9));
+    let (log, _) = confo.log(&crate::store::LogFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 4);
+}
