@@ -326,3 +326,36 @@ async fn secrets_are_sealed_at_rest() {
     let ns = confo::conformance::store_a_secret(std::sync::Arc::new(backend)).await;
     confo::conformance::assert_no_plaintext(&std::fs::read(dir.path().join(&ns).join("db.json")).expect("read"));
 }
+
+/// A write that crashed after its revision and before its rename leaves a revision that is not
+/// listed and is removed by the next writer, whose number then follows the last committed one;
+/// with `history_keep=1` the committed revision before the newest is not dropped by the write
+/// that follows it, so numbers never restart.
+#[tokio::test]
+async fn an_uncommitted_revision_is_hidden_then_replaced_and_numbers_go_on() {
+    let dir = confo_testkit::store_dir().expect("temp dir");
+    let spec: confo::BackendSpec = format!("file:{}?history_keep=1", dir.path().display()).parse().expect("spec");
+    let backend = spec.open().await.expect("open");
+    backend.create_namespace("ns").await.expect("create");
+    for v in 1..=3 {
+        backend.put_configuration("ns", "c", json!({"v": v}).as_object().expect("object").clone()).await.expect("put");
+    }
+    let history = backend.configuration_history("ns", "c").await.expect("history");
+    let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, [3, 2], "the one before the newest stays until the next write");
+    // A writer that died before its rename: revision 4 names the file's current version as its
+    // `before`, and a version the file never reached as its `after`.
+    let current = history.revisions[0].version_after.clone().expect("after");
+    let folder = dir.path().parent().expect("parent").join(".root.confo/history/ns/c");
+    let torn = json!({"n": 4, "op": "change", "time": "2026-11-28T00:00:00.000Z", "actor": "x", "host": "",
+        "tool": "t", "message": null, "restores": null, "before": current, "after": "never", "value": {"v": 4}});
+    fs::write(folder.join("0000000004.json"), torn.to_string()).expect("write");
+    let listed: Vec<u64> =
+        backend.configuration_history("ns", "c").await.expect("history").revisions.iter().map(|r| r.number).collect();
+    assert_eq!(listed, [3, 2], "an uncommitted revision is never listed");
+    backend.put_configuration("ns", "c", json!({"v": 5}).as_object().expect("object").clone()).await.expect("put");
+    let history = backend.configuration_history("ns", "c").await.expect("history");
+    assert_eq!(history.revisions[0].number, 4, "numbered after the last committed one");
+    assert_eq!(history.revisions[0].value.as_deref().expect("value")["v"], json!(5));
+    assert_eq!(fs::read_dir(&folder).expect("folder").count(), 2, "the torn one is gone, 2 is dropped");
+}

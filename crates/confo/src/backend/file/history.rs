@@ -158,6 +158,10 @@ impl FileHistory {
         let new = files.is_empty() && !folder.is_dir();
         fs::create_dir_all(&folder).map_err(|e| Error::io(Self::loc(&folder), e))?;
         let mut next = files.last().map_or(1, |(n, _)| n + 1);
+        // The newest committed revision is never dropped by this write: if it crashes before
+        // its rename, its own revisions are removed and that one is the newest again (numbers
+        // go on from it, never restart).
+        let committed = next.saturating_sub(1);
         let last = files.last().map(|(n, p)| Self::read(*n, p));
         let recorded = match &last {
             Some(Ok(r)) => r.version_after.clone(),
@@ -197,12 +201,13 @@ impl FileHistory {
         let record = Record { number: next, operation, time, author, restores, before: current_version, after, value };
         Self::create(&folder, next, &record.encode()?)?;
         files.push((next, folder.join(format!("{next:0DIGITS$}.json"))));
-        self.trim(&files, time);
+        self.trim(&files, time, committed);
         Ok(Some(Pending { folder, new }))
     }
 
-    /// Drops what retention allows (best effort: a failure leaves an extra old revision).
-    fn trim(&self, files: &[(u64, PathBuf)], now: SystemTime) {
+    /// Drops what retention allows, but never `committed` or newer (best effort: a failure
+    /// leaves an extra old revision).
+    fn trim(&self, files: &[(u64, PathBuf)], now: SystemTime, committed: u64) {
         if files.len() <= self.options.keep {
             return;
         }
@@ -217,7 +222,7 @@ impl FileHistory {
                 (*n, time)
             })
             .collect();
-        for number in self.options.to_drop(&dated, now) {
+        for number in self.options.to_drop(&dated, now).into_iter().filter(|&n| n < committed) {
             if let Some((_, path)) = files.iter().find(|(n, _)| *n == number) {
                 let _ = fs::remove_file(path);
             }
