@@ -100,11 +100,6 @@ impl Author {
         self
     }
 
-    /// Who an `external` revision is recorded as made by: a change found made without confo.
-    pub(crate) fn outside() -> Self {
-        Author { actor: "(outside confo)".into(), host: String::new(), tool: "external".into(), message: None }
-    }
-
     /// The library's default author (`tool` = `library`), read once per process.
     pub fn library() -> Arc<Author> {
         static LIBRARY: std::sync::OnceLock<Arc<Author>> = std::sync::OnceLock::new();
@@ -334,6 +329,40 @@ pub(crate) struct Record<'a> {
     pub before: Option<String>,
     pub after: Option<String>,
     pub value: Option<&'a Configuration>,
+}
+
+/// Who an `external` revision is recorded as made by: a change found made without confo (the
+/// Redis write script writes the same fields).
+static OUTSIDE: std::sync::LazyLock<Author> = std::sync::LazyLock::new(|| Author {
+    actor: "(outside confo)".into(),
+    host: String::new(),
+    tool: "external".into(),
+    message: None,
+});
+
+/// The operation a change records: a put is a rollback when it restores a revision, else a
+/// change of what existed or a creation; a delete is a deletion.
+pub(crate) fn operation_of(change: &crate::backend::Change, existed: bool) -> Operation {
+    match (&change.kind, change.restores, existed) {
+        (crate::backend::ChangeKind::Delete, _, _) => Operation::Delete,
+        (_, Some(_), _) => Operation::Rollback,
+        (_, None, true) => Operation::Change,
+        (_, None, false) => Operation::Create,
+    }
+}
+
+impl<'a> Record<'a> {
+    /// The `external` revision of a change found made without confo: from version `before`
+    /// (the last recorded) to `after` (what is stored), holding `value` (none if unreadable).
+    pub(crate) fn external(
+        number: u64,
+        time: SystemTime,
+        before: Option<String>,
+        after: Option<String>,
+        value: Option<&'a Configuration>,
+    ) -> Self {
+        Record { number, operation: Operation::External, time, author: &OUTSIDE, restores: None, before, after, value }
+    }
 }
 
 impl Record<'_> {

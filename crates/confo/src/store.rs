@@ -198,8 +198,7 @@ impl Store {
     /// filtered: `(configuration, revision)`. Records that could not be read are returned
     /// apart.
     pub async fn log(&self, namespace: &str, filter: &LogFilter) -> Result<(Vec<(String, Revision)>, Vec<Corruption>)> {
-        let ns = self.backend.namespace(namespace)?;
-        let names = self.backend.history_names(&ns).await?;
+        let names = self.backend.history_configurations(namespace).await?;
         let histories = crate::backend::kit::join_ordered(names.into_iter().map(|name| {
             let (backend, namespace) = (self.backend.clone(), namespace.to_owned());
             async move { backend.configuration_history(&namespace, &name).await.map(|h| (name, h)) }

@@ -18,7 +18,7 @@ use super::{
     Stored, Version, WriteReport,
 };
 use crate::error::{Error, Missing, Result};
-use crate::history::{HistoryOptions, Operation, Revision};
+use crate::history::{operation_of, HistoryOptions, Operation, Revision};
 use crate::name::{ConfigName, NamespaceName};
 
 /// A backend that keeps everything in memory. Cheap to create; useful in tests and as the
@@ -150,12 +150,7 @@ impl Backend for MemoryBackend {
                     state.counter += 1;
                     let version = Version::number(state.counter);
                     configs.insert(change.name.clone(), Stored { value: value.clone(), version: version.clone() });
-                    let operation = match (change.restores, &before) {
-                        (Some(_), _) => Operation::Rollback,
-                        (None, Some(_)) => Operation::Change,
-                        (None, None) => Operation::Create,
-                    };
-                    (Some(version), Some(operation), Some(value.clone()))
+                    (Some(version), Some(operation_of(change, before.is_some())), Some(value.clone()))
                 }
                 ChangeKind::Delete => {
                     let existed = configs.remove(&change.name).is_some();
@@ -196,18 +191,12 @@ impl Backend for MemoryBackend {
     }
 
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
-        if !self.history.enabled {
-            return Err(super::history_off(&self.describe(), namespace.as_str()));
-        }
         let key = (namespace.as_str().to_owned(), name.as_str().to_owned());
         let revisions = self.state().history.get(&key).cloned().unwrap_or_default();
         Ok(crate::history::History { revisions, corrupt: Vec::new() }.sorted())
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
-        if !self.history.enabled {
-            return Err(super::history_off(&self.describe(), namespace.as_str()));
-        }
         let state = self.state();
         Ok(state.history.keys().filter(|(ns, _)| ns == namespace.as_str()).map(|(_, c)| c.clone()).collect())
     }

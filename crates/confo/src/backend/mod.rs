@@ -451,9 +451,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Every recorded revision of one configuration (readable ones newest first, and the
     /// records that are not readable), whether or not it exists now. An empty history if
-    /// nothing was recorded; [`Error::NotFound`] ([`Missing::History`](crate::error::Missing))
-    /// if this backend keeps no history (the default, and `history=off`). Called as
-    /// [`BackendExt::configuration_history`].
+    /// nothing was recorded. Called as [`BackendExt::configuration_history`], which answers
+    /// [`Error::NotFound`] ([`Missing::History`](crate::error::Missing)) without calling it when
+    /// [`Capabilities::history`] is false (the default, and `history=off`).
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
         let _ = name;
         Err(history_off(&self.describe(), namespace.as_str()))
@@ -528,10 +528,24 @@ pub trait BackendExt: Backend {
         }
     }
 
-    /// One configuration's recorded history (see [`Backend::history`]).
+    /// One configuration's recorded history (see [`Backend::history`]); [`Error::NotFound`]
+    /// at once when the backend keeps none ([`Capabilities::history`]).
     async fn configuration_history(&self, namespace: &str, name: &str) -> Result<crate::history::History> {
         let (namespace, name) = (self.namespace(namespace)?, self.config_name(name)?);
+        if !self.capabilities().history {
+            return Err(history_off(&self.describe(), namespace.as_str()));
+        }
         self.history(&namespace, &name).await.map(crate::history::History::sorted)
+    }
+
+    /// The configurations of a namespace that have a recorded history (see
+    /// [`Backend::history_names`]); [`Error::NotFound`] when the backend keeps none.
+    async fn history_configurations(&self, namespace: &str) -> Result<Vec<String>> {
+        let namespace = self.namespace(namespace)?;
+        if !self.capabilities().history {
+            return Err(history_off(&self.describe(), namespace.as_str()));
+        }
+        self.history_names(&namespace).await
     }
 
     /// Checks a name against the shared rules and this backend's own.

@@ -19,7 +19,7 @@ use super::{config_prefix, marker, prefix_end, transact, EtcdBackend, TXN_BYTES,
 use crate::backend::kit::{join_ordered, pack};
 use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
 use crate::error::{ConfigId, Error, Result};
-use crate::history::{decode_record, Author, History, Operation, Record};
+use crate::history::{decode_record, operation_of, Author, History, Operation, Record};
 
 /// Prefix of every history key.
 pub const HISTORY_PREFIX: &str = "/confo-history/";
@@ -215,28 +215,23 @@ impl EtcdBackend {
             if head.newest.is_none_or(|(_, recorded)| recorded != current) {
                 let found = self.get(key.clone(), None).await?;
                 let content = found.kvs().first().and_then(|kv| crate::codec::parse_config(kv.value()).ok());
-                let outside = Author::outside();
-                let record = Record {
-                    number: next,
-                    operation: Operation::External,
+                let record = Record::external(
+                    next,
                     time,
-                    author: &outside,
-                    restores: None,
-                    before: head.newest.map(|(_, r)| r.to_string()),
-                    after: before.clone(),
-                    value: content.as_ref(),
-                };
+                    head.newest.map(|(_, r)| r.to_string()),
+                    before.clone(),
+                    content.as_ref(),
+                );
                 let bytes = record.encode()?;
                 plan.bytes += bytes.len();
                 plan.ops.push(etcd::TxnOp::put(history_key(namespace, &change.name, next), bytes, None));
                 next += 1;
             }
         }
-        let (operation, content) = match &change.kind {
-            ChangeKind::Put(v) if change.restores.is_some() => (Operation::Rollback, Some(&**v)),
-            ChangeKind::Put(v) if head.data.is_some() => (Operation::Change, Some(&**v)),
-            ChangeKind::Put(v) => (Operation::Create, Some(&**v)),
-            ChangeKind::Delete => (Operation::Delete, None),
+        let operation = operation_of(change, head.data.is_some());
+        let content = match &change.kind {
+            ChangeKind::Put(v) => Some(&**v),
+            ChangeKind::Delete => None,
         };
         let record = Record {
             number: next,

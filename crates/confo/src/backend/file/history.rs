@@ -18,9 +18,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::backend::Configuration;
+use crate::backend::{Change, ChangeKind};
 use crate::error::{Corruption, Error, Result};
-use crate::history::{decode_record, Author, History, HistoryOptions, Operation, Record, Revision};
+use crate::history::{decode_record, operation_of, Author, History, HistoryOptions, Record, Revision};
 
 /// Digits of a revision file's number (sorted by name = sorted by number).
 const DIGITS: usize = 10;
@@ -129,18 +129,20 @@ impl FileHistory {
     /// renamed. `current` is the configuration's content now (`None`: no file), `after` its
     /// version once written (`None`: a delete). Returns the folder to fsync before the rename;
     /// `None` when the change records nothing (deleting what does not exist).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
         namespace: &str,
-        config: &str,
+        change: &Change,
         current: Option<(&[u8], String)>,
-        value: Option<&Configuration>,
         after: Option<String>,
-        restores: Option<u64>,
         author: &Author,
         time: SystemTime,
     ) -> Result<Option<Pending>> {
+        let config = change.name.as_str();
+        let value = match &change.kind {
+            ChangeKind::Put(value) => Some(&**value),
+            ChangeKind::Delete => None,
+        };
         let folder = self.folder(namespace, config);
         let mut files = Self::files(&folder)?;
         let current_version = current.as_ref().map(|(_, v)| v.clone());
@@ -178,26 +180,13 @@ impl FileHistory {
                 None => None,
             };
             // An unreadable file is recorded as an external change without a value.
-            let record = Record {
-                number: next,
-                operation: Operation::External,
-                time,
-                author: &Author::outside(),
-                restores: None,
-                before: recorded,
-                after: current_version.clone(),
-                value: found.as_ref(),
-            };
+            let record = Record::external(next, time, recorded, current_version.clone(), found.as_ref());
             Self::create(&folder, next, &record.encode()?)?;
             files.push((next, folder.join(format!("{next:0DIGITS$}.json"))));
             next += 1;
         }
-        let operation = match (value, restores, &current) {
-            (None, _, _) => Operation::Delete,
-            (Some(_), Some(_), _) => Operation::Rollback,
-            (Some(_), None, Some(_)) => Operation::Change,
-            (Some(_), None, None) => Operation::Create,
-        };
+        let operation = operation_of(change, current.is_some());
+        let restores = change.restores;
         let record = Record { number: next, operation, time, author, restores, before: current_version, after, value };
         Self::create(&folder, next, &record.encode()?)?;
         files.push((next, folder.join(format!("{next:0DIGITS$}.json"))));

@@ -415,14 +415,8 @@ impl Inner {
                 Err(e) => return Err(Error::io(Self::loc(&path), e)),
             };
             let current = current.as_ref().map(|b| (b.as_slice(), version_of(b).to_string()));
-            let value = match &change.kind {
-                ChangeKind::Put(value) => Some(&**value),
-                ChangeKind::Delete => None,
-            };
             let after = bytes.as_ref().map(|b| version_of(b).to_string());
-            if let Some(p) =
-                history.record(namespace, &change.name, current, value, after, change.restores, author, time)?
-            {
+            if let Some(p) = history.record(namespace, change, current, after, author, time)? {
                 pending.push(p);
             }
         }

@@ -610,9 +610,6 @@ impl Backend for RedisBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
-        if !self.inner.history.enabled {
-            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
-        }
         let key = history_key(namespace.as_str(), name.as_str());
         let entries: Vec<(String, Vec<Vec<u8>>)> =
             match self.query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+")).await {
@@ -642,9 +639,6 @@ impl Backend for RedisBackend {
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
-        if !self.inner.history.enabled {
-            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
-        }
         let prefix = format!("confo-history:{{{}-", namespace.as_str());
         let pattern = format!("{}*}}", glob_escape(&prefix));
         let mut names = Vec::new();

@@ -20,7 +20,7 @@ use super::{zk_version, ZkBackend, WRITE_BATCH, WRITE_BATCH_BYTES};
 use crate::backend::kit::{join_ordered, pack};
 use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
 use crate::error::{ConfigId, Error, Result};
-use crate::history::{decode_record, Author, History, Operation, Record};
+use crate::history::{decode_record, operation_of, Author, History, Record};
 
 /// Digits of a revision's number in its znode's name.
 const DIGITS: usize = 10;
@@ -367,31 +367,20 @@ impl ZkBackend {
                     .await
                     .ok()
                     .and_then(|(bytes, _)| crate::codec::parse_config(&bytes).ok());
-                let outside = Author::outside();
                 let last_after = match numbers.last() {
                     Some(n) => self.read_revision(namespace, &change.name, *n).await.and_then(|r| r.version_after),
                     None => None,
                 };
-                let record = Record {
-                    number: next,
-                    operation: Operation::External,
-                    time,
-                    author: &outside,
-                    restores: None,
-                    before: last_after,
-                    after: before.clone(),
-                    value: content.as_ref(),
-                };
+                let record = Record::external(next, time, last_after, before.clone(), content.as_ref());
                 let bytes = record.encode()?;
                 plan.ops.push(Op::Create(format!("{history}/{}", revision_name(next)), bytes));
                 next += 1;
             }
         }
-        let (operation, content) = match &change.kind {
-            ChangeKind::Put(v) if change.restores.is_some() => (Operation::Rollback, Some(&**v)),
-            ChangeKind::Put(v) if current.is_some() => (Operation::Change, Some(&**v)),
-            ChangeKind::Put(v) => (Operation::Create, Some(&**v)),
-            ChangeKind::Delete => (Operation::Delete, None),
+        let operation = operation_of(change, current.is_some());
+        let content = match &change.kind {
+            ChangeKind::Put(v) => Some(&**v),
+            ChangeKind::Delete => None,
         };
         plan.version_after = match (value, current) {
             (Some(_), Some(stat)) => Some(i64::from(stat.version) + 1),

@@ -857,16 +857,10 @@ impl Backend for ZkBackend {
     }
 
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
-        if !self.inner.options.history.enabled {
-            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
-        }
         self.read_history(namespace.as_str(), name.as_str()).await
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
-        if !self.inner.options.history.enabled {
-            return Err(super::history_off(&self.inner.describe, namespace.as_str()));
-        }
         self.history_configurations(namespace.as_str()).await
     }
 
