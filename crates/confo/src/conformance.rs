@@ -269,6 +269,139 @@ pub async fn history_retention_keeps_the_newest(backend: Arc<dyn Backend>) {
     backend.delete_namespace(&ns).await.unwrap();
 }
 
+fn port_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {"host": {"type": "string"}, "port": {"type": "integer", "minimum": 1, "maximum": 65535}},
+        "required": ["host"]
+    })
+}
+
+/// Schemas: a schema set on a namespace that does not exist is `NotFound`, an invalid one is
+/// refused with the reason; under `enforce` a point write, a batch with one invalid
+/// configuration among valid ones, a field update and a rollback to an invalid revision are
+/// refused whole with every violation named (nothing written, the store unchanged), deletes
+/// pass; a configuration's own schema replaces the default; under `warn` the write lands and
+/// reports; `off` checks nothing; [`Store::validate`](crate::Store::validate) finds what was
+/// written unchecked; deleting the namespace deletes its schemas.
+pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Backend>) {
+    use crate::schema::Mode;
+    let store = crate::Store::new(backend.clone());
+    let missing = unique_namespace("noschema");
+    let err = store.set_schema(&missing, None, Some(port_schema()), None).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err}");
+    let ns = fresh_namespace(&*backend, "schema").await;
+    assert!(store.schemas(&ns).await.unwrap().is_none());
+    let err = store.set_schema(&ns, None, Some(json!({"type": "strin"})), None).await.unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::InvalidValue, "{err}");
+    assert!(store.schemas(&ns).await.unwrap().is_none(), "a refused schema is not stored");
+
+    store.put(&ns, "before", obj(json!({"port": 70000})), Precondition::Any).await.unwrap();
+    let set = store.set_schema(&ns, None, Some(port_schema()), None).await.unwrap();
+    assert_eq!(set.mode, Mode::Enforce);
+    assert_eq!(store.schemas(&ns).await.unwrap(), Some(set));
+
+    // A point write.
+    let err = store.put(&ns, "db", obj(json!({"host": "h", "port": 70000})), Precondition::Any).await.unwrap_err();
+    let Error::SchemaViolation { violations } = err.cause() else { panic!("{err}") };
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].to_string(), format!("{ns}/db: /port: 70000 is greater than the maximum of 65535"));
+    assert!(store.get(&ns, "db").await.unwrap().is_none());
+    store.put(&ns, "db", obj(json!({"host": "h", "port": 5432})), Precondition::Any).await.unwrap();
+    // A batch with one invalid configuration among valid ones writes nothing.
+    let stored_before = store.load(&ns).await.unwrap();
+    let mut batch: Vec<Change> =
+        (0..20).map(|i| Change::put(format!("ok{i}"), obj(json!({"host": "h", "port": i + 1})))).collect();
+    batch.push(Change::put("bad", obj(json!({"port": "x"}))));
+    let err = store.write(&ns, &batch).await.unwrap_err();
+    let Error::SchemaViolation { violations } = err.cause() else { panic!("{err}") };
+    let shown: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(shown.iter().any(|v| v.ends_with("/bad: \"host\" is a required property")), "{shown:?}");
+    assert_eq!(store.load(&ns).await.unwrap(), stored_before, "nothing of the batch was written");
+    // A field update, and deletes (never a violation).
+    let edit = [crate::FieldEdit::Set("port".into(), json!(0))];
+    assert_eq!(store.update_fields(&ns, "db", &edit).await.unwrap_err().cause().kind(), crate::ErrorKind::SchemaViolation);
+    store.delete(&ns, "before", Precondition::Any).await.unwrap();
+    // A configuration's own schema replaces the default for it.
+    store.set_schema(&ns, Some("flags"), Some(json!({"additionalProperties": {"type": "boolean"}})), None).await.unwrap();
+    store.put(&ns, "flags", obj(json!({"beta": true})), Precondition::Any).await.unwrap();
+    assert!(store.put(&ns, "flags", obj(json!({"beta": 1})), Precondition::Any).await.is_err());
+    // A rollback to a revision the schema refuses.
+    if backend.capabilities().history {
+        let err = store.rollback(&ns, "before", 1, None).await.unwrap_err();
+        assert_eq!(err.cause().kind(), crate::ErrorKind::SchemaViolation, "{err}");
+    }
+    // warn: written, and reported.
+    store.set_schema(&ns, None, None, Some(Mode::Warn)).await.unwrap();
+    let report = backend.write(&ns, &[Change::put("loose", obj(json!({"port": 0})))]).await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+    // off: nothing checked; validate still finds everything invalid, whatever the mode.
+    store.set_schema(&ns, None, None, Some(Mode::Off)).await.unwrap();
+    assert!(backend.write(&ns, &[Change::put("free", obj(json!({})))]).await.warnings.is_empty());
+    let found = store.validate(std::slice::from_ref(&ns)).await.unwrap();
+    let names: std::collections::BTreeSet<&str> = found.iter().map(|v| v.configuration.as_str()).collect();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["free", "loose"], "{found:?}");
+    // Removing the schemas lets anything in; removing twice is NotFound.
+    store.set_schema(&ns, None, None, Some(Mode::Enforce)).await.unwrap();
+    store.remove_schema(&ns, None).await.unwrap();
+    store.put(&ns, "anything", obj(json!({"port": -1})), Precondition::Any).await.unwrap();
+    let err = store.remove_schema(&ns, None).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { what: Missing::Schema, .. }), "{err}");
+    // Deleting the namespace deletes its schemas: a new one of that name starts without.
+    store.set_schema(&ns, None, Some(port_schema()), None).await.unwrap();
+    backend.delete_namespace(&ns).await.unwrap();
+    backend.create_namespace(&ns).await.unwrap();
+    assert!(store.schemas(&ns).await.unwrap().is_none());
+    store.put(&ns, "anything", obj(json!({})), Precondition::Any).await.unwrap();
+    backend.delete_namespace(&ns).await.unwrap();
+}
+
+/// Schema changes are versioned: two writers setting different configurations' schemas at
+/// once both land (the document is written under a precondition on its version); every change
+/// is a numbered revision with its actor (when the backend keeps history); a rollback puts an
+/// earlier revision back as a new one.
+pub async fn schemas_change_concurrently_with_history(backend: Arc<dyn Backend>) {
+    let ns = fresh_namespace(&*backend, "schemahist").await;
+    let writers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = crate::Store::new(backend.clone()).with_author(author(&format!("w{i}")));
+            let ns = ns.clone();
+            tokio::spawn(async move {
+                for j in 0..3 {
+                    let schema = json!({"properties": {"n": {"maximum": j}}});
+                    store.set_schema(&ns, Some(&format!("c{i}")), Some(schema), None).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let store = crate::Store::new(backend.clone());
+    let schemas = store.schemas(&ns).await.unwrap().unwrap();
+    assert_eq!(schemas.configurations.len(), 4, "no writer lost another's schema: {schemas:?}");
+    assert!(schemas.configurations.values().all(|s| s["properties"]["n"]["maximum"] == json!(2)));
+    let history = store.schema_history(&ns).await.unwrap();
+    if !backend.capabilities().history {
+        assert!(history.revisions.is_empty());
+        backend.delete_namespace(&ns).await.unwrap();
+        return;
+    }
+    let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, (1..=12).rev().collect::<Vec<u64>>());
+    assert_eq!(history.revisions.last().unwrap().operation, crate::history::Operation::Create);
+    assert!(history.revisions[0].actor.starts_with('w'), "{:?}", history.revisions[0].actor);
+    // Back to revision 1: one configuration's schema only.
+    let restored = store.rollback_schema(&ns, 1).await.unwrap().unwrap();
+    assert_eq!(restored.configurations.len(), 1);
+    let history = store.schema_history(&ns).await.unwrap();
+    assert_eq!((history.revisions[0].number, history.revisions[0].restores), (13, Some(1)));
+    assert_eq!(store.schemas(&ns).await.unwrap(), Some(restored));
+    backend.delete_namespace(&ns).await.unwrap();
+}
+
 /// Defines the suite's functions (each `pub async fn NAME(store: &dyn Backend)`) and, from the
 /// same list, [`conformance_tests!`](crate::conformance_tests), which runs every one of them: a
 /// function added here is run against every backend, with no second list to keep.
@@ -298,6 +431,16 @@ macro_rules! suite {
                 async fn history_records_who_and_rolls_back() {
                     let (_guard, store) = $d make.await;
                     $d crate::conformance::history_records_who_and_rolls_back(store).await;
+                }
+                #[tokio::test]
+                async fn schemas_are_enforced_before_anything_is_written() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::schemas_are_enforced_before_anything_is_written(store).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn schemas_change_concurrently_with_history() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::schemas_change_concurrently_with_history(store).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn history_numbers_concurrent_writes() {

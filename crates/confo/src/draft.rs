@@ -336,6 +336,8 @@ pub(crate) async fn write_batches(
     for (batch, changes) in batches.iter().zip(&changes) {
         backend.check_batch(&batch.namespace, changes)?;
     }
+    let all = batches.iter().zip(&changes).map(|(b, c)| (b.namespace.as_str(), c.as_slice()));
+    crate::schema::check_batches(&**backend, all).await?;
     let mut written: Vec<ConfigRef> = Vec::new();
     for (index, (batch, changes)) in batches.iter().zip(&changes).enumerate() {
         let ns = &batch.namespace;

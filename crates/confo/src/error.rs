@@ -32,6 +32,8 @@ pub enum Missing {
     Revision,
     /// A configuration's history (none kept: history is switched off for the backend).
     History,
+    /// A namespace's (or a configuration's) schema.
+    Schema,
 }
 
 impl fmt::Display for Missing {
@@ -44,6 +46,7 @@ impl fmt::Display for Missing {
             Missing::Store => "store",
             Missing::File => "file",
             Missing::Key => "key",
+            Missing::Schema => "schema",
             Missing::Revision => "revision",
             Missing::History => "history",
         })
@@ -89,6 +92,8 @@ pub enum ErrorKind {
     PersistIncomplete,
     /// [`Error::Secret`].
     Secret,
+    /// [`Error::SchemaViolation`].
+    SchemaViolation,
 }
 
 impl ErrorKind {
@@ -112,6 +117,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::PersistIncomplete => "persist_incomplete",
             ErrorKind::Secret => "secret",
+            ErrorKind::SchemaViolation => "schema_violation",
         }
     }
 }
@@ -371,6 +377,14 @@ pub enum Error {
         message: String,
     },
 
+    /// A write was refused because configurations break their namespace's schema (mode
+    /// `enforce`); nothing of the batch was written. Lists every violation.
+    #[error("{} schema violation{}: {}", violations.len(), if violations.len() == 1 { "" } else { "s" }, violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    SchemaViolation {
+        /// Every violation of every configuration of the batch.
+        violations: Vec<crate::schema::Violation>,
+    },
+
     /// An I/O error at a location.
     #[error("{location}: {source}")]
     Io {
@@ -441,6 +455,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::PersistIncomplete { .. } => ErrorKind::PersistIncomplete,
             Error::Secret { .. } => ErrorKind::Secret,
+            Error::SchemaViolation { .. } => ErrorKind::SchemaViolation,
         }
     }
 

@@ -82,6 +82,8 @@
 //!   preconditions.
 //! - [`history`]: version history: every change recorded by the engine's write path, in the
 //!   same atomic step as the data; [`Store::history`], [`Store::rollback`], [`Store::log`].
+//! - [`schema`]: a JSON Schema per namespace (and per configuration), checked before every
+//!   write (`enforce`, `warn`, `off`); stored outside confo's layout with its revisions.
 //! - [`secrets`]: fields encrypted at rest (XChaCha20-Poly1305, bound to their place), the
 //!   keyring.
 //! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one
@@ -109,6 +111,7 @@ pub mod json;
 pub mod manager;
 pub mod name;
 pub mod options;
+pub mod schema;
 pub mod secrets;
 pub mod spec;
 pub mod store;

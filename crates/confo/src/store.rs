@@ -25,6 +25,7 @@ use crate::backend::{
 use crate::error::Corruption;
 use crate::error::{Error, Missing, Result};
 use crate::history::{Author, History, Revision};
+use crate::schema::{Schemas, Violation};
 use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
 use crate::spec::BackendSpec;
 use crate::transfer::{Difference, Document, Plan};
@@ -223,6 +224,146 @@ impl Store {
             entries.truncate(limit);
         }
         Ok((entries, corrupt))
+    }
+
+    // ----- schemas -----
+
+    /// A namespace's schemas ([`crate::schema`]); `None` if it has none.
+    pub async fn schemas(&self, namespace: &str) -> Result<Option<Schemas>> {
+        let name = self.backend.namespace(namespace)?;
+        Ok(crate::schema::load(&*self.backend, &name).await?.and_then(|(doc, _)| doc.schemas))
+    }
+
+    /// Sets a namespace's default schema (`config` `None`) or one configuration's, and/or its
+    /// mode (kept when `None`; `enforce` for a namespace that had no schemas). The schema is
+    /// compiled first: one that is not valid JSON Schema, or refers outside itself, is refused
+    /// with the reason and nothing is written. Recorded as a revision by this store's author.
+    /// [`Error::NotFound`] if the namespace does not exist. Returns the schemas now stored.
+    pub async fn set_schema(
+        &self,
+        namespace: &str,
+        config: Option<&str>,
+        schema: Option<serde_json::Value>,
+        mode: Option<crate::schema::Mode>,
+    ) -> Result<Schemas> {
+        if let Some(config) = config {
+            self.backend.validate_new_name(crate::name::NameKind::Configuration, config)?;
+        }
+        self.change_schemas(namespace, None, |current| {
+            let mut schemas = current.unwrap_or_default();
+            if let Some(schema) = schema.clone() {
+                match config {
+                    Some(c) => {
+                        schemas.configurations.insert(c.to_owned(), schema);
+                    }
+                    None => schemas.default = Some(schema),
+                }
+            }
+            if let Some(mode) = mode {
+                schemas.mode = mode;
+            }
+            Ok(Some(schemas))
+        })
+        .await
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Removes a namespace's schemas (all of them, or one configuration's), recorded as a
+    /// revision; [`Error::NotFound`] if there is none to remove.
+    pub async fn remove_schema(&self, namespace: &str, config: Option<&str>) -> Result<Option<Schemas>> {
+        self.change_schemas(namespace, None, |current| {
+            let missing = |name: &str| {
+                Error::not_found(Missing::Schema, name, format!("{} namespace {namespace:?}", self.backend.describe()))
+            };
+            let Some(mut schemas) = current else { return Err(missing(namespace)) };
+            match config {
+                None => Ok(None),
+                Some(c) => {
+                    if schemas.configurations.remove(c).is_none() {
+                        return Err(missing(&format!("{namespace}/{c}")));
+                    }
+                    Ok(Some(schemas))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The revisions of a namespace's schemas, newest first (empty when history is off).
+    pub async fn schema_history(&self, namespace: &str) -> Result<History> {
+        let name = self.backend.namespace(namespace)?;
+        Ok(crate::schema::load(&*self.backend, &name).await?.map(|(doc, _)| doc.history()).unwrap_or_default())
+    }
+
+    /// Puts a namespace's schemas back as they were at revision `number`, as a new revision
+    /// recorded as a rollback of it.
+    pub async fn rollback_schema(&self, namespace: &str, number: u64) -> Result<Option<Schemas>> {
+        let history = self.schema_history(namespace).await?;
+        let Some(revision) = crate::history::find(&history, number) else {
+            let kept = match (history.revisions.last(), history.head()) {
+                (Some(oldest), head) => format!("revisions {}..{head} are kept", oldest.number),
+                (None, _) => "no revision is recorded".to_owned(),
+            };
+            return Err(Error::not_found(
+                Missing::Revision,
+                format!("schema of {namespace}@{number}"),
+                format!("{} ({kept})", self.backend.describe()),
+            ));
+        };
+        let location = format!("schema of {namespace}@{number}");
+        let restored = match &revision.value {
+            Some(value) => Some(Schemas::from_json(value, &location)?),
+            None => None,
+        };
+        self.change_schemas(namespace, Some(number), |_| Ok(restored.clone())).await
+    }
+
+    /// Reads the schema document, applies `change`, compiles the result and writes it back
+    /// if the document is still as read (else again, a few times).
+    async fn change_schemas(
+        &self,
+        namespace: &str,
+        restores: Option<u64>,
+        change: impl Fn(Option<Schemas>) -> Result<Option<Schemas>>,
+    ) -> Result<Option<Schemas>> {
+        let name = self.backend.namespace(namespace)?;
+        let keep = if self.backend.capabilities().history { crate::schema::REVISIONS_KEPT } else { 0 };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (document, precondition) = match crate::schema::load(&*self.backend, &name).await? {
+                Some((doc, version)) => (doc, Precondition::Version(version)),
+                None => (Default::default(), Precondition::Absent),
+            };
+            let changed = change(document.schemas.clone())?;
+            if let Some(schemas) = &changed {
+                schemas.compile(namespace)?;
+            }
+            let bytes = document.next(changed.clone(), &self.author, restores, keep)?;
+            match self.backend.put_schema_document(&name, Some(bytes), &precondition).await {
+                Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(crate::manager::backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+                Ok(_) => return Ok(changed),
+            }
+        }
+    }
+
+    /// Checks what is stored in `namespaces` (all when empty) against their schemas, whatever
+    /// their mode: every violation, by namespace and configuration. Entries that cannot be
+    /// read are not configurations and are not checked (loading reports them).
+    pub async fn validate(&self, namespaces: &[String]) -> Result<Vec<Violation>> {
+        let namespaces = if namespaces.is_empty() { self.namespaces().await? } else { namespaces.to_vec() };
+        let mut violations = Vec::new();
+        for namespace in &namespaces {
+            let Some(schemas) = self.schemas(namespace).await? else { continue };
+            let compiled = schemas.compile(namespace)?;
+            for (config, stored) in self.load(namespace).await? {
+                violations.extend(compiled.check(&config, &stored.value));
+            }
+        }
+        Ok(violations)
     }
 
     /// Removes a configuration, if it is still what is stored now; [`Error::NotFound`] if there

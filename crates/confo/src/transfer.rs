@@ -239,6 +239,7 @@ pub async fn apply_as(
     for namespace in &plan.new_namespaces {
         backend.validate_new_name(crate::name::NameKind::Namespace, namespace)?;
     }
+    crate::schema::check_batches(backend, batches.iter().map(|(ns, c)| (*ns, c.as_slice()))).await?;
     for namespace in &plan.new_namespaces {
         backend.create_namespace(namespace).await?;
     }

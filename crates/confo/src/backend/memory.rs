@@ -37,6 +37,8 @@ struct State {
     subscribers: Vec<tokio::sync::mpsc::UnboundedSender<Hint>>,
     /// (namespace, configuration) → revisions, oldest first; kept when either is deleted.
     history: BTreeMap<(String, String), Vec<Revision>>,
+    /// Namespace → its schema document and version.
+    schemas: BTreeMap<String, (Vec<u8>, i64)>,
 }
 
 impl State {
@@ -199,6 +201,38 @@ impl Backend for MemoryBackend {
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         let state = self.state();
         Ok(state.history.keys().filter(|(ns, _)| ns == namespace.as_str()).map(|(_, c)| c.clone()).collect())
+    }
+
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        let state = self.state();
+        Ok(state.schemas.get(namespace.as_str()).map(|(bytes, v)| (bytes.clone(), Version::number(*v))))
+    }
+
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &super::Precondition,
+    ) -> Result<Option<Version>> {
+        let mut state = self.state();
+        let ns = namespace.as_str();
+        if !state.namespaces.contains_key(ns) && document.is_some() {
+            return Err(self.missing_namespace(ns));
+        }
+        let current = state.schemas.get(ns).map(|(_, v)| Version::number(*v));
+        check_precondition(precondition, current.as_ref(), (ns, "(schema)"), || format!("memory schema of {ns}"))?;
+        match document {
+            Some(bytes) => {
+                state.counter += 1;
+                let version = state.counter;
+                state.schemas.insert(ns.to_owned(), (bytes, version));
+                Ok(Some(Version::number(version)))
+            }
+            None => {
+                state.schemas.remove(ns);
+                Ok(None)
+            }
+        }
     }
 }
 

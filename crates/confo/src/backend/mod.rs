@@ -289,12 +289,15 @@ pub struct WriteReport {
     /// they were sent, and the store could not be read back to tell (see
     /// [`BackendExt::write_settled`]). The others that are not applied were not written.
     pub in_doubt: Vec<String>,
+    /// Schema violations of a namespace in mode `warn`: written anyway, and reported here (and
+    /// in the log). See [`crate::schema`].
+    pub warnings: Vec<crate::schema::Violation>,
 }
 
 impl WriteReport {
     /// A report of a batch that failed before anything was written.
     pub fn failed(error: Error) -> Self {
-        WriteReport { applied: Vec::new(), error: Some(error), in_doubt: Vec::new() }
+        WriteReport { error: Some(error), ..Default::default() }
     }
 
     /// The applied changes, or the error if there is one.
@@ -464,6 +467,30 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         Err(history_off(&self.describe(), namespace.as_str()))
     }
+
+    /// The namespace's schema document ([`crate::schema`]), stored outside confo's layout,
+    /// and its version; `None` if it has none (the default: a backend that stores no schemas
+    /// checks nothing).
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        let _ = namespace;
+        Ok(None)
+    }
+
+    /// Writes (`Some`) or removes (`None`) the namespace's schema document if `precondition`
+    /// holds (else [`Error::Conflict`]), in one atomic step; [`Error::NotFound`] if the
+    /// namespace does not exist. Returns the new version (`None` after a removal).
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        let _ = (document, precondition);
+        Err(Error::InvalidValue {
+            location: format!("{} namespace {namespace}", self.describe()),
+            message: "this backend cannot store schemas".into(),
+        })
+    }
 }
 
 /// The error of a history read on a backend that keeps none.
@@ -497,9 +524,25 @@ pub trait BackendExt: Backend {
         self.create(&NamespaceName::checked(namespace)).await
     }
 
-    /// Deletes a namespace and everything in it.
+    /// Deletes a namespace and everything in it, then its schemas (a namespace created again
+    /// under the same name starts without them; their revisions go too).
     async fn delete_namespace(&self, namespace: &str) -> Result<()> {
-        self.delete(&self.namespace(namespace)?).await
+        let namespace = self.namespace(namespace)?;
+        self.delete(&namespace).await?;
+        match self.schema_document(&namespace).await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => match self.put_schema_document(&namespace, None, &Precondition::Any).await {
+                Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+                Err(e) => {
+                    tracing::warn!(backend = %self.describe(), %namespace, error = %e, "the deleted namespace's schemas could not be removed");
+                    Ok(())
+                }
+            },
+            Err(e) => {
+                tracing::warn!(backend = %self.describe(), %namespace, error = %e, "the deleted namespace's schemas could not be read");
+                Ok(())
+            }
+        }
     }
 
     /// Reads a whole namespace in one bulk call.
@@ -521,11 +564,30 @@ pub trait BackendExt: Backend {
     }
 
     /// [`BackendExt::write`], recorded in history as made by `author`.
+    ///
+    /// The puts are checked against the namespace's schemas first ([`crate::schema`]): under
+    /// `enforce` a violation refuses the whole batch ([`Error::SchemaViolation`]); under `warn`
+    /// the batch is written and the violations are in [`WriteReport::warnings`].
     async fn write_as(&self, namespace: &str, changes: &[Change], author: &crate::history::Author) -> WriteReport {
-        match validate_batch(self, namespace, changes) {
-            Ok(set) => self.apply(&NamespaceName::checked(namespace), &set.by(author)).await,
-            Err(e) => WriteReport::failed(e),
-        }
+        let set = match validate_batch(self, namespace, changes) {
+            Ok(set) => set,
+            Err(e) => return WriteReport::failed(e),
+        };
+        let name = NamespaceName::checked(namespace);
+        let warnings = match crate::schema::check_batch(self, &name, changes).await {
+            Ok(warnings) => warnings,
+            Err(e) => return WriteReport::failed(e),
+        };
+        let mut report = self.apply(&name, &set.by(author)).await;
+        report.warnings = warnings;
+        report
+    }
+
+    /// The schema violations of a batch, as [`BackendExt::write`] would find them (`Err` under
+    /// `enforce`, the list under `warn`), without writing: for callers that write several
+    /// batches and must refuse all of them before the first.
+    async fn check_schemas(&self, namespace: &str, changes: &[Change]) -> Result<Vec<crate::schema::Violation>> {
+        crate::schema::check_batch(self, &self.namespace(namespace)?, changes).await
     }
 
     /// One configuration's recorded history (see [`Backend::history`]); [`Error::NotFound`]

@@ -151,6 +151,9 @@ struct Inner {
     options: FileOptions,
     /// Where history is kept, when it is recorded.
     history: Option<FileHistory>,
+    /// Where namespaces' schema documents are kept (`.<root>.confo/schemas` beside the root;
+    /// `None` for a root without a parent folder).
+    schemas: Option<PathBuf>,
 }
 
 /// Distinguishes temporary names made by one process.
@@ -201,7 +204,11 @@ impl FileBackend {
             }
             (None, true) => FileHistory::beside(&real_root, options.history),
         };
-        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options, history }) })
+        let schemas = match (real_root.file_name().and_then(|n| n.to_str()), real_root.parent()) {
+            (Some(name), Some(parent)) => Some(parent.join(format!(".{name}.confo")).join("schemas")),
+            _ => None,
+        };
+        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options, history, schemas }) })
     }
 
     /// The folder this backend stores in.
@@ -526,6 +533,77 @@ impl Inner {
         report
     }
 
+    /// A namespace's schema document's folder and file: `.<root>.confo/schemas/<ns>/schema.json`
+    /// (a folder per namespace, so any namespace name fits).
+    fn schema_path(&self, namespace: &str) -> Result<(PathBuf, PathBuf)> {
+        let Some(base) = &self.schemas else {
+            return Err(Error::InvalidValue {
+                location: self.describe(),
+                message: "a root without a parent folder has no place beside it for schemas".into(),
+            });
+        };
+        let dir = base.join(namespace);
+        let path = dir.join("schema.json");
+        Ok((dir, path))
+    }
+
+    fn schema_document(&self, namespace: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        let (_, path) = self.schema_path(namespace)?;
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let version = version_of(&bytes);
+                Ok(Some((bytes, version)))
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(Error::io(Self::loc(&path), e)),
+        }
+    }
+
+    /// Writes or removes a schema document under its folder's lock, through a fsynced
+    /// temporary file and a rename.
+    fn put_schema_document(
+        &self,
+        namespace: &str,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        if document.is_some() && !self.namespace_dir(namespace).is_dir() {
+            return Err(self.missing_namespace(namespace));
+        }
+        let (dir, path) = self.schema_path(namespace)?;
+        if document.is_none() && !dir.exists() {
+            return check_precondition(precondition, None, (namespace, "(schema)"), || Self::loc(&path)).map(|()| None);
+        }
+        let created = !dir.exists();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(Self::loc(&dir), e))?;
+        if created {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let folder = File::open(&dir).map_err(|e| Error::io(Self::loc(&dir), e))?;
+        self.lock(&folder, &dir)?;
+        let current = match fs::read(&path) {
+            Ok(bytes) => Some(version_of(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(Self::loc(&path), e)),
+        };
+        check_precondition(precondition, current.as_ref(), (namespace, "(schema)"), || Self::loc(&path))?;
+        let version = match document {
+            Some(bytes) => Some(write_atomic(&dir, &path, &bytes)?),
+            None => {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(Self::loc(&path), e)),
+                }
+                None
+            }
+        };
+        folder.sync_all().map_err(|e| Error::io(Self::loc(&dir), e))?;
+        Ok(version)
+    }
+
     fn lock(&self, folder: &File, dir: &Path) -> Result<()> {
         let deadline = Instant::now() + self.options.lock_timeout;
         loop {
@@ -775,6 +853,21 @@ impl Backend for FileBackend {
             None => Err(super::history_off(&inner.describe(), &namespace)),
         })
         .await
+    }
+
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        let namespace = namespace.to_string();
+        self.run(move |inner| inner.schema_document(&namespace)).await
+    }
+
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        let (namespace, precondition) = (namespace.to_string(), precondition.clone());
+        self.run(move |inner| inner.put_schema_document(&namespace, document, &precondition)).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -1,0 +1,610 @@
+//! Schemas: a JSON Schema per namespace (and optionally per configuration), checked before
+//! anything is written.
+//!
+//! A namespace's [`Schemas`] hold a default schema for every configuration, schemas for named
+//! configurations (which replace the default for them), and a [`Mode`]: `enforce` refuses a
+//! write that breaks them ([`Error::SchemaViolation`] listing every [`Violation`], nothing of
+//! the batch written), `warn` writes and reports (a warning in the log, and
+//! [`WriteReport::warnings`](crate::backend::WriteReport)), `off` keeps them without checking.
+//! Loading never fails because of a schema: data written by others (a raw client, Python
+//! confo) is checked with [`crate::Store::validate`].
+//!
+//! Schemas are JSON Schema drafts 7 and 2020-12 (the `$schema` keyword picks; 2020-12 when
+//! absent), compiled by the `jsonschema` crate without its network and file features: a
+//! `$ref` to anything outside the schema is refused when the schema is set. Compiled schemas
+//! are cached by their text, so a batch of 10,000 configurations compiles each schema once.
+//!
+//! # Storage
+//!
+//! One document per namespace, outside confo's layout so old readers never see it: Redis key
+//! `confo-schema:<ns>`, ZooKeeper znode and etcd key `/confo-schemas/<ns>`, for files
+//! `.<root>.confo/schemas/<ns>.json` beside the root. The document holds the schemas and
+//! their revisions (who, when, why, the schemas after), so a schema change and its history
+//! are one atomic single-key write on every engine, under a precondition on the document's
+//! version (concurrent schema edits never lose one another). Revisions are numbered like a
+//! configuration's history and kept (the newest [`REVISIONS_KEPT`], at most
+//! [`DOCUMENT_BYTES`] of document) unless the backend's history is off.
+//!
+//! The check reads the namespace's schema document before each batch (one small read; none
+//! is compiled twice). It is not in the same transaction as the write: a schema set while a
+//! batch is being written may let that batch through, and [`crate::Store::validate`] finds it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use crate::backend::{Backend, Change, ChangeKind, Configuration};
+use crate::error::{Error, Result};
+use crate::history::{Author, History, Operation, Record, Revision};
+
+/// How a namespace's schemas are applied to writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Kept, not checked.
+    Off,
+    /// Writes go through; violations are reported.
+    Warn,
+    /// A write with a violation is refused whole.
+    #[default]
+    Enforce,
+}
+
+impl Mode {
+    /// `off`, `warn` or `enforce`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Warn => "warn",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "off" => Ok(Mode::Off),
+            "warn" => Ok(Mode::Warn),
+            "enforce" => Ok(Mode::Enforce),
+            other => Err(Error::InvalidValue {
+                location: "schema mode".into(),
+                message: format!("{other:?} is not a mode (off, warn or enforce)"),
+            }),
+        }
+    }
+}
+
+/// A namespace's schemas.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schemas {
+    /// How they are applied.
+    pub mode: Mode,
+    /// The schema of every configuration that has none of its own.
+    pub default: Option<Value>,
+    /// Schemas of named configurations (replacing the default for them).
+    pub configurations: BTreeMap<String, Value>,
+}
+
+impl Schemas {
+    /// The schema `config` is checked against, if any.
+    pub fn schema_for(&self, config: &str) -> Option<&Value> {
+        self.configurations.get(config).or(self.default.as_ref())
+    }
+
+    /// As one JSON object: `{"mode": …, "default": …, "configurations": {…}}`.
+    pub fn to_json(&self) -> Configuration {
+        let mut map = Map::new();
+        map.insert("mode".into(), Value::from(self.mode.as_str()));
+        map.insert("default".into(), self.default.clone().unwrap_or(Value::Null));
+        let configs = self.configurations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        map.insert("configurations".into(), Value::Object(configs));
+        map
+    }
+
+    /// Reads [`Schemas::to_json`]'s object; `location` names it in the error.
+    pub fn from_json(value: &Configuration, location: &str) -> Result<Self> {
+        let bad = |message: String| Error::InvalidValue { location: location.to_owned(), message };
+        let mode = match value.get("mode") {
+            None | Some(Value::Null) => Mode::default(),
+            Some(Value::String(s)) => s.parse()?,
+            Some(_) => return Err(bad("\"mode\" is not a string".into())),
+        };
+        let default = match value.get("default") {
+            None | Some(Value::Null) => None,
+            Some(schema) => Some(schema.clone()),
+        };
+        let configurations = match value.get("configurations") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(_) => return Err(bad("\"configurations\" is not an object".into())),
+        };
+        Ok(Schemas { mode, default, configurations })
+    }
+
+    /// Compiles every schema (each once, cached process-wide by its text), refusing one that
+    /// is not valid JSON Schema or refers outside itself.
+    pub fn compile(&self, namespace: &str) -> Result<Compiled> {
+        let default = match &self.default {
+            Some(schema) => Some(validator(schema, namespace, None)?),
+            None => None,
+        };
+        let mut configurations = HashMap::with_capacity(self.configurations.len());
+        for (name, schema) in &self.configurations {
+            configurations.insert(name.clone(), validator(schema, namespace, Some(name))?);
+        }
+        Ok(Compiled { mode: self.mode, namespace: namespace.to_owned(), default, configurations })
+    }
+}
+
+/// One way a configuration breaks its schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The namespace.
+    pub namespace: String,
+    /// The configuration.
+    pub configuration: String,
+    /// Where in it, as a JSON pointer (`/port`; empty for the whole configuration).
+    pub pointer: String,
+    /// The rule broken (`70000 is greater than the maximum of 65535`).
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    /// `sales/database: /port: 70000 is greater than the maximum of 65535`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}: ", self.namespace, self.configuration)?;
+        if !self.pointer.is_empty() {
+            write!(f, "{}: ", self.pointer)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A namespace's schemas, compiled.
+#[derive(Clone)]
+pub struct Compiled {
+    mode: Mode,
+    namespace: String,
+    default: Option<Arc<jsonschema::Validator>>,
+    configurations: HashMap<String, Arc<jsonschema::Validator>>,
+}
+
+impl fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compiled")
+            .field("mode", &self.mode)
+            .field("namespace", &self.namespace)
+            .field("default", &self.default.is_some())
+            .field("configurations", &self.configurations.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Compiled {
+    /// How they are applied.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Every violation of `value` as configuration `config` (whatever the mode).
+    pub fn check(&self, config: &str, value: &Configuration) -> Vec<Violation> {
+        let Some(validator) = self.configurations.get(config).or(self.default.as_ref()) else {
+            return Vec::new();
+        };
+        // The validator reads a `Value`; a configuration is its object.
+        let instance = Value::Object(value.clone());
+        validator
+            .iter_errors(&instance)
+            .map(|e| Violation {
+                namespace: self.namespace.clone(),
+                configuration: config.to_owned(),
+                pointer: e.instance_path().to_string(),
+                message: e.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Compiled validators by their schema's compact text. Bounded: cleared when full.
+static COMPILED: std::sync::LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
+    std::sync::LazyLock::new(Default::default);
+const COMPILED_KEPT: usize = 256;
+
+/// How many schemas are compiled in this process (each once, whatever the batches).
+static COMPILATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many schemas this process has compiled (a cache hit compiles none): for tests and
+/// benchmarks.
+pub fn compilations() -> usize {
+    COMPILATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn validator(schema: &Value, namespace: &str, config: Option<&str>) -> Result<Arc<jsonschema::Validator>> {
+    let location = match config {
+        Some(c) => format!("schema of {namespace}/{c}"),
+        None => format!("schema of namespace {namespace}"),
+    };
+    let bad = |message: String| Error::InvalidValue { location: location.clone(), message };
+    if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
+        return Err(bad("a JSON Schema is an object (or true/false)".into()));
+    }
+    if crate::json::depth(schema) > crate::json::MAX_DEPTH {
+        return Err(bad(format!("it nests more than {} levels deep", crate::json::MAX_DEPTH)));
+    }
+    let key = serde_json::to_string(schema).map_err(|e| bad(e.to_string()))?;
+    let cache = || COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = cache().get(&key) {
+        return Ok(found.clone());
+    }
+    let options = jsonschema::options().with_draft(draft_of(schema).map_err(bad)?);
+    let compiled = options.build(schema).map_err(|e| bad(compile_problem(&e.to_string())))?;
+    COMPILATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let compiled = Arc::new(compiled);
+    let mut cache = cache();
+    if cache.len() >= COMPILED_KEPT {
+        cache.clear();
+    }
+    cache.insert(key, compiled.clone());
+    Ok(compiled)
+}
+
+/// The draft a schema declares: 7 or 2020-12 (the default).
+fn draft_of(schema: &Value) -> std::result::Result<jsonschema::Draft, String> {
+    let Some(declared) = schema.get("$schema") else { return Ok(jsonschema::Draft::Draft202012) };
+    let uri = declared.as_str().ok_or("\"$schema\" is not a string")?;
+    let uri = uri.trim_end_matches('#').trim_start_matches("https://").trim_start_matches("http://");
+    match uri {
+        "json-schema.org/draft-07/schema" => Ok(jsonschema::Draft::Draft7),
+        "json-schema.org/draft/2020-12/schema" => Ok(jsonschema::Draft::Draft202012),
+        other => Err(format!(
+            "\"$schema\" {other:?} is not a supported draft (http://json-schema.org/draft-07/schema# or \
+             https://json-schema.org/draft/2020-12/schema)"
+        )),
+    }
+}
+
+/// A compile error in words: a reference outside the schema is named as refused.
+fn compile_problem(message: &str) -> String {
+    if message.contains("retrieving it failed") || message.contains("Resource '") {
+        let uri = message.split('\'').nth(1).unwrap_or("?");
+        format!(
+            "$ref {uri:?} points outside the schema: confo never fetches schemas (no network or file access); \
+             put what it refers to under \"$defs\" and refer to \"#/$defs/…\""
+        )
+    } else {
+        format!("not a valid JSON Schema: {message}")
+    }
+}
+
+/// How many revisions of a namespace's schemas are kept (when history is on).
+pub const REVISIONS_KEPT: usize = 100;
+/// The most a schema document may weigh; older revisions are dropped to stay under it.
+pub const DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// A namespace's schema document as stored: the schemas (none after a removal) and their
+/// revisions, oldest first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Document {
+    pub schemas: Option<Schemas>,
+    pub revisions: Vec<Revision>,
+}
+
+impl Document {
+    pub(crate) fn decode(bytes: &[u8], location: &str) -> std::result::Result<Self, crate::error::Corruption> {
+        let bad = |problem: String| crate::error::Corruption { location: location.to_owned(), problem };
+        let map = crate::codec::parse_config(bytes)
+            .map_err(|p| bad(format!("not a schema document: {}", crate::codec::describe_problem(p))))?;
+        let schemas = match map.get("schemas") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(s)) => Some(Schemas::from_json(s, location).map_err(|e| bad(e.to_string()))?),
+            Some(_) => return Err(bad("\"schemas\" is not an object".into())),
+        };
+        let mut revisions = Vec::new();
+        if let Some(Value::Array(records)) = map.get("revisions") {
+            for record in records {
+                let bytes = serde_json::to_vec(record).map_err(|e| bad(e.to_string()))?;
+                revisions.push(crate::history::decode_record(&bytes, None, || location.to_owned())?);
+            }
+        }
+        Ok(Document { schemas, revisions })
+    }
+
+    /// The document after a change to `schemas` by `author` (recorded as a revision unless
+    /// `keep` is 0), encoded.
+    pub(crate) fn next(
+        mut self,
+        schemas: Option<Schemas>,
+        author: &Author,
+        restores: Option<u64>,
+        keep: usize,
+    ) -> Result<Vec<u8>> {
+        let number = self.revisions.last().map_or(0, |r| r.number) + 1;
+        let operation = match (&schemas, &self.schemas, restores) {
+            (None, _, _) => Operation::Delete,
+            (Some(_), _, Some(_)) => Operation::Rollback,
+            (Some(_), Some(_), None) => Operation::Change,
+            (Some(_), None, None) => Operation::Create,
+        };
+        let value = schemas.as_ref().map(Schemas::to_json);
+        let record = Record {
+            number,
+            operation,
+            time: crate::history::now(),
+            author,
+            restores,
+            before: self.revisions.last().map(|r| r.number.to_string()),
+            after: Some(number.to_string()),
+            value: value.as_ref(),
+        };
+        let mut records: Vec<Value> = Vec::new();
+        for old in &self.revisions {
+            records.push(revision_json(old));
+        }
+        if keep > 0 {
+            records.push(serde_json::from_slice(&record.encode()?).map_err(|e| Error::InvalidValue {
+                location: "schema revision".into(),
+                message: e.to_string(),
+            })?);
+        }
+        let drop = records.len().saturating_sub(keep);
+        records.drain(..drop);
+        self.schemas = schemas;
+        loop {
+            let mut doc = Map::new();
+            doc.insert("format".into(), Value::from(1));
+            doc.insert("schemas".into(), self.schemas.as_ref().map_or(Value::Null, |s| Value::Object(s.to_json())));
+            doc.insert("revisions".into(), Value::Array(records.clone()));
+            let bytes = serde_json::to_vec(&Value::Object(doc))
+                .map_err(|e| Error::InvalidValue { location: "schema document".into(), message: e.to_string() })?;
+            if bytes.len() <= DOCUMENT_BYTES || records.len() <= 1 {
+                if bytes.len() > DOCUMENT_BYTES && self.schemas.is_some() {
+                    return Err(Error::TooLarge { location: "schema document".into(), size: bytes.len(), limit: DOCUMENT_BYTES });
+                }
+                return Ok(bytes);
+            }
+            records.remove(0);
+        }
+    }
+
+    /// The revisions as a [`History`], newest first.
+    pub(crate) fn history(&self) -> History {
+        History { revisions: self.revisions.iter().rev().cloned().collect(), corrupt: Vec::new() }
+    }
+}
+
+fn revision_json(revision: &Revision) -> Value {
+    let record = Record {
+        number: revision.number,
+        operation: revision.operation,
+        time: revision.time,
+        author: &Author {
+            actor: revision.actor.clone(),
+            host: revision.host.clone(),
+            tool: revision.tool.clone(),
+            message: revision.message.clone(),
+        },
+        restores: revision.restores,
+        before: revision.version_before.clone(),
+        after: revision.version_after.clone(),
+        value: revision.value.as_deref(),
+    };
+    record.encode().ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
+}
+
+/// A namespace's schema document and its version; `None` if it has none.
+pub(crate) async fn load<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &crate::name::NamespaceName,
+) -> Result<Option<(Document, crate::backend::Version)>> {
+    let Some((bytes, version)) = backend.schema_document(namespace).await? else { return Ok(None) };
+    let location = format!("{} schema document of {namespace}", backend.describe());
+    let document = Document::decode(&bytes, &location).map_err(|c| Error::Corrupt { corruptions: vec![c] })?;
+    Ok(Some((document, version)))
+}
+
+/// The violations of a batch's puts under the namespace's schemas: `Err` with every one when
+/// the mode is `enforce`, the list when it is `warn` (also logged), nothing when there are no
+/// schemas or the mode is `off`. A schema document that cannot be read fails the batch (a
+/// broken schema must not silently stop checking).
+pub(crate) async fn check_batch<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &crate::name::NamespaceName,
+    changes: &[Change],
+) -> Result<Vec<Violation>> {
+    if !changes.iter().any(|c| matches!(c.kind, ChangeKind::Put(_))) {
+        return Ok(Vec::new());
+    }
+    let Some((Document { schemas: Some(schemas), .. }, _)) = load(backend, namespace).await? else {
+        return Ok(Vec::new());
+    };
+    if schemas.mode == Mode::Off {
+        return Ok(Vec::new());
+    }
+    let compiled = schemas.compile(namespace)?;
+    let violations = check_changes(&compiled, changes);
+    finish(compiled.mode, violations)
+}
+
+/// Checks several batches before the first is written (an import, a persist of several
+/// namespaces): under `enforce`, every violation of every batch in one error. A single batch
+/// is left to [`crate::BackendExt::write`], which checks it anyway.
+pub(crate) async fn check_batches<'a, B: Backend + ?Sized>(
+    backend: &B,
+    batches: impl ExactSizeIterator<Item = (&'a str, &'a [Change])>,
+) -> Result<()> {
+    if batches.len() < 2 {
+        return Ok(());
+    }
+    let mut violations = Vec::new();
+    for (namespace, changes) in batches {
+        match crate::backend::BackendExt::check_schemas(backend, namespace, changes).await {
+            Ok(_) => {}
+            Err(Error::SchemaViolation { violations: found }) => violations.extend(found),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::SchemaViolation { violations })
+    }
+}
+
+/// Every violation of the puts of `changes`.
+pub(crate) fn check_changes(compiled: &Compiled, changes: &[Change]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for change in changes {
+        if let ChangeKind::Put(value) = &change.kind {
+            violations.extend(compiled.check(&change.name, value));
+        }
+    }
+    violations
+}
+
+/// `Err` for violations under `enforce`; logged and returned under `warn`.
+pub(crate) fn finish(mode: Mode, violations: Vec<Violation>) -> Result<Vec<Violation>> {
+    if violations.is_empty() {
+        return Ok(violations);
+    }
+    match mode {
+        Mode::Enforce => Err(Error::SchemaViolation { violations }),
+        _ => {
+            for v in &violations {
+                tracing::warn!("schema (mode warn): {v}");
+            }
+            Ok(violations)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(value: Value) -> Configuration {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn schemas(default: Value) -> Schemas {
+        Schemas { mode: Mode::Enforce, default: Some(default), configurations: BTreeMap::new() }
+    }
+
+    #[test]
+    fn violations_name_the_configuration_the_pointer_and_the_rule() {
+        let compiled = schemas(json!({
+            "type": "object",
+            "properties": {"port": {"type": "integer", "maximum": 65535}, "host": {"type": "string"}},
+            "required": ["host"]
+        }))
+        .compile("sales")
+        .unwrap();
+        let found = compiled.check("database", &config(json!({"port": 70000})));
+        let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert!(shown.contains(&"sales/database: /port: 70000 is greater than the maximum of 65535".to_owned()), "{shown:?}");
+        assert!(shown.contains(&"sales/database: \"host\" is a required property".to_owned()), "{shown:?}");
+        assert!(compiled.check("database", &config(json!({"host": "h", "port": 5432}))).is_empty());
+    }
+
+    #[test]
+    fn a_configuration_schema_replaces_the_default() {
+        let mut set = schemas(json!({"required": ["host"]}));
+        set.configurations.insert("flags".into(), json!({"additionalProperties": {"type": "boolean"}}));
+        let compiled = set.compile("ns").unwrap();
+        assert!(compiled.check("flags", &config(json!({"beta": true}))).is_empty());
+        assert_eq!(compiled.check("flags", &config(json!({"beta": 1}))).len(), 1);
+        assert_eq!(compiled.check("other", &config(json!({}))).len(), 1);
+    }
+
+    #[test]
+    fn numbers_beyond_64_bits_are_compared_exactly() {
+        let max: Value = serde_json::from_str(r#"{"properties": {"n": {"maximum": 18446744073709551616}}}"#).unwrap();
+        let compiled = schemas(max).compile("ns").unwrap();
+        let at: Configuration = serde_json::from_str(r#"{"n": 18446744073709551616}"#).unwrap();
+        let above: Configuration = serde_json::from_str(r#"{"n": 18446744073709551617}"#).unwrap();
+        assert!(compiled.check("c", &at).is_empty());
+        assert_eq!(compiled.check("c", &above).len(), 1);
+    }
+
+    #[test]
+    fn bad_schemas_are_refused_with_the_reason() {
+        let err = schemas(json!({"type": "strin"})).compile("ns").unwrap_err().to_string();
+        assert!(err.contains("not a valid JSON Schema"), "{err}");
+        for remote in ["https://example.com/s.json", "file:///etc/passwd", "other.json"] {
+            let err = schemas(json!({"$ref": remote})).compile("ns").unwrap_err().to_string();
+            assert!(err.contains("never fetches"), "{remote}: {err}");
+        }
+        let err = schemas(json!({"$schema": "http://json-schema.org/draft-04/schema#"})).compile("ns").unwrap_err();
+        assert!(err.to_string().contains("not a supported draft"), "{err}");
+        let err = schemas(json!([1])).compile("ns").unwrap_err();
+        assert!(err.to_string().contains("is an object"), "{err}");
+        // A reference inside the schema is fine, in both drafts.
+        let local = json!({"$defs": {"port": {"maximum": 10}}, "properties": {"p": {"$ref": "#/$defs/port"}}});
+        assert_eq!(schemas(local).compile("ns").unwrap().check("c", &config(json!({"p": 11}))).len(), 1);
+        let d7 = json!({"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"p": {"type": "string"}},
+                        "properties": {"p": {"$ref": "#/definitions/p"}}});
+        assert_eq!(schemas(d7).compile("ns").unwrap().check("c", &config(json!({"p": 1}))).len(), 1);
+    }
+
+    #[test]
+    fn a_deep_configuration_under_a_recursive_schema_does_not_overflow_a_small_stack() {
+        let compiled = schemas(json!({"type": "object", "additionalProperties": {"$ref": "#"}})).compile("ns").unwrap();
+        let mut deep = json!({});
+        for _ in 0..crate::json::MAX_DEPTH - 1 {
+            deep = json!({"a": deep});
+        }
+        let value = config(deep);
+        // A tokio worker's stack is 2 MiB.
+        let ok = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || compiled.check("c", &value).is_empty())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(ok);
+    }
+
+    #[test]
+    fn compiled_schemas_are_reused() {
+        let schema = json!({"properties": {"unique-to-this-test": {"type": "integer"}}});
+        schemas(schema.clone()).compile("a").unwrap();
+        let before = compilations();
+        for _ in 0..10 {
+            schemas(schema.clone()).compile("b").unwrap();
+        }
+        assert_eq!(compilations(), before);
+    }
+
+    #[test]
+    fn the_document_keeps_numbered_revisions_within_its_limits() {
+        let author = Author::current("test");
+        let one = Document::default().next(Some(schemas(json!({"type": "object"}))), &author, None, 3).unwrap();
+        let doc = Document::decode(&one, "t").unwrap();
+        assert_eq!(doc.revisions.len(), 1);
+        assert_eq!(doc.revisions[0].operation, Operation::Create);
+        let mut doc = doc;
+        for _ in 0..4 {
+            let bytes = doc.next(Some(schemas(json!({"type": "object"}))), &author, None, 3).unwrap();
+            doc = Document::decode(&bytes, "t").unwrap();
+        }
+        assert_eq!(doc.revisions.iter().map(|r| r.number).collect::<Vec<_>>(), [3, 4, 5]);
+        let removed = Document::decode(&doc.next(None, &author, None, 3).unwrap(), "t").unwrap();
+        assert!(removed.schemas.is_none());
+        assert_eq!(removed.revisions.last().unwrap().operation, Operation::Delete);
+        // History off: nothing recorded.
+        let off = Document::decode(&Document::default().next(Some(Schemas::default()), &author, None, 0).unwrap(), "t");
+        assert!(off.unwrap().revisions.is_empty());
+    }
+}
