@@ -321,10 +321,16 @@ pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Ba
     assert_eq!(store.load(&ns).await.unwrap(), stored_before, "nothing of the batch was written");
     // A field update, and deletes (never a violation).
     let edit = [crate::FieldEdit::Set("port".into(), json!(0))];
-    assert_eq!(store.update_fields(&ns, "db", &edit).await.unwrap_err().cause().kind(), crate::ErrorKind::SchemaViolation);
+    assert_eq!(
+        store.update_fields(&ns, "db", &edit).await.unwrap_err().cause().kind(),
+        crate::ErrorKind::SchemaViolation
+    );
     store.delete(&ns, "before", Precondition::Any).await.unwrap();
     // A configuration's own schema replaces the default for it.
-    store.set_schema(&ns, Some("flags"), Some(json!({"additionalProperties": {"type": "boolean"}})), None).await.unwrap();
+    store
+        .set_schema(&ns, Some("flags"), Some(json!({"additionalProperties": {"type": "boolean"}})), None)
+        .await
+        .unwrap();
     store.put(&ns, "flags", obj(json!({"beta": true})), Precondition::Any).await.unwrap();
     assert!(store.put(&ns, "flags", obj(json!({"beta": 1})), Precondition::Any).await.is_err());
     // A rollback to a revision the schema refuses.

@@ -351,10 +351,10 @@ impl Document {
             records.push(revision_json(old));
         }
         if keep > 0 {
-            records.push(serde_json::from_slice(&record.encode()?).map_err(|e| Error::InvalidValue {
-                location: "schema revision".into(),
-                message: e.to_string(),
-            })?);
+            records.push(
+                serde_json::from_slice(&record.encode()?)
+                    .map_err(|e| Error::InvalidValue { location: "schema revision".into(), message: e.to_string() })?,
+            );
         }
         let drop = records.len().saturating_sub(keep);
         records.drain(..drop);
@@ -368,7 +368,11 @@ impl Document {
                 .map_err(|e| Error::InvalidValue { location: "schema document".into(), message: e.to_string() })?;
             if bytes.len() <= DOCUMENT_BYTES || records.len() <= 1 {
                 if bytes.len() > DOCUMENT_BYTES && self.schemas.is_some() {
-                    return Err(Error::TooLarge { location: "schema document".into(), size: bytes.len(), limit: DOCUMENT_BYTES });
+                    return Err(Error::TooLarge {
+                        location: "schema document".into(),
+                        size: bytes.len(),
+                        limit: DOCUMENT_BYTES,
+                    });
                 }
                 return Ok(bytes);
             }
@@ -513,7 +517,10 @@ mod tests {
         .unwrap();
         let found = compiled.check("database", &config(json!({"port": 70000})));
         let shown: Vec<String> = found.iter().map(ToString::to_string).collect();
-        assert!(shown.contains(&"sales/database: /port: 70000 is greater than the maximum of 65535".to_owned()), "{shown:?}");
+        assert!(
+            shown.contains(&"sales/database: /port: 70000 is greater than the maximum of 65535".to_owned()),
+            "{shown:?}"
+        );
         assert!(shown.contains(&"sales/database: \"host\" is a required property".to_owned()), "{shown:?}");
         assert!(compiled.check("database", &config(json!({"host": "h", "port": 5432}))).is_empty());
     }

@@ -25,8 +25,8 @@ use crate::backend::{
 use crate::error::Corruption;
 use crate::error::{Error, Missing, Result};
 use crate::history::{Author, History, Revision};
-use crate::schema::{Schemas, Violation};
 use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
+use crate::schema::{Schemas, Violation};
 use crate::spec::BackendSpec;
 use crate::transfer::{Difference, Document, Plan};
 

@@ -39,6 +39,7 @@
 mod engine;
 mod history;
 mod options;
+mod schema;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -557,6 +558,19 @@ impl Backend for EtcdBackend {
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         self.history_configurations(namespace.as_str()).await
+    }
+
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        self.read_schema(namespace.as_str()).await
+    }
+
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        self.write_schema(namespace.as_str(), document, precondition).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -107,11 +107,19 @@ struct Scripts {
     load_namespace: Lua,
     read_one: Lua,
     write: Lua,
+    schema: Lua,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 5] {
-        [&self.create_namespace, &self.delete_namespace, &self.load_namespace, &self.read_one, &self.write]
+    fn all(&self) -> [&Lua; 6] {
+        [
+            &self.create_namespace,
+            &self.delete_namespace,
+            &self.load_namespace,
+            &self.read_one,
+            &self.write,
+            &self.schema,
+        ]
     }
 }
 
@@ -126,6 +134,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         load_namespace: with_common(include_str!("load_namespace.lua")),
         read_one: with_common(include_str!("read_one.lua")),
         write: with_common(include_str!("write.lua")),
+        schema: with_common(include_str!("schema.lua")),
     }
 });
 
@@ -192,8 +201,19 @@ impl RedisBackend {
 
     /// Runs a script on KEYS = [root, namespace key] and ARGV = [namespace, extra...].
     async fn script<T: redis::FromRedisValue>(&self, script: &Script, namespace: &str, extra: &[&[u8]]) -> Result<T> {
+        self.script_on(script, namespace, namespace, extra).await
+    }
+
+    /// Runs a script on KEYS = [root, `key`] and ARGV = [namespace, extra...].
+    async fn script_on<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        namespace: &str,
+        extra: &[&[u8]],
+    ) -> Result<T> {
         let mut invocation = script.key(ROOT_KEY);
-        invocation.key(namespace).arg(namespace);
+        invocation.key(key).arg(namespace);
         for arg in extra {
             invocation.arg(*arg);
         }
@@ -236,6 +256,7 @@ impl RedisBackend {
                 let location = self.key_location(&format!("{namespace}-{detail}"));
                 Error::conflict(location, Some(ConfigId::new(namespace, detail)))
             }
+            Some("SCHEMA_CONFLICT") => Error::conflict(self.key_location(&detail), None),
             Some("NOTFOUND") => Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone()),
             Some("CORRUPT") => Error::Corrupt {
                 corruptions: vec![Corruption {
@@ -365,6 +386,12 @@ fn foreign_problem(kind: &str) -> String {
 /// the data key's Redis Cluster slot).
 pub(crate) fn history_key(namespace: &str, config: &str) -> String {
     format!("confo-history:{{{namespace}-{config}}}")
+}
+
+/// A namespace's schema document: `confo-schema:<ns>` (the `confo-` prefix cannot collide with
+/// the seed's keys: a namespace may not be named `confo` nor contain `-`).
+pub(crate) fn schema_key(namespace: &str) -> String {
+    format!("confo-schema:{namespace}")
 }
 
 /// `text` as a literal in a SCAN/KEYS glob.
@@ -656,6 +683,39 @@ impl Backend for RedisBackend {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        let key = schema_key(namespace.as_str());
+        let found: Option<Vec<u8>> = match self.query(redis::cmd("GET").arg(&key)).await {
+            Err(Error::Unavailable { message, .. }) if message.contains("WRONGTYPE") => {
+                return Err(self.corrupt(&key, foreign_problem("value of another type")))
+            }
+            other => other?,
+        };
+        Ok(found.map(|bytes| {
+            let version = sha1_version(&bytes);
+            (bytes, version)
+        }))
+    }
+
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        let key = schema_key(namespace.as_str());
+        let (pre, expected) = match precondition {
+            Precondition::Any => ("A", String::new()),
+            Precondition::Absent => ("N", String::new()),
+            Precondition::Version(v) => ("V", v.to_string()),
+        };
+        let body = document.unwrap_or_default();
+        let args: [&[u8]; 3] = [pre.as_bytes(), expected.as_bytes(), &body];
+        let sha: String = self.script_on(&SCRIPTS.schema, &key, namespace.as_str(), &args).await?;
+        self.wait_for_replicas().await?;
+        Ok((!sha.is_empty()).then(|| Version::text(sha)))
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -46,6 +46,7 @@
 mod engine;
 mod history;
 mod options;
+mod schema;
 mod trust;
 
 use std::collections::HashSet;
@@ -862,6 +863,19 @@ impl Backend for ZkBackend {
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         self.history_configurations(namespace.as_str()).await
+    }
+
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        self.read_schema(namespace.as_str()).await
+    }
+
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        self.write_schema(namespace.as_str(), document, precondition).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

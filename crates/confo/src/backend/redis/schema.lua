@@ -1,0 +1,23 @@
+-- KEYS: root, schema key (confo-schema:<ns>). ARGV: namespace, precondition ('A' any, 'N'
+-- absent, 'V' version), expected sha1 of the stored document (for 'V'), the document ('' to
+-- remove it). Writes a namespace's schema document if the precondition holds (a put needs the
+-- namespace to exist). Returns the sha1 of the document written, or '' after a removal.
+local ns = ARGV[1]
+local removing = ARGV[4] == ''
+if not removing then
+  local _, err = require_namespace(KEYS[1], ns)
+  if err then return err end
+end
+local err = foreign(KEYS[2])
+if err then return err end
+local current = redis.call('GET', KEYS[2])
+local pre = ARGV[2]
+if (pre == 'N' and current) or (pre == 'V' and (not current or redis.sha1hex(current) ~= ARGV[3])) then
+  return fail('SCHEMA_CONFLICT', KEYS[2])
+end
+if removing then
+  redis.call('DEL', KEYS[2])
+  return ''
+end
+redis.call('SET', KEYS[2], ARGV[4])
+return redis.sha1hex(ARGV[4])
