@@ -20,7 +20,8 @@ pub(crate) const DEFAULT_SPEC: &str = "file:./Configurations";
                   confo copy --from file:./Configurations --to prod\n\n\
                   Backends: --backend takes a spec or a profile name; default $CONFO_BACKEND, then the default\n\
                   profile, then file:./Configurations. Profiles live in $CONFO_CONFIG or ~/.config/confo/config.toml.\n\n\
-                  Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 conflict, 5 unavailable or unauthorized."
+                  Exit codes: 0 ok, 1 error, 2 usage (and a write a schema refuses), 3 not found, 4 conflict,
+                  5 unavailable or unauthorized, 6 invalid (validate found configurations breaking their schema)."
 )]
 pub(crate) struct Cli {
     /// A backend spec (file:PATH, redis://host:port, zk://host:port[/chroot], etcd://host:port, memory:; see the
@@ -251,6 +252,21 @@ pub(crate) enum Command {
         to: u64,
     },
 
+    /// Schemas: a JSON Schema per namespace (and per configuration), checked before every write.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+
+    /// Check what is stored against the schemas (whatever their mode): prints every violation
+    /// and exits 6 if there is one.
+    #[command(
+        after_help = "Finds what was written without confo (a raw client, Python confo) or before the schema was \
+                            set.\n\nExamples:\n  confo validate\n  confo validate sales billing --output json"
+    )]
+    Validate {
+        /// The namespaces (all when none is given).
+        namespaces: Vec<String>,
+    },
+
     /// Every recorded change of a namespace (deleted configurations included), newest first.
     #[command(after_help = "TIME is 2026-11-28, 2026-11-28T09:30:00Z, or an age such as 2h, 7d (that long ago).\n\n\
                             Examples:\n  confo log sales\n  confo log sales --since 1d --actor alice")]
@@ -399,4 +415,64 @@ pub(crate) enum SecretsCommand {
         /// Namespaces (default: all).
         namespaces: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SchemaCommand {
+    /// Set the default schema of a namespace's configurations (or, with --config, one
+    /// configuration's own), from a JSON, YAML or TOML file (- for JSON on stdin).
+    #[command(
+        after_help = "A JSON Schema, draft 2020-12 unless its $schema names draft 7. It must be self-contained:\n\
+                            a $ref outside it is refused (confo never fetches schemas). The mode (default enforce, kept\n\
+                            when not given): enforce refuses writes that break it (exit 2, nothing written), warn\n\
+                            writes and warns, off keeps the schema without checking.\n\n\
+                            Examples:\n  confo schema set sales database.schema.json\n  \
+                            confo schema set sales flags.schema.json --config flags --mode warn"
+    )]
+    Set {
+        /// The namespace.
+        namespace: String,
+        /// The schema's file.
+        file: PathBuf,
+        /// Only this configuration's schema (it replaces the default for it).
+        #[arg(long, value_name = "NAME")]
+        config: Option<String>,
+        /// enforce, warn or off.
+        #[arg(long, value_enum)]
+        mode: Option<SchemaMode>,
+    },
+    /// Print a namespace's schemas: {"mode", "default", "configurations"}.
+    Get {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Remove a namespace's schemas (or, with --config, one configuration's).
+    Rm {
+        /// The namespace.
+        namespace: String,
+        /// Only this configuration's schema.
+        #[arg(long, value_name = "NAME")]
+        config: Option<String>,
+    },
+    /// The revisions of a namespace's schemas, newest first.
+    History {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Put a namespace's schemas back as they were at revision N (a new revision).
+    Rollback {
+        /// The namespace.
+        namespace: String,
+        /// The revision to restore.
+        #[arg(long, value_name = "N")]
+        to: u64,
+    },
+}
+
+/// `--mode` of `schema set`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SchemaMode {
+    Enforce,
+    Warn,
+    Off,
 }

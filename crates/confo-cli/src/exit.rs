@@ -1,6 +1,7 @@
 //! Exit codes, one `match` on the library's error kinds, and the failure a command reports.
 //! The codes are a contract (scripts test them): 0 ok, 1 other, 2 usage, 3 not found, 4
-//! conflict, 5 unavailable, unauthorized or insecure.
+//! conflict, 5 unavailable, unauthorized or insecure, 6 invalid (`validate` found
+//! configurations that break their schema).
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ pub enum Exit {
     Conflict = 4,
     /// The store is unavailable, refused access, or holds something confo does not trust.
     Unavailable = 5,
+    /// `validate` found stored configurations that break their schema.
+    Invalid = 6,
 }
 
 impl Exit {
@@ -31,7 +34,9 @@ impl Exit {
     pub fn of(kind: ErrorKind) -> Exit {
         match kind {
             ErrorKind::NotFound => Exit::NotFound,
-            ErrorKind::InvalidName | ErrorKind::InvalidSpec | ErrorKind::InvalidValue => Exit::Usage,
+            ErrorKind::InvalidName | ErrorKind::InvalidSpec | ErrorKind::InvalidValue | ErrorKind::SchemaViolation => {
+                Exit::Usage
+            }
             ErrorKind::Conflict => Exit::Conflict,
             ErrorKind::Unavailable | ErrorKind::Unauthorized | ErrorKind::Insecure => Exit::Unavailable,
             _ => Exit::Error,
@@ -51,11 +56,13 @@ pub struct Failure {
     pub(crate) code: Exit,
     pub(crate) message: String,
     pub(crate) hint: Option<String>,
+    /// Lines printed after the message (each schema violation).
+    pub(crate) details: Vec<String>,
 }
 
 impl Failure {
     pub(crate) fn new(code: Exit, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into(), hint: None }
+        Failure { code, message: message.into(), hint: None, details: Vec::new() }
     }
 
     pub(crate) fn usage(message: impl Into<String>) -> Self {
@@ -83,7 +90,14 @@ impl From<Error> for Failure {
             e if e.is_conflict() => Some("someone changed it meanwhile: look at it again and retry".to_owned()),
             _ => None,
         };
-        Failure { code, message: error.to_string(), hint }
+        if let Error::SchemaViolation { violations } = error.cause() {
+            let details = violations.iter().map(ToString::to_string).collect();
+            let count = violations.len();
+            let message = format!("{count} schema violation{}: nothing was written", if count == 1 { "" } else { "s" });
+            let hint = Some("fix the values, or see the schema with: confo schema get NS".to_owned());
+            return Failure { code, message, hint, details };
+        }
+        Failure { code, message: error.to_string(), hint, details: Vec::new() }
     }
 }
 
@@ -93,8 +107,10 @@ mod tests {
 
     #[test]
     fn codes_are_the_documented_numbers() {
-        let codes = [Exit::Ok, Exit::Error, Exit::Usage, Exit::NotFound, Exit::Conflict, Exit::Unavailable];
-        assert_eq!(codes.map(|c| c as u8), [0, 1, 2, 3, 4, 5]);
+        let codes =
+            [Exit::Ok, Exit::Error, Exit::Usage, Exit::NotFound, Exit::Conflict, Exit::Unavailable, Exit::Invalid];
+        assert_eq!(codes.map(|c| c as u8), [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(Exit::of(ErrorKind::SchemaViolation), Exit::Usage);
         assert_eq!(Exit::of(ErrorKind::Insecure), Exit::Unavailable);
         assert_eq!(Exit::of(ErrorKind::InvalidSpec), Exit::Usage);
         assert_eq!(Exit::of(ErrorKind::Corrupt), Exit::Error);

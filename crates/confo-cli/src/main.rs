@@ -41,6 +41,9 @@ fn main() -> ExitCode {
             let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let prefix = if colour { "\x1b[1;31mconfo: error:\x1b[0m" } else { "confo: error:" };
             errln!("{prefix} {}", output::safe(&failure.message, output::Stream::Err));
+            for line in &failure.details {
+                errln!("  {}", output::safe(line, output::Stream::Err));
+            }
             if let Some(hint) = failure.hint {
                 errln!("  hint: {}", output::safe(&hint, output::Stream::Err));
             }
@@ -147,6 +150,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             return commands::history::diff(&spec, &left, right.as_deref(), output);
         }
         Command::Rollback { target, to } => return commands::history::rollback(&spec, &target, to),
+        Command::Schema(command) => return commands::schema::schema(command, &spec, output),
+        Command::Validate { namespaces } => return commands::schema::validate(&spec, &namespaces, output),
         Command::Log { namespace, since, actor, limit } => {
             return commands::history::log(&spec, &namespace, since.as_deref(), actor, limit, output)
         }
@@ -175,6 +180,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Command::History { .. }
         | Command::Show { .. }
         | Command::Rollback { .. }
+        | Command::Schema(_)
+        | Command::Validate { .. }
         | Command::Log { .. } => Ok(()),
     }
 }

@@ -360,6 +360,42 @@ impl Store {
         self.block(self.inner.rollback(namespace, config, number, precondition))
     }
 
+    /// See [`crate::Store::schemas`].
+    pub fn schemas(&self, namespace: &str) -> Result<Option<crate::schema::Schemas>> {
+        self.block(self.inner.schemas(namespace))
+    }
+
+    /// See [`crate::Store::set_schema`].
+    pub fn set_schema(
+        &self,
+        namespace: &str,
+        config: Option<&str>,
+        schema: Option<serde_json::Value>,
+        mode: Option<crate::schema::Mode>,
+    ) -> Result<crate::schema::Schemas> {
+        self.block(self.inner.set_schema(namespace, config, schema, mode))
+    }
+
+    /// See [`crate::Store::remove_schema`].
+    pub fn remove_schema(&self, namespace: &str, config: Option<&str>) -> Result<Option<crate::schema::Schemas>> {
+        self.block(self.inner.remove_schema(namespace, config))
+    }
+
+    /// See [`crate::Store::schema_history`].
+    pub fn schema_history(&self, namespace: &str) -> Result<crate::history::History> {
+        self.block(self.inner.schema_history(namespace))
+    }
+
+    /// See [`crate::Store::rollback_schema`].
+    pub fn rollback_schema(&self, namespace: &str, number: u64) -> Result<Option<crate::schema::Schemas>> {
+        self.block(self.inner.rollback_schema(namespace, number))
+    }
+
+    /// See [`crate::Store::validate`].
+    pub fn validate(&self, namespaces: &[String]) -> Result<Vec<crate::schema::Violation>> {
+        self.block(self.inner.validate(namespaces))
+    }
+
     /// See [`crate::Store::log`].
     #[allow(clippy::type_complexity)]
     pub fn log(

@@ -272,9 +272,7 @@ impl Store {
     /// revision; [`Error::NotFound`] if there is none to remove.
     pub async fn remove_schema(&self, namespace: &str, config: Option<&str>) -> Result<Option<Schemas>> {
         self.change_schemas(namespace, None, |current| {
-            let missing = |name: &str| {
-                Error::not_found(Missing::Schema, name, format!("{} namespace {namespace:?}", self.backend.describe()))
-            };
+            let missing = |name: &str| Error::not_found(Missing::Schema, name, self.backend.describe());
             let Some(mut schemas) = current else { return Err(missing(namespace)) };
             match config {
                 None => Ok(None),

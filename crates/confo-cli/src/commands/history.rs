@@ -52,7 +52,7 @@ fn report_corrupt(corrupt: &[confo::error::Corruption]) -> Result<(), Failure> {
     }
 }
 
-fn revision_json(revision: &Revision, config: Option<&str>) -> Value {
+pub(crate) fn revision_json(revision: &Revision, config: Option<&str>) -> Value {
     let mut object = Map::new();
     if let Some(config) = config {
         object.insert("configuration".into(), json!(config));
@@ -76,7 +76,7 @@ fn revision_json(revision: &Revision, config: Option<&str>) -> Value {
 }
 
 /// Left-aligned columns, the last one free.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let columns = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -101,7 +101,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn operation_text(revision: &Revision) -> String {
+pub(crate) fn operation_text(revision: &Revision) -> String {
     match revision.restores {
         Some(n) => format!("{} of {n}", revision.operation),
         None => revision.operation.to_string(),

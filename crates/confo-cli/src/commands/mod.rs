@@ -5,6 +5,7 @@ pub(crate) mod backends;
 pub(crate) mod configurations;
 pub(crate) mod history;
 pub(crate) mod namespaces;
+pub(crate) mod schema;
 pub(crate) mod secrets;
 pub(crate) mod transfer;
 pub(crate) mod watch;

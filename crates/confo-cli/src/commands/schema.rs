@@ -1,0 +1,139 @@
+//! `schema set|get|rm|history|rollback` and `validate`: a namespace's JSON Schemas (see
+//! `confo::schema`), through a `Store`.
+
+use std::path::Path;
+
+use confo::blocking::Store;
+use confo::history::format_time;
+use confo::schema::Mode;
+use confo::BackendSpec;
+use serde_json::{json, Value};
+
+use super::read_document;
+use crate::args::{Format, SchemaCommand, SchemaMode};
+use crate::exit::{Exit, Failure};
+use crate::output;
+
+fn open(spec: &BackendSpec) -> Result<Store, Failure> {
+    Ok(Store::open(spec)?.with_author(crate::author()))
+}
+
+fn mode_of(mode: SchemaMode) -> Mode {
+    match mode {
+        SchemaMode::Enforce => Mode::Enforce,
+        SchemaMode::Warn => Mode::Warn,
+        SchemaMode::Off => Mode::Off,
+    }
+}
+
+fn print(value: Value, output: Option<Format>) -> Result<(), Failure> {
+    output::value(&value, output.unwrap_or(Format::Json))
+}
+
+/// `schema set|get|rm|history|rollback`.
+pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
+    match command {
+        SchemaCommand::Set { namespace, file, config, mode } => {
+            let schema = read_document(Path::new(&file))?;
+            let store = open(spec)?;
+            let set = store.set_schema(&namespace, config.as_deref(), Some(schema), mode.map(mode_of))?;
+            let whose = match &config {
+                Some(c) => format!("{namespace}/{c}"),
+                None => format!("namespace {namespace}"),
+            };
+            errln!("confo: schema of {} set (mode {})", output::safe(&whose, output::Stream::Err), set.mode);
+            // What is stored already is not rewritten: say if some of it breaks the schema now.
+            let invalid = store.validate(std::slice::from_ref(&namespace))?;
+            if !invalid.is_empty() {
+                errln!(
+                    "confo: warning: {} violation(s) in what is stored already (see: confo validate {})",
+                    invalid.len(),
+                    output::safe(&namespace, output::Stream::Err)
+                );
+            }
+            Ok(())
+        }
+        SchemaCommand::Get { namespace } => {
+            let store = open(spec)?;
+            match store.schemas(&namespace)? {
+                Some(schemas) => print(Value::Object(schemas.to_json()), output),
+                None => Err(Failure::new(
+                    Exit::NotFound,
+                    format!("namespace {namespace:?} has no schema (set one with: confo schema set {namespace} FILE)"),
+                )),
+            }
+        }
+        SchemaCommand::Rm { namespace, config } => {
+            open(spec)?.remove_schema(&namespace, config.as_deref())?;
+            Ok(())
+        }
+        SchemaCommand::History { namespace } => {
+            let history = open(spec)?.schema_history(&namespace)?;
+            match output {
+                None | Some(Format::Table) => {
+                    let rows: Vec<Vec<String>> = history
+                        .revisions
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.number.to_string(),
+                                format_time(r.time),
+                                r.actor.clone(),
+                                super::history::operation_text(r),
+                                r.message.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect();
+                    super::history::print_table(&["NUMBER", "TIME", "ACTOR", "OPERATION", "MESSAGE"], &rows);
+                    Ok(())
+                }
+                Some(format) => {
+                    let items = history.revisions.iter().map(|r| super::history::revision_json(r, None)).collect();
+                    output::value(&Value::Array(items), format)
+                }
+            }
+        }
+        SchemaCommand::Rollback { namespace, to } => {
+            let store = open(spec)?;
+            store.rollback_schema(&namespace, to)?;
+            let head = store.schema_history(&namespace)?.head();
+            errln!(
+                "confo: schemas of {} rolled back to revision {to} (now revision {head})",
+                output::safe(&namespace, output::Stream::Err)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `validate [NS…]`: every violation on stdout (one per line, or a list with --output), exit 6
+/// if there is one.
+pub(crate) fn validate(spec: &BackendSpec, namespaces: &[String], output: Option<Format>) -> Result<(), Failure> {
+    let violations = open(spec)?.validate(namespaces)?;
+    match output {
+        None | Some(Format::Table) => {
+            for v in &violations {
+                outln!("{}", output::safe(&v.to_string(), output::Stream::Out));
+            }
+        }
+        Some(format) => {
+            let items = violations
+                .iter()
+                .map(|v| {
+                    json!({"namespace": v.namespace, "configuration": v.configuration, "pointer": v.pointer,
+                           "message": v.message})
+                })
+                .collect();
+            output::value(&Value::Array(items), format)?;
+        }
+    }
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let configs: std::collections::BTreeSet<(&str, &str)> =
+        violations.iter().map(|v| (v.namespace.as_str(), v.configuration.as_str())).collect();
+    Err(Failure::new(
+        Exit::Invalid,
+        format!("{} configuration(s) break their schema ({} violations)", configs.len(), violations.len()),
+    ))
+}
