@@ -29,9 +29,12 @@ fn snapshot(env: &Env, spec: &str) -> (String, String) {
     (env.ok(&on(spec, &["export"])), env.ok(&on(spec, &["log", "sales", "--output", "json"])))
 }
 
+/// Writes `(namespace, configuration, json)` as a program without confo would.
+type RawWrite<'a> = &'a dyn Fn(&str, &str, &str);
+
 /// The walkthrough on one backend; `raw_write(namespace, config, json)` writes a configuration
 /// the way a program without confo would (a raw client), if the backend has one here.
-fn walkthrough(env: &Env, spec: &str, raw_write: Option<&dyn Fn(&str, &str, &str)>) {
+fn walkthrough(env: &Env, spec: &str, raw_write: Option<RawWrite<'_>>) {
     std::fs::write(env.path("schema.json"), SCHEMA).unwrap();
     env.ok(&on(spec, &["ns", "create", "sales"]));
     env.ok(&on(spec, &["set", "sales/database", "host=db", "port=5432"]));
@@ -212,4 +215,28 @@ fn schemas_on_etcd() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     walkthrough(&Env::new(), &format!("etcd://{endpoint}"), Some(&raw));
+}
+
+/// Python confo 0.1.6.2 still loads a store whose namespace has schemas (kept beside the root).
+#[test]
+fn python_confo_still_reads_a_store_with_schemas() {
+    // scripts/test.sh installs confo 0.1.6.2 there and sets CONFO_PY_COMPAT.
+    let python = std::env::var_os("CONFO_PY_COMPAT")
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/confo-py-compat/bin/python").into());
+    let env = Env::new();
+    std::fs::write(env.path("schema.json"), SCHEMA).unwrap();
+    env.ok(&["ns", "create", "sales"]);
+    env.ok(&["schema", "set", "sales", "schema.json"]);
+    std::fs::write(env.path("flags.json"), r#"{"type": "object"}"#).unwrap();
+    env.ok(&["schema", "set", "sales", "flags.json", "--config", "flags"]);
+    env.ok(&["set", "sales/database", "host=db", "port=5432"]);
+    let script = format!(
+        "from confo.Confo import Confo\nimport confo.Backends as BE\nc = Confo()\n\
+         c.load_backend(credentials={{'config_path': {:?}}}, name='f', backend_type=BE.FILE_BACKEND)\n\
+         c.activate_backend('f')\nc.use_namespace('sales')\nprint(c.get_all())\n",
+        env.root().display().to_string()
+    );
+    let out = Command::new(python).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{'database': {'host': 'db', 'port': 5432}}");
 }

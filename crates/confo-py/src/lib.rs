@@ -33,8 +33,20 @@ fn kind(error: &Error) -> String {
     }
 }
 
+/// `NativeError(kind, message)`, and for a schema violation a third argument: the violations
+/// as a JSON list of {namespace, configuration, pointer, message}.
 fn raise(error: Error) -> PyErr {
+    if let Error::SchemaViolation { violations } = error.cause() {
+        let details: Vec<serde_json::Value> = violations.iter().map(violation_json).collect();
+        let details = serde_json::Value::Array(details).to_string();
+        return NativeError::new_err(("schema_violation".to_owned(), error.to_string(), details));
+    }
     NativeError::new_err((kind(&error), error.to_string()))
+}
+
+fn violation_json(v: &confo::schema::Violation) -> serde_json::Value {
+    serde_json::json!({"namespace": v.namespace, "configuration": v.configuration, "pointer": v.pointer,
+                       "message": v.message})
 }
 
 fn from_json(text: &str) -> PyResult<serde_json::Value> {
@@ -306,6 +318,53 @@ impl Manager {
             Ok(self.inner.history(config, confo::store::Page::newest(1))?.head())
         })
         .map_err(raise)
+    }
+
+    /// Sets the current namespace's default schema (or `config`'s own), and/or its mode.
+    #[pyo3(signature = (schema, config=None, mode=None))]
+    fn set_schema(
+        &self,
+        py: Python<'_>,
+        schema: &Bound<'_, PyAny>,
+        config: Option<&str>,
+        mode: Option<&str>,
+    ) -> PyResult<()> {
+        let schema = if schema.is_none() { None } else { Some(convert::from_py(schema)?) };
+        let mode = mode.map(str::parse::<confo::schema::Mode>).transpose().map_err(raise)?;
+        py.detach(|| {
+            let namespace = self.inner.current_namespace()?;
+            self.inner.store()?.set_schema(&namespace, config, schema, mode).map(drop)
+        })
+        .map_err(raise)
+    }
+
+    /// The current namespace's schemas ({"mode", "default", "configurations"}), or None.
+    fn get_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let schemas = py
+            .detach(|| {
+                let namespace = self.inner.current_namespace()?;
+                self.inner.store()?.schemas(&namespace)
+            })
+            .map_err(raise)?;
+        match schemas {
+            Some(s) => convert::to_py(py, &serde_json::Value::Object(s.to_json())),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    /// Every violation of what is stored in `namespace` (the current one by default).
+    #[pyo3(signature = (namespace=None))]
+    fn validate<'py>(&self, py: Python<'py>, namespace: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let violations = py
+            .detach(|| {
+                let namespace = match namespace {
+                    Some(n) => n,
+                    None => self.inner.current_namespace()?,
+                };
+                self.inner.store()?.validate(&[namespace])
+            })
+            .map_err(raise)?;
+        convert::to_py(py, &serde_json::Value::Array(violations.iter().map(violation_json).collect()))
     }
 
     /// Starts watching a namespace (or one configuration).

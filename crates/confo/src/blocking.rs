@@ -85,6 +85,12 @@ impl Confo {
         self.runtime()?.block_on(future)
     }
 
+    /// The active backend as a [`Store`] on this facade's runtime (see [`crate::Confo::store`]):
+    /// point reads and writes, schemas, validation.
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store { inner: self.inner.store()?, runtime: self.runtime()? })
+    }
+
     /// See [`crate::Confo::reload_namespace`].
     pub fn reload_namespace(&self, namespace: &str) -> Result<()> {
         self.block(self.inner.reload_namespace(namespace))

@@ -27,8 +27,7 @@ def call(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except _native.NativeError as error:
-        kind, message = error.args
-        raise from_native(kind, message) from None
+        raise from_native(*error.args) from None
 
 
 def kind_of(backend_type):
@@ -197,6 +196,21 @@ class Session:
         if the configuration changed since this session loaded it; RevisionNotFoundException for
         a revision that is not kept."""
         return call(self._native.rollback, config, number)
+
+    def set_schema(self, schema, config=None, mode=None):
+        """Sets the current namespace's default JSON Schema (or, with ``config``, that
+        configuration's own) and/or its mode ("enforce", "warn" or "off"; kept when None). Once
+        set, a persist that breaks it raises SchemaViolationException and writes nothing."""
+        call(self._native.set_schema, schema, config, mode)
+
+    def get_schema(self):
+        """The current namespace's schemas: {"mode", "default", "configurations"}, or None."""
+        return call(self._native.get_schema)
+
+    def validate(self, namespace=None):
+        """Every violation of what is stored in a namespace (the current one by default), as
+        dicts with namespace, configuration, pointer and message."""
+        return call(self._native.validate, namespace)
 
     def persist(self, namespace=False, config=False, force=False):
         """Writes staged edits: everything, one namespace, or one configuration (confo's

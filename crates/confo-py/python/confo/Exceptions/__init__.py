@@ -135,6 +135,17 @@ class HistoryOffException(ConfoError):
     """The backend keeps no history (its spec or credentials say ``history=off``)."""
 
 
+class SchemaViolationException(InvalidValueException):
+    """A write that breaks the namespace's schema (mode ``enforce``); nothing was written.
+
+    ``violations`` lists every one as a dict: namespace, configuration, pointer (a JSON
+    pointer, empty for the whole configuration) and message (the rule broken)."""
+
+    def __init__(self, message, violations=()):
+        super().__init__(message)
+        self.violations = list(violations)
+
+
 _BY_KIND = {
     "not_found:revision": RevisionNotFoundException,
     "not_found:history": HistoryOffException,
@@ -176,8 +187,12 @@ _MISSING = {
 }
 
 
-def from_native(kind, message):
+def from_native(kind, message, details=None):
     """The exception for a native error's kind."""
+    if kind == "schema_violation":
+        import json
+
+        return SchemaViolationException(message, json.loads(details) if details else ())
     if kind == "invalid_spec:config_path" and "not a folder" in message:
         return NotAFolderException(message)
     if kind.startswith("invalid_spec_missing:"):

@@ -1,0 +1,63 @@
+"""Schemas from Python: set_schema, get_schema, validate, and SchemaViolationException."""
+
+import pytest
+
+from confo.Confo import Confo
+import confo.Backends as BE
+from confo.Exceptions import InvalidValueException, SchemaViolationException
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"host": {"type": "string"}, "port": {"type": "integer", "maximum": 65535}},
+    "required": ["host"],
+}
+
+
+def _session(configurations, unique):
+    config = Confo()
+    config.load_backend(credentials={"config_path": str(configurations)}, name=unique, backend_type=BE.FILE_BACKEND)
+    config.activate_backend(unique)
+    config.create_namespace("sales", exist_ok=True)
+    config.use_namespace("sales")
+    return config
+
+
+def test_a_persist_that_breaks_the_schema_raises_and_writes_nothing(configurations, unique):
+    config = _session(configurations, unique)
+    config.set("database", "host", "db")
+    config.persist()
+    config.set_schema(SCHEMA)
+    assert config.get_schema()["mode"] == "enforce"
+    config.set("database", "port", 70000)
+    config.set("other", "port", "x")
+    with pytest.raises(SchemaViolationException) as raised:
+        config.persist()
+    error = raised.value
+    assert isinstance(error, InvalidValueException) and isinstance(error, ValueError)
+    found = {(v["configuration"], v["pointer"], v["message"]) for v in error.violations}
+    assert ("database", "/port", "70000 is greater than the maximum of 65535") in found
+    assert ("other", "", '"host" is a required property') in found
+    assert "sales/database: /port: 70000" in str(error)
+    # Nothing written; the edits stay staged, and fixing them lets the persist through.
+    assert not (configurations / "sales" / "other.json").exists()
+    assert config.stored("database") == {"host": "db"}
+    config.set("database", "port", 5432)
+    config.set("other", "host", "h")
+    config.set("other", "port", 1)
+    config.persist()
+    assert config.validate() == []
+
+
+def test_warn_writes_and_validate_reports(configurations, unique):
+    config = _session(configurations, unique)
+    config.set_schema(SCHEMA, mode="warn")
+    config.set("loose", "port", 1)
+    config.persist()
+    assert (configurations / "sales" / "loose.json").exists()
+    violations = config.validate()
+    assert [(v["namespace"], v["configuration"]) for v in violations] == [("sales", "loose")]
+    with pytest.raises(InvalidValueException):
+        config.set_schema({"type": "strin"})
+    with pytest.raises(InvalidValueException):
+        config.set_schema(None, mode="sometimes")
+    config.set_schema(None, config="loose", mode="off")
