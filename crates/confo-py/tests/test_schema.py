@@ -61,3 +61,26 @@ def test_warn_writes_and_validate_reports(configurations, unique):
     with pytest.raises(InvalidValueException):
         config.set_schema(None, mode="sometimes")
     config.set_schema(None, config="loose", mode="off")
+
+
+def test_schemas_work_in_a_forked_child(configurations, unique):
+    import os
+
+    config = _session(configurations, unique)
+    config.set("database", "host", "db")
+    config.persist()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            config.set_schema(SCHEMA)
+            config.set("database", "port", 70000)
+            try:
+                config.persist()
+            except SchemaViolationException as error:
+                code = 0 if error.violations[0]["pointer"] == "/port" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert config.get_schema()["mode"] == "enforce", "the child's schema is in the store"

@@ -88,7 +88,9 @@ impl Confo {
     /// The active backend as a [`Store`] on this facade's runtime (see [`crate::Confo::store`]):
     /// point reads and writes, schemas, validation.
     pub fn store(&self) -> Result<Store> {
-        Ok(Store { inner: self.inner.store()?, runtime: self.runtime()? })
+        // The runtime first: in a forked child it reopens the backends the store then uses.
+        let runtime = self.runtime()?;
+        Ok(Store { inner: self.inner.store()?, runtime })
     }
 
     /// See [`crate::Confo::reload_namespace`].

@@ -209,9 +209,20 @@ impl Compiled {
                 namespace: self.namespace.clone(),
                 configuration: config.to_owned(),
                 pointer: e.instance_path().to_string(),
-                message: e.to_string(),
+                message: shorten(e.to_string()),
             })
             .collect()
+    }
+}
+
+/// The longest rule text a violation keeps (a rule quoting a huge value, or naming 100,000
+/// unexpected fields, would otherwise make an error of megabytes).
+const MESSAGE_CHARS: usize = 300;
+
+fn shorten(message: String) -> String {
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}… ({} characters in all)", &message[..at], message.chars().count()),
+        None => message,
     }
 }
 
@@ -581,6 +592,16 @@ mod tests {
             .join()
             .unwrap();
         assert!(ok);
+    }
+
+    #[test]
+    fn an_enormous_configuration_gets_a_short_clear_violation() {
+        let compiled = schemas(json!({"additionalProperties": false, "maxProperties": 10})).compile("ns").unwrap();
+        let value: Configuration = (0..100_000).map(|i| (format!("field{i}"), json!(i))).collect();
+        let found = compiled.check("big", &value);
+        assert!(!found.is_empty());
+        assert!(found.iter().all(|v| v.message.chars().count() < MESSAGE_CHARS + 40), "{:?}", found[0]);
+        assert!(found.iter().any(|v| v.message.contains("characters in all")), "{found:?}");
     }
 
     #[test]
