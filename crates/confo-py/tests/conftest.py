@@ -75,3 +75,17 @@ def configurations(tmp_path):
     path = tmp_path / "Configurations"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def sales(configurations, unique):
+    """A session on a file backend of its own, in namespace "sales" (created)."""
+    from confo.Confo import Confo
+    import confo.Backends as BE
+
+    config = Confo()
+    config.load_backend(credentials={"config_path": str(configurations)}, name=unique, backend_type=BE.FILE_BACKEND)
+    config.activate_backend(unique)
+    config.create_namespace("sales", exist_ok=True)
+    config.use_namespace("sales")
+    return config

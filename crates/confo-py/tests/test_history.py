@@ -10,17 +10,8 @@ import confo.Backends as BE
 from confo.Exceptions import ConflictException, HistoryOffException, RevisionNotFoundException
 
 
-def _session(configurations, unique):
-    config = Confo()
-    config.load_backend(credentials={"config_path": str(configurations)}, name=unique, backend_type=BE.FILE_BACKEND)
-    config.activate_backend(unique)
-    config.create_namespace("sales", exist_ok=True)
-    config.use_namespace("sales")
-    return config
-
-
-def test_history_and_rollback(configurations, unique, monkeypatch):
-    config = _session(configurations, unique)
+def test_history_and_rollback(sales, configurations, monkeypatch):
+    config = sales
     for actor, port in (("alice", 5432), ("bob", 6432), ("carol", 7432)):
         monkeypatch.setenv("CONFO_ACTOR", actor)
         # The actor is read when the session is made: a new process per actor in real use.

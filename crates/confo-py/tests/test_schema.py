@@ -2,8 +2,6 @@
 
 import pytest
 
-from confo.Confo import Confo
-import confo.Backends as BE
 from confo.Exceptions import InvalidValueException, SchemaViolationException
 
 SCHEMA = {
@@ -13,17 +11,8 @@ SCHEMA = {
 }
 
 
-def _session(configurations, unique):
-    config = Confo()
-    config.load_backend(credentials={"config_path": str(configurations)}, name=unique, backend_type=BE.FILE_BACKEND)
-    config.activate_backend(unique)
-    config.create_namespace("sales", exist_ok=True)
-    config.use_namespace("sales")
-    return config
-
-
-def test_a_persist_that_breaks_the_schema_raises_and_writes_nothing(configurations, unique):
-    config = _session(configurations, unique)
+def test_a_persist_that_breaks_the_schema_raises_and_writes_nothing(sales, configurations):
+    config = sales
     config.set("database", "host", "db")
     config.persist()
     config.set_schema(SCHEMA)
@@ -48,8 +37,8 @@ def test_a_persist_that_breaks_the_schema_raises_and_writes_nothing(configuratio
     assert config.validate() == []
 
 
-def test_warn_writes_and_validate_reports(configurations, unique):
-    config = _session(configurations, unique)
+def test_warn_writes_and_validate_reports(sales, configurations):
+    config = sales
     config.set_schema(SCHEMA, mode="warn")
     config.set("loose", "port", 1)
     config.persist()
@@ -63,10 +52,10 @@ def test_warn_writes_and_validate_reports(configurations, unique):
     config.set_schema(None, config="loose", mode="off")
 
 
-def test_schemas_work_in_a_forked_child(configurations, unique):
+def test_schemas_work_in_a_forked_child(sales, configurations):
     import os
 
-    config = _session(configurations, unique)
+    config = sales
     config.set("database", "host", "db")
     config.persist()
     pid = os.fork()

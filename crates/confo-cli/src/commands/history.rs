@@ -76,7 +76,7 @@ pub(crate) fn revision_json(revision: &Revision, config: Option<&str>) -> Value 
 }
 
 /// Left-aligned columns, the last one free.
-pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let columns = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -101,11 +101,28 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-pub(crate) fn operation_text(revision: &Revision) -> String {
+fn operation_text(revision: &Revision) -> String {
     match revision.restores {
         Some(n) => format!("{} of {n}", revision.operation),
         None => revision.operation.to_string(),
     }
+}
+
+/// Revisions as a table: NUMBER, TIME, ACTOR, OPERATION, MESSAGE.
+pub(crate) fn print_revisions(revisions: &[Revision]) {
+    let rows: Vec<Vec<String>> = revisions
+        .iter()
+        .map(|r| {
+            vec![
+                r.number.to_string(),
+                format_time(r.time),
+                r.actor.clone(),
+                operation_text(r),
+                r.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["NUMBER", "TIME", "ACTOR", "OPERATION", "MESSAGE"], &rows);
 }
 
 /// `history NS/CONFIG [--limit N] [--before N]`.
@@ -121,21 +138,7 @@ pub(crate) fn history(
     let History { revisions, corrupt } =
         store.history(namespace, config, Page { before, limit: limit.unwrap_or(Page::default().limit) })?;
     match output {
-        None | Some(Format::Table) => {
-            let rows: Vec<Vec<String>> = revisions
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.number.to_string(),
-                        format_time(r.time),
-                        r.actor.clone(),
-                        operation_text(r),
-                        r.message.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            print_table(&["NUMBER", "TIME", "ACTOR", "OPERATION", "MESSAGE"], &rows);
-        }
+        None | Some(Format::Table) => print_revisions(&revisions),
         Some(format) => {
             let items: Vec<Value> = revisions.iter().map(|r| revision_json(r, None)).collect();
             output::value(&Value::Array(items), format)?;

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use confo::blocking::Store;
-use confo::history::format_time;
 use confo::schema::Mode;
 use confo::BackendSpec;
 use serde_json::{json, Value};
@@ -71,20 +70,7 @@ pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<
             let history = open(spec)?.schema_history(&namespace)?;
             match output {
                 None | Some(Format::Table) => {
-                    let rows: Vec<Vec<String>> = history
-                        .revisions
-                        .iter()
-                        .map(|r| {
-                            vec![
-                                r.number.to_string(),
-                                format_time(r.time),
-                                r.actor.clone(),
-                                super::history::operation_text(r),
-                                r.message.clone().unwrap_or_default(),
-                            ]
-                        })
-                        .collect();
-                    super::history::print_table(&["NUMBER", "TIME", "ACTOR", "OPERATION", "MESSAGE"], &rows);
+                    super::history::print_revisions(&history.revisions);
                     Ok(())
                 }
                 Some(format) => {
