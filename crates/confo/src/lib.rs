@@ -89,6 +89,11 @@
 //! - [`store`]: [`Store`], a stateless handle over one backend: point reads and writes of one
 //!   configuration (whatever the namespace's size), bulk loads, transfer, watch.
 //! - [`blocking`]: the sync facade.
+//! - [`live`]: [`live::Live`], one configuration as a typed value that follows the store.
+//! - `sources`: confo as a figment `Provider` (feature `figment`) and a config-rs `Source`
+//!   (feature `config-rs`).
+//! - [`backend::cache`]: last-known-good snapshots (`cache+<spec>`, `snapshots=on`): reads
+//!   served from a local copy while the store is unavailable.
 //! - [`transfer`]: whole stores as documents: export, plan/apply (import, copy), diff.
 //! - [`json`]: strict parsing of JSON input (duplicate keys refused, depth limit named).
 //!
@@ -108,11 +113,14 @@ pub mod draft;
 pub mod error;
 pub mod history;
 pub mod json;
+pub mod live;
 pub mod manager;
 pub mod name;
 pub mod options;
 pub mod schema;
 pub mod secrets;
+#[cfg(any(feature = "figment", feature = "config-rs"))]
+pub mod sources;
 pub mod spec;
 pub mod store;
 pub mod transfer;

@@ -16,6 +16,7 @@ use crate::codec::json_size;
 use crate::error::{ConfigId, Error, Result};
 use crate::name::{ConfigName, NameKind, NamespaceName};
 
+pub mod cache;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod file;
@@ -127,6 +128,9 @@ pub struct NamespaceData {
     entries: BTreeMap<String, Stored>,
     /// Entries that are not readable configurations, by name.
     pub corrupt: BTreeMap<String, CorruptEntry>,
+    /// Set when the store was unavailable and this was served from its last-known-good
+    /// snapshot ([`cache`]): when it was taken, and why.
+    pub from_snapshot: Option<cache::SnapshotInfo>,
 }
 
 /// A stored entry that is not a readable configuration.
@@ -195,7 +199,7 @@ impl IntoIterator for NamespaceData {
 
 impl FromIterator<(String, Stored)> for NamespaceData {
     fn from_iter<I: IntoIterator<Item = (String, Stored)>>(iter: I) -> Self {
-        NamespaceData { entries: iter.into_iter().collect(), corrupt: BTreeMap::new() }
+        NamespaceData { entries: iter.into_iter().collect(), corrupt: BTreeMap::new(), from_snapshot: None }
     }
 }
 

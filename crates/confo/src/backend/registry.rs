@@ -114,6 +114,7 @@ impl Engine for NotBuilt {
 
 /// Every engine this build knows: one line each (a left-out engine's line names its schemes).
 pub static ENGINES: &[&dyn Engine] = &[
+    &super::cache::CacheEngine,
     &super::file::FileEngine,
     &super::memory::MemoryEngine,
     #[cfg(feature = "redis")]
@@ -180,8 +181,20 @@ impl Registry {
         self.engines().find(|e| e.kind().as_str() == name || e.aliases().contains(&name.as_str()))
     }
 
-    /// Parses a spec string (`redis://…`, `file:PATH`, `cache+redis://…`).
+    /// Parses a spec string (`redis://…`, `file:PATH`, `cache+redis://…`). `snapshots=on` or
+    /// `snapshot_max_age=…` in any spec's query wraps it in last-known-good snapshots
+    /// ([`super::cache`]).
     pub fn parse(&self, spec: &str) -> Result<BackendSpec> {
+        if !spec.starts_with("cache+") && spec.contains("snapshot") {
+            let (plain, options) = super::cache::split_query(spec)?;
+            if plain != spec {
+                return Ok(super::cache::wrap(self.parse_plain(&plain)?, options));
+            }
+        }
+        self.parse_plain(spec)
+    }
+
+    fn parse_plain(&self, spec: &str) -> Result<BackendSpec> {
         let schemes = || {
             let examples: Vec<&str> = self.engines().map(|e| e.example()).filter(|e| !e.is_empty()).collect();
             examples.join(", ")
@@ -202,8 +215,9 @@ impl Registry {
 
     /// Reads a credentials dictionary for a kind of backend.
     pub fn parse_credentials(&self, kind: BackendKind, credentials: &Value) -> Result<BackendSpec> {
+        let (credentials, snapshots) = super::cache::split_credentials(credentials)?;
         match self.by_kind(kind.as_str()) {
-            Some(engine) => engine.parse_credentials(self, credentials),
+            Some(engine) => Ok(super::cache::wrap(engine.parse_credentials(self, &credentials)?, snapshots)),
             None => Err(Error::spec(Some("backend_type"), format!("no {kind} backend in this registry"))),
         }
     }

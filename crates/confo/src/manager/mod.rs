@@ -86,12 +86,15 @@ pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
 struct Snapshot {
     entries: HashMap<String, Stored>,
     corrupt: BTreeMap<String, CorruptEntry>,
+    /// Served from a last-known-good snapshot file (the store was unavailable).
+    from_snapshot: Option<crate::backend::cache::SnapshotInfo>,
 }
 
 impl From<NamespaceData> for Snapshot {
-    fn from(data: NamespaceData) -> Self {
+    fn from(mut data: NamespaceData) -> Self {
+        let from_snapshot = data.from_snapshot.take();
         let (entries, corrupt) = data.into_parts();
-        Snapshot { entries: entries.into_iter().collect(), corrupt }
+        Snapshot { entries: entries.into_iter().collect(), corrupt, from_snapshot }
     }
 }
 
@@ -438,6 +441,13 @@ impl Confo {
     /// The current namespace of the active backend ([`Error::NoNamespaceSelected`] if none).
     pub fn current_namespace(&self) -> Result<String> {
         self.with_current(|_, ns| Ok(ns.to_owned()))
+    }
+
+    /// When the current namespace was last read from a last-known-good snapshot because its
+    /// store was unavailable (`cache+` / `snapshots=on`): when the snapshot was taken, and why;
+    /// `None` when it came from the store.
+    pub fn from_snapshot(&self) -> Result<Option<crate::backend::cache::SnapshotInfo>> {
+        self.with_current(|slot, ns| Ok(slot.snapshots.get(ns).and_then(|s| s.from_snapshot.clone())))
     }
 
     /// Creates a namespace in the store at once. Returns `false` if it already existed.

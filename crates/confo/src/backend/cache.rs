@@ -1,0 +1,689 @@
+//! Last-known-good snapshots: a backend that keeps serving reads when its store is down.
+//!
+//! Opt in per backend: `cache+<spec>` (`cache+redis://127.0.0.1:6379`), or
+//! `snapshots=on` in any spec's query (`zk://h:2181?snapshots=on`) or credentials
+//! (`"snapshots": "on"`); `snapshot_max_age=1h` refuses older snapshots. `CONFO_SNAPSHOTS=off`
+//! turns it all off (the inner backend is opened as if it were not asked for).
+//!
+//! - After every successful read of a namespace (a load, and so every watched change, which
+//!   reloads), and after every write, the namespace is written atomically (a private temporary
+//!   file, fsync, rename) to `$XDG_CACHE_HOME/confo/snapshots/<backend-id>/<ns>.json`, else
+//!   `~/.cache/…`: mode 0600 in 0700 folders. The backend id is the spec without credentials or
+//!   options (`redis_127.0.0.1_6379_0-1a2b3c4d`). Values are stored as they are (secrets stay
+//!   sealed). The format is versioned and holds the time and each configuration's version.
+//! - When the store is **unavailable** ([`Error::Unavailable`], also when it cannot even be
+//!   opened: the backend opens lazily and tries again at each call), reads are served from the
+//!   snapshot: [`NamespaceData::from_snapshot`](super::NamespaceData) says so with its time,
+//!   and a warning is logged with its age. A store that refuses credentials, or anything else
+//!   that is not unavailability, never falls back. A snapshot older than `snapshot_max_age` is
+//!   refused (the error says how old it is).
+//! - Writes always go to the store: while it is down they fail with `Unavailable` (nothing is
+//!   queued). When it comes back, the watch (which reconnects by itself) sends a re-read of
+//!   everything, which refreshes the snapshots. Deleting a namespace deletes its snapshot.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::registry::{Engine, EngineSpec, Registry};
+use super::{
+    Backend, Capabilities, ChangeKind, ChangeSet, Hint, Hints, NamespaceData, Precondition, Stored, Version,
+    WriteReport,
+};
+use crate::error::{Error, Result};
+use crate::name::{ConfigName, NameKind, NamespaceName};
+use crate::spec::{BackendKind, BackendSpec};
+
+/// The snapshot file format this build writes and reads.
+pub const FORMAT: u64 = 1;
+
+/// Where a namespace's data came from when it was served from a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// When the snapshot was taken (the last successful read or write).
+    pub taken: SystemTime,
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Why the store was not used (its unavailability, in words).
+    pub reason: String,
+}
+
+impl SnapshotInfo {
+    /// How old the snapshot is.
+    pub fn age(&self) -> Duration {
+        SystemTime::now().duration_since(self.taken).unwrap_or_default()
+    }
+}
+
+/// The options of `cache+<spec>` / `snapshots=on`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSpec {
+    inner: BackendSpec,
+    max_age: Option<Duration>,
+}
+
+impl CacheSpec {
+    /// Snapshots over `inner`, refusing those older than `max_age`.
+    pub fn new(inner: BackendSpec, max_age: Option<Duration>) -> Self {
+        CacheSpec { inner, max_age }
+    }
+
+    /// The spec of the store itself.
+    pub fn inner(&self) -> &BackendSpec {
+        &self.inner
+    }
+}
+
+impl fmt::Display for CacheSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cache+{}", self.inner)?;
+        if let Some(age) = self.max_age {
+            let sep = if self.inner.to_string().contains('?') { '&' } else { '?' };
+            write!(f, "{sep}snapshot_max_age={}s", age.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EngineSpec for CacheSpec {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
+    async fn open(&self) -> Result<Arc<dyn Backend>> {
+        if std::env::var("CONFO_SNAPSHOTS").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+            return self.inner.open().await;
+        }
+        let backend = CachedBackend::new(self.inner.clone(), self.max_age)?;
+        // Open now if the store is there (errors other than unavailability surface at once);
+        // a store that is down is tried again at each call.
+        match backend.backend().await {
+            Ok(_) => {}
+            Err(e) if e.is_unavailable() => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Arc::new(backend))
+    }
+}
+
+/// The `cache+` scheme.
+pub(crate) struct CacheEngine;
+
+impl Engine for CacheEngine {
+    fn kind(&self) -> BackendKind {
+        BackendKind::new("cache")
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["cache+"]
+    }
+
+    fn example(&self) -> &'static str {
+        "cache+SPEC"
+    }
+
+    fn parse_url(&self, registry: &Registry, spec: &str) -> Result<BackendSpec> {
+        let inner = &spec["cache+".len()..];
+        let (inner, options) = split_query(inner)?;
+        Ok(BackendSpec::new(CacheSpec::new(registry.parse(&inner)?, options.max_age)))
+    }
+
+    fn parse_credentials(&self, _: &Registry, _: &Value) -> Result<BackendSpec> {
+        Err(Error::spec(
+            Some("backend_type"),
+            "\"cache\" is not a backend type: add \"snapshots\": \"on\" to the store's own credentials",
+        ))
+    }
+}
+
+/// What a spec's query or credentials say about snapshots.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct SnapshotOptions {
+    pub on: bool,
+    pub max_age: Option<Duration>,
+}
+
+impl SnapshotOptions {
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "snapshots" => {
+                self.on = match value {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => return Err(Error::spec(Some("snapshots"), "expected on or off")),
+                }
+            }
+            _ => {
+                let age = crate::history::parse_duration(value).ok_or_else(|| {
+                    Error::spec(Some("snapshot_max_age"), "expected a duration such as 90s, 10m, 1h, 7d")
+                })?;
+                self.max_age = Some(age);
+                self.on = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+const KEYS: [&str; 2] = ["snapshots", "snapshot_max_age"];
+
+/// `spec` without its snapshot options (`snapshots=on`, `snapshot_max_age=…` in the query),
+/// and those options.
+pub(crate) fn split_query(spec: &str) -> Result<(String, SnapshotOptions)> {
+    let mut options = SnapshotOptions::default();
+    let Some((base, query)) = spec.split_once('?') else { return Ok((spec.to_owned(), options)) };
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if KEYS.contains(&key) {
+            options.set(key, value)?;
+        } else {
+            kept.push(pair);
+        }
+    }
+    let spec = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((spec, options))
+}
+
+/// Credentials without their snapshot keys, and those options.
+pub(crate) fn split_credentials(credentials: &Value) -> Result<(Value, SnapshotOptions)> {
+    let mut options = SnapshotOptions::default();
+    let Some(map) = credentials.as_object() else { return Ok((credentials.clone(), options)) };
+    if !KEYS.iter().any(|k| map.contains_key(*k)) {
+        return Ok((credentials.clone(), options));
+    }
+    let mut rest = map.clone();
+    for key in KEYS {
+        match rest.remove(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) if key == "snapshots" => options.on = b,
+            Some(Value::String(s)) => options.set(key, &s)?,
+            Some(Value::Number(n)) if key == "snapshot_max_age" => options.set(key, &format!("{n}s"))?,
+            Some(_) => return Err(Error::spec(Some(key), "expected a string")),
+        }
+    }
+    Ok((Value::Object(rest), options))
+}
+
+/// Wraps `spec` when `options` ask for snapshots.
+pub(crate) fn wrap(spec: BackendSpec, options: SnapshotOptions) -> BackendSpec {
+    if options.on {
+        BackendSpec::new(CacheSpec::new(spec, options.max_age))
+    } else {
+        spec
+    }
+}
+
+/// A backend serving reads from last-known-good snapshots while its store is unavailable.
+pub struct CachedBackend {
+    spec: BackendSpec,
+    max_age: Option<Duration>,
+    /// `<cache>/confo/snapshots/<backend-id>`.
+    dir: PathBuf,
+    /// The store, once opened.
+    inner: RwLock<Option<Arc<dyn Backend>>>,
+    /// One opening at a time.
+    opening: tokio::sync::Mutex<()>,
+    /// Per namespace, a digest of the names and versions last written to its snapshot: a
+    /// reload that changed nothing does not rewrite it.
+    written: Mutex<HashMap<String, u64>>,
+}
+
+impl fmt::Debug for CachedBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedBackend").field("spec", &self.spec).field("dir", &self.dir).finish()
+    }
+}
+
+/// `$XDG_CACHE_HOME/confo/snapshots`, else `~/.cache/confo/snapshots`.
+pub fn snapshots_dir() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".cache"),
+            None => return Err(Error::spec(Some("snapshots"), "no cache folder: set XDG_CACHE_HOME or HOME")),
+        },
+    };
+    Ok(base.join("confo").join("snapshots"))
+}
+
+/// The folder name of a backend: its spec without credentials, options or scheme separators,
+/// and a digest of that text (so two specs never share a folder).
+pub fn backend_id(spec: &BackendSpec) -> String {
+    let text = spec.to_string();
+    let text = text.split_once('?').map_or(text.as_str(), |(base, _)| base).to_owned();
+    let text = match text.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.rsplit_once('@').map_or(rest, |(_, host)| host)),
+        None => text,
+    };
+    let mut readable: String =
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    while readable.contains("__") {
+        readable = readable.replace("__", "_");
+    }
+    readable.truncate(100);
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    format!("{}-{:08x}", readable.trim_matches('_'), hasher.finish() as u32)
+}
+
+impl CachedBackend {
+    /// Snapshots of `spec`'s store in the default folder ([`snapshots_dir`]).
+    pub fn new(spec: BackendSpec, max_age: Option<Duration>) -> Result<Self> {
+        let dir = snapshots_dir()?.join(backend_id(&spec));
+        Ok(CachedBackend {
+            spec,
+            max_age,
+            dir,
+            inner: RwLock::new(None),
+            opening: tokio::sync::Mutex::new(()),
+            written: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The folder of this backend's snapshots.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn opened(&self) -> Option<Arc<dyn Backend>> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The store, opened now if it was not.
+    async fn backend(&self) -> Result<Arc<dyn Backend>> {
+        if let Some(b) = self.opened() {
+            return Ok(b);
+        }
+        let _one = self.opening.lock().await;
+        if let Some(b) = self.opened() {
+            return Ok(b);
+        }
+        let backend = self.spec.open().await?;
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Some(backend.clone());
+        Ok(backend)
+    }
+
+    fn path(&self, namespace: &str) -> PathBuf {
+        if namespace.len() <= 200 {
+            self.dir.join(format!("{namespace}.json"))
+        } else {
+            let mut hasher = std::hash::DefaultHasher::new();
+            namespace.hash(&mut hasher);
+            let mut cut = 150;
+            while !namespace.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.dir.join(format!("{}-{:016x}.json", &namespace[..cut], hasher.finish()))
+        }
+    }
+
+    /// Writes a namespace's snapshot (unless it holds the same names and versions already).
+    fn save(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) {
+        let mut hasher = std::hash::DefaultHasher::new();
+        for (name, stored) in entries {
+            name.hash(&mut hasher);
+            stored.version.hash(&mut hasher);
+        }
+        let digest = hasher.finish();
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.get(namespace) == Some(&digest) {
+            return;
+        }
+        match self.write_file(namespace, entries) {
+            Ok(()) => {
+                written.insert(namespace.to_owned(), digest);
+            }
+            Err(e) => tracing::warn!(namespace, error = %e, "could not write the last-known-good snapshot"),
+        }
+    }
+
+    fn write_file(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) -> Result<()> {
+        let mut configurations = Map::new();
+        for (name, stored) in entries {
+            let version = match (stored.version.as_number(), stored.version.as_text()) {
+                (Some(n), _) => Value::from(n),
+                (None, Some(t)) => Value::from(t),
+                _ => Value::Null,
+            };
+            let mut entry = Map::new();
+            entry.insert("version".into(), version);
+            entry.insert("value".into(), Value::Object((*stored.value).clone()));
+            configurations.insert(name.clone(), Value::Object(entry));
+        }
+        let document = serde_json::json!({
+            "format": FORMAT,
+            "backend": backend_id(&self.spec),
+            "namespace": namespace,
+            "time": crate::history::format_time(SystemTime::now()),
+            "configurations": configurations,
+        });
+        let bytes = serde_json::to_vec(&document)
+            .map_err(|e| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() })?;
+        let path = self.path(namespace);
+        let io = |e: std::io::Error| Error::io(format!("snapshot {}", path.display()), e);
+        private_dirs(&self.dir).map_err(io)?;
+        let mut tmp = tempfile::Builder::new().prefix(".snapshot-").tempfile_in(&self.dir).map_err(io)?;
+        // tempfile creates it 0600.
+        tmp.write_all(&bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(())
+    }
+
+    /// A namespace's snapshot, checked against the maximum age; `unavailable` is the store's
+    /// error, returned (with a note) when there is no snapshot to serve.
+    fn read(&self, namespace: &str, unavailable: Error) -> Result<NamespaceData> {
+        let path = self.path(namespace);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(unavailable),
+            Err(e) => return Err(Error::io(format!("snapshot {}", path.display()), e)),
+        };
+        let corrupt = |problem: String| Error::Corrupt {
+            corruptions: vec![crate::error::Corruption { location: format!("snapshot {}", path.display()), problem }],
+        };
+        let document: Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if document["format"].as_u64() != Some(FORMAT) {
+            return Err(corrupt(format!("format {} (this build reads {FORMAT})", document["format"])));
+        }
+        let taken = document["time"]
+            .as_str()
+            .and_then(crate::history::parse_time)
+            .ok_or_else(|| corrupt("no readable time".into()))?;
+        let reason = match &unavailable {
+            Error::Unavailable { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        let info = SnapshotInfo { taken, path: path.clone(), reason };
+        let age = info.age();
+        if let Some(max) = self.max_age {
+            if age > max {
+                return Err(Error::unavailable(
+                    self.describe(),
+                    format!(
+                        "{}; its last-known-good snapshot of {namespace} is {} old, older than snapshot_max_age \
+                         ({})",
+                        info.reason,
+                        human(age),
+                        human(max)
+                    ),
+                ));
+            }
+        }
+        let mut data = NamespaceData::new();
+        if let Some(Value::Object(configs)) = document.get("configurations") {
+            for (name, entry) in configs {
+                let Some(Value::Object(value)) = entry.get("value") else { continue };
+                let version = match &entry["version"] {
+                    Value::Number(n) => Version::number(n.as_i64().unwrap_or_default()),
+                    Value::String(s) => Version::text(s.as_str()),
+                    _ => continue,
+                };
+                data.insert(name.clone(), Stored { value: Arc::new(value.clone()), version });
+            }
+        }
+        tracing::warn!(
+            "{} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old)",
+            self.describe(),
+            info.reason,
+            crate::history::format_time(taken),
+            human(age)
+        );
+        data.from_snapshot = Some(info);
+        Ok(data)
+    }
+
+    fn remove(&self, namespace: &str) {
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(namespace);
+        let _ = std::fs::remove_file(self.path(namespace));
+    }
+
+    /// After a write: the snapshot (if there is one) takes its changes.
+    fn patch(&self, namespace: &str, changes: &ChangeSet<'_>, report: &WriteReport) {
+        if report.applied.is_empty() || !self.path(namespace).exists() {
+            return;
+        }
+        let Ok(mut data) = self.read_quietly(namespace) else {
+            self.remove(namespace);
+            return;
+        };
+        for applied in &report.applied {
+            let Some(change) = changes.iter().find(|c| c.name == applied.name) else { continue };
+            match (&change.kind, &applied.version) {
+                (ChangeKind::Put(value), Some(version)) => {
+                    data.insert(applied.name.clone(), Stored { value: value.clone(), version: version.clone() });
+                }
+                _ => {
+                    data.remove(&applied.name);
+                }
+            }
+        }
+        let (entries, _) = data.into_parts();
+        self.save(namespace, &entries);
+    }
+
+    fn read_quietly(&self, namespace: &str) -> Result<NamespaceData> {
+        let bytes = std::fs::read(self.path(namespace)).map_err(|e| Error::io("snapshot", e))?;
+        let document: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() })?;
+        let mut data = NamespaceData::new();
+        if let Some(Value::Object(configs)) = document.get("configurations") {
+            for (name, entry) in configs {
+                let (Some(Value::Object(value)), version) = (entry.get("value"), &entry["version"]) else { continue };
+                let version = match version {
+                    Value::Number(n) => Version::number(n.as_i64().unwrap_or_default()),
+                    Value::String(s) => Version::text(s.as_str()),
+                    _ => continue,
+                };
+                data.insert(name.clone(), Stored { value: Arc::new(value.clone()), version });
+            }
+        }
+        Ok(data)
+    }
+
+    /// The namespaces that have a snapshot.
+    fn snapshot_namespaces(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                if name.starts_with('.') {
+                    return None;
+                }
+                let bytes = std::fs::read(e.path()).ok()?;
+                let document: Value = serde_json::from_slice(&bytes).ok()?;
+                document["namespace"].as_str().map(str::to_owned)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Makes `dir` and its missing parents, private (0700).
+fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// `3 s`, `4 min`, `2 h`, `3 d`.
+fn human(age: Duration) -> String {
+    let s = age.as_secs();
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        7200..172_800 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
+#[async_trait]
+impl Backend for CachedBackend {
+    fn describe(&self) -> String {
+        match self.opened() {
+            Some(b) => b.describe(),
+            None => {
+                let text = self.spec.to_string();
+                text.split_once('?').map_or(text.as_str(), |(base, _)| base).to_owned()
+            }
+        }
+    }
+
+    fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
+        match self.opened() {
+            Some(b) => b.check_name(kind, name),
+            None => Ok(()),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self.opened() {
+            Some(b) => b.capabilities(),
+            // Not open yet: hints are forwarded once it is (see subscribe).
+            None => Capabilities { notifies: true, ..Capabilities::default() },
+        }
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<String>> {
+        let result = match self.backend().await {
+            Ok(b) => b.list_namespaces().await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if e.is_unavailable() => {
+                let names = self.snapshot_namespaces();
+                if names.is_empty() {
+                    return Err(e);
+                }
+                tracing::warn!("{} is unavailable; listing the namespaces that have a snapshot", self.describe());
+                Ok(names)
+            }
+            other => other,
+        }
+    }
+
+    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
+        self.backend().await?.create(namespace).await
+    }
+
+    async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
+        self.backend().await?.delete(namespace).await?;
+        self.remove(namespace.as_str());
+        Ok(())
+    }
+
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let result = match self.backend().await {
+            Ok(b) => b.load(namespace).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(data) => {
+                self.save(namespace.as_str(), &data);
+                Ok(data)
+            }
+            Err(e) if e.is_unavailable() => self.read(namespace.as_str(), e),
+            Err(e @ Error::NotFound { .. }) => {
+                self.remove(namespace.as_str());
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+        let result = match self.backend().await {
+            Ok(b) => b.load_one(namespace, name).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if e.is_unavailable() => {
+                let mut data = self.read(namespace.as_str(), e)?;
+                Ok(data.remove(name.as_str()))
+            }
+            other => other,
+        }
+    }
+
+    async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
+        let backend = match self.backend().await {
+            Ok(b) => b,
+            Err(e) => return WriteReport::failed(e),
+        };
+        let report = backend.apply(namespace, changes).await;
+        self.patch(namespace.as_str(), changes, &report);
+        report
+    }
+
+    async fn subscribe(&self) -> Result<Option<Hints>> {
+        if let Some(b) = self.opened() {
+            return b.subscribe().await;
+        }
+        // Not open: keep trying, then forward the store's hints (its first is "re-read all").
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = self.spec.clone();
+        tokio::spawn(async move {
+            let backend = loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    opened = spec.open() => match opened {
+                        Ok(b) => break b,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    },
+                }
+            };
+            let Ok(Some(mut hints)) = backend.subscribe().await else {
+                let _ = tx.send(Hint::All);
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    hint = hints.recv() => match hint {
+                        Some(h) => if tx.send(h).is_err() { return },
+                        None => return,
+                    },
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+        self.backend().await?.history(namespace, name).await
+    }
+
+    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
+        self.backend().await?.history_names(namespace).await
+    }
+
+    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
+        self.backend().await?.schema_document(namespace).await
+    }
+
+    async fn put_schema_document(
+        &self,
+        namespace: &NamespaceName,
+        document: Option<Vec<u8>>,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>> {
+        self.backend().await?.put_schema_document(namespace, document, precondition).await
+    }
+}

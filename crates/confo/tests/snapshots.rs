@@ -1,0 +1,185 @@
+//! Last-known-good snapshots (`cache+<spec>`) against private Redis, ZooKeeper and etcd servers
+//! that the tests stop and start again.
+
+// Needs all three servers' engines (the test command builds with --all-features).
+#![cfg(all(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+#![allow(clippy::unwrap_used)] // a test: a panic is the failure report
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use confo::{BackendSpec, Confo, Error, Precondition, Store, WatchOptions};
+use serde_json::{json, Value};
+
+fn obj(v: Value) -> confo::Configuration {
+    v.as_object().expect("object").clone()
+}
+
+/// One cache folder for this test binary (each server's snapshots have a folder of their own).
+fn cache_home() -> &'static std::path::Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::env::set_var("XDG_CACHE_HOME", dir.path());
+        std::env::remove_var("CONFO_SNAPSHOTS");
+        dir
+    })
+    .path()
+}
+
+async fn open(spec: &str) -> Store {
+    Store::open(&spec.parse::<BackendSpec>().expect("spec")).await.expect("open")
+}
+
+/// The whole story on one engine (`url` is its plain spec; `stop` and `restart` its server).
+async fn walkthrough(url: &str, stop: impl FnOnce(), restart: impl FnOnce()) {
+    let home = cache_home();
+    let cached_spec = format!("cache+{url}");
+    let namespace = confo::conformance::unique_namespace("lkg");
+    let plain = open(url).await;
+    plain.create_namespace(&namespace).await.expect("create");
+    plain.put(&namespace, "db", obj(json!({"host": "h", "port": 1})), Precondition::Any).await.expect("put");
+
+    // A load takes the snapshot: private, in a private folder, without credentials in its path.
+    let cached = open(&cached_spec).await;
+    let data = cached.load(&namespace).await.expect("load");
+    assert!(data.from_snapshot.is_none());
+    let dir = confo::backend::cache::snapshots_dir().expect("dir");
+    assert!(dir.starts_with(home), "{}", dir.display());
+    let id = confo::backend::cache::backend_id(&url.parse().expect("spec"));
+    let file = dir.join(&id).join(format!("{namespace}.json"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600, "{}", file.display());
+    assert_eq!(mode(&dir.join(&id)), 0o700);
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    assert_eq!(snapshot["format"], json!(1));
+    assert_eq!(snapshot["configurations"]["db"]["value"], json!({"host": "h", "port": 1}));
+    // A write through the cache keeps the snapshot current.
+    cached.put(&namespace, "db", obj(json!({"host": "h", "port": 2})), Precondition::Any).await.expect("put");
+
+    stop();
+
+    // A new process (a new backend) while the store is down: reads come from the snapshot.
+    let down = open(&cached_spec).await;
+    let data = down.load(&namespace).await.expect("served from the snapshot");
+    let info = data.from_snapshot.clone().expect("says it came from the snapshot");
+    assert!(info.age() < Duration::from_secs(60), "{info:?}");
+    assert_eq!(data["db"].value["port"], json!(2));
+    let one = down.get(&namespace, "db").await.expect("point read").expect("there");
+    assert_eq!(one.value["port"], json!(2));
+    assert!(down.namespaces().await.expect("list").contains(&namespace));
+    // Writes are refused, never queued.
+    let err = down.put(&namespace, "db", obj(json!({"port": 3})), Precondition::Any).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    // Without the cache, the same read fails.
+    assert!(Store::open(&url.parse::<BackendSpec>().expect("spec")).await.is_err_and(|e| e.is_unavailable()));
+    // A snapshot older than the maximum age is refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let strict = open(&format!("{cached_spec}?snapshot_max_age=1s")).await;
+    let err = strict.load(&namespace).await.unwrap_err();
+    assert!(err.is_unavailable() && err.to_string().contains("older than snapshot_max_age"), "{err}");
+
+    // A session started while the store is down serves the snapshot, then follows the store
+    // once it is back.
+    let session = Confo::new();
+    session.load_backend("lkg", &cached_spec.parse().expect("spec")).await.expect("load backend");
+    session.activate_backend("lkg").expect("activate");
+    session.use_namespace(&namespace).await.expect("use");
+    assert!(session.from_snapshot().expect("current").is_some());
+    session.set_auto_refresh(true, WatchOptions::default()).await.expect("auto refresh");
+    restart();
+    let writer = open(url).await;
+    // (A Redis without persistence comes back empty.)
+    writer.create_namespace(&namespace).await.expect("create");
+    writer.put(&namespace, "db", obj(json!({"host": "h", "port": 9})), Precondition::Any).await.expect("put");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while session.get_field("db", "port").expect("get") != Some(json!(9)) {
+        assert!(Instant::now() < deadline, "the change made after the restart was not seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(session.from_snapshot().expect("current").is_none());
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    assert_eq!(snapshot["configurations"]["db"]["value"]["port"], json!(9), "the snapshot was refreshed");
+
+    // A deleted namespace deletes its snapshot.
+    open(&cached_spec).await.remove_namespace(&namespace, confo::Removal::Recursive).await.expect("rm");
+    assert!(!file.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_serves_its_snapshot_while_down() {
+    let mut server = confo_testkit::RedisServer::start().expect("redis-server");
+    let url = server.url();
+    let server = std::sync::Mutex::new(&mut server);
+    walkthrough(
+        &url,
+        || server.lock().expect("lock").stop(),
+        || server.lock().expect("lock").restart().expect("restart"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_serves_its_snapshot_while_down() {
+    let mut server = confo_testkit::ZkServer::start().expect("zookeeper");
+    let url = format!("zk://{}", server.connect_string());
+    let server = std::sync::Mutex::new(&mut server);
+    walkthrough(
+        &url,
+        || server.lock().expect("lock").stop(),
+        || server.lock().expect("lock").restart().expect("restart"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_serves_its_snapshot_while_down() {
+    let mut server = confo_testkit::EtcdServer::start().expect("etcd");
+    let url = format!("etcd://{}", server.endpoint());
+    let server = std::sync::Mutex::new(&mut server);
+    walkthrough(
+        &url,
+        || server.lock().expect("lock").stop(),
+        || server.lock().expect("lock").restart().expect("restart"),
+    )
+    .await;
+}
+
+/// A store that refuses the credentials never falls back to a snapshot, even one that exists.
+#[tokio::test]
+async fn refused_credentials_never_fall_back() {
+    cache_home();
+    let server = confo_testkit::RedisServer::start_with(&["--requirepass", "right-pw"]).expect("redis-server");
+    let port = server.port();
+    let right = format!("cache+redis://:right-pw@127.0.0.1:{port}");
+    let namespace = confo::conformance::unique_namespace("auth");
+    let store = open(&right).await;
+    store.create_namespace(&namespace).await.expect("create");
+    store.put(&namespace, "db", obj(json!({"v": 1})), Precondition::Any).await.expect("put");
+    store.load(&namespace).await.expect("load takes the snapshot");
+    let wrong = format!("cache+redis://:wrong-pw@127.0.0.1:{port}");
+    let err = match Store::open(&wrong.parse::<BackendSpec>().expect("spec")).await {
+        Err(e) => e,
+        Ok(store) => store.load(&namespace).await.expect_err("must not be served"),
+    };
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    assert!(!err.to_string().contains("wrong-pw") && !err.to_string().contains("right-pw"));
+}
+
+/// The options: `snapshots=on` in any spec or credentials, `CONFO_SNAPSHOTS=off`, and ids
+/// without credentials.
+#[test]
+fn snapshots_are_asked_for_in_specs_and_credentials() {
+    let spec: BackendSpec = "redis://127.0.0.1:6379?snapshots=on&history_keep=5".parse().expect("spec");
+    assert_eq!(spec.to_string(), "cache+redis://127.0.0.1:6379/0?history_keep=5");
+    let spec: BackendSpec = "cache+zk://127.0.0.1:2181?snapshot_max_age=10m".parse().expect("spec");
+    assert_eq!(spec.to_string(), "cache+zk://127.0.0.1:2181?snapshot_max_age=600s");
+    let creds = json!({"redis_host": "127.0.0.1", "redis_port": 6379, "snapshots": "on"});
+    let spec = BackendSpec::from_credentials(confo::BackendKind::REDIS, &creds).expect("credentials");
+    assert!(spec.to_string().starts_with("cache+redis://"), "{spec}");
+    let err = "redis://h:1?snapshots=maybe".parse::<BackendSpec>().unwrap_err();
+    assert!(err.to_string().contains("snapshots"), "{err}");
+    let with_password: BackendSpec = "redis://app:hunter2@10.0.0.5:6379/2".parse().expect("spec");
+    let id = confo::backend::cache::backend_id(&with_password);
+    assert!(id.starts_with("redis_10.0.0.5_6379_2-") && !id.contains("app") && !id.contains("hunter2"), "{id}");
+}
