@@ -51,6 +51,9 @@ CONFO_PY_SITE="$PWD/target/py-wheel-site" PYTHONPATH="$PWD/target/py-wheel-site"
 
 # The benchmarks, in quick smoke modes, so that they cannot rot.
 cargo run --quiet -p confo --example propagation -- 20
+# The figment and config-rs examples: a service that reloads live (private Redis, 2 seconds each).
+cargo run --quiet -p confo --features redis,figment --example figment_service > /dev/null
+cargo run --quiet -p confo --features redis,config-rs --example config_service > /dev/null
 cargo run --quiet -p confo-bench -- --smoke
 cargo test --workspace --all-features
 # The library in its other feature sets: defaults (files, Redis, ZooKeeper) and files alone.

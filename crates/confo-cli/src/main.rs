@@ -62,7 +62,13 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
+        // confo's own warnings, as sentences: `WARN …` without a time stamp or module path.
+        builder.without_time().with_target(false).init();
+    } else {
+        builder.init();
+    }
 }
 
 /// The spec for `--backend` (a spec or a profile), else CONFO_BACKEND, else the default

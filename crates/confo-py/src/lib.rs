@@ -367,6 +367,23 @@ impl Manager {
         convert::to_py(py, &serde_json::Value::Array(violations.iter().map(violation_json).collect()))
     }
 
+    /// When the current namespace was served from a last-known-good snapshot (its store was
+    /// unavailable): {"taken": ISO time, "age": seconds, "reason": text, "path": file}; else None.
+    fn snapshot_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.from_snapshot().map_err(raise)? {
+            None => Ok(py.None().into_bound(py)),
+            Some(info) => convert::to_py(
+                py,
+                &serde_json::json!({
+                    "taken": confo::history::format_time(info.taken),
+                    "age": info.age().as_secs_f64(),
+                    "reason": info.reason,
+                    "path": info.path.display().to_string(),
+                }),
+            ),
+        }
+    }
+
     /// Starts watching a namespace (or one configuration).
     #[pyo3(signature = (namespace, config=None))]
     fn watch(&self, py: Python<'_>, namespace: &str, config: Option<&str>) -> PyResult<Watch> {

@@ -197,6 +197,18 @@ class Session:
         a revision that is not kept."""
         return call(self._native.rollback, config, number)
 
+    @property
+    def from_snapshot(self):
+        """True when the current namespace was read from its last-known-good snapshot because
+        its store was unavailable (backends loaded with ``"snapshots": "on"``); writes then
+        raise UnavailableException until the store is back."""
+        return call(self._native.snapshot_info) is not None
+
+    def snapshot_info(self):
+        """Where the current namespace came from when it was a snapshot: a dict with taken (ISO
+        8601, UTC), age (seconds), reason and path; None when it came from the store."""
+        return call(self._native.snapshot_info)
+
     def set_schema(self, schema, config=None, mode=None):
         """Sets the current namespace's default JSON Schema (or, with ``config``, that
         configuration's own) and/or its mode ("enforce", "warn" or "off"; kept when None). Once
