@@ -420,18 +420,7 @@ impl CachedBackend {
                 ));
             }
         }
-        let mut data = NamespaceData::new();
-        if let Some(Value::Object(configs)) = document.get("configurations") {
-            for (name, entry) in configs {
-                let Some(Value::Object(value)) = entry.get("value") else { continue };
-                let version = match &entry["version"] {
-                    Value::Number(n) => Version::number(n.as_i64().unwrap_or_default()),
-                    Value::String(s) => Version::text(s.as_str()),
-                    _ => continue,
-                };
-                data.insert(name.clone(), Stored { value: Arc::new(value.clone()), version });
-            }
-        }
+        let mut data = entries_of(&document);
         tracing::warn!(
             "{} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old)",
             self.describe(),
@@ -476,19 +465,7 @@ impl CachedBackend {
         let bytes = std::fs::read(self.path(namespace)).map_err(|e| Error::io("snapshot", e))?;
         let document: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() })?;
-        let mut data = NamespaceData::new();
-        if let Some(Value::Object(configs)) = document.get("configurations") {
-            for (name, entry) in configs {
-                let (Some(Value::Object(value)), version) = (entry.get("value"), &entry["version"]) else { continue };
-                let version = match version {
-                    Value::Number(n) => Version::number(n.as_i64().unwrap_or_default()),
-                    Value::String(s) => Version::text(s.as_str()),
-                    _ => continue,
-                };
-                data.insert(name.clone(), Stored { value: Arc::new(value.clone()), version });
-            }
-        }
-        Ok(data)
+        Ok(entries_of(&document))
     }
 
     /// The namespaces that have a snapshot.
@@ -509,6 +486,23 @@ impl CachedBackend {
         names.sort();
         names
     }
+}
+
+/// The configurations of a snapshot document, with their versions.
+fn entries_of(document: &Value) -> NamespaceData {
+    let mut data = NamespaceData::new();
+    if let Some(Value::Object(configs)) = document.get("configurations") {
+        for (name, entry) in configs {
+            let Some(Value::Object(value)) = entry.get("value") else { continue };
+            let version = match &entry["version"] {
+                Value::Number(n) => Version::number(n.as_i64().unwrap_or_default()),
+                Value::String(s) => Version::text(s.as_str()),
+                _ => continue,
+            };
+            data.insert(name.clone(), Stored { value: Arc::new(value.clone()), version });
+        }
+    }
+    data
 }
 
 /// Makes `dir` and its missing parents, private (0700).
