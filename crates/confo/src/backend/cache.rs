@@ -226,12 +226,21 @@ pub(crate) fn wrap(spec: BackendSpec, options: SnapshotOptions) -> BackendSpec {
 pub struct CachedBackend {
     spec: BackendSpec,
     max_age: Option<Duration>,
-    /// `<cache>/confo/snapshots/<backend-id>`.
-    dir: PathBuf,
+    /// The snapshot files (used off the async threads).
+    files: Arc<Files>,
     /// The store, once opened.
     inner: RwLock<Option<Arc<dyn Backend>>>,
     /// One opening at a time.
     opening: tokio::sync::Mutex<()>,
+}
+
+/// One backend's snapshot folder.
+#[derive(Debug)]
+struct Files {
+    /// `<cache>/confo/snapshots/<backend-id>`.
+    dir: PathBuf,
+    /// The backend id, written in each snapshot.
+    id: String,
     /// Per namespace, a digest of the names and versions last written to its snapshot: a
     /// reload that changed nothing does not rewrite it.
     written: Mutex<HashMap<String, u64>>,
@@ -239,7 +248,7 @@ pub struct CachedBackend {
 
 impl fmt::Debug for CachedBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedBackend").field("spec", &self.spec).field("dir", &self.dir).finish()
+        f.debug_struct("CachedBackend").field("spec", &self.spec).field("dir", &self.files.dir).finish()
     }
 }
 
@@ -278,20 +287,30 @@ pub fn backend_id(spec: &BackendSpec) -> String {
 impl CachedBackend {
     /// Snapshots of `spec`'s store in the default folder ([`snapshots_dir`]).
     pub fn new(spec: BackendSpec, max_age: Option<Duration>) -> Result<Self> {
-        let dir = snapshots_dir()?.join(backend_id(&spec));
-        Ok(CachedBackend {
-            spec,
-            max_age,
-            dir,
-            inner: RwLock::new(None),
-            opening: tokio::sync::Mutex::new(()),
-            written: Mutex::new(HashMap::new()),
-        })
+        let id = backend_id(&spec);
+        let files = Arc::new(Files { dir: snapshots_dir()?.join(&id), id, written: Mutex::new(HashMap::new()) });
+        Ok(CachedBackend { spec, max_age, files, inner: RwLock::new(None), opening: tokio::sync::Mutex::new(()) })
     }
 
     /// The folder of this backend's snapshots.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.files.dir
+    }
+
+    /// Runs snapshot file work off the async threads.
+    async fn on_files<T: Send + 'static>(&self, work: impl FnOnce(&Files) -> T + Send + 'static) -> T {
+        let files = self.files.clone();
+        match tokio::task::spawn_blocking(move || work(&files)).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// A namespace's snapshot, served because the store is unavailable (`unavailable` is its
+    /// error, returned when there is no snapshot), checked against the maximum age.
+    async fn serve(&self, namespace: &str, unavailable: Error) -> Result<NamespaceData> {
+        let (namespace, describe, max_age) = (namespace.to_owned(), self.describe(), self.max_age);
+        self.on_files(move |files| files.read(&namespace, unavailable, &describe, max_age)).await
     }
 
     fn opened(&self) -> Option<Arc<dyn Backend>> {
@@ -311,7 +330,9 @@ impl CachedBackend {
         *self.inner.write().unwrap_or_else(|p| p.into_inner()) = Some(backend.clone());
         Ok(backend)
     }
+}
 
+impl Files {
     fn path(&self, namespace: &str) -> PathBuf {
         if namespace.len() <= 200 {
             self.dir.join(format!("{namespace}.json"))
@@ -361,7 +382,7 @@ impl CachedBackend {
         }
         let document = serde_json::json!({
             "format": FORMAT,
-            "backend": backend_id(&self.spec),
+            "backend": self.id,
             "namespace": namespace,
             "time": crate::history::format_time(SystemTime::now()),
             "configurations": configurations,
@@ -380,9 +401,15 @@ impl CachedBackend {
         Ok(())
     }
 
-    /// A namespace's snapshot, checked against the maximum age; `unavailable` is the store's
-    /// error, returned (with a note) when there is no snapshot to serve.
-    fn read(&self, namespace: &str, unavailable: Error) -> Result<NamespaceData> {
+    /// A namespace's snapshot, checked against `max_age`; `unavailable` is the store's error
+    /// (`describe` names the store), returned when there is no snapshot to serve.
+    fn read(
+        &self,
+        namespace: &str,
+        unavailable: Error,
+        describe: &str,
+        max_age: Option<Duration>,
+    ) -> Result<NamespaceData> {
         let path = self.path(namespace);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -406,10 +433,10 @@ impl CachedBackend {
         };
         let info = SnapshotInfo { taken, path: path.clone(), reason };
         let age = info.age();
-        if let Some(max) = self.max_age {
+        if let Some(max) = max_age {
             if age > max {
                 return Err(Error::unavailable(
-                    self.describe(),
+                    describe.to_owned(),
                     format!(
                         "{}; its last-known-good snapshot of {namespace} is {} old, older than snapshot_max_age \
                          ({})",
@@ -422,8 +449,7 @@ impl CachedBackend {
         }
         let mut data = entries_of(&document);
         tracing::warn!(
-            "{} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old)",
-            self.describe(),
+            "{describe} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old)",
             info.reason,
             crate::history::format_time(taken),
             human(age)
@@ -437,23 +463,23 @@ impl CachedBackend {
         let _ = std::fs::remove_file(self.path(namespace));
     }
 
-    /// After a write: the snapshot (if there is one) takes its changes.
-    fn patch(&self, namespace: &str, changes: &ChangeSet<'_>, report: &WriteReport) {
-        if report.applied.is_empty() || !self.path(namespace).exists() {
+    /// After a write: the snapshot (if there is one) takes what was applied: `(name, value and
+    /// version)` for a put, `(name, None)` for a delete.
+    fn patch(&self, namespace: &str, applied: Vec<(String, Option<Stored>)>) {
+        if applied.is_empty() || !self.path(namespace).exists() {
             return;
         }
         let Ok(mut data) = self.read_quietly(namespace) else {
             self.remove(namespace);
             return;
         };
-        for applied in &report.applied {
-            let Some(change) = changes.iter().find(|c| c.name == applied.name) else { continue };
-            match (&change.kind, &applied.version) {
-                (ChangeKind::Put(value), Some(version)) => {
-                    data.insert(applied.name.clone(), Stored { value: value.clone(), version: version.clone() });
+        for (name, stored) in applied {
+            match stored {
+                Some(stored) => {
+                    data.insert(name, stored);
                 }
-                _ => {
-                    data.remove(&applied.name);
+                None => {
+                    data.remove(&name);
                 }
             }
         }
@@ -562,7 +588,7 @@ impl Backend for CachedBackend {
         };
         match result {
             Err(e) if e.is_unavailable() => {
-                let names = self.snapshot_namespaces();
+                let names = self.on_files(|files| files.snapshot_namespaces()).await;
                 if names.is_empty() {
                     return Err(e);
                 }
@@ -579,7 +605,8 @@ impl Backend for CachedBackend {
 
     async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
         self.backend().await?.delete(namespace).await?;
-        self.remove(namespace.as_str());
+        let namespace = namespace.to_string();
+        self.on_files(move |files| files.remove(&namespace)).await;
         Ok(())
     }
 
@@ -590,12 +617,14 @@ impl Backend for CachedBackend {
         };
         match result {
             Ok(data) => {
-                self.save(namespace.as_str(), &data);
+                let (name, entries) = (namespace.to_string(), (*data).clone());
+                self.on_files(move |files| files.save(&name, &entries)).await;
                 Ok(data)
             }
-            Err(e) if e.is_unavailable() => self.read(namespace.as_str(), e),
+            Err(e) if e.is_unavailable() => self.serve(namespace.as_str(), e).await,
             Err(e @ Error::NotFound { .. }) => {
-                self.remove(namespace.as_str());
+                let name = namespace.to_string();
+                self.on_files(move |files| files.remove(&name)).await;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -609,7 +638,7 @@ impl Backend for CachedBackend {
         };
         match result {
             Err(e) if e.is_unavailable() => {
-                let mut data = self.read(namespace.as_str(), e)?;
+                let mut data = self.serve(namespace.as_str(), e).await?;
                 Ok(data.remove(name.as_str()))
             }
             other => other,
@@ -622,7 +651,24 @@ impl Backend for CachedBackend {
             Err(e) => return WriteReport::failed(e),
         };
         let report = backend.apply(namespace, changes).await;
-        self.patch(namespace.as_str(), changes, &report);
+        if !report.applied.is_empty() {
+            let by_name: HashMap<&str, &super::Change> = changes.iter().map(|c| (c.name.as_str(), c)).collect();
+            let applied: Vec<(String, Option<Stored>)> = report
+                .applied
+                .iter()
+                .map(|a| {
+                    let stored = match (by_name.get(a.name.as_str()).map(|c| &c.kind), &a.version) {
+                        (Some(ChangeKind::Put(value)), Some(version)) => {
+                            Some(Stored { value: value.clone(), version: version.clone() })
+                        }
+                        _ => None,
+                    };
+                    (a.name.clone(), stored)
+                })
+                .collect();
+            let name = namespace.to_string();
+            self.on_files(move |files| files.patch(&name, applied)).await;
+        }
         report
     }
 
