@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::registry::{Engine, EngineSpec, Registry};
 use super::{
@@ -368,27 +368,32 @@ impl Files {
     }
 
     fn write_file(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) -> Result<()> {
-        let mut configurations = Map::new();
-        for (name, stored) in entries {
-            let version = match (stored.version.as_number(), stored.version.as_text()) {
-                (Some(n), _) => Value::from(n),
-                (None, Some(t)) => Value::from(t),
-                _ => Value::Null,
-            };
-            let mut entry = Map::new();
-            entry.insert("version".into(), version);
-            entry.insert("value".into(), Value::Object((*stored.value).clone()));
-            configurations.insert(name.clone(), Value::Object(entry));
+        // Written as it goes (the values are not copied into a document first).
+        let json = |e: serde_json::Error| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() };
+        let mut bytes = Vec::with_capacity(entries.len() * 320 + 256);
+        bytes.extend_from_slice(format!("{{\"format\":{FORMAT},\"backend\":").as_bytes());
+        serde_json::to_writer(&mut bytes, &self.id).map_err(json)?;
+        bytes.extend_from_slice(b",\"namespace\":");
+        serde_json::to_writer(&mut bytes, namespace).map_err(json)?;
+        bytes.extend_from_slice(b",\"time\":");
+        serde_json::to_writer(&mut bytes, &crate::history::format_time(SystemTime::now())).map_err(json)?;
+        bytes.extend_from_slice(b",\"configurations\":{");
+        for (i, (name, stored)) in entries.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b',');
+            }
+            serde_json::to_writer(&mut bytes, name).map_err(json)?;
+            bytes.extend_from_slice(b":{\"version\":");
+            match (stored.version.as_number(), stored.version.as_text()) {
+                (Some(n), _) => bytes.extend_from_slice(n.to_string().as_bytes()),
+                (None, Some(t)) => serde_json::to_writer(&mut bytes, t).map_err(json)?,
+                _ => bytes.extend_from_slice(b"null"),
+            }
+            bytes.extend_from_slice(b",\"value\":");
+            serde_json::to_writer(&mut bytes, &*stored.value).map_err(json)?;
+            bytes.push(b'}');
         }
-        let document = serde_json::json!({
-            "format": FORMAT,
-            "backend": self.id,
-            "namespace": namespace,
-            "time": crate::history::format_time(SystemTime::now()),
-            "configurations": configurations,
-        });
-        let bytes = serde_json::to_vec(&document)
-            .map_err(|e| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() })?;
+        bytes.extend_from_slice(b"}}");
         let path = self.path(namespace);
         let io = |e: std::io::Error| Error::io(format!("snapshot {}", path.display()), e);
         private_dirs(&self.dir).map_err(io)?;
