@@ -39,6 +39,10 @@ async fn walkthrough(url: &str, stop: impl FnOnce(), restart: impl FnOnce()) {
     let plain = open(url).await;
     plain.create_namespace(&namespace).await.expect("create");
     plain.put(&namespace, "db", obj(json!({"host": "h", "port": 1})), Precondition::Any).await.expect("put");
+    // Numbers at the limits of JSON, to come back exactly from the snapshot.
+    let limits = r#"{"big": 18446744073709551617, "neg": -170141183460469231731687303715884105729, "d": 0.30000000000000004, "huge": 1e400}"#;
+    let limits: confo::Configuration = serde_json::from_str(limits).expect("json");
+    plain.put(&namespace, "limits", limits.clone(), Precondition::Any).await.expect("put");
 
     // A load takes the snapshot: private, in a private folder, without credentials in its path.
     let cached = open(&cached_spec).await;
@@ -65,6 +69,7 @@ async fn walkthrough(url: &str, stop: impl FnOnce(), restart: impl FnOnce()) {
     let info = data.from_snapshot.clone().expect("says it came from the snapshot");
     assert!(info.age() < Duration::from_secs(60), "{info:?}");
     assert_eq!(data["db"].value["port"], json!(2));
+    assert_eq!(*data["limits"].value, limits, "numbers at the limits come back exactly");
     let one = down.get(&namespace, "db").await.expect("point read").expect("there");
     assert_eq!(one.value["port"], json!(2));
     assert!(down.namespaces().await.expect("list").contains(&namespace));
