@@ -441,6 +441,15 @@ pub(crate) enum SchemaCommand {
         #[arg(long, value_enum)]
         mode: Option<SchemaMode>,
     },
+    /// Change only the mode of a namespace's schemas.
+    #[command(after_help = "Examples:\n  confo schema mode sales warn")]
+    Mode {
+        /// The namespace.
+        namespace: String,
+        /// enforce, warn or off.
+        #[arg(value_enum)]
+        mode: SchemaMode,
+    },
     /// Print a namespace's schemas: {"mode", "default", "configurations"}.
     Get {
         /// The namespace.

@@ -86,7 +86,8 @@ fn walkthrough(env: &Env, spec: &str, raw_write: Option<RawWrite<'_>>) {
     assert_eq!(snapshot(env, spec), before, "nothing stored or recorded changed");
 
     // warn: written, with a warning.
-    env.ok(&on(spec, &["schema", "set", "sales", "schema.json", "--mode", "warn"]));
+    env.fails(&on(spec, &["schema", "mode", "nowhere", "warn"]), 3);
+    env.ok(&on(spec, &["schema", "mode", "sales", "warn"]));
     let out = env.command(&on(spec, &["set", "sales/loose", "port=0"])).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("sales/loose: /port: 0 is less than the minimum of 1"));

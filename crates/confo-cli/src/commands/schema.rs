@@ -52,6 +52,18 @@ pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<
             }
             Ok(())
         }
+        SchemaCommand::Mode { namespace, mode } => {
+            let store = open(spec)?;
+            if store.schemas(&namespace)?.is_none() {
+                return Err(Failure::new(
+                    Exit::NotFound,
+                    format!("namespace {namespace:?} has no schema (set one with: confo schema set {namespace} FILE)"),
+                ));
+            }
+            let set = store.set_schema(&namespace, None, None, Some(mode_of(mode)))?;
+            errln!("confo: schemas of {} now in mode {}", output::safe(&namespace, output::Stream::Err), set.mode);
+            Ok(())
+        }
         SchemaCommand::Get { namespace } => {
             let store = open(spec)?;
             match store.schemas(&namespace)? {
