@@ -252,6 +252,19 @@ pub(crate) enum Command {
         to: u64,
     },
 
+    /// Find what breaks the store's layout (Redis: data keys no index lists, index entries
+    /// without data); with --fix, repair it. Exit 6 if something was found and not fixed.
+    #[command(after_help = "Prints one line per problem: `unindexed NS/CONFIG` (data no reader sees) or `dangling \
+                            NS/CONFIG`\n(an index entry without data). --fix deletes the unindexed data and drops the \
+                            dangling entries,\neach checked again atomically. Files, ZooKeeper and etcd list their data \
+                            itself: nothing to repair.\n\nExamples:\n  confo -b redis://127.0.0.1:6379 repair\n  \
+                            confo -b redis://127.0.0.1:6379 repair --fix")]
+    Repair {
+        /// Repair what is found.
+        #[arg(long)]
+        fix: bool,
+    },
+
     /// Schemas: a JSON Schema per namespace (and per configuration), checked before every write.
     #[command(subcommand)]
     Schema(SchemaCommand),

@@ -1,7 +1,7 @@
 //! Exit codes, one `match` on the library's error kinds, and the failure a command reports.
 //! The codes are a contract (scripts test them): 0 ok, 1 other, 2 usage, 3 not found, 4
 //! conflict, 5 unavailable, unauthorized or insecure, 6 invalid (`validate` found
-//! configurations that break their schema).
+//! configurations that break their schema, `repair` found problems it did not fix).
 
 use std::process::ExitCode;
 
@@ -25,7 +25,8 @@ pub enum Exit {
     Conflict = 4,
     /// The store is unavailable, refused access, or holds something confo does not trust.
     Unavailable = 5,
-    /// `validate` found stored configurations that break their schema.
+    /// `validate` found stored configurations that break their schema, or `repair` found
+    /// layout problems it did not fix.
     Invalid = 6,
 }
 

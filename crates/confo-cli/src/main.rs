@@ -158,6 +158,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rollback { target, to } => return commands::history::rollback(&spec, &target, to),
         Command::Schema(command) => return commands::schema::schema(command, &spec, output),
         Command::Validate { namespaces } => return commands::schema::validate(&spec, &namespaces, output),
+        Command::Repair { fix } => return commands::schema::repair(&spec, fix),
         Command::Log { namespace, since, actor, limit } => {
             return commands::history::log(&spec, &namespace, since.as_deref(), actor, limit, output)
         }
@@ -188,6 +189,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Rollback { .. }
         | Command::Schema(_)
         | Command::Validate { .. }
+        | Command::Repair { .. }
         | Command::Log { .. } => Ok(()),
     }
 }

@@ -241,3 +241,29 @@ fn python_confo_still_reads_a_store_with_schemas() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{'database': {'host': 'db', 'port': 5432}}");
 }
+
+/// `repair` on Redis: reports (exit 6), repairs with --fix, then finds nothing (exit 0); on
+/// files there is nothing to repair.
+#[test]
+fn repair_reports_then_fixes() {
+    let server = confo_testkit::RedisServer::start().expect("redis-server");
+    let env = Env::new();
+    let url = server.url();
+    env.ok(&on(&url, &["ns", "create", "sales"]));
+    env.ok(&on(&url, &["set", "sales/a", "v=1"]));
+    let port = server.port().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port]).args(args).output().unwrap();
+        assert!(out.status.success());
+    };
+    cli(&["SET", "sales-stray", "{}"]);
+    cli(&["SET", "sales", r#"{"configurations":["a","ghost"]}"#]);
+    let out = env.run(&on(&url, &["repair"]));
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "unindexed sales/stray\ndangling sales/ghost\n");
+    let said = env.stderr(&on(&url, &["repair", "--fix"]));
+    assert!(said.contains("2 problem(s) repaired"), "{said}");
+    assert_eq!(env.ok(&on(&url, &["repair"])), "");
+    assert_eq!(env.ok(&on(&url, &["ls", "sales"])), "a\n");
+    assert!(env.stderr(&["repair"]).contains("nothing to repair"));
+}

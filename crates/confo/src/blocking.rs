@@ -399,6 +399,11 @@ impl Store {
         self.block(self.inner.rollback_schema(namespace, number))
     }
 
+    /// See [`crate::Store::repair`].
+    pub fn repair(&self, fix: bool) -> Result<crate::backend::Repair> {
+        self.block(self.inner.repair(fix))
+    }
+
     /// See [`crate::Store::validate`].
     pub fn validate(&self, namespaces: &[String]) -> Result<Vec<crate::schema::Violation>> {
         self.block(self.inner.validate(namespaces))

@@ -523,6 +523,12 @@ impl Store {
         }
     }
 
+    /// Finds (and with `fix`, repairs) what breaks the layout's consistency: see
+    /// [`Backend::repair`](crate::Backend::repair).
+    pub async fn repair(&self, fix: bool) -> Result<crate::backend::Repair> {
+        self.backend.repair(fix).await
+    }
+
     /// Every configuration of a namespace in one bulk read.
     pub async fn load(&self, namespace: &str) -> Result<NamespaceData> {
         self.backend.load_namespace(namespace).await

@@ -699,3 +699,41 @@ async fn history_retention() {
     let backend = connect(&format!("{}?history_keep=3", server.url())).await;
     confo::conformance::history_retention_keeps_the_newest(Arc::new(backend)).await;
 }
+
+/// `repair` finds data keys no index lists and index entries without data, leaves another
+/// program's keys of other types alone, and with `fix` repairs both (each checked again).
+#[tokio::test]
+async fn repair_finds_and_fixes_what_breaks_the_index() {
+    let server = RedisServer::start().expect("redis-server");
+    let backend = connect(&server.url()).await;
+    backend.create_namespace("sales").await.expect("create");
+    backend.create_namespace("billing").await.expect("create");
+    for name in ["a", "b"] {
+        backend.put_configuration("sales", name, obj(json!({"v": 1}))).await.expect("put");
+    }
+    backend.put_configuration("billing", "x-y", obj(json!({"v": 2}))).await.expect("put");
+    let mut r = raw(&server).await;
+    // A crashed writer that is not confo: data without its index entry, and an entry without data.
+    let _: () = r.set("sales-stray", r#"{"v": 3}"#).await.expect("SET");
+    let _: () = r.set("sales", r#"{"configurations": ["a", "b", "ghost"]}"#).await.expect("SET");
+    let _: () = r.del("sales-b").await.expect("DEL");
+    let _: () = r.hset("sales-foreign", "f", "1").await.expect("HSET");
+    let clean = confo::backend::Repair { fixed: false, ..Default::default() };
+    assert_ne!(backend.repair(false).await.expect("repair"), clean);
+    let found = backend.repair(false).await.expect("repair");
+    assert_eq!(found.unindexed, [("sales".to_owned(), "stray".to_owned())]);
+    assert_eq!(found.dangling, [("sales".to_owned(), "b".to_owned()), ("sales".to_owned(), "ghost".to_owned())]);
+    assert!(!found.fixed);
+    assert_eq!(get(&mut r, "sales-stray").await.as_deref(), Some(r#"{"v": 3}"#), "reporting changes nothing");
+
+    let fixed = backend.repair(true).await.expect("repair --fix");
+    assert_eq!((fixed.unindexed.len(), fixed.dangling.len(), fixed.fixed), (1, 2, true));
+    assert!(backend.repair(false).await.expect("repair").is_clean());
+    assert_eq!(get(&mut r, "sales-stray").await, None);
+    let data = backend.load_namespace("sales").await.expect("load");
+    assert!(data.corrupt.is_empty(), "{:?}", data.corrupt);
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["a"]);
+    let foreign: String = redis::cmd("TYPE").arg("sales-foreign").query_async(&mut r).await.expect("TYPE");
+    assert_eq!(foreign, "hash", "another program's key is left alone");
+    assert_eq!(backend.load_namespace("billing").await.expect("load").len(), 1);
+}

@@ -1,5 +1,5 @@
-//! `schema set|get|rm|history|rollback` and `validate`: a namespace's JSON Schemas (see
-//! `confo::schema`), through a `Store`.
+//! `schema set|get|rm|mode|history|rollback` and `validate`: a namespace's JSON Schemas (see
+//! `confo::schema`), through a `Store`; and `repair`, the other check of what is stored.
 
 use std::path::Path;
 
@@ -134,4 +134,25 @@ pub(crate) fn validate(spec: &BackendSpec, namespaces: &[String], output: Option
         Exit::Invalid,
         format!("{} configuration(s) break their schema ({} violations)", configs.len(), violations.len()),
     ))
+}
+
+/// `repair [--fix]`: one line per problem on stdout; exit 6 if something was found and not
+/// fixed.
+pub(crate) fn repair(spec: &BackendSpec, fix: bool) -> Result<(), Failure> {
+    let found = open(spec)?.repair(fix)?;
+    for (kind, list) in [("unindexed", &found.unindexed), ("dangling", &found.dangling)] {
+        for (namespace, config) in list {
+            outln!("{kind} {}", output::safe(&format!("{namespace}/{config}"), output::Stream::Out));
+        }
+    }
+    let count = found.unindexed.len() + found.dangling.len();
+    if count == 0 {
+        errln!("confo: nothing to repair");
+        return Ok(());
+    }
+    if fix {
+        errln!("confo: {count} problem(s) repaired");
+        return Ok(());
+    }
+    Err(Failure::new(Exit::Invalid, format!("{count} problem(s) found; `confo repair --fix` repairs them")))
 }

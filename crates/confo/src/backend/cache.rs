@@ -715,6 +715,10 @@ impl Backend for CachedBackend {
         self.backend().await?.history(namespace, name).await
     }
 
+    async fn repair(&self, fix: bool) -> Result<super::Repair> {
+        self.backend().await?.repair(fix).await
+    }
+
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         self.backend().await?.history_names(namespace).await
     }

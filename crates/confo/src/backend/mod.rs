@@ -355,6 +355,24 @@ where
     rx
 }
 
+/// What [`Backend::repair`] found, as `(namespace, configuration)` pairs, sorted by namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repair {
+    /// Data no index lists: invisible to readers.
+    pub unindexed: Vec<(String, String)>,
+    /// Index entries whose data is missing (read as corrupt entries).
+    pub dangling: Vec<(String, String)>,
+    /// Whether they were repaired (asked with `fix`).
+    pub fixed: bool,
+}
+
+impl Repair {
+    /// Nothing found.
+    pub fn is_clean(&self) -> bool {
+        self.unindexed.is_empty() && self.dangling.is_empty()
+    }
+}
+
 /// What a backend can do ([`Backend::capabilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -470,6 +488,15 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// sorted; for the namespace-wide log. Same errors as [`Backend::history`].
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         Err(history_off(&self.describe(), namespace.as_str()))
+    }
+
+    /// Finds what breaks the layout's own consistency (for Redis: data keys the namespace's
+    /// index does not list, index entries without data) and, with `fix`, repairs it (deletes the
+    /// unlisted data, drops the entries without data), each fix checked again atomically. The
+    /// default finds nothing: a layout whose listing is its data (files, ZooKeeper, etcd) has
+    /// nothing to disagree.
+    async fn repair(&self, fix: bool) -> Result<Repair> {
+        Ok(Repair { fixed: fix, ..Repair::default() })
     }
 
     /// The namespace's schema document ([`crate::schema`]), stored outside confo's layout,

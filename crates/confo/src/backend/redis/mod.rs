@@ -54,6 +54,7 @@
 
 mod engine;
 mod options;
+mod repair;
 
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -108,10 +109,11 @@ struct Scripts {
     read_one: Lua,
     write: Lua,
     schema: Lua,
+    repair: Lua,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 6] {
+    fn all(&self) -> [&Lua; 7] {
         [
             &self.create_namespace,
             &self.delete_namespace,
@@ -119,6 +121,7 @@ impl Scripts {
             &self.read_one,
             &self.write,
             &self.schema,
+            &self.repair,
         ]
     }
 }
@@ -135,6 +138,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         read_one: with_common(include_str!("read_one.lua")),
         write: with_common(include_str!("write.lua")),
         schema: with_common(include_str!("schema.lua")),
+        repair: with_common(include_str!("repair.lua")),
     }
 });
 
@@ -716,6 +720,10 @@ impl Backend for RedisBackend {
         let sha: String = self.script_on(&SCRIPTS.schema, &key, namespace.as_str(), &args).await?;
         self.wait_for_replicas().await?;
         Ok((!sha.is_empty()).then(|| Version::text(sha)))
+    }
+
+    async fn repair(&self, fix: bool) -> Result<super::Repair> {
+        self.find_and_repair(fix).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -1,0 +1,67 @@
+//! `repair` for the seed's Redis layout: data keys `<ns>-<cfg>` the namespace's index does not
+//! list (invisible to every reader: a crashed writer that is not confo's scripts, a raw client),
+//! and index entries whose key is missing (read as corrupt entries).
+
+use super::{glob_escape, RedisBackend, SCRIPTS};
+use crate::backend::{Backend, Repair};
+use crate::error::Result;
+
+impl RedisBackend {
+    pub(super) async fn find_and_repair(&self, fix: bool) -> Result<Repair> {
+        let mut report = Repair { fixed: fix, ..Repair::default() };
+        for namespace in self.list_namespaces().await? {
+            let listed: Vec<String> = {
+                let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&namespace)).await?;
+                match raw {
+                    None => Vec::new(),
+                    Some(raw) => {
+                        let doc: serde_json::Value = serde_json::from_slice(&raw)
+                            .map_err(|e| self.corrupt(&namespace, format!("not JSON: {e}")))?;
+                        doc.get("configurations")
+                            .and_then(|l| l.as_array())
+                            .ok_or_else(|| self.corrupt(&namespace, "expected {\"configurations\": [...]}"))?
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    }
+                }
+            };
+            // Every key <ns>-*: a namespace never contains '-', so the prefix is exact.
+            let prefix = format!("{namespace}-");
+            let pattern = format!("{}*", glob_escape(&prefix));
+            let mut keys = std::collections::BTreeSet::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, found): (u64, Vec<String>) = self
+                    .query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000))
+                    .await?;
+                keys.extend(found.into_iter().filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)));
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            let listed_set: std::collections::BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+            let dangling: Vec<String> = listed.iter().filter(|c| !keys.contains(*c)).cloned().collect();
+            let mut unindexed = Vec::new();
+            for cfg in keys.iter().filter(|c| !listed_set.contains(c.as_str())) {
+                // Another program's key of another type is not ours: left alone, not reported.
+                let kind: String = self.query(redis::cmd("TYPE").arg(format!("{prefix}{cfg}"))).await?;
+                if kind == "string" {
+                    unindexed.push(cfg.clone());
+                }
+            }
+            if fix && !(dangling.is_empty() && unindexed.is_empty()) {
+                let count = dangling.len().to_string();
+                let mut args: Vec<&[u8]> = vec![count.as_bytes()];
+                args.extend(dangling.iter().map(|s| s.as_bytes()));
+                args.extend(unindexed.iter().map(|s| s.as_bytes()));
+                let _fixed: i64 = self.script(&SCRIPTS.repair, &namespace, &args).await?;
+                self.wait_for_replicas().await?;
+            }
+            report.dangling.extend(dangling.into_iter().map(|c| (namespace.clone(), c)));
+            report.unindexed.extend(unindexed.into_iter().map(|c| (namespace.clone(), c)));
+        }
+        Ok(report)
+    }
+}
