@@ -292,3 +292,64 @@ impl RedisSentinelGroup {
         answers.iter().all(|a| *a == Some(first)).then_some(first)
     }
 }
+
+/// A private Redis Cluster on loopback: `masters` masters with `replicas` replicas each
+/// (`redis-server --cluster-enabled yes`, joined with `redis-cli --cluster create`), started and
+/// stopped by the tests; every slot covered before `start` returns.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the nodes and forms the cluster (3 masters, 1 replica each: `start(3, 1)`).
+    pub fn start(masters: usize, replicas: usize) -> Result<Self> {
+        let cli = require_binary("redis-cli", "redis-tools (installed with redis-server)")?;
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            nodes.push(RedisServer::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            ])?);
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        let out = Command::new(&cli)
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .map_err(|e| err(format!("redis-cli --cluster create: {e}")))?;
+        if !out.status.success() {
+            return Err(err(format!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout))));
+        }
+        let mut cluster = RedisCluster { nodes };
+        // Every node must see every slot served before clients come.
+        for i in 0..cluster.nodes.len() {
+            let addr = loopback(cluster.nodes[i].port());
+            cluster.nodes[i].server.wait_ready(|| {
+                tcp_ask(addr, b"CLUSTER INFO\r\n", |a| a.len() > 40)
+                    .is_some_and(|a| String::from_utf8_lossy(&a).contains("cluster_state:ok"))
+            })?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every node's address, `127.0.0.1:P1,127.0.0.1:P2,…`.
+    pub fn nodes(&self) -> String {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect::<Vec<_>>().join(",")
+    }
+
+    /// The nodes' ports, in start order.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// Kills node `index` (SIGKILL).
+    pub fn stop(&mut self, index: usize) {
+        self.nodes[index].stop();
+    }
+}

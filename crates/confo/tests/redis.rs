@@ -737,3 +737,17 @@ async fn repair_finds_and_fixes_what_breaks_the_index() {
     assert_eq!(foreign, "hash", "another program's key is left alone");
     assert_eq!(backend.load_namespace("billing").await.expect("load").len(), 1);
 }
+
+/// A Redis Cluster (3 masters, 3 replicas, from the testkit) is refused when connecting, with a
+/// message that says why, instead of failing later with CROSSSLOT on the first write.
+#[tokio::test]
+async fn a_cluster_node_is_refused_with_the_reason() {
+    let cluster = confo_testkit::RedisCluster::start(3, 1).expect("redis cluster");
+    for port in cluster.ports() {
+        let err = RedisBackend::connect(RedisOptions::from_url(&format!("redis://127.0.0.1:{port}")).expect("url"))
+            .await
+            .expect_err("a cluster node");
+        assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{err}");
+        assert!(err.to_string().contains("Redis Cluster"), "{err}");
+    }
+}

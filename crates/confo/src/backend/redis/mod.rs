@@ -186,13 +186,25 @@ impl RedisBackend {
         };
         // One round trip: the root if absent, and every script loaded so that even the first
         // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
+        let mut conn = backend.inner.link.connection().await.map_err(|e| backend.map_error(e))?;
+        // A Redis Cluster node is refused at once: the layout's scripts span slots (CROSSSLOT).
+        // (A user whose ACL denies INFO is not asked twice: its error is ignored.)
+        let info: redis::RedisResult<String> = redis::cmd("INFO").arg("cluster").query_async(&mut conn).await;
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(ROOT_KEY).arg(r#"{"namespaces":[]}"#).arg("NX").ignore();
         for script in SCRIPTS.all() {
             pipe.cmd("SCRIPT").arg("LOAD").arg(&script.source).ignore();
         }
-        let mut conn = backend.inner.link.connection().await.map_err(|e| backend.map_error(e))?;
         let loaded: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        let cluster = info.is_ok_and(|i| i.contains("cluster_enabled:1"))
+            || loaded.as_ref().is_err_and(|e| matches!(e.code(), Some("MOVED" | "ASK" | "CROSSSLOT" | "CLUSTERDOWN")));
+        if cluster {
+            return Err(Error::spec(
+                Some("scheme"),
+                "this server is a Redis Cluster node: confo's Redis layout needs one server (or a Sentinel group), \
+                 because its scripts touch the root, namespace and data keys together; cluster mode is not built yet",
+            ));
+        }
         loaded.map_err(|e| backend.failed(e))?;
         Ok(backend)
     }
