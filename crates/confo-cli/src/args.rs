@@ -20,8 +20,8 @@ pub(crate) const DEFAULT_SPEC: &str = "file:./Configurations";
                   confo copy --from file:./Configurations --to prod\n\n\
                   Backends: --backend takes a spec or a profile name; default $CONFO_BACKEND, then the default\n\
                   profile, then file:./Configurations. Profiles live in $CONFO_CONFIG or ~/.config/confo/config.toml.\n\n\
-                  Exit codes: 0 ok, 1 error, 2 usage (and a write a schema refuses), 3 not found, 4 conflict,
-                  5 unavailable or unauthorized, 6 invalid (validate found configurations breaking their schema)."
+                  Exit codes: 0 ok, 1 error, 2 usage (and a write a schema refuses), 3 not found, 4 conflict,\n\
+                  5 unavailable or unauthorized, 6 invalid (validate or repair found what it reports)."
 )]
 pub(crate) struct Cli {
     /// A backend spec (file:PATH, redis://host:port, zk://host:port[/chroot], etcd://host:port, memory:; see the

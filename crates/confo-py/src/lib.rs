@@ -37,16 +37,10 @@ fn kind(error: &Error) -> String {
 /// as a JSON list of {namespace, configuration, pointer, message}.
 fn raise(error: Error) -> PyErr {
     if let Error::SchemaViolation { violations } = error.cause() {
-        let details: Vec<serde_json::Value> = violations.iter().map(violation_json).collect();
-        let details = serde_json::Value::Array(details).to_string();
+        let details = serde_json::to_string(violations).unwrap_or_default();
         return NativeError::new_err(("schema_violation".to_owned(), error.to_string(), details));
     }
     NativeError::new_err((kind(&error), error.to_string()))
-}
-
-fn violation_json(v: &confo::schema::Violation) -> serde_json::Value {
-    serde_json::json!({"namespace": v.namespace, "configuration": v.configuration, "pointer": v.pointer,
-                       "message": v.message})
 }
 
 fn from_json(text: &str) -> PyResult<serde_json::Value> {
@@ -364,7 +358,9 @@ impl Manager {
                 self.inner.store()?.validate(&[namespace])
             })
             .map_err(raise)?;
-        convert::to_py(py, &serde_json::Value::Array(violations.iter().map(violation_json).collect()))
+        let violations = serde_json::to_value(&violations)
+            .map_err(|e| NativeError::new_err(("invalid_value".to_owned(), e.to_string())))?;
+        convert::to_py(py, &violations)
     }
 
     /// When the current namespace was served from a last-known-good snapshot (its store was

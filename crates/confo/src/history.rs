@@ -416,11 +416,22 @@ pub(crate) fn decode_record(
     number: Option<u64>,
     location: impl Fn() -> String,
 ) -> std::result::Result<Revision, crate::error::Corruption> {
+    match crate::codec::parse_config(bytes) {
+        Ok(map) => record_from_map(map, number, location),
+        Err(problem) => Err(crate::error::Corruption {
+            location: location(),
+            problem: format!("not a history record: {}", crate::codec::describe_problem(problem)),
+        }),
+    }
+}
+
+/// [`decode_record`] of a record already parsed (one kept inside another document).
+pub(crate) fn record_from_map(
+    mut map: Map<String, Value>,
+    number: Option<u64>,
+    location: impl Fn() -> String,
+) -> std::result::Result<Revision, crate::error::Corruption> {
     let bad = |problem: String| crate::error::Corruption { location: location(), problem };
-    let mut map = match crate::codec::parse_config(bytes) {
-        Ok(map) => map,
-        Err(problem) => return Err(bad(format!("not a history record: {}", crate::codec::describe_problem(problem)))),
-    };
     let text = |map: &Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
     let number = map.get("n").and_then(Value::as_u64).or(number).ok_or_else(|| bad("no revision number".into()))?;
     let operation =

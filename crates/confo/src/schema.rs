@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::{Backend, Change, ChangeKind, Configuration};
 use crate::error::{Error, Result};
-use crate::history::{Author, History, Operation, Record, Revision};
+use crate::history::{Author, History, Operation, Record};
 
 /// How a namespace's schemas are applied to writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,11 +96,6 @@ pub struct Schemas {
 }
 
 impl Schemas {
-    /// The schema `config` is checked against, if any.
-    pub fn schema_for(&self, config: &str) -> Option<&Value> {
-        self.configurations.get(config).or(self.default.as_ref())
-    }
-
     /// As one JSON object: `{"mode": …, "default": …, "configurations": {…}}`.
     pub fn to_json(&self) -> Configuration {
         let mut map = Map::new();
@@ -146,8 +141,9 @@ impl Schemas {
     }
 }
 
-/// One way a configuration breaks its schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One way a configuration breaks its schema. Serialises as `{"namespace", "configuration",
+/// "pointer", "message"}` (the CLI's `--output json`, Python's `violations`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Violation {
     /// The namespace.
     pub namespace: String,
@@ -303,31 +299,46 @@ pub const REVISIONS_KEPT: usize = 100;
 pub const DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// A namespace's schema document as stored: the schemas (none after a removal) and their
-/// revisions, oldest first.
+/// revisions as stored records, oldest first (decoded only when the history is asked for).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Document {
     pub schemas: Option<Schemas>,
-    pub revisions: Vec<Revision>,
+    records: Vec<Value>,
+    /// Names the document in errors.
+    location: String,
+}
+
+/// The part of a schema document a write needs: its schemas, not its revisions (serde skips
+/// those without building them).
+#[derive(serde::Deserialize)]
+struct Current {
+    #[serde(default)]
+    schemas: Option<Configuration>,
 }
 
 impl Document {
     pub(crate) fn decode(bytes: &[u8], location: &str) -> std::result::Result<Self, crate::error::Corruption> {
         let bad = |problem: String| crate::error::Corruption { location: location.to_owned(), problem };
-        let map = crate::codec::parse_config(bytes)
+        let mut map = crate::codec::parse_config(bytes)
             .map_err(|p| bad(format!("not a schema document: {}", crate::codec::describe_problem(p))))?;
-        let schemas = match map.get("schemas") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(s)) => Some(Schemas::from_json(s, location).map_err(|e| bad(e.to_string()))?),
-            Some(_) => return Err(bad("\"schemas\" is not an object".into())),
+        let schemas = schemas_of(map.get("schemas"), location)?;
+        let records = match map.remove("revisions") {
+            Some(Value::Array(records)) => records,
+            _ => Vec::new(),
         };
-        let mut revisions = Vec::new();
-        if let Some(Value::Array(records)) = map.get("revisions") {
-            for record in records {
-                let bytes = serde_json::to_vec(record).map_err(|e| bad(e.to_string()))?;
-                revisions.push(crate::history::decode_record(&bytes, None, || location.to_owned())?);
-            }
-        }
-        Ok(Document { schemas, revisions })
+        Ok(Document { schemas, records, location: location.to_owned() })
+    }
+
+    /// Only the schemas of a stored document (what every write checks against).
+    pub(crate) fn decode_schemas(
+        bytes: &[u8],
+        location: &str,
+    ) -> std::result::Result<Option<Schemas>, crate::error::Corruption> {
+        let current: Current = serde_json::from_slice(bytes).map_err(|e| crate::error::Corruption {
+            location: location.to_owned(),
+            problem: format!("not a schema document: {e}"),
+        })?;
+        schemas_of(current.schemas.map(Value::Object).as_ref(), location)
     }
 
     /// The document after a change to `schemas` by `author` (recorded as a revision unless
@@ -339,7 +350,8 @@ impl Document {
         restores: Option<u64>,
         keep: usize,
     ) -> Result<Vec<u8>> {
-        let number = self.revisions.last().map_or(0, |r| r.number) + 1;
+        let last = self.records.last().and_then(|r| r.get("n")).and_then(Value::as_u64);
+        let number = last.unwrap_or(0) + 1;
         let operation = match (&schemas, &self.schemas, restores) {
             (None, _, _) => Operation::Delete,
             (Some(_), _, Some(_)) => Operation::Rollback,
@@ -353,31 +365,27 @@ impl Document {
             time: crate::history::now(),
             author,
             restores,
-            before: self.revisions.last().map(|r| r.number.to_string()),
+            before: last.map(|n| n.to_string()),
             after: Some(number.to_string()),
             value: value.as_ref(),
         };
-        let mut records: Vec<Value> = Vec::new();
-        for old in &self.revisions {
-            records.push(revision_json(old));
-        }
         if keep > 0 {
-            records.push(
+            self.records.push(
                 serde_json::from_slice(&record.encode()?)
                     .map_err(|e| Error::InvalidValue { location: "schema revision".into(), message: e.to_string() })?,
             );
         }
-        let drop = records.len().saturating_sub(keep);
-        records.drain(..drop);
+        let drop = self.records.len().saturating_sub(keep);
+        self.records.drain(..drop);
         self.schemas = schemas;
         loop {
             let mut doc = Map::new();
             doc.insert("format".into(), Value::from(1));
             doc.insert("schemas".into(), self.schemas.as_ref().map_or(Value::Null, |s| Value::Object(s.to_json())));
-            doc.insert("revisions".into(), Value::Array(records.clone()));
+            doc.insert("revisions".into(), Value::Array(self.records.clone()));
             let bytes = serde_json::to_vec(&Value::Object(doc))
                 .map_err(|e| Error::InvalidValue { location: "schema document".into(), message: e.to_string() })?;
-            if bytes.len() <= DOCUMENT_BYTES || records.len() <= 1 {
+            if bytes.len() <= DOCUMENT_BYTES || self.records.len() <= 1 {
                 if bytes.len() > DOCUMENT_BYTES && self.schemas.is_some() {
                     return Err(Error::TooLarge {
                         location: "schema document".into(),
@@ -387,33 +395,40 @@ impl Document {
                 }
                 return Ok(bytes);
             }
-            records.remove(0);
+            self.records.remove(0);
         }
     }
 
-    /// The revisions as a [`History`], newest first.
+    /// The revisions as a [`History`], newest first; a record that cannot be read is named
+    /// apart, as in a configuration's history.
     pub(crate) fn history(&self) -> History {
-        History { revisions: self.revisions.iter().rev().cloned().collect(), corrupt: Vec::new() }
+        let mut history = History::default();
+        for (i, record) in self.records.iter().enumerate().rev() {
+            let location = || format!("{} revision #{}", self.location, i + 1);
+            let decoded = match record {
+                Value::Object(map) => crate::history::record_from_map(map.clone(), None, location),
+                _ => Err(crate::error::Corruption { location: location(), problem: "not a record".into() }),
+            };
+            match decoded {
+                Ok(revision) => history.revisions.push(revision),
+                Err(corruption) => history.corrupt.push(corruption),
+            }
+        }
+        history
     }
 }
 
-fn revision_json(revision: &Revision) -> Value {
-    let record = Record {
-        number: revision.number,
-        operation: revision.operation,
-        time: revision.time,
-        author: &Author {
-            actor: revision.actor.clone(),
-            host: revision.host.clone(),
-            tool: revision.tool.clone(),
-            message: revision.message.clone(),
-        },
-        restores: revision.restores,
-        before: revision.version_before.clone(),
-        after: revision.version_after.clone(),
-        value: revision.value.as_deref(),
-    };
-    record.encode().ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
+fn schemas_of(value: Option<&Value>, location: &str) -> std::result::Result<Option<Schemas>, crate::error::Corruption> {
+    let bad = |problem: String| crate::error::Corruption { location: location.to_owned(), problem };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(s)) => Schemas::from_json(s, location).map(Some).map_err(|e| bad(e.to_string())),
+        Some(_) => Err(bad("\"schemas\" is not an object".into())),
+    }
+}
+
+fn location_of<B: Backend + ?Sized>(backend: &B, namespace: &crate::name::NamespaceName) -> String {
+    format!("{} schema document of {namespace}", backend.describe())
 }
 
 /// A namespace's schema document and its version; `None` if it has none.
@@ -422,9 +437,19 @@ pub(crate) async fn load<B: Backend + ?Sized>(
     namespace: &crate::name::NamespaceName,
 ) -> Result<Option<(Document, crate::backend::Version)>> {
     let Some((bytes, version)) = backend.schema_document(namespace).await? else { return Ok(None) };
-    let location = format!("{} schema document of {namespace}", backend.describe());
-    let document = Document::decode(&bytes, &location).map_err(|c| Error::Corrupt { corruptions: vec![c] })?;
+    let document = Document::decode(&bytes, &location_of(backend, namespace))
+        .map_err(|c| Error::Corrupt { corruptions: vec![c] })?;
     Ok(Some((document, version)))
+}
+
+/// A namespace's schemas, without reading their revisions; `None` if it has none.
+pub(crate) async fn load_schemas<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &crate::name::NamespaceName,
+) -> Result<Option<Schemas>> {
+    let Some((bytes, _)) = backend.schema_document(namespace).await? else { return Ok(None) };
+    Document::decode_schemas(&bytes, &location_of(backend, namespace))
+        .map_err(|c| Error::Corrupt { corruptions: vec![c] })
 }
 
 /// The violations of a batch's puts under the namespace's schemas: `Err` with every one when
@@ -439,15 +464,29 @@ pub(crate) async fn check_batch<B: Backend + ?Sized>(
     if !changes.iter().any(|c| matches!(c.kind, ChangeKind::Put(_))) {
         return Ok(Vec::new());
     }
-    let Some((Document { schemas: Some(schemas), .. }, _)) = load(backend, namespace).await? else {
-        return Ok(Vec::new());
-    };
+    let Some(schemas) = load_schemas(backend, namespace).await? else { return Ok(Vec::new()) };
     if schemas.mode == Mode::Off {
         return Ok(Vec::new());
     }
     let compiled = schemas.compile(namespace)?;
-    let violations = check_changes(&compiled, changes);
-    finish(compiled.mode, violations)
+    let mut violations = Vec::new();
+    for change in changes {
+        if let ChangeKind::Put(value) = &change.kind {
+            violations.extend(compiled.check(&change.name, value));
+        }
+    }
+    if violations.is_empty() {
+        return Ok(violations);
+    }
+    match compiled.mode {
+        Mode::Enforce => Err(Error::SchemaViolation { violations }),
+        _ => {
+            for v in &violations {
+                tracing::warn!("schema (mode warn): {v}");
+            }
+            Ok(violations)
+        }
+    }
 }
 
 /// Checks several batches before the first is written (an import, a persist of several
@@ -473,33 +512,6 @@ pub(crate) async fn check_batches<'a, B: Backend + ?Sized>(
         Ok(())
     } else {
         Err(Error::SchemaViolation { violations })
-    }
-}
-
-/// Every violation of the puts of `changes`.
-pub(crate) fn check_changes(compiled: &Compiled, changes: &[Change]) -> Vec<Violation> {
-    let mut violations = Vec::new();
-    for change in changes {
-        if let ChangeKind::Put(value) = &change.kind {
-            violations.extend(compiled.check(&change.name, value));
-        }
-    }
-    violations
-}
-
-/// `Err` for violations under `enforce`; logged and returned under `warn`.
-pub(crate) fn finish(mode: Mode, violations: Vec<Violation>) -> Result<Vec<Violation>> {
-    if violations.is_empty() {
-        return Ok(violations);
-    }
-    match mode {
-        Mode::Enforce => Err(Error::SchemaViolation { violations }),
-        _ => {
-            for v in &violations {
-                tracing::warn!("schema (mode warn): {v}");
-            }
-            Ok(violations)
-        }
     }
 }
 
@@ -606,13 +618,13 @@ mod tests {
 
     #[test]
     fn compiled_schemas_are_reused() {
+        // By identity: the compilation counter is shared with the tests running beside this one.
         let schema = json!({"properties": {"unique-to-this-test": {"type": "integer"}}});
-        schemas(schema.clone()).compile("a").unwrap();
-        let before = compilations();
+        let first = schemas(schema.clone()).compile("a").unwrap().default.unwrap();
         for _ in 0..10 {
-            schemas(schema.clone()).compile("b").unwrap();
+            let again = schemas(schema.clone()).compile("b").unwrap().default.unwrap();
+            assert!(Arc::ptr_eq(&first, &again), "compiled once, then taken from the cache");
         }
-        assert_eq!(compilations(), before);
     }
 
     #[test]
@@ -620,19 +632,27 @@ mod tests {
         let author = Author::current("test");
         let one = Document::default().next(Some(schemas(json!({"type": "object"}))), &author, None, 3).unwrap();
         let doc = Document::decode(&one, "t").unwrap();
-        assert_eq!(doc.revisions.len(), 1);
-        assert_eq!(doc.revisions[0].operation, Operation::Create);
+        assert_eq!(doc.history().revisions.len(), 1);
+        assert_eq!(doc.history().revisions[0].operation, Operation::Create);
         let mut doc = doc;
         for _ in 0..4 {
             let bytes = doc.next(Some(schemas(json!({"type": "object"}))), &author, None, 3).unwrap();
             doc = Document::decode(&bytes, "t").unwrap();
         }
-        assert_eq!(doc.revisions.iter().map(|r| r.number).collect::<Vec<_>>(), [3, 4, 5]);
-        let removed = Document::decode(&doc.next(None, &author, None, 3).unwrap(), "t").unwrap();
+        assert_eq!(doc.history().revisions.iter().map(|r| r.number).collect::<Vec<_>>(), [5, 4, 3]);
+        let removed = Document::decode(&doc.clone().next(None, &author, None, 3).unwrap(), "t").unwrap();
         assert!(removed.schemas.is_none());
-        assert_eq!(removed.revisions.last().unwrap().operation, Operation::Delete);
+        assert_eq!(removed.history().revisions[0].operation, Operation::Delete);
+        // The write path reads the schemas alone, the same as the whole document's.
+        let bytes = doc.clone().next(Some(schemas(json!({"type": "object"}))), &author, None, 3).unwrap();
+        assert_eq!(Document::decode_schemas(&bytes, "t").unwrap(), Document::decode(&bytes, "t").unwrap().schemas);
+        // A record that cannot be read is named apart; the others are listed.
+        let mut broken: Value = serde_json::from_slice(&bytes).unwrap();
+        broken["revisions"][0] = json!("garbage");
+        let broken = Document::decode(&serde_json::to_vec(&broken).unwrap(), "t").unwrap().history();
+        assert_eq!((broken.revisions.len(), broken.corrupt.len()), (2, 1));
         // History off: nothing recorded.
         let off = Document::decode(&Document::default().next(Some(Schemas::default()), &author, None, 0).unwrap(), "t");
-        assert!(off.unwrap().revisions.is_empty());
+        assert!(off.unwrap().history().revisions.is_empty());
     }
 }

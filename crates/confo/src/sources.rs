@@ -22,8 +22,11 @@ use crate::store::Store;
 /// What a provider or source serves, read from a store.
 #[derive(Debug, Clone)]
 struct Read {
-    /// `confo redis 127.0.0.1:6379 namespace sales` (or `configuration sales/database`).
-    name: String,
+    /// The backend, as it describes itself (never with credentials).
+    backend: String,
+    namespace: String,
+    /// The one configuration read, or `None` for a whole namespace.
+    configuration: Option<String>,
     /// Top-level keys: configurations (a namespace), or fields (one configuration).
     data: BTreeMap<String, Value>,
 }
@@ -32,7 +35,7 @@ impl Read {
     async fn namespace(store: &Store, namespace: &str) -> Result<Self> {
         let loaded = store.load(namespace).await?;
         let data = loaded.iter().map(|(name, s)| (name.clone(), Value::Object((*s.value).clone()))).collect();
-        Ok(Read { name: format!("confo {} namespace {namespace}", store.backend().describe()), data })
+        Ok(Read { backend: store.backend().describe(), namespace: namespace.to_owned(), configuration: None, data })
     }
 
     async fn configuration(store: &Store, namespace: &str, config: &str) -> Result<Self> {
@@ -41,7 +44,21 @@ impl Read {
             .await?
             .ok_or_else(|| Error::not_found(Missing::Configuration, config, format!("namespace {namespace:?}")))?;
         let data = stored.value.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(Read { name: format!("confo {} configuration {namespace}/{config}", store.backend().describe()), data })
+        let (backend, configuration) = (store.backend().describe(), Some(config.to_owned()));
+        Ok(Read { backend, namespace: namespace.to_owned(), configuration, data })
+    }
+
+    /// `confo redis 127.0.0.1:6379 namespace sales`, or `… configuration sales/database`.
+    fn name(&self) -> String {
+        match &self.configuration {
+            Some(config) => self.of(config),
+            None => format!("confo {} namespace {}", self.backend, self.namespace),
+        }
+    }
+
+    /// `confo … configuration <ns>/<config>`.
+    fn of(&self, config: &str) -> String {
+        format!("confo {} configuration {}/{config}", self.backend, self.namespace)
     }
 }
 
@@ -146,7 +163,7 @@ mod figment_provider {
 
     impl Provider for ConfoProvider {
         fn metadata(&self) -> Metadata {
-            Metadata::named(self.read.name.clone())
+            Metadata::named(self.read.name())
         }
 
         fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
@@ -184,20 +201,18 @@ mod config_source {
     #[derive(Debug, Clone)]
     pub struct ConfoSource {
         read: Read,
-        /// For a namespace: each top-level key is a configuration, named in its values' origin.
-        per_configuration: bool,
     }
 
     impl ConfoSource {
         /// A namespace, as `{configuration: {field: …}}`.
         pub async fn namespace(store: &Store, namespace: &str) -> Result<Self> {
-            Ok(ConfoSource { read: Read::namespace(store, namespace).await?, per_configuration: true })
+            Ok(ConfoSource { read: Read::namespace(store, namespace).await? })
         }
 
         /// One configuration, its fields at the top level ([`crate::Error::NotFound`] if it
         /// does not exist).
         pub async fn configuration(store: &Store, namespace: &str, config: &str) -> Result<Self> {
-            Ok(ConfoSource { read: Read::configuration(store, namespace, config).await?, per_configuration: false })
+            Ok(ConfoSource { read: Read::configuration(store, namespace, config).await? })
         }
     }
 
@@ -232,15 +247,8 @@ mod config_source {
                 .data
                 .iter()
                 .map(|(key, value)| {
-                    let origin = if self.per_configuration {
-                        // `confo … namespace sales` → `confo … configuration sales/database`.
-                        match self.read.name.rsplit_once(" namespace ") {
-                            Some((backend, ns)) => format!("{backend} configuration {ns}/{key}"),
-                            None => self.read.name.clone(),
-                        }
-                    } else {
-                        self.read.name.clone()
-                    };
+                    // A namespace's top-level keys are its configurations: each value names its own.
+                    let origin = if self.read.configuration.is_none() { self.read.of(key) } else { self.read.name() };
                     (key.clone(), convert(value, &origin))
                 })
                 .collect())

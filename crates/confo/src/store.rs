@@ -148,17 +148,18 @@ impl Store {
         if let Some(bad) = history.corrupt.iter().find(|c| c.location.ends_with(&format!("@{number}"))) {
             return Err(Error::Corrupt { corruptions: vec![bad.clone()] });
         }
-        let head = history.head();
-        let kept = match (history.revisions.last(), head) {
+        Err(self.revision_not_kept(&history, format!("{namespace}/{config}@{number}")))
+    }
+
+    /// [`Error::NotFound`] for a revision `name` that `history` does not hold, saying which it
+    /// holds.
+    fn revision_not_kept(&self, history: &History, name: String) -> Error {
+        let kept = match (history.revisions.last(), history.head()) {
             (_, 0) => "no revision is recorded".to_owned(),
             (Some(oldest), head) => format!("revisions {}..{head} are kept", oldest.number),
             (None, _) => "no revision is readable".to_owned(),
         };
-        Err(Error::not_found(
-            Missing::Revision,
-            format!("{namespace}/{config}@{number}"),
-            format!("{} ({kept})", self.backend.describe()),
-        ))
+        Error::not_found(Missing::Revision, name, format!("{} ({kept})", self.backend.describe()))
     }
 
     /// Writes revision `number`'s value again, as a new revision recorded as a `rollback` of
@@ -230,8 +231,7 @@ impl Store {
 
     /// A namespace's schemas ([`crate::schema`]); `None` if it has none.
     pub async fn schemas(&self, namespace: &str) -> Result<Option<Schemas>> {
-        let name = self.backend.namespace(namespace)?;
-        Ok(crate::schema::load(&*self.backend, &name).await?.and_then(|(doc, _)| doc.schemas))
+        crate::schema::load_schemas(&*self.backend, &self.backend.namespace(namespace)?).await
     }
 
     /// Sets a namespace's default schema (`config` `None`) or one configuration's, and/or its
@@ -287,7 +287,8 @@ impl Store {
         .await
     }
 
-    /// The revisions of a namespace's schemas, newest first (empty when history is off).
+    /// The revisions of a namespace's schemas, newest first (empty when history is off), with
+    /// the records that could not be read named apart.
     pub async fn schema_history(&self, namespace: &str) -> Result<History> {
         let name = self.backend.namespace(namespace)?;
         Ok(crate::schema::load(&*self.backend, &name).await?.map(|(doc, _)| doc.history()).unwrap_or_default())
@@ -298,15 +299,7 @@ impl Store {
     pub async fn rollback_schema(&self, namespace: &str, number: u64) -> Result<Option<Schemas>> {
         let history = self.schema_history(namespace).await?;
         let Some(revision) = crate::history::find(&history, number) else {
-            let kept = match (history.revisions.last(), history.head()) {
-                (Some(oldest), head) => format!("revisions {}..{head} are kept", oldest.number),
-                (None, _) => "no revision is recorded".to_owned(),
-            };
-            return Err(Error::not_found(
-                Missing::Revision,
-                format!("schema of {namespace}@{number}"),
-                format!("{} ({kept})", self.backend.describe()),
-            ));
+            return Err(self.revision_not_kept(&history, format!("schema of {namespace}@{number}")));
         };
         let location = format!("schema of {namespace}@{number}");
         let restored = match &revision.value {

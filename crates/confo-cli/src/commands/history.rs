@@ -52,7 +52,7 @@ fn report_corrupt(corrupt: &[confo::error::Corruption]) -> Result<(), Failure> {
     }
 }
 
-pub(crate) fn revision_json(revision: &Revision, config: Option<&str>) -> Value {
+fn revision_json(revision: &Revision, config: Option<&str>) -> Value {
     let mut object = Map::new();
     if let Some(config) = config {
         object.insert("configuration".into(), json!(config));
@@ -108,8 +108,20 @@ fn operation_text(revision: &Revision) -> String {
     }
 }
 
-/// Revisions as a table: NUMBER, TIME, ACTOR, OPERATION, MESSAGE.
-pub(crate) fn print_revisions(revisions: &[Revision]) {
+/// Revisions, newest first: a table (NUMBER, TIME, ACTOR, OPERATION, MESSAGE) or, with
+/// `--output`, a list of objects; then the records that could not be read (exit 1 if any).
+pub(crate) fn print_history(history: &History, output: Option<Format>) -> Result<(), Failure> {
+    match output {
+        None | Some(Format::Table) => print_revisions(&history.revisions),
+        Some(format) => {
+            let items: Vec<Value> = history.revisions.iter().map(|r| revision_json(r, None)).collect();
+            output::value(&Value::Array(items), format)?;
+        }
+    }
+    report_corrupt(&history.corrupt)
+}
+
+fn print_revisions(revisions: &[Revision]) {
     let rows: Vec<Vec<String>> = revisions
         .iter()
         .map(|r| {
@@ -135,16 +147,8 @@ pub(crate) fn history(
 ) -> Result<(), Failure> {
     let (namespace, config) = split_target(target)?;
     let store = open(spec)?;
-    let History { revisions, corrupt } =
-        store.history(namespace, config, Page { before, limit: limit.unwrap_or(Page::default().limit) })?;
-    match output {
-        None | Some(Format::Table) => print_revisions(&revisions),
-        Some(format) => {
-            let items: Vec<Value> = revisions.iter().map(|r| revision_json(r, None)).collect();
-            output::value(&Value::Array(items), format)?;
-        }
-    }
-    report_corrupt(&corrupt)
+    let history = store.history(namespace, config, Page { before, limit: limit.unwrap_or(Page::default().limit) })?;
+    print_history(&history, output)
 }
 
 /// The value of revision N (an error for a deletion: there is none).

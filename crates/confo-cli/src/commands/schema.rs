@@ -6,7 +6,7 @@ use std::path::Path;
 use confo::blocking::Store;
 use confo::schema::Mode;
 use confo::BackendSpec;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::read_document;
 use crate::args::{Format, SchemaCommand, SchemaMode};
@@ -29,7 +29,14 @@ fn print(value: Value, output: Option<Format>) -> Result<(), Failure> {
     output::value(&value, output.unwrap_or(Format::Json))
 }
 
-/// `schema set|get|rm|history|rollback`.
+fn no_schema(namespace: &str) -> Failure {
+    Failure::new(
+        Exit::NotFound,
+        format!("namespace {namespace:?} has no schema (set one with: confo schema set {namespace} FILE)"),
+    )
+}
+
+/// `schema set|mode|get|rm|history|rollback`.
 pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
     match command {
         SchemaCommand::Set { namespace, file, config, mode } => {
@@ -55,10 +62,7 @@ pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<
         SchemaCommand::Mode { namespace, mode } => {
             let store = open(spec)?;
             if store.schemas(&namespace)?.is_none() {
-                return Err(Failure::new(
-                    Exit::NotFound,
-                    format!("namespace {namespace:?} has no schema (set one with: confo schema set {namespace} FILE)"),
-                ));
+                return Err(no_schema(&namespace));
             }
             let set = store.set_schema(&namespace, None, None, Some(mode_of(mode)))?;
             errln!("confo: schemas of {} now in mode {}", output::safe(&namespace, output::Stream::Err), set.mode);
@@ -68,10 +72,7 @@ pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<
             let store = open(spec)?;
             match store.schemas(&namespace)? {
                 Some(schemas) => print(Value::Object(schemas.to_json()), output),
-                None => Err(Failure::new(
-                    Exit::NotFound,
-                    format!("namespace {namespace:?} has no schema (set one with: confo schema set {namespace} FILE)"),
-                )),
+                None => Err(no_schema(&namespace)),
             }
         }
         SchemaCommand::Rm { namespace, config } => {
@@ -79,17 +80,7 @@ pub(crate) fn schema(command: SchemaCommand, spec: &BackendSpec, output: Option<
             Ok(())
         }
         SchemaCommand::History { namespace } => {
-            let history = open(spec)?.schema_history(&namespace)?;
-            match output {
-                None | Some(Format::Table) => {
-                    super::history::print_revisions(&history.revisions);
-                    Ok(())
-                }
-                Some(format) => {
-                    let items = history.revisions.iter().map(|r| super::history::revision_json(r, None)).collect();
-                    output::value(&Value::Array(items), format)
-                }
-            }
+            super::history::print_history(&open(spec)?.schema_history(&namespace)?, output)
         }
         SchemaCommand::Rollback { namespace, to } => {
             let store = open(spec)?;
@@ -115,14 +106,8 @@ pub(crate) fn validate(spec: &BackendSpec, namespaces: &[String], output: Option
             }
         }
         Some(format) => {
-            let items = violations
-                .iter()
-                .map(|v| {
-                    json!({"namespace": v.namespace, "configuration": v.configuration, "pointer": v.pointer,
-                           "message": v.message})
-                })
-                .collect();
-            output::value(&Value::Array(items), format)?;
+            let items = serde_json::to_value(&violations).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
+            output::value(&items, format)?;
         }
     }
     if violations.is_empty() {

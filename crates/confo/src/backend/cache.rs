@@ -347,14 +347,24 @@ impl Files {
         }
     }
 
-    /// Writes a namespace's snapshot (unless it holds the same names and versions already).
-    fn save(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) {
+    /// A digest of a namespace's names and versions: equal digests, equal snapshots.
+    fn digest(entries: &std::collections::BTreeMap<String, Stored>) -> u64 {
         let mut hasher = std::hash::DefaultHasher::new();
         for (name, stored) in entries {
             name.hash(&mut hasher);
             stored.version.hash(&mut hasher);
         }
-        let digest = hasher.finish();
+        hasher.finish()
+    }
+
+    /// Whether the snapshot written last holds these names and versions already.
+    fn unchanged(&self, namespace: &str, digest: u64) -> bool {
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).get(namespace) == Some(&digest)
+    }
+
+    /// Writes a namespace's snapshot (unless it holds the same names and versions already).
+    fn save(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) {
+        let digest = Self::digest(entries);
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         if written.get(namespace) == Some(&digest) {
             return;
@@ -406,19 +416,13 @@ impl Files {
         Ok(())
     }
 
-    /// A namespace's snapshot, checked against `max_age`; `unavailable` is the store's error
-    /// (`describe` names the store), returned when there is no snapshot to serve.
-    fn read(
-        &self,
-        namespace: &str,
-        unavailable: Error,
-        describe: &str,
-        max_age: Option<Duration>,
-    ) -> Result<NamespaceData> {
+    /// A namespace's snapshot file, checked (format, time): when it was taken and its
+    /// configurations; `None` if there is none.
+    fn parse(&self, namespace: &str) -> Result<Option<(SystemTime, NamespaceData)>> {
         let path = self.path(namespace);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(unavailable),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(format!("snapshot {}", path.display()), e)),
         };
         let corrupt = |problem: String| Error::Corrupt {
@@ -432,11 +436,24 @@ impl Files {
             .as_str()
             .and_then(crate::history::parse_time)
             .ok_or_else(|| corrupt("no readable time".into()))?;
+        Ok(Some((taken, entries_of(&document))))
+    }
+
+    /// A namespace's snapshot, checked against `max_age`; `unavailable` is the store's error
+    /// (`describe` names the store), returned when there is no snapshot to serve.
+    fn read(
+        &self,
+        namespace: &str,
+        unavailable: Error,
+        describe: &str,
+        max_age: Option<Duration>,
+    ) -> Result<NamespaceData> {
+        let Some((taken, mut data)) = self.parse(namespace)? else { return Err(unavailable) };
         let reason = match &unavailable {
             Error::Unavailable { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        let info = SnapshotInfo { taken, path: path.clone(), reason };
+        let info = SnapshotInfo { taken, path: self.path(namespace), reason };
         let age = info.age();
         if let Some(max) = max_age {
             if age > max {
@@ -452,7 +469,6 @@ impl Files {
                 ));
             }
         }
-        let mut data = entries_of(&document);
         tracing::warn!(
             "{describe} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old)",
             info.reason,
@@ -469,14 +485,13 @@ impl Files {
     }
 
     /// After a write: the snapshot (if there is one) takes what was applied: `(name, value and
-    /// version)` for a put, `(name, None)` for a delete.
+    /// version)` for a put, `(name, None)` for a delete. A snapshot that cannot be read is
+    /// removed (the next load writes a good one).
     fn patch(&self, namespace: &str, applied: Vec<(String, Option<Stored>)>) {
-        if applied.is_empty() || !self.path(namespace).exists() {
-            return;
-        }
-        let Ok(mut data) = self.read_quietly(namespace) else {
-            self.remove(namespace);
-            return;
+        let mut data = match self.parse(namespace) {
+            Ok(Some((_, data))) => data,
+            Ok(None) => return,
+            Err(_) => return self.remove(namespace),
         };
         for (name, stored) in applied {
             match stored {
@@ -488,15 +503,7 @@ impl Files {
                 }
             }
         }
-        let (entries, _) = data.into_parts();
-        self.save(namespace, &entries);
-    }
-
-    fn read_quietly(&self, namespace: &str) -> Result<NamespaceData> {
-        let bytes = std::fs::read(self.path(namespace)).map_err(|e| Error::io("snapshot", e))?;
-        let document: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() })?;
-        Ok(entries_of(&document))
+        self.save(namespace, &data);
     }
 
     /// The namespaces that have a snapshot.
@@ -622,8 +629,11 @@ impl Backend for CachedBackend {
         };
         match result {
             Ok(data) => {
-                let (name, entries) = (namespace.to_string(), (*data).clone());
-                self.on_files(move |files| files.save(&name, &entries)).await;
+                // A reload that changed nothing costs a digest: no copy, no file work.
+                if !self.files.unchanged(namespace.as_str(), Files::digest(&data)) {
+                    let (name, entries) = (namespace.to_string(), (*data).clone());
+                    self.on_files(move |files| files.save(&name, &entries)).await;
+                }
                 Ok(data)
             }
             Err(e) if e.is_unavailable() => self.serve(namespace.as_str(), e).await,

@@ -509,18 +509,23 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Writes (`Some`) or removes (`None`) the namespace's schema document if `precondition`
     /// holds (else [`Error::Conflict`]), in one atomic step; [`Error::NotFound`] if the
-    /// namespace does not exist. Returns the new version (`None` after a removal).
+    /// namespace does not exist for a write (removing a document that is not there succeeds).
+    /// Returns the new version (`None` after a removal). The default stores none: removing
+    /// succeeds, writing is refused.
     async fn put_schema_document(
         &self,
         namespace: &NamespaceName,
         document: Option<Vec<u8>>,
         precondition: &Precondition,
     ) -> Result<Option<Version>> {
-        let _ = (document, precondition);
-        Err(Error::InvalidValue {
-            location: format!("{} namespace {namespace}", self.describe()),
-            message: "this backend cannot store schemas".into(),
-        })
+        let _ = precondition;
+        match document {
+            None => Ok(None),
+            Some(_) => Err(Error::InvalidValue {
+                location: format!("{} namespace {namespace}", self.describe()),
+                message: "this backend cannot store schemas".into(),
+            }),
+        }
     }
 }
 
@@ -560,20 +565,11 @@ pub trait BackendExt: Backend {
     async fn delete_namespace(&self, namespace: &str) -> Result<()> {
         let namespace = self.namespace(namespace)?;
         self.delete(&namespace).await?;
-        match self.schema_document(&namespace).await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => match self.put_schema_document(&namespace, None, &Precondition::Any).await {
-                Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
-                Err(e) => {
-                    tracing::warn!(backend = %self.describe(), %namespace, error = %e, "the deleted namespace's schemas could not be removed");
-                    Ok(())
-                }
-            },
-            Err(e) => {
-                tracing::warn!(backend = %self.describe(), %namespace, error = %e, "the deleted namespace's schemas could not be read");
-                Ok(())
-            }
+        // Removing a document that is not there is not an error: one request, no read first.
+        if let Err(e) = self.put_schema_document(&namespace, None, &Precondition::Any).await {
+            tracing::warn!(backend = %self.describe(), %namespace, error = %e, "the deleted namespace's schemas could not be removed");
         }
+        Ok(())
     }
 
     /// Reads a whole namespace in one bulk call.

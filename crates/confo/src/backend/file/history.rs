@@ -42,9 +42,7 @@ pub(crate) struct Pending {
 impl FileHistory {
     /// The default place: `<parent of root>/.<root name>.confo/history`.
     pub(crate) fn beside(real_root: &Path, options: HistoryOptions) -> Option<Self> {
-        let name = real_root.file_name()?.to_str()?;
-        let parent = real_root.parent()?;
-        Some(FileHistory { dir: parent.join(format!(".{name}.confo")).join("history"), options })
+        Some(FileHistory { dir: super::metadata_dir(real_root)?.join("history"), options })
     }
 
     fn folder(&self, namespace: &str, config: &str) -> PathBuf {

@@ -204,10 +204,7 @@ impl FileBackend {
             }
             (None, true) => FileHistory::beside(&real_root, options.history),
         };
-        let schemas = match (real_root.file_name().and_then(|n| n.to_str()), real_root.parent()) {
-            (Some(name), Some(parent)) => Some(parent.join(format!(".{name}.confo")).join("schemas")),
-            _ => None,
-        };
+        let schemas = metadata_dir(&real_root).map(|dir| dir.join("schemas"));
         Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options, history, schemas }) })
     }
 
@@ -670,6 +667,14 @@ fn stored_from(path: &Path, bytes: &[u8]) -> std::result::Result<Stored, Corrupt
             Err(Corruption { location, problem })
         }
     }
+}
+
+/// Where confo keeps what is not configurations (history, schemas): `<parent>/.<root>.confo`,
+/// beside the root and never inside it (Python confo would read a folder there as a
+/// namespace); `None` for a root without a parent folder.
+fn metadata_dir(real_root: &Path) -> Option<PathBuf> {
+    let name = real_root.file_name()?.to_str()?;
+    Some(real_root.parent()?.join(format!(".{name}.confo")))
 }
 
 fn config_path(dir: &Path, name: &str) -> PathBuf {

@@ -294,6 +294,22 @@ impl RedisBackend {
         }
     }
 
+    /// The names an index document lists (`{"<field>": [...]}` under `key`); none if the key
+    /// is missing.
+    pub(super) async fn read_index(&self, key: &str, field: &str) -> Result<Vec<String>> {
+        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
+        let Some(raw) = raw else { return Ok(Vec::new()) };
+        let doc: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| self.corrupt(key, format!("not JSON: {e}")))?;
+        let list = doc
+            .get(field)
+            .and_then(|l| l.as_array())
+            .ok_or_else(|| self.corrupt(key, format!("expected {{\"{field}\": [...]}}")))?;
+        list.iter()
+            .map(|n| n.as_str().map(str::to_owned).ok_or_else(|| self.corrupt(key, "a name is not a string")))
+            .collect()
+    }
+
     fn key_location(&self, key: &str) -> String {
         format!("{} key {key:?}", self.inner.describe)
     }
@@ -410,6 +426,17 @@ pub(crate) fn schema_key(namespace: &str) -> String {
     format!("confo-schema:{namespace}")
 }
 
+/// A precondition as the scripts take it: `A` (any), `N` (absent) or `V` and the expected
+/// SHA-1 of the stored value.
+fn precondition_args(precondition: &Precondition) -> (&'static str, String) {
+    match precondition {
+        Precondition::Any => ("A", String::new()),
+        Precondition::Absent => ("N", String::new()),
+        // Our Redis versions are SHA-1 digests; any other token never matches one.
+        Precondition::Version(v) => ("V", v.as_text().unwrap_or("not-a-digest").to_owned()),
+    }
+}
+
 /// `text` as a literal in a SCAN/KEYS glob.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -459,20 +486,7 @@ impl Backend for RedisBackend {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
     async fn list_namespaces(&self) -> Result<Vec<String>> {
-        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(ROOT_KEY)).await?;
-        let Some(raw) = raw else { return Ok(Vec::new()) };
-        let doc: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| self.corrupt(ROOT_KEY, format!("not JSON: {e}")))?;
-        let list = doc
-            .get("namespaces")
-            .and_then(|l| l.as_array())
-            .ok_or_else(|| self.corrupt(ROOT_KEY, "expected {\"namespaces\": [...]}"))?;
-        let mut names = list
-            .iter()
-            .map(|n| {
-                n.as_str().map(str::to_owned).ok_or_else(|| self.corrupt(ROOT_KEY, "a namespace name is not a string"))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut names = self.read_index(ROOT_KEY, "namespaces").await?;
         names.sort();
         names.dedup();
         Ok(names)
@@ -621,12 +635,7 @@ impl Backend for RedisBackend {
                     ChangeKind::Put(_) => "P",
                     ChangeKind::Delete => "D",
                 };
-                let (pre, expected) = match &change.precondition {
-                    Precondition::Any => ("A", String::new()),
-                    Precondition::Absent => ("N", String::new()),
-                    // Our Redis versions are SHA-1 digests; any other token never matches one.
-                    Precondition::Version(v) => ("V", v.as_text().unwrap_or("not-a-digest").to_owned()),
-                };
+                let (pre, expected) = precondition_args(&change.precondition);
                 args.push(op.into());
                 args.push(change.name.clone().into_bytes());
                 args.push(pre.into());
@@ -722,11 +731,7 @@ impl Backend for RedisBackend {
         precondition: &Precondition,
     ) -> Result<Option<Version>> {
         let key = schema_key(namespace.as_str());
-        let (pre, expected) = match precondition {
-            Precondition::Any => ("A", String::new()),
-            Precondition::Absent => ("N", String::new()),
-            Precondition::Version(v) => ("V", v.to_string()),
-        };
+        let (pre, expected) = precondition_args(precondition);
         let body = document.unwrap_or_default();
         let args: [&[u8]; 3] = [pre.as_bytes(), expected.as_bytes(), &body];
         let sha: String = self.script_on(&SCRIPTS.schema, &key, namespace.as_str(), &args).await?;

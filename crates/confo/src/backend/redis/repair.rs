@@ -10,22 +10,7 @@ impl RedisBackend {
     pub(super) async fn find_and_repair(&self, fix: bool) -> Result<Repair> {
         let mut report = Repair { fixed: fix, ..Repair::default() };
         for namespace in self.list_namespaces().await? {
-            let listed: Vec<String> = {
-                let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&namespace)).await?;
-                match raw {
-                    None => Vec::new(),
-                    Some(raw) => {
-                        let doc: serde_json::Value = serde_json::from_slice(&raw)
-                            .map_err(|e| self.corrupt(&namespace, format!("not JSON: {e}")))?;
-                        doc.get("configurations")
-                            .and_then(|l| l.as_array())
-                            .ok_or_else(|| self.corrupt(&namespace, "expected {\"configurations\": [...]}"))?
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    }
-                }
-            };
+            let listed = self.read_index(&namespace, "configurations").await?;
             // Every key <ns>-*: a namespace never contains '-', so the prefix is exact.
             let prefix = format!("{namespace}-");
             let pattern = format!("{}*", glob_escape(&prefix));
