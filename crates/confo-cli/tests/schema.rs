@@ -83,6 +83,12 @@ fn walkthrough(env: &Env, spec: &str, raw_write: Option<RawWrite<'_>>) {
     std::fs::write(env.path("import.json"), serde_json::to_vec(&document).unwrap()).unwrap();
     let err = env.fails(&on(spec, &["import", "import.json"]), 2);
     assert!(err.contains("1 schema violation") && err.contains("sales/c0500: /port: 65536"), "{err}");
+    // A copy from another store with one invalid configuration writes nothing either.
+    std::fs::create_dir_all(env.path("source/sales")).unwrap();
+    std::fs::write(env.path("source/sales/good.json"), r#"{"host": "h", "port": 1}"#).unwrap();
+    std::fs::write(env.path("source/sales/bad.json"), r#"{"host": "h", "port": 0}"#).unwrap();
+    let err = env.fails(&["copy", "--from", "file:./source", "--to", spec], 2);
+    assert!(err.contains("sales/bad: /port: 0 is less than the minimum of 1"), "{err}");
     assert_eq!(snapshot(env, spec), before, "nothing stored or recorded changed");
 
     // warn: written, with a warning.

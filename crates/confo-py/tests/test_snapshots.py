@@ -1,5 +1,7 @@
 """Last-known-good snapshots from Python: "snapshots": "on" in the credentials."""
 
+import os
+
 import pytest
 
 from confo.Confo import Confo
@@ -33,6 +35,17 @@ def test_a_new_session_reads_the_snapshot_while_redis_is_down(tmp_path, monkeypa
     info = second.snapshot_info()
     assert info["age"] < 60 and info["taken"].endswith("Z") and info["path"].endswith("sales.json")
     assert second.get("db", "port") == 5432
+    # A forked child (gunicorn --preload, multiprocessing) reads the snapshot too.
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            second.reload()
+            code = 0 if second.from_snapshot and second.get("db", "port") == 5432 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     second.set("db", "port", 1)
     with pytest.raises(UnavailableException):
         second.persist()

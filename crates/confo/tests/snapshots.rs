@@ -188,3 +188,26 @@ fn snapshots_are_asked_for_in_specs_and_credentials() {
     let id = confo::backend::cache::backend_id(&with_password);
     assert!(id.starts_with("redis_10.0.0.5_6379_2-") && !id.contains("app") && !id.contains("hunter2"), "{id}");
 }
+
+/// A server that accepts connections but never answers (hung, or still starting) is
+/// unavailable too: once the connect timeout passes, the snapshot is served.
+#[tokio::test]
+async fn a_server_that_accepts_but_never_answers_falls_back_to_the_snapshot() {
+    cache_home();
+    let mut server = confo_testkit::RedisServer::start().expect("redis-server");
+    let cached = format!("cache+{}", server.url());
+    let namespace = confo::conformance::unique_namespace("silent");
+    let store = open(&cached).await;
+    store.create_namespace(&namespace).await.expect("create");
+    store.put(&namespace, "db", obj(json!({"port": 1})), Precondition::Any).await.expect("put");
+    store.load(&namespace).await.expect("load takes the snapshot");
+    server.stop();
+    // The port accepts (the kernel completes the handshake) and nothing ever answers.
+    let _silent = std::net::TcpListener::bind(("127.0.0.1", server.port())).expect("bind the freed port");
+    let started = Instant::now();
+    let data = open(&cached).await.load(&namespace).await.expect("served from the snapshot");
+    assert_eq!(data["db"].value["port"], json!(1));
+    let info = data.from_snapshot.expect("from the snapshot");
+    assert!(info.reason.contains("does not answer"), "{}", info.reason);
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded by the connect timeout: {:?}", started.elapsed());
+}
