@@ -307,6 +307,8 @@ impl RedisCluster {
         let cli = require_binary("redis-cli", "redis-tools (installed with redis-server)")?;
         let mut nodes = Vec::new();
         for _ in 0..masters * (1 + replicas) {
+            // The bus port is chosen too: port + 10000 may be taken, or beyond 65535.
+            let bus = crate::free_port().to_string();
             nodes.push(RedisServer::start_with(&[
                 "--cluster-enabled",
                 "yes",
@@ -314,15 +316,25 @@ impl RedisCluster {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
+                "--cluster-port",
+                &bus,
             ])?);
         }
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-        let out = Command::new(&cli)
-            .args(["--cluster", "create"])
-            .args(&addresses)
-            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
-            .output()
-            .map_err(|e| err(format!("redis-cli --cluster create: {e}")))?;
+        let out = if masters >= 3 {
+            Command::new(&cli)
+                .args(["--cluster", "create"])
+                .args(&addresses)
+                .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+                .output()
+        } else if masters == 1 && replicas == 0 {
+            // (`--cluster create` wants three masters: one node takes every slot itself.)
+            let port = nodes[0].port().to_string();
+            Command::new(&cli).args(["-p", &port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).output()
+        } else {
+            return Err(err("a cluster has 1 master without replicas, or at least 3 masters"));
+        }
+        .map_err(|e| err(format!("redis-cli --cluster create: {e}")))?;
         if !out.status.success() {
             return Err(err(format!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout))));
         }
@@ -336,6 +348,36 @@ impl RedisCluster {
             })?;
         }
         Ok(cluster)
+    }
+
+    /// A cluster shared by the tests of one binary that run at the same time (one per shape):
+    /// it starts with the first caller and stops when the last holder drops it. Use a
+    /// namespace per test.
+    pub fn shared(masters: usize, replicas: usize) -> Result<std::sync::Arc<RedisCluster>> {
+        type Shapes = Vec<((usize, usize), std::sync::Weak<RedisCluster>)>;
+        static SHARED: std::sync::Mutex<Shapes> = std::sync::Mutex::new(Vec::new());
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        shared.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Some(cluster) =
+            shared.iter().find(|(shape, _)| *shape == (masters, replicas)).and_then(|s| s.1.upgrade())
+        {
+            return Ok(cluster);
+        }
+        let cluster = std::sync::Arc::new(RedisCluster::start(masters, replicas)?);
+        shared.push(((masters, replicas), std::sync::Arc::downgrade(&cluster)));
+        Ok(cluster)
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…` (every node as a seed).
+    pub fn url(&self) -> String {
+        format!("redis+cluster://{}", self.nodes())
+    }
+
+    /// Node `index`'s role (`master` or `slave`), if it answers.
+    pub fn role(&self, index: usize) -> Option<String> {
+        let answer = tcp_ask(loopback(self.nodes[index].port()), b"ROLE\r\n", |a| a.len() > 12)?;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        text.lines().find(|l| !l.starts_with(['*', '$', ':'])).map(|l| l.trim().to_owned())
     }
 
     /// Every node's address, `127.0.0.1:P1,127.0.0.1:P2,…`.

@@ -41,7 +41,7 @@ impl Engine for RedisEngine {
     }
 
     fn schemes(&self) -> &'static [&'static str] {
-        &["redis", "rediss", "redis+sentinel", "rediss+sentinel"]
+        &["redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"]
     }
 
     fn example(&self) -> &'static str {

@@ -9,10 +9,19 @@ local reply = {}
 if not configs or #configs == 0 then return reply end
 local keys = {}
 for i, cfg in ipairs(configs) do keys[i] = ARGV[1] .. '-' .. cfg end
--- MGET in slices: unpack() has a stack limit.
+-- MGET in slices: unpack() has a stack limit. (PER_KEY: in a cluster, GET key by key.)
 for first = 1, #keys, 1000 do
   local last = math.min(first + 999, #keys)
-  local values = redis.call('MGET', unpack(keys, first, last))
+  local values
+  if PER_KEY then
+    values = {}
+    for i = first, last do values[i - first + 1] = redis.pcall('GET', keys[i]) end
+    for i = first, last do
+      if type(values[i - first + 1]) == 'table' then values[i - first + 1] = false end
+    end
+  else
+    values = redis.call('MGET', unpack(keys, first, last))
+  end
   for i = first, last do
     reply[#reply + 1] = configs[i]
     local value = values[i - first + 1]

@@ -52,6 +52,7 @@
 //!   notified: a watcher sees it at its next periodic re-read (see
 //!   [`crate::manager::WatchOptions::resync_every`]).
 
+mod cluster;
 mod engine;
 mod options;
 mod repair;
@@ -60,6 +61,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisFuture, Script,
@@ -110,10 +113,35 @@ struct Scripts {
     write: Lua,
     schema: Lua,
     repair: Lua,
+    cluster_data: Lua,
+    cluster_index: Lua,
+    cluster_root: Lua,
+    cluster_drop: Lua,
 }
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 7] {
+    /// Every script with the shared parts in front, after `header` (a shebang line, or nothing).
+    fn new(header: &str) -> Scripts {
+        let with_common = |body: &str| {
+            let source = format!("{header}{}\n{}\n{body}", include_str!("common.lua"), include_str!("history.lua"));
+            Lua { script: Script::new(&source), source }
+        };
+        Scripts {
+            create_namespace: with_common(include_str!("create_namespace.lua")),
+            delete_namespace: with_common(include_str!("delete_namespace.lua")),
+            load_namespace: with_common(include_str!("load_namespace.lua")),
+            read_one: with_common(include_str!("read_one.lua")),
+            write: with_common(include_str!("write.lua")),
+            schema: with_common(include_str!("schema.lua")),
+            repair: with_common(include_str!("repair.lua")),
+            cluster_data: with_common(include_str!("cluster_data.lua")),
+            cluster_index: with_common(include_str!("cluster_index.lua")),
+            cluster_root: with_common(include_str!("cluster_root.lua")),
+            cluster_drop: with_common(include_str!("cluster_drop.lua")),
+        }
+    }
+
+    fn all(&self) -> [&Lua; 11] {
         [
             &self.create_namespace,
             &self.delete_namespace,
@@ -122,25 +150,45 @@ impl Scripts {
             &self.write,
             &self.schema,
             &self.repair,
+            &self.cluster_data,
+            &self.cluster_index,
+            &self.cluster_root,
+            &self.cluster_drop,
         ]
     }
 }
 
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let with_common = |body: &str| {
-        let source = format!("{}\n{body}", include_str!("common.lua"));
-        Lua { script: Script::new(&source), source }
-    };
-    Scripts {
-        create_namespace: with_common(include_str!("create_namespace.lua")),
-        delete_namespace: with_common(include_str!("delete_namespace.lua")),
-        load_namespace: with_common(include_str!("load_namespace.lua")),
-        read_one: with_common(include_str!("read_one.lua")),
-        write: with_common(include_str!("write.lua")),
-        schema: with_common(include_str!("schema.lua")),
-        repair: with_common(include_str!("repair.lua")),
-    }
+/// The scripts for one server or a Sentinel group.
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("local PER_KEY = false\n"));
+
+/// The same scripts for a cluster of one shard: every slot is on the one master, so the layout's
+/// scripts may touch keys of several slots once they say so. A cluster refuses a call whose
+/// declared keys span slots, so they are declared none and take their keys from ARGV (the
+/// count, the keys, then the arguments), as the same local `KEYS` and `ARGV`. One command may
+/// not span slots even so: `PER_KEY` makes them read key by key instead of `MGET`.
+static ONE_SHARD_SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
+    Scripts::new(
+        "#!lua flags=allow-cross-slot-keys\n\
+         local KEYS, ARGV = (function(given)\n\
+           local n, keys, args = tonumber(given[1]), {}, {}\n\
+           for i = 2, n + 1 do keys[#keys + 1] = given[i] end\n\
+           for i = n + 2, #given do args[#args + 1] = given[i] end\n\
+           return keys, args\n\
+         end)(ARGV)\n\
+         local PER_KEY = true\n",
+    )
 });
+
+/// How the keys are spread over servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topology {
+    /// One server, or a Sentinel group's master: every script is atomic.
+    Single,
+    /// A Redis Cluster with one master: the same atomic scripts, allowed to span slots.
+    OneShard,
+    /// A Redis Cluster with several masters: see [`cluster`].
+    Sharded,
+}
 
 /// The seed's Redis layout over one server or a Sentinel group.
 #[derive(Debug, Clone)]
@@ -151,6 +199,7 @@ pub struct RedisBackend {
 #[derive(Debug)]
 struct Inner {
     describe: String,
+    topology: Topology,
     wait_replicas: u32,
     history: crate::history::HistoryOptions,
     link: Link,
@@ -172,6 +221,7 @@ impl RedisBackend {
         let hosts = match &options.endpoint {
             RedisEndpoint::Server { host, port } => vec![(host.clone(), *port)],
             RedisEndpoint::Sentinel { sentinels, .. } => sentinels.clone(),
+            RedisEndpoint::Cluster { nodes } => nodes.clone(),
         };
         super::connect_within("Redis", &describe, &hosts, options.connect_timeout, || {
             Self::connect_once(&options, ca.as_ref(), describe.clone())
@@ -181,12 +231,41 @@ impl RedisBackend {
 
     async fn connect_once(options: &RedisOptions, ca: Option<&Vec<u8>>, describe: String) -> Result<Self> {
         let link = Link::connect(options, ca).await.map_err(|e| map_error(&describe, e))?;
-        let backend = RedisBackend {
-            inner: Arc::new(Inner { describe, wait_replicas: options.wait_replicas, history: options.history, link }),
+        let topology = match &link {
+            Link::Cluster(..) => {
+                let map = cluster::SlotMap::read(&link).await.map_err(|e| map_error(&describe, e))?;
+                if map.masters().len() > 1 {
+                    Topology::Sharded
+                } else {
+                    Topology::OneShard
+                }
+            }
+            _ => Topology::Single,
         };
+        let backend = RedisBackend {
+            inner: Arc::new(Inner {
+                describe,
+                topology,
+                wait_replicas: options.wait_replicas,
+                history: options.history,
+                link,
+            }),
+        };
+        let mut conn = backend.inner.link.connection().await.map_err(|e| backend.map_error(e))?;
+        if topology != Topology::Single {
+            // The root if absent (a command on its own slot), and every script on every master.
+            let created: redis::RedisResult<()> =
+                redis::cmd("SET").arg(ROOT_KEY).arg(r#"{"namespaces":[]}"#).arg("NX").query_async(&mut conn).await;
+            created.map_err(|e| backend.failed(e))?;
+            for script in backend.scripts().all() {
+                let loaded: redis::RedisResult<String> =
+                    redis::cmd("SCRIPT").arg("LOAD").arg(&script.source).query_async(&mut conn).await;
+                loaded.map_err(|e| backend.failed(e))?;
+            }
+            return Ok(backend);
+        }
         // One round trip: the root if absent, and every script loaded so that even the first
         // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
-        let mut conn = backend.inner.link.connection().await.map_err(|e| backend.map_error(e))?;
         // A Redis Cluster node is refused at once: the layout's scripts span slots (CROSSSLOT).
         // (A user whose ACL denies INFO is not asked twice: its error is ignored.)
         let info: redis::RedisResult<String> = redis::cmd("INFO").arg("cluster").query_async(&mut conn).await;
@@ -201,8 +280,8 @@ impl RedisBackend {
         if cluster {
             return Err(Error::spec(
                 Some("scheme"),
-                "this server is a Redis Cluster node: confo's Redis layout needs one server (or a Sentinel group), \
-                 because its scripts touch the root, namespace and data keys together; cluster mode is not built yet",
+                "this server is a Redis Cluster node: connect with redis+cluster://HOST:PORT[,HOST:PORT...] \
+                 (confo's one-server scripts touch the root, namespace and data keys together)",
             ));
         }
         loaded.map_err(|e| backend.failed(e))?;
@@ -216,25 +295,53 @@ impl RedisBackend {
     }
 
     /// Runs a script on KEYS = [root, namespace key] and ARGV = [namespace, extra...].
-    async fn script<T: redis::FromRedisValue>(&self, script: &Script, namespace: &str, extra: &[&[u8]]) -> Result<T> {
+    async fn script<T: redis::FromRedisValue>(&self, script: &Lua, namespace: &str, extra: &[&[u8]]) -> Result<T> {
         self.script_on(script, namespace, namespace, extra).await
     }
 
     /// Runs a script on KEYS = [root, `key`] and ARGV = [namespace, extra...].
     async fn script_on<T: redis::FromRedisValue>(
         &self,
-        script: &Script,
+        script: &Lua,
         key: &str,
         namespace: &str,
         extra: &[&[u8]],
     ) -> Result<T> {
-        let mut invocation = script.key(ROOT_KEY);
-        invocation.key(key).arg(namespace);
+        self.eval(script, &[ROOT_KEY, key], namespace, extra).await
+    }
+
+    /// The scripts this topology runs.
+    fn scripts(&self) -> &'static Scripts {
+        match self.inner.topology {
+            Topology::OneShard => &ONE_SHARD_SCRIPTS,
+            Topology::Single | Topology::Sharded => &SCRIPTS,
+        }
+    }
+
+    /// Runs a script on `keys` and ARGV = [namespace, extra...]; errors name `namespace`.
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &Lua,
+        keys: &[&str],
+        namespace: &str,
+        extra: &[&[u8]],
+    ) -> Result<T> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        invocation.arg(namespace);
         for arg in extra {
             invocation.arg(*arg);
         }
         let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
-        let result = invocation.invoke_async(&mut conn).await;
+        let result = match (&self.inner.link, self.inner.topology) {
+            // The client refuses keys of several slots in one call: sent to the one master.
+            (Link::Cluster(connection, _), Topology::OneShard) => {
+                cluster::eval_on_master(connection.clone(), script, keys, namespace, extra).await
+            }
+            _ => invocation.invoke_async(&mut conn).await,
+        };
         match result {
             // During a Sentinel failover the connection may reach a server that has become an
             // empty, resyncing replica: its answer is not about our data.
@@ -292,6 +399,36 @@ impl RedisBackend {
             }
             _ => self.failed(e),
         }
+    }
+
+    /// Every key matching a `SCAN` pattern: on the server, or on every master of a cluster.
+    pub(super) async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>> {
+        let nodes = match &self.inner.link {
+            Link::Cluster(..) => {
+                let map = cluster::SlotMap::read(&self.inner.link).await.map_err(|e| self.failed(e))?;
+                map.masters().into_iter().map(Some).collect()
+            }
+            _ => vec![None],
+        };
+        let mut keys = Vec::new();
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            // SCAN ends when the server hands back cursor 0.
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+                let (next, found): (u64, Vec<String>) = match &node {
+                    Some((host, port)) => self.on_node(scan, host, *port).await?,
+                    None => self.query(&scan).await?,
+                };
+                keys.extend(found);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(keys)
     }
 
     /// The names an index document lists (`{"<field>": [...]}` under `key`); none if the key
@@ -460,10 +597,12 @@ impl Backend for RedisBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let sharded = self.inner.topology == Topology::Sharded;
         Capabilities {
             notifies: true,
-            atomic_batch: CHUNK_CHANGES,
-            atomic_batch_bytes: Some(CHUNK_BYTES),
+            // A sharded cluster writes change by change (see `cluster`).
+            atomic_batch: if sharded { 1 } else { CHUNK_CHANGES },
+            atomic_batch_bytes: if sharded { None } else { Some(CHUNK_BYTES) },
             max_value_bytes: None,
             history: self.inner.history.enabled,
         }
@@ -475,6 +614,10 @@ impl Backend for RedisBackend {
                 "a namespace must not contain '-': the key <namespace>-<configuration> would be ambiguous"
             }
             NameKind::Namespace if name == ROOT_KEY => "a namespace must not be named 'confo': that is the root key",
+            _ if self.inner.topology != Topology::Single && name.contains(['{', '}']) => {
+                "in a Redis Cluster a name must not contain '{' or '}': they would move the key's hash tag, and a \
+                 configuration's history to another slot than its value"
+            }
             _ => return Ok(()),
         };
         Err(Error::InvalidName {
@@ -495,7 +638,10 @@ impl Backend for RedisBackend {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
         let namespace = namespace.as_str();
-        let created: i64 = self.script(&SCRIPTS.create_namespace, namespace, &[]).await?;
+        if self.inner.topology == Topology::Sharded {
+            return self.cluster_create(namespace).await;
+        }
+        let created: i64 = self.script(&self.scripts().create_namespace, namespace, &[]).await?;
         self.wait_for_replicas().await?;
         Ok(created == 1)
     }
@@ -503,19 +649,25 @@ impl Backend for RedisBackend {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
         let namespace = namespace.as_str();
-        let _: i64 = self.script(&SCRIPTS.delete_namespace, namespace, &[]).await?;
+        if self.inner.topology == Topology::Sharded {
+            return self.cluster_delete(namespace).await;
+        }
+        let _: i64 = self.script(&self.scripts().delete_namespace, namespace, &[]).await?;
         self.wait_for_replicas().await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
         let (namespace, name) = (namespace.as_str(), name.as_str());
+        if self.inner.topology == Topology::Sharded {
+            return self.cluster_load_one(namespace, name).await;
+        }
         let token = serde_json::to_string(name).map_err(|e| Error::InvalidValue {
             location: self.key_location(&format!("{namespace}-{name}")),
             message: e.to_string(),
         })?;
         let value: Option<Vec<u8>> =
-            self.script(&SCRIPTS.read_one, namespace, &[name.as_bytes(), token.as_bytes()]).await?;
+            self.script(&self.scripts().read_one, namespace, &[name.as_bytes(), token.as_bytes()]).await?;
         let Some(value) = value else { return Ok(None) };
         // The same reading as a bulk load's, so both say the same of every entry.
         let bytes = if value == b"\0missing" { None } else { Some(value) };
@@ -532,12 +684,17 @@ impl Backend for RedisBackend {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
         let namespace = namespace.as_str();
-        let flat: Vec<Option<Vec<u8>>> = self.script(&SCRIPTS.load_namespace, namespace, &[]).await?;
-        let mut pairs = Vec::with_capacity(flat.len() / 2);
-        let mut flat = flat.into_iter();
-        while let (Some(Some(name)), Some(value)) = (flat.next(), flat.next()) {
-            pairs.push((String::from_utf8_lossy(&name).into_owned(), value));
-        }
+        let pairs = if self.inner.topology == Topology::Sharded {
+            self.cluster_load(namespace).await?
+        } else {
+            let flat: Vec<Option<Vec<u8>>> = self.script(&self.scripts().load_namespace, namespace, &[]).await?;
+            let mut pairs = Vec::with_capacity(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(Some(name)), Some(value)) = (flat.next(), flat.next()) {
+                pairs.push((String::from_utf8_lossy(&name).into_owned(), value));
+            }
+            pairs
+        };
         // Parsing and hashing cost more than the read: large namespaces use every core.
         let parsed = if pairs.len() < PARALLEL_PARSE_FROM {
             parse_values(pairs)
@@ -623,6 +780,10 @@ impl Backend for RedisBackend {
             (Vec::new(), Vec::new())
         };
         let time_text = crate::history::format_time(time).into_bytes();
+        if self.inner.topology == Topology::Sharded {
+            let history = cluster::HistoryArgs { settings: &history_arg, meta: &meta, time: &time_text };
+            return self.cluster_apply(namespace, changes, &encoded, history).await;
+        }
         let mut report = WriteReport::default();
         for range in chunk_ranges(changes.len(), CHUNK_CHANGES, CHUNK_BYTES, |i| encoded[i].0.len()) {
             let (start, end) = (range.start, range.end);
@@ -645,7 +806,7 @@ impl Backend for RedisBackend {
                 args.push(version.as_ref().and_then(|v| v.as_text()).unwrap_or_default().as_bytes().to_vec());
             }
             let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let written: Result<i64> = self.script(&SCRIPTS.write, namespace, &arg_refs).await;
+            let written: Result<i64> = self.script(&self.scripts().write, namespace, &arg_refs).await;
             if let Err(e) = written {
                 report.error = Some(e);
                 return report;
@@ -693,18 +854,9 @@ impl Backend for RedisBackend {
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         let prefix = format!("confo-history:{{{}-", namespace.as_str());
         let pattern = format!("{}*}}", glob_escape(&prefix));
-        let mut names = Vec::new();
-        let mut cursor: u64 = 0;
-        // SCAN ends when the server hands back cursor 0.
-        loop {
-            let (next, keys): (u64, Vec<String>) =
-                self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000)).await?;
-            names.extend(keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix('}').map(str::to_owned)));
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let keys = self.scan_keys(&pattern).await?;
+        let mut names: Vec<String> =
+            keys.iter().filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix('}').map(str::to_owned)).collect();
         names.sort();
         names.dedup();
         Ok(names)
@@ -732,9 +884,18 @@ impl Backend for RedisBackend {
     ) -> Result<Option<Version>> {
         let key = schema_key(namespace.as_str());
         let (pre, expected) = precondition_args(precondition);
-        let body = document.unwrap_or_default();
-        let args: [&[u8]; 3] = [pre.as_bytes(), expected.as_bytes(), &body];
-        let sha: String = self.script_on(&SCRIPTS.schema, &key, namespace.as_str(), &args).await?;
+        let body = document.as_deref().unwrap_or_default();
+        let args: [&[u8]; 3] = [pre.as_bytes(), expected.as_bytes(), body];
+        let sha: String = if self.inner.topology == Topology::Sharded {
+            // The root is in another slot: the namespace is checked first (a removal needs no
+            // namespace).
+            if document.is_some() {
+                self.require_namespace(namespace.as_str()).await?;
+            }
+            self.eval(&self.scripts().schema, &[&key], namespace.as_str(), &args).await?
+        } else {
+            self.eval(&self.scripts().schema, &[&key, ROOT_KEY], namespace.as_str(), &args).await?
+        };
         self.wait_for_replicas().await?;
         Ok((!sha.is_empty()).then(|| Version::text(sha)))
     }
@@ -777,6 +938,17 @@ impl Backend for RedisBackend {
 enum Link {
     Direct(ConnectionManager, Box<(redis::Client, std::time::Duration)>),
     Sentinel(Box<SentinelLink>),
+    Cluster(ClusterConnection, Box<ClusterLink>),
+}
+
+/// What a cluster link needs besides its connection: where to subscribe.
+struct ClusterLink {
+    /// A client per seed node (the subscription tries them in turn, then the nodes the cluster
+    /// announces).
+    clients: Vec<redis::Client>,
+    /// How to make a client for an announced node.
+    options: RedisOptions,
+    ca: Option<Vec<u8>>,
 }
 
 struct SentinelLink {
@@ -791,6 +963,7 @@ impl std::fmt::Debug for Link {
         f.write_str(match self {
             Link::Direct(..) => "Link::Direct",
             Link::Sentinel(_) => "Link::Sentinel",
+            Link::Cluster(..) => "Link::Cluster",
         })
     }
 }
@@ -810,6 +983,20 @@ fn tls_certificates(ca: Option<&Vec<u8>>) -> Option<redis::TlsCertificates> {
     ca.map(|pem| redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) })
 }
 
+/// A client for one node (a server, or a cluster node to subscribe on).
+fn node_client(
+    options: &RedisOptions,
+    ca: Option<&Vec<u8>>,
+    host: &str,
+    port: u16,
+) -> redis::RedisResult<redis::Client> {
+    let info = addr(options, host, port).into_connection_info()?.set_redis_settings(redis_settings(options));
+    match tls_certificates(ca) {
+        Some(certs) => redis::Client::build_with_tls(info, certs),
+        None => redis::Client::open(info),
+    }
+}
+
 fn addr(options: &RedisOptions, host: &str, port: u16) -> ConnectionAddr {
     if options.tls {
         ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure: false, tls_params: None }
@@ -824,12 +1011,7 @@ impl Link {
     async fn connect(options: &RedisOptions, ca: Option<&Vec<u8>>) -> redis::RedisResult<Link> {
         match &options.endpoint {
             RedisEndpoint::Server { host, port } => {
-                let info =
-                    addr(options, host, *port).into_connection_info()?.set_redis_settings(redis_settings(options));
-                let client = match tls_certificates(ca) {
-                    Some(certs) => redis::Client::build_with_tls(info, certs)?,
-                    None => redis::Client::open(info)?,
-                };
+                let client = node_client(options, ca, host, *port)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.connect_timeout))
                     .set_response_timeout(Some(options.response_timeout))
@@ -865,12 +1047,48 @@ impl Link {
                 link.connection().await?;
                 Ok(link)
             }
+            RedisEndpoint::Cluster { nodes } => {
+                let seeds = nodes
+                    .iter()
+                    .map(|(host, port)| addr(options, host, *port).into_connection_info())
+                    .collect::<redis::RedisResult<Vec<_>>>()?;
+                let mut builder = ClusterClientBuilder::new(seeds)
+                    .connection_timeout(options.connect_timeout)
+                    .response_timeout(options.response_timeout)
+                    // MOVED, ASK, TRYAGAIN and a failover in progress are retried for a few
+                    // seconds (the node timeout decides how long a failover takes).
+                    .retries(8)
+                    .min_retry_wait(50)
+                    .max_retry_wait(1000);
+                if let Some(user) = &options.username {
+                    builder = builder.username(user);
+                }
+                if let Some(password) = &options.password {
+                    builder = builder.password(password.expose());
+                }
+                if options.tls {
+                    builder = builder.tls(redis::TlsMode::Secure);
+                    if let Some(certs) = tls_certificates(ca) {
+                        builder = builder.certs(certs);
+                    }
+                }
+                let connection = builder.build()?.get_async_connection().await?;
+                let clients = nodes
+                    .iter()
+                    .map(|(host, port)| node_client(options, ca, host, *port))
+                    .collect::<redis::RedisResult<Vec<_>>>()?;
+                Ok(Link::Cluster(
+                    connection,
+                    Box::new(ClusterLink { clients, options: options.clone(), ca: ca.cloned() }),
+                ))
+            }
         }
     }
 
     async fn connection(&self) -> redis::RedisResult<Conn> {
         match self {
             Link::Direct(manager, ..) => Ok(Conn::Manager(manager.clone())),
+            Link::Cluster(connection, _) => Ok(Conn::Cluster(connection.clone())),
             Link::Sentinel(link) => {
                 let SentinelLink { client, config, current } = &**link;
                 if let Some(conn) = current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -883,9 +1101,11 @@ impl Link {
         }
     }
 
-    /// A connection subscribed to [`EVENTS_CHANNEL`], on the server (or current master).
+    /// A connection subscribed to [`EVENTS_CHANNEL`], on the server (or current master; in a
+    /// cluster, the first node that answers: `PUBLISH` reaches every node).
     async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
         let (client, timeout) = match self {
+            Link::Cluster(_, link) => return link.pubsub(self).await,
             Link::Direct(_, pubsub) => (pubsub.0.clone(), pubsub.1),
             Link::Sentinel(link) => {
                 let timeout = std::time::Duration::from_secs(3);
@@ -925,10 +1145,11 @@ impl Link {
     }
 }
 
-/// Either kind of connection, as one [`ConnectionLike`].
+/// Any kind of connection, as one [`ConnectionLike`].
 enum Conn {
     Manager(ConnectionManager),
     Multiplexed(MultiplexedConnection),
+    Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -936,6 +1157,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Manager(c) => c.req_packed_command(cmd),
             Conn::Multiplexed(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -948,6 +1170,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -955,6 +1178,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Manager(c) => c.get_db(),
             Conn::Multiplexed(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
         }
     }
 }

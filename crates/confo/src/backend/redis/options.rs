@@ -35,13 +35,19 @@ pub enum RedisEndpoint {
         /// The monitored master's name.
         master: String,
     },
+    /// A Redis Cluster, reached through any of these nodes (the rest is discovered).
+    Cluster {
+        /// Seed nodes, as (host, port).
+        nodes: Vec<(String, u16)>,
+    },
 }
 
 /// Options of a [`super::RedisBackend`].
 ///
 /// Built from `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS),
-/// `redis+sentinel://[user[:password]@]host:port[,host:port…]/master[/db]`, or a credentials
-/// dictionary. URL query options: `tls_ca=PATH` (a PEM CA to trust instead of the system's),
+/// `redis+sentinel://[user[:password]@]host:port[,host:port…]/master[/db]`,
+/// `redis+cluster://[user[:password]@]host:port[,host:port…]` (`rediss+cluster://` with TLS), or
+/// a credentials dictionary. URL query options: `tls_ca=PATH` (a PEM CA to trust instead of the system's),
 /// `wait_replicas=N` (a write succeeds only once N replicas acknowledged it).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,6 +135,18 @@ impl RedisOptions {
                 options.tls = scheme.starts_with("rediss");
                 db
             }
+            "redis+cluster" | "rediss+cluster" => {
+                let nodes = hosts.split(',').map(parse_host_port).collect::<Result<Vec<_>>>()?;
+                options.endpoint = RedisEndpoint::Cluster { nodes };
+                options.tls = scheme.starts_with("rediss");
+                if !path.is_empty() {
+                    return Err(Error::spec(
+                        Some("db"),
+                        "a Redis Cluster has only database 0: no path after the nodes",
+                    ));
+                }
+                None
+            }
             other => return Err(Error::spec(Some("scheme"), format!("not a Redis scheme: {other}"))),
         };
         if let Some(db) = db_part {
@@ -169,10 +187,23 @@ impl RedisOptions {
     /// Reads the seed's credentials dictionary: `redis_host`, `redis_port` (number or string),
     /// and optionally `redis_username`, `redis_password`, `redis_db`, `redis_tls`,
     /// `redis_tls_ca`, `redis_wait_replicas`; or, for Sentinel, `redis_sentinels`
-    /// (`"host:port,host:port"`) and `redis_master` instead of host and port.
+    /// (`"host:port,host:port"`) and `redis_master` instead of host and port; or, for a Redis
+    /// Cluster, `redis_cluster_nodes` (`"host:port,host:port"`).
     pub fn from_credentials(credentials: &Value) -> Result<Self> {
         let mut creds = Credentials::new(BackendKind::REDIS, credentials)?;
+        let cluster = creds.optional_str("redis_cluster_nodes")?.map(str::to_owned);
         let mut options = match creds.optional_str("redis_sentinels")? {
+            Some(_) if cluster.is_some() => {
+                return Err(Error::spec(
+                    Some("redis_cluster_nodes"),
+                    "give either redis_sentinels or redis_cluster_nodes, not both",
+                ))
+            }
+            None if cluster.is_some() => {
+                let list = cluster.as_deref().unwrap_or_default();
+                let nodes = list.split(',').map(|s| parse_host_port(s.trim())).collect::<Result<Vec<_>>>()?;
+                RedisOptions { endpoint: RedisEndpoint::Cluster { nodes }, ..RedisOptions::server("", 0) }
+            }
             Some(list) => {
                 let sentinels = list.split(',').map(|s| parse_host_port(s.trim())).collect::<Result<Vec<_>>>()?;
                 let master = creds.required_str("redis_master")?.to_owned();
@@ -190,6 +221,9 @@ impl RedisOptions {
         options.tls = creds.optional_bool("redis_tls")?.unwrap_or(false);
         options.tls_ca = creds.optional_str("redis_tls_ca")?.map(PathBuf::from);
         options.wait_replicas = creds.optional_u32("redis_wait_replicas")?.unwrap_or(0);
+        if options.db != 0 && matches!(options.endpoint, RedisEndpoint::Cluster { .. }) {
+            return Err(Error::spec(Some("redis_db"), "a Redis Cluster has only database 0"));
+        }
         options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
         creds.finish()?;
         Ok(options)
@@ -203,6 +237,11 @@ impl RedisOptions {
                 let list: Vec<String> =
                     sentinels.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
                 format!("redis sentinel {}@{}", crate::options::shorten(master), list.join(","))
+            }
+            RedisEndpoint::Cluster { nodes } => {
+                let list: Vec<String> =
+                    nodes.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
+                format!("redis cluster {}", list.join(","))
             }
         }
     }
@@ -223,6 +262,10 @@ impl fmt::Display for RedisOptions {
             RedisEndpoint::Sentinel { sentinels, master } => {
                 let list: Vec<String> = sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
                 write!(f, "redis{tls}+sentinel://{user}{}/{master}/{}", list.join(","), self.db)?
+            }
+            RedisEndpoint::Cluster { nodes } => {
+                let list: Vec<String> = nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                write!(f, "redis{tls}+cluster://{user}{}", list.join(","))?
             }
         }
         let query = self.history.query();
@@ -279,6 +322,11 @@ mod tests {
             }
         );
         assert_eq!((o.db, o.wait_replicas), (1, 1));
+        let o = RedisOptions::from_url("rediss+cluster://app:pw@a:7000,b:7001?wait_replicas=1&tls_ca=/ca.pem").unwrap();
+        assert_eq!(o.endpoint, RedisEndpoint::Cluster { nodes: vec![("a".into(), 7000), ("b".into(), 7001)] });
+        assert_eq!((o.tls, o.wait_replicas, o.username.as_deref()), (true, 1, Some("app")));
+        assert_eq!(o.to_string(), "rediss+cluster://app:<redacted>@a:7000,b:7001");
+        assert_eq!(o.describe(), "redis cluster a:7000,b:7001");
     }
 
     #[test]
@@ -293,6 +341,8 @@ mod tests {
         assert_eq!(key("redis://h?bogus=1"), Some("bogus".into()));
         assert_eq!(key("redis+sentinel://h:1"), Some("master".into()));
         assert_eq!(key("redis://:pw@"), Some("host".into()));
+        assert_eq!(key("redis+cluster://a:1,b:x"), Some("port".into()));
+        assert_eq!(key("redis+cluster://a:1/2"), Some("db".into()));
     }
 
     #[test]
@@ -303,12 +353,18 @@ mod tests {
         assert_eq!((o.db, o.tls), (3, true));
         let o = RedisOptions::from_credentials(&json!({"redis_sentinels": "a:1, b:2", "redis_master": "m"})).unwrap();
         assert!(matches!(o.endpoint, RedisEndpoint::Sentinel { ref sentinels, .. } if sentinels.len() == 2));
+        let o = RedisOptions::from_credentials(&json!({"redis_cluster_nodes": "a:1, b:2", "redis_password": "pw"}))
+            .unwrap();
+        assert!(matches!(o.endpoint, RedisEndpoint::Cluster { ref nodes } if nodes.len() == 2));
         for (creds, key) in [
             (json!({"redis_port": "6379"}), "redis_host"),
             (json!({"redis_host": "h", "redis_port": "x"}), "redis_port"),
             (json!({"redis_host": "h", "redis_port": [1]}), "redis_port"),
             (json!({"redis_host": "h", "redis_pasword": "typo"}), "redis_pasword"),
             (json!({"redis_sentinels": "a:1"}), "redis_master"),
+            (json!({"redis_cluster_nodes": "a:1", "redis_sentinels": "b:2"}), "redis_cluster_nodes"),
+            (json!({"redis_cluster_nodes": "a:1", "redis_db": 2}), "redis_db"),
+            (json!({"redis_cluster_nodes": "a:x"}), "port"),
         ] {
             match RedisOptions::from_credentials(&creds).unwrap_err() {
                 Error::InvalidSpec { key: Some(k), .. } => assert_eq!(k, key),

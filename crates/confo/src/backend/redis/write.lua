@@ -56,65 +56,7 @@ for i = 0, n - 1 do
     end
   end
 end
--- History: a stream per configuration, numbered by its ids 0-1, 0-2, ... ('0-*': Redis picks the
--- next sequence number, and the stream's last id is kept when old entries are trimmed).
-local keep, max_age, now_ms, now_text
-if HIST ~= '' then
-  local a, b2, c = string.match(HIST, '^(%d+) (%d+) (%d+)$')
-  -- (Times stay text in the entries: Lua would write a large number as 1.7e+12.)
-  keep, max_age, now_ms, now_text = tonumber(a), tonumber(b2), tonumber(c), c
-end
-local function json_or_null(s)
-  if s then return cjson.encode(s) end
-  return 'null'
-end
-local function record(cfg, current, op, value, after, restores)
-  local hkey = 'confo-history:{' .. ns .. '-' .. cfg .. '}'
-  -- The last entry, if any; an error reply means the key holds another program's data: no
-  -- history is recorded there (and nothing of it is touched).
-  local last = redis.pcall('XREVRANGE', hkey, '+', '-', 'COUNT', 1)
-  if last.err then return end
-  local before = nil
-  if current then before = redis.sha1hex(current) end
-  -- A change made without confo (a raw client, Python confo) is recorded before this one.
-  local recorded = nil
-  if #last > 0 then
-    local fields = last[1][2]
-    for f = 1, #fields, 2 do
-      if fields[f] == 'after' and fields[f + 1] ~= '' then recorded = fields[f + 1] end
-    end
-  end
-  if (#last > 0 and recorded ~= before) or (#last == 0 and current) then
-    local found = 'null'
-    if current and pcall(cjson.decode, current) then found = current end
-    redis.call('XADD', hkey, '0-*', 'r', '{"time":' .. cjson.encode(TIME_TEXT) ..
-      ',"actor":"(outside confo)","host":"","tool":"external","message":null,"op":"external","before":' ..
-      json_or_null(recorded) .. ',"after":' .. json_or_null(before) .. ',"restores":null,"value":' .. found .. '}',
-      'after', before or '', 't', now_text)
-  end
-  local entry = META .. ',"op":"' .. op .. '","before":' .. json_or_null(before) .. ',"after":' ..
-    json_or_null(after) .. ',"restores":' .. (restores ~= '' and restores or 'null') .. ',"value":' ..
-    (value or 'null') .. '}'
-  if max_age == 0 then
-    -- Retention by count, exact, in the same call.
-    redis.call('XADD', hkey, 'MAXLEN', keep, '0-*', 'r', entry, 'after', after or '', 't', now_text)
-  else
-    redis.call('XADD', hkey, '0-*', 'r', entry, 'after', after or '', 't', now_text)
-  end
-  -- Retention with an age limit: beyond the newest `keep` and older than the limit.
-  if max_age > 0 then
-    local len = redis.call('XLEN', hkey)
-    if len > keep then
-      local old = redis.call('XRANGE', hkey, '-', '+', 'COUNT', len - keep)
-      for _, entry in ipairs(old) do
-        local fields = entry[2]
-        for f = 1, #fields, 2 do
-          if fields[f] == 't' and tonumber(fields[f + 1]) < now_ms - max_age then redis.call('XDEL', hkey, entry[1]) end
-        end
-      end
-    end
-  end
-end
+local H = history_settings(HIST, META, TIME_TEXT)
 
 local removed = {}
 local index_changed = false
@@ -122,12 +64,12 @@ for i = 0, n - 1 do
   local b = FIRST + i * STRIDE
   local cfg = ARGV[b + 1]
   if ARGV[b] == 'P' then
-    if keep then
+    if H then
       local current = nil
       if not foreign(ns .. '-' .. cfg) then current = redis.call('GET', ns .. '-' .. cfg) end
       local op = 'change'
       if ARGV[b + 5] ~= '' then op = 'rollback' elseif not current then op = 'create' end
-      record(cfg, current, op, ARGV[b + 4], ARGV[b + 6], ARGV[b + 5])
+      record(H, history_key(ns, cfg), current, op, ARGV[b + 4], ARGV[b + 6], ARGV[b + 5])
     end
     redis.call('SET', ns .. '-' .. cfg, ARGV[b + 4])
     if not listed[cfg] then
@@ -139,9 +81,9 @@ for i = 0, n - 1 do
   else
     -- Removing an entry whose key holds another program's data unlists it and leaves the data.
     if not foreign(ns .. '-' .. cfg) then
-      if keep then
+      if H then
         local current = redis.call('GET', ns .. '-' .. cfg)
-        if current then record(cfg, current, 'delete', nil, nil, '') end
+        if current then record(H, history_key(ns, cfg), current, 'delete', nil, nil, '') end
       end
       redis.call('DEL', ns .. '-' .. cfg)
     end
