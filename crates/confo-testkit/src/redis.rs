@@ -339,6 +339,16 @@ impl RedisCluster {
             return Err(err(format!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout))));
         }
         let mut cluster = RedisCluster { nodes };
+        // And every replica in sync with its master (else a `WAIT` right away counts none).
+        for i in 0..cluster.nodes.len() {
+            let addr = loopback(cluster.nodes[i].port());
+            if cluster.role(i).as_deref() == Some("slave") {
+                cluster.nodes[i].server.wait_ready(|| {
+                    tcp_ask(addr, b"INFO replication\r\n", |a| a.len() > 100 && a.ends_with(b"\r\n"))
+                        .is_some_and(|a| String::from_utf8_lossy(&a).contains("master_link_status:up"))
+                })?;
+            }
+        }
         // Every node must see every slot served before clients come.
         for i in 0..cluster.nodes.len() {
             let addr = loopback(cluster.nodes[i].port());
@@ -393,5 +403,11 @@ impl RedisCluster {
     /// Kills node `index` (SIGKILL).
     pub fn stop(&mut self, index: usize) {
         self.nodes[index].stop();
+    }
+
+    /// Starts node `index` again (same port and `nodes.conf`: it rejoins the cluster, as a
+    /// replica if its slots failed over meanwhile).
+    pub fn restart(&mut self, index: usize) -> Result<()> {
+        self.nodes[index].restart()
     }
 }

@@ -67,3 +67,344 @@ async fn capabilities_follow_the_shards() {
     let err = backend.put_configuration("braces", "a{b}", obj(json!({"x": 1}))).await.expect_err("braces");
     assert_eq!(err.kind(), confo::ErrorKind::InvalidName, "{err}");
 }
+
+/// `redis-cli -c` (following redirections as any cluster client does) on node `port`.
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-c", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian package redis-tools)");
+    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// Every key matching `pattern` on every master (`SCAN`, as `redis-cli --scan` on each).
+fn keys_on_masters(cluster: &RedisCluster, pattern: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (i, port) in cluster.ports().into_iter().enumerate() {
+        if cluster.role(i).as_deref() != Some("master") {
+            continue;
+        }
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("client");
+        let mut connection = client.get_connection().expect("connect");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut connection)
+                .expect("SCAN");
+            keys.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// The index entries of `namespace` whose value is missing, and the values it does not list,
+/// read straight from the cluster.
+fn dangling_and_unindexed(cluster: &RedisCluster, namespace: &str) -> (Vec<String>, Vec<String>) {
+    let port = cluster.ports()[0];
+    let index = cli(port, &["GET", namespace]);
+    let listed: Vec<String> = if index.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_str::<Value>(&index).expect("index JSON")["configurations"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| v.as_str().expect("name").to_owned())
+            .collect()
+    };
+    let prefix = format!("{namespace}-");
+    let stored: Vec<String> = keys_on_masters(cluster, &format!("{prefix}*"))
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
+    let dangling = listed.iter().filter(|c| !stored.contains(c)).cloned().collect();
+    let unindexed = stored.iter().filter(|c| !listed.contains(c)).cloned().collect();
+    (dangling, unindexed)
+}
+
+/// What `redis-cli -c` shows is the seed's layout, key by key, spread over the masters.
+#[tokio::test]
+async fn redis_cli_shows_the_seeds_keys_exactly() {
+    let cluster = RedisCluster::shared(3, 1).expect("cluster");
+    let backend = connect(&cluster.url()).await;
+    backend.create_namespace("HRdept").await.expect("create");
+    backend
+        .put_configuration("HRdept", "database", obj(json!({"host": "localhost", "port": 6379})))
+        .await
+        .expect("put");
+    backend.put_configuration("HRdept", "mail-relay", obj(json!({"admins": ["a@x.io"]}))).await.expect("put");
+    let port = cluster.ports()[1];
+    let root: Value = serde_json::from_str(&cli(port, &["GET", "confo"])).expect("root JSON");
+    assert!(root["namespaces"].as_array().expect("list").contains(&json!("HRdept")), "{root}");
+    assert_eq!(cli(port, &["GET", "HRdept"]), r#"{"configurations":["database","mail-relay"]}"#);
+    assert_eq!(cli(port, &["GET", "HRdept-database"]), r#"{"host":"localhost","port":6379}"#);
+    assert_eq!(cli(port, &["GET", "HRdept-mail-relay"]), r#"{"admins":["a@x.io"]}"#);
+    assert_eq!(
+        keys_on_masters(&cluster, "*HRdept*"),
+        [
+            "HRdept",
+            "HRdept-database",
+            "HRdept-mail-relay",
+            "confo-history:{HRdept-database}",
+            "confo-history:{HRdept-mail-relay}"
+        ]
+    );
+    // The three keys of the seed's layout are on different slots (else this proves nothing).
+    let slots: std::collections::BTreeSet<String> =
+        ["confo", "HRdept", "HRdept-database"].iter().map(|k| cli(port, &["CLUSTER", "KEYSLOT", k])).collect();
+    assert_eq!(slots.len(), 3, "{slots:?}");
+    backend.delete_configuration("HRdept", "database").await.expect("delete");
+    assert_eq!(cli(port, &["GET", "HRdept"]), r#"{"configurations":["mail-relay"]}"#);
+    assert_eq!(cli(port, &["EXISTS", "HRdept-database"]), "0");
+    backend.delete_namespace("HRdept").await.expect("delete ns");
+    assert_eq!(keys_on_masters(&cluster, "HRdept*"), Vec::<String>::new());
+}
+
+/// Eight writers at once, each creating namespaces and writing into one shared namespace: no
+/// index entry is lost, and every value is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_no_index_entry() {
+    const CLIENTS: usize = 8;
+    const OPS: usize = 100;
+    let cluster = RedisCluster::shared(3, 1).expect("cluster");
+    let url = cluster.url();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let backend = connect(&url).await;
+                for op in 0..OPS {
+                    if op % 10 == 0 {
+                        backend.create_namespace(&format!("w{c}x{op}")).await.expect("create ns");
+                    }
+                    backend.create_namespace("sharedw").await.expect("create shared");
+                    let value = obj(json!({"c": c, "op": op}));
+                    backend.put_configuration("sharedw", &format!("c{c}-{op}"), value).await.expect("put");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let backend = connect(&url).await;
+    let namespaces = backend.list_namespaces().await.expect("list");
+    for c in 0..CLIENTS {
+        for op in (0..OPS).step_by(10) {
+            assert!(namespaces.contains(&format!("w{c}x{op}")), "namespace w{c}x{op} lost from the root");
+        }
+    }
+    let shared = backend.load_namespace("sharedw").await.expect("load");
+    assert_eq!(shared.len(), CLIENTS * OPS, "no configuration lost from the index");
+    assert_eq!(dangling_and_unindexed(&cluster, "sharedw"), (Vec::new(), Vec::new()));
+    for c in 0..CLIENTS {
+        for op in (0..OPS).step_by(10) {
+            backend.delete_namespace(&format!("w{c}x{op}")).await.expect("delete");
+        }
+    }
+    backend.delete_namespace("sharedw").await.expect("delete");
+}
+
+/// `repair` finds a value no index lists and an index entry without a value, and fixes both.
+#[tokio::test]
+async fn repair_finds_and_fixes_what_breaks_the_index() {
+    let cluster = RedisCluster::shared(3, 1).expect("cluster");
+    let backend = connect(&cluster.url()).await;
+    backend.create_namespace("mend").await.expect("create");
+    backend.put_configuration("mend", "a", obj(json!({"a": 1}))).await.expect("put");
+    let port = cluster.ports()[0];
+    cli(port, &["SET", "mend-stray", r#"{"s":1}"#]);
+    cli(port, &["SET", "mend", r#"{"configurations":["a","ghost"]}"#]);
+    cli(port, &["HSET", "mend-foreign", "f", "v"]);
+    let found = backend.repair(false).await.expect("repair");
+    assert_eq!(found.unindexed, [("mend".to_owned(), "stray".to_owned())]);
+    assert_eq!(found.dangling, [("mend".to_owned(), "ghost".to_owned())]);
+    assert!(!found.fixed);
+    assert_eq!(dangling_and_unindexed(&cluster, "mend").1, ["foreign", "stray"], "nothing changed yet");
+    let fixed = backend.repair(true).await.expect("repair --fix");
+    assert_eq!((fixed.unindexed.len(), fixed.dangling.len(), fixed.fixed), (1, 1, true));
+    assert!(backend.repair(false).await.expect("repair").unindexed.iter().all(|(ns, _)| ns != "mend"));
+    assert_eq!(cli(port, &["GET", "mend"]), r#"{"configurations":["a"]}"#);
+    assert_eq!(cli(port, &["EXISTS", "mend-stray"]), "0");
+    assert_eq!(cli(port, &["TYPE", "mend-foreign"]), "hash", "another program's key is left alone");
+    backend.delete_namespace("mend").await.expect("delete");
+    cli(port, &["DEL", "mend-foreign"]);
+}
+
+/// The configurations a crash-test child imports.
+const IMPORT: usize = 5000;
+
+/// The child side of `a_writer_killed_mid_import_leaves_no_dangling_entry`: imports
+/// [`IMPORT`] configurations into a namespace in one batch. Does nothing unless run by it.
+#[test]
+#[ignore = "run as a child process by a test in this file"]
+fn child_entry() {
+    let (Ok(url), Ok(namespace)) = (std::env::var("CONFO_TEST_URL"), std::env::var("CONFO_TEST_NS")) else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let backend = connect(&url).await;
+        let changes: Vec<confo::Change> = (0..IMPORT)
+            .map(|i| confo::Change::put(format!("c{i}"), obj(json!({"i": i, "pad": "x".repeat(200)}))))
+            .collect();
+        backend.write(&namespace, &changes).await.into_result().expect("import");
+    });
+}
+
+/// A writer killed with SIGKILL at a random moment of a 5,000-configuration import, 50 times:
+/// no index entry ever points at a missing value, and `repair` reports exactly the values left
+/// unindexed (then removes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_mid_import_leaves_no_dangling_entry() {
+    const TRIALS: usize = 50;
+    let cluster = RedisCluster::start(3, 1).expect("cluster");
+    let backend = connect(&cluster.url()).await;
+    let spawn = |namespace: &str| {
+        std::process::Command::new(std::env::current_exe().expect("current exe"))
+            .args(["child_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("CONFO_TEST_URL", cluster.url())
+            .env("CONFO_TEST_NS", namespace)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child")
+    };
+    // One import to the end: how long a whole one takes, so the kills land inside it.
+    backend.create_namespace("crashfull").await.expect("create");
+    let started = std::time::Instant::now();
+    let status = spawn("crashfull").wait().expect("child");
+    let whole = started.elapsed();
+    assert!(status.success(), "a whole import");
+    assert_eq!(backend.load_namespace("crashfull").await.expect("load").len(), IMPORT);
+    backend.delete_namespace("crashfull").await.expect("delete");
+    let (mut partial, mut with_orphans) = (0, 0);
+    let mut expected_unindexed = Vec::new();
+    for trial in 0..TRIALS {
+        let namespace = format!("crash{trial}");
+        backend.create_namespace(&namespace).await.expect("create");
+        let mut child = spawn(&namespace);
+        // Spread over the whole import, the start-up included.
+        let delay = whole.mul_f64((trial as f64 + 0.5) / TRIALS as f64);
+        std::thread::sleep(delay);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        let (dangling, unindexed) = dangling_and_unindexed(&cluster, &namespace);
+        assert!(dangling.is_empty(), "trial {trial}: index entries without a value: {dangling:?}");
+        let listed = backend.load_namespace(&namespace).await.expect("load").len();
+        if listed > 0 && listed < IMPORT {
+            partial += 1;
+        }
+        if !unindexed.is_empty() {
+            with_orphans += 1;
+        }
+        expected_unindexed.extend(unindexed.into_iter().map(|c| (namespace.clone(), c)));
+        // What is listed goes (the unindexed values stay, for repair).
+        backend.delete_namespace(&namespace).await.expect("delete");
+    }
+    // Values of deleted namespaces are not looked at: they are listed again to be found.
+    let leftover: std::collections::BTreeSet<&String> = expected_unindexed.iter().map(|(ns, _)| ns).collect();
+    for namespace in &leftover {
+        backend.create_namespace(namespace).await.expect("create");
+    }
+    let mut found = backend.repair(false).await.expect("repair");
+    found.unindexed.sort();
+    expected_unindexed.sort();
+    assert_eq!(found.unindexed, expected_unindexed, "repair reports what is unindexed");
+    assert!(found.dangling.is_empty(), "{:?}", found.dangling);
+    backend.repair(true).await.expect("repair --fix");
+    for trial in 0..TRIALS {
+        assert_eq!(dangling_and_unindexed(&cluster, &format!("crash{trial}")), (Vec::new(), Vec::new()));
+    }
+    eprintln!(
+        "{TRIALS} kills during a {IMPORT}-configuration import ({whole:?} whole): 0 dangling entries; \
+         {partial} left part of the import listed, {with_orphans} left unindexed values ({} in all, repaired)",
+        expected_unindexed.len()
+    );
+    assert!(with_orphans > 0, "some kill landed between a value and its listing, so the check above could fail");
+}
+
+/// A master killed while a writer writes with `wait_replicas=1`: its replica takes over, the
+/// writer resumes, every acknowledged write is readable afterwards, and a watcher subscribed
+/// on the killed node keeps seeing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_fails_over_and_keeps_every_acknowledged_write() {
+    let mut cluster = RedisCluster::start(3, 1).expect("cluster");
+    let victim = (0..cluster.ports().len()).find(|&i| cluster.role(i).as_deref() == Some("master")).expect("a master");
+    // The subscription goes to the first seed: the victim.
+    let port = cluster.ports()[victim];
+    let others: Vec<String> =
+        cluster.ports().iter().filter(|&&p| p != port).map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = format!("redis+cluster://127.0.0.1:{port},{}?wait_replicas=1", others.join(","));
+    let backend = connect(&url).await;
+    backend.create_namespace("ha").await.expect("create");
+    let mut hints = backend.subscribe().await.expect("subscribe").expect("hints");
+    let (mut acknowledged, mut refused) = (Vec::new(), 0);
+    let (mut killed_at, mut first_ack_after_kill, mut restarted) = (None, None, false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    for i in 0.. {
+        assert!(std::time::Instant::now() < deadline, "no failover within 90 s ({} acknowledged)", acknowledged.len());
+        match backend.put_configuration("ha", &format!("c{i}"), obj(json!({"i": i}))).await {
+            Ok(_) => {
+                acknowledged.push(i);
+                if let Some(at) = killed_at {
+                    first_ack_after_kill.get_or_insert_with(|| std::time::Instant::now().duration_since(at));
+                }
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), confo::ErrorKind::Unavailable, "{e}");
+                refused += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        if i == 20 {
+            cluster.stop(victim);
+            killed_at = Some(std::time::Instant::now());
+        }
+        // Once the victim's replica took over, the victim comes back as its replica (so that
+        // `WAIT 1` can be met again on that shard).
+        let masters =
+            (0..cluster.ports().len()).filter(|&n| n != victim && cluster.role(n).as_deref() == Some("master"));
+        if killed_at.is_some() && !restarted && masters.count() == 3 {
+            cluster.restart(victim).expect("restart the old master");
+            restarted = true;
+        }
+        if restarted && acknowledged.iter().filter(|&&a| a > 20).count() >= 20 {
+            break;
+        }
+    }
+    assert!(first_ack_after_kill.is_some());
+    // Read through a fresh client, from the surviving nodes only.
+    let fresh = connect(&format!("redis+cluster://{}", others.join(","))).await;
+    let data = fresh.load_namespace("ha").await.expect("load");
+    for i in &acknowledged {
+        assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
+    }
+    // The watcher resubscribed elsewhere: a change made now reaches it.
+    while hints.try_recv().is_ok() {}
+    backend.put_configuration("ha", "after", obj(json!({"x": 1}))).await.expect("put");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, hints.recv()).await {
+            Ok(Some(confo::backend::Hint::Namespace(ns))) if ns == "ha" => break,
+            Ok(Some(_)) => continue,
+            other => panic!("no event after the failover: {other:?}"),
+        }
+    }
+    assert_eq!(cluster.role(victim).as_deref(), Some("slave"), "the old master rejoined as a replica");
+    eprintln!(
+        "cluster failover: {} writes acknowledged, {refused} refused while failing over, first accepted {:?} after the kill",
+        acknowledged.len(),
+        first_ack_after_kill
+    );
+}

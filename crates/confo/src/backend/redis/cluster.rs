@@ -240,6 +240,18 @@ impl RedisBackend {
         redis::from_redis_value(value).map_err(|e| self.failed(e.into()))
     }
 
+    /// Sends `WAIT` to the master of each of `keys` (once each); the fewest replicas any
+    /// acknowledged.
+    pub(super) async fn cluster_wait(&self, wait: &redis::Cmd, keys: &[&str]) -> Result<u32> {
+        let map = SlotMap::read(&self.inner.link).await.map_err(|e| self.failed(e))?;
+        let mut masters: Vec<&(String, u16)> = keys.iter().filter_map(|k| map.master_of(slot(k.as_bytes()))).collect();
+        masters.sort();
+        masters.dedup();
+        let waits = masters.into_iter().map(|(host, port)| self.on_node::<u32>(wait.clone(), host, *port));
+        let acked = futures_util::future::try_join_all(waits).await?;
+        Ok(acked.into_iter().min().unwrap_or(u32::MAX))
+    }
+
     /// The namespaces the root lists.
     async fn root_names(&self) -> Result<Vec<String>> {
         self.read_index(ROOT_KEY, "namespaces").await
@@ -382,7 +394,7 @@ impl RedisBackend {
         // The index first (refused if the key holds something else), then the root's entry.
         self.update_index(namespace, &[], &[]).await?;
         let created: i64 = self.eval(&self.scripts().cluster_root, &[ROOT_KEY], namespace, &[b"+"]).await?;
-        self.wait_for_replicas().await?;
+        self.wait_for_replicas_of(&[ROOT_KEY, namespace]).await?;
         Ok(created == 1)
     }
 
@@ -393,7 +405,7 @@ impl RedisBackend {
         let keys: Vec<String> =
             names.iter().map(|n| format!("{namespace}-{n}")).chain([namespace.to_owned()]).collect();
         let connection = self.cluster_connection()?;
-        futures_util::stream::iter(keys.into_iter().map(|key| {
+        futures_util::stream::iter(keys.iter().cloned().map(|key| {
             let mut connection = connection.clone();
             async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut connection).await }
         }))
@@ -401,7 +413,8 @@ impl RedisBackend {
         .try_collect::<Vec<_>>()
         .await
         .map_err(|e| self.failed(e))?;
-        self.wait_for_replicas().await
+        let written: Vec<&str> = keys.iter().map(String::as_str).chain([ROOT_KEY]).collect();
+        self.wait_for_replicas_of(&written).await
     }
 
     /// Checks the preconditions of a batch against the stored values, before anything is
@@ -547,7 +560,9 @@ impl RedisBackend {
             }
         }
         report.applied = done.into_iter().flatten().collect();
-        if let Err(e) = self.wait_for_replicas().await {
+        let written: Vec<String> = report.applied.iter().map(|a| format!("{namespace}-{}", a.name)).collect();
+        let written: Vec<&str> = written.iter().map(String::as_str).chain([namespace]).collect();
+        if let Err(e) = self.wait_for_replicas_of(&written).await {
             report.error.get_or_insert(e);
         }
         report
@@ -601,11 +616,15 @@ impl RedisBackend {
             .map(|(pair, _)| pair)
             .collect();
         if fix {
-            for (namespace, cfg, before) in &unindexed {
-                let sha = before.as_ref().and_then(Version::as_text).unwrap_or_default();
-                let key = format!("{namespace}-{cfg}");
-                let _: i64 = self.eval(&self.scripts().cluster_drop, &[&key], sha, &[]).await?;
-            }
+            let drops: Vec<_> = unindexed
+                .iter()
+                .map(|(namespace, cfg, before)| async move {
+                    let sha = before.as_ref().and_then(Version::as_text).unwrap_or_default();
+                    let key = format!("{namespace}-{cfg}");
+                    self.eval::<i64>(&self.scripts().cluster_drop, &[&key], sha, &[]).await
+                })
+                .collect();
+            futures_util::stream::iter(drops).buffer_unordered(IN_FLIGHT).try_collect::<Vec<_>>().await?;
             let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for (namespace, cfg) in &dangling {
                 by_namespace.entry(namespace).or_default().push(cfg);

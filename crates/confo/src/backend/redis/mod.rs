@@ -457,12 +457,22 @@ impl RedisBackend {
 
     /// Waits until the configured number of replicas acknowledged the writes made so far.
     async fn wait_for_replicas(&self) -> Result<()> {
+        self.wait_for_replicas_of(&[]).await
+    }
+
+    /// The same, in a sharded cluster on the masters of `keys` only (the others may have lost
+    /// their replica without this write depending on it; no keys: every master).
+    async fn wait_for_replicas_of(&self, keys: &[&str]) -> Result<()> {
         if self.inner.wait_replicas == 0 {
             return Ok(());
         }
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.inner.wait_replicas).arg(2000);
-        let acked: u32 = self.query(&wait).await?;
+        let acked: u32 = if self.inner.topology == Topology::Sharded && !keys.is_empty() {
+            self.cluster_wait(&wait, keys).await?
+        } else {
+            self.query(&wait).await?
+        };
         if acked < self.inner.wait_replicas {
             return Err(Error::unavailable(
                 self.inner.describe.clone(),
@@ -896,7 +906,7 @@ impl Backend for RedisBackend {
         } else {
             self.eval(&self.scripts().schema, &[&key, ROOT_KEY], namespace.as_str(), &args).await?
         };
-        self.wait_for_replicas().await?;
+        self.wait_for_replicas_of(&[&key]).await?;
         Ok((!sha.is_empty()).then(|| Version::text(sha)))
     }
 
