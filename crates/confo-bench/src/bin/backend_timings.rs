@@ -1,5 +1,7 @@
 //! Reload and persist times (medians of 5 runs) of one namespace of N configurations (11 fields, about 280 bytes
-//! each) on the network backends, against servers the testkit starts on loopback.
+//! each) on the network backends, against servers the testkit starts on loopback: one Redis server, a Redis
+//! Cluster of 3 masters and one of 1 master (no replicas, so the machine's cores serve the same work),
+//! ZooKeeper and etcd. Run with `CONFO_ZK_HEAP=1g` for N = 10000 (history keeps every run's znodes).
 //!
 //! ```text
 //! cargo run --release -p confo-bench --bin backend_timings [-- N...]     (default 100 1000 10000)
@@ -67,6 +69,11 @@ async fn main() {
     let zk = ZkBackend::connect(ZkOptions::from_url(&format!("zk://{}", zk_server.connect_string())).expect("url"))
         .await
         .expect("zookeeper");
+    let sharded_cluster = confo_testkit::RedisCluster::start(3, 0).expect("redis cluster");
+    let sharded =
+        RedisBackend::connect(RedisOptions::from_url(&sharded_cluster.url()).expect("url")).await.expect("redis");
+    let one_cluster = confo_testkit::RedisCluster::start(1, 0).expect("redis cluster");
+    let one = RedisBackend::connect(RedisOptions::from_url(&one_cluster.url()).expect("url")).await.expect("redis");
     let etcd_server = confo_testkit::EtcdServer::start().expect("etcd");
     let etcd = confo::backend::etcd::EtcdBackend::connect(
         confo::backend::etcd::EtcdOptions::from_url(&format!("etcd://{}", etcd_server.endpoint())).expect("url"),
@@ -77,6 +84,8 @@ async fn main() {
     println!("| --- | --- | --- | --- | --- | --- |");
     for &n in &sizes {
         measure("redis", &redis, n).await;
+        measure("redis cluster, 3 masters", &sharded, n).await;
+        measure("redis cluster, 1 master", &one, n).await;
         measure("zookeeper", &zk, n).await;
         measure("etcd", &etcd, n).await;
     }

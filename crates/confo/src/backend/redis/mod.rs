@@ -1,4 +1,5 @@
-//! Redis (specs `redis://`, `rediss://`, `redis+sentinel://`): the seed's layout, exactly.
+//! Redis (specs `redis://`, `rediss://`, `redis+sentinel://`, `redis+cluster://`): the seed's
+//! layout, exactly.
 //!
 //! # Backend details
 //!
@@ -24,8 +25,9 @@
 //!   (`EVALSHA`, reloaded on `NOSCRIPT`): creating or deleting a namespace, and writing a batch
 //!   (preconditions checked first, then values, the namespace index and one `PUBLISH` per
 //!   change on `confo:events`, e.g. `{"namespace":"ns","configuration":"db","operation":"put"}`).
-//!   The scripts derive data keys from the index, so this layout suits a single server or a
-//!   Sentinel group, not Redis Cluster.
+//!   The scripts derive data keys from the index: on a Redis Cluster of several masters the
+//!   writes go change by change instead (see `cluster.rs`); a cluster of one master runs these
+//!   same scripts.
 //! - **Round trips.** Reading a namespace is one script (index + `MGET` in slices): one round
 //!   trip whatever its size. A batch is written in chunks of at most [`CHUNK_CHANGES`] changes
 //!   and [`CHUNK_BYTES`] bytes (a few milliseconds of server time each), one script each, so a huge namespace never blocks the server for
