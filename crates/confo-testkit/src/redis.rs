@@ -61,64 +61,7 @@ impl RedisServer {
         with_retries(|| {
             let dir = temp_dir("redis-tls")?;
             let d = dir.path();
-            let run = |args: &[&str]| -> Result<()> {
-                let out = Command::new(&openssl)
-                    .args(args)
-                    .current_dir(d)
-                    .output()
-                    .map_err(|e| err(format!("openssl: {e}")))?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(err(format!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
-                }
-            };
-            run(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=confo test CA",
-            ])?;
-            run(&[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ])?;
-            std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-                .map_err(|e| err(e.to_string()))?;
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-            ])?;
+            make_test_certificates(&openssl, d)?;
             let port = free_port();
             let p = |f: &str| d.join(f).display().to_string();
             let args: Vec<String> = [
@@ -198,6 +141,65 @@ impl RedisServer {
         started?;
         self.wait_ready()
     }
+}
+
+/// A fresh CA (`ca.pem`) and a server certificate it signed (`server.pem`, `server.key`; SAN
+/// `IP:127.0.0.1`), made with `openssl` in `d`.
+fn make_test_certificates(openssl: &Path, d: &Path) -> Result<()> {
+    let run = |args: &[&str]| -> Result<()> {
+        let out = Command::new(openssl).args(args).current_dir(d).output().map_err(|e| err(format!("openssl: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(err(format!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
+        }
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=confo test CA",
+    ])?;
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").map_err(|e| err(e.to_string()))?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])?;
+    Ok(())
 }
 
 /// A Redis master, one replica and three sentinels monitoring them, all on loopback, with a
@@ -299,17 +301,45 @@ impl RedisSentinelGroup {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// Each node's TLS port, with TLS.
+    tls_ports: Vec<u16>,
+    /// The CA's PEM file and the folder of the certificates, with TLS.
+    tls: Option<(PathBuf, tempfile::TempDir)>,
+}
+
+/// How clients reach a test cluster besides its plain ports (which the testkit's own probes use).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterAccess {
+    /// An ACL user (name, password) with every right, also used between the nodes.
+    pub user: Option<(String, String)>,
+    /// A TLS port on every node (and TLS on the cluster bus and replication), with a CA made
+    /// at start.
+    pub tls: bool,
 }
 
 impl RedisCluster {
     /// Starts the nodes and forms the cluster (3 masters, 1 replica each: `start(3, 1)`).
     pub fn start(masters: usize, replicas: usize) -> Result<Self> {
+        Self::start_with(masters, replicas, &ClusterAccess::default())
+    }
+
+    /// [`RedisCluster::start`] with an ACL user and/or TLS.
+    pub fn start_with(masters: usize, replicas: usize, access: &ClusterAccess) -> Result<Self> {
         let cli = require_binary("redis-cli", "redis-tools (installed with redis-server)")?;
+        let tls = if access.tls {
+            let openssl = require_binary("openssl", "openssl")?;
+            let dir = temp_dir("redis-cluster-tls")?;
+            make_test_certificates(&openssl, dir.path())?;
+            Some((dir.path().join("ca.pem"), dir))
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
+        let mut tls_ports = Vec::new();
         for _ in 0..masters * (1 + replicas) {
             // The bus port is chosen too: port + 10000 may be taken, or beyond 65535.
             let bus = crate::free_port().to_string();
-            nodes.push(RedisServer::start_with(&[
+            let mut args: Vec<String> = [
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -318,11 +348,55 @@ impl RedisCluster {
                 "2000",
                 "--cluster-port",
                 &bus,
-            ])?);
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if let Some((user, password)) = &access.user {
+                for arg in ["--user", user, "on", &format!(">{password}"), "~*", "&*", "+@all"] {
+                    args.push(arg.to_owned());
+                }
+                for arg in ["--masteruser", user, "--masterauth", password] {
+                    args.push(arg.to_owned());
+                }
+            }
+            if let Some((_, dir)) = &tls {
+                let port = crate::free_port();
+                tls_ports.push(port);
+                let file = |f: &str| dir.path().join(f).display().to_string();
+                for arg in [
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-cert-file",
+                    &file("server.pem"),
+                    "--tls-key-file",
+                    &file("server.key"),
+                    "--tls-ca-cert-file",
+                    &file("ca.pem"),
+                    "--tls-auth-clients",
+                    "no",
+                    "--tls-cluster",
+                    "yes",
+                    "--tls-replication",
+                    "yes",
+                ] {
+                    args.push(arg.to_owned());
+                }
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            nodes.push(RedisServer::start_with(&args)?);
         }
-        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        let addresses: Vec<String> = match &tls {
+            Some(_) => tls_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            None => nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect(),
+        };
+        let tls_args: Vec<String> = match &tls {
+            Some((ca, _)) => vec!["--tls".into(), "--cacert".into(), ca.display().to_string()],
+            None => Vec::new(),
+        };
         let out = if masters >= 3 {
             Command::new(&cli)
+                .args(&tls_args)
                 .args(["--cluster", "create"])
                 .args(&addresses)
                 .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
@@ -338,7 +412,7 @@ impl RedisCluster {
         if !out.status.success() {
             return Err(err(format!("redis-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout))));
         }
-        let mut cluster = RedisCluster { nodes };
+        let mut cluster = RedisCluster { nodes, tls_ports, tls };
         // And every replica in sync with its master (else a `WAIT` right away counts none).
         for i in 0..cluster.nodes.len() {
             let addr = loopback(cluster.nodes[i].port());
@@ -378,9 +452,16 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…` (every node as a seed).
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,…` (every node as a seed), or with TLS
+    /// `rediss+cluster://127.0.0.1:T1,…?tls_ca=CA`.
     pub fn url(&self) -> String {
-        format!("redis+cluster://{}", self.nodes())
+        match &self.tls {
+            Some((ca, _)) => {
+                let nodes: Vec<String> = self.tls_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+                format!("rediss+cluster://{}?tls_ca={}", nodes.join(","), ca.display())
+            }
+            None => format!("redis+cluster://{}", self.nodes()),
+        }
     }
 
     /// Node `index`'s role (`master` or `slave`), if it answers.

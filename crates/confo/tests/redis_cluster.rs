@@ -348,6 +348,8 @@ async fn a_master_killed_fails_over_and_keeps_every_acknowledged_write() {
     let backend = connect(&url).await;
     backend.create_namespace("ha").await.expect("create");
     let mut hints = backend.subscribe().await.expect("subscribe").expect("hints");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), hints.recv()).await.expect("subscribed");
+    assert!(matches!(first, Some(confo::backend::Hint::All)), "{first:?}");
     let (mut acknowledged, mut refused) = (Vec::new(), 0);
     let (mut killed_at, mut first_ack_after_kill, mut restarted) = (None, None, false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
@@ -389,22 +391,81 @@ async fn a_master_killed_fails_over_and_keeps_every_acknowledged_write() {
     for i in &acknowledged {
         assert!(data.contains_key(&format!("c{i}")), "acknowledged write c{i} was lost");
     }
-    // The watcher resubscribed elsewhere: a change made now reaches it.
-    while hints.try_recv().is_ok() {}
-    backend.put_configuration("ha", "after", obj(json!({"x": 1}))).await.expect("put");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match tokio::time::timeout(left, hints.recv()).await {
-            Ok(Some(confo::backend::Hint::Namespace(ns))) if ns == "ha" => break,
-            Ok(Some(_)) => continue,
-            other => panic!("no event after the failover: {other:?}"),
+    // The watcher resubscribed elsewhere (a resubscription hints "re-read everything"), and a
+    // change made now reaches it (changes are made until one does, for 15 s: the
+    // resubscription may still be under way).
+    let mut resubscribed = false;
+    while let Ok(hint) = hints.try_recv() {
+        resubscribed |= matches!(hint, confo::backend::Hint::All);
+    }
+    let mut seen = false;
+    for attempt in 0..15 {
+        backend.put_configuration("ha", "after", obj(json!({"attempt": attempt}))).await.expect("put");
+        let wait = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            while let Some(hint) = hints.recv().await {
+                match &hint {
+                    confo::backend::Hint::Namespace(ns) if ns == "ha" => return (true, false),
+                    confo::backend::Hint::All => return (false, true),
+                    _ => {}
+                }
+            }
+            (false, false)
+        });
+        let (event, all) = wait.await.unwrap_or((false, false));
+        resubscribed |= all;
+        if event && resubscribed {
+            seen = true;
+            break;
         }
     }
+    assert!(resubscribed, "the watcher's node was killed: it must have subscribed again");
+    assert!(seen, "no event reached the watcher after the failover");
     assert_eq!(cluster.role(victim).as_deref(), Some("slave"), "the old master rejoined as a replica");
     eprintln!(
         "cluster failover: {} writes acknowledged, {refused} refused while failing over, first accepted {:?} after the kill",
         acknowledged.len(),
         first_ack_after_kill
     );
+}
+
+/// An ACL user over TLS (a CA made at test time; TLS on the cluster bus too), as with one
+/// server: it reads and writes; a wrong password is `Unauthorized` and is never shown; a CA not
+/// trusted is `Unavailable`.
+#[tokio::test]
+async fn acl_user_over_tls() {
+    let access = confo_testkit::ClusterAccess { user: Some(("app".into(), "app-pw".into())), tls: true };
+    let cluster = RedisCluster::start_with(3, 0, &access).expect("cluster");
+    let url = cluster.url().replacen("://", "://app:app-pw@", 1);
+    let backend = connect(&url).await;
+    assert_eq!(backend.capabilities().atomic_batch, 1, "three masters");
+    backend.create_namespace("secure").await.expect("create");
+    let changes: Vec<confo::Change> =
+        (0..50).map(|i| confo::Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();
+    backend.write("secure", &changes).await.into_result().expect("write");
+    let data = backend.load_namespace("secure").await.expect("load");
+    assert_eq!(data.len(), 50);
+    assert_eq!(data["c7"].value["i"], json!(7));
+    let mut hints = backend.subscribe().await.expect("subscribe").expect("hints");
+    // Subscribed once the first hint (re-read everything) comes.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), hints.recv()).await.expect("subscribed");
+    assert!(matches!(first, Some(confo::backend::Hint::All)), "{first:?}");
+    backend.put_configuration("secure", "c0", obj(json!({"i": -1}))).await.expect("put");
+    let hinted = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(confo::backend::Hint::Namespace(ns)) = hints.recv().await {
+                break ns;
+            }
+        }
+    })
+    .await
+    .expect("an event over TLS");
+    assert_eq!(hinted, "secure");
+    let wrong = RedisBackend::connect(RedisOptions::from_url(&url.replace("app-pw", "nope")).expect("url"))
+        .await
+        .expect_err("wrong password");
+    assert_eq!(wrong.kind(), confo::ErrorKind::Unauthorized, "{wrong}");
+    assert!(!format!("{wrong} {wrong:?}").contains("nope"), "{wrong:?}");
+    let untrusted = url.split('?').next().expect("url").to_owned();
+    let err = RedisBackend::connect(RedisOptions::from_url(&untrusted).expect("url")).await.expect_err("untrusted CA");
+    assert_eq!(err.kind(), confo::ErrorKind::Unavailable, "{err}");
 }

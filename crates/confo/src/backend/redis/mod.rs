@@ -516,7 +516,9 @@ fn classify(describe: &str, e: &RedisError) -> Error {
     let auth = matches!(e.kind(), ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
         || e.to_string().contains("WRONGPASS")
-        || e.to_string().contains("NOAUTH");
+        || e.to_string().contains("NOAUTH")
+        // (A cluster client wraps a refused AUTH in its "initial connections" error.)
+        || e.to_string().contains("AuthenticationFailed");
     if auth {
         return Error::unauthorized(describe.to_owned(), e.to_string());
     }
