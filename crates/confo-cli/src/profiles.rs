@@ -290,6 +290,7 @@ mod tests {
             ("redis://app:p@ss@h:1/0?tls=true", "redis://app:***@h:1/0?tls=true"),
             ("zk://alice:pw@h1:2181,h2:2181/chroot", "zk://alice:***@h1:2181,h2:2181/chroot"),
             ("redis+sentinel://:pw@s1:26379,s2:26379/mymaster", "redis+sentinel://:***@s1:26379,s2:26379/mymaster"),
+            ("rediss+cluster://app:pw@n1:7000,n2:7001", "rediss+cluster://app:***@n1:7000,n2:7001"),
         ] {
             assert!(has_literal_password(spec), "{spec}");
             assert_eq!(redact(spec), shown);
