@@ -273,3 +273,29 @@ fn repair_reports_then_fixes() {
     assert_eq!(env.ok(&on(&url, &["ls", "sales"])), "a\n");
     assert!(env.stderr(&["repair"]).contains("nothing to repair"));
 }
+
+/// The same on a Redis Cluster of three masters (`redis+cluster://`): the CLI's grammar, exit
+/// codes and output are those of one server.
+#[test]
+fn repair_on_a_redis_cluster() {
+    let cluster = confo_testkit::RedisCluster::start(3, 0).expect("redis cluster");
+    let env = Env::new();
+    let url = cluster.url();
+    env.ok(&on(&url, &["ns", "create", "sales"]));
+    env.ok(&on(&url, &["set", "sales/a", "v=1"]));
+    let port = cluster.ports()[0].to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli").args(["-c", "-h", "127.0.0.1", "-p", &port]).args(args).output().unwrap();
+        assert!(out.status.success());
+    };
+    cli(&["SET", "sales-stray", "{}"]);
+    cli(&["SET", "sales", r#"{"configurations":["a","ghost"]}"#]);
+    let out = env.run(&on(&url, &["repair"]));
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "unindexed sales/stray\ndangling sales/ghost\n");
+    let said = env.stderr(&on(&url, &["repair", "--fix"]));
+    assert!(said.contains("2 problem(s) repaired"), "{said}");
+    assert_eq!(env.ok(&on(&url, &["repair"])), "");
+    assert_eq!(env.ok(&on(&url, &["ls", "sales"])), "a\n");
+    assert_eq!(env.ok(&on(&url, &["get", "sales/a", "v"])).trim(), "1");
+}
