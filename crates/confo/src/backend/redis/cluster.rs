@@ -11,7 +11,9 @@
 //!   the batch's events, so a watcher that re-reads sees the change). A crash in between leaves
 //!   an unindexed value: invisible to readers, found by [`Backend::repair`](crate::Backend::repair).
 //! - **A delete** unlists first, then deletes the value (with its precondition and revision);
-//!   if the value changed in between (the precondition fails), the entry is listed again.
+//!   if the value changed in between (the precondition fails), the entry is listed again; after
+//!   any other failure it stays unlisted (an unindexed value at worst, never an entry without
+//!   its value).
 //! - **Preconditions** are read and checked for the whole batch before anything is written, and
 //!   again by each value's script; a key that exists is not absent, listed or not (an unindexed
 //!   leftover blocks a create-only write until `confo repair --fix` removes it).
@@ -36,6 +38,8 @@ use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 
 /// Value scripts in flight at once.
 const IN_FLIGHT: usize = 256;
+/// Reads of at most this many keys go key by key (the client routes each), without the slot map.
+const BY_KEY_UP_TO: usize = 8;
 /// Most commands in one pipeline to a node.
 const PIPELINE: usize = 2000;
 /// How long a value must stay unindexed, and unchanged, before `repair` calls it so: a put in
@@ -270,13 +274,18 @@ impl RedisBackend {
     /// A key whose node moved is asked again by itself; a key of another type reads as
     /// `\0foreign <type>`.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let map = SlotMap::read(&self.inner.link).await.map_err(|e| self.failed(e))?;
         let mut by_node: BTreeMap<(String, u16), Vec<usize>> = BTreeMap::new();
         let mut unmapped = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            match map.master_of(slot(key.as_bytes())) {
-                Some(node) => by_node.entry(node.clone()).or_default().push(i),
-                None => unmapped.push(i),
+        if keys.len() <= BY_KEY_UP_TO {
+            // A few keys (a point read): asked by key, without asking for the slot map first.
+            unmapped.extend(0..keys.len());
+        } else {
+            let map = SlotMap::read(&self.inner.link).await.map_err(|e| self.failed(e))?;
+            for (i, key) in keys.iter().enumerate() {
+                match map.master_of(slot(key.as_bytes())) {
+                    Some(node) => by_node.entry(node.clone()).or_default().push(i),
+                    None => unmapped.push(i),
+                }
             }
         }
         let connection = self.cluster_connection()?;
@@ -547,8 +556,14 @@ impl RedisBackend {
             for ((&at, &(change, ..)), outcome) in delete_at.iter().zip(&deletes).zip(outcomes) {
                 match outcome {
                     Ok(()) => done[at] = Some(Applied { name: change.name.clone(), version: None }),
-                    Err(e) => {
+                    // The value is certainly still there: listed again. (After another error
+                    // it may be gone: left unlisted, as a value repair finds, never an entry
+                    // without a value.)
+                    Err(e) if e.kind() == crate::ErrorKind::Conflict => {
                         relist.push(change.name.as_str());
+                        report.error.get_or_insert(e);
+                    }
+                    Err(e) => {
                         report.error.get_or_insert(e);
                     }
                 }
