@@ -56,10 +56,20 @@ fn backend_kind(kind: &str) -> PyResult<BackendKind> {
     kind.parse().map_err(raise)
 }
 
+/// A configuration converted for `get`: the stored value it was made from, and the `dict`.
+type Converted = (std::sync::Arc<confo::Configuration>, Py<PyDict>);
+
+/// Most configurations kept converted for `get` (then the memo starts again): about 1 KB each.
+const CONVERTED_MAX: usize = 4096;
+
 /// One manager (the singleton `Confo`, or a standalone backend class).
 #[pyclass(module = "confo._native")]
 struct Manager {
     inner: Confo,
+    /// Configurations already converted for `get`, by name: the stored value they were made
+    /// from (compared by identity: a new version is a new `Arc`) and the `dict`, never handed
+    /// out itself, only copied (see [`convert::fresh_copy`]). Bounded by [`CONVERTED_MAX`].
+    converted: std::sync::Mutex<std::collections::HashMap<String, Converted>>,
     /// The keyring, read the first time a secret is met ($CONFO_KEYS, else
     /// ~/.config/confo/keys.toml); `None` inside when there is none.
     keyring: std::sync::OnceLock<Option<confo::secrets::Keyring>>,
@@ -92,7 +102,7 @@ impl Manager {
     fn new() -> PyResult<Self> {
         let inner = Confo::new().map_err(raise)?;
         inner.set_author(confo::history::Author::current("python"));
-        Ok(Manager { inner, keyring: std::sync::OnceLock::new() })
+        Ok(Manager { inner, converted: Default::default(), keyring: std::sync::OnceLock::new() })
     }
 
     /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …),
@@ -184,10 +194,30 @@ impl Manager {
     /// One configuration as a new dict, or None.
     fn get<'py>(&self, py: Python<'py>, config: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(value) = self.inner.get(config).map_err(raise)? else { return Ok(None) };
-        match self.shown(config, &value)? {
-            Some(revealed) => convert::configuration(py, &revealed).map(Some),
-            None => convert::configuration(py, &value).map(Some),
+        if let Some(revealed) = self.shown(config, &value)? {
+            // (Opened secrets are never kept.)
+            return convert::configuration(py, &revealed).map(Some);
         }
+        // (The lock is never held while Python code runs: another thread could take the GIL
+        // and wait for it.)
+        let memo = {
+            let converted = self.converted.lock().unwrap_or_else(|p| p.into_inner());
+            converted
+                .get(config)
+                .filter(|(made_from, _)| std::sync::Arc::ptr_eq(made_from, &value))
+                .map(|(_, dict)| dict.clone_ref(py))
+        };
+        if let Some(dict) = memo {
+            return convert::fresh_copy(dict.bind(py)).map(Some);
+        }
+        let dict = convert::configuration(py, &value)?;
+        let copy = convert::fresh_copy(&dict)?;
+        let mut converted = self.converted.lock().unwrap_or_else(|p| p.into_inner());
+        if converted.len() >= CONVERTED_MAX {
+            converted.clear();
+        }
+        converted.insert(config.to_owned(), (value, dict.unbind()));
+        Ok(Some(copy))
     }
 
     /// Sets a field to a secret, sealed with the keyring's primary key (SecretException

@@ -286,6 +286,36 @@ def test_get_count_follows_staged_edits(configurations):
     assert backend.get_count() == 200 == len(backend.get_all())
 
 
+def test_get_hands_out_copies_that_follow_every_change(sales, configurations):
+    """``get`` keeps each configuration converted and hands out copies (item 11's speed): a
+    copy, nested lists and dicts included, can be changed freely, and every later change (a
+    set, a set of the same field again, a persist, an edit on disk read by ``reload``, the same
+    name in another namespace) is what the next ``get`` returns."""
+    sales.set("db", {"port": 5432, "hosts": ["a", "b"], "tls": {"on": True}}, None)
+    first = sales.get("db")
+    first["port"] = 1
+    first["hosts"].append("c")
+    first["tls"]["on"] = False
+    again = sales.get("db")
+    assert again == {"port": 5432, "hosts": ["a", "b"], "tls": {"on": True}}
+    assert again is not sales.get("db") and again["hosts"] is not sales.get("db")["hosts"]
+    for port in (6000, 6001, 6002):
+        sales.set("db", "port", port)
+        assert sales.get("db")["port"] == port
+    sales.persist()
+    assert sales.get("db")["port"] == 6002
+    (configurations / "sales" / "db.json").write_text('{"port": 7000}')
+    sales.reload()
+    assert sales.get("db") == {"port": 7000}
+    sales.create_namespace("other", exist_ok=True)
+    sales.use_namespace("other")
+    assert sales.get("db") is None
+    sales.set("db", "port", 1)
+    assert sales.get("db") == {"port": 1}
+    sales.use_namespace("sales")
+    assert sales.get("db") == {"port": 7000}
+
+
 # ----- item 9: ensure a namespace exists -----
 
 

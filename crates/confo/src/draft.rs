@@ -209,6 +209,15 @@ impl Draft {
         self.stage(namespace, config, Edit::Delete, stored);
     }
 
+    /// The value staged for one configuration, to change in place, if it is staged as a put
+    /// that nothing else shares (else `None`: change a copy and stage it).
+    pub(crate) fn staged_value_mut(&mut self, namespace: &str, config: &str) -> Option<&mut Configuration> {
+        match &mut self.edits.get_mut(namespace)?.get_mut(config)?.edit {
+            Edit::Put(value) => Arc::get_mut(value),
+            Edit::Delete => None,
+        }
+    }
+
     /// The edit staged for one configuration.
     pub fn get(&self, namespace: &str, config: &str) -> Option<&Staged> {
         self.edits.get(namespace)?.get(config)

@@ -767,6 +767,22 @@ impl Confo {
     /// configuration if it does not exist.
     pub fn set(&self, config: &str, field: &str, value: impl Into<Value>) -> Result<()> {
         let value = value.into();
+        {
+            // Setting a field of a configuration already staged (and shared with no reader)
+            // changes it in place: no copy of the whole configuration per call.
+            let mut state = self.state();
+            let (name, slot) = state.active_mut()?;
+            let namespace = slot.current(name)?.to_owned();
+            if let Some(staged) = slot.draft.staged_value_mut(&namespace, config) {
+                match staged.get_mut(field) {
+                    Some(slot) => *slot = value,
+                    None => {
+                        staged.insert(field.to_owned(), value);
+                    }
+                }
+                return Ok(());
+            }
+        }
         self.edit(config, |current| {
             let mut map = current?.map(|c| (*c).clone()).unwrap_or_default();
             map.insert(field.to_owned(), value);
