@@ -248,29 +248,35 @@ fn python_confo_still_reads_a_store_with_schemas() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{'database': {'host': 'db', 'port': 5432}}");
 }
 
-/// `repair` on Redis: reports (exit 6), repairs with --fix, then finds nothing (exit 0); on
-/// files there is nothing to repair.
-#[test]
-fn repair_reports_then_fixes() {
-    let server = confo_testkit::RedisServer::start().expect("redis-server");
-    let env = Env::new();
-    let url = server.url();
-    env.ok(&on(&url, &["ns", "create", "sales"]));
-    env.ok(&on(&url, &["set", "sales/a", "v=1"]));
-    let port = server.port().to_string();
+/// `repair` through the CLI on the Redis store at `url`, whose keys `redis` (redis-cli's
+/// arguments to reach it) sets by hand: reports (exit 6), repairs with --fix, then finds
+/// nothing (exit 0).
+fn repair_reports_then_fixes_on(env: &Env, url: &str, redis: &[&str]) {
+    env.ok(&on(url, &["ns", "create", "sales"]));
+    env.ok(&on(url, &["set", "sales/a", "v=1"]));
     let cli = |args: &[&str]| {
-        let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port]).args(args).output().unwrap();
+        let out = Command::new("redis-cli").args(redis).args(args).output().unwrap();
         assert!(out.status.success());
     };
     cli(&["SET", "sales-stray", "{}"]);
     cli(&["SET", "sales", r#"{"configurations":["a","ghost"]}"#]);
-    let out = env.run(&on(&url, &["repair"]));
+    let out = env.run(&on(url, &["repair"]));
     assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "unindexed sales/stray\ndangling sales/ghost\n");
-    let said = env.stderr(&on(&url, &["repair", "--fix"]));
+    let said = env.stderr(&on(url, &["repair", "--fix"]));
     assert!(said.contains("2 problem(s) repaired"), "{said}");
-    assert_eq!(env.ok(&on(&url, &["repair"])), "");
-    assert_eq!(env.ok(&on(&url, &["ls", "sales"])), "a\n");
+    assert_eq!(env.ok(&on(url, &["repair"])), "");
+    assert_eq!(env.ok(&on(url, &["ls", "sales"])), "a\n");
+    assert_eq!(env.ok(&on(url, &["get", "sales/a", "v"])).trim(), "1");
+}
+
+/// `repair` on Redis; on files there is nothing to repair.
+#[test]
+fn repair_reports_then_fixes() {
+    let server = confo_testkit::RedisServer::start().expect("redis-server");
+    let env = Env::new();
+    let port = server.port().to_string();
+    repair_reports_then_fixes_on(&env, &server.url(), &["-h", "127.0.0.1", "-p", &port]);
     assert!(env.stderr(&["repair"]).contains("nothing to repair"));
 }
 
@@ -279,23 +285,6 @@ fn repair_reports_then_fixes() {
 #[test]
 fn repair_on_a_redis_cluster() {
     let cluster = confo_testkit::RedisCluster::start(3, 0).expect("redis cluster");
-    let env = Env::new();
-    let url = cluster.url();
-    env.ok(&on(&url, &["ns", "create", "sales"]));
-    env.ok(&on(&url, &["set", "sales/a", "v=1"]));
     let port = cluster.ports()[0].to_string();
-    let cli = |args: &[&str]| {
-        let out = Command::new("redis-cli").args(["-c", "-h", "127.0.0.1", "-p", &port]).args(args).output().unwrap();
-        assert!(out.status.success());
-    };
-    cli(&["SET", "sales-stray", "{}"]);
-    cli(&["SET", "sales", r#"{"configurations":["a","ghost"]}"#]);
-    let out = env.run(&on(&url, &["repair"]));
-    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "unindexed sales/stray\ndangling sales/ghost\n");
-    let said = env.stderr(&on(&url, &["repair", "--fix"]));
-    assert!(said.contains("2 problem(s) repaired"), "{said}");
-    assert_eq!(env.ok(&on(&url, &["repair"])), "");
-    assert_eq!(env.ok(&on(&url, &["ls", "sales"])), "a\n");
-    assert_eq!(env.ok(&on(&url, &["get", "sales/a", "v"])).trim(), "1");
+    repair_reports_then_fixes_on(&Env::new(), &cluster.url(), &["-c", "-h", "127.0.0.1", "-p", &port]);
 }

@@ -27,13 +27,7 @@ for i = 3 + a, #ARGV do
     changed = true
   end
 end
-if next(drop) then
-  local kept = {}
-  for _, cfg in ipairs(list) do
-    if not drop[cfg] then kept[#kept + 1] = cfg end
-  end
-  list = kept
-end
+if next(drop) then list = without(list, drop) end
 if changed or missing then redis.call('SET', KEYS[1], encode_index('configurations', list)) end
 for i = 3, 2 + a do event(ns, ARGV[i], 'put') end
 for i = 3 + a, #ARGV do event(ns, ARGV[i], 'delete') end

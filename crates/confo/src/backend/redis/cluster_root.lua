@@ -14,10 +14,6 @@ if ARGV[2] == '+' then
   return 1
 end
 if not contains(list, ns) then return fail('NOTFOUND', ns) end
-local kept = {}
-for _, name in ipairs(list) do
-  if name ~= ns then kept[#kept + 1] = name end
-end
-redis.call('SET', KEYS[1], encode_index('namespaces', kept))
+redis.call('SET', KEYS[1], encode_index('namespaces', without(list, { [ns] = true })))
 event(ns, nil, 'delete_namespace')
 return 1

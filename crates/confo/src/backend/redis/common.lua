@@ -53,6 +53,15 @@ local function lists_token(raw, token)
   end
 end
 
+-- The names of list that the set `drop` does not hold, in order.
+local function without(list, drop)
+  local kept = {}
+  for _, name in ipairs(list) do
+    if not drop[name] then kept[#kept + 1] = name end
+  end
+  return kept
+end
+
 local function contains(list, name)
   for _, v in ipairs(list) do
     if v == name then return true end

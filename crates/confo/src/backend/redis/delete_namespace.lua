@@ -8,10 +8,6 @@ for _, cfg in ipairs(configs or {}) do
   redis.call('DEL', ARGV[1] .. '-' .. cfg)
 end
 redis.call('DEL', KEYS[2])
-local kept = {}
-for _, ns in ipairs(list) do
-  if ns ~= ARGV[1] then kept[#kept + 1] = ns end
-end
-redis.call('SET', KEYS[1], encode_index('namespaces', kept))
+redis.call('SET', KEYS[1], encode_index('namespaces', without(list, { [ARGV[1]] = true })))
 event(ARGV[1], nil, 'delete_namespace')
 return 1

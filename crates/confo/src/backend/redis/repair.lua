@@ -23,11 +23,7 @@ for i = 3, 2 + d do
   end
 end
 if next(drop) then
-  local kept = {}
-  for _, cfg in ipairs(list) do
-    if not drop[cfg] then kept[#kept + 1] = cfg end
-  end
-  redis.call('SET', KEYS[2], encode_index('configurations', kept))
+  redis.call('SET', KEYS[2], encode_index('configurations', without(list, drop)))
 end
 for i = 3 + d, #ARGV do
   local cfg = ARGV[i]

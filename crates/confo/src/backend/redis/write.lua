@@ -93,10 +93,7 @@ for i = 0, n - 1 do
   end
 end
 if next(removed) then
-  local kept = {}
-  for _, cfg in ipairs(configs) do
-    if not removed[cfg] then kept[#kept + 1] = cfg end
-  end
+  local kept = without(configs, removed)
   index_changed = index_changed or #kept ~= #configs
   configs = kept
 end
