@@ -52,7 +52,26 @@ fn fresh_value<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 /// (they tend to share their field names): one string object per name, its hash computed once.
 #[derive(Default)]
 pub(crate) struct Keys<'py> {
-    made: std::collections::HashMap<String, Bound<'py, PyString>>,
+    made: std::collections::HashMap<String, Bound<'py, PyString>, std::hash::BuildHasherDefault<Fnv>>,
+}
+
+/// FNV-1a: field names are short, and SipHash's setup cost dominated their lookups (a map
+/// private to one call, so no one can choose keys against it).
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
 }
 
 impl<'py> Keys<'py> {

@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import gc
 import threading
 
 from . import _json, _native
@@ -104,7 +105,16 @@ class Session:
 
     def get_all(self):
         """Every configuration of the current namespace, staged edits included."""
-        return call(self._native.get_all)
+        # Thousands of new dicts and lists would set off the cyclic collector over and over
+        # while they are built (none of them can be part of a cycle yet): it waits until the
+        # end, as json.loads' callers often make it.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return call(self._native.get_all)
+        finally:
+            if collecting:
+                gc.enable()
 
     def get(self, name, field=None):
         """A configuration (dict), or one field of it; None if missing, as confo's callers expect."""
