@@ -469,3 +469,28 @@ async fn acl_user_over_tls() {
     let err = RedisBackend::connect(RedisOptions::from_url(&untrusted).expect("url")).await.expect_err("untrusted CA");
     assert_eq!(err.kind(), confo::ErrorKind::Unavailable, "{err}");
 }
+
+/// A dead address is `Unavailable` within seconds; a server that is not a cluster node says so
+/// (and what to use instead), as an invalid spec, not a driver error; a node of a cluster not
+/// formed yet is `Unavailable` saying so.
+#[tokio::test]
+async fn a_dead_address_or_a_plain_server_is_a_clear_error() {
+    confo::conformance::a_dead_address_is_unavailable(&format!(
+        "redis+cluster://127.0.0.1:{}",
+        confo_testkit::free_port()
+    ))
+    .await;
+    let server = confo_testkit::RedisServer::start().expect("redis-server");
+    let url = format!("redis+cluster://127.0.0.1:{}", server.port());
+    let err = RedisBackend::connect(RedisOptions::from_url(&url).expect("url")).await.expect_err("not a cluster");
+    assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{err}");
+    assert!(err.to_string().contains("redis://"), "{err}");
+    // A cluster node that serves no slots yet (a cluster not formed): unavailable, and why.
+    let lone =
+        confo_testkit::RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .expect("redis-server");
+    let url = format!("redis+cluster://127.0.0.1:{}", lone.port());
+    let err = RedisBackend::connect(RedisOptions::from_url(&url).expect("url")).await.expect_err("no slots");
+    assert_eq!(err.kind(), confo::ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("cluster formed"), "{err}");
+}

@@ -225,7 +225,11 @@ impl RedisBackend {
             RedisEndpoint::Sentinel { sentinels, .. } => sentinels.clone(),
             RedisEndpoint::Cluster { nodes } => nodes.clone(),
         };
-        super::connect_within("Redis", &describe, &hosts, options.connect_timeout, || {
+        let engine = match &options.endpoint {
+            RedisEndpoint::Cluster { .. } => "Redis Cluster",
+            _ => "Redis",
+        };
+        super::connect_within(engine, &describe, &hosts, options.connect_timeout, || {
             Self::connect_once(&options, ca.as_ref(), describe.clone())
         })
         .await
@@ -236,6 +240,9 @@ impl RedisBackend {
         let topology = match &link {
             Link::Cluster(..) => {
                 let map = cluster::SlotMap::read(&link).await.map_err(|e| map_error(&describe, e))?;
+                if map.masters().is_empty() {
+                    return Err(Error::unavailable(describe, "the cluster serves no slots yet (still forming?)"));
+                }
                 if map.masters().len() > 1 {
                     Topology::Sharded
                 } else {
@@ -498,6 +505,8 @@ fn plain_message(e: &RedisError) -> String {
     } else if lower.contains("broken pipe") || lower.contains("connection reset") || lower.contains("connection closed")
     {
         "the server closed the connection".into()
+    } else if lower.contains("clusterconnectionnotfound") || lower.contains("no connections found") {
+        "no cluster node answered with its slots (is the cluster formed? `redis-cli --cluster check`)".into()
     } else if lower.contains("refused") {
         "the connection was refused".into()
     } else if lower.contains("timed out") {
@@ -521,6 +530,12 @@ fn classify(describe: &str, e: &RedisError) -> Error {
         || e.to_string().contains("AuthenticationFailed");
     if auth {
         return Error::unauthorized(describe.to_owned(), e.to_string());
+    }
+    if e.to_string().contains("cluster support disabled") {
+        return Error::spec(
+            Some("scheme"),
+            format!("{describe}: this server is not a Redis Cluster node: connect with redis://HOST:PORT (or redis+sentinel://…)"),
+        );
     }
     if e.to_string().contains("DB index is out of range") {
         return Error::spec(
