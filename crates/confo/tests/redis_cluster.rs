@@ -494,3 +494,34 @@ async fn a_dead_address_or_a_plain_server_is_a_clear_error() {
     assert_eq!(err.kind(), confo::ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("cluster formed"), "{err}");
 }
+
+/// A value left unlisted by a writer that died between its value and its listing: a
+/// create-only write replaces it once it is old (so a crashed import can simply be run again),
+/// but not a fresh one (it may be a put in flight), and never a listed one.
+#[tokio::test]
+async fn a_create_only_write_replaces_an_old_left_over_only() {
+    use confo::{Change, Precondition};
+    let cluster = RedisCluster::shared(3, 1).expect("cluster");
+    let backend = connect(&cluster.url()).await;
+    backend.create_namespace("leftover").await.expect("create");
+    let port = cluster.ports()[0];
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    for (name, written) in [("old", now_ms - 60_000), ("fresh", now_ms)] {
+        cli(port, &["SET", &format!("leftover-{name}"), r#"{"v":0}"#]);
+        let stream = format!("confo-history:{{leftover-{name}}}");
+        cli(port, &["XADD", &stream, "0-1", "r", "{}", "after", "", "t", &written.to_string()]);
+    }
+    backend.put_configuration("leftover", "listed", obj(json!({"v": 0}))).await.expect("put");
+    let create = |name: &str| [Change::put(name, obj(json!({"v": 1}))).when(Precondition::Absent)];
+    backend.write("leftover", &create("old")).await.into_result().expect("an old left-over is replaced");
+    for name in ["fresh", "listed"] {
+        let err = backend.write("leftover", &create(name)).await.into_result().expect_err(name);
+        assert_eq!(err.kind(), confo::ErrorKind::Conflict, "{name}: {err}");
+    }
+    let data = backend.load_namespace("leftover").await.expect("load");
+    assert_eq!(data["old"].value["v"], json!(1));
+    assert_eq!(data["listed"].value["v"], json!(0));
+    assert!(!data.contains_key("fresh"));
+    backend.delete_namespace("leftover").await.expect("delete");
+    cli(port, &["DEL", "leftover-fresh"]);
+}

@@ -15,8 +15,10 @@
 //!   any other failure it stays unlisted (an unindexed value at worst, never an entry without
 //!   its value).
 //! - **Preconditions** are read and checked for the whole batch before anything is written, and
-//!   again by each value's script; a key that exists is not absent, listed or not (an unindexed
-//!   leftover blocks a create-only write until `confo repair --fix` removes it).
+//!   again by each value's script; a key that exists is not absent, listed or not, except a
+//!   left-over: unlisted, and last written by confo more than 10 s ago (by a writer that died
+//!   between value and listing), which a create-only write replaces (a crashed import can be
+//!   run again). With `history=off` there is no time to tell: `confo repair --fix` first.
 //! - **Batches** are not atomic: [`Capabilities::atomic_batch`](crate::Capabilities) is 1, and
 //!   a failure reports exactly the changes written (listed) before it.
 //! - **Reads**: the root and the index, then the values grouped by node (one pipeline per
@@ -42,6 +44,10 @@ const IN_FLIGHT: usize = 256;
 const BY_KEY_UP_TO: usize = 8;
 /// Most commands in one pipeline to a node.
 const PIPELINE: usize = 2000;
+/// How long ago an unlisted value must have been written for a create-only write to replace it
+/// as a left-over (see `cluster_data.lua`): a put in flight lists its value milliseconds after
+/// writing it.
+const LEFT_OVER_AFTER_MS: u64 = 10_000;
 /// How long a value must stay unindexed, and unchanged, before `repair` calls it so: a put in
 /// flight lists its value a moment after writing it.
 const REPAIR_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -428,8 +434,16 @@ impl RedisBackend {
 
     /// Checks the preconditions of a batch against the stored values, before anything is
     /// written (the value scripts check them again).
-    async fn check_preconditions(&self, namespace: &str, changes: &[Change]) -> Result<()> {
-        let checked: Vec<&Change> = changes.iter().filter(|c| c.precondition != Precondition::Any).collect();
+    async fn check_preconditions(&self, namespace: &str, changes: &[Change], listed: &HashSet<String>) -> Result<()> {
+        // (An unlisted value under a create-only write may be a left-over: its script decides.)
+        let checked: Vec<&Change> = changes
+            .iter()
+            .filter(|c| match c.precondition {
+                Precondition::Any => false,
+                Precondition::Absent => listed.contains(&c.name),
+                Precondition::Version(_) => true,
+            })
+            .collect();
         if checked.is_empty() {
             return Ok(());
         }
@@ -459,6 +473,7 @@ impl RedisBackend {
         namespace: &str,
         changes: &[(&Change, &[u8], Option<&Version>)],
         history: &HistoryArgs<'_>,
+        listed: &HashSet<String>,
     ) -> Vec<Result<()>> {
         let script = &self.scripts().cluster_data;
         let Ok(connection) = self.cluster_connection() else {
@@ -490,7 +505,9 @@ impl RedisBackend {
                     .arg(expected)
                     .arg(value)
                     .arg(restores)
-                    .arg(sha);
+                    .arg(sha)
+                    .arg(if listed.contains(&change.name) { "1" } else { "0" })
+                    .arg(LEFT_OVER_AFTER_MS);
                 async move {
                     let done: RedisResult<i64> = invocation.invoke_async(&mut connection).await;
                     done.map(|_| ()).map_err(|e| self.script_error(namespace, e))
@@ -508,10 +525,13 @@ impl RedisBackend {
         encoded: &[(Vec<u8>, Option<Version>)],
         history: HistoryArgs<'_>,
     ) -> WriteReport {
-        if let Err(e) = self.require_namespace(namespace).await {
-            return WriteReport::failed(e);
-        }
-        if let Err(e) = self.check_preconditions(namespace, changes).await {
+        let (root, index) =
+            tokio::join!(self.require_namespace(namespace), self.read_index(namespace, "configurations"));
+        let indexed: HashSet<String> = match root.and(index) {
+            Ok(names) => names.into_iter().collect(),
+            Err(e) => return WriteReport::failed(e),
+        };
+        if let Err(e) = self.check_preconditions(namespace, changes, &indexed).await {
             return WriteReport::failed(e);
         }
         let mut report = WriteReport::default();
@@ -526,7 +546,7 @@ impl RedisBackend {
         let (put_at, puts): (Vec<usize>, Vec<_>) = puts.into_iter().unzip();
         let (delete_at, deletes): (Vec<usize>, Vec<_>) = deletes.into_iter().unzip();
         // Values first, then the index lists the ones written.
-        let outcomes = self.write_values(namespace, &puts, &history).await;
+        let outcomes = self.write_values(namespace, &puts, &history, &indexed).await;
         let mut listed = Vec::new();
         for ((&at, &(change, _, version)), outcome) in put_at.iter().zip(&puts).zip(outcomes) {
             match outcome {
@@ -551,7 +571,7 @@ impl RedisBackend {
         }
         if !unlisted.is_empty() {
             // Unlisted, now the values go: one whose value changed meanwhile is listed again.
-            let outcomes = self.write_values(namespace, &deletes, &history).await;
+            let outcomes = self.write_values(namespace, &deletes, &history, &indexed).await;
             let mut relist = Vec::new();
             for ((&at, &(change, ..)), outcome) in delete_at.iter().zip(&deletes).zip(outcomes) {
                 match outcome {
