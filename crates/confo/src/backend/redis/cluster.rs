@@ -7,9 +7,10 @@
 //!
 //! - **A put** writes the value (one script on `<ns>-<cfg>` and its history stream
 //!   `confo-history:{<ns>-<cfg>}`, which shares the slot through the hash tag: precondition,
-//!   revision and value together), then lists it (one script on `<ns>`, which also publishes
-//!   the batch's events, so a watcher that re-reads sees the change). A crash in between leaves
-//!   an unindexed value: invisible to readers, found by [`Backend::repair`](crate::Backend::repair).
+//!   revision and value together), then lists it (one script on `<ns>` per 1,000 puts, which
+//!   also publishes their events, so a watcher that re-reads sees the change). A crash in
+//!   between leaves an unindexed value: invisible to readers, found by
+//!   [`Backend::repair`](crate::Backend::repair).
 //! - **A delete** unlists first, then deletes the value (with its precondition and revision);
 //!   if the value changed in between (the precondition fails), the entry is listed again; after
 //!   any other failure it stays unlisted (an unindexed value at worst, never an entry without
@@ -42,6 +43,8 @@ use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 const IN_FLIGHT: usize = 256;
 /// Reads of at most this many keys go key by key (the client routes each), without the slot map.
 const BY_KEY_UP_TO: usize = 8;
+/// Puts whose values are written before the index lists them (one index script per slice).
+const LISTED_EVERY: usize = 1000;
 /// Most commands in one pipeline to a node.
 const PIPELINE: usize = 2000;
 /// How long ago an unlisted value must have been written for a create-only write to replace it
@@ -545,31 +548,46 @@ impl RedisBackend {
             .partition(|(_, (change, ..))| matches!(change.kind, ChangeKind::Put(_)));
         let (put_at, puts): (Vec<usize>, Vec<_>) = puts.into_iter().unzip();
         let (delete_at, deletes): (Vec<usize>, Vec<_>) = deletes.into_iter().unzip();
-        // Values first, then the index lists the ones written.
-        let outcomes = self.write_values(namespace, &puts, &history, &indexed).await;
-        let mut listed = Vec::new();
-        for ((&at, &(change, _, version)), outcome) in put_at.iter().zip(&puts).zip(outcomes) {
-            match outcome {
-                Ok(()) => {
-                    listed.push(change.name.as_str());
-                    done[at] = Some(Applied { name: change.name.clone(), version: version.cloned() });
+        // Values first, then the index lists the ones written, a slice at a time: a value stays
+        // unlisted only while its slice is written (well within `REPAIR_GRACE`).
+        for (ats, slice) in put_at.chunks(LISTED_EVERY).zip(puts.chunks(LISTED_EVERY)) {
+            let outcomes = self.write_values(namespace, slice, &history, &indexed).await;
+            let mut listed = Vec::new();
+            for ((&at, &(change, _, version)), outcome) in ats.iter().zip(slice).zip(outcomes) {
+                match outcome {
+                    Ok(()) => {
+                        listed.push(change.name.as_str());
+                        done[at] = Some(Applied { name: change.name.clone(), version: version.cloned() });
+                    }
+                    Err(e) => {
+                        report.error.get_or_insert(e);
+                    }
                 }
-                Err(e) => {
-                    report.error.get_or_insert(e);
+            }
+            if !listed.is_empty() {
+                if let Err(e) = self.update_index(namespace, &listed, &[]).await {
+                    // Written but not listed: invisible, as if not written (repair finds them).
+                    for &at in ats {
+                        done[at] = None;
+                    }
+                    report.error = Some(e);
+                    report.applied = done.into_iter().flatten().collect();
+                    return report;
                 }
+            }
+            if report.error.is_some() {
+                break;
             }
         }
         // Deletes only if every put went in.
         let unlisted: Vec<&str> =
             if report.error.is_none() { deletes.iter().map(|(c, ..)| c.name.as_str()).collect() } else { Vec::new() };
-        if !(listed.is_empty() && unlisted.is_empty()) {
-            if let Err(e) = self.update_index(namespace, &listed, &unlisted).await {
-                // Written but not listed: invisible, as if not written (repair finds them).
+        if !unlisted.is_empty() {
+            if let Err(e) = self.update_index(namespace, &[], &unlisted).await {
                 report.error = Some(e);
+                report.applied = done.into_iter().flatten().collect();
                 return report;
             }
-        }
-        if !unlisted.is_empty() {
             // Unlisted, now the values go: one whose value changed meanwhile is listed again.
             let outcomes = self.write_values(namespace, &deletes, &history, &indexed).await;
             let mut relist = Vec::new();
