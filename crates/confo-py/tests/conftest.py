@@ -50,6 +50,13 @@ def redis_server():
 
 
 @pytest.fixture(scope="session")
+def redis_cluster():
+    server = Server("redis-cluster")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def zk_server():
     server = Server("zookeeper")
     yield server

@@ -102,6 +102,26 @@ def test_fork_redis(redis_server, unique):
     _fork_and_write(_redis_backend(redis_server), unique)
 
 
+def test_redis_cluster_from_credentials_and_after_fork(redis_cluster, unique):
+    """A Redis Cluster of three masters from the credentials dictionary
+    (``redis_cluster_nodes``), through the drop-in API, and in a forked child."""
+    nodes = redis_cluster.address.split("://", 1)[1]
+    backend = RedisBackend()
+    backend.load_credentials({"redis_cluster_nodes": nodes})
+    _fork_and_write(backend, unique)
+    config = Confo.__wrapped__()
+    config.load_backend(credentials={"redis_cluster_nodes": nodes}, name=unique, backend_type=BE.REDIS_BACKEND)
+    config.activate_backend(unique)
+    config.create_namespace(unique + "x")
+    config.use_namespace(unique + "x")
+    for i in range(50):
+        config.set("c%d" % i, "i", i)
+    config.persist()
+    config.reload()
+    assert config.get_count() == 50 and config.get("c7", "i") == 7
+    config.delete_namespace(unique + "x", force=True)
+
+
 def test_fork_zookeeper_says_why_at_once(zk_server, configurations, unique):
     """The ZooKeeper client's I/O thread does not survive fork() (async-io's reactor): in the
     child, ZooKeeper fails at once saying so, and the other backends keep working."""

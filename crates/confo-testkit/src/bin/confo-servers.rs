@@ -2,10 +2,11 @@
 //! keeps it until standard input closes:
 //!
 //! ```text
-//! confo-servers redis|zookeeper|etcd
+//! confo-servers redis|redis-cluster|zookeeper|etcd
 //! ```
 //!
-//! prints `READY <address>` (`redis://127.0.0.1:P`, `127.0.0.1:P`) on stdout once it answers.
+//! prints `READY <address>` (`redis://127.0.0.1:P`, `redis+cluster://127.0.0.1:P1,…` for a
+//! cluster of 3 masters, `127.0.0.1:P`) on stdout once it answers.
 
 use std::io::Read;
 
@@ -13,12 +14,15 @@ fn main() {
     let kind = std::env::args().nth(1).unwrap_or_default();
     let result = match kind.as_str() {
         "redis" => confo_testkit::RedisServer::start().map(|s| (s.url(), Box::new(s) as Box<dyn std::any::Any>)),
+        "redis-cluster" => {
+            confo_testkit::RedisCluster::start(3, 0).map(|s| (s.url(), Box::new(s) as Box<dyn std::any::Any>))
+        }
         "zookeeper" => {
             confo_testkit::ZkServer::start().map(|s| (s.connect_string(), Box::new(s) as Box<dyn std::any::Any>))
         }
         "etcd" => confo_testkit::EtcdServer::start().map(|s| (s.endpoint(), Box::new(s) as Box<dyn std::any::Any>)),
         other => {
-            eprintln!("confo-servers: unknown server {other:?}; expected redis, zookeeper or etcd");
+            eprintln!("confo-servers: unknown server {other:?}; expected redis, redis-cluster, zookeeper or etcd");
             std::process::exit(2);
         }
     };
