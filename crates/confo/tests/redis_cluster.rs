@@ -525,3 +525,85 @@ async fn a_create_only_write_replaces_an_old_left_over_only() {
     backend.delete_namespace("leftover").await.expect("delete");
     cli(port, &["DEL", "leftover-fresh"]);
 }
+
+/// Slots moved from one master to another (`redis-cli --cluster reshard`, as when a cluster is
+/// scaled out) while a writer writes and reloads: every reload sees every configuration written
+/// before it, and every acknowledged write is there afterwards (`MOVED` and `ASK` followed, by
+/// the client for scripts and by confo for its pipelined reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharding_under_load_loses_nothing() {
+    let cluster = RedisCluster::start(3, 0).expect("cluster");
+    let backend = Arc::new(connect(&cluster.url()).await);
+    backend.create_namespace("moving").await.expect("create");
+    let first: Vec<confo::Change> =
+        (0..2000).map(|i| confo::Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();
+    backend.write("moving", &first).await.into_result().expect("write");
+    let ports = cluster.ports();
+    let id = |port: u16| cli(port, &["CLUSTER", "MYID"]);
+    let (from, to) = (id(ports[0]), id(ports[1]));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (backend, stop) = (backend.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut acknowledged, mut reloads, mut refused, mut failed) = (2000usize, 0usize, 0usize, 0usize);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("c{acknowledged}");
+                match backend.put_configuration("moving", &name, obj(json!({"i": acknowledged}))).await {
+                    Ok(_) => acknowledged += 1,
+                    Err(e) => {
+                        assert_eq!(e.kind(), confo::ErrorKind::Unavailable, "{e}");
+                        refused += 1;
+                    }
+                }
+                match backend.load_namespace("moving").await {
+                    Ok(data) => {
+                        assert!(data.len() >= acknowledged, "a reload missed configurations");
+                        assert!(data.corrupt.is_empty(), "{:?}", data.corrupt);
+                        reloads += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!(e.kind(), confo::ErrorKind::Unavailable, "{e}");
+                        failed += 1;
+                    }
+                }
+            }
+            (acknowledged, reloads, refused, failed)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let port = ports[0].to_string();
+    let resharded = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{port}")])
+            .args(["--cluster-from", &from, "--cluster-to", &to, "--cluster-slots", "2000", "--cluster-yes"])
+            .args(["--cluster-pipeline", "10"])
+            .output()
+            .expect("redis-cli --cluster reshard")
+    })
+    .await
+    .expect("reshard");
+    assert!(resharded.status.success(), "{}", String::from_utf8_lossy(&resharded.stdout));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, reloads, refused, failed) = writer.await.expect("writer");
+    // A connection the client stopped answering on is replaced after one timeout: a reload
+    // succeeds within two tries.
+    let mut data = None;
+    for _ in 0..2 {
+        match backend.load_namespace("moving").await {
+            Ok(loaded) => {
+                data = Some(loaded);
+                break;
+            }
+            Err(e) => assert_eq!(e.kind(), confo::ErrorKind::Unavailable, "{e}"),
+        }
+    }
+    let data = data.expect("a reload after the resharding");
+    for i in 0..acknowledged {
+        assert_eq!(data[&format!("c{i}")].value["i"], json!(i), "c{i}");
+    }
+    assert!(String::from_utf8_lossy(&resharded.stdout).contains("Moving slot"), "slots moved");
+    eprintln!(
+        "resharding 2000 slots: {acknowledged} configurations, {reloads} reloads during it ({failed} failed), \
+         {refused} writes refused"
+    );
+}

@@ -99,11 +99,12 @@ pub(super) struct SlotMap {
 impl SlotMap {
     /// Asks any node of a cluster link.
     pub(super) async fn read(link: &Link) -> RedisResult<SlotMap> {
-        let Link::Cluster(connection, cluster) = link else {
+        let Link::Cluster(cluster) = link else {
             return Err(RedisError::from((redis::ErrorKind::Client, "not a cluster link")));
         };
-        let reply = connection
-            .clone()
+        let reply = cluster
+            .connection()
+            .await?
             .route_command(
                 redis::cmd("CLUSTER").arg("SLOTS").clone(),
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
@@ -172,6 +173,19 @@ impl SlotMap {
 }
 
 impl ClusterLink {
+    /// The connection in use, or a new one after a timeout (see `current`).
+    pub(super) async fn connection(&self) -> RedisResult<redis::cluster_async::ClusterConnection> {
+        if let Some(connection) = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(connection);
+        }
+        let connecting = tokio::time::timeout(self.options.connect_timeout, self.client.get_async_connection());
+        let connection = connecting
+            .await
+            .map_err(|_| RedisError::from((redis::ErrorKind::Io, "timed out connecting to the cluster")))??;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+
     /// A connection subscribed to the events channel on the first node that answers: the seeds,
     /// then every node the cluster announces (a failover may have taken the seeds down).
     pub(super) async fn pubsub(&self, link: &Link) -> RedisResult<redis::aio::PubSub> {
@@ -239,9 +253,9 @@ fn moved(e: &RedisError) -> bool {
 }
 
 impl RedisBackend {
-    fn cluster_connection(&self) -> Result<redis::cluster_async::ClusterConnection> {
+    async fn cluster_connection(&self) -> Result<redis::cluster_async::ClusterConnection> {
         match &self.inner.link {
-            Link::Cluster(connection, _) => Ok(connection.clone()),
+            Link::Cluster(link) => link.connection().await.map_err(|e| self.failed(e)),
             _ => Err(Error::unavailable(self.inner.describe.clone(), "not connected to a cluster")),
         }
     }
@@ -249,7 +263,7 @@ impl RedisBackend {
     /// Sends a command to one node.
     pub(super) async fn on_node<T: redis::FromRedisValue>(&self, cmd: redis::Cmd, host: &str, port: u16) -> Result<T> {
         let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.to_owned(), port });
-        let value = self.cluster_connection()?.route_command(cmd, routing).await.map_err(|e| self.failed(e))?;
+        let value = self.cluster_connection().await?.route_command(cmd, routing).await.map_err(|e| self.failed(e))?;
         redis::from_redis_value(value).map_err(|e| self.failed(e.into()))
     }
 
@@ -297,7 +311,7 @@ impl RedisBackend {
                 }
             }
         }
-        let connection = self.cluster_connection()?;
+        let connection = self.cluster_connection().await?;
         let mut requests = Vec::new();
         for ((host, port), indices) in &by_node {
             for slice in indices.chunks(PIPELINE) {
@@ -422,7 +436,7 @@ impl RedisBackend {
         let _: i64 = self.eval(&self.scripts().cluster_root, &[ROOT_KEY], namespace, &[b"-"]).await?;
         let keys: Vec<String> =
             names.iter().map(|n| format!("{namespace}-{n}")).chain([namespace.to_owned()]).collect();
-        let connection = self.cluster_connection()?;
+        let connection = self.cluster_connection().await?;
         futures_util::stream::iter(keys.iter().cloned().map(|key| {
             let mut connection = connection.clone();
             async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut connection).await }
@@ -479,7 +493,7 @@ impl RedisBackend {
         listed: &HashSet<String>,
     ) -> Vec<Result<()>> {
         let script = &self.scripts().cluster_data;
-        let Ok(connection) = self.cluster_connection() else {
+        let Ok(connection) = self.cluster_connection().await else {
             return changes
                 .iter()
                 .map(|_| Err(Error::unavailable(self.inner.describe.clone(), "no connection")))

@@ -346,9 +346,10 @@ impl RedisBackend {
         let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
         let result = match (&self.inner.link, self.inner.topology) {
             // The client refuses keys of several slots in one call: sent to the one master.
-            (Link::Cluster(connection, _), Topology::OneShard) => {
-                cluster::eval_on_master(connection.clone(), script, keys, namespace, extra).await
-            }
+            (Link::Cluster(link), Topology::OneShard) => match link.connection().await {
+                Ok(connection) => cluster::eval_on_master(connection, script, keys, namespace, extra).await,
+                Err(e) => Err(e),
+            },
             _ => invocation.invoke_async(&mut conn).await,
         };
         match result {
@@ -967,11 +968,16 @@ impl Backend for RedisBackend {
 enum Link {
     Direct(ConnectionManager, Box<(redis::Client, std::time::Duration)>),
     Sentinel(Box<SentinelLink>),
-    Cluster(ClusterConnection, Box<ClusterLink>),
+    Cluster(Box<ClusterLink>),
 }
 
-/// What a cluster link needs besides its connection: where to subscribe.
+/// A Redis Cluster: its client, the connection in use, and where to subscribe.
 struct ClusterLink {
+    client: redis::cluster::ClusterClient,
+    /// `None` after a request timed out: the next request connects again (a cluster connection
+    /// has been seen to stop answering for good after slots moved under load, while a new one
+    /// works at once).
+    current: Mutex<Option<ClusterConnection>>,
     /// A client per seed node (the subscription tries them in turn, then the nodes the cluster
     /// announces).
     clients: Vec<redis::Client>,
@@ -1083,12 +1089,7 @@ impl Link {
                     .collect::<redis::RedisResult<Vec<_>>>()?;
                 let mut builder = ClusterClientBuilder::new(seeds)
                     .connection_timeout(options.connect_timeout)
-                    .response_timeout(options.response_timeout)
-                    // MOVED, ASK, TRYAGAIN and a failover in progress are retried for a few
-                    // seconds (the node timeout decides how long a failover takes).
-                    .retries(8)
-                    .min_retry_wait(50)
-                    .max_retry_wait(1000);
+                    .response_timeout(options.response_timeout);
                 if let Some(user) = &options.username {
                     builder = builder.username(user);
                 }
@@ -1101,15 +1102,19 @@ impl Link {
                         builder = builder.certs(certs);
                     }
                 }
-                let connection = builder.build()?.get_async_connection().await?;
+                let client = builder.build()?;
+                let connection = client.get_async_connection().await?;
                 let clients = nodes
                     .iter()
                     .map(|(host, port)| node_client(options, ca, host, *port))
                     .collect::<redis::RedisResult<Vec<_>>>()?;
-                Ok(Link::Cluster(
-                    connection,
-                    Box::new(ClusterLink { clients, options: options.clone(), ca: ca.cloned() }),
-                ))
+                Ok(Link::Cluster(Box::new(ClusterLink {
+                    client,
+                    current: Mutex::new(Some(connection)),
+                    clients,
+                    options: options.clone(),
+                    ca: ca.cloned(),
+                })))
             }
         }
     }
@@ -1117,7 +1122,7 @@ impl Link {
     async fn connection(&self) -> redis::RedisResult<Conn> {
         match self {
             Link::Direct(manager, ..) => Ok(Conn::Manager(manager.clone())),
-            Link::Cluster(connection, _) => Ok(Conn::Cluster(connection.clone())),
+            Link::Cluster(link) => Ok(Conn::Cluster(link.connection().await?)),
             Link::Sentinel(link) => {
                 let SentinelLink { client, config, current } = &**link;
                 if let Some(conn) = current.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -1134,7 +1139,7 @@ impl Link {
     /// cluster, the first node that answers: `PUBLISH` reaches every node).
     async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
         let (client, timeout) = match self {
-            Link::Cluster(_, link) => return link.pubsub(self).await,
+            Link::Cluster(link) => return link.pubsub(self).await,
             Link::Direct(_, pubsub) => (pubsub.0.clone(), pubsub.1),
             Link::Sentinel(link) => {
                 let timeout = std::time::Duration::from_secs(3);
@@ -1166,10 +1171,13 @@ impl Link {
         }
     }
 
-    /// A Sentinel link asks the sentinels for the master again on its next call.
+    /// A Sentinel link asks the sentinels for the master again on its next call; a cluster link
+    /// connects again.
     fn forget(&self) {
-        if let Link::Sentinel(link) = self {
-            *link.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        match self {
+            Link::Sentinel(link) => *link.current.lock().unwrap_or_else(|p| p.into_inner()) = None,
+            Link::Cluster(link) => *link.current.lock().unwrap_or_else(|p| p.into_inner()) = None,
+            Link::Direct(..) => {}
         }
     }
 }
