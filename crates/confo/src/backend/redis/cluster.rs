@@ -375,10 +375,9 @@ impl RedisBackend {
 
     /// The (name, value) pairs of a namespace; see the module's notes.
     pub(super) async fn cluster_load(&self, namespace: &str) -> Result<Vec<(String, Option<Vec<u8>>)>> {
-        let (root, index) = tokio::join!(self.root_names(), self.read_index(namespace, "configurations"));
-        if !root?.iter().any(|n| n == namespace) {
-            return Err(Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone()));
-        }
+        let (root, index) =
+            tokio::join!(self.require_namespace(namespace), self.read_index(namespace, "configurations"));
+        root?;
         let mut names = index?;
         let mut seen = HashSet::new();
         names.retain(|n| seen.insert(n.clone()));
@@ -392,13 +391,11 @@ impl RedisBackend {
     pub(super) async fn cluster_load_one(&self, namespace: &str, name: &str) -> Result<Option<crate::backend::Stored>> {
         let key = format!("{namespace}-{name}");
         let (root, index, value) = tokio::join!(
-            self.root_names(),
+            self.require_namespace(namespace),
             self.read_index(namespace, "configurations"),
             self.get_many(std::slice::from_ref(&key))
         );
-        if !root?.iter().any(|n| n == namespace) {
-            return Err(Error::not_found(Missing::Namespace, namespace, self.inner.describe.clone()));
-        }
+        root?;
         if !index?.iter().any(|n| n == name) {
             return Ok(None);
         }
@@ -725,7 +722,7 @@ impl RedisBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::slot;
+    use super::{crc16, slot};
 
     #[test]
     fn slots_match_redis() {
@@ -733,7 +730,8 @@ mod tests {
         assert_eq!(slot(b"foo"), 12182);
         assert_eq!(slot(b"somekey"), 11058);
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
-        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"), "an empty tag hashes the whole key");
+        assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384, "an empty tag hashes the whole key");
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
         assert_eq!(slot(b"confo-history:{ns-db}"), slot(b"ns-db"));
     }
 }
