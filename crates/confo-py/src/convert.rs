@@ -3,6 +3,7 @@
 //! number with a fraction or an exponent is a `float` when the float is exactly that number,
 //! else a `decimal.Decimal` (the same rule as `confo/_json.py`, which reads JSON text).
 
+use confo::compact::{Compact, View};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -50,9 +51,16 @@ fn fresh_value<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 
 /// Field names already made into Python strings during one conversion of many configurations
 /// (they tend to share their field names): one string object per name, its hash computed once.
-#[derive(Default)]
 pub(crate) struct Keys<'py> {
     made: std::collections::HashMap<String, Bound<'py, PyString>, std::hash::BuildHasherDefault<Fnv>>,
+    /// How many names to keep (0 for one configuration: nothing to share).
+    limit: usize,
+}
+
+impl Default for Keys<'_> {
+    fn default() -> Self {
+        Keys { made: Default::default(), limit: 4096 }
+    }
 }
 
 /// FNV-1a: field names are short, and SipHash's setup cost dominated their lookups (a map
@@ -75,13 +83,18 @@ impl std::hash::Hasher for Fnv {
 }
 
 impl<'py> Keys<'py> {
+    /// For one configuration: names are not kept.
+    pub(crate) fn single() -> Self {
+        Keys { made: Default::default(), limit: 0 }
+    }
+
     fn get(&mut self, py: Python<'py>, key: &str) -> Bound<'py, PyString> {
         if let Some(made) = self.made.get(key) {
             return made.clone();
         }
         let made = PyString::new(py, key);
         // Bounded: a namespace whose configurations all have different fields keeps no more.
-        if self.made.len() < 4096 {
+        if self.made.len() < self.limit {
             self.made.insert(key.to_owned(), made.clone());
         }
         made
@@ -94,6 +107,38 @@ impl<'py> Keys<'py> {
             dict.set_item(self.get(py, key), to_py(py, value)?)?;
         }
         Ok(dict)
+    }
+
+    /// A cached configuration as a `dict`, read in place (no `serde_json` value is built).
+    pub(crate) fn compact(&mut self, py: Python<'py>, compact: &Compact) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (key, value) in compact.fields() {
+            dict.set_item(self.get(py, key), self.view(py, value)?)?;
+        }
+        Ok(dict)
+    }
+
+    fn view(&mut self, py: Python<'py>, value: View<'_>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match value {
+            View::Null => py.None().into_bound(py),
+            View::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+            View::Number(text) => number_text(py, text)?,
+            View::String(s) => PyString::new(py, s).into_any(),
+            View::Array(items) => {
+                let list = PyList::empty(py);
+                for item in items {
+                    list.append(self.view(py, item.view())?)?;
+                }
+                list.into_any()
+            }
+            View::Object(fields) => {
+                let dict = PyDict::new(py);
+                for (key, item) in fields {
+                    dict.set_item(self.get(py, key), self.view(py, item.view())?)?;
+                }
+                dict.into_any()
+            }
+        })
     }
 }
 
@@ -116,19 +161,23 @@ pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, 
 }
 
 fn number<'py>(py: Python<'py>, n: &Number) -> PyResult<Bound<'py, PyAny>> {
-    if let Some(i) = n.as_i64().filter(|&i| i != 0 || !n.to_string().starts_with('-')) {
+    number_text(py, n.as_str())
+}
+
+/// A number from its exact JSON text.
+fn number_text<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(i) = text.parse::<i64>().ok().filter(|&i| i != 0 || !text.starts_with('-')) {
         return Ok(i.into_pyobject(py)?.into_any());
     }
-    let text = n.to_string();
     if !text.contains(['.', 'e', 'E']) {
         if text == "-0" {
-            return decimal(py, &text);
+            return decimal(py, text);
         }
         return py.get_type::<PyInt>().call1((text,));
     }
     match text.parse::<f64>() {
-        Ok(f) if f.is_finite() && same_number(&text, &format!("{f:e}")) => Ok(PyFloat::new(py, f).into_any()),
-        _ => decimal(py, &text),
+        Ok(f) if f.is_finite() && same_number(text, &format!("{f:e}")) => Ok(PyFloat::new(py, f).into_any()),
+        _ => decimal(py, text),
     }
 }
 

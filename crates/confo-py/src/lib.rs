@@ -56,8 +56,21 @@ fn backend_kind(kind: &str) -> PyResult<BackendKind> {
     kind.parse().map_err(raise)
 }
 
-/// A configuration converted for `get`: the stored value it was made from, and the `dict`.
-type Converted = (std::sync::Arc<confo::Configuration>, Py<PyDict>);
+/// Returns the memory a load has just freed to the system. A namespace is read as
+/// `serde_json` maps (by the loading threads) and kept compact (about a third of their size):
+/// glibc keeps the freed maps' pages in those threads' arenas, where Python's own objects,
+/// allocated next, cannot reuse them, so the process's peak would be both forms plus what
+/// Python builds after. Costs a walk of the free lists (well under a millisecond here).
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// A configuration converted for `get`: the content it was made from, and the `dict`.
+type Converted = (confo::Content, Py<PyDict>);
 
 /// Most configurations kept converted for `get` (then the memo starts again): about 1 KB each.
 const CONVERTED_MAX: usize = 4096;
@@ -66,8 +79,9 @@ const CONVERTED_MAX: usize = 4096;
 #[pyclass(module = "confo._native")]
 struct Manager {
     inner: Confo,
-    /// Configurations already converted for `get`, by name: the stored value they were made
-    /// from (compared by identity: a new version is a new `Arc`) and the `dict`, never handed
+    /// Configurations already converted for `get`, by name: the content they were made from
+    /// (compared by identity, [`confo::Content::same`]: a new version is a new one) and the
+    /// `dict`, never handed
     /// out itself, only copied (see [`convert::fresh_copy`]). Bounded by [`CONVERTED_MAX`].
     converted: std::sync::Mutex<std::collections::HashMap<String, Converted>>,
     /// The keyring, read the first time a secret is met ($CONFO_KEYS, else
@@ -169,54 +183,66 @@ impl Manager {
     }
 
     fn use_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        py.detach(|| self.inner.use_namespace(namespace)).map_err(raise)
+        py.detach(|| self.inner.use_namespace(namespace).inspect(|()| give_back_freed_memory())).map_err(raise)
     }
 
     fn reload(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.reload()).map_err(raise)
+        py.detach(|| self.inner.reload().inspect(|()| give_back_freed_memory())).map_err(raise)
     }
 
     /// Every configuration of the current namespace, as a JSON object.
     /// Every configuration of the current namespace, as a new dict of new dicts.
     fn get_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let all = self.inner.get_all().map_err(raise)?;
+        let all = self.inner.get_all_content().map_err(raise)?;
         let dict = PyDict::new(py);
         let mut keys = convert::Keys::default();
-        for (name, value) in &all {
-            match self.shown(name, value)? {
-                Some(revealed) => dict.set_item(name, keys.configuration(py, &revealed)?)?,
-                None => dict.set_item(name, keys.configuration(py, value)?)?,
-            }
+        for (name, content) in &all {
+            let converted = match content {
+                // Cached and without secrets (the common case): read in place.
+                confo::Content::Stored(compact) if !compact.has_sealed() => keys.compact(py, compact)?,
+                _ => {
+                    let value = content.to_configuration();
+                    match self.shown(name, &value)? {
+                        Some(revealed) => keys.configuration(py, &revealed)?,
+                        None => keys.configuration(py, &value)?,
+                    }
+                }
+            };
+            dict.set_item(name, converted)?;
         }
         Ok(dict)
     }
 
     /// One configuration as a new dict, or None.
     fn get<'py>(&self, py: Python<'py>, config: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(value) = self.inner.get(config).map_err(raise)? else { return Ok(None) };
-        if let Some(revealed) = self.shown(config, &value)? {
-            // (Opened secrets are never kept.)
-            return convert::configuration(py, &revealed).map(Some);
-        }
+        let Some(content) = self.inner.get_content(config).map_err(raise)? else { return Ok(None) };
         // (The lock is never held while Python code runs: another thread could take the GIL
-        // and wait for it.)
+        // and wait for it.) A memo is only ever made of content without secrets to open (the
+        // keyring is read once), so it is looked at first.
         let memo = {
             let converted = self.converted.lock().unwrap_or_else(|p| p.into_inner());
-            converted
-                .get(config)
-                .filter(|(made_from, _)| std::sync::Arc::ptr_eq(made_from, &value))
-                .map(|(_, dict)| dict.clone_ref(py))
+            converted.get(config).filter(|(made_from, _)| made_from.same(&content)).map(|(_, dict)| dict.clone_ref(py))
         };
         if let Some(dict) = memo {
             return convert::fresh_copy(dict.bind(py)).map(Some);
         }
-        let dict = convert::configuration(py, &value)?;
+        let dict = match &content {
+            confo::Content::Stored(compact) if !compact.has_sealed() => convert::Keys::single().compact(py, compact)?,
+            _ => {
+                let value = content.to_configuration();
+                if let Some(revealed) = self.shown(config, &value)? {
+                    // (Opened secrets are never kept.)
+                    return convert::configuration(py, &revealed).map(Some);
+                }
+                convert::configuration(py, &value)?
+            }
+        };
         let copy = convert::fresh_copy(&dict)?;
         let mut converted = self.converted.lock().unwrap_or_else(|p| p.into_inner());
         if converted.len() >= CONVERTED_MAX {
             converted.clear();
         }
-        converted.insert(config.to_owned(), (value, dict.unbind()));
+        converted.insert(config.to_owned(), (content, dict.unbind()));
         Ok(Some(copy))
     }
 

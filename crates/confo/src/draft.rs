@@ -30,7 +30,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::backend::{Applied, BackendExt, Change, Configuration, Precondition, Stored, Version};
+use crate::backend::{Applied, BackendExt, Change, Configuration, Precondition, Version};
+use crate::compact::Compact;
 use crate::error::{ConfigId, ConfigRef, Error, Result};
 use crate::store::Store;
 
@@ -55,9 +56,9 @@ impl Edit {
     }
 
     /// Whether writing this edit over `stored` would change nothing.
-    fn changes_nothing(&self, stored: Option<&Stored>) -> bool {
+    fn changes_nothing(&self, stored: Option<&Compact>) -> bool {
         match (stored, self) {
-            (Some(stored), Edit::Put(value)) => stored.value == *value,
+            (Some(stored), Edit::Put(value)) => stored.same_as(value),
             (None, Edit::Delete) => true,
             _ => false,
         }
@@ -131,8 +132,8 @@ pub enum Known<'a> {
     Unknown,
     /// It does not exist.
     Absent,
-    /// It is stored with this content.
-    Stored(&'a Stored),
+    /// It is stored at this version with this content.
+    Stored(&'a Version, &'a Compact),
     /// It exists but cannot be read: any edit of it changes something.
     Corrupt,
 }
@@ -286,7 +287,7 @@ impl Draft {
             edits.retain(|cfg, staged| match known(ns, cfg) {
                 Known::Unknown | Known::Corrupt => true,
                 Known::Absent => !staged.edit.changes_nothing(None),
-                Known::Stored(stored) => !staged.edit.changes_nothing(Some(stored)),
+                Known::Stored(_, stored) => !staged.edit.changes_nothing(Some(stored)),
             });
             let sent: Vec<(Change, Staged)> = edits
                 .iter()
@@ -378,8 +379,8 @@ mod tests {
         }
     }
 
-    fn stored(value: serde_json::Value, version: i64) -> Stored {
-        Stored { value: Arc::new(config(value)), version: Version::number(version) }
+    fn stored(value: serde_json::Value, version: i64) -> (Version, Compact) {
+        (Version::number(version), Compact::new(&config(value), &mut Default::default()))
     }
 
     #[test]
@@ -401,15 +402,15 @@ mod tests {
     fn prepare_sets_preconditions_and_drops_edits_that_change_nothing() {
         let mut draft = Draft::new();
         let same = stored(json!({"x": 1}), 4);
-        draft.put("ns", "same", config(json!({"x": 1})), Some(same.version.clone()));
+        draft.put("ns", "same", config(json!({"x": 1})), Some(same.0.clone()));
         draft.put("ns", "new", config(json!({"x": 1})), None);
         draft.put("ns", "changed", config(json!({"x": 2})), Some(Version::number(5)));
         draft.delete("ns", "gone-already", None);
         draft.put("other", "kept", config(json!({})), None);
         let changed = stored(json!({"x": 1}), 5);
         let batches = draft.prepare(Scope::Namespace("ns"), false, |_, cfg| match cfg {
-            "same" => Known::Stored(&same),
-            "changed" => Known::Stored(&changed),
+            "same" => Known::Stored(&same.0, &same.1),
+            "changed" => Known::Stored(&changed.0, &changed.1),
             _ => Known::Absent,
         });
         assert_eq!(batches.len(), 1);

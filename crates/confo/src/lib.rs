@@ -76,6 +76,7 @@
 //!   preconditions; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   auto-refresh in `manager::refresh`.
+//! - [`compact`]: the compact form cached namespaces are kept in (about 2× their JSON bytes).
 //! - [`watch`]: [`Watcher`], a stream of [`Event`]s built from any backend; the hint loop
 //!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
@@ -109,6 +110,7 @@
 pub mod backend;
 pub mod blocking;
 mod codec;
+pub mod compact;
 pub mod draft;
 pub mod error;
 pub mod history;
@@ -136,7 +138,7 @@ pub use backend::{
 };
 pub use draft::{Draft, Scope};
 pub use error::{Error, ErrorKind, Result};
-pub use manager::{Confo, Event, EventKind, FieldEdit, Removal, WatchOptions, Watcher};
+pub use manager::{Confo, Content, Event, EventKind, FieldEdit, Removal, WatchOptions, Watcher};
 pub use options::Secret;
 pub use spec::{BackendKind, BackendSpec};
 pub use store::Store;

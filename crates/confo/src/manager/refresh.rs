@@ -31,20 +31,21 @@ pub(super) async fn start(
             };
             let namespaces = store.namespaces().await.ok();
             for namespace in wanted {
-                let fresh = store.load(&namespace).await;
+                // Made compact before the lock is taken: readers do not wait for it.
+                let fresh = store.load(&namespace).await.map(Snapshot::from);
                 let Some(state) = state.upgrade() else { return };
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(slot) = state.backends.get_mut(&backend_name) else { return };
                 match fresh {
-                    Ok(data) => {
+                    Ok(snapshot) => {
                         let stale = slot
                             .draft
                             .namespace(&namespace)
-                            .filter(|(cfg, staged)| staged.base() != data.get(*cfg).map(|s| &s.version));
+                            .filter(|(cfg, staged)| staged.base() != snapshot.get(*cfg).map(|s| &s.version));
                         for (cfg, _) in stale {
                             tracing::warn!(namespace = %namespace, configuration = %cfg, "the stored configuration changed under a staged edit");
                         }
-                        slot.snapshots.insert(namespace, Arc::new(Snapshot::from(data)));
+                        slot.snapshots.insert(namespace, Arc::new(snapshot));
                     }
                     Err(Error::NotFound { what: Missing::Namespace, .. }) => {
                         slot.snapshots.insert(namespace, Arc::new(Snapshot::default()));
