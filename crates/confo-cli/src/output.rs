@@ -110,6 +110,28 @@ pub fn value(value: &Value, format: Format) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `value` as pretty JSON and a newline, written as it is encoded (no copy of the whole text in
+/// memory): to the file, or to stdout, which once closed by its reader takes nothing more.
+pub fn stream_json(value: &impl serde::Serialize, file: Option<&std::path::Path>) -> Result<(), Failure> {
+    let encode = |out: &mut dyn Write| -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        serde_json::to_writer_pretty(&mut out, value)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    };
+    match file {
+        Some(path) => std::fs::File::create(path)
+            .and_then(|mut f| encode(&mut f).and_then(|()| f.sync_all()))
+            .map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display()))),
+        None => {
+            if !stdout_closed() && encode(&mut std::io::stdout().lock()).is_err() {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        }
+    }
+}
+
 /// A value in a format, ending with a newline. YAML and TOML get every number exactly or not
 /// at all: a number they cannot hold (an integer beyond their range, a decimal no double
 /// represents, `1e400`) and, for TOML, a null are errors naming the format's limit, never a

@@ -127,8 +127,13 @@ fn export_import_dry_run_and_prune() {
     env.ok(&["ns", "create", "sales"]);
     env.ok(&["set", "sales/db", "port=1"]);
     env.ok(&["set", "sales/cache", "ttl=5"]);
-    let document: Value = serde_json::from_str(&env.ok(&["export"])).expect("json");
+    let text = env.ok(&["export"]);
+    let document: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(document, json!({"sales": {"cache": {"ttl": 5}, "db": {"port": 1}}}), "the document and nothing else");
+    // Streamed as it is encoded: pretty, sorted, one final newline, the same in a file.
+    assert_eq!(text, "{\n  \"sales\": {\n    \"cache\": {\n      \"ttl\": 5\n    },\n    \"db\": {\n      \"port\": 1\n    }\n  }\n}\n");
+    env.ok(&["export", "-o", "backup.json"]);
+    assert_eq!(fs::read_to_string(env.path("backup.json")).expect("json"), text);
     env.ok(&["export", "sales", "-o", "backup.yaml"]);
     assert!(fs::read_to_string(env.path("backup.yaml")).expect("yaml").contains("ttl: 5"));
     env.ok(&["export", "-o", "backup.toml"]);

@@ -224,6 +224,16 @@ impl Confo {
         self.block(self.inner.apply(plan, document, progress))
     }
 
+    /// See [`crate::Confo::apply_owned`].
+    pub fn apply_owned(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        self.block(self.inner.apply_owned(plan, document, progress))
+    }
+
     /// See [`crate::Confo::persist_with`].
     pub fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_with(scope, force))
@@ -534,6 +544,16 @@ impl Store {
         progress: impl FnMut(usize, usize),
     ) -> Result<()> {
         self.block(self.inner.apply(plan, document, progress))
+    }
+
+    /// See [`crate::Confo::apply_owned`].
+    pub fn apply_owned(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        self.block(self.inner.apply_owned(plan, document, progress))
     }
 
     /// See [`crate::Store::watch`].

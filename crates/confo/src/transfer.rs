@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::backend::{Backend, BackendExt, Change, Configuration, Precondition};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
@@ -36,7 +37,10 @@ pub async fn export_readable(backend: &dyn Backend, namespaces: &[String]) -> Re
     for namespace in names {
         let (entries, corrupt) = backend.load_namespace(&namespace).await?.into_parts();
         skipped.extend(corrupt.into_values().map(|c| c.corruption));
-        document.insert(namespace, entries.into_iter().map(|(name, stored)| (name, (*stored.value).clone())).collect());
+        // Just loaded, each value has one owner: moved out, not copied.
+        let configurations =
+            entries.into_iter().map(|(name, stored)| (name, Arc::unwrap_or_clone(stored.value))).collect();
+        document.insert(namespace, configurations);
     }
     Ok((document, skipped))
 }
@@ -208,6 +212,30 @@ pub async fn apply_as(
     plan: &Plan,
     document: &Document,
     author: &crate::history::Author,
+    progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    let content = |namespace: &str, name: &str| document.get(namespace).and_then(|n| n.get(name)).cloned();
+    apply_with(backend, plan, content, author, progress).await
+}
+
+/// [`apply_as`] taking the document: its configurations are moved into the writes instead of
+/// copied (an import or a copy holds one copy of the data, not two).
+pub async fn apply_owned_as(
+    backend: &dyn Backend,
+    plan: &Plan,
+    mut document: Document,
+    author: &crate::history::Author,
+    progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    let content = |namespace: &str, name: &str| document.get_mut(namespace).and_then(|n| n.remove(name));
+    apply_with(backend, plan, content, author, progress).await
+}
+
+async fn apply_with(
+    backend: &dyn Backend,
+    plan: &Plan,
+    mut content: impl FnMut(&str, &str) -> Option<Configuration>,
+    author: &crate::history::Author,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<()> {
     use crate::backend::BackendExt;
@@ -222,10 +250,9 @@ pub async fn apply_as(
                 let change = match step.action {
                     Action::Delete => Change::delete(step.configuration.clone()),
                     _ => {
-                        let content =
-                            document.get(namespace).and_then(|n| n.get(&step.configuration)).cloned().ok_or_else(
-                                || Error::not_found(Missing::Configuration, step.configuration.clone(), "document"),
-                            )?;
+                        let content = content(namespace, &step.configuration).ok_or_else(|| {
+                            Error::not_found(Missing::Configuration, step.configuration.clone(), "document")
+                        })?;
                         Change::put(step.configuration.clone(), content)
                     }
                 };

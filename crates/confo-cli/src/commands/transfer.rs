@@ -33,13 +33,18 @@ pub(crate) fn export(
         }
     }
     let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
-    let value = serde_json::to_value(&document).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
-    let text = output::render(&value, format)?;
-    match file {
-        Some(path) => {
-            std::fs::write(&path, text).map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display())))?
+    if format == Format::Json {
+        // Streamed as it is encoded: the document is the only copy of the data in memory.
+        output::stream_json(&document, file.as_deref())?;
+    } else {
+        let value = serde_json::to_value(&document).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
+        drop(document);
+        let text = output::render(&value, format)?;
+        match file {
+            Some(path) => std::fs::write(&path, text)
+                .map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display())))?,
+            None => output::stdout(format_args!("{text}")),
         }
-        None => output::stdout(format_args!("{text}")),
     }
     for corruption in &skipped {
         errln!("confo: skipped corrupt entry {}", output::safe(&corruption.to_string(), output::Stream::Err));
@@ -78,7 +83,7 @@ pub(crate) fn import(confo: &Confo, file: &Path, dry_run: bool, prune: bool) -> 
     if dry_run {
         errln!("confo: dry run: {summary}; nothing written");
     } else {
-        confo.apply(&plan, &document, |_, _| {})?;
+        confo.apply_owned(&plan, document, |_, _| {})?;
         errln!("confo: imported: {summary}");
     }
     Ok(())
@@ -114,7 +119,9 @@ pub(crate) fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Fa
     check_secrets(&document)?;
     let plan = target.plan(&document, false)?;
     let show_progress = std::io::stderr().is_terminal();
-    target.apply(&plan, &document, |done, total| {
+    let configurations: usize = document.values().map(|c| c.len()).sum();
+    let namespaces = document.len();
+    target.apply_owned(&plan, document, |done, total| {
         if show_progress {
             let width = 30;
             let filled = (done * width).checked_div(total).unwrap_or(width);
@@ -124,10 +131,9 @@ pub(crate) fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Fa
             }
         }
     })?;
-    let configurations: usize = document.values().map(|c| c.len()).sum();
     errln!(
         "confo: copied {configurations} configuration(s) in {} namespace(s): {} created, {} changed, {} unchanged; {} namespace(s) created",
-        document.len(),
+        namespaces,
         plan.count(Action::Create),
         plan.count(Action::Change),
         plan.unchanged,

@@ -682,6 +682,17 @@ impl Confo {
         crate::transfer::apply_as(&*self.backend()?, plan, document, &self.author(), progress).await
     }
 
+    /// [`Confo::apply`] taking the document (moved into the writes, not copied). See
+    /// [`crate::transfer::apply_owned_as`].
+    pub async fn apply_owned(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        crate::transfer::apply_owned_as(&*self.backend()?, plan, document, &self.author(), progress).await
+    }
+
     // ----- live updates -----
 
     /// Watches a namespace of the active backend (or one configuration of it) and reports each
