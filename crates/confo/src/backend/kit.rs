@@ -69,12 +69,22 @@ pub(crate) async fn race_pause(attempt: usize) {
 }
 
 /// Runs every future at once (each on the runtime, so they overlap on the wire) and returns
-/// their outputs in the order given. A panic in one is raised here.
+/// their outputs in the order given; a lone future is awaited in place (no task spawned for a
+/// namespace read in one batch). A panic in one is raised here.
 pub(crate) async fn join_ordered<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
+    // Taken out of the iterator before anything is awaited (the iterator may borrow).
+    let mut futures: Vec<F> = futures.into_iter().collect();
+    if futures.len() <= 1 {
+        // One batch (a small namespace): awaited here, without a task spawned for it.
+        return match futures.pop() {
+            Some(only) => vec![only.await],
+            None => Vec::new(),
+        };
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let mut count = 0;
     for (index, future) in futures.into_iter().enumerate() {
@@ -120,5 +130,7 @@ mod tests {
             i
         });
         assert_eq!(join_ordered(futures).await, [0, 1, 2, 3, 4]);
+        assert_eq!(join_ordered([async { 7 }]).await, [7]);
+        assert!(join_ordered(Vec::<std::future::Ready<u8>>::new()).await.is_empty());
     }
 }
