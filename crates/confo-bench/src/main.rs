@@ -4,7 +4,16 @@
 //! ```text
 //! cargo run --release -p confo-bench              # N = 100, 1,000, 10,000; 7 runs a row
 //! cargo run --release -p confo-bench -- --smoke   # N = 100; 2 runs a row (CI)
+//! cargo run -p confo-bench -- --smoke --record    # write the smoke baseline (see below)
 //! ```
+//!
+//! **The smoke guard.** In smoke mode each row's ratio (fastest of ours ÷ fastest of its
+//! baseline, both measured in the same run, so the machine's speed cancels out; for memory,
+//! bytes held ÷ JSON bytes) is compared with the ratio recorded for it in
+//! `smoke-baseline.tsv`: a row more than 3× its recorded ratio fails the run, naming the row,
+//! and so does a row with no recorded ratio (a new row must be recorded, so the guard cannot
+//! silently cover less). `--record` keeps, per row, the larger of the recorded and the measured
+//! ratio (run it a few times, in the build CI uses: debug).
 //!
 //! Workload: one namespace of N configurations of 11 fields (about 280 bytes each). Each row
 //! prints the median (min-max) of ours and of the baseline, and ours / baseline.
@@ -88,6 +97,8 @@ fn fmt(d: Duration) -> String {
 
 struct Report {
     rows: Vec<String>,
+    /// Per row (`figure @ N`), the ratio the smoke guard checks.
+    ratios: Vec<(String, f64)>,
 }
 
 impl Report {
@@ -95,6 +106,7 @@ impl Report {
         let ratio = ours.median().as_secs_f64() / base.median().as_secs_f64().max(1e-12);
         let (omin, omax) = ours.range();
         let (bmin, bmax) = base.range();
+        self.ratios.push((format!("{figure} @ {n}"), omin.as_secs_f64() / bmin.as_secs_f64().max(1e-12)));
         let verdict = match goal {
             Some(goal) if ratio <= goal => format!("≤ {goal}× met"),
             Some(goal) => format!("≤ {goal}× **not met**"),
@@ -220,7 +232,7 @@ async fn main() {
     println!();
     println!("| figure | N | ours: median (min–max) | baseline: median (min–max) | ratio | goal | baseline is |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let mut report = Report { rows: Vec::new() };
+    let mut report = Report { rows: Vec::new(), ratios: Vec::new() };
 
     // Every run keeps its configurations and their revisions: ZooKeeper holds them all in memory.
     std::env::set_var("CONFO_ZK_HEAP", "1g");
@@ -459,18 +471,46 @@ async fn main() {
         // ----- memory -----
         {
             let json_bytes: usize = json.iter().map(|(_, v)| v.len()).sum();
+            let mut memory_row = |figure: &str, held: usize, goal: Option<f64>, note: &str| {
+                let ratio = held.max(1) as f64 / json_bytes as f64;
+                let verdict = match goal {
+                    Some(goal) if ratio <= goal => format!("≤ {goal}× met"),
+                    Some(goal) => format!("≤ {goal}× **not met**"),
+                    None => "report".to_owned(),
+                };
+                let line = format!(
+                    "| {figure} | {n} | {:.2} MB | JSON bytes {:.2} MB | {ratio:.2}× | {verdict} | {note} |",
+                    held as f64 / 1e6,
+                    json_bytes as f64 / 1e6,
+                );
+                println!("{line}");
+                report.rows.push(line);
+                report.ratios.push((format!("{figure} @ {n}"), ratio));
+            };
+            // The session's cache: what a loaded namespace keeps (compact).
+            let session = confo::Confo::new();
+            session.add_backend("files", Arc::new(FileBackend::open(dir.path()).expect("open"))).await.expect("add");
+            session.activate_backend("files").expect("activate");
+            let before = LIVE.load(Ordering::Relaxed);
+            session.use_namespace("bench").await.expect("use");
+            let held = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+            memory_row(
+                "memory: heap held by a cached namespace",
+                held,
+                Some(3.0),
+                "live heap bytes after use_namespace (counting allocator)",
+            );
+            drop(session);
+            // For reference: a namespace as read (serde_json maps), which the cache is made from.
             let before = LIVE.load(Ordering::Relaxed);
             let loaded = files.load_namespace("bench").await.expect("load");
-            let held = LIVE.load(Ordering::Relaxed).saturating_sub(before).max(1);
-            let ratio = held as f64 / json_bytes as f64;
-            let line = format!(
-                "| memory: heap held by a loaded namespace | {n} | {:.2} MB | JSON bytes {:.2} MB | {ratio:.2}× | ≤ 3× {} | live heap bytes after a load (counting allocator) |",
-                held as f64 / 1e6,
-                json_bytes as f64 / 1e6,
-                if ratio <= 3.0 { "met" } else { "**not met**" }
+            let held = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+            memory_row(
+                "memory: a namespace as read (serde_json maps)",
+                held,
+                None,
+                "live heap bytes of load_namespace's result (counting allocator)",
             );
-            println!("{line}");
-            report.rows.push(line);
             drop(loaded);
         }
 
@@ -742,4 +782,108 @@ async fn main() {
     }
     println!();
     println!("{} rows", report.rows.len());
+    if smoke {
+        let record = std::env::args().any(|a| a == "--record");
+        if let Err(failures) = guard(&report.ratios, record) {
+            eprintln!("confo-bench: the smoke guard failed:");
+            for failure in &failures {
+                eprintln!("  {failure}");
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+/// What fails the guard: a row over [`GUARD_FACTOR`] × its recorded ratio, a row with none,
+/// a recorded row no longer measured.
+fn check(measured: &[(String, f64)], recorded: &std::collections::BTreeMap<String, f64>, file: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (row, ratio) in measured {
+        match recorded.get(row) {
+            None => failures.push(format!("{row}: no recorded ratio in {file} (record it with --smoke --record)")),
+            Some(&limit) if *ratio > GUARD_FACTOR * limit => failures.push(format!(
+                "{row}: {ratio:.2}× its baseline, more than {GUARD_FACTOR}× the recorded {limit:.2}× (a regression?)"
+            )),
+            Some(_) => {}
+        }
+    }
+    for row in recorded.keys() {
+        if !measured.iter().any(|(r, _)| r == row) {
+            failures.push(format!("{row}: recorded but no longer measured (remove it from {file})"));
+        }
+    }
+    failures
+}
+
+/// How far a row may move from its recorded ratio before the smoke run fails.
+const GUARD_FACTOR: f64 = 3.0;
+
+/// The recorded smoke ratios, one `figure @ N<TAB>ratio` per line.
+fn baseline_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("smoke-baseline.tsv")
+}
+
+/// Checks every measured ratio against its recorded one (see the module's documentation), or
+/// with `record`, records the larger of the two.
+fn guard(measured: &[(String, f64)], record: bool) -> Result<(), Vec<String>> {
+    let path = baseline_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut recorded: std::collections::BTreeMap<String, f64> = text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| line.split_once('\t'))
+        .filter_map(|(row, ratio)| Some((row.to_owned(), ratio.trim().parse().ok()?)))
+        .collect();
+    if record {
+        for (row, ratio) in measured {
+            let kept = recorded.entry(row.clone()).or_insert(*ratio);
+            *kept = kept.max(*ratio);
+        }
+        let mut out = String::from("# confo-bench --smoke: per row, the largest ratio recorded (ours ÷ baseline, fastest runs; memory: bytes ÷ JSON bytes).\n# A smoke run fails if a row exceeds 3× its ratio here. Written by `cargo run -p confo-bench -- --smoke --record`.\n");
+        for (row, ratio) in &recorded {
+            out.push_str(&format!("{row}\t{ratio:.3}\n"));
+        }
+        std::fs::write(&path, out).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        println!("recorded {} rows in {}", recorded.len(), path.display());
+        return Ok(());
+    }
+    let failures = check(measured, &recorded, &path.display().to_string());
+    match failures.is_empty() {
+        true => {
+            println!("smoke guard: {} rows within {GUARD_FACTOR}× of their recorded ratios", measured.len());
+            Ok(())
+        }
+        false => Err(failures),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_names_regressions_and_rows_it_cannot_check() {
+        let recorded: std::collections::BTreeMap<String, f64> =
+            [("a @ 100".to_owned(), 1.5), ("b @ 100".to_owned(), 2.0), ("gone @ 100".to_owned(), 1.0)].into();
+        let measured = [("a @ 100".to_owned(), 4.4), ("b @ 100".to_owned(), 6.1), ("new @ 100".to_owned(), 1.0)];
+        let failures = check(&measured, &recorded, "baseline.tsv");
+        assert_eq!(failures.len(), 3, "{failures:?}");
+        assert!(failures[0].starts_with("b @ 100: 6.10×"), "{failures:?}");
+        assert!(failures[1].starts_with("new @ 100: no recorded ratio"), "{failures:?}");
+        assert!(failures[2].starts_with("gone @ 100: recorded but no longer measured"), "{failures:?}");
+        assert!(check(&measured[..1], &[("a @ 100".to_owned(), 1.5)].into(), "f").is_empty(), "4.4 ≤ 3 × 1.5");
+    }
+
+    #[test]
+    fn the_recorded_baseline_is_readable_and_for_the_smoke_size() {
+        let text = std::fs::read_to_string(baseline_path()).expect("smoke-baseline.tsv");
+        let rows: Vec<(&str, f64)> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(row, ratio)| (row, ratio.trim().parse().expect("a ratio")))
+            .collect();
+        assert!(rows.len() >= 20, "{rows:?}");
+        assert!(rows.iter().all(|(row, ratio)| row.ends_with(" @ 100") && *ratio > 0.0), "{rows:?}");
+    }
 }
