@@ -56,11 +56,12 @@ fn backend_kind(kind: &str) -> PyResult<BackendKind> {
     kind.parse().map_err(raise)
 }
 
-/// Returns the memory a load has just freed to the system. A namespace is read as
-/// `serde_json` maps (by the loading threads) and kept compact (about a third of their size):
-/// glibc keeps the freed maps' pages in those threads' arenas, where Python's own objects,
-/// allocated next, cannot reuse them, so the process's peak would be both forms plus what
-/// Python builds after. Costs a walk of the free lists (well under a millisecond here).
+/// Returns the memory a load has just freed to the system (called by the core once the maps a
+/// namespace was read into are freed: `confo::manager::set_after_load_freed`). A namespace is
+/// read as `serde_json` maps and kept compact (about a third of their size): glibc keeps the
+/// freed maps' pages, where Python's own objects, allocated next, do not reuse them, so the
+/// process's peak would be both forms plus what Python builds after. Costs a walk of the free
+/// lists (well under a millisecond here).
 fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
@@ -183,11 +184,11 @@ impl Manager {
     }
 
     fn use_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        py.detach(|| self.inner.use_namespace(namespace).inspect(|()| give_back_freed_memory())).map_err(raise)
+        py.detach(|| self.inner.use_namespace(namespace)).map_err(raise)
     }
 
     fn reload(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.reload().inspect(|()| give_back_freed_memory())).map_err(raise)
+        py.detach(|| self.inner.reload()).map_err(raise)
     }
 
     /// Every configuration of the current namespace, as a JSON object.
@@ -472,6 +473,7 @@ impl Watch {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    confo::manager::set_after_load_freed(give_back_freed_memory);
     m.add_class::<Manager>()?;
     m.add_class::<Watch>()?;
     m.add("NativeError", m.py().get_type::<NativeError>())?;

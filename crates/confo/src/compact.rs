@@ -75,9 +75,30 @@ impl Inline {
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
     seen: HashSet<Arc<str>>,
+    /// The top-level field names of the last configuration, by position: configurations of a
+    /// namespace tend to have the same fields in the same order, so most names are found here
+    /// with one comparison instead of a hash.
+    last: Vec<Arc<str>>,
 }
 
+/// How many top-level positions [`Keys`] remembers.
+const POSITIONS: usize = 64;
+
 impl Keys {
+    /// The shared name for a top-level field at `position`.
+    fn at(&mut self, position: usize, name: &str) -> Arc<str> {
+        if let Some(key) = self.last.get(position).filter(|key| ***key == *name) {
+            return key.clone();
+        }
+        let key = self.get(name);
+        match position {
+            p if p < self.last.len() => self.last[p] = key.clone(),
+            p if p == self.last.len() && p < POSITIONS => self.last.push(key.clone()),
+            _ => {}
+        }
+        key
+    }
+
     fn get(&mut self, name: &str) -> Arc<str> {
         if let Some(key) = self.seen.get(name) {
             return key.clone();
@@ -94,7 +115,12 @@ impl Keys {
 impl Compact {
     /// The compact form of `configuration`, its field names shared through `keys`.
     pub fn new(configuration: &Configuration, keys: &mut Keys) -> Compact {
-        Compact { fields: object(configuration, keys), sealed: crate::secrets::has_sealed(configuration) }
+        let fields = configuration
+            .iter()
+            .enumerate()
+            .map(|(position, (key, value))| (keys.at(position, key), Node::new(value, keys)))
+            .collect();
+        Compact { fields, sealed: crate::secrets::has_sealed(configuration) }
     }
 
     /// Its fields in order, to read without building `serde_json` values (a converter to

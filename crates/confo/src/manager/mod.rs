@@ -140,22 +140,57 @@ struct Snapshot {
     keys: Keys,
 }
 
+/// Namespaces with at least this many configurations are made compact on two threads.
+const LARGE: usize = 2048;
+
+/// Called each time the maps a load was read into have been freed; see
+/// [`set_after_load_freed`].
+static AFTER_LOAD_FREED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets a function called each time the maps a namespace was read into have been freed, once
+/// the session keeps it compact. The Python package gives the freed memory back to the system
+/// there. Only the first call sets it.
+pub fn set_after_load_freed(f: fn()) {
+    let _ = AFTER_LOAD_FREED.set(f);
+}
+
 impl From<NamespaceData> for Snapshot {
     fn from(mut data: NamespaceData) -> Self {
         let from_snapshot = data.from_snapshot.take();
         let (entries, corrupt) = data.into_parts();
-        let mut keys = Keys::default();
-        let mut cached = HashMap::with_capacity(entries.len());
-        for (name, stored) in &entries {
-            let value = Arc::new(Compact::new(&stored.value, &mut keys));
-            cached.insert(name.clone(), Cached { value, version: stored.version.clone() });
-        }
+        let entries: Vec<(String, crate::Stored)> = entries.into_iter().collect();
+        let (cached, keys) = if entries.len() >= LARGE {
+            let (first, second) = entries.split_at(entries.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| compact_all(second));
+                let (mut cached, keys) = compact_all(first);
+                let (rest, _) = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                cached.extend(rest);
+                (cached, keys)
+            })
+        } else {
+            compact_all(&entries)
+        };
         // The maps as read are freed together, after: freed one by one during the conversion,
         // their memory would be refilled with compact values scattered over every page, which
         // the allocator could then never give back to the system.
         drop(entries);
+        if let Some(after) = AFTER_LOAD_FREED.get() {
+            after();
+        }
         Snapshot { entries: cached, corrupt, from_snapshot, keys }
     }
+}
+
+/// Configurations as read, made compact (their field names shared), by name.
+fn compact_all(entries: &[(String, crate::Stored)]) -> (HashMap<String, Cached>, Keys) {
+    let mut keys = Keys::default();
+    let mut cached = HashMap::with_capacity(entries.len());
+    for (name, stored) in entries {
+        let value = Arc::new(Compact::new(&stored.value, &mut keys));
+        cached.insert(name.clone(), Cached { value, version: stored.version.clone() });
+    }
+    (cached, keys)
 }
 
 impl Snapshot {

@@ -521,3 +521,42 @@ async fn session_rollback_uses_the_loaded_version_and_the_sessions_author() {
     let (log, _) = confo.log(&crate::store::LogFilter::default()).await.unwrap();
     assert_eq!(log.len(), 4);
 }
+
+/// A namespace large enough to be made compact on two threads reads back exactly, whichever
+/// half each configuration fell in, and edits and persists over the compact form as over any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_namespace_is_cached_compact_and_reads_back_exactly() {
+    let (confo, backend) = memory_manager().await;
+    confo.create_namespace("big").await.unwrap();
+    let n = LARGE + 501;
+    let value = |i: usize| {
+        obj(
+            json!({"id": i, "name": format!("configuration number {i} with a longer text"), "big": 123456789012345678901234567890u128,
+                   "nested": {"list": [i, "x", null, true, 1.5e300], "i": i}, "order": "kept"}),
+        )
+    };
+    let changes: Vec<crate::Change> = (0..n).map(|i| crate::Change::put(format!("c{i:05}"), value(i))).collect();
+    backend.write("big", &changes).await.into_result().unwrap();
+    confo.use_namespace("big").await.unwrap();
+    assert_eq!(confo.count().unwrap(), n);
+    for i in [0, 1, n / 2 - 1, n / 2, n / 2 + 1, n - 1] {
+        let name = format!("c{i:05}");
+        let got = confo.get(&name).unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&*got).unwrap(), serde_json::to_string(&value(i)).unwrap(), "{name}");
+        assert_eq!(confo.get_field(&name, "nested").unwrap(), Some(value(i)["nested"].clone()));
+        assert!(matches!(confo.get_content(&name).unwrap(), Some(Content::Stored(_))));
+    }
+    // An edit over the compact form, persisted, then cached compact again; an edit that
+    // changes nothing is not written.
+    confo.set("c00007", "id", 7).unwrap();
+    confo.set("c00008", "id", -8).unwrap();
+    assert!(matches!(confo.get_content("c00008").unwrap(), Some(Content::Staged(_))));
+    let written = confo.persist().await.unwrap();
+    assert_eq!(written.iter().map(|r| r.to_string()).collect::<Vec<_>>(), ["big/c00008"]);
+    assert_eq!(confo.get_field("c00008", "id").unwrap(), Some(json!(-8)));
+    assert!(matches!(confo.get_content("c00008").unwrap(), Some(Content::Stored(_))));
+    let all = confo.get_all_content().unwrap();
+    assert_eq!(all.len(), n);
+    let (a, b) = (confo.get_content("c00001").unwrap().unwrap(), all["c00001"].clone());
+    assert!(a.same(&b), "the same cached content, not a copy");
+}
