@@ -36,6 +36,9 @@ pub(crate) fn export(
     if format == Format::Json {
         // Streamed as it is encoded: the document is the only copy of the data in memory.
         output::stream_json(&document, file.as_deref())?;
+        // Not freed: the process ends in a moment and the system takes it back whole, where
+        // freeing 10,000 configurations value by value costs about a quarter of the export.
+        std::mem::forget(document);
     } else {
         let value = serde_json::to_value(&document).map_err(|e| Failure::new(Exit::Error, e.to_string()))?;
         drop(document);
