@@ -56,6 +56,9 @@ cargo run --quiet -p confo --features redis,figment --example figment_service > 
 cargo run --quiet -p confo --features redis,config-rs --example config_service > /dev/null
 cargo run --quiet -p confo-bench -- --smoke
 cargo test --workspace --all-features
+# The whole-process comparison with confo 0.1.6.2 (docs/PERFORMANCE.md), small, so that it
+# cannot rot (the CLI and confo-servers debug builds are there after the tests).
+python3 crates/confo-bench/whole_process.py target/debug/confo target/debug/confo-servers "$venv/bin/python" 200 1 > /dev/null
 # The library in its other feature sets: defaults (files, Redis, ZooKeeper) and files alone.
 cargo test --quiet -p confo
 cargo test --quiet -p confo --no-default-features
