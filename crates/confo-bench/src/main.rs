@@ -107,11 +107,7 @@ impl Report {
         let (omin, omax) = ours.range();
         let (bmin, bmax) = base.range();
         self.ratios.push((format!("{figure} @ {n}"), omin.as_secs_f64() / bmin.as_secs_f64().max(1e-12)));
-        let verdict = match goal {
-            Some(goal) if ratio <= goal => format!("≤ {goal}× met"),
-            Some(goal) => format!("≤ {goal}× **not met**"),
-            None => "report".to_owned(),
-        };
+        let verdict = verdict(ratio, goal);
         let line = format!(
             "| {figure} | {n} | {} ({}–{}) | {} ({}–{}) | {ratio:.2}× | {verdict} | {note} |",
             fmt(ours.median()),
@@ -123,6 +119,15 @@ impl Report {
         );
         println!("{line}");
         self.rows.push(line);
+    }
+}
+
+/// A row's goal column: met or not, or "report" for a row without a goal.
+fn verdict(ratio: f64, goal: Option<f64>) -> String {
+    match goal {
+        Some(goal) if ratio <= goal => format!("≤ {goal}× met"),
+        Some(goal) => format!("≤ {goal}× **not met**"),
+        None => "report".to_owned(),
     }
 }
 
@@ -473,11 +478,7 @@ async fn main() {
             let json_bytes: usize = json.iter().map(|(_, v)| v.len()).sum();
             let mut memory_row = |figure: &str, held: usize, goal: Option<f64>, note: &str| {
                 let ratio = held.max(1) as f64 / json_bytes as f64;
-                let verdict = match goal {
-                    Some(goal) if ratio <= goal => format!("≤ {goal}× met"),
-                    Some(goal) => format!("≤ {goal}× **not met**"),
-                    None => "report".to_owned(),
-                };
+                let verdict = verdict(ratio, goal);
                 let line = format!(
                     "| {figure} | {n} | {:.2} MB | JSON bytes {:.2} MB | {ratio:.2}× | {verdict} | {note} |",
                     held as f64 / 1e6,
