@@ -82,8 +82,8 @@ struct Manager {
     inner: Confo,
     /// Configurations already converted for `get`, by name: the content they were made from
     /// (compared by identity, [`confo::Content::same`]: a new version is a new one) and the
-    /// `dict`, never handed
-    /// out itself, only copied (see [`convert::fresh_copy`]). Bounded by [`CONVERTED_MAX`].
+    /// `dict`, never handed out itself, only copied (see [`convert::fresh_copy`]). Bounded by
+    /// [`CONVERTED_MAX`].
     converted: std::sync::Mutex<std::collections::HashMap<String, Converted>>,
     /// The keyring, read the first time a secret is met ($CONFO_KEYS, else
     /// ~/.config/confo/keys.toml); `None` inside when there is none.
@@ -191,7 +191,6 @@ impl Manager {
         py.detach(|| self.inner.reload()).map_err(raise)
     }
 
-    /// Every configuration of the current namespace, as a JSON object.
     /// Every configuration of the current namespace, as a new dict of new dicts.
     fn get_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let all = self.inner.get_all_content().map_err(raise)?;

@@ -76,7 +76,7 @@
 //!   preconditions; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   auto-refresh in `manager::refresh`.
-//! - [`compact`]: the compact form cached namespaces are kept in (about 2× their JSON bytes).
+//! - [`compact`]: the compact form cached namespaces are kept in (about 2.6× their JSON bytes).
 //! - [`watch`]: [`Watcher`], a stream of [`Event`]s built from any backend; the hint loop
 //!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
