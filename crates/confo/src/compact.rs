@@ -144,7 +144,8 @@ impl Compact {
         to_map(&self.fields)
     }
 
-    /// Whether this is `configuration`, field for field and in the same order.
+    /// Whether this equals `configuration` as JSON (fields in any order, as `serde_json`'s
+    /// own comparison: a persist skips an edit that changes nothing but the order).
     pub fn same_as(&self, configuration: &Configuration) -> bool {
         same_object(&self.fields, configuration)
     }
@@ -218,9 +219,17 @@ fn to_map(fields: &[(Arc<str>, Node)]) -> Map<String, Value> {
     map
 }
 
+/// Equal as JSON objects, as `serde_json` compares them: the same fields with equal values,
+/// in any order (the fields in the same order, as usual, are compared in one pass).
 fn same_object(fields: &[(Arc<str>, Node)], map: &Map<String, Value>) -> bool {
-    fields.len() == map.len()
-        && fields.iter().zip(map).all(|((key, node), (name, value))| **key == **name && node.same_as(value))
+    if fields.len() != map.len() {
+        return false;
+    }
+    let in_order = fields.iter().zip(map).all(|((key, _), (name, _))| **key == **name);
+    match in_order {
+        true => fields.iter().zip(map.values()).all(|((_, node), value)| node.same_as(value)),
+        false => fields.iter().all(|(key, node)| map.get(&**key).is_some_and(|value| node.same_as(value))),
+    }
 }
 
 impl Node {
@@ -307,7 +316,6 @@ mod tests {
         let compact = Compact::new(&base, &mut Keys::default());
         for other in [
             json!({"a": 1, "b": "x", "c": [1, 2]}),
-            json!({"b": "x", "a": 1, "c": [1, 2], "d": {"e": null}}),
             json!({"a": 1.0, "b": "x", "c": [1, 2], "d": {"e": null}}),
             json!({"a": 1, "b": "y", "c": [1, 2], "d": {"e": null}}),
             json!({"a": 1, "b": "x", "c": [1, 2, 3], "d": {"e": null}}),
@@ -315,6 +323,12 @@ mod tests {
         ] {
             assert!(!compact.same_as(&map(other.clone())), "{other}");
         }
+        // The order of fields is not a difference, at any depth (as serde_json compares).
+        let reordered = map(json!({"d": {"e": null}, "c": [1, 2], "b": "x", "a": 1}));
+        assert!(compact.same_as(&reordered) && reordered == base);
+        let nested = Compact::new(&map(json!({"o": {"x": 1, "y": [2]}})), &mut Keys::default());
+        assert!(nested.same_as(&map(json!({"o": {"y": [2], "x": 1}}))));
+        assert!(!nested.same_as(&map(json!({"o": {"y": [2], "z": 1}}))));
     }
 
     #[test]

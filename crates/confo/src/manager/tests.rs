@@ -560,3 +560,22 @@ async fn a_large_namespace_is_cached_compact_and_reads_back_exactly() {
     let (a, b) = (confo.get_content("c00001").unwrap().unwrap(), all["c00001"].clone());
     assert!(a.same(&b), "the same cached content, not a copy");
 }
+
+/// An edit that changes only the order of fields changes nothing, as before the cache was
+/// compact (serde_json compares objects as maps); a changed value is written.
+#[tokio::test]
+async fn a_reordered_replace_is_not_written_and_a_changed_one_is() {
+    let (confo, backend) = memory_manager().await;
+    confo.create_namespace("ns").await.unwrap();
+    backend
+        .write("ns", &[crate::Change::put("db", obj(json!({"a": 1, "b": {"x": 1, "y": 2}})))])
+        .await
+        .into_result()
+        .unwrap();
+    confo.use_namespace("ns").await.unwrap();
+    confo.replace("db", obj(json!({"b": {"y": 2, "x": 1}, "a": 1}))).unwrap();
+    assert!(confo.persist().await.unwrap().is_empty(), "nothing to write");
+    confo.replace("db", obj(json!({"b": {"y": 2, "x": 1}, "a": 2}))).unwrap();
+    assert_eq!(confo.persist().await.unwrap().len(), 1);
+    assert_eq!(confo.get_field("db", "a").unwrap(), Some(json!(2)));
+}
