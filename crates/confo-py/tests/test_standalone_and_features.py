@@ -155,6 +155,10 @@ def test_numbers_stay_exact_through_python(configurations, unique):
     assert limits["id"] == 123456789012345678901234567890 and type(limits["id"]) is int
     assert limits["h"] == 0.30000000000000004 and type(limits["h"]) is float
     assert limits["huge"] == decimal.Decimal("1e400") and limits["long"] == decimal.Decimal("0.1000000000000000000000000001")
+    # get_all converts from the session's compact cache on its own path: the same numbers.
+    every = backend.get_all()["limits"]
+    assert every == limits and [type(v) for v in every.values()] == [type(v) for v in limits.values()]
+    assert str(every["zero"]) == "-0" and type(every["low"]) is int
     backend.set("limits", "other", 2**70)
     backend.set("copy", limits, None)  # a whole configuration written back from Python
     backend.persist()

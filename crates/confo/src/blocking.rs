@@ -546,16 +546,6 @@ impl Store {
         self.block(self.inner.apply(plan, document, progress))
     }
 
-    /// See [`crate::Confo::apply_owned`].
-    pub fn apply_owned(
-        &self,
-        plan: &crate::transfer::Plan,
-        document: crate::transfer::Document,
-        progress: impl FnMut(usize, usize),
-    ) -> Result<()> {
-        self.block(self.inner.apply_owned(plan, document, progress))
-    }
-
     /// See [`crate::Store::watch`].
     pub fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<BlockingWatcher> {
         let watcher = self.block(self.inner.watch(namespace, config, options))?;

@@ -26,8 +26,9 @@ use crate::backend::Configuration;
 const INLINE: usize = 22;
 
 /// One configuration in compact form. Built with [`Compact::new`], read back with
-/// [`Compact::field`] and [`Compact::to_configuration`].
-#[derive(Clone, PartialEq)]
+/// [`Compact::field`] and [`Compact::to_configuration`]; compared with a configuration by
+/// [`Compact::same_as`] (no `PartialEq`: a field-by-field one would see order as a difference).
+#[derive(Clone)]
 pub struct Compact {
     fields: Box<[(Arc<str>, Node)]>,
     /// Whether it holds a sealed secret anywhere ([`crate::secrets::has_sealed`], asked once).
@@ -35,10 +36,10 @@ pub struct Compact {
 }
 
 /// One JSON value: 24 bytes, whatever it holds.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Node(Repr);
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 enum Repr {
     Null,
     Bool(bool),
@@ -52,7 +53,7 @@ enum Repr {
 }
 
 /// Up to [`INLINE`] bytes of UTF-8 text, in place.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 struct Inline {
     len: u8,
     bytes: [u8; INLINE],

@@ -562,12 +562,6 @@ impl Store {
         crate::transfer::apply_as(&*self.backend, plan, document, &self.author, progress).await
     }
 
-    /// Carries out a plan, moving the document's configurations into the writes; see
-    /// [`crate::transfer::apply_owned_as`].
-    pub async fn apply_owned(&self, plan: &Plan, document: Document, progress: impl FnMut(usize, usize)) -> Result<()> {
-        crate::transfer::apply_owned_as(&*self.backend, plan, document, &self.author, progress).await
-    }
-
     /// Live events of a namespace (optionally one configuration).
     pub async fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<Watcher> {
         Watcher::new(self.backend.clone(), namespace, config, options).await

@@ -144,13 +144,13 @@ struct Snapshot {
 /// Namespaces with at least this many configurations are made compact on two threads.
 const LARGE: usize = 2048;
 
-/// Called each time the maps a load was read into have been freed; see
+/// Called each time the maps a large load was read into have been freed; see
 /// [`set_after_load_freed`].
 static AFTER_LOAD_FREED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
-/// Sets a function called each time the maps a namespace was read into have been freed, once
-/// the session keeps it compact. The Python package gives the freed memory back to the system
-/// there. Only the first call sets it.
+/// Sets a function called each time the maps a large namespace (2,048 configurations or more)
+/// was read into have been freed, once the session keeps it compact. The Python package gives
+/// the freed memory back to the system there. Only the first call sets it.
 pub fn set_after_load_freed(f: fn()) {
     let _ = AFTER_LOAD_FREED.set(f);
 }
@@ -175,8 +175,10 @@ impl From<NamespaceData> for Snapshot {
         // The maps as read are freed together, after: freed one by one during the conversion,
         // their memory would be refilled with compact values scattered over every page, which
         // the allocator could then never give back to the system.
+        let large = entries.len() >= LARGE;
         drop(entries);
-        if let Some(after) = AFTER_LOAD_FREED.get() {
+        // (Only after a large load: a small one frees too little to be worth the walk.)
+        if let Some(after) = AFTER_LOAD_FREED.get().filter(|_| large) {
             after();
         }
         Snapshot { entries: cached, corrupt, from_snapshot, keys }
