@@ -57,7 +57,7 @@ fn backend_kind(kind: &str) -> PyResult<BackendKind> {
 }
 
 /// Returns the memory a load has just freed to the system (called by the core once the maps a
-/// namespace was read into are freed: `confo::manager::set_after_load_freed`). A namespace is
+/// large namespace was read into are freed: `confo::manager::set_after_load_freed`). A namespace is
 /// read as `serde_json` maps and kept compact (about a third of their size): glibc keeps the
 /// freed maps' pages, where Python's own objects, allocated next, do not reuse them, so the
 /// process's peak would be both forms plus what Python builds after. Costs a walk of the free
