@@ -12,8 +12,10 @@
 //! bytes held ÷ JSON bytes) is compared with the ratio recorded for it in
 //! `smoke-baseline.tsv`: a row more than 3× its recorded ratio fails the run, naming the row,
 //! and so does a row with no recorded ratio (a new row must be recorded, so the guard cannot
-//! silently cover less). `--record` keeps, per row, the larger of the recorded and the measured
-//! ratio (run it a few times, in the build CI uses: debug).
+//! silently cover less). A row over its limit is measured again (the whole smoke run, up to
+//! 3 times in all, each row keeping its best ratio): a regression is over in every run, a row
+//! whose one run met a slow fsync or a busy core is not. `--record` keeps, per row, the larger
+//! of the recorded and the measured ratio (run it a few times, in the build CI uses: debug).
 //!
 //! Workload: one namespace of N configurations of 11 fields (about 280 bytes each). Each row
 //! prints the median (min-max) of ours and of the baseline, and ours / baseline.
@@ -229,12 +231,49 @@ async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let sizes: Vec<usize> = if smoke { vec![100] } else { vec![100, 1000, 10_000] };
     let runs = if smoke { 2 } else { 7 };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "confo-bench: {} mode, {runs} runs a row, {threads} threads available",
-        if smoke { "smoke" } else { "full" }
+        "confo-bench: {} mode, {runs} runs a row, {} threads available",
+        if smoke { "smoke" } else { "full" },
+        threads()
     );
     println!();
+    let report = measure(&sizes, runs).await;
+    if smoke {
+        let record = std::env::args().any(|a| a == "--record");
+        let mut ratios = report.ratios;
+        let mut result = guard(&ratios, record);
+        for attempt in 2..=GUARD_ATTEMPTS {
+            let Err(failures) = &result else { break };
+            let over = failures.iter().filter(|f| f.over).count();
+            if over == 0 {
+                break;
+            }
+            println!();
+            println!(
+                "smoke guard: {over} row(s) over their limit; measuring everything again (attempt {attempt} of {GUARD_ATTEMPTS}), each row keeping its best ratio, so that one noisy run is not taken for a regression"
+            );
+            let again = measure(&sizes, runs).await;
+            ratios = best_of(&ratios, &again.ratios);
+            result = guard(&ratios, false);
+        }
+        if let Err(failures) = result {
+            eprintln!("confo-bench: the smoke guard failed:");
+            for failure in &failures {
+                eprintln!("  {}", failure.message);
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The threads this machine offers.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs every row once at each size (starting its own servers) and prints the table.
+async fn measure(sizes: &[usize], runs: usize) -> Report {
+    let threads = threads();
     println!("| figure | N | ours: median (min–max) | baseline: median (min–max) | ratio | goal | baseline is |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut report = Report { rows: Vec::new(), ratios: Vec::new() };
@@ -268,7 +307,7 @@ async fn main() {
     let mut raw_etcd =
         etcd_client::Client::connect([format!("http://{}", etcd_server.endpoint())], None).await.expect("raw etcd");
 
-    for &n in &sizes {
+    for &n in sizes {
         let configs: Vec<(String, Configuration)> = (0..n).map(|i| (name(i), config(i))).collect();
         let json: Vec<(String, Vec<u8>)> =
             configs.iter().map(|(k, v)| (k.clone(), serde_json::to_vec(v).expect("json"))).collect();
@@ -783,34 +822,58 @@ async fn main() {
     }
     println!();
     println!("{} rows", report.rows.len());
-    if smoke {
-        let record = std::env::args().any(|a| a == "--record");
-        if let Err(failures) = guard(&report.ratios, record) {
-            eprintln!("confo-bench: the smoke guard failed:");
-            for failure in &failures {
-                eprintln!("  {failure}");
-            }
-            std::process::exit(1);
-        }
-    }
+    report
+}
+
+/// How many times a smoke run measures everything before a row over its limit fails the run:
+/// a regression shows in every run, a noisy one (a slow fsync, a busy core) not.
+const GUARD_ATTEMPTS: usize = 3;
+
+/// Per row, the better (lower) ratio of two runs; rows only one run has are kept as they are.
+fn best_of(first: &[(String, f64)], second: &[(String, f64)]) -> Vec<(String, f64)> {
+    first
+        .iter()
+        .map(|(row, ratio)| {
+            let again = second.iter().find(|(r, _)| r == row).map_or(*ratio, |(_, r)| *r);
+            (row.clone(), ratio.min(again))
+        })
+        .collect()
+}
+
+/// One reason the smoke guard fails.
+#[derive(Debug)]
+struct Failure {
+    /// What to print, naming the row.
+    message: String,
+    /// A row over its limit (measuring again may clear it), not a missing or unknown row.
+    over: bool,
 }
 
 /// What fails the guard: a row over [`GUARD_FACTOR`] × its recorded ratio, a row with none,
 /// a recorded row no longer measured.
-fn check(measured: &[(String, f64)], recorded: &std::collections::BTreeMap<String, f64>, file: &str) -> Vec<String> {
+fn check(measured: &[(String, f64)], recorded: &std::collections::BTreeMap<String, f64>, file: &str) -> Vec<Failure> {
     let mut failures = Vec::new();
     for (row, ratio) in measured {
         match recorded.get(row) {
-            None => failures.push(format!("{row}: no recorded ratio in {file} (record it with --smoke --record)")),
-            Some(&limit) if *ratio > GUARD_FACTOR * limit => failures.push(format!(
-                "{row}: {ratio:.2}× its baseline, more than {GUARD_FACTOR}× the recorded {limit:.2}× (a regression?)"
-            )),
+            None => failures.push(Failure {
+                message: format!("{row}: no recorded ratio in {file} (record it with --smoke --record)"),
+                over: false,
+            }),
+            Some(&limit) if *ratio > GUARD_FACTOR * limit => failures.push(Failure {
+                message: format!(
+                    "{row}: {ratio:.2}× its baseline, more than {GUARD_FACTOR}× the recorded {limit:.2}× (a regression?)"
+                ),
+                over: true,
+            }),
             Some(_) => {}
         }
     }
     for row in recorded.keys() {
         if !measured.iter().any(|(r, _)| r == row) {
-            failures.push(format!("{row}: recorded but no longer measured (remove it from {file})"));
+            failures.push(Failure {
+                message: format!("{row}: recorded but no longer measured (remove it from {file})"),
+                over: false,
+            });
         }
     }
     failures
@@ -826,7 +889,7 @@ fn baseline_path() -> std::path::PathBuf {
 
 /// Checks every measured ratio against its recorded one (see the module's documentation), or
 /// with `record`, records the larger of the two.
-fn guard(measured: &[(String, f64)], record: bool) -> Result<(), Vec<String>> {
+fn guard(measured: &[(String, f64)], record: bool) -> Result<(), Vec<Failure>> {
     let path = baseline_path();
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut recorded: std::collections::BTreeMap<String, f64> = text
@@ -844,7 +907,8 @@ fn guard(measured: &[(String, f64)], record: bool) -> Result<(), Vec<String>> {
         for (row, ratio) in &recorded {
             out.push_str(&format!("{row}\t{ratio:.3}\n"));
         }
-        std::fs::write(&path, out).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        std::fs::write(&path, out)
+            .map_err(|e| vec![Failure { message: format!("{}: {e}", path.display()), over: false }])?;
         println!("recorded {} rows in {}", recorded.len(), path.display());
         return Ok(());
     }
@@ -869,10 +933,26 @@ mod tests {
         let measured = [("a @ 100".to_owned(), 4.4), ("b @ 100".to_owned(), 6.1), ("new @ 100".to_owned(), 1.0)];
         let failures = check(&measured, &recorded, "baseline.tsv");
         assert_eq!(failures.len(), 3, "{failures:?}");
-        assert!(failures[0].starts_with("b @ 100: 6.10×"), "{failures:?}");
-        assert!(failures[1].starts_with("new @ 100: no recorded ratio"), "{failures:?}");
-        assert!(failures[2].starts_with("gone @ 100: recorded but no longer measured"), "{failures:?}");
+        assert!(failures[0].message.starts_with("b @ 100: 6.10×") && failures[0].over, "{failures:?}");
+        assert!(failures[1].message.starts_with("new @ 100: no recorded ratio") && !failures[1].over, "{failures:?}");
+        assert!(
+            failures[2].message.starts_with("gone @ 100: recorded but no longer measured") && !failures[2].over,
+            "{failures:?}"
+        );
         assert!(check(&measured[..1], &[("a @ 100".to_owned(), 1.5)].into(), "f").is_empty(), "4.4 ≤ 3 × 1.5");
+    }
+
+    #[test]
+    fn a_second_run_clears_noise_but_not_a_regression() {
+        let recorded: std::collections::BTreeMap<String, f64> =
+            [("noisy @ 100".to_owned(), 3.0), ("slow @ 100".to_owned(), 1.0)].into();
+        let first = [("noisy @ 100".to_owned(), 39.0), ("slow @ 100".to_owned(), 5.0)];
+        let second = [("noisy @ 100".to_owned(), 3.5), ("slow @ 100".to_owned(), 4.0)];
+        let best = best_of(&first, &second);
+        assert_eq!(best, [("noisy @ 100".to_owned(), 3.5), ("slow @ 100".to_owned(), 4.0)]);
+        let failures = check(&best, &recorded, "f");
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].message.starts_with("slow @ 100: 4.00×"), "{failures:?}");
     }
 
     #[test]
