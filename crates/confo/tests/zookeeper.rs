@@ -70,6 +70,45 @@ async fn layout_node_by_node() {
     assert!(r.list_children(&format!("{chroot}/confo")).await.expect("children").is_empty());
 }
 
+/// A namespace large enough to be parsed on several threads reads every value, version and
+/// corrupt entry as a small one does, each under its own name.
+#[tokio::test]
+async fn a_large_namespace_is_parsed_in_parallel_and_read_exactly() {
+    let (server, chroot) = server_and_chroot();
+    let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
+    let r = raw(&server).await;
+    backend.create_namespace("big").await.expect("create");
+    let changes: Vec<confo::Change> = (0..1500)
+        .map(|i| confo::Change::put(format!("c{i:04}"), obj(json!({"i": i, "name": format!("c{i:04}")}))))
+        .collect();
+    backend.write("big", &changes).await.into_result().expect("write");
+    // Rewritten by hand: versions differ, and two entries become unreadable.
+    for i in [7, 700, 1499] {
+        r.set_data(&format!("{chroot}/confo/big/c{i:04}"), format!(r#"{{"i": {i}, "again": true}}"#).as_bytes(), None)
+            .await
+            .expect("set");
+    }
+    r.set_data(&format!("{chroot}/confo/big/c0100"), b"{not json", None).await.expect("set");
+    r.set_data(&format!("{chroot}/confo/big/c1200"), b"[1]", None).await.expect("set");
+    let data = backend.load_namespace("big").await.expect("load");
+    assert_eq!(data.len(), 1498, "every readable one");
+    for i in (0..1500).filter(|i| *i != 100 && *i != 1200) {
+        let name = format!("c{i:04}");
+        let stored = &data[name.as_str()];
+        assert_eq!(stored.value["i"], json!(i), "{name} holds its own value");
+        let rewritten = [7, 700, 1499].contains(&i);
+        assert_eq!(stored.value.contains_key("again"), rewritten, "{name}");
+        assert_eq!(stored.version.to_string(), if rewritten { "1" } else { "0" }, "{name}'s stat version");
+    }
+    let corrupt: Vec<&String> = data.corrupt.keys().collect();
+    assert_eq!(corrupt, ["c0100", "c1200"]);
+    assert!(
+        data.corrupt["c0100"].corruption.location.ends_with("/confo/big/c0100"),
+        "{}",
+        data.corrupt["c0100"].corruption
+    );
+}
+
 #[tokio::test]
 async fn foreign_and_corrupt_data() {
     let (server, chroot) = server_and_chroot();

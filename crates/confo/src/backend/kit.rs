@@ -68,6 +68,42 @@ pub(crate) async fn race_pause(attempt: usize) {
     tokio::time::sleep(std::time::Duration::from_millis(1 + jitter)).await;
 }
 
+/// Namespaces with at least this many configurations are parsed on several threads.
+pub(crate) const PARALLEL_PARSE_FROM: usize = 512;
+
+/// `parse` applied to every item, in order: on the calling task below [`PARALLEL_PARSE_FROM`]
+/// items, else on every core, off the runtime's worker threads (a large namespace's parsing
+/// costs more than its read). A panic in `parse` is raised here.
+pub(crate) async fn parse_all<T, R>(items: Vec<T>, parse: fn(T) -> R) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    if items.len() < PARALLEL_PARSE_FROM {
+        return items.into_iter().map(parse).collect();
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parsed = tokio::task::spawn_blocking(move || {
+        let per = items.len().div_ceil(threads);
+        let mut parts = Vec::new();
+        let mut rest = items;
+        while rest.len() > per {
+            let tail = rest.split_off(per);
+            parts.push(std::mem::replace(&mut rest, tail));
+        }
+        parts.push(rest);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || part.into_iter().map(parse).collect::<Vec<R>>()))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    })
+    .await;
+    parsed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
 /// Runs every future at once (each on the runtime, so they overlap on the wire) and returns
 /// their outputs in the order given; a lone future is awaited in place (no task spawned for a
 /// namespace read in one batch). A panic in one is raised here.
@@ -104,6 +140,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn parse_all_keeps_the_order_below_and_above_the_parallel_threshold() {
+        for n in [0, 3, PARALLEL_PARSE_FROM - 1, PARALLEL_PARSE_FROM, 3 * PARALLEL_PARSE_FROM + 7] {
+            let items: Vec<usize> = (0..n).collect();
+            let parsed = parse_all(items, |i| format!("{i}")).await;
+            assert_eq!(parsed, (0..n).map(|i| i.to_string()).collect::<Vec<_>>(), "n = {n}");
+        }
+    }
 
     #[test]
     fn chunks_are_bounded_in_operations_and_bytes_and_never_empty() {

@@ -400,12 +400,11 @@ impl RedisBackend {
             return Ok(None);
         }
         let Some(bytes) = value?.pop().flatten() else { return Ok(None) };
-        match super::parse_values(vec![(name.to_owned(), Some(bytes))]).pop().map(|(_, parsed)| parsed) {
-            Some(Ok(stored)) => Ok(Some(stored)),
-            Some(Err((problem, _))) => {
+        match super::parse_value((name.to_owned(), Some(bytes))).1 {
+            Ok(stored) => Ok(Some(stored)),
+            Err((problem, _)) => {
                 Err(Error::Corrupt { corruptions: vec![Corruption { location: self.key_location(&key), problem }] })
             }
-            None => Ok(None),
         }
     }
 

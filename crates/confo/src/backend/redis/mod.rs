@@ -73,7 +73,7 @@ use redis::{
 pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
-use super::kit::chunk_ranges;
+use super::kit::{chunk_ranges, parse_all};
 use super::{
     Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
     WriteReport,
@@ -549,31 +549,24 @@ fn classify(describe: &str, e: &RedisError) -> Error {
     Error::unavailable(describe, plain_message(e))
 }
 
-/// Namespaces with at least this many configurations are parsed on several threads.
-const PARALLEL_PARSE_FROM: usize = 512;
-
-/// Parses (configuration name, stored value) pairs read from a namespace.
-/// A corrupt one comes with what is wrong and its version, if something is stored under it.
+/// A value read from a namespace, parsed: a corrupt one comes with what is wrong and its
+/// version, if something is stored under it.
 type Parsed = std::result::Result<Stored, (String, Option<Version>)>;
 
-fn parse_values(pairs: Vec<(String, Option<Vec<u8>>)>) -> Vec<(String, Parsed)> {
-    pairs
-        .into_iter()
-        .map(|(name, value)| {
-            let outcome = match value {
-                None => Err(("listed in its namespace's index but the key does not exist".to_owned(), None)),
-                Some(bytes) if bytes.starts_with(b"\0foreign ") => {
-                    let kind = String::from_utf8_lossy(&bytes[b"\0foreign ".len()..]).into_owned();
-                    Err((foreign_problem(&kind), None))
-                }
-                Some(bytes) => match parse_config(&bytes) {
-                    Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
-                    Err(bad) => Err((describe_problem(bad), Some(sha1_version(&bytes)))),
-                },
-            };
-            (name, outcome)
-        })
-        .collect()
+/// Parses a (configuration name, stored value) pair read from a namespace.
+fn parse_value((name, value): (String, Option<Vec<u8>>)) -> (String, Parsed) {
+    let outcome = match value {
+        None => Err(("listed in its namespace's index but the key does not exist".to_owned(), None)),
+        Some(bytes) if bytes.starts_with(b"\0foreign ") => {
+            let kind = String::from_utf8_lossy(&bytes[b"\0foreign ".len()..]).into_owned();
+            Err((foreign_problem(&kind), None))
+        }
+        Some(bytes) => match parse_config(&bytes) {
+            Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
+            Err(bad) => Err((describe_problem(bad), Some(sha1_version(&bytes)))),
+        },
+    };
+    (name, outcome)
 }
 
 /// What is wrong with a key of another type where confo keeps a string.
@@ -701,13 +694,12 @@ impl Backend for RedisBackend {
         let Some(value) = value else { return Ok(None) };
         // The same reading as a bulk load's, so both say the same of every entry.
         let bytes = if value == b"\0missing" { None } else { Some(value) };
-        match parse_values(vec![(name.to_owned(), bytes)]).pop().map(|(_, parsed)| parsed) {
-            Some(Ok(stored)) => Ok(Some(stored)),
-            Some(Err((problem, _))) => {
+        match parse_value((name.to_owned(), bytes)).1 {
+            Ok(stored) => Ok(Some(stored)),
+            Err((problem, _)) => {
                 let location = self.key_location(&format!("{namespace}-{name}"));
                 Err(Error::Corrupt { corruptions: vec![Corruption { location, problem }] })
             }
-            None => Ok(None),
         }
     }
 
@@ -726,30 +718,7 @@ impl Backend for RedisBackend {
             pairs
         };
         // Parsing and hashing cost more than the read: large namespaces use every core.
-        let parsed = if pairs.len() < PARALLEL_PARSE_FROM {
-            parse_values(pairs)
-        } else {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let results = tokio::task::spawn_blocking(move || {
-                let per = pairs.len().div_ceil(threads);
-                let mut chunks = Vec::new();
-                let mut rest = pairs;
-                while rest.len() > per {
-                    let tail = rest.split_off(per);
-                    chunks.push(std::mem::replace(&mut rest, tail));
-                }
-                chunks.push(rest);
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(move || parse_values(c))).collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .await;
-            results.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        };
+        let parsed = parse_all(pairs, parse_value).await;
         let mut data = NamespaceData::new();
         for (name, outcome) in parsed {
             match outcome {

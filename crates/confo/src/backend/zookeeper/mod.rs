@@ -58,7 +58,7 @@ use zookeeper_client as zk;
 pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
-use super::kit::{chunk_ranges, join_ordered};
+use super::kit::{chunk_ranges, join_ordered, parse_all};
 use super::{
     Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
     WriteReport,
@@ -822,35 +822,41 @@ impl Backend for ZkBackend {
         for read in reads {
             results.push(read.map_err(|e| self.map_error(e))?);
         }
-        let mut data = NamespaceData::new();
+        let mut read = Vec::with_capacity(children.len());
         let mut to_check = Vec::new();
-        for (name, result) in children.iter().zip(results.into_iter().flatten()) {
+        for (name, result) in children.into_iter().zip(results.into_iter().flatten()) {
             match result {
                 zk::MultiReadResult::Data { data: bytes, stat } => {
                     if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
                         to_check.push(format!("{ns_path}/{name}"));
                     }
-                    let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
-                    match parsed {
-                        Ok(map) => {
-                            data.insert(
-                                name.clone(),
-                                Stored { value: Arc::new(map), version: Version::number(i64::from(stat.version)) },
-                            );
-                        }
-                        Err(bad) => {
-                            let corruption = Corruption {
-                                location: self.location(&format!("{ns_path}/{name}")),
-                                problem: describe_problem(bad),
-                            };
-                            data.insert_corrupt(name, corruption, Some(Version::number(i64::from(stat.version))));
-                        }
-                    }
+                    read.push((name, bytes, Version::number(i64::from(stat.version))));
                 }
                 // Deleted between the listing and the read.
                 zk::MultiReadResult::Error { err: zk::Error::NoNode } => {}
                 zk::MultiReadResult::Error { err } => return Err(self.map_error(err)),
                 _ => {}
+            }
+        }
+        // Parsing costs more than the read: a large namespace is parsed on every core.
+        let parsed = parse_all(read, |(name, bytes, version)| {
+            let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
+            (name, parsed, version)
+        })
+        .await;
+        let mut data = NamespaceData::new();
+        for (name, parsed, version) in parsed {
+            match parsed {
+                Ok(map) => {
+                    data.insert(name, Stored { value: Arc::new(map), version });
+                }
+                Err(bad) => {
+                    let corruption = Corruption {
+                        location: self.location(&format!("{ns_path}/{name}")),
+                        problem: describe_problem(bad),
+                    };
+                    data.insert_corrupt(name, corruption, Some(version));
+                }
             }
         }
         self.check_nodes(to_check).await?;
