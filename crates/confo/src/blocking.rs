@@ -485,6 +485,11 @@ impl Store {
         self.block(self.inner.load(namespace))
     }
 
+    /// See [`crate::Store::load_compact`].
+    pub fn load_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
+        self.block(self.inner.load_compact(namespace))
+    }
+
     /// See [`crate::Store::write`].
     pub fn write(&self, namespace: &str, changes: &[crate::Change]) -> Result<Vec<crate::backend::Applied>> {
         self.block(self.inner.write(namespace, changes))

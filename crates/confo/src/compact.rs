@@ -15,12 +15,13 @@
 //! Reading one field finds it by name (a configuration has few fields: a scan beats a hash)
 //! and builds only that field's `Value`; the whole configuration is built when asked for.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 
-use crate::backend::Configuration;
+use crate::backend::cache::SnapshotInfo;
+use crate::backend::{Configuration, CorruptEntry, NamespaceData, Version};
 
 /// Longest text kept inside a node instead of in an allocation of its own.
 const INLINE: usize = 22;
@@ -160,6 +161,59 @@ impl Compact {
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
+}
+
+/// A namespace as read, each configuration in compact form: what
+/// [`Backend::load_compact`](crate::Backend::load_compact) returns, and what the session caches.
+#[derive(Debug, Default)]
+pub struct CompactNamespace {
+    /// The readable configurations: name, content, version in the store (in no set order).
+    pub entries: Vec<(String, Arc<Compact>, Version)>,
+    /// Entries that are not readable configurations, by name.
+    pub corrupt: BTreeMap<String, CorruptEntry>,
+    /// Set when it was served from a last-known-good snapshot (see [`NamespaceData`]).
+    pub from_snapshot: Option<SnapshotInfo>,
+    /// The field names its configurations share, for those made compact later.
+    pub keys: Keys,
+}
+
+/// Namespaces with at least this many configurations are made compact on two threads.
+pub(crate) const LARGE: usize = 2048;
+
+impl From<NamespaceData> for CompactNamespace {
+    /// Makes a namespace as read compact: on two threads from [`LARGE`] configurations; the
+    /// maps as read are freed together, after (freed one by one during the conversion, their
+    /// memory would be refilled with compact values scattered over every page, which the
+    /// allocator could then never give back to the system).
+    fn from(mut data: NamespaceData) -> Self {
+        let from_snapshot = data.from_snapshot.take();
+        let (entries, corrupt) = data.into_parts();
+        let entries: Vec<(String, crate::Stored)> = entries.into_iter().collect();
+        let (compact, keys) = if entries.len() >= LARGE {
+            let (first, second) = entries.split_at(entries.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| compact_all(second));
+                let (mut compact, keys) = compact_all(first);
+                let (rest, _) = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                compact.extend(rest);
+                (compact, keys)
+            })
+        } else {
+            compact_all(&entries)
+        };
+        drop(entries);
+        CompactNamespace { entries: compact, corrupt, from_snapshot, keys }
+    }
+}
+
+/// Configurations as read, made compact (their field names shared).
+fn compact_all(entries: &[(String, crate::Stored)]) -> (Vec<(String, Arc<Compact>, Version)>, Keys) {
+    let mut keys = Keys::default();
+    let compact = entries
+        .iter()
+        .map(|(name, stored)| (name.clone(), Arc::new(Compact::new(&stored.value, &mut keys)), stored.version.clone()))
+        .collect();
+    (compact, keys)
 }
 
 impl std::fmt::Debug for Compact {

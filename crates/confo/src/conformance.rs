@@ -523,6 +523,36 @@ suite! { $;
         store.delete_namespace(&ns).await.unwrap();
     }
 
+    /// A namespace read in compact form holds what the bulk read holds: the same names and
+    /// versions, the same values in the same field order (200 configurations: the file
+    /// engine's own compact reading runs on several threads), and a missing namespace is
+    /// not-found either way.
+    async fn compact_load_reads_what_load_reads(store) {
+        let ns = fresh_namespace(store, "compact").await;
+        let changes: Vec<Change> = (0..200)
+            .map(|i| {
+                let value = obj(json!({"zeta": i, "host": format!("h{i}"), "exact": 0.30000000000000004,
+                    "big": 123456789012345678901234567890u128, "nested": {"b": [true, null], "a": "x".repeat(i % 40)}}));
+                Change::put(format!("c{i:03}"), value)
+            })
+            .collect();
+        store.write(&ns, &changes).await.into_result().unwrap();
+        let data = store.load_namespace(&ns).await.unwrap();
+        let compact = store.load_namespace_compact(&ns).await.unwrap();
+        assert_eq!(compact.entries.len(), data.len());
+        assert!(compact.corrupt.is_empty() && compact.from_snapshot.is_none());
+        for (name, value, version) in &compact.entries {
+            let stored = &data[name.as_str()];
+            assert_eq!(*version, stored.version, "{name}");
+            assert!(value.same_as(&stored.value), "{name}");
+            let built = value.to_configuration();
+            assert_eq!(built.keys().collect::<Vec<_>>(), stored.value.keys().collect::<Vec<_>>(), "{name}'s field order");
+            assert_eq!(serde_json::to_string(&built).unwrap(), serde_json::to_string(&*stored.value).unwrap(), "{name}");
+        }
+        store.delete_namespace(&ns).await.unwrap();
+        assert!(store.load_namespace_compact(&ns).await.unwrap_err().is_not_found());
+    }
+
     /// Values of every JSON kind, unicode and names with dots survive a round trip.
     async fn values_round_trip(store) {
         let ns = fresh_namespace(store, "val").await;

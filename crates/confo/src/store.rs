@@ -527,6 +527,12 @@ impl Store {
         self.backend.load_namespace(namespace).await
     }
 
+    /// Every configuration of a namespace in one bulk read, in the compact form a cache keeps
+    /// (see [`Backend::load_compact`](crate::Backend::load_compact)).
+    pub async fn load_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
+        self.backend.load_namespace_compact(namespace).await
+    }
+
     /// Writes a batch of changes to one namespace, each with its precondition; a batch with a
     /// bad name, an oversized value or a broken precondition writes nothing. Returns what was
     /// applied, in order; a failure part-way is [`Error::PersistIncomplete`] (what was written,

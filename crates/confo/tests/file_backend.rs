@@ -66,6 +66,31 @@ async fn reads_an_existing_python_confo_folder() {
     assert_eq!(keys, ["host", "port", "admins"]);
 }
 
+/// Read in compact form on several threads (300 files), a namespace lists its corrupt files
+/// as the bulk read does, and the others hold their own values.
+#[tokio::test]
+async fn a_compact_read_on_several_threads_reports_corrupt_files() {
+    let dir = confo_testkit::store_dir().expect("temp dir");
+    let ns = dir.path().join("ns");
+    fs::create_dir(&ns).expect("mkdir");
+    for i in 0..300 {
+        fs::write(ns.join(format!("c{i:03}.json")), format!(r#"{{"i": {i}, "name": "c{i:03}"}}"#)).expect("write");
+    }
+    fs::write(ns.join("c017.json"), "{\n  \"a\": \n}").expect("write");
+    fs::write(ns.join("c250.json"), "[1]").expect("write");
+    let backend = FileBackend::open(dir.path()).expect("open");
+    let data = backend.load_namespace("ns").await.expect("load");
+    let compact = backend.load_namespace_compact("ns").await.expect("load compact");
+    assert_eq!(compact.entries.len(), 298);
+    for (name, value, version) in &compact.entries {
+        assert_eq!(value.field("name"), Some(json!(name)), "{name} holds its own value");
+        assert_eq!(*version, data[name.as_str()].version, "{name}");
+    }
+    assert_eq!(compact.corrupt, data.corrupt, "the same corrupt entries, with the same locations");
+    assert_eq!(compact.corrupt.keys().collect::<Vec<_>>(), ["c017", "c250"]);
+    assert!(compact.corrupt["c017"].corruption.location.ends_with("ns/c017.json:3:1"), "{:?}", compact.corrupt);
+}
+
 #[tokio::test]
 async fn corrupt_files_are_all_reported_with_path_line_and_column() {
     let dir = confo_testkit::store_dir().expect("temp dir");

@@ -447,6 +447,15 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// [`BackendExt::load_namespace`].
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData>;
 
+    /// Reads every configuration of a namespace in one bulk call, in the compact form the
+    /// session caches ([`crate::compact`]). The default reads [`Backend::load`] and converts
+    /// (on two threads for a large namespace); the file engine makes each configuration compact
+    /// as soon as it is parsed, on its reading threads, so that the namespace is never held
+    /// twice (as read and compact). Called as [`BackendExt::load_namespace_compact`].
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::compact::CompactNamespace> {
+        Ok(self.load(namespace).await?.into())
+    }
+
     /// Reads one configuration, and only it: `None` if it does not exist, [`Error::Corrupt`] if
     /// it cannot be read, [`Error::NotFound`] if the namespace does not exist. Its cost must not
     /// depend on the namespace's size: the default reads the whole namespace, and every engine
@@ -575,6 +584,11 @@ pub trait BackendExt: Backend {
     /// Reads a whole namespace in one bulk call.
     async fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
         self.load(&self.namespace(namespace)?).await
+    }
+
+    /// Reads a whole namespace in one bulk call, in compact form (see [`Backend::load_compact`]).
+    async fn load_namespace_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
+        self.load_compact(&self.namespace(namespace)?).await
     }
 
     /// Reads one configuration, and only it.

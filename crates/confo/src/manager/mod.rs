@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::backend::{Backend, BackendExt, Configuration, CorruptEntry, NamespaceData, Version};
-use crate::compact::{Compact, Keys};
+use crate::compact::{Compact, CompactNamespace, Keys};
 pub use crate::draft::Scope;
 use crate::draft::{write_batches, Batch, Draft, Edit, Known};
 use crate::error::{ConfigRef, Corruption, Error, Missing, Result};
@@ -141,59 +141,28 @@ struct Snapshot {
     keys: Keys,
 }
 
-/// Namespaces with at least this many configurations are made compact on two threads.
-const LARGE: usize = 2048;
-
 /// Called each time the maps a large load was read into have been freed; see
 /// [`set_after_load_freed`].
 static AFTER_LOAD_FREED: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
-/// Sets a function called each time the maps a large namespace (2,048 configurations or more)
-/// was read into have been freed, once the session keeps it compact. The Python package gives
-/// the freed memory back to the system there. Only the first call sets it.
+/// Sets a function called each time a large namespace (2,048 configurations or more) has been
+/// read and made compact, once what it was read into is freed. The Python package gives the
+/// freed memory back to the system there. Only the first call sets it.
 pub fn set_after_load_freed(f: fn()) {
     let _ = AFTER_LOAD_FREED.set(f);
 }
 
-impl From<NamespaceData> for Snapshot {
-    fn from(mut data: NamespaceData) -> Self {
-        let from_snapshot = data.from_snapshot.take();
-        let (entries, corrupt) = data.into_parts();
-        let entries: Vec<(String, crate::Stored)> = entries.into_iter().collect();
-        let (cached, keys) = if entries.len() >= LARGE {
-            let (first, second) = entries.split_at(entries.len() / 2);
-            std::thread::scope(|scope| {
-                let other = scope.spawn(|| compact_all(second));
-                let (mut cached, keys) = compact_all(first);
-                let (rest, _) = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                cached.extend(rest);
-                (cached, keys)
-            })
-        } else {
-            compact_all(&entries)
-        };
-        // The maps as read are freed together, after: freed one by one during the conversion,
-        // their memory would be refilled with compact values scattered over every page, which
-        // the allocator could then never give back to the system.
-        let large = entries.len() >= LARGE;
-        drop(entries);
+impl From<CompactNamespace> for Snapshot {
+    fn from(namespace: CompactNamespace) -> Self {
+        let large = namespace.entries.len() >= crate::compact::LARGE;
+        let entries =
+            namespace.entries.into_iter().map(|(name, value, version)| (name, Cached { value, version })).collect();
         // (Only after a large load: a small one frees too little to be worth the walk.)
         if let Some(after) = AFTER_LOAD_FREED.get().filter(|_| large) {
             after();
         }
-        Snapshot { entries: cached, corrupt, from_snapshot, keys }
+        Snapshot { entries, corrupt: namespace.corrupt, from_snapshot: namespace.from_snapshot, keys: namespace.keys }
     }
-}
-
-/// Configurations as read, made compact (their field names shared), by name.
-fn compact_all(entries: &[(String, crate::Stored)]) -> (HashMap<String, Cached>, Keys) {
-    let mut keys = Keys::default();
-    let mut cached = HashMap::with_capacity(entries.len());
-    for (name, stored) in entries {
-        let value = Arc::new(Compact::new(&stored.value, &mut keys));
-        cached.insert(name.clone(), Cached { value, version: stored.version.clone() });
-    }
-    (cached, keys)
 }
 
 impl Snapshot {
@@ -671,7 +640,7 @@ impl Confo {
     async fn load_into(&self, backend_name: &str, namespace: &str) -> Result<()> {
         let store = self.state().backends.get(backend_name).map(|s| s.store.clone()).ok_or(Error::NoActiveBackend)?;
         // Made compact before the lock is taken: readers do not wait for it.
-        let snapshot = Arc::new(Snapshot::from(store.load(namespace).await?));
+        let snapshot = Arc::new(Snapshot::from(store.load_compact(namespace).await?));
         let mut state = self.state();
         if let Some(slot) = state.backends.get_mut(backend_name) {
             slot.snapshots.insert(namespace.to_owned(), snapshot);

@@ -32,7 +32,7 @@ pub(super) async fn start(
             let namespaces = store.namespaces().await.ok();
             for namespace in wanted {
                 // Made compact before the lock is taken: readers do not wait for it.
-                let fresh = store.load(&namespace).await.map(Snapshot::from);
+                let fresh = store.load_compact(&namespace).await.map(Snapshot::from);
                 let Some(state) = state.upgrade() else { return };
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(slot) = state.backends.get_mut(&backend_name) else { return };

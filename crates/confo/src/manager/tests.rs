@@ -528,7 +528,7 @@ async fn session_rollback_uses_the_loaded_version_and_the_sessions_author() {
 async fn a_large_namespace_is_cached_compact_and_reads_back_exactly() {
     let (confo, backend) = memory_manager().await;
     confo.create_namespace("big").await.unwrap();
-    let n = LARGE + 501;
+    let n = crate::compact::LARGE + 501;
     let value = |i: usize| {
         obj(
             json!({"id": i, "name": format!("configuration number {i} with a longer text"), "big": 123456789012345678901234567890u128,
