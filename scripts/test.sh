@@ -56,6 +56,7 @@ cargo run --quiet -p confo --features redis,figment --example figment_service > 
 cargo run --quiet -p confo --features redis,config-rs --example config_service > /dev/null
 cargo run --quiet -p confo-bench -- --smoke
 cargo run --quiet -p confo-bench --bin redis_parts -- 200 > /dev/null
+cargo run --quiet -p confo-bench --bin files_floor -- 200 > /dev/null
 cargo test --workspace --all-features
 # The whole-process comparison with confo 0.1.6.2 (docs/PERFORMANCE.md), small, so that it
 # cannot rot (the CLI and confo-servers debug builds are there after the tests).
