@@ -164,6 +164,38 @@ fn export_import_dry_run_and_prune() {
     env.expect(&["import", "bad.json"], 2);
 }
 
+/// The export writes every value exactly as stored (numbers beyond 64 bits and doubles, `-0`,
+/// unicode, nesting), and an import of it changes nothing.
+#[test]
+fn export_writes_values_exactly_and_imports_back_unchanged() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "exact"]);
+    env.ok(&[
+        "set",
+        "exact/numbers",
+        "--json",
+        r#"{"big": 123456789012345678901234567890, "neg0": -0, "d": 0.30000000000000004, "huge": 1e400,
+           "s": "ü \"q\" \u0000", "nested": {"z": [1, {"a": null}], "a": true}}"#,
+    ]);
+    env.ok(&["set", "exact/a", "x=1"]);
+    let text = env.ok(&["export", "exact"]);
+    for literal in [
+        r#""big": 123456789012345678901234567890"#,
+        r#""neg0": -0"#,
+        r#""d": 0.30000000000000004"#,
+        r#""huge": 1e+400"#, // as `set --json` stores it
+        r#""s": "ü \"q\" \u0000""#,
+    ] {
+        assert!(text.contains(literal), "{literal} in {text}");
+    }
+    assert!(text.find("\"a\": {").expect("a") < text.find("\"numbers\"").expect("numbers"), "sorted: {text}");
+    let stored = fs::read_to_string(env.path("Configurations/exact/numbers.json")).expect("stored");
+    let indented: String = stored.trim_end().lines().map(|line| format!("    {line}\n")).collect();
+    assert!(text.contains(indented.trim_start()), "the stored text, indented: {text}");
+    fs::write(env.path("exact.json"), &text).expect("write");
+    assert_eq!(env.ok(&["import", "exact.json", "--dry-run", "--prune"]), "", "the export is what is stored");
+}
+
 /// file → Redis → ZooKeeper → file ends byte-identical; diff sees no difference; a change shows.
 #[test]
 fn copy_round_trip_across_engines_and_diff() {

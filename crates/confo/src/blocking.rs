@@ -209,6 +209,14 @@ impl Confo {
         self.block(self.inner.export_readable(namespaces))
     }
 
+    /// See [`crate::Confo::export_readable_compact`].
+    pub fn export_readable_compact(
+        &self,
+        namespaces: &[String],
+    ) -> Result<(crate::transfer::CompactDocument, Vec<crate::error::Corruption>)> {
+        self.block(self.inner.export_readable_compact(namespaces))
+    }
+
     /// See [`crate::Confo::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))

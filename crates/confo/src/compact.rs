@@ -216,6 +216,36 @@ fn compact_all(entries: &[(String, crate::Stored)]) -> (Vec<(String, Arc<Compact
     (compact, keys)
 }
 
+/// Written as the JSON object it is (numbers with their exact text), without building a
+/// `serde_json` value.
+impl serde::Serialize for Compact {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_fields(&self.fields, serializer)
+    }
+}
+
+fn serialize_fields<S: serde::Serializer>(fields: &[(Arc<str>, Node)], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(fields.len()))?;
+    for (key, node) in fields {
+        map.serialize_entry(&**key, node)?;
+    }
+    map.end()
+}
+
+impl serde::Serialize for Node {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.view() {
+            View::Null => serializer.serialize_unit(),
+            View::Bool(b) => serializer.serialize_bool(b),
+            View::Number(text) => number(text).serialize(serializer),
+            View::String(text) => serializer.serialize_str(text),
+            View::Array(items) => serializer.collect_seq(items),
+            View::Object(fields) => serialize_fields(fields, serializer),
+        }
+    }
+}
+
 impl std::fmt::Debug for Compact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // As the configuration it stands for (field values may be sealed secrets, never plain).
@@ -363,6 +393,12 @@ mod tests {
         assert_eq!(compact.field("big").unwrap().to_string(), "123456789012345678901234567890");
         assert_eq!(compact.field("neg0").unwrap().to_string(), "-0");
         assert_eq!(compact.field("missing"), None);
+        // Written out directly, it is the same JSON text, compact and pretty.
+        assert_eq!(serde_json::to_string(&compact).unwrap(), serde_json::to_string(&original).unwrap());
+        assert_eq!(serde_json::to_string_pretty(&compact).unwrap(), serde_json::to_string_pretty(&original).unwrap());
+        assert!(serde_json::to_string(&compact)
+            .unwrap()
+            .contains(r#""big":123456789012345678901234567890,"neg0":-0,"#));
     }
 
     #[test]

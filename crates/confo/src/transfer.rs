@@ -45,6 +45,44 @@ pub async fn export_readable(backend: &dyn Backend, namespaces: &[String]) -> Re
     Ok((document, skipped))
 }
 
+/// Namespaces as read in compact form, by name, each configuration by name: written as the
+/// [`Document`] of the same data is (see [`export_readable_compact`]), without the maps.
+#[derive(Debug, Default)]
+pub struct CompactDocument(pub BTreeMap<String, Vec<(String, Arc<crate::compact::Compact>)>>);
+
+impl serde::Serialize for CompactDocument {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        struct Namespace<'a>(&'a [(String, Arc<crate::compact::Compact>)]);
+        impl serde::Serialize for Namespace<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(name, value)| (name, &**value)))
+            }
+        }
+        serializer.collect_map(self.0.iter().map(|(namespace, entries)| (namespace, Namespace(entries))))
+    }
+}
+
+/// [`export_readable`] in compact form (each engine reads straight into it where it can; see
+/// [`Backend::load_compact`](crate::Backend::load_compact)): a namespace is held once, about a
+/// third of its size as maps. Configurations are sorted by name, as in a [`Document`].
+pub async fn export_readable_compact(
+    backend: &dyn Backend,
+    namespaces: &[String],
+) -> Result<(CompactDocument, Vec<Corruption>)> {
+    let names = if namespaces.is_empty() { backend.list_namespaces().await? } else { namespaces.to_vec() };
+    let mut document = CompactDocument::default();
+    let mut skipped = Vec::new();
+    for namespace in names {
+        let read = backend.load_namespace_compact(&namespace).await?;
+        skipped.extend(read.corrupt.into_values().map(|c| c.corruption));
+        let mut entries: Vec<(String, Arc<crate::compact::Compact>)> =
+            read.entries.into_iter().map(|(name, value, _)| (name, value)).collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        document.0.insert(namespace, entries);
+    }
+    Ok((document, skipped))
+}
+
 /// Parses a document from JSON, checking its shape and every name.
 pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> Result<Document> {
     let bad = |message: String| Error::InvalidValue { location: "document".into(), message };
@@ -144,12 +182,16 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
     let existing = backend.list_namespaces().await?;
     let mut plan = Plan::default();
     for (namespace, wanted) in document {
+        // Read in compact form: with the document in memory too, a namespace as maps would
+        // double what an import holds.
         let current = if existing.contains(namespace) {
-            backend.load_namespace(namespace).await?
+            backend.load_namespace_compact(namespace).await?
         } else {
             plan.new_namespaces.push(namespace.clone());
             Default::default()
         };
+        let stored: std::collections::HashMap<&str, (&crate::compact::Compact, &crate::backend::Version)> =
+            current.entries.iter().map(|(name, value, version)| (name.as_str(), (&**value, version))).collect();
         let step = |configuration: &str, action, precondition| Step {
             namespace: namespace.clone(),
             configuration: configuration.to_owned(),
@@ -157,7 +199,7 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
             precondition,
         };
         for (name, content) in wanted {
-            match current.get(name) {
+            match stored.get(name.as_str()) {
                 // A corrupt entry the document has is replaced, as it is.
                 None if current.corrupt.contains_key(name) => {
                     let version = current.corrupt[name].version.clone();
@@ -168,15 +210,15 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
                     ))
                 }
                 None => plan.steps.push(step(name, Action::Create, Precondition::Absent)),
-                Some(stored) if *stored.value != *content => {
-                    plan.steps.push(step(name, Action::Change, Precondition::Version(stored.version.clone())))
+                Some((value, version)) if !value.same_as(content) => {
+                    plan.steps.push(step(name, Action::Change, Precondition::Version((*version).clone())))
                 }
                 Some(_) => plan.unchanged += 1,
             }
         }
         if prune {
-            for (name, stored) in current.iter().filter(|(name, _)| !wanted.contains_key(*name)) {
-                plan.steps.push(step(name, Action::Delete, Precondition::Version(stored.version.clone())));
+            for (name, _, version) in current.entries.iter().filter(|(name, ..)| !wanted.contains_key(name)) {
+                plan.steps.push(step(name, Action::Delete, Precondition::Version(version.clone())));
             }
             for (name, entry) in current.corrupt.iter().filter(|(name, _)| !wanted.contains_key(*name)) {
                 let precondition = entry.version.clone().map_or(Precondition::Absent, Precondition::Version);

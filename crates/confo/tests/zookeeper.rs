@@ -107,6 +107,14 @@ async fn a_large_namespace_is_parsed_in_parallel_and_read_exactly() {
         "{}",
         data.corrupt["c0100"].corruption
     );
+    // Read in compact form (made compact on the parsing threads): the same entries.
+    let compact = backend.load_namespace_compact("big").await.expect("load compact");
+    assert_eq!(compact.entries.len(), 1498);
+    for (name, value, version) in &compact.entries {
+        assert!(value.same_as(&data[name.as_str()].value), "{name}");
+        assert_eq!(*version, data[name.as_str()].version, "{name}");
+    }
+    assert_eq!(compact.corrupt, data.corrupt);
 }
 
 #[tokio::test]

@@ -79,8 +79,23 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
+    parse_all_with(items, move |_: &mut (), item| parse(item)).await.0
+}
+
+/// [`parse_all`] with a state per thread (each starts from `S::default()`), which `parse` may
+/// use and change (the field names a compact form shares, say); also returns the first
+/// thread's state.
+pub(crate) async fn parse_all_with<T, R, S, F>(items: Vec<T>, parse: F) -> (Vec<R>, S)
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    S: Default + Send + 'static,
+    F: Fn(&mut S, T) -> R + Send + Sync + Copy + 'static,
+{
     if items.len() < PARALLEL_PARSE_FROM {
-        return items.into_iter().map(parse).collect();
+        let mut state = S::default();
+        let parsed = items.into_iter().map(|item| parse(&mut state, item)).collect();
+        return (parsed, state);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let parsed = tokio::task::spawn_blocking(move || {
@@ -92,13 +107,26 @@ where
             parts.push(std::mem::replace(&mut rest, tail));
         }
         parts.push(rest);
-        std::thread::scope(|scope| {
+        let results: Vec<(Vec<R>, S)> = std::thread::scope(|scope| {
             let handles: Vec<_> = parts
                 .into_iter()
-                .map(|part| scope.spawn(move || part.into_iter().map(parse).collect::<Vec<R>>()))
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut state = S::default();
+                        let parsed: Vec<R> = part.into_iter().map(|item| parse(&mut state, item)).collect();
+                        (parsed, state)
+                    })
+                })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        })
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let mut first_state = None;
+        let mut all = Vec::with_capacity(results.iter().map(|(parsed, _)| parsed.len()).sum());
+        for (parsed, state) in results {
+            all.extend(parsed);
+            first_state.get_or_insert(state);
+        }
+        (all, first_state.unwrap_or_default())
     })
     .await;
     parsed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -147,6 +175,16 @@ mod tests {
             let items: Vec<usize> = (0..n).collect();
             let parsed = parse_all(items, |i| format!("{i}")).await;
             assert_eq!(parsed, (0..n).map(|i| i.to_string()).collect::<Vec<_>>(), "n = {n}");
+            // With a state per thread: each thread counts what it parsed; the first's is returned.
+            let (parsed, first) = parse_all_with((0..n).collect(), |count: &mut usize, i: usize| {
+                *count += 1;
+                i * 2
+            })
+            .await;
+            assert_eq!(parsed, (0..n).map(|i| i * 2).collect::<Vec<_>>(), "n = {n}");
+            let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+            let expected = if n < PARALLEL_PARSE_FROM { n } else { n.div_ceil(threads) };
+            assert_eq!(first, expected, "n = {n}");
         }
     }
 

@@ -664,6 +664,15 @@ impl Confo {
         crate::transfer::export_readable(&*self.backend()?, namespaces).await
     }
 
+    /// [`Confo::export_readable`] in compact form, to write out without holding maps (see
+    /// [`crate::transfer::export_readable_compact`]).
+    pub async fn export_readable_compact(
+        &self,
+        namespaces: &[String],
+    ) -> Result<(crate::transfer::CompactDocument, Vec<Corruption>)> {
+        crate::transfer::export_readable_compact(&*self.backend()?, namespaces).await
+    }
+
     /// Checks a JSON document's shape and names against the active backend's rules.
     pub fn parse_document(&self, value: Value) -> Result<crate::transfer::Document> {
         crate::transfer::document_from_value(value, &*self.backend()?)

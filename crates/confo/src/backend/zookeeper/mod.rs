@@ -58,13 +58,14 @@ use zookeeper_client as zk;
 pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
-use super::kit::{chunk_ranges, join_ordered, parse_all};
+use super::kit::{chunk_ranges, join_ordered, parse_all, parse_all_with};
 use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
-    WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, CorruptEntry, NamespaceData, Precondition, Stored,
+    Version, WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
+use crate::compact::{Compact, CompactNamespace, Keys};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
 use trust::Trust;
@@ -651,6 +652,59 @@ fn classify(describe: &str, e: &zk::Error) -> Error {
     }
 }
 
+impl ZkBackend {
+    /// A namespace's configuration znodes, read in `multi`s of [`READ_BATCH`] all in flight:
+    /// (name, data, version) of each, the paths whose ACLs must be checked, and the
+    /// namespace's path.
+    #[allow(clippy::type_complexity)]
+    async fn read_namespace(&self, namespace: &str) -> Result<(Vec<(String, Vec<u8>, Version)>, Vec<String>, String)> {
+        let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
+        let mut children = children?;
+        let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
+        children.retain(|c| crate::name::is_valid(c));
+        let ns_path = self.namespace_path(namespace);
+        let reads = join_ordered(children.chunks(READ_BATCH).map(|batch| {
+            let paths: Vec<String> = batch.iter().map(|c| format!("{ns_path}/{c}")).collect();
+            let this = self.clone();
+            async move {
+                this.call(|c, _| {
+                    let paths = &paths;
+                    async move {
+                        let mut reader = c.new_multi_reader();
+                        for path in paths {
+                            reader.add_get_data(path)?;
+                        }
+                        reader.commit().await
+                    }
+                })
+                .await
+            }
+        }))
+        .await;
+        let mut results = Vec::with_capacity(reads.len());
+        for read in reads {
+            results.push(read.map_err(|e| self.map_error(e))?);
+        }
+        let mut read = Vec::with_capacity(children.len());
+        let mut to_check = Vec::new();
+        for (name, result) in children.into_iter().zip(results.into_iter().flatten()) {
+            match result {
+                zk::MultiReadResult::Data { data: bytes, stat } => {
+                    if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
+                        to_check.push(format!("{ns_path}/{name}"));
+                    }
+                    read.push((name, bytes, Version::number(i64::from(stat.version))));
+                }
+                // Deleted between the listing and the read.
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => {}
+                zk::MultiReadResult::Error { err } => return Err(self.map_error(err)),
+                _ => {}
+            }
+        }
+        Ok((read, to_check, ns_path))
+    }
+}
+
 #[async_trait]
 impl Backend for ZkBackend {
     fn describe(&self) -> String {
@@ -794,50 +848,7 @@ impl Backend for ZkBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
-        let namespace = namespace.as_str();
-        let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
-        let mut children = children?;
-        let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
-        children.retain(|c| crate::name::is_valid(c));
-        let ns_path = self.namespace_path(namespace);
-        let reads = join_ordered(children.chunks(READ_BATCH).map(|batch| {
-            let paths: Vec<String> = batch.iter().map(|c| format!("{ns_path}/{c}")).collect();
-            let this = self.clone();
-            async move {
-                this.call(|c, _| {
-                    let paths = &paths;
-                    async move {
-                        let mut reader = c.new_multi_reader();
-                        for path in paths {
-                            reader.add_get_data(path)?;
-                        }
-                        reader.commit().await
-                    }
-                })
-                .await
-            }
-        }))
-        .await;
-        let mut results = Vec::with_capacity(reads.len());
-        for read in reads {
-            results.push(read.map_err(|e| self.map_error(e))?);
-        }
-        let mut read = Vec::with_capacity(children.len());
-        let mut to_check = Vec::new();
-        for (name, result) in children.into_iter().zip(results.into_iter().flatten()) {
-            match result {
-                zk::MultiReadResult::Data { data: bytes, stat } => {
-                    if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
-                        to_check.push(format!("{ns_path}/{name}"));
-                    }
-                    read.push((name, bytes, Version::number(i64::from(stat.version))));
-                }
-                // Deleted between the listing and the read.
-                zk::MultiReadResult::Error { err: zk::Error::NoNode } => {}
-                zk::MultiReadResult::Error { err } => return Err(self.map_error(err)),
-                _ => {}
-            }
-        }
+        let (read, to_check, ns_path) = self.read_namespace(namespace.as_str()).await?;
         // Parsing costs more than the read: a large namespace is parsed on every core.
         let parsed = parse_all(read, |(name, bytes, version)| {
             let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
@@ -861,6 +872,33 @@ impl Backend for ZkBackend {
         }
         self.check_nodes(to_check).await?;
         Ok(data)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
+        let (read, to_check, ns_path) = self.read_namespace(namespace.as_str()).await?;
+        // Each made compact on its parsing thread as soon as it is parsed, its map freed at once.
+        let (parsed, keys) =
+            parse_all_with(read, |keys: &mut Keys, (name, bytes, version): (String, Vec<u8>, Version)| {
+                let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
+                (name, parsed.map(|map| Arc::new(Compact::new(&map, keys))), version)
+            })
+            .await;
+        let mut out = CompactNamespace { entries: Vec::with_capacity(parsed.len()), keys, ..Default::default() };
+        for (name, parsed, version) in parsed {
+            match parsed {
+                Ok(value) => out.entries.push((name, value, version)),
+                Err(bad) => {
+                    let corruption = Corruption {
+                        location: self.location(&format!("{ns_path}/{name}")),
+                        problem: describe_problem(bad),
+                    };
+                    out.corrupt.insert(name, CorruptEntry { corruption, version: Some(version) });
+                }
+            }
+        }
+        self.check_nodes(to_check).await?;
+        Ok(out)
     }
 
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
