@@ -181,7 +181,7 @@ pub struct CompactNamespace {
 pub(crate) const LARGE: usize = 2048;
 
 impl From<NamespaceData> for CompactNamespace {
-    /// Makes a namespace as read compact: on two threads from [`LARGE`] configurations; the
+    /// Makes a namespace as read compact: on two threads from 2,048 configurations; the
     /// maps as read are freed together, after (freed one by one during the conversion, their
     /// memory would be refilled with compact values scattered over every page, which the
     /// allocator could then never give back to the system).

@@ -528,7 +528,7 @@ impl Store {
     }
 
     /// Every configuration of a namespace in one bulk read, in the compact form a cache keeps
-    /// (see [`Backend::load_compact`](crate::Backend::load_compact)).
+    /// (see [`Backend::load_compact`]).
     pub async fn load_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
         self.backend.load_namespace_compact(namespace).await
     }

@@ -63,7 +63,7 @@ impl serde::Serialize for CompactDocument {
 }
 
 /// [`export_readable`] in compact form (each engine reads straight into it where it can; see
-/// [`Backend::load_compact`](crate::Backend::load_compact)): a namespace is held once, about a
+/// [`Backend::load_compact`]): a namespace is held once, about a
 /// third of its size as maps. Configurations are sorted by name, as in a [`Document`].
 pub async fn export_readable_compact(
     backend: &dyn Backend,

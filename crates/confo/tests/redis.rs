@@ -114,6 +114,32 @@ async fn foreign_data_in_pythons_spacing_loads() {
     assert_eq!(get(&mut r, "HR_dept").await.as_deref(), Some(r#"{"configurations":["mail","database","café","new"]}"#));
 }
 
+/// A namespace large enough to be parsed on several threads reads the same in compact form
+/// as in maps: names, versions, values and corrupt entries.
+#[tokio::test]
+async fn a_large_namespace_reads_the_same_compact_and_as_maps() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let backend = connect(&server.url()).await;
+    backend.create_namespace("big").await.expect("create");
+    let changes: Vec<confo::Change> = (0..1200)
+        .map(|i| confo::Change::put(format!("c{i:04}"), obj(json!({"i": i, "name": format!("c{i:04}")}))))
+        .collect();
+    backend.write("big", &changes).await.into_result().expect("write");
+    let _: () = r.set("big-c0042", "{oops").await.expect("SET");
+    let _: () = r.del("big-c0900").await.expect("DEL");
+    let data = backend.load_namespace("big").await.expect("load");
+    let compact = backend.load_namespace_compact("big").await.expect("load compact");
+    assert_eq!((data.len(), compact.entries.len()), (1198, 1198));
+    for (name, value, version) in &compact.entries {
+        assert_eq!(value.field("name"), Some(json!(name)), "{name} holds its own value");
+        assert!(value.same_as(&data[name.as_str()].value), "{name}");
+        assert_eq!(*version, data[name.as_str()].version, "{name}");
+    }
+    assert_eq!(compact.corrupt, data.corrupt);
+    assert_eq!(compact.corrupt.keys().collect::<Vec<_>>(), ["c0042", "c0900"]);
+}
+
 #[tokio::test]
 async fn corrupt_data_is_an_error_naming_the_key() {
     let server = RedisServer::start().expect("redis-server");

@@ -73,13 +73,14 @@ use redis::{
 pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
-use super::kit::{chunk_ranges, parse_all};
+use super::kit::{chunk_ranges, parse_all, parse_all_with};
 use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
-    WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, CorruptEntry, NamespaceData, Precondition, Stored,
+    Version, WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
+use crate::compact::{Compact, CompactNamespace, Keys};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
 
@@ -208,6 +209,20 @@ struct Inner {
 }
 
 impl RedisBackend {
+    /// A namespace's (configuration name, stored value) pairs, read in one consistent step
+    /// (one script; in a cluster, the index then the values).
+    async fn read_pairs(&self, namespace: &str) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        if self.inner.topology == Topology::Sharded {
+            return self.cluster_load(namespace).await;
+        }
+        let flat: Vec<Option<Vec<u8>>> = self.script(&self.scripts().load_namespace, namespace, &[]).await?;
+        let mut pairs = Vec::with_capacity(flat.len() / 2);
+        let mut flat = flat.into_iter();
+        while let (Some(Some(name)), Some(value)) = (flat.next(), flat.next()) {
+            pairs.push((String::from_utf8_lossy(&name).into_owned(), value));
+        }
+        Ok(pairs)
+    }
     /// Connects, and creates the root key if it is absent.
     ///
     /// ```no_run
@@ -706,17 +721,7 @@ impl Backend for RedisBackend {
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
         let namespace = namespace.as_str();
-        let pairs = if self.inner.topology == Topology::Sharded {
-            self.cluster_load(namespace).await?
-        } else {
-            let flat: Vec<Option<Vec<u8>>> = self.script(&self.scripts().load_namespace, namespace, &[]).await?;
-            let mut pairs = Vec::with_capacity(flat.len() / 2);
-            let mut flat = flat.into_iter();
-            while let (Some(Some(name)), Some(value)) = (flat.next(), flat.next()) {
-                pairs.push((String::from_utf8_lossy(&name).into_owned(), value));
-            }
-            pairs
-        };
+        let pairs = self.read_pairs(namespace).await?;
         // Parsing and hashing cost more than the read: large namespaces use every core.
         let parsed = parse_all(pairs, parse_value).await;
         let mut data = NamespaceData::new();
@@ -732,6 +737,29 @@ impl Backend for RedisBackend {
             }
         }
         Ok(data)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
+        let namespace = namespace.as_str();
+        let pairs = self.read_pairs(namespace).await?;
+        // Each made compact on its parsing thread as soon as it is parsed, its map freed at once.
+        let (parsed, keys) = parse_all_with(pairs, |keys: &mut Keys, pair| {
+            let (name, outcome) = parse_value(pair);
+            (name, outcome.map(|stored| (Arc::new(Compact::new(&stored.value, keys)), stored.version)))
+        })
+        .await;
+        let mut out = CompactNamespace { entries: Vec::with_capacity(parsed.len()), keys, ..Default::default() };
+        for (name, outcome) in parsed {
+            match outcome {
+                Ok((value, version)) => out.entries.push((name, value, version)),
+                Err((problem, version)) => {
+                    let location = self.key_location(&format!("{namespace}-{name}"));
+                    out.corrupt.insert(name, CorruptEntry { corruption: Corruption { location, problem }, version });
+                }
+            }
+        }
+        Ok(out)
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
