@@ -123,6 +123,17 @@ async fn large_namespaces_in_transactions_and_pages() {
     let loaded = started.elapsed();
     assert_eq!(data.len(), n);
     assert!((0..n).all(|i| data[&format!("c{i:05}")].value["i"] == json!(i)));
+    // Read in compact form across the pages (and one value made unreadable): the same entries.
+    raw(&server).await.put("/confo/large/c03000", "{oops", None).await.expect("put");
+    let data = backend.load_namespace("large").await.expect("load");
+    let compact = backend.load_namespace_compact("large").await.expect("load compact");
+    assert_eq!((data.len(), compact.entries.len()), (n - 1, n - 1));
+    for (name, value, version) in &compact.entries {
+        assert!(value.same_as(&data[name.as_str()].value), "{name}");
+        assert_eq!(*version, data[name.as_str()].version, "{name}");
+    }
+    assert_eq!(compact.corrupt, data.corrupt);
+    assert_eq!(compact.corrupt.keys().collect::<Vec<_>>(), ["c03000"]);
     // A stale precondition anywhere in a multi-transaction batch writes nothing at all.
     let mut again: Vec<Change> = (0..300).map(|i| Change::put(format!("c{i:05}"), obj(json!({"i": -1})))).collect();
     again.push(Change::put("c04999", obj(json!({}))).when(confo::Precondition::Version(confo::Version::number(1))));

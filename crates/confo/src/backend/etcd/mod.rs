@@ -52,10 +52,11 @@ pub use options::EtcdOptions;
 
 use super::kit::{chunk_ranges, join_ordered};
 use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Hint, Hints, NamespaceData, Precondition, Stored,
-    Version, WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, CorruptEntry, Hint, Hints,
+    NamespaceData, Precondition, Stored, Version, WriteReport,
 };
 use crate::codec::{describe_problem, parse_config};
+use crate::compact::{Compact, CompactNamespace};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::{ConfigName, NamespaceName};
 
@@ -344,6 +345,43 @@ fn compare(key: &str, precondition: &Precondition) -> Option<etcd::Compare> {
     }
 }
 
+impl EtcdBackend {
+    /// Reads a namespace's configurations page by page at one revision, calling `each` with
+    /// every one's name, parsed value (or what is wrong with it) and version, in key order.
+    async fn read_pages(
+        &self,
+        namespace: &str,
+        mut each: impl FnMut(&str, std::result::Result<Configuration, Corruption>, Version) + Send,
+    ) -> Result<()> {
+        let prefix = config_prefix(namespace);
+        let end = prefix_end(&prefix);
+        let first_page =
+            etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE)));
+        let (mut page, revision) = self.with_marker(namespace, first_page).await?;
+        loop {
+            for kv in page.kvs() {
+                let Ok(key) = kv.key_str() else { continue };
+                let Some(name) = key.strip_prefix(&prefix) else { continue };
+                if !crate::name::is_valid(name) {
+                    continue; // a deeper key, or one we would never write
+                }
+                let parsed = parse_config(kv.value())
+                    .map_err(|bad| Corruption { location: self.location(key), problem: describe_problem(bad) });
+                each(name, parsed, Version::number(kv.mod_revision()));
+            }
+            if !page.more() {
+                break;
+            }
+            let Some(last) = page.kvs().last() else { break };
+            let mut next = last.key().to_vec();
+            next.push(0);
+            let options = etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
+            page = self.get(next, Some(options)).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Backend for EtcdBackend {
     fn describe(&self) -> String {
@@ -420,43 +458,29 @@ impl Backend for EtcdBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
-        let namespace = namespace.as_str();
-        let prefix = config_prefix(namespace);
-        let end = prefix_end(&prefix);
-        let first_page =
-            etcd::TxnOp::get(prefix.clone(), Some(etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE)));
-        let (mut page, revision) = self.with_marker(namespace, first_page).await?;
         let mut data = NamespaceData::new();
-        loop {
-            for kv in page.kvs() {
-                let Ok(key) = kv.key_str() else { continue };
-                let Some(name) = key.strip_prefix(&prefix) else { continue };
-                if !crate::name::is_valid(name) {
-                    continue; // a deeper key, or one we would never write
-                }
-                match parse_config(kv.value()) {
-                    Ok(map) => {
-                        data.insert(
-                            name.to_owned(),
-                            Stored { value: Arc::new(map), version: Version::number(kv.mod_revision()) },
-                        );
-                    }
-                    Err(bad) => {
-                        let corruption = Corruption { location: self.location(key), problem: describe_problem(bad) };
-                        data.insert_corrupt(name, corruption, Some(Version::number(kv.mod_revision())));
-                    }
-                }
+        self.read_pages(namespace.as_str(), |name, parsed, version| match parsed {
+            Ok(map) => {
+                data.insert(name.to_owned(), Stored { value: Arc::new(map), version });
             }
-            if !page.more() {
-                break;
-            }
-            let Some(last) = page.kvs().last() else { break };
-            let mut next = last.key().to_vec();
-            next.push(0);
-            let options = etcd::GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
-            page = self.get(next, Some(options)).await?;
-        }
+            Err(corruption) => data.insert_corrupt(name, corruption, Some(version)),
+        })
+        .await?;
         Ok(data)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
+        // Each made compact as soon as it is parsed, its map freed at once.
+        let mut out = CompactNamespace::default();
+        self.read_pages(namespace.as_str(), |name, parsed, version| match parsed {
+            Ok(map) => out.entries.push((name.to_owned(), Arc::new(Compact::new(&map, &mut out.keys)), version)),
+            Err(corruption) => {
+                out.corrupt.insert(name.to_owned(), CorruptEntry { corruption, version: Some(version) });
+            }
+        })
+        .await?;
+        Ok(out)
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]
