@@ -21,7 +21,9 @@ use std::sync::Arc;
 use serde_json::{Map, Number, Value};
 
 use crate::backend::cache::SnapshotInfo;
+use crate::backend::kit::map_on_threads;
 use crate::backend::{Configuration, CorruptEntry, NamespaceData, Version};
+use crate::error::Corruption;
 
 /// Longest text kept inside a node instead of in an allocation of its own.
 const INLINE: usize = 22;
@@ -177,43 +179,43 @@ pub struct CompactNamespace {
     pub keys: Keys,
 }
 
-/// Namespaces with at least this many configurations are made compact on two threads.
+/// A namespace of at least this many configurations is large: made compact on several threads
+/// (half as many each), and the session's after-load hook runs once it is loaded.
 pub(crate) const LARGE: usize = 2048;
 
+impl CompactNamespace {
+    /// Adds a readable configuration.
+    pub fn insert(&mut self, name: String, value: Arc<Compact>, version: Version) {
+        self.entries.push((name, value, version));
+    }
+
+    /// Records an entry that could not be read (as [`NamespaceData::insert_corrupt`]).
+    pub fn insert_corrupt(&mut self, name: impl Into<String>, corruption: Corruption, version: Option<Version>) {
+        self.corrupt.insert(name.into(), CorruptEntry { corruption, version });
+    }
+}
+
 impl From<NamespaceData> for CompactNamespace {
-    /// Makes a namespace as read compact: on two threads from 2,048 configurations; the
-    /// maps as read are freed together, after (freed one by one during the conversion, their
-    /// memory would be refilled with compact values scattered over every page, which the
-    /// allocator could then never give back to the system).
+    /// Makes a namespace as read compact: on several threads, at least 1,024 configurations
+    /// each; the maps as read are freed together, after (freed one by one during the
+    /// conversion, their memory would be refilled with compact values scattered over every
+    /// page, which the allocator could then never give back to the system).
     fn from(mut data: NamespaceData) -> Self {
         let from_snapshot = data.from_snapshot.take();
         let (entries, corrupt) = data.into_parts();
-        let entries: Vec<(String, crate::Stored)> = entries.into_iter().collect();
-        let (compact, keys) = if entries.len() >= LARGE {
-            let (first, second) = entries.split_at(entries.len() / 2);
-            std::thread::scope(|scope| {
-                let other = scope.spawn(|| compact_all(second));
-                let (mut compact, keys) = compact_all(first);
-                let (rest, _) = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                compact.extend(rest);
-                (compact, keys)
-            })
-        } else {
-            compact_all(&entries)
-        };
+        let (compact, keys) = map_on_threads(entries.iter().collect(), LARGE / 2, |keys, (name, stored)| {
+            let (value, version) = compact_stored(stored, keys);
+            (name.clone(), value, version)
+        });
         drop(entries);
         CompactNamespace { entries: compact, corrupt, from_snapshot, keys }
     }
 }
 
-/// Configurations as read, made compact (their field names shared).
-fn compact_all(entries: &[(String, crate::Stored)]) -> (Vec<(String, Arc<Compact>, Version)>, Keys) {
-    let mut keys = Keys::default();
-    let compact = entries
-        .iter()
-        .map(|(name, stored)| (name.clone(), Arc::new(Compact::new(&stored.value, &mut keys)), stored.version.clone()))
-        .collect();
-    (compact, keys)
+/// A configuration as read, made compact (its field names shared through `keys`), and its
+/// version.
+pub(crate) fn compact_stored(stored: &crate::Stored, keys: &mut Keys) -> (Arc<Compact>, Version) {
+    (Arc::new(Compact::new(&stored.value, keys)), stored.version.clone())
 }
 
 /// Written as the JSON object it is (numbers with their exact text), without building a

@@ -93,43 +93,60 @@ where
     F: Fn(&mut S, T) -> R + Send + Sync + Copy + 'static,
 {
     if items.len() < PARALLEL_PARSE_FROM {
-        let mut state = S::default();
-        let parsed = items.into_iter().map(|item| parse(&mut state, item)).collect();
-        return (parsed, state);
+        return map_on_threads(items, usize::MAX, parse);
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parsed = tokio::task::spawn_blocking(move || {
-        let per = items.len().div_ceil(threads);
-        let mut parts = Vec::new();
-        let mut rest = items;
-        while rest.len() > per {
-            let tail = rest.split_off(per);
-            parts.push(std::mem::replace(&mut rest, tail));
-        }
-        parts.push(rest);
-        let results: Vec<(Vec<R>, S)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut state = S::default();
-                        let parsed: Vec<R> = part.into_iter().map(|item| parse(&mut state, item)).collect();
-                        (parsed, state)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        });
-        let mut first_state = None;
-        let mut all = Vec::with_capacity(results.iter().map(|(parsed, _)| parsed.len()).sum());
-        for (parsed, state) in results {
-            all.extend(parsed);
-            first_state.get_or_insert(state);
-        }
-        (all, first_state.unwrap_or_default())
-    })
-    .await;
+    let parsed = tokio::task::spawn_blocking(move || map_on_threads(items, 1, parse)).await;
     parsed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// `map` applied to every item, in order, on as many threads as the machine has but with at
+/// least `per_thread` items each (one thread: the caller's, no thread started). Each thread
+/// has a state, starting from `S::default()`; the first thread's is returned. A panic in `map`
+/// is raised here. (The file engine reads a namespace's files with it, the network engines
+/// parse with it through [`parse_all_with`], and the session makes a namespace compact.)
+pub(crate) fn map_on_threads<T, R, S, F>(items: Vec<T>, per_thread: usize, map: F) -> (Vec<R>, S)
+where
+    T: Send,
+    R: Send,
+    S: Default + Send,
+    F: Fn(&mut S, T) -> R + Sync,
+{
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(items.len().div_ceil(per_thread.max(1))).max(1);
+    if threads == 1 {
+        let mut state = S::default();
+        let mapped = items.into_iter().map(|item| map(&mut state, item)).collect();
+        return (mapped, state);
+    }
+    let per = items.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = items;
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
+    let map = &map;
+    let results: Vec<(Vec<R>, S)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut state = S::default();
+                    let mapped: Vec<R> = part.into_iter().map(|item| map(&mut state, item)).collect();
+                    (mapped, state)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    let mut first_state = None;
+    let mut all = Vec::with_capacity(results.iter().map(|(mapped, _)| mapped.len()).sum());
+    for (mapped, state) in results {
+        all.extend(mapped);
+        first_state.get_or_insert(state);
+    }
+    (all, first_state.unwrap_or_default())
 }
 
 /// Runs every future at once (each on the runtime, so they overlap on the wire) and returns
@@ -168,6 +185,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_on_threads_starts_a_thread_only_for_a_full_share() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Each thread counts what it mapped; the first thread's count is returned.
+        let count = |n: usize, per_thread: usize| {
+            let (mapped, first) = map_on_threads((0..n).collect(), per_thread, |count: &mut usize, i: usize| {
+                *count += 1;
+                i + 1
+            });
+            assert_eq!(mapped, (1..=n).collect::<Vec<_>>(), "in order, n = {n}");
+            first
+        };
+        assert_eq!(count(64, 64), 64, "one share: the caller's thread alone");
+        assert_eq!(count(0, 64), 0);
+        assert_eq!(count(100, 64), if cores >= 2 { 50 } else { 100 }, "two shares, split evenly");
+        assert_eq!(count(10_000, 1), 10_000usize.div_ceil(cores), "every core");
+    }
 
     #[tokio::test]
     async fn parse_all_keeps_the_order_below_and_above_the_parallel_threshold() {

@@ -449,7 +449,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Reads every configuration of a namespace in one bulk call, in the compact form the
     /// session caches ([`crate::compact`]). The default reads [`Backend::load`] and converts
-    /// (on two threads for a large namespace); every engine of this crate makes each
+    /// (on several threads for a large namespace); every engine of this crate makes each
     /// configuration compact as soon as it is parsed, so that the namespace is never held
     /// twice (as read and compact). Called as [`BackendExt::load_namespace_compact`].
     async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::compact::CompactNamespace> {

@@ -522,7 +522,7 @@ async fn session_rollback_uses_the_loaded_version_and_the_sessions_author() {
     assert_eq!(log.len(), 4);
 }
 
-/// A namespace large enough to be made compact on two threads reads back exactly, whichever
+/// A namespace large enough to be made compact on several threads reads back exactly, whichever
 /// half each configuration fell in, and edits and persists over the compact form as over any.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_namespace_is_cached_compact_and_reads_back_exactly() {

@@ -52,8 +52,8 @@ pub use options::EtcdOptions;
 
 use super::kit::{chunk_ranges, join_ordered};
 use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, CorruptEntry, Hint, Hints,
-    NamespaceData, Precondition, Stored, Version, WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, Hint, Hints, NamespaceData,
+    Precondition, Stored, Version, WriteReport,
 };
 use crate::codec::{describe_problem, parse_config};
 use crate::compact::{Compact, CompactNamespace};
@@ -474,10 +474,11 @@ impl Backend for EtcdBackend {
         // Each made compact as soon as it is parsed, its map freed at once.
         let mut out = CompactNamespace::default();
         self.read_pages(namespace.as_str(), |name, parsed, version| match parsed {
-            Ok(map) => out.entries.push((name.to_owned(), Arc::new(Compact::new(&map, &mut out.keys)), version)),
-            Err(corruption) => {
-                out.corrupt.insert(name.to_owned(), CorruptEntry { corruption, version: Some(version) });
+            Ok(map) => {
+                let value = Arc::new(Compact::new(&map, &mut out.keys));
+                out.insert(name.to_owned(), value, version);
             }
+            Err(corruption) => out.insert_corrupt(name, corruption, Some(version)),
         })
         .await?;
         Ok(out)

@@ -56,8 +56,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    check_precondition, Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, CorruptEntry,
-    NamespaceData, Precondition, Stored, Version, WriteReport,
+    check_precondition, Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, NamespaceData,
+    Precondition, Stored, Version, WriteReport,
 };
 use super::{Hint, Hints};
 mod history;
@@ -67,8 +67,9 @@ use history::FileHistory;
 pub(crate) use spec::FileEngine;
 pub use spec::FileSpec;
 
+use super::kit::map_on_threads;
 use crate::codec::parse_config;
-use crate::compact::{Compact, CompactNamespace, Keys};
+use crate::compact::{compact_stored, CompactNamespace, Keys};
 use crate::error::{Corruption, Error, Missing, Result};
 use crate::name::{self, ConfigName, NameKind, NamespaceName};
 
@@ -352,28 +353,11 @@ impl Inner {
         Ok(files)
     }
 
-    /// Reads a namespace's files on up to every core, each thread calling `read` on its share
-    /// of them (file name, path); the threads' results in order.
-    fn read_files<T: Send>(&self, namespace: &str, read: impl Fn(&[(String, PathBuf)]) -> T + Sync) -> Result<Vec<T>> {
-        let files = self.config_files(namespace)?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = threads.min(files.len().div_ceil(FILES_PER_THREAD)).max(1);
-        if threads == 1 {
-            return Ok(vec![read(&files)]);
-        }
-        let chunk = files.len().div_ceil(threads);
-        let read = &read;
-        Ok(std::thread::scope(|scope| {
-            let handles: Vec<_> = files.chunks(chunk).map(|part| scope.spawn(move || read(part))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        }))
-    }
-
     fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
-        let parts =
-            self.read_files(namespace, |part| part.iter().map(|(n, p)| read_config(n, p)).collect::<Vec<_>>())?;
+        let files = self.config_files(namespace)?;
+        let (loaded, ()) = map_on_threads(files, FILES_PER_THREAD, |_, (name, path)| read_config(&name, &path));
         let mut data = NamespaceData::new();
-        for loaded in parts.into_iter().flatten() {
+        for loaded in loaded {
             match loaded {
                 Loaded::Ok(name, stored) => {
                     data.insert(name, stored);
@@ -389,36 +373,21 @@ impl Inner {
     /// [`Self::load_namespace`], each configuration made compact on its reading thread as soon
     /// as it is parsed (its map freed at once): the namespace is never held twice.
     fn load_namespace_compact(&self, namespace: &str) -> Result<CompactNamespace> {
-        let parts = self.read_files(namespace, |part| {
-            let mut keys = Keys::default();
-            let loaded: Vec<Loaded<(Arc<Compact>, Version)>> = part
-                .iter()
-                .map(|(n, p)| match read_config(n, p) {
-                    Loaded::Ok(name, stored) => {
-                        Loaded::Ok(name, (Arc::new(Compact::new(&stored.value, &mut keys)), stored.version))
-                    }
-                    Loaded::Gone => Loaded::Gone,
-                    Loaded::Corrupt(name, corruption, version) => Loaded::Corrupt(name, corruption, version),
-                    Loaded::Io(e) => Loaded::Io(e),
-                })
-                .collect();
-            (loaded, keys)
-        })?;
-        let mut namespace = CompactNamespace::default();
-        namespace.entries.reserve(parts.iter().map(|(loaded, _)| loaded.len()).sum());
-        for (index, (loaded, keys)) in parts.into_iter().enumerate() {
-            if index == 0 {
-                namespace.keys = keys;
-            }
-            for loaded in loaded {
-                match loaded {
-                    Loaded::Ok(name, (value, version)) => namespace.entries.push((name, value, version)),
-                    Loaded::Gone => {}
-                    Loaded::Corrupt(name, corruption, version) => {
-                        namespace.corrupt.insert(name, CorruptEntry { corruption, version: Some(version) });
-                    }
-                    Loaded::Io(e) => return Err(e),
-                }
+        let files = self.config_files(namespace)?;
+        let (loaded, keys) =
+            map_on_threads(files, FILES_PER_THREAD, |keys: &mut Keys, (name, path)| match read_config(&name, &path) {
+                Loaded::Ok(name, stored) => Loaded::Ok(name, compact_stored(&stored, keys)),
+                Loaded::Gone => Loaded::Gone,
+                Loaded::Corrupt(name, corruption, version) => Loaded::Corrupt(name, corruption, version),
+                Loaded::Io(e) => Loaded::Io(e),
+            });
+        let mut namespace = CompactNamespace { entries: Vec::with_capacity(loaded.len()), keys, ..Default::default() };
+        for loaded in loaded {
+            match loaded {
+                Loaded::Ok(name, (value, version)) => namespace.insert(name, value, version),
+                Loaded::Gone => {}
+                Loaded::Corrupt(name, corruption, version) => namespace.insert_corrupt(name, corruption, Some(version)),
+                Loaded::Io(e) => return Err(e),
             }
         }
         Ok(namespace)

@@ -75,12 +75,12 @@ pub use options::{RedisEndpoint, RedisOptions};
 
 use super::kit::{chunk_ranges, parse_all, parse_all_with};
 use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, CorruptEntry, NamespaceData, Precondition, Stored,
-    Version, WriteReport,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
+    WriteReport,
 };
 use super::{Hint, Hints};
 use crate::codec::{describe_problem, parse_config};
-use crate::compact::{Compact, CompactNamespace, Keys};
+use crate::compact::{compact_stored, CompactNamespace, Keys};
 use crate::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
 
@@ -746,16 +746,16 @@ impl Backend for RedisBackend {
         // Each made compact on its parsing thread as soon as it is parsed, its map freed at once.
         let (parsed, keys) = parse_all_with(pairs, |keys: &mut Keys, pair| {
             let (name, outcome) = parse_value(pair);
-            (name, outcome.map(|stored| (Arc::new(Compact::new(&stored.value, keys)), stored.version)))
+            (name, outcome.map(|stored| compact_stored(&stored, keys)))
         })
         .await;
         let mut out = CompactNamespace { entries: Vec::with_capacity(parsed.len()), keys, ..Default::default() };
         for (name, outcome) in parsed {
             match outcome {
-                Ok((value, version)) => out.entries.push((name, value, version)),
+                Ok((value, version)) => out.insert(name, value, version),
                 Err((problem, version)) => {
                     let location = self.key_location(&format!("{namespace}-{name}"));
-                    out.corrupt.insert(name, CorruptEntry { corruption: Corruption { location, problem }, version });
+                    out.insert_corrupt(name, Corruption { location, problem }, version);
                 }
             }
         }

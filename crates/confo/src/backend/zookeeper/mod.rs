@@ -60,7 +60,7 @@ pub use options::{ZkAcl, ZkOptions};
 
 use super::kit::{chunk_ranges, join_ordered, parse_all, parse_all_with};
 use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, CorruptEntry, NamespaceData, Precondition, Stored,
+    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, NamespaceData, Precondition, Stored,
     Version, WriteReport,
 };
 use super::{Hint, Hints};
@@ -654,10 +654,9 @@ fn classify(describe: &str, e: &zk::Error) -> Error {
 
 impl ZkBackend {
     /// A namespace's configuration znodes, read in `multi`s of [`READ_BATCH`] all in flight:
-    /// (name, data, version) of each, the paths whose ACLs must be checked, and the
-    /// namespace's path.
+    /// (name, data, version) of each, and the paths whose ACLs must be checked.
     #[allow(clippy::type_complexity)]
-    async fn read_namespace(&self, namespace: &str) -> Result<(Vec<(String, Vec<u8>, Version)>, Vec<String>, String)> {
+    async fn read_namespace(&self, namespace: &str) -> Result<(Vec<(String, Vec<u8>, Version)>, Vec<String>)> {
         let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
         let mut children = children?;
         let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
@@ -701,7 +700,22 @@ impl ZkBackend {
                 _ => {}
             }
         }
-        Ok((read, to_check, ns_path))
+        Ok((read, to_check))
+    }
+
+    /// A configuration znode whose data is not a configuration: where it is, what is wrong.
+    fn corrupt_node(&self, namespace: &str, name: &str, bad: (Option<(usize, usize)>, String)) -> Corruption {
+        let location = self.location(&format!("{}/{name}", self.namespace_path(namespace)));
+        Corruption { location, problem: describe_problem(bad) }
+    }
+}
+
+/// A configuration znode's data, parsed: empty data reads as `{}`, as Python confo wrote it.
+fn parse_node(bytes: &[u8]) -> std::result::Result<Configuration, (Option<(usize, usize)>, String)> {
+    if bytes.is_empty() {
+        Ok(Default::default())
+    } else {
+        parse_config(bytes)
     }
 }
 
@@ -848,13 +862,10 @@ impl Backend for ZkBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
-        let (read, to_check, ns_path) = self.read_namespace(namespace.as_str()).await?;
+        let namespace = namespace.as_str();
+        let (read, to_check) = self.read_namespace(namespace).await?;
         // Parsing costs more than the read: a large namespace is parsed on every core.
-        let parsed = parse_all(read, |(name, bytes, version)| {
-            let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
-            (name, parsed, version)
-        })
-        .await;
+        let parsed = parse_all(read, |(name, bytes, version)| (name, parse_node(&bytes), version)).await;
         let mut data = NamespaceData::new();
         for (name, parsed, version) in parsed {
             match parsed {
@@ -862,10 +873,7 @@ impl Backend for ZkBackend {
                     data.insert(name, Stored { value: Arc::new(map), version });
                 }
                 Err(bad) => {
-                    let corruption = Corruption {
-                        location: self.location(&format!("{ns_path}/{name}")),
-                        problem: describe_problem(bad),
-                    };
+                    let corruption = self.corrupt_node(namespace, &name, bad);
                     data.insert_corrupt(name, corruption, Some(version));
                 }
             }
@@ -876,24 +884,21 @@ impl Backend for ZkBackend {
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
-        let (read, to_check, ns_path) = self.read_namespace(namespace.as_str()).await?;
+        let namespace = namespace.as_str();
+        let (read, to_check) = self.read_namespace(namespace).await?;
         // Each made compact on its parsing thread as soon as it is parsed, its map freed at once.
         let (parsed, keys) =
             parse_all_with(read, |keys: &mut Keys, (name, bytes, version): (String, Vec<u8>, Version)| {
-                let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
-                (name, parsed.map(|map| Arc::new(Compact::new(&map, keys))), version)
+                (name, parse_node(&bytes).map(|map| Arc::new(Compact::new(&map, keys))), version)
             })
             .await;
         let mut out = CompactNamespace { entries: Vec::with_capacity(parsed.len()), keys, ..Default::default() };
         for (name, parsed, version) in parsed {
             match parsed {
-                Ok(value) => out.entries.push((name, value, version)),
+                Ok(value) => out.insert(name, value, version),
                 Err(bad) => {
-                    let corruption = Corruption {
-                        location: self.location(&format!("{ns_path}/{name}")),
-                        problem: describe_problem(bad),
-                    };
-                    out.corrupt.insert(name, CorruptEntry { corruption, version: Some(version) });
+                    let corruption = self.corrupt_node(namespace, &name, bad);
+                    out.insert_corrupt(name, corruption, Some(version));
                 }
             }
         }
