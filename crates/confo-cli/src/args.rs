@@ -26,8 +26,9 @@ pub(crate) const DEFAULT_SPEC: &str = "file:./Configurations";
 pub(crate) struct Cli {
     /// A backend spec (file:PATH, redis://host:port, zk://host:port[/chroot], etcd://host:port, memory:; see the
     /// README for credentials, TLS and Sentinel) or a profile name.
-    #[arg(long, short = 'b', global = true, value_name = "SPEC|PROFILE")]
-    pub(crate) backend: Option<String>,
+    /// Given once, except to `serve`, which serves every one given (NAME=SPEC names one).
+    #[arg(long, short = 'b', global = true, value_name = "SPEC|PROFILE", action = clap::ArgAction::Append)]
+    pub(crate) backend: Vec<String>,
 
     /// Output format (default: JSON for data, one name per line for lists).
     #[arg(long, global = true, value_enum)]
@@ -319,6 +320,81 @@ pub(crate) enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+
+    /// Serve the HTTP API (/api/v1) and the web console (/console) over the backends given with
+    /// -b (each a spec, a profile, or NAME=SPEC; default as for every command). Prints
+    /// "listening on http://ADDRESS" once it accepts connections; SIGINT or SIGTERM stops it
+    /// gracefully. Requests need a token (confo token add) unless --anonymous-read.
+    #[command(after_help = "Examples:\n  confo token add admin --role admin,reveal\n  \
+                            confo serve\n  confo serve --listen 127.0.0.1:8080 -b main=file:./Configurations -b prod\n  \
+                            confo serve --listen 0.0.0.0:7443 --tls-cert cert.pem --tls-key key.pem")]
+    Serve {
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDRESS")]
+        listen: String,
+        /// The tokens file (default $CONFO_TOKENS, else ~/.config/confo/tokens.json).
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+        /// Let requests without a token read (never write). Off unless given.
+        #[arg(long)]
+        anonymous_read: bool,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Connections served at once; more wait to be accepted.
+        #[arg(long, default_value_t = 4096, value_name = "N")]
+        max_connections: usize,
+        /// The largest request body accepted, in bytes (413 beyond).
+        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+        max_body: usize,
+    },
+
+    /// API tokens for `confo serve`: add (printed once, stored hashed), list, remove.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TokenCommand {
+    /// Make a token: prints it once (only its hash is kept) and records NAME as the actor of
+    /// what it writes.
+    #[command(after_help = "Examples:\n  confo token add ci --role read\n  \
+                            confo token add deploy --role write --namespaces 'sales-*'\n  \
+                            confo token add alice --role admin,reveal --tokens ./tokens.json")]
+    Add {
+        /// The token's name (who its writes are recorded as).
+        name: String,
+        /// Roles, comma-separated: read, write, admin (schemas, namespace deletion), reveal
+        /// (secrets in the clear). Every role reads; admin writes.
+        #[arg(long, value_name = "ROLE[,ROLE…]")]
+        role: String,
+        /// The namespaces it may touch (a glob).
+        #[arg(long, default_value = "*", value_name = "GLOB")]
+        namespaces: String,
+        /// The backends (names given to serve) it may touch (a glob).
+        #[arg(long, default_value = "*", value_name = "GLOB")]
+        backends: String,
+        /// The tokens file (default $CONFO_TOKENS, else ~/.config/confo/tokens.json).
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+    },
+    /// List the tokens: name, roles, namespaces, backends, created (never the token).
+    Ls {
+        /// The tokens file.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+    },
+    /// Remove a token; a server using the file refuses it within a second.
+    Rm {
+        /// The token's name.
+        name: String,
+        /// The tokens file.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
     },
 }
 

@@ -116,12 +116,21 @@ pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
 /// Parses nothing more: dispatches each command to its module.
 fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
-    let _ = CONTEXT.set((cli.message.clone(), cli.backend.clone()));
-    profiles::use_profile_keyring(cli.backend.as_deref());
+    if let Command::Serve { .. } = cli.command {
+        profiles::use_profile_keyring(cli.backend.first().map(String::as_str));
+        return commands::serve::serve(cli.command, &cli.backend);
+    }
+    if cli.backend.len() > 1 {
+        return Err(Failure::usage("--backend is given once (only serve takes several)"));
+    }
+    let backend = cli.backend.first().cloned();
+    let _ = CONTEXT.set((cli.message.clone(), backend.clone()));
+    profiles::use_profile_keyring(backend.as_deref());
     // Commands that need no backend, or two of their own.
     match cli.command {
         Command::Backend(command) => return commands::backends::backend_command(command, output),
         Command::Keys(command) => return commands::secrets::keys(command),
+        Command::Token(command) => return commands::serve::token(command, output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "confo", &mut std::io::stdout());
             return Ok(());
@@ -135,7 +144,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let spec = resolve_spec(cli.backend.as_deref())?;
+    let spec = resolve_spec(backend.as_deref())?;
     let command = cli.command;
     if let Command::Get { .. } | Command::Set { .. } | Command::Rm { .. } | Command::Edit { .. } = command {
         return commands::configurations::point_command(command, &spec, output);
@@ -178,6 +187,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Secret(_)
         | Command::Secrets(_)
         | Command::Completions { .. }
+        | Command::Serve { .. }
+        | Command::Token(_)
         | Command::Copy { .. }
         | Command::Diff { .. }
         | Command::Get { .. }

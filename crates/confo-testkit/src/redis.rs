@@ -145,7 +145,7 @@ impl RedisServer {
 
 /// A fresh CA (`ca.pem`) and a server certificate it signed (`server.pem`, `server.key`; SAN
 /// `IP:127.0.0.1`), made with `openssl` in `d`.
-fn make_test_certificates(openssl: &Path, d: &Path) -> Result<()> {
+pub fn make_test_certificates(openssl: &Path, d: &Path) -> Result<()> {
     let run = |args: &[&str]| -> Result<()> {
         let out = Command::new(openssl).args(args).current_dir(d).output().map_err(|e| err(format!("openssl: {e}")))?;
         if out.status.success() {

@@ -7,6 +7,7 @@ pub(crate) mod history;
 pub(crate) mod namespaces;
 pub(crate) mod schema;
 pub(crate) mod secrets;
+pub(crate) mod serve;
 pub(crate) mod transfer;
 pub(crate) mod watch;
 

@@ -1,0 +1,238 @@
+//! The watched cache of one backend, and its change events.
+//!
+//! Each namespace read through the server gets a [`confo::Watcher`]. While the watcher runs,
+//! point reads are kept (configuration → what the store returned, absence included), and every
+//! event the watcher reports drops what it touches, so a cached read is never older than the
+//! backend's own notification. A read that raced with an event is not kept (a generation
+//! number per namespace), and the server's own writes drop their entry at once, so a client
+//! reads its own writes. When the watcher cannot start or ends (the namespace is missing, the
+//! store is down for longer than the watcher waits), nothing of that namespace is cached and
+//! reads go to the store until a later read starts a new watcher.
+//!
+//! The same watcher feeds the namespace's server-sent events: each event gets a number (its
+//! SSE `id`), and the last [`REPLAYED`] are kept, so a client that reconnects with
+//! `Last-Event-ID` receives what it missed, or a `resync` event if that is no longer kept.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use confo::backend::Stored;
+use confo::{Result, Store, WatchOptions};
+use tokio::sync::broadcast;
+
+/// How many events per namespace are kept for clients that reconnect.
+pub const REPLAYED: usize = 1024;
+
+/// One event as sent: its number and its JSON (secrets masked).
+#[derive(Debug)]
+pub struct Sent {
+    /// The SSE id.
+    pub id: u64,
+    /// The event's kind (`changed`, …), the SSE `event` field.
+    pub kind: &'static str,
+    /// The configuration it concerns, if any.
+    pub configuration: Option<String>,
+    /// The event as JSON text.
+    pub json: String,
+}
+
+/// What a subscriber resuming from a `Last-Event-ID` gets first.
+#[derive(Debug)]
+pub enum Replay {
+    /// The events it missed (none for a new subscriber).
+    Events(Vec<Arc<Sent>>),
+    /// Some it missed are no longer kept: it should read the namespace again.
+    Resync,
+}
+
+/// The cache and events of one backend.
+#[derive(Debug)]
+pub struct Cache {
+    store: Store,
+    options: WatchOptions,
+    spaces: Mutex<HashMap<String, Arc<Space>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// One namespace's cached reads and events.
+#[derive(Debug)]
+pub struct Space {
+    entries: Mutex<HashMap<String, Option<Stored>>>,
+    generation: AtomicU64,
+    /// Whether its watcher runs (only then are reads kept).
+    live: AtomicBool,
+    /// When a watcher was last started (not more than once a second).
+    started: Mutex<Option<Instant>>,
+    /// The first id this watcher gave (resuming from before it means a resync).
+    first_id: AtomicU64,
+    recent: Mutex<VecDeque<Arc<Sent>>>,
+    events: broadcast::Sender<Arc<Sent>>,
+}
+
+impl Space {
+    fn new() -> Space {
+        Space {
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+            started: Mutex::new(None),
+            first_id: AtomicU64::new(u64::MAX),
+            recent: Mutex::new(VecDeque::new()),
+            events: broadcast::channel(REPLAYED).0,
+        }
+    }
+
+    fn forget(&self, configuration: Option<&str>) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match configuration {
+            Some(name) => {
+                entries.remove(name);
+            }
+            None => entries.clear(),
+        }
+    }
+
+    /// Subscribes to new events, with the kept ones after `last` (a `Last-Event-ID`), or
+    /// [`Replay::Resync`] if some of those are no longer kept.
+    pub fn subscribe(&self, last: Option<u64>) -> (broadcast::Receiver<Arc<Sent>>, Replay) {
+        // Under the lock that `publish` holds while sending: nothing falls between the replay
+        // and the subscription.
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let receiver = self.events.subscribe();
+        let replay = match last {
+            None => Replay::Events(Vec::new()),
+            Some(last) => {
+                // Everything after `last` is kept if this watcher gave it and none was dropped.
+                let since_start = last.saturating_add(1) >= self.first_id.load(Ordering::SeqCst);
+                let none_dropped = recent.len() < REPLAYED || recent.front().is_some_and(|s| s.id <= last + 1);
+                if since_start && none_dropped {
+                    Replay::Events(recent.iter().filter(|s| s.id > last).cloned().collect())
+                } else {
+                    Replay::Resync
+                }
+            }
+        };
+        (receiver, replay)
+    }
+
+    fn publish(&self, sent: Sent) {
+        let sent = Arc::new(sent);
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == REPLAYED {
+            recent.pop_front();
+        }
+        recent.push_back(sent.clone());
+        let _ = self.events.send(sent);
+    }
+}
+
+impl Cache {
+    /// A cache over `store`, its watchers made with `options`.
+    pub fn new(store: Store, options: WatchOptions, next_id: Arc<AtomicU64>) -> Cache {
+        Cache { store, options, spaces: Mutex::new(HashMap::new()), next_id }
+    }
+
+    /// The namespace's cache and events, starting its watcher if none runs. Waits for the
+    /// watcher to start (one bulk read) only the first time.
+    pub async fn space(&self, namespace: &str) -> Arc<Space> {
+        let space = {
+            let mut spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
+            spaces.entry(namespace.to_owned()).or_insert_with(|| Arc::new(Space::new())).clone()
+        };
+        if !space.live.load(Ordering::SeqCst) {
+            self.start(namespace, &space).await;
+        }
+        space
+    }
+
+    async fn start(&self, namespace: &str, space: &Arc<Space>) {
+        {
+            let mut started = space.started.lock().unwrap_or_else(|e| e.into_inner());
+            if started.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *started = Some(Instant::now());
+        }
+        let mut watcher = match self.store.watch(namespace, None, self.options).await {
+            Ok(watcher) => watcher,
+            Err(e) => {
+                tracing::debug!(namespace, error = %e, "no watcher: reads go to the store");
+                return;
+            }
+        };
+        space.first_id.store(self.next_id.load(Ordering::SeqCst), Ordering::SeqCst);
+        space.forget(None);
+        space.live.store(true, Ordering::SeqCst);
+        let (space, next_id) = (space.clone(), self.next_id.clone());
+        tokio::spawn(async move {
+            while let Some(event) = watcher.next().await {
+                match event {
+                    Ok(event) => {
+                        let scope = match event.kind {
+                            confo::EventKind::NamespaceCreated | confo::EventKind::NamespaceDeleted => None,
+                            _ => event.configuration.as_deref(),
+                        };
+                        space.forget(scope);
+                        let mut json = event.to_json();
+                        if let Some(serde_json::Value::Object(value)) = json.get("value") {
+                            json["value"] = serde_json::Value::Object(confo::secrets::mask(value));
+                        }
+                        let id = next_id.fetch_add(1, Ordering::SeqCst);
+                        json["id"] = serde_json::Value::from(id);
+                        space.publish(Sent {
+                            id,
+                            kind: event.kind.as_str(),
+                            configuration: event.configuration.clone(),
+                            json: json.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a namespace's watcher ended; its reads go to the store");
+                        break;
+                    }
+                }
+            }
+            space.live.store(false, Ordering::SeqCst);
+            space.forget(None);
+            *space.started.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        });
+    }
+
+    /// One configuration, from the cache when the namespace is watched.
+    pub async fn get(&self, namespace: &str, configuration: &str) -> Result<Option<Stored>> {
+        let space = self.space(namespace).await;
+        let live = space.live.load(Ordering::SeqCst);
+        if live {
+            let entries = space.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = entries.get(configuration) {
+                return Ok(found.clone());
+            }
+        }
+        let generation = space.generation.load(Ordering::SeqCst);
+        let read = self.store.get(namespace, configuration).await?;
+        if live && space.live.load(Ordering::SeqCst) {
+            let mut entries = space.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if space.generation.load(Ordering::SeqCst) == generation {
+                entries.insert(configuration.to_owned(), read.clone());
+            }
+        }
+        Ok(read)
+    }
+
+    /// Drops what the server's own write touched (`None`: the whole namespace).
+    pub fn written(&self, namespace: &str, configuration: Option<&str>) {
+        let space = self.spaces.lock().unwrap_or_else(|e| e.into_inner()).get(namespace).cloned();
+        if let Some(space) = space {
+            space.forget(configuration);
+        }
+    }
+
+    /// How many namespaces are watched now.
+    pub fn watched(&self) -> usize {
+        let spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
+        spaces.values().filter(|s| s.live.load(Ordering::SeqCst)).count()
+    }
+}

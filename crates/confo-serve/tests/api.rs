@@ -1,0 +1,472 @@
+//! The HTTP API through the router (no sockets, no browser), over a real file store in a
+//! temporary folder: authentication and roles, preconditions, merge patches, bad input,
+//! history, schemas, secrets, events and the watched cache.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use confo::secrets::Keyring;
+use confo::Store;
+use confo_serve::auth::{Role, TokenFile, Tokens};
+use confo_serve::{router, App, Settings};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Harness {
+    router: Router,
+    store: Store,
+    admin: String,
+    writer: String,
+    reader: String,
+    revealer: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn harness(settings: Settings) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Configurations");
+    std::fs::create_dir(&root).expect("store folder");
+    let mut file = TokenFile::default();
+    let admin = file.add("alice", vec![Role::Admin], "*", "*").expect("token");
+    let writer = file.add("deployer", vec![Role::Write], "sales*", "*").expect("token");
+    let reader = file.add("viewer", vec![Role::Read], "*", "*").expect("token");
+    let revealer = file.add("auditor", vec![Role::Read, Role::Reveal], "*", "*").expect("token");
+    let tokens_path = dir.path().join("tokens.json");
+    file.save(&tokens_path).expect("save tokens");
+    let mut keyring = Keyring::new();
+    keyring.generate(None).expect("key");
+    let spec = format!("file:{}", root.display()).parse().expect("spec");
+    let store = Store::open(&spec).await.expect("store");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let app = App::new(
+        vec![("main".into(), store.clone())],
+        Some(Tokens::open(&tokens_path).expect("tokens")),
+        Some(keyring),
+        settings,
+        stopped,
+    );
+    Harness { router: router(app), store, admin, writer, reader, revealer, _dir: dir, _stop: stop }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Harness {
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Reply { status, headers, body }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (k, v) in extra {
+            request = request.header(*k, *v);
+        }
+        let body = match body {
+            Some(value) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(value.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("request")).await
+    }
+}
+
+const CFG: &str = "/api/v1/namespaces/sales/configurations/database";
+
+fn etag(reply: &Reply) -> String {
+    reply.headers.get(header::ETAG).expect("an ETag").to_str().expect("ascii").to_owned()
+}
+
+#[tokio::test]
+async fn requests_need_a_token_and_the_right_role() {
+    let h = harness(Settings::default()).await;
+    let none = h.call(Method::GET, "/api/v1/namespaces", None, &[], None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(none.body["kind"], "unauthenticated");
+    assert!(none.headers.contains_key(header::WWW_AUTHENTICATE));
+    let unknown = h.call(Method::GET, "/api/v1/namespaces", Some("confo_nope"), &[], None).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let bad_scheme = h
+        .send(Request::get("/api/v1/namespaces").header("authorization", "Basic eDp5").body(Body::empty()).expect("r"))
+        .await;
+    assert_eq!(bad_scheme.status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.reader), &[], None).await.status, 403);
+    assert_eq!(h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.writer), &[], None).await.status, 201);
+    assert_eq!(h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.writer), &[], None).await.status, 200);
+    // The writer's pattern is sales*: hr is out of reach, and so is deleting (admin).
+    let hr = h.call(Method::PUT, "/api/v1/namespaces/hr", Some(&h.writer), &[], None).await;
+    assert_eq!(hr.status, StatusCode::FORBIDDEN);
+    assert_eq!(hr.body["kind"], "forbidden");
+    assert_eq!(h.call(Method::DELETE, "/api/v1/namespaces/sales", Some(&h.writer), &[], None).await.status, 403);
+    assert_eq!(h.call(Method::PUT, "/api/v1/namespaces/hr", Some(&h.admin), &[], None).await.status, 201);
+    let listed = h.call(Method::GET, "/api/v1/namespaces", Some(&h.writer), &[], None).await;
+    assert_eq!(listed.body, json!({"namespaces": ["sales"]}), "namespaces out of reach are not listed");
+    let all = h.call(Method::GET, "/api/v1/namespaces", Some(&h.reader), &[], None).await;
+    assert_eq!(all.body, json!({"namespaces": ["hr", "sales"]}));
+    // The backend by name gives the same; an unknown backend is 404.
+    let named = h.call(Method::GET, "/api/v1/backends/main/namespaces", Some(&h.reader), &[], None).await;
+    assert_eq!(named.body, all.body);
+    assert_eq!(h.call(Method::GET, "/api/v1/backends/nope/namespaces", Some(&h.reader), &[], None).await.status, 404);
+}
+
+#[tokio::test]
+async fn too_many_unknown_tokens_from_one_address_are_refused_for_a_while() {
+    let h = harness(Settings::default()).await;
+    let mut statuses = Vec::new();
+    for _ in 0..confo_serve::auth::FAILURES_ALLOWED + 2 {
+        statuses.push(h.call(Method::GET, "/api/v1/namespaces", Some("confo_guess"), &[], None).await.status);
+    }
+    assert!(statuses[..confo_serve::auth::FAILURES_ALLOWED as usize].iter().all(|s| *s == 401));
+    assert_eq!(*statuses.last().expect("some"), StatusCode::TOO_MANY_REQUESTS);
+    // Even a good token waits: the address is blocked, not the token.
+    let blocked = h.call(Method::GET, "/api/v1/namespaces", Some(&h.reader), &[], None).await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(blocked.headers.contains_key(header::RETRY_AFTER));
+}
+
+#[tokio::test]
+async fn anonymous_reading_only_when_asked_and_never_writing() {
+    let h = harness(Settings { anonymous_read: true, ..Settings::default() }).await;
+    assert_eq!(h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await.status, 201);
+    let read = h.call(Method::GET, "/api/v1/namespaces", None, &[], None).await;
+    assert_eq!(read.status, StatusCode::OK);
+    let write = h.call(Method::PUT, "/api/v1/namespaces/other", None, &[], None).await;
+    assert_eq!(write.status, StatusCode::UNAUTHORIZED, "a write without a token is 401, not 403");
+}
+
+#[tokio::test]
+async fn etags_and_preconditions_guard_every_write() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    let missing = h.call(Method::GET, CFG, Some(&h.reader), &[], None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["kind"], "not_found");
+
+    let body =
+        json!({"host": "db", "port": 5432, "big": 123456789012345678901234567890u128, "ratio": 0.30000000000000004});
+    let created = h.call(Method::PUT, CFG, Some(&h.writer), &[("if-none-match", "*")], Some(body.clone())).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let v1 = etag(&created);
+    let again = h.call(Method::PUT, CFG, Some(&h.writer), &[("if-none-match", "*")], Some(json!({}))).await;
+    assert_eq!(again.status, StatusCode::PRECONDITION_FAILED, "create-only on an existing one");
+
+    let read = h.call(Method::GET, CFG, Some(&h.reader), &[], None).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(etag(&read), v1);
+    assert_eq!(read.body, body, "numbers beyond 64 bits and 17-digit doubles come back exactly");
+    let not_modified = h.call(Method::GET, CFG, Some(&h.reader), &[("if-none-match", &v1)], None).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+
+    let changed = h.call(Method::PUT, CFG, Some(&h.writer), &[("if-match", &v1)], Some(json!({"host": "db2"}))).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    let v2 = etag(&changed);
+    assert_ne!(v1, v2);
+    let stale = h.call(Method::PUT, CFG, Some(&h.writer), &[("if-match", &v1)], Some(json!({"host": "lost"}))).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.body["kind"], "conflict");
+    assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.body, json!({"host": "db2"}));
+
+    // Merge patch: set, add, remove (null), nested.
+    let patch = json!({"port": 6432, "tls": {"on": true}, "host": null});
+    let patched = h
+        .send(
+            Request::patch(CFG)
+                .header("authorization", format!("Bearer {}", h.writer))
+                .header("content-type", "application/merge-patch+json")
+                .header("if-match", &v2)
+                .body(Body::from(patch.to_string()))
+                .expect("r"),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(
+        h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.body,
+        json!({"port": 6432, "tls": {"on": true}})
+    );
+    let stale_patch = h.call(Method::PATCH, CFG, Some(&h.writer), &[("if-match", &v2)], Some(json!({"a": 1}))).await;
+    assert_eq!(stale_patch.status, StatusCode::PRECONDITION_FAILED);
+
+    let v3 = etag(&patched);
+    let stale_delete = h.call(Method::DELETE, CFG, Some(&h.writer), &[("if-match", &v2)], None).await;
+    assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(h.call(Method::DELETE, CFG, Some(&h.writer), &[("if-match", &v3)], None).await.status, 204);
+    assert_eq!(h.call(Method::DELETE, CFG, Some(&h.writer), &[], None).await.status, 404);
+    // What the API wrote is what the store holds.
+    assert!(h.store.get("sales", "database").await.expect("read").is_none());
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_problem_and_writes_nothing() {
+    let h = harness(Settings { max_body: 1024, ..Settings::default() }).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    let auth = format!("Bearer {}", h.admin);
+    let put = |body: Body, kind: &str| {
+        Request::put(CFG).header("authorization", auth.clone()).header("content-type", kind).body(body).expect("r")
+    };
+    let wrong_type = h.send(put(Body::from("{}"), "text/plain")).await;
+    assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let malformed = h.send(put(Body::from("{\"a\": "), "application/json")).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.body["kind"], "invalid_value");
+    let repeated = h.send(put(Body::from(r#"{"a": 1, "a": 2}"#), "application/json")).await;
+    assert_eq!(repeated.status, StatusCode::BAD_REQUEST);
+    let array = h.send(put(Body::from("[1]"), "application/json")).await;
+    assert_eq!(array.status, StatusCode::BAD_REQUEST);
+    // Declared too large: refused from the header, before the body is read.
+    let declared = Request::put(CFG)
+        .header("authorization", auth.clone())
+        .header("content-type", "application/json")
+        .header("content-length", "1000000")
+        .body(Body::from("{}"))
+        .expect("r");
+    assert_eq!(h.send(declared).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Too large without a length (streamed): refused once the limit is passed.
+    let chunks = futures_util::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b' '; 100])));
+    let streamed = h.send(put(Body::from_stream(chunks), "application/json")).await;
+    assert_eq!(streamed.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Names that reach outside the store.
+    for name in ["..", "..%2F..%2Fetc", "a%00b", "%2Fetc"] {
+        let uri = format!("/api/v1/namespaces/sales/configurations/{name}");
+        let reply = h.call(Method::PUT, &uri, Some(&h.admin), &[], Some(json!({}))).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(reply.body["kind"], "invalid_name", "{name}");
+    }
+    assert_eq!(h.store.load("sales").await.expect("load").len(), 0, "nothing was written");
+    let weird_if_none_match =
+        h.call(Method::PUT, CFG, Some(&h.admin), &[("if-none-match", "\"x\"")], Some(json!({}))).await;
+    assert_eq!(weird_if_none_match.status, StatusCode::BAD_REQUEST);
+    let route = h.call(Method::GET, "/api/v1/nothing", Some(&h.admin), &[], None).await;
+    assert_eq!(route.status, StatusCode::NOT_FOUND);
+    assert_eq!(route.headers[header::CONTENT_TYPE], "application/problem+json");
+}
+
+#[tokio::test]
+async fn history_diff_and_rollback() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"port": 1}))).await;
+    h.call(Method::PUT, CFG, Some(&h.admin), &[], Some(json!({"port": 2, "host": "x"}))).await;
+    let history = h.call(Method::GET, &format!("{CFG}/history"), Some(&h.reader), &[], None).await;
+    let revisions = history.body["revisions"].as_array().expect("revisions");
+    assert_eq!(revisions.len(), 2);
+    assert_eq!(revisions[0]["number"], 2);
+    assert_eq!(revisions[0]["actor"], "alice", "the token's name is the actor");
+    assert_eq!(revisions[1]["actor"], "deployer");
+    assert_eq!(revisions[0]["tool"], "http");
+    let one = h.call(Method::GET, &format!("{CFG}/history/1"), Some(&h.reader), &[], None).await;
+    assert_eq!(one.body["value"], json!({"port": 1}));
+    let diff = h.call(Method::GET, &format!("{CFG}/diff?from=1&to=2"), Some(&h.reader), &[], None).await;
+    assert_eq!(
+        diff.body["changes"],
+        json!([{"pointer": "/port", "old": 1, "new": 2}, {"pointer": "/host", "old": null, "new": "x"}])
+    );
+    let back = h.call(Method::POST, &format!("{CFG}/rollback"), Some(&h.writer), &[], Some(json!({"to": 1}))).await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.body, json!({"port": 1}));
+    let history = h.call(Method::GET, &format!("{CFG}/history?limit=1"), Some(&h.reader), &[], None).await;
+    assert_eq!(history.body["revisions"][0]["restores"], 1);
+    assert_eq!(history.body["revisions"].as_array().map(Vec::len), Some(1));
+    let stale = h
+        .call(
+            Method::POST,
+            &format!("{CFG}/rollback"),
+            Some(&h.writer),
+            &[("if-match", "\"old\"")],
+            Some(json!({"to": 2})),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let never = h.call(Method::GET, &format!("{CFG}/history/99"), Some(&h.reader), &[], None).await;
+    assert_eq!(never.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn schemas_refuse_violations_with_422_and_say_where() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    let schema = json!({"schema": {"type": "object", "properties": {"port": {"type": "integer", "maximum": 65535}}}});
+    let by_writer =
+        h.call(Method::PUT, "/api/v1/namespaces/sales/schema", Some(&h.writer), &[], Some(schema.clone())).await;
+    assert_eq!(by_writer.status, StatusCode::FORBIDDEN, "schemas are the admin's");
+    let set = h.call(Method::PUT, "/api/v1/namespaces/sales/schema", Some(&h.admin), &[], Some(schema)).await;
+    assert_eq!(set.status, StatusCode::OK);
+    assert_eq!(set.body["mode"], "enforce");
+    let bad = h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"port": 70000}))).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["kind"], "schema_violation");
+    assert_eq!(bad.body["violations"][0]["pointer"], "/port");
+    assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.status, 404, "nothing written");
+    let check =
+        h.call(Method::POST, &format!("{CFG}/validate"), Some(&h.reader), &[], Some(json!({"port": 70000}))).await;
+    assert_eq!(check.body["valid"], false);
+    let check = h.call(Method::POST, &format!("{CFG}/validate"), Some(&h.reader), &[], Some(json!({"port": 80}))).await;
+    assert_eq!(check.body["valid"], true);
+    let not_a_schema = json!({"schema": {"type": "no-such-type"}});
+    let refused = h.call(Method::PUT, "/api/v1/namespaces/sales/schema", Some(&h.admin), &[], Some(not_a_schema)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn secrets_are_masked_revealed_for_reveal_and_kept_when_written_back() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"user": "app"}))).await;
+    let set =
+        h.call(Method::PUT, &format!("{CFG}/secrets/password"), Some(&h.writer), &[], Some(json!("s3cret"))).await;
+    assert_eq!(set.status, StatusCode::OK);
+    let masked = h.call(Method::GET, CFG, Some(&h.reader), &[], None).await;
+    assert_eq!(masked.body, json!({"user": "app", "password": "<secret>"}));
+    let refused = h.call(Method::GET, &format!("{CFG}?reveal=true"), Some(&h.reader), &[], None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let revealed = h.call(Method::GET, &format!("{CFG}?reveal=true"), Some(&h.revealer), &[], None).await;
+    assert_eq!(revealed.body["password"], "s3cret");
+    assert_eq!(revealed.headers[header::CACHE_CONTROL], "no-store");
+    // Written back masked, with a change elsewhere: the secret stays sealed as it was.
+    let back =
+        h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"user": "app2", "password": "<secret>"}))).await;
+    assert_eq!(back.status, StatusCode::OK);
+    let stored = h.store.get("sales", "database").await.expect("read").expect("there");
+    assert!(confo::secrets::is_sealed(&stored.value["password"]), "still sealed in the store");
+    assert!(!stored.value["password"].to_string().contains("s3cret"));
+    let revealed = h.call(Method::GET, &format!("{CFG}?reveal=true"), Some(&h.revealer), &[], None).await;
+    assert_eq!(revealed.body, json!({"user": "app2", "password": "s3cret"}));
+    // A new value where the secret was is sealed, never stored in the clear.
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"user": "app2", "password": "n3w"}))).await;
+    let stored = h.store.get("sales", "database").await.expect("read").expect("there");
+    assert!(confo::secrets::is_sealed(&stored.value["password"]));
+    let revealed = h.call(Method::GET, &format!("{CFG}?reveal=true"), Some(&h.revealer), &[], None).await;
+    assert_eq!(revealed.body["password"], "n3w");
+    // History shows it masked too.
+    let one = h.call(Method::GET, &format!("{CFG}/history/2"), Some(&h.reader), &[], None).await;
+    assert_eq!(one.body["value"]["password"], "<secret>");
+}
+
+/// The next SSE frames of a body until `want` events have arrived (bounded wait).
+async fn read_events(body: &mut Body, want: usize) -> Vec<(Option<String>, String, Value)> {
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while events.len() < want {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("events within 10 s");
+        let Some(Ok(frame)) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (None, String::new(), Value::Null);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).unwrap_or(Value::Null);
+                }
+            }
+            if !kind.is_empty() {
+                events.push((id, kind, data));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn events_stream_changes_and_resume_from_last_event_id() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    let events = "/api/v1/namespaces/sales/events";
+    let open = |last: Option<&str>| {
+        let mut request = Request::get(events).header("authorization", format!("Bearer {}", h.reader));
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        request.body(Body::empty()).expect("r")
+    };
+    let response = h.router.clone().oneshot(open(None)).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = response.into_body();
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"port": 1}))).await;
+    // A writer that bypasses the server (another process) is seen too.
+    h.store.put("sales", "cache", confo::Configuration::new(), Default::default()).await.expect("direct write");
+    let got = read_events(&mut body, 2).await;
+    let kinds: Vec<(&str, Option<&str>)> =
+        got.iter().map(|(_, k, d)| (k.as_str(), d["configuration"].as_str())).collect();
+    assert!(kinds.contains(&("created", Some("database"))), "{kinds:?}");
+    assert!(kinds.contains(&("created", Some("cache"))), "{kinds:?}");
+    let first_id = got[0].0.clone().expect("an id");
+    drop(body);
+    // Missed while disconnected, received on reconnecting with Last-Event-ID.
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"port": 2}))).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let response = h.router.clone().oneshot(open(Some(&first_id))).await.expect("infallible");
+    let mut body = response.into_body();
+    let replayed = read_events(&mut body, 2).await;
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed[1].1, "changed");
+    assert_eq!(replayed[1].2["value"], json!({"port": 2}));
+    // An id from before this namespace's watcher started: told to read again.
+    drop(body);
+    h.call(Method::PUT, "/api/v1/namespaces/hr", Some(&h.admin), &[], None).await;
+    let request = Request::get("/api/v1/namespaces/hr/events")
+        .header("authorization", format!("Bearer {}", h.reader))
+        .header("last-event-id", &first_id)
+        .body(Body::empty())
+        .expect("r");
+    let mut body = h.router.clone().oneshot(request).await.expect("infallible").into_body();
+    assert_eq!(read_events(&mut body, 1).await[0].1, "resync");
+    let missing = h.call(Method::GET, "/api/v1/namespaces/none/events", Some(&h.reader), &[], None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn cached_reads_follow_other_writers_and_the_servers_own() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"n": 1}))).await;
+    assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.body, json!({"n": 1}));
+    // The server's own write is read back at once.
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"n": 2}))).await;
+    assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.body, json!({"n": 2}));
+    // Another writer: the watcher's event drops the cached entry (bounded wait).
+    h.store
+        .put("sales", "database", serde_json::from_value(json!({"n": 3})).expect("map"), Default::default())
+        .await
+        .expect("write");
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.body;
+        if seen == json!({"n": 3}) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, json!({"n": 3}), "the cache followed a write made elsewhere");
+}
