@@ -34,8 +34,9 @@
   if (!form || !editor) { return; }
   var live = document.getElementById("live");
   editor.addEventListener("input", function () { editor.dataset.dirty = "1"; });
-  document.body.addEventListener("htmx:afterSwap", function () {
-    if (document.getElementById("saved")) { delete editor.dataset.dirty; }
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "result" && target.querySelector("#saved")) { delete editor.dataset.dirty; }
   });
   var say = function (text) { live.textContent = text; };
   var config = form.getAttribute("data-config");

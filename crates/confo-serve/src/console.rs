@@ -437,7 +437,7 @@ async fn configuration(
                 a href=(url_of(&served.name, &place.namespace)) { (place.namespace) } " / " strong { (place.configuration) }
             }
             h1 { "Configuration " (place.configuration) }
-            p {
+            p #status-line {
                 @if stored.is_some() {
                     "Version " code #version-shown { (version) } " · "
                     a href=(format!("{base}/history")) { "History" }
@@ -456,9 +456,9 @@ async fn configuration(
                 data-events=(events) data-text=(format!("{base}/text")) data-config=(place.configuration)
                 hx-post=(format!("{base}/save")) hx-target="#result" {
                 input #version type="hidden" name="version" value=(version);
-                input type="hidden" name="existed" value=(if stored.is_some() { "1" } else { "0" });
+                input #existed type="hidden" name="existed" value=(if stored.is_some() { "1" } else { "0" });
                 label for="editor" { "JSON (" (place.configuration) ")" }
-                textarea #editor name="value" rows="22" spellcheck="false" autocomplete="off"
+                textarea #editor name="value" rows="14" spellcheck="false" autocomplete="off"
                     readonly[!may_write]
                     hx-post=(format!("{base}/check")) hx-trigger="input changed delay:250ms, load, refresh"
                     hx-target="#check" hx-include="#editor-form" { (text) }
@@ -515,12 +515,12 @@ fn parse_edit(text: &str) -> Result<Configuration, String> {
     }
 }
 
-fn diff_table(old: &str, new: &str, caption: &str) -> Markup {
+fn diff_table(old: &str, new: &str, caption: &str, labels: (&str, &str)) -> Markup {
     let rows = diff::lines(old, new);
     html! {
         table.diff {
             caption { (caption) }
-            thead { tr { th scope="col" { "Before (stored)" } th scope="col" { "After" } } }
+            thead { tr { th scope="col" { (labels.0) } th scope="col" { (labels.1) } } }
             tbody {
                 @for row in &rows {
                     @match row {
@@ -558,7 +558,7 @@ async fn check(State(app): State<App>, Viewer(viewer): Viewer, place: Place, For
                     } }
                 }
             }
-            @if changed { (diff_table(&old, &pretty(&mask(&value)), "Your edit against the stored value")) }
+            @if changed { (diff_table(&old, &pretty(&mask(&value)), "Your edit against the stored value", ("Stored", "Your edit"))) }
             @else { p.hint { "No changes against the stored value." } }
         })
     };
@@ -603,8 +603,11 @@ async fn save(State(app): State<App>, Viewer(viewer): Viewer, place: Place, Form
                 Ok(html! {
                     p.ok #saved { "✓ Saved: version " code { (version) } "." }
                     input #version type="hidden" name="version" value=(version) hx-swap-oob="true";
-                    input type="hidden" name="existed" value="1" hx-swap-oob="true";
-                    code #version-shown hx-swap-oob="true" { (version) }
+                    input #existed type="hidden" name="existed" value="1" hx-swap-oob="true";
+                    p #status-line hx-swap-oob="true" {
+                        "Version " code #version-shown { (version) } " · "
+                        a href=(format!("{}/history", url_of_config(&served.name, &place.namespace, &place.configuration))) { "History" }
+                    }
                 }
                 .into_response())
             }
@@ -679,7 +682,7 @@ async fn history(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -
                             @if let Some(m) = &r.message { " — “" (m) "”" }
                         }
                         (diff_table(&text(history.revisions.get(i + 1)), &text(Some(r)),
-                            &format!("Revision {} against the one before", r.number)))
+                            &format!("Revision {} against the one before", r.number), ("Before", "After")))
                         @if may_write && r.value.is_some() && i > 0 {
                             form.inline method="post" action=(format!("{base}/rollback"))
                                 data-confirm=(format!("Roll {} back to revision {}?", place.configuration, r.number)) {
