@@ -11,6 +11,11 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
+# The console's end-to-end tests drive Debian's Chromium through its ChromeDriver; the TLS
+# tests make a test CA with openssl.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq
@@ -58,6 +63,9 @@ cargo run --quiet -p confo-bench -- --smoke
 cargo run --quiet -p confo-bench --bin redis_parts -- 200 > /dev/null
 cargo run --quiet -p confo-bench --bin files_floor -- 200 > /dev/null
 cargo test --workspace --all-features
+# The HTTP load benchmark (docs/PERFORMANCE.md, "confo serve under load"), a second of each
+# part against the CLI's debug build: it fails on any error or missed event.
+cargo run --quiet -p confo-bench --bin serve_load -- --smoke target/debug/confo > /dev/null
 # The whole-process comparison with confo 0.1.6.2 (docs/PERFORMANCE.md), small, so that it
 # cannot rot (the CLI and confo-servers debug builds are there after the tests).
 python3 crates/confo-bench/whole_process.py target/debug/confo target/debug/confo-servers "$venv/bin/python" 200 1 > /dev/null

@@ -470,3 +470,76 @@ async fn cached_reads_follow_other_writers_and_the_servers_own() {
     }
     assert_eq!(seen, json!({"n": 3}), "the cache followed a write made elsewhere");
 }
+
+#[tokio::test]
+async fn the_openapi_document_names_every_route() {
+    let h = harness(Settings::default()).await;
+    let doc = h.call(Method::GET, "/api/v1/openapi.json", None, &[], None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body["openapi"], "3.0.3");
+    let paths = doc.body["paths"].as_object().expect("paths");
+    let routes = include_str!("../src/api.rs");
+    let mut seen = 0;
+    for line in routes.lines().filter(|l| l.contains(".route(\"/namespaces")) {
+        let path = line.split('"').nth(1).expect("a path");
+        assert!(paths.contains_key(&format!("/api/v1{path}")), "{path} is not in openapi.json");
+        assert!(paths.contains_key(&format!("/api/v1/backends/{{backend}}{path}")), "{path} by backend");
+        seen += 1;
+    }
+    assert!(seen >= 12, "read the routes ({seen})");
+}
+
+#[tokio::test]
+async fn the_console_cookie_is_http_only_strict_and_changes_need_the_same_origin() {
+    let h = harness(Settings::default()).await;
+    let login = Request::post("/console/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={}", h.admin)))
+        .expect("r");
+    let reply = h.send(login).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let cookie = reply.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains(&h.admin), "the cookie holds a session id, not the token");
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let with_cookie = |method: Method, origin: Option<&str>| {
+        let mut r = Request::builder().method(method).uri("/api/v1/namespaces/sales").header("cookie", &session).header("host", "console.test");
+        if let Some(origin) = origin {
+            r = r.header("origin", origin);
+        }
+        r.body(Body::empty()).expect("r")
+    };
+    assert_eq!(h.send(with_cookie(Method::PUT, None)).await.status, StatusCode::FORBIDDEN, "no Origin");
+    assert_eq!(h.send(with_cookie(Method::PUT, Some("https://evil.test"))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.send(with_cookie(Method::PUT, Some("http://console.test"))).await.status, StatusCode::CREATED);
+    assert_eq!(h.send(with_cookie(Method::GET, None)).await.status, StatusCode::OK, "reading needs no Origin");
+    // A bad token on the sign-in page: 401 and the form again; nothing set.
+    let bad = Request::post("/console/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("token=confo_nope"))
+        .expect("r");
+    let reply = h.send(bad).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(!reply.headers.contains_key(header::SET_COOKIE));
+    // Pages without a session go to the sign-in page.
+    let page = h.send(Request::get("/console").body(Body::empty()).expect("r")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/console/login");
+}
+
+#[tokio::test]
+async fn names_cannot_inject_headers_and_non_empty_namespaces_need_recursive() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    let uri = "/api/v1/namespaces/sales/configurations/a%0D%0ASet-Cookie:%20x=1";
+    let reply = h.call(Method::PUT, uri, Some(&h.admin), &[], Some(json!({}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(!reply.headers.contains_key(header::SET_COOKIE));
+    h.call(Method::PUT, CFG, Some(&h.admin), &[], Some(json!({"a": 1}))).await;
+    let refused = h.call(Method::DELETE, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.body["kind"], "not_empty");
+    let gone = h.call(Method::DELETE, "/api/v1/namespaces/sales?recursive=true", Some(&h.admin), &[], None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.status, StatusCode::NOT_FOUND);
+}

@@ -40,7 +40,8 @@ impl Env {
             .env_remove("RUST_LOG")
             .env_remove("CONFO_ACTOR")
             .env("CONFO_CONFIG", self.path("profiles.toml"))
-            .env("CONFO_KEYS", self.path("keys.toml"));
+            .env("CONFO_KEYS", self.path("keys.toml"))
+            .env("CONFO_TOKENS", self.path("tokens.json"));
         command
     }
 
@@ -89,7 +90,8 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("CONFO_BACKEND")
             .env("CONFO_CONFIG", self.path("profiles.toml"))
-            .env("CONFO_KEYS", self.path("keys.toml"));
+            .env("CONFO_KEYS", self.path("keys.toml"))
+            .env("CONFO_TOKENS", self.path("tokens.json"));
         if no_color {
             command.env("NO_COLOR", "1");
         } else {
