@@ -94,7 +94,8 @@ fn serve_refuses_to_start_without_tokens_unless_anonymous_reading() {
     let (mut child, address) = serve(&env, &["serve", "--listen", "127.0.0.1:0", "--anonymous-read"]);
     let read = ask(&address, "GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(read.starts_with("HTTP/1.1 200"), "{read}");
-    let write = ask(&address, "PUT /api/v1/namespaces/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let write =
+        ask(&address, "PUT /api/v1/namespaces/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert!(write.starts_with("HTTP/1.1 401"), "{write}");
     let _ = child.kill();
     let _ = child.wait();

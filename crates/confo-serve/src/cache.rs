@@ -22,6 +22,9 @@ use confo::backend::Stored;
 use confo::{Result, Store, WatchOptions};
 use tokio::sync::broadcast;
 
+/// Namespaces kept track of before those not watched are forgotten.
+const MAX_SPACES: usize = 10_000;
+
 /// How many events per namespace are kept for clients that reconnect.
 pub const REPLAYED: usize = 1024;
 
@@ -140,6 +143,11 @@ impl Cache {
     pub async fn space(&self, namespace: &str) -> Arc<Space> {
         let space = {
             let mut spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
+            if spaces.len() >= MAX_SPACES && !spaces.contains_key(namespace) {
+                // Names asked for that are not watched (a namespace that does not exist, or
+                // a client trying many names) are forgotten rather than kept without bound.
+                spaces.retain(|_, s| s.live.load(Ordering::SeqCst) || s.events.receiver_count() > 0);
+            }
             spaces.entry(namespace.to_owned()).or_insert_with(|| Arc::new(Space::new())).clone()
         };
         if !space.live.load(Ordering::SeqCst) {

@@ -27,7 +27,7 @@ use crate::auth::Role;
 use crate::diff::{self, Row};
 use crate::problem::Problem;
 use crate::request::{caller, peer_ip, too_many, Caller, Place, SESSION_COOKIE};
-use crate::{App, Served};
+use crate::App;
 
 const HTMX: &[u8] = include_bytes!("../assets/htmx-2.0.11.min.js");
 const SCRIPT: &str = include_str!("../assets/console.js");
@@ -731,38 +731,58 @@ struct CompareQuery {
     right: Option<String>,
 }
 
-/// `backend/namespace` → the backend (checked) and namespace.
-fn side<'a>(app: &'a App, viewer: &Caller, text: &str) -> Result<(&'a Served, String), Problem> {
-    let (backend, ns) =
-        text.split_once('/').ok_or_else(|| Problem::bad_request(format!("{text:?} is not BACKEND/NAMESPACE")))?;
+/// One side of a comparison: `BACKEND/NAMESPACE` (its configurations by name) or `BACKEND`
+/// (every namespace it may read, as `NAMESPACE/CONFIGURATION`), secrets masked.
+async fn side(app: &App, viewer: &Caller, text: &str) -> Result<BTreeMap<String, Value>, Problem> {
+    let (backend, ns) = match text.split_once('/') {
+        Some((backend, ns)) => (backend, Some(ns)),
+        None => (text, None),
+    };
     let served = app.backend(Some(backend))?;
-    viewer.require(Role::Read, &served.name, Some(ns))?;
-    Ok((served, ns.to_owned()))
+    viewer.require(Role::Read, &served.name, ns)?;
+    let namespaces = match ns {
+        Some(ns) => vec![ns.to_owned()],
+        None => served.store.namespaces().await?.into_iter().filter(|n| viewer.grant.sees(&served.name, n)).collect(),
+    };
+    let mut out = BTreeMap::new();
+    for namespace in &namespaces {
+        for (name, stored) in served.store.load(namespace).await?.iter() {
+            let key = if ns.is_some() { name.clone() } else { format!("{namespace}/{name}") };
+            out.insert(key, Value::Object(mask(&stored.value)));
+        }
+    }
+    Ok(out)
 }
 
 async fn compare(State(app): State<App>, Viewer(viewer): Viewer, Query(query): Query<CompareQuery>) -> Response {
     let run = async {
         let mut options = Vec::new();
         for served in app.backends.iter().filter(|b| viewer.grant.sees_backend(&b.name)) {
+            // A whole backend, then each of its namespaces.
+            options.push(served.name.clone());
             for ns in served.store.namespaces().await.unwrap_or_default() {
                 if viewer.grant.sees(&served.name, &ns) {
                     options.push(format!("{}/{ns}", served.name));
                 }
             }
         }
-        let picked = |chosen: &Option<String>, i: usize| chosen.clone().or_else(|| options.get(i).cloned());
+        // By default, the first two namespaces.
+        let namespaces: Vec<&String> = options.iter().filter(|o| o.contains('/')).collect();
+        let picked =
+            |chosen: &Option<String>, i: usize| chosen.clone().or_else(|| namespaces.get(i).map(|s| (*s).clone()));
         let (left, right) = (picked(&query.left, 0), picked(&query.right, 1));
         let mut result = None;
         if let (Some(l), Some(r), true) = (&left, &right, query.left.is_some() && query.right.is_some()) {
-            let (ls, lns) = side(&app, &viewer, l)?;
-            let (rs, rns) = side(&app, &viewer, r)?;
-            let (a, b) = (ls.store.load(&lns).await?, rs.store.load(&rns).await?);
-            let mut rows: BTreeMap<String, (Option<Value>, Option<Value>)> = BTreeMap::new();
-            for (name, stored) in a.iter() {
-                rows.entry(name.clone()).or_default().0 = Some(Value::Object(mask(&stored.value)));
+            if l.contains('/') != r.contains('/') {
+                return Err(Problem::bad_request("compare two namespaces, or two whole backends"));
             }
-            for (name, stored) in b.iter() {
-                rows.entry(name.clone()).or_default().1 = Some(Value::Object(mask(&stored.value)));
+            let (a, b) = (side(&app, &viewer, l).await?, side(&app, &viewer, r).await?);
+            let mut rows: BTreeMap<String, (Option<Value>, Option<Value>)> = BTreeMap::new();
+            for (name, value) in a {
+                rows.entry(name).or_default().0 = Some(value);
+            }
+            for (name, value) in b {
+                rows.entry(name).or_default().1 = Some(value);
             }
             rows.retain(|_, (x, y)| x != y);
             result = Some(rows);

@@ -4,101 +4,17 @@
 
 use std::time::Duration;
 
+mod common;
+
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
-use confo::secrets::Keyring;
-use confo::Store;
-use confo_serve::auth::{Role, TokenFile, Tokens};
-use confo_serve::{router, App, Settings};
+use axum::http::{header, Method, Request, StatusCode};
+use common::{etag, harness};
+use confo_serve::Settings;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-struct Harness {
-    router: Router,
-    store: Store,
-    admin: String,
-    writer: String,
-    reader: String,
-    revealer: String,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
-
-async fn harness(settings: Settings) -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().join("Configurations");
-    std::fs::create_dir(&root).expect("store folder");
-    let mut file = TokenFile::default();
-    let admin = file.add("alice", vec![Role::Admin], "*", "*").expect("token");
-    let writer = file.add("deployer", vec![Role::Write], "sales*", "*").expect("token");
-    let reader = file.add("viewer", vec![Role::Read], "*", "*").expect("token");
-    let revealer = file.add("auditor", vec![Role::Read, Role::Reveal], "*", "*").expect("token");
-    let tokens_path = dir.path().join("tokens.json");
-    file.save(&tokens_path).expect("save tokens");
-    let mut keyring = Keyring::new();
-    keyring.generate(None).expect("key");
-    let spec = format!("file:{}", root.display()).parse().expect("spec");
-    let store = Store::open(&spec).await.expect("store");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let app = App::new(
-        vec![("main".into(), store.clone())],
-        Some(Tokens::open(&tokens_path).expect("tokens")),
-        Some(keyring),
-        settings,
-        stopped,
-    );
-    Harness { router: router(app), store, admin, writer, reader, revealer, _dir: dir, _stop: stop }
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Harness {
-    async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.expect("infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Reply { status, headers, body }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        token: Option<&str>,
-        extra: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        for (k, v) in extra {
-            request = request.header(*k, *v);
-        }
-        let body = match body {
-            Some(value) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(value.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(request.body(body).expect("request")).await
-    }
-}
-
 const CFG: &str = "/api/v1/namespaces/sales/configurations/database";
-
-fn etag(reply: &Reply) -> String {
-    reply.headers.get(header::ETAG).expect("an ETag").to_str().expect("ascii").to_owned()
-}
 
 #[tokio::test]
 async fn requests_need_a_token_and_the_right_role() {
@@ -502,8 +418,14 @@ async fn the_console_cookie_is_http_only_strict_and_changes_need_the_same_origin
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     assert!(!cookie.contains(&h.admin), "the cookie holds a session id, not the token");
     let session = cookie.split(';').next().expect("pair").to_owned();
+    assert_eq!(reply.headers[header::X_FRAME_OPTIONS], "DENY", "no framing (clickjacking)");
+    assert!(reply.headers[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii").contains("frame-ancestors 'none'"));
     let with_cookie = |method: Method, origin: Option<&str>| {
-        let mut r = Request::builder().method(method).uri("/api/v1/namespaces/sales").header("cookie", &session).header("host", "console.test");
+        let mut r = Request::builder()
+            .method(method)
+            .uri("/api/v1/namespaces/sales")
+            .header("cookie", &session)
+            .header("host", "console.test");
         if let Some(origin) = origin {
             r = r.header("origin", origin);
         }
@@ -542,4 +464,32 @@ async fn names_cannot_inject_headers_and_non_empty_namespaces_need_recursive() {
     let gone = h.call(Method::DELETE, "/api/v1/namespaces/sales?recursive=true", Some(&h.admin), &[], None).await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
     assert_eq!(h.call(Method::GET, CFG, Some(&h.reader), &[], None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_removed_token_stops_working_and_ends_its_console_sessions() {
+    let h = harness(Settings::default()).await;
+    let login = Request::post("/console/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={}", h.writer)))
+        .expect("r");
+    let cookie = h.send(login).await.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let page = || Request::get("/console").header("cookie", &session).body(Body::empty()).expect("r");
+    assert_eq!(h.send(page()).await.status, StatusCode::OK);
+    assert_eq!(h.call(Method::GET, "/api/v1/namespaces", Some(&h.writer), &[], None).await.status, 200);
+    let path = h.dir.path().join("tokens.json");
+    let mut file = confo_serve::auth::TokenFile::load(&path).expect("load");
+    assert!(file.remove("deployer"));
+    file.save(&path).expect("save");
+    // The file is read again at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(h.call(Method::GET, "/api/v1/namespaces", Some(&h.writer), &[], None).await.status, 401);
+    let after = h.send(page()).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "back to the sign-in page");
+    assert_eq!(
+        h.call(Method::GET, "/api/v1/namespaces", Some(&h.reader), &[], None).await.status,
+        200,
+        "others unaffected"
+    );
 }

@@ -122,11 +122,16 @@ async fn start_console() -> Console {
     keyring.save(&keys).expect("save keys");
     let spec = format!("file:{}", root.display()).parse().expect("spec");
     let store = Store::open(&spec).await.expect("store");
+    // A second backend, to compare with: a staging copy where one value differs.
+    let staging_root = dir.path().join("Staging");
+    std::fs::create_dir_all(staging_root.join("sales")).expect("staging folder");
+    std::fs::write(staging_root.join("sales/database.json"), r#"{"host": "staging-db", "port": 5432}"#).expect("write");
+    let staging = Store::open(&format!("file:{}", staging_root.display()).parse().expect("spec")).await.expect("store");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let watch = confo::WatchOptions::default().poll_every(Duration::from_millis(200));
     let settings = Settings { watch, ..Settings::default() };
     let app = App::new(
-        vec![("main".into(), store.clone())],
+        vec![("main".into(), store.clone()), ("staging".into(), staging)],
         Some(Tokens::open(&path).expect("tokens")),
         Some(keyring),
         settings,
@@ -367,6 +372,11 @@ async fn scenario(client: &Client, console: &Console) {
     assert!(differences.contains("/host") && differences.contains("live"), "{differences}");
     assert!(differences.contains("payments") && differences.contains("missing"), "{differences}");
     shot(client, "compare").await;
+    // Two whole backends: every namespace, named NS/CONFIG.
+    client.goto(&format!("{base}/console/compare?left=main&right=staging")).await.expect("goto");
+    let differences = text(client, "#differences").await;
+    assert!(differences.contains("sales/database") && differences.contains("staging-db"), "{differences}");
+    assert!(differences.contains("hr/database") && differences.contains("missing"), "{differences}");
 
     // Keyboard: the first Tab reaches the skip link.
     client.goto(&format!("{base}/console")).await.expect("goto");

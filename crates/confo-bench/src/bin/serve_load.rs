@@ -304,7 +304,10 @@ fn main() -> Result<()> {
         let (deliveries, missing) = events(&server, subscribers, changes).await?;
         failed |= missing > 0;
         println!();
-        println!("{subscribers} event subscribers, {changes} writes: {} deliveries, {missing} missing", deliveries.len());
+        println!(
+            "{subscribers} event subscribers, {changes} writes: {} deliveries, {missing} missing",
+            deliveries.len()
+        );
         println!(
             "| p50 | p99 | max |\n| --- | --- | --- |\n| {} | {} | {} |",
             ms(percentile(&deliveries, 0.5)),
