@@ -66,12 +66,10 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json")).into_response()
 }
 
-/// The backend a request names, once the caller may see it.
-fn served<'a>(app: &'a App, caller: &Caller, place: &Place) -> Result<&'a Served, Problem> {
+/// The backend a request names, once the caller has `role` on its namespace.
+pub(crate) fn allowed<'a>(app: &'a App, caller: &Caller, place: &Place, role: Role) -> Result<&'a Served, Problem> {
     let served = app.backend(place.backend.as_deref())?;
-    if !caller.grant.sees_backend(&served.name) {
-        return Err(Problem::forbidden(format!("token {:?} may not use backend {:?}", caller.grant.name, served.name)));
-    }
+    caller.require(role, &served.name, Some(&place.namespace))?;
     Ok(served)
 }
 
@@ -201,15 +199,15 @@ async fn list_backends(State(app): State<App>, caller: Caller) -> Json<Value> {
 }
 
 async fn list_namespaces(State(app): State<App>, caller: Caller, place: Place) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
+    let served = app.backend(place.backend.as_deref())?;
+    caller.require(Role::Read, &served.name, None)?;
     let names: Vec<String> =
         served.store.namespaces().await?.into_iter().filter(|ns| caller.grant.sees(&served.name, ns)).collect();
     Ok(Json(json!({ "namespaces": names })))
 }
 
 async fn namespace_info(State(app): State<App>, caller: Caller, place: Place) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let data = served.store.load_compact(&place.namespace).await?;
     Ok(Json(json!({
         "name": place.namespace,
@@ -219,8 +217,7 @@ async fn namespace_info(State(app): State<App>, caller: Caller, place: Place) ->
 }
 
 async fn create_namespace(State(app): State<App>, caller: Caller, place: Place) -> Result<Response, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Write, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Write)?;
     let created = served.store.create_namespace(&place.namespace).await?;
     served.cache.written(&place.namespace, None);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -239,8 +236,7 @@ async fn delete_namespace(
     place: Place,
     Query(query): Query<DeleteNamespaceQuery>,
 ) -> Result<StatusCode, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Admin, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Admin)?;
     let removal = if query.recursive { Removal::Recursive } else { Removal::IfEmpty };
     app.store_as(served, &caller.grant.name).remove_namespace(&place.namespace, removal).await?;
     served.cache.written(&place.namespace, None);
@@ -259,8 +255,7 @@ async fn list_configurations(
     place: Place,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let data = served.store.load(&place.namespace).await?;
     let configurations: Vec<Value> = data
         .iter()
@@ -300,8 +295,7 @@ async fn get_configuration(
     headers: HeaderMap,
     Query(query): Query<RevealQuery>,
 ) -> Result<Response, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let stored = served.cache.get(&place.namespace, &place.configuration).await?.ok_or_else(|| not_found(&place))?;
     if !query.reveal {
         if let Some(tags) = tags(&headers, header::IF_NONE_MATCH) {
@@ -325,8 +319,7 @@ async fn put_configuration(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Write, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Write)?;
     let value = body.object()?;
     let store = app.store_as(served, &caller.grant.name);
     let current = store.get(&place.namespace, &place.configuration).await?;
@@ -371,8 +364,7 @@ async fn patch_configuration(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Write, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Write)?;
     if !body.0.is_object() {
         return Err(Problem::bad_request("a merge patch of a configuration must be a JSON object"));
     }
@@ -408,8 +400,7 @@ async fn delete_configuration(
     place: Place,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Write, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Write)?;
     let store = app.store_as(served, &caller.grant.name);
     let result = if headers.contains_key(header::IF_MATCH) {
         let current = store.get(&place.namespace, &place.configuration).await?;
@@ -423,8 +414,7 @@ async fn delete_configuration(
 }
 
 async fn set_secret(State(app): State<App>, caller: Caller, place: Place, body: JsonBody) -> Result<Response, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Write, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Write)?;
     let keyring = app.keyring.as_ref().ok_or_else(|| {
         Problem::new(StatusCode::CONFLICT, "secret", "this server has no keyring to seal secrets (CONFO_KEYS)")
     })?;
@@ -470,8 +460,7 @@ async fn history(
     place: Place,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let page = Page { before: query.before, limit: query.limit.unwrap_or(50).min(1000) };
     let history = served.store.history(&place.namespace, &place.configuration, page).await?;
     let revisions: Vec<Value> = history.revisions.iter().map(|r| revision_json(r, None)).collect();
@@ -485,8 +474,7 @@ async fn revision(
     place: Place,
     Query(query): Query<RevealQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let number = place.number.unwrap_or_default();
     let revision = served.store.revision(&place.namespace, &place.configuration, number).await?;
     let value = match &revision.value {
@@ -508,8 +496,7 @@ async fn diff(
     place: Place,
     Query(query): Query<DiffQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let store = &served.store;
     let old = store.revision(&place.namespace, &place.configuration, query.from).await?.value;
     let new = match query.to {
@@ -540,8 +527,7 @@ async fn rollback(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Write, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Write)?;
     let RollbackBody { to } = serde_json::from_value(body.0)
         .map_err(|e| Problem::bad_request(format!("a rollback body is {{\"to\": N}}: {e}")))?;
     let store = app.store_as(served, &caller.grant.name);
@@ -560,8 +546,7 @@ async fn rollback(
 // ----- schemas -----
 
 async fn get_schema(State(app): State<App>, caller: Caller, place: Place) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     match served.store.schemas(&place.namespace).await? {
         Some(schemas) => Ok(Json(Value::Object(schemas.to_json()))),
         None => Err(Problem::not_found(format!("namespace {:?} has no schema", place.namespace))),
@@ -581,8 +566,7 @@ async fn set_schema(
     place: Place,
     body: JsonBody,
 ) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Admin, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Admin)?;
     let body: SchemaBody = serde_json::from_value(body.0).map_err(|e| {
         Problem::bad_request(format!(
             "a schema body is {{\"schema\": {{…}}, \"configuration\"?: …, \"mode\"?: …}}: {e}"
@@ -611,8 +595,7 @@ async fn delete_schema(
     place: Place,
     Query(query): Query<DeleteSchemaQuery>,
 ) -> Result<StatusCode, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Admin, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Admin)?;
     let store = app.store_as(served, &caller.grant.name);
     store.remove_schema(&place.namespace, query.configuration.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -635,16 +618,14 @@ async fn validate_candidate(
     place: Place,
     body: JsonBody,
 ) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let value = body.object()?;
     let violations = check(served, &place, &value).await?;
     Ok(Json(json!({"valid": violations.is_empty(), "violations": violations})))
 }
 
 async fn validate_stored(State(app): State<App>, caller: Caller, place: Place) -> Result<Json<Value>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     let violations = served.store.validate(std::slice::from_ref(&place.namespace)).await?;
     Ok(Json(json!({"valid": violations.is_empty(), "violations": violations})))
 }
@@ -667,8 +648,7 @@ async fn events(
     place: Place,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
-    let served = served(&app, &caller, &place)?;
-    caller.require(Role::Read, &served.name, Some(&place.namespace))?;
+    let served = allowed(&app, &caller, &place, Role::Read)?;
     // Only an existing namespace can be watched (404 otherwise).
     confo::backend::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
     if !served.store.namespaces().await?.contains(&place.namespace) {

@@ -22,7 +22,7 @@ use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{keep_secrets, mask, MASK};
+use crate::api::{allowed, keep_secrets, mask, MASK};
 use crate::auth::Role;
 use crate::diff::{self, Row};
 use crate::problem::Problem;
@@ -310,8 +310,7 @@ async fn create_namespace(
 
 async fn delete_namespace(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -> Response {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Admin, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Admin)?;
         app.store_as(served, &viewer.grant.name).remove_namespace(&place.namespace, Removal::Recursive).await?;
         served.cache.written(&place.namespace, None);
         Ok::<_, Problem>(Redirect::to("/console").into_response())
@@ -321,8 +320,7 @@ async fn delete_namespace(State(app): State<App>, Viewer(viewer): Viewer, place:
 
 async fn namespace(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -> Response {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Read, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Read)?;
         let data = served.store.load(&place.namespace).await?;
         let schemas = served.store.schemas(&place.namespace).await?;
         let compiled = match &schemas {
@@ -410,8 +408,7 @@ async fn configuration(
         }
     }
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Read, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Read)?;
         confo::backend::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
         confo::backend::BackendExt::config_name(&**served.store.backend(), &place.configuration)?;
         let stored = served.store.get(&place.namespace, &place.configuration).await?;
@@ -480,8 +477,7 @@ async fn configuration(
 /// `ETag`: what a live update puts in the editor.
 async fn text(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -> Response {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Read, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Read)?;
         let stored = served.cache.get(&place.namespace, &place.configuration).await?;
         let stored = stored.ok_or_else(|| crate::api::not_found(&place))?;
         let mut response =
@@ -537,8 +533,7 @@ fn diff_table(old: &str, new: &str, caption: &str, labels: (&str, &str)) -> Mark
 
 async fn check(State(app): State<App>, Viewer(viewer): Viewer, place: Place, Form(form): Form<EditForm>) -> Markup {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Read, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Read)?;
         let value = match parse_edit(&form.value) {
             Ok(value) => value,
             Err(message) => return Ok(html! { p.error #syntax role="alert" { strong { "✗ " } (message) } }),
@@ -567,8 +562,7 @@ async fn check(State(app): State<App>, Viewer(viewer): Viewer, place: Place, For
 
 async fn save(State(app): State<App>, Viewer(viewer): Viewer, place: Place, Form(form): Form<EditForm>) -> Response {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Write, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Write)?;
         let value = parse_edit(&form.value).map_err(Problem::bad_request)?;
         let store = app.store_as(served, &viewer.grant.name);
         let current = store.get(&place.namespace, &place.configuration).await?;
@@ -652,8 +646,7 @@ fn conflict_message(place: &Place, form: &EditForm, now: Option<String>) -> Resp
 
 async fn history(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -> Response {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Read, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Read)?;
         let history = served.store.history(&place.namespace, &place.configuration, Page::newest(100)).await?;
         let may_write = viewer.grant.has(Role::Write) && !viewer.anonymous;
         let base = url_of_config(&served.name, &place.namespace, &place.configuration);
@@ -711,8 +704,7 @@ async fn rollback(
     Form(form): Form<RollbackForm>,
 ) -> Response {
     let run = async {
-        let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Write, &served.name, Some(&place.namespace))?;
+        let served = allowed(&app, &viewer, &place, Role::Write)?;
         let store = app.store_as(served, &viewer.grant.name);
         let result = store.rollback(&place.namespace, &place.configuration, form.number, None).await;
         served.cache.written(&place.namespace, Some(&place.configuration));
