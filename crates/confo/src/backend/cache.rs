@@ -300,10 +300,7 @@ impl CachedBackend {
     /// Runs snapshot file work off the async threads.
     async fn on_files<T: Send + 'static>(&self, work: impl FnOnce(&Files) -> T + Send + 'static) -> T {
         let files = self.files.clone();
-        match tokio::task::spawn_blocking(move || work(&files)).await {
-            Ok(v) => v,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        super::kit::joined(tokio::task::spawn_blocking(move || work(&files))).await
     }
 
     /// A namespace's snapshot, served because the store is unavailable (`unavailable` is its

@@ -95,8 +95,25 @@ where
     if items.len() < PARALLEL_PARSE_FROM {
         return map_on_threads(items, usize::MAX, parse);
     }
-    let parsed = tokio::task::spawn_blocking(move || map_on_threads(items, 1, parse)).await;
-    parsed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    joined(tokio::task::spawn_blocking(move || map_on_threads(items, 1, parse))).await
+}
+
+/// What a spawned task returned; its panic is resumed here. A task cancelled (the runtime
+/// shutting down before it ran) never resolves: its caller is being dropped with the runtime,
+/// and a cancellation is not a panic to resume.
+pub(crate) async fn joined<T>(handle: tokio::task::JoinHandle<T>) -> T {
+    match handle.await {
+        Ok(value) => value,
+        Err(e) => settle_join_error(e).await,
+    }
+}
+
+/// A join error: its panic resumed, or (a cancellation) pending for ever.
+pub(crate) async fn settle_join_error<T>(error: tokio::task::JoinError) -> T {
+    if error.is_panic() {
+        std::panic::resume_unwind(error.into_panic());
+    }
+    std::future::pending().await
 }
 
 /// `map` applied to every item, in order, on as many threads as the machine has but with at
@@ -176,7 +193,7 @@ where
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, output)) => outputs[index] = Some(output),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => settle_join_error(e).await,
         }
     }
     outputs.into_iter().map(|o| o.expect("every task ran")).collect()
@@ -185,6 +202,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_task_is_not_a_panic_and_a_finished_one_gives_its_value() {
+        assert_eq!(joined(tokio::spawn(async { 7 })).await, 7);
+        let never = tokio::spawn(std::future::pending::<u8>());
+        never.abort();
+        // Cancelled (as at runtime shutdown): no panic, and nothing to return.
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), joined(never)).await;
+        assert!(waited.is_err(), "a cancelled task's caller waits to be dropped");
+    }
 
     #[test]
     fn map_on_threads_starts_a_thread_only_for_a_full_share() {

@@ -218,10 +218,7 @@ impl FileBackend {
     /// Runs blocking file work off the async runtime's threads.
     async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Inner) -> T + Send + 'static) -> T {
         let inner = self.inner.clone();
-        match tokio::task::spawn_blocking(move || f(&inner)).await {
-            Ok(v) => v,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        super::kit::joined(tokio::task::spawn_blocking(move || f(&inner))).await
     }
 }
 
