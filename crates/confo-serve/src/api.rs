@@ -656,6 +656,16 @@ async fn events(
     }
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     let space = served.cache.space(&place.namespace).await;
+    if !space.is_live() {
+        // Never a stream that stays silent: say that changes cannot be followed now.
+        let mut problem = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("changes of namespace {:?} cannot be followed now; try again", place.namespace),
+        );
+        problem.retry_after = Some(1);
+        return Err(problem);
+    }
     let (receiver, replay) = space.subscribe(last);
     let first: Vec<SseEvent> = match replay {
         Replay::Events(kept) => kept.iter().map(|s| sse_event(s)).collect(),

@@ -87,6 +87,11 @@ impl Space {
         }
     }
 
+    /// Whether its watcher runs (its events are being reported).
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+    }
+
     fn forget(&self, configuration: Option<&str>) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,6 +240,10 @@ impl Cache {
         let space = self.spaces.lock().unwrap_or_else(|e| e.into_inner()).get(namespace).cloned();
         if let Some(space) = space {
             space.forget(configuration);
+            if configuration.is_none() {
+                // A namespace created (or deleted) here: its watcher may start at once.
+                *space.started.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
         }
     }
 

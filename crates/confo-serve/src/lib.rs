@@ -15,6 +15,7 @@ mod diff;
 pub mod listen;
 pub mod problem;
 pub mod request;
+pub mod shared;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -106,6 +107,8 @@ impl App {
         let next_id = Arc::new(AtomicU64::new(1));
         let backends = backends
             .into_iter()
+            // Every namespace's watcher shares one subscription to the backend's changes.
+            .map(|(name, store)| (name, Store::new(shared::SharedHints::wrap(store.backend().clone()))))
             .map(|(name, store)| Served {
                 describe: store.backend().describe(),
                 cache: Cache::new(store.clone(), settings.watch, next_id.clone()),

@@ -493,3 +493,31 @@ async fn a_removed_token_stops_working_and_ends_its_console_sessions() {
         "others unaffected"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_namespaces_than_inotify_allows_per_user_are_all_followed() {
+    // Linux's default is 128 inotify instances per user: one per watched namespace would run
+    // out; the server shares one subscription per backend.
+    let h = harness(Settings::default()).await;
+    let count = 150;
+    for i in 0..count {
+        h.store.create_namespace(&format!("ns{i}")).await.expect("namespace");
+    }
+    let mut streams = Vec::new();
+    for i in 0..count {
+        let request = Request::get(format!("/api/v1/namespaces/ns{i}/events"))
+            .header("authorization", format!("Bearer {}", h.reader))
+            .body(Body::empty())
+            .expect("r");
+        let response = h.router.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "ns{i}");
+        streams.push(response.into_body());
+    }
+    let last = count - 1;
+    h.store
+        .put(&format!("ns{last}"), "db", serde_json::from_value(json!({"n": 1})).expect("map"), Default::default())
+        .await
+        .expect("write");
+    let got = read_events(&mut streams[last], 1).await;
+    assert_eq!((got[0].1.as_str(), got[0].2["configuration"].as_str()), ("created", Some("db")));
+}
