@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use confo::backend::{Precondition, Version};
+use confo::secrets::{mask, MASK};
 use confo::store::Page;
 use confo::{Configuration, Error, Removal};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -32,9 +33,6 @@ use crate::{App, Served};
 /// How many times a PATCH without `If-Match` re-reads and tries again when another writer
 /// came between its read and its write.
 const PATCH_ATTEMPTS: u32 = 16;
-
-/// The placeholder a masked secret is shown as (and kept as, when written back).
-pub const MASK: &str = "<secret>";
 
 /// The API's routes.
 pub fn routes() -> Router<App> {
@@ -141,11 +139,6 @@ pub fn shown(
         Problem::new(StatusCode::CONFLICT, "secret", "this server has no keyring to open secrets (CONFO_KEYS)")
     })?;
     Ok(confo::secrets::reveal(value, &place.namespace, &place.configuration, keyring)?)
-}
-
-/// Every sealed value shown as [`MASK`].
-pub fn mask(value: &Configuration) -> Configuration {
-    confo::secrets::mask(value)
 }
 
 /// Keeps the stored secrets a client wrote back as [`MASK`], and seals (with the server's

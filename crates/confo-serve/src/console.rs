@@ -16,13 +16,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use confo::backend::Precondition;
+use confo::secrets::{mask, MASK};
 use confo::store::Page;
 use confo::{Configuration, Removal};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{allowed, keep_secrets, mask, MASK};
+use crate::api::{allowed, keep_secrets};
 use crate::auth::Role;
 use crate::diff::{self, Row};
 use crate::problem::Problem;

@@ -409,11 +409,14 @@ pub fn sealed_fields(config: &Configuration) -> Vec<String> {
     out
 }
 
-/// A configuration with every sealed value shown as `"<secret>"` (for display without keys).
+/// What a sealed value is shown as without the keys.
+pub const MASK: &str = "<secret>";
+
+/// A configuration with every sealed value shown as [`MASK`] (for display without keys).
 pub fn mask(config: &Configuration) -> Configuration {
     let mut shown = config.clone();
     let _ = each_sealed(&mut shown, "", &mut |_, value| {
-        *value = Value::String("<secret>".into());
+        *value = Value::String(MASK.into());
         Ok(())
     });
     shown
