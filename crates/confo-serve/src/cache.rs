@@ -35,8 +35,6 @@ pub struct Sent {
     pub id: u64,
     /// The event's kind (`changed`, …), the SSE `event` field.
     pub kind: &'static str,
-    /// The configuration it concerns, if any.
-    pub configuration: Option<String>,
     /// The event as JSON text.
     pub json: String,
 }
@@ -195,12 +193,7 @@ impl Cache {
                         }
                         let id = next_id.fetch_add(1, Ordering::SeqCst);
                         json["id"] = serde_json::Value::from(id);
-                        space.publish(Sent {
-                            id,
-                            kind: event.kind.as_str(),
-                            configuration: event.configuration.clone(),
-                            json: json.to_string(),
-                        });
+                        space.publish(Sent { id, kind: event.kind.as_str(), json: json.to_string() });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "a namespace's watcher ended; its reads go to the store");
@@ -245,11 +238,5 @@ impl Cache {
                 *space.started.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
         }
-    }
-
-    /// How many namespaces are watched now.
-    pub fn watched(&self) -> usize {
-        let spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
-        spaces.values().filter(|s| s.live.load(Ordering::SeqCst)).count()
     }
 }

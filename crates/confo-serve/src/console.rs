@@ -127,10 +127,6 @@ fn error_page(problem: Problem) -> Response {
     (status, page).into_response()
 }
 
-fn page_error(error: impl Into<Problem>) -> Response {
-    error_page(error.into())
-}
-
 fn fragment_error(problem: Problem) -> Markup {
     html! { p.error role="alert" { strong { "Error: " } (problem.detail) } }
 }
@@ -201,7 +197,7 @@ async fn login(State(app): State<App>, parts: Parts, Form(form): Form<LoginForm>
     };
     let id = match app.sessions.start(grant, token) {
         Ok(id) => id,
-        Err(e) => return page_error(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e)),
+        Err(e) => return error_page(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e)),
     };
     let secure = if app.settings.secure_cookies { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");
@@ -506,7 +502,7 @@ struct EditForm {
 fn parse_edit(text: &str) -> Result<Configuration, String> {
     match confo::json::parse(text, "the edit") {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!("a configuration is a JSON object, not {}", crate::request::kind_of(&other))),
+        Ok(other) => Err(format!("a configuration is a JSON object, not {}", confo::json::kind(&other))),
         Err(confo::Error::InvalidValue { message, .. }) => Err(format!("not valid JSON: {message}")),
         Err(e) => Err(e.to_string()),
     }

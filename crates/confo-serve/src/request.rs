@@ -230,20 +230,8 @@ impl JsonBody {
             Value::Object(map) => Ok(map),
             other => Err(Problem::bad_request(format!(
                 "the body must be a JSON object (a configuration), not {}",
-                kind_of(&other)
+                confo::json::kind(&other)
             ))),
         }
-    }
-}
-
-/// `an array`, `a string`, … for messages.
-pub fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }

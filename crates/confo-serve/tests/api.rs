@@ -521,3 +521,30 @@ async fn more_namespaces_than_inotify_allows_per_user_are_all_followed() {
     let got = read_events(&mut streams[last], 1).await;
     assert_eq!((got[0].1.as_str(), got[0].2["configuration"].as_str()), ("created", Some("db")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_lose_no_field() {
+    // Eight clients patching different fields of one configuration at once, without
+    // If-Match: each patch re-reads and retries on a conflict, so every field arrives.
+    let h = std::sync::Arc::new(harness(Settings::default()).await);
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({}))).await;
+    let mut tasks = Vec::new();
+    for client in 0..8 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..5 {
+                let patch = json!({ format!("c{client}_{round}"): round });
+                let reply = h.call(Method::PATCH, CFG, Some(&h.writer), &[], Some(patch)).await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client");
+    }
+    let stored = h.store.get("sales", "database").await.expect("read").expect("there");
+    assert_eq!(stored.value.len(), 40, "every field of every client: {:?}", stored.value.keys().collect::<Vec<_>>());
+    let history = h.call(Method::GET, &format!("{CFG}/history?limit=1000"), Some(&h.reader), &[], None).await;
+    assert_eq!(history.body["revisions"].as_array().map(Vec::len), Some(41), "one revision per patch and the creation");
+}

@@ -124,6 +124,11 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
+/// `an array`, `a string`, …: what kind of JSON value this is, for messages.
+pub fn kind(value: &Value) -> &'static str {
+    crate::codec::json_kind(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
