@@ -16,6 +16,8 @@ command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v openssl >/dev/null || missing+=(openssl)
+# Idle tests count what a process opens with strace.
+command -v strace >/dev/null || missing+=(strace)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq
@@ -25,31 +27,49 @@ fi
 # Python confo itself, to prove that it reads the folders we write (no dependencies of its
 # own are needed for its file backend beyond these).
 venv=target/confo-py-compat
-if ! "$venv/bin/python" -c 'import confo.Confo' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import confo.Confo, pytest' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
     confo==0.1.6.2 kazoo==2.8.0 singleton-decorator==1.0.0 six==1.16.0
+  # pytest, to run the drop-in tests (crates/confo-py/tests/test_confo_compat.py) on confo itself.
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'pytest>=7'
 fi
 export CONFO_PY_COMPAT="$PWD/$venv/bin/python"
 
 cargo fmt --all -- --check
+# The import graph between the workspace's files may only get better (docs/ARCHITECTURE.md).
+python3 scripts/import-graph.py --check | tail -n 1
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The library with each engine alone, and with none (the file and memory engines only).
+for features in "" redis zookeeper etcd; do
+  cargo clippy --quiet -p confo --all-targets --no-default-features ${features:+--features "$features"} -- -D warnings
+done
 # The Python package (crates/confo-py), built with maturin into a private venv, and its
-# pytest suite against servers started by the Rust harness (confo-servers).
+# pytest suite against servers started by the Rust harness (confo-servers). ziglang links the
+# wheel against glibc 2.17 (manylinux2014: Ubuntu 20.04, Debian 11, RHEL 8, Amazon Linux 2 and
+# newer) with no container; auditwheel checks the tag; kazoo writes ZooKeeper nodes as confo did.
 pyvenv="$PWD/target/py-venv"
-if ! "$pyvenv/bin/python" -c 'import maturin, pytest' 2>/dev/null; then
+if ! "$pyvenv/bin/python" -c 'import maturin, pytest, ziglang, auditwheel, kazoo' 2>/dev/null; then
   python3 -m venv "$pyvenv"
-  "$pyvenv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' 'pytest>=7'
+  "$pyvenv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.16,<2' 'pytest>=7' \
+    'ziglang>=0.13' 'auditwheel>=6' kazoo==2.8.0 six==1.16.0
 fi
 cargo build --quiet -p confo-testkit --bin confo-servers
-# The suite runs against the wheel users get: built once (release, abi3), installed by pip
-# with no Rust toolchain on PATH into a folder of its own, which the tests check they import.
+# The suite runs against the wheel users get: built once (release, abi3, manylinux2014),
+# installed by pip with no Rust toolchain on PATH into a folder of its own, which the tests
+# check they import.
 rm -rf target/wheels-ci target/py-wheel-site
-(cd crates/confo-py && VIRTUAL_ENV="$pyvenv" "$pyvenv/bin/maturin" build --release --quiet --out "$PWD/../../target/wheels-ci")
+(cd crates/confo-py && VIRTUAL_ENV="$pyvenv" PATH="$pyvenv/bin:$PATH" maturin build --release --quiet \
+  --zig --compatibility manylinux2014 --out "$PWD/../../target/wheels-ci")
+wheel=$(ls target/wheels-ci/confo-*-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl)
+"$pyvenv/bin/auditwheel" show "$wheel" | tr '\n' ' ' | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' \
+  || { echo "the wheel is not manylinux_2_17_x86_64:"; "$pyvenv/bin/auditwheel" show "$wheel"; exit 1; }
 env PATH=/usr/bin:/bin "$pyvenv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-  --target target/py-wheel-site target/wheels-ci/confo-*-abi3-*.whl
+  --target target/py-wheel-site "$wheel"
 CONFO_PY_SITE="$PWD/target/py-wheel-site" PYTHONPATH="$PWD/target/py-wheel-site" \
-  "$pyvenv/bin/pytest" -q crates/confo-py/tests
+  "$pyvenv/bin/pytest" -q -rs crates/confo-py/tests
+# The drop-in tests again, on confo 0.1.6.2 itself: each is something confo did.
+CONFO_UNDER_TEST=confo-0.1.6.2 "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/confo-py/tests/test_confo_compat.py
 # The side-by-side benchmark against confo 0.1.6.2, small, so that it cannot rot.
 "$pyvenv/bin/python" crates/confo-py/bench/side_by_side.py "$pyvenv/bin/python" "$venv/bin/python" 200 \
   "$PWD/target/py-wheel-site" > /dev/null

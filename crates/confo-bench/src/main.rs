@@ -492,7 +492,7 @@ async fn measure(sizes: &[usize], runs: usize) -> Report {
             // configuration is what history adds).
             let plain_dir = confo_testkit::store_dir().expect("temp dir");
             let mut options = confo::backend::file::FileOptions::default();
-            options.history = confo::history::HistoryOptions::off();
+            options.history = confo::model::history::HistoryOptions::off();
             let plain = FileBackend::with_options(plain_dir.path(), options).expect("open");
             plain.create_namespace("bench").await.expect("create");
             plain.write("bench", &changes).await.into_result().expect("write");

@@ -216,7 +216,8 @@ pub(crate) enum Command {
     /// message.
     #[command(
         after_help = "Examples:\n  confo history sales/database\n  confo history sales/database --output json\n  \
-                            confo history sales/database --before 40 --limit 20"
+                            confo history sales/database --before 40 --limit 20\n  \
+                            confo history sales/database --purge-field password"
     )]
     History {
         /// NS/CONFIG.
@@ -227,6 +228,11 @@ pub(crate) enum Command {
         /// Only revisions numbered below N (the next page).
         #[arg(long, value_name = "N")]
         before: Option<u64>,
+        /// Instead of listing: replace FIELD (a name or a JSON pointer) by a marker in every
+        /// revision that holds it in the clear (a field made secret after it was stored), and
+        /// record the purge as a revision of its own.
+        #[arg(long, value_name = "FIELD", conflicts_with_all = ["limit", "before"])]
+        purge_field: Option<String>,
     },
 
     /// Print a configuration (or one field) as it was at revision N.
@@ -254,16 +260,34 @@ pub(crate) enum Command {
     },
 
     /// Find what breaks the store's layout (Redis: data keys no index lists, index entries
-    /// without data); with --fix, repair it. Exit 6 if something was found and not fixed.
-    #[command(after_help = "Prints one line per problem: `unindexed NS/CONFIG` (data no reader sees) or `dangling \
-                            NS/CONFIG`\n(an index entry without data). --fix deletes the unindexed data and drops the \
-                            dangling entries,\neach checked again atomically. Files, ZooKeeper and etcd list their data \
-                            itself: nothing to repair.\n\nExamples:\n  confo -b redis://127.0.0.1:6379 repair\n  \
-                            confo -b redis://127.0.0.1:6379 repair --fix")]
+    /// without data); with --fix, repair it. With --acls (ZooKeeper with credentials), find the
+    /// nodes others may change; with --fix-acls, give them this identity's ACL. Exit 6 if
+    /// something was found and not fixed.
+    #[command(after_help = "Prints one line per problem: `unindexed NS/CONFIG` (data no reader sees), `dangling \
+                            NS/CONFIG`\n(an index entry without data) or `foreign KEY: WHY` (a key in confo's key space \
+                            that confo cannot\nhave written: another program's, in a shared Redis; never touched). --fix \
+                            deletes the unindexed data\nand drops the dangling entries, each checked again atomically; \
+                            --key KEY (with --fix) also deletes\na foreign key the operator names. Files, ZooKeeper and \
+                            etcd list their data itself: nothing to repair.\n\n--acls prints `open ZNODE ACL` for each node of confo's tree \
+                            (root, namespaces, configurations)\nthat identities other than this one may change (as \
+                            confo 0.1.6.2 made them: world-open); --fix-acls\ngives each the spec's ACL and prints \
+                            `fixed ZNODE`, or `not-fixed ZNODE: WHY` (no ADMIN right).\n\nExamples:\n  \
+                            confo -b redis://127.0.0.1:6379 repair\n  confo -b redis://127.0.0.1:6379 repair --fix\n  \
+                            confo -b zk://alice:pw@127.0.0.1:2181 repair --acls\n  \
+                            confo -b zk://alice:pw@127.0.0.1:2181 repair --fix-acls")]
     Repair {
         /// Repair what is found.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["acls", "fix_acls"])]
         fix: bool,
+        /// With --fix: also delete this key found foreign (repeatable).
+        #[arg(long, value_name = "KEY", requires = "fix")]
+        key: Vec<String>,
+        /// Check ACLs instead (ZooKeeper): list the nodes others may change.
+        #[arg(long)]
+        acls: bool,
+        /// Give the nodes others may change this identity's ACL (implies --acls).
+        #[arg(long)]
+        fix_acls: bool,
     },
 
     /// Schemas: a JSON Schema per namespace (and per configuration), checked before every write.
@@ -351,6 +375,18 @@ pub(crate) enum Command {
         /// The largest request body accepted, in bytes (413 beyond).
         #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
         max_body: usize,
+        /// A host name clients reach the server by, beyond localhost, 127.0.0.1, [::1] and the
+        /// listen address (repeatable); requests addressed to any other get 421 (DNS rebinding).
+        #[arg(long = "allowed-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
+        /// Event streams held open at once (default: a quarter of --max-connections, so that
+        /// streams never take the connections ordinary requests need); also at most 16 per
+        /// token and 4 per anonymous address. Beyond: 429 with Retry-After.
+        #[arg(long, value_name = "N")]
+        max_streams: Option<usize>,
+        /// Event streams one token may hold open at once.
+        #[arg(long, default_value_t = 16, value_name = "N")]
+        streams_per_token: usize,
     },
 
     /// API tokens for `confo serve`: add (printed once, stored hashed), list, remove.
@@ -488,6 +524,17 @@ pub(crate) enum SecretCommand {
         /// NS/CONFIG.
         target: String,
         /// The field.
+        field: String,
+    },
+    /// Turn a secret back into a plain value, on purpose: opened with the keyring and stored
+    /// in the clear (every other write keeps a sealed field sealed). FIELD is a field name or
+    /// a JSON pointer (`/db/password`).
+    #[command(after_help = "Examples:\n  confo secret unset sales/database password\n  \
+                            confo secret unset sales/database /replicas/0/password")]
+    Unset {
+        /// NS/CONFIG.
+        target: String,
+        /// The field, or a JSON pointer.
         field: String,
     },
 }

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use confo::error::Missing;
+use confo::model::error::Missing;
 use confo::{Error, ErrorKind};
 
 /// How `confo` exits.

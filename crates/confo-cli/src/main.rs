@@ -93,9 +93,9 @@ static CONTEXT: std::sync::OnceLock<(Option<String>, Option<String>)> = std::syn
 
 /// Who this run's writes are recorded as made by: the actor (`$CONFO_ACTOR`, else the
 /// profile's, else `user@host`), this host, the tool `cli`, and `--message`.
-pub(crate) fn author() -> std::sync::Arc<confo::history::Author> {
+pub(crate) fn author() -> std::sync::Arc<confo::model::history::Author> {
     let (message, backend) = CONTEXT.get().cloned().unwrap_or_default();
-    let mut author = confo::history::Author::current("cli").with_message(message);
+    let mut author = confo::model::history::Author::current("cli").with_message(message);
     if std::env::var("CONFO_ACTOR").map_or(true, |a| a.trim().is_empty()) {
         if let Some(actor) = profiles::profile_actor(backend.as_deref()) {
             author = author.with_actor(actor);
@@ -105,9 +105,23 @@ pub(crate) fn author() -> std::sync::Arc<confo::history::Author> {
 }
 
 /// A manager with one backend loaded and active.
+/// The keyring, if one is there and readable: writes over sealed secrets seal plain values
+/// again with it (without one they are refused). One that cannot be read is left to the
+/// commands that need it to report.
+pub(crate) fn keyring_at_hand() -> Option<std::sync::Arc<confo::secrets::Keyring>> {
+    confo::secrets::Keyring::find().ok().flatten().map(std::sync::Arc::new)
+}
+
+/// A store of `spec` whose writes are recorded as this command's and seal with the keyring at
+/// hand.
+pub(crate) fn open_store(spec: &BackendSpec) -> Result<confo::blocking::Store, Failure> {
+    Ok(confo::blocking::Store::open(spec)?.with_author(author()).with_keyring(keyring_at_hand()))
+}
+
 pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
     let confo = Confo::new()?;
     confo.set_author((*author()).clone());
+    confo.set_keyring(keyring_at_hand());
     confo.load_backend("cli", spec)?;
     confo.activate_backend("cli")?;
     Ok(confo)
@@ -152,7 +166,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match command {
         Command::Secret(command) => return commands::secrets::secret(command, &spec),
         Command::Secrets(command) => return commands::secrets::secrets(command, &spec, output),
-        Command::History { target, limit, before } => {
+        Command::History { target, limit, before, purge_field: Some(field) } => {
+            let _ = (limit, before);
+            return commands::history::purge(&spec, &target, &field);
+        }
+        Command::History { target, limit, before, purge_field: None } => {
             return commands::history::history(&spec, &target, limit, before, output)
         }
         Command::Show { target, field, reveal } => {
@@ -167,7 +185,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rollback { target, to } => return commands::history::rollback(&spec, &target, to),
         Command::Schema(command) => return commands::schema::schema(command, &spec, output),
         Command::Validate { namespaces } => return commands::schema::validate(&spec, &namespaces, output),
-        Command::Repair { fix } => return commands::schema::repair(&spec, fix),
+        Command::Repair { fix, key, acls, fix_acls } => {
+            return match acls || fix_acls {
+                true => commands::schema::repair_acls(&spec, fix_acls),
+                false => commands::schema::repair(&spec, fix, key),
+            }
+        }
         Command::Log { namespace, since, actor, limit } => {
             return commands::history::log(&spec, &namespace, since.as_deref(), actor, limit, output)
         }

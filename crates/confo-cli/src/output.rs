@@ -12,7 +12,10 @@
 //!   can never be created or addressed by confo), and bidirectional controls (U+202A-202E,
 //!   U+2066-2069, which make `invoice\u{202E}gpj.exe` display as `invoiceexe.jpg`) when the
 //!   stream is a terminal: piped, they stay as stored, since existing names may hold them.
-//!   JSON output escapes control characters by itself.
+//!   JSON output escapes control characters by itself, except the C1 controls (U+0080-U+009F,
+//!   `\u{9b}` is a CSI that starts a terminal sequence): they are written `\u009b`, always (the
+//!   same JSON value); TOML writes them raw, so on a terminal they are written `\u009b` too
+//!   (in a basic string the same value; piped, TOML is left exact). YAML escapes them itself.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -72,11 +75,13 @@ impl Stream {
     }
 }
 
-/// `text` safe to print on `stream`: control characters always, and bidirectional controls on a
-/// terminal, written as `\u{1b}`.
+/// `text` safe to print on `stream`: control characters always, and bidirectional controls and
+/// characters that are not displayed (zero-width, U+2028…) on a terminal, written as `\u{1b}`.
 pub fn safe(text: &str, stream: Stream) -> Cow<'_, str> {
     let bidi = stream.is_terminal();
-    let unsafe_char = |c: char| c.is_control() || (bidi && confo::name::is_bidi_control(c));
+    let unsafe_char = |c: char| {
+        c.is_control() || (bidi && (confo::model::name::is_bidi_control(c) || confo::model::name::is_invisible(c)))
+    };
     if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
@@ -106,23 +111,148 @@ pub fn list(names: &[String], output: Option<Format>) -> Result<(), Failure> {
 
 /// A value in a format on stdout.
 pub fn value(value: &Value, format: Format) -> Result<(), Failure> {
-    stdout(format_args!("{}", render(value, format)?));
+    let text = render(value, format)?;
+    let text = if format == Format::Toml && Stream::Out.is_terminal() { escape_c1(text) } else { text };
+    stdout(format_args!("{text}"));
     Ok(())
+}
+
+/// Whether a C1 control character (U+0080-U+009F: UTF-8 `C2 80` to `C2 9F`) starts at byte `i`.
+fn c1_at(bytes: &[u8], i: usize) -> bool {
+    bytes[i] == 0xC2 && bytes.get(i + 1).is_some_and(|b| (0x80..=0x9F).contains(b))
+}
+
+/// `text` with each C1 control character written as a JSON (and TOML basic string) escape,
+/// `\u009b`.
+pub fn escape_c1(text: String) -> String {
+    let bytes = text.as_bytes();
+    if !(0..bytes.len()).any(|i| c1_at(bytes, i)) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if ('\u{80}'..='\u{9f}').contains(&c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes JSON to `inner` with each C1 control character escaped (`\u009b`): the same JSON
+/// value, and nothing a terminal takes for the start of a sequence. A character split across
+/// two writes is held until the next.
+struct EscapeC1<W: Write> {
+    inner: W,
+    /// A `C2` byte that ended the previous write.
+    pending: bool,
+}
+
+impl<W: Write> Write for EscapeC1<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut start = 0;
+        let mut i = 0;
+        if self.pending && !buf.is_empty() {
+            self.pending = false;
+            if (0x80..=0x9F).contains(&buf[0]) {
+                write!(self.inner, "\\u{:04x}", buf[0])?;
+                start = 1;
+                i = 1;
+            } else {
+                self.inner.write_all(&[0xC2])?;
+            }
+        }
+        while i < buf.len() {
+            if buf[i] == 0xC2 && i + 1 == buf.len() {
+                self.inner.write_all(&buf[start..i])?;
+                self.pending = true;
+                return Ok(buf.len());
+            }
+            if c1_at(buf, i) {
+                self.inner.write_all(&buf[start..i])?;
+                write!(self.inner, "\\u{:04x}", buf[i + 1])?;
+                i += 2;
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        self.inner.write_all(&buf[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.pending) {
+            self.inner.write_all(&[0xC2])?;
+        }
+        self.inner.flush()
+    }
+}
+
+/// Writes a file that may hold secrets (`export -o FILE`, with `--reveal` too): a regular path
+/// (or none yet) is replaced whole and atomically by a temporary file beside it, created
+/// exclusively with mode 0600 (never through a link planted at its name), synced, then renamed
+/// over it, so a repeated export keeps working and a reader never sees half a file. A
+/// symbolic link at the path is refused (exit 5): writing through it would put the secrets
+/// wherever whoever planted it chose, with that file's mode. Devices and FIFOs (`-o
+/// /dev/stdout`, a link to one included) are written directly.
+pub fn write_private(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |e: std::io::Error| Failure::new(Exit::Error, format!("{}: {e}", path.display()));
+    let special = std::fs::metadata(path).ok().filter(|meta| !meta.is_file() && !meta.is_dir());
+    if let Some(_device) = special {
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).map_err(failed)?;
+        return write(&mut file).map_err(failed);
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Err(Failure::new(
+            Exit::Unavailable,
+            format!(
+                "{} is a symbolic link: not written through (it may hold secrets); remove the link or choose another name",
+                path.display()
+            ),
+        ));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = folder.join(format!(".{name}.confo-{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| {
+            // The mode given to open is filtered by the umask; 0600 is what is meant.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            write(&mut file)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(failed)
 }
 
 /// `value` as pretty JSON and a newline, written as it is encoded (no copy of the whole text in
 /// memory): to the file, or to stdout, which once closed by its reader takes nothing more.
 pub fn stream_json(value: &impl serde::Serialize, file: Option<&std::path::Path>) -> Result<(), Failure> {
     let encode = |out: &mut dyn Write| -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, EscapeC1 { inner: out, pending: false });
         serde_json::to_writer_pretty(&mut out, value)?;
         out.write_all(b"\n")?;
         out.flush()
     };
     match file {
-        Some(path) => std::fs::File::create(path)
-            .and_then(|mut f| encode(&mut f).and_then(|()| f.sync_all()))
-            .map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display()))),
+        Some(path) => write_private(path, |f| encode(f)),
         None => {
             if !stdout_closed() && encode(&mut std::io::stdout().lock()).is_err() {
                 STDOUT_CLOSED.store(true, Ordering::Relaxed);
@@ -144,7 +274,7 @@ pub fn render(value: &Value, format: Format) -> Result<String, Failure> {
         )
     };
     let mut text = match format {
-        Format::Json => serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?,
+        Format::Json => escape_c1(serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?),
         Format::Yaml => serde_yaml::to_string(&Exact(value, Format::Yaml)).map_err(|e| failed(e.to_string()))?,
         Format::Toml => match value {
             Value::Object(_) => {
@@ -276,6 +406,31 @@ mod tests {
         assert_eq!(safe("a\x1b[2Jb\n\u{9b}", Stream::Out), "a\\u{1b}[2Jb\\u{a}\\u{9b}");
         // Not a terminal under cargo test: bidirectional controls stay as stored.
         assert_eq!(safe("invoice\u{202E}gpj.exe", Stream::Out), "invoice\u{202E}gpj.exe");
+    }
+
+    #[test]
+    fn c1_controls_are_escaped_in_json_and_the_value_is_unchanged() {
+        let value = serde_json::json!({"k\u{9b}": "a\u{9b}[2Jb\u{85}c\u{a0}é"});
+        let text = render(&value, Format::Json).expect("json");
+        assert!(!text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "{text:?}");
+        assert!(text.contains("\\u009b[2Jb\\u0085c\u{a0}é"), "{text:?}");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("parses"), value);
+        // Streamed, whatever the writes' boundaries (a character split between two writes).
+        let raw = serde_json::to_vec(&value).expect("json");
+        for split in 0..raw.len() {
+            let mut out = EscapeC1 { inner: Vec::new(), pending: false };
+            out.write_all(&raw[..split]).unwrap();
+            out.write_all(&raw[split..]).unwrap();
+            out.flush().unwrap();
+            let text = String::from_utf8(out.inner).expect("utf-8");
+            assert!(!text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "split at {split}: {text:?}");
+            assert_eq!(serde_json::from_str::<Value>(&text).expect("parses"), value, "split at {split}");
+        }
+        // TOML (on a terminal): the same escape; YAML escapes them itself.
+        let toml = escape_c1(render(&value, Format::Toml).expect("toml"));
+        assert!(!toml.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "{toml:?}");
+        let yaml = render(&value, Format::Yaml).expect("yaml");
+        assert!(!yaml.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)), "{yaml:?}");
     }
 
     #[test]

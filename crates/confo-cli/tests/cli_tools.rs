@@ -310,3 +310,62 @@ fn colour_and_progress_only_on_a_terminal() {
     assert!(copied.contains("[##############################] 5/5"), "a progress bar on a terminal: {copied:?}");
     assert!(copied.contains("copied 5 configuration(s)"), "{copied:?}");
 }
+
+/// A ZooKeeper store made world-open (as confo 0.1.6.2 makes it), used with credentials:
+/// refused with a message naming the way in; `repair --acls` lists the nodes others may change
+/// (exit 6), `repair --fix-acls` gives them the identity's ACL (exit 0), and it is then used. A
+/// store without ACLs per node says so (exit 2).
+#[test]
+fn repair_acls_moves_a_world_open_zookeeper_store_to_credentials() {
+    let zk = confo_testkit::ZkServer::shared().expect("zookeeper");
+    let env = Env::new();
+    let chroot = format!("/acls{}", std::process::id());
+    let open = format!("zk://{}{chroot}", zk.connect_string());
+    let alice = format!("zk://alice:pw@{}{chroot}", zk.connect_string());
+    env.ok(&["-b", &open, "ns", "create", "pay"]);
+    env.ok(&["-b", &open, "set", "pay/db", "host=db.internal"]);
+    let refused = env.fails(&["-b", &alice, "get", "pay/db"], 5);
+    assert!(refused.contains("confo repair --fix-acls"), "{refused}");
+    let listed = check(env.run(&["-b", &alice, "repair", "--acls"]), &["repair", "--acls"], 6);
+    let lines: Vec<&str> = listed.lines().filter(|l| l.starts_with("open ")).collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(lines.iter().all(|l| l.ends_with(" world:anyone=ALL")), "{listed}");
+    assert!(lines[2].contains(&format!("{chroot}/confo/pay/db")), "{listed}");
+    // The history the world-open client recorded: confo's metadata made by another identity.
+    assert!(listed.lines().any(|l| l == format!("foreign {chroot}/confo-history world:anyone=ALL")), "{listed}");
+    let fixed = env.ok(&["-b", &alice, "repair", "--fix-acls"]);
+    assert_eq!(fixed.lines().filter(|l| l.starts_with("fixed ")).count(), 3, "{fixed}");
+    assert!(fixed.lines().any(|l| l.starts_with(&format!("removed {chroot}/confo-history "))), "{fixed}");
+    assert_eq!(env.ok(&["-b", &alice, "get", "pay/db", "host"]).trim(), "\"db.internal\"");
+    assert_eq!(env.ok(&["-b", &alice, "repair", "--acls"]), "");
+    // The old, credential-less client is now refused (old readers pass the same credentials).
+    env.fails(&["-b", &open, "get", "pay/db"], 5);
+    let err = env.fails(&["repair", "--acls"], 2);
+    assert!(err.contains("no ACL per node"), "{err}");
+}
+
+/// A value as deep as a write accepts exports and imports back as JSON; YAML and TOML, whose
+/// readers stop sooner, export what they read back and refuse (exit 2, naming it) what they
+/// would not, writing nothing.
+#[test]
+fn the_deepest_value_exports_and_imports_back() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    let nested = |levels: usize| format!("{{\"v\": {}{}}}", "[".repeat(levels - 1), "]".repeat(levels - 1));
+    env.ok(&["set", "app/deep", "--json", &nested(127)]);
+    env.ok(&["export", "-o", "all.json"]);
+    let plan = env.stderr(&["import", "all.json", "--dry-run"]);
+    assert!(plan.contains("1 unchanged"), "{plan}");
+    for (extension, limit) in [("yaml", 126), ("toml", 81)] {
+        let file = format!("all.{extension}");
+        let err = env.fails(&["export", "-o", &file], 2);
+        assert!(err.contains("app/deep") && err.contains(&format!("only to {limit}")), "{err}");
+        assert!(!env.path(&file).exists(), "nothing written");
+        env.ok(&["set", "app/deep", "--json", &nested(limit)]);
+        env.ok(&["export", "-o", &file]);
+        let plan = env.stderr(&["import", &file, "--dry-run"]);
+        assert!(plan.contains("1 unchanged"), "{extension} at {limit} levels reads back: {plan}");
+        std::fs::remove_file(env.path(&file)).expect("rm");
+        env.ok(&["set", "app/deep", "--json", &nested(127)]);
+    }
+}

@@ -159,3 +159,91 @@ fn a_corrupt_record_is_named_and_the_rest_listed() {
     env.fails(&["show", "app/c@2"], 1);
     assert_eq!(env.ok(&["show", "app/c@1", "v"]), "1\n");
 }
+
+/// The newest record unreadable (not a crash leftover: a crash never tears a record, which is
+/// written whole and renamed): listed as unreadable (exit 1 naming it) and kept; the next write
+/// numbers after it and deletes nothing. A readable record whose configuration was never
+/// renamed into place (provably a crash leftover, by its versions) is still dropped.
+#[test]
+fn an_unreadable_newest_record_is_kept_and_named() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    for v in 1..=2 {
+        env.ok(&["set", "app/c", &format!("v={v}")]);
+    }
+    let folder = env.path(".Configurations.confo/history/app/c");
+    let unreadable = folder.join("0000000003.json");
+    std::fs::write(&unreadable, "{\"n\": 3, \"op\": ").unwrap();
+    let err = env.fails(&["history", "app/c"], 1);
+    assert!(err.contains("0000000003.json") && err.contains("@3"), "{err}");
+    env.ok(&["set", "app/c", "v=4"]);
+    assert!(unreadable.is_file(), "an unreadable record is never removed");
+    let out = env.run(&["history", "app/c", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(1), "still named");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let numbers: Vec<u64> = listed.as_array().unwrap().iter().map(|r| r["number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [4, 2, 1], "numbers go on after it, and no synthetic revision takes its place");
+    assert_eq!(listed[0]["operation"], json!("change"));
+    // A leftover provably uncommitted: a revision 5 recording a change from the current
+    // version to one never stored. Hidden, and removed by the next write.
+    let four: Value = serde_json::from_slice(&std::fs::read(folder.join("0000000004.json")).unwrap()).unwrap();
+    let mut five = four.clone();
+    five["n"] = json!(5);
+    five["before"] = four["after"].clone();
+    five["after"] = json!("12345");
+    std::fs::write(folder.join("0000000005.json"), five.to_string()).unwrap();
+    let out = env.run(&["history", "app/c", "--output", "json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["number"], json!(4), "the uncommitted one is not listed");
+    env.ok(&["set", "app/c", "v=6"]);
+    let out = env.run(&["history", "app/c", "--output", "json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["number"], json!(5), "its number taken again by the next write");
+    assert!(unreadable.is_file());
+}
+
+/// A writer killed while writing its revision leaves no torn record (it writes a temporary
+/// file and renames it whole), and the next write removes the temporary file.
+#[test]
+fn a_writer_killed_mid_revision_leaves_no_torn_record() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    env.ok(&["set", "app/c", "v=1"]);
+    let folder = env.path(".Configurations.confo/history/app/c");
+    let temporaries = || -> Vec<String> {
+        std::fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect()
+    };
+    // Every fsync slowed to a second: the writer is killed while its revision is being written.
+    let strace = confo_testkit::require_binary("strace", "strace").unwrap();
+    let mut tracer = std::process::Command::new(strace)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:delay_enter=1000000"])
+        .arg(env!("CARGO_BIN_EXE_confo"))
+        .args(["set", "app/c", "v=2"])
+        .current_dir(env.dir.path())
+        .env_remove("CONFO_BACKEND")
+        .env("CONFO_CONFIG", env.path("profiles.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while temporaries().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the writer never began its revision");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id())).unwrap();
+    for pid in children.split_whitespace() {
+        std::process::Command::new("kill").args(["-9", pid]).status().unwrap();
+    }
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    assert_eq!(env.ok(&["history", "app/c", "--output", "json"]).matches("\"number\"").count(), 1);
+    env.ok(&["set", "app/c", "v=3"]);
+    assert!(temporaries().is_empty(), "removed by the next write");
+    assert_eq!(env.ok(&["history", "app/c", "--output", "json"]).matches("\"number\"").count(), 2);
+}

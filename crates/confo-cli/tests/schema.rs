@@ -249,24 +249,32 @@ fn python_confo_still_reads_a_store_with_schemas() {
 }
 
 /// `repair` through the CLI on the Redis store at `url`, whose keys `redis` (redis-cli's
-/// arguments to reach it) sets by hand: reports (exit 6), repairs with --fix, then finds
-/// nothing (exit 0).
+/// arguments to reach it) sets by hand: reports (exit 6), repairs with --fix what confo wrote
+/// and keeps another program's key (still exit 6, naming it), deletes it when named with
+/// --key, then finds nothing (exit 0).
 fn repair_reports_then_fixes_on(env: &Env, url: &str, redis: &[&str]) {
     env.ok(&on(url, &["ns", "create", "sales"]));
     env.ok(&on(url, &["set", "sales/a", "v=1"]));
+    env.ok(&on(url, &["set", "sales/stray", "v=2"]));
     let cli = |args: &[&str]| {
         let out = Command::new("redis-cli").args(redis).args(args).output().unwrap();
         assert!(out.status.success());
     };
-    cli(&["SET", "sales-stray", "{}"]);
+    cli(&["SET", "sales-counter", "17"]);
     cli(&["SET", "sales", r#"{"configurations":["a","ghost"]}"#]);
     let out = env.run(&on(url, &["repair"]));
     assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "unindexed sales/stray\ndangling sales/ghost\n");
-    let said = env.stderr(&on(url, &["repair", "--fix"]));
-    assert!(said.contains("2 problem(s) repaired"), "{said}");
-    assert_eq!(env.ok(&on(url, &["repair"])), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "unindexed sales/stray\ndangling sales/ghost\nforeign sales-counter: not a JSON object\n"
+    );
+    let out = env.run(&on(url, &["repair", "--fix"]));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "another program's key is left, and said: {said}");
+    assert!(said.contains("2 problem(s) repaired") && said.contains("--key"), "{said}");
     assert_eq!(env.ok(&on(url, &["ls", "sales"])), "a\n");
+    assert_eq!(env.ok(&on(url, &["repair", "--fix", "--key", "sales-counter"])), "unindexed sales/counter\n");
+    assert_eq!(env.ok(&on(url, &["repair"])), "");
     assert_eq!(env.ok(&on(url, &["get", "sales/a", "v"])).trim(), "1");
 }
 

@@ -6,76 +6,18 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check, Env};
-
-const NOBODY: u32 = 65534;
-
-fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
-}
+use common::{check, is_root, Env, Unprivileged};
 
 fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).expect("stat").permissions().mode() & 0o777
 }
 
-/// `confo` run as an unprivileged user when the tests run as root (so root's right to open
-/// anything cannot hide a fault), else as the current user. The binary is copied into the
-/// environment's folder so that user can run it wherever the build tree lives.
-struct Unprivileged {
-    env: Env,
-    binary: PathBuf,
-    tmp: PathBuf,
-}
-
 impl Unprivileged {
-    fn new() -> Self {
-        let env = Env::new();
-        let binary = env.path("confo");
-        fs::copy(env!("CARGO_BIN_EXE_confo"), &binary).expect("copy the binary");
-        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let tmp = env.path("tmp");
-        fs::create_dir(&tmp).expect("mkdir tmp");
-        if is_root() {
-            chown_tree(env.dir.path());
-        }
-        Unprivileged { env, binary, tmp }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = if is_root() {
-            let mut c = Command::new("setpriv");
-            c.args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--"]);
-            c.arg(&self.binary);
-            c
-        } else {
-            Command::new(&self.binary)
-        };
-        command
-            .args(args)
-            .current_dir(self.env.dir.path())
-            .env_remove("CONFO_BACKEND")
-            .env_remove("RUST_LOG")
-            .env("CONFO_CONFIG", self.env.path("profiles.toml"))
-            .env("HOME", self.env.dir.path())
-            .env("TMPDIR", &self.tmp);
-        command
-    }
-
-    /// A file the unprivileged user owns.
-    fn write(&self, rel: &str, content: &str) -> PathBuf {
-        let path = self.env.path(rel);
-        fs::write(&path, content).expect("write");
-        if is_root() {
-            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).expect("chown");
-        }
-        path
-    }
-
     fn edit_entries(&self) -> Vec<PathBuf> {
         let mut entries: Vec<PathBuf> = fs::read_dir(&self.tmp)
             .expect("list tmp")
@@ -85,15 +27,6 @@ impl Unprivileged {
             .collect();
         entries.sort();
         entries
-    }
-}
-
-fn chown_tree(path: &Path) {
-    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).expect("chown");
-    if fs::symlink_metadata(path).expect("stat").is_dir() {
-        for entry in fs::read_dir(path).expect("list").flatten() {
-            chown_tree(&entry.path());
-        }
     }
 }
 
@@ -249,6 +182,20 @@ fn names_and_values_from_the_store_cannot_drive_the_terminal() {
         assert!(!shown.contains('\x1b') && !shown.contains('\x07'), "{format}: {shown:?}");
     }
     assert!(env.ok(&["get", "sales/db", "--output", "table"]).contains("\\u{1b}]0;pwned"));
+    // C1 controls (U+009B is a CSI, the start of a sequence on many terminals) too, in every
+    // format: JSON escapes them always (the same value), TOML on a terminal, YAML itself.
+    env.ok(&["set", "sales/c1", "--json", r#"{"title": "a\u009b2Jb\u0085c"}"#]);
+    let c1 = |text: &str| text.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c));
+    for format in ["table", "json", "yaml"] {
+        let shown = env.ok(&["get", "sales/c1", "--output", format]);
+        assert!(!c1(&shown), "{format}: {shown:?}");
+    }
+    let json = env.ok(&["get", "sales/c1", "--output", "json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).expect("json")["title"], "a\u{9b}2Jb\u{85}c");
+    for args in ["get sales/c1 --output toml", "get sales/c1 --output json", "export sales"] {
+        let shown = env.on_a_terminal(args, true);
+        assert!(!c1(&shown) && shown.contains("\\u009b"), "{args}: {shown:?}");
+    }
 
     // New names with bidirectional overrides are refused; existing ones are listed, escaped on
     // a terminal and as stored when piped (so scripts can still address them).
@@ -264,6 +211,33 @@ fn names_and_values_from_the_store_cannot_drive_the_terminal() {
     let shown = env.on_a_terminal("ls sales", true);
     assert!(shown.contains("invoice\\u{202e}gpj.exe") && !shown.contains('\u{202E}'), "{shown:?}");
     env.ok(&["rm", &format!("sales/{spoof}")]);
+}
+
+/// New names: no invisible or direction characters, NFC only, and no namespace that is the
+/// same text as an existing one in another Unicode form (issue 33, item 10). Names made before
+/// stay readable, and are shown escaped on a terminal.
+#[test]
+fn new_names_are_visible_nfc_and_not_canonical_twins() {
+    let env = Env::new();
+    for name in ["pay\u{200B}ments", "pay\u{200E}ments", "pay\u{FEFF}ments", "pay\u{2028}ments", "pay\u{E0041}"] {
+        let said = env.fails(&["ns", "create", name], 2);
+        assert!(said.contains("U+"), "{name:?}: {said}");
+    }
+    env.ok(&["ns", "create", "sales"]);
+    let said = env.fails(&["set", "sales/cafe\u{301}", "a=1"], 2);
+    assert!(said.contains("NFC") && said.contains("caf\u{e9}"), "{said}");
+    // A namespace made before the rule, in NFD: readable; its NFC twin is refused.
+    fs::create_dir(env.root().join("cafe\u{301}")).expect("an old folder");
+    fs::write(env.root().join("cafe\u{301}/db.json"), "{\"a\": 1}\n").expect("an old file");
+    assert_eq!(env.ok(&["get", "cafe\u{301}/db", "a"]), "1\n");
+    let said = env.fails(&["ns", "create", "caf\u{e9}"], 2);
+    assert!(said.contains("same text"), "{said}");
+    assert!(!env.root().join("caf\u{e9}").exists());
+    // An old name holding a zero-width space: listed as stored when piped, escaped on a terminal.
+    fs::create_dir(env.root().join("pay\u{200B}ments")).expect("an old folder");
+    assert!(env.ok(&["ns", "ls"]).lines().any(|l| l == "pay\u{200B}ments"));
+    let shown = env.on_a_terminal("ns ls", true);
+    assert!(shown.contains("pay\\u{200b}ments") && !shown.contains('\u{200B}'), "{shown:?}");
 }
 
 /// A Redis index entry written by another program holds a terminal escape: `ls` and `ns ls`

@@ -92,11 +92,51 @@ fn serve_refuses_to_start_without_tokens_unless_anonymous_reading() {
     assert!(stderr.contains("confo token add"), "{stderr}");
     assert_eq!(env.run(&["-b", "file:./a", "-b", "file:./b", "ls", "x"]).status.code(), Some(2), "one -b elsewhere");
     let (mut child, address) = serve(&env, &["serve", "--listen", "127.0.0.1:0", "--anonymous-read"]);
-    let read = ask(&address, "GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let read = ask(&address, "GET /api/v1/namespaces HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     assert!(read.starts_with("HTTP/1.1 200"), "{read}");
-    let write =
-        ask(&address, "PUT /api/v1/namespaces/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let write = ask(
+        &address,
+        "PUT /api/v1/namespaces/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert!(write.starts_with("HTTP/1.1 401"), "{write}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// DNS rebinding (issue 33): a page whose name was rebound to the server's address sends its
+/// own name as `Host`: 421, unless the name was given with --allowed-host.
+#[test]
+fn serve_answers_only_the_host_names_it_is_reachable_as() {
+    let env = Env::new();
+    assert_eq!(env.run(&["serve", "--anonymous-read", "--allowed-host", "http://x/"]).status.code(), Some(2));
+    let (mut child, address) = serve(
+        &env,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous-read",
+            "--allowed-host",
+            "Confo.Example",
+            "--allowed-host",
+            "ops",
+        ],
+    );
+    let port = address.rsplit(':').next().expect("port");
+    let read = |host: &str| {
+        ask(&address, &format!("GET /api/v1/namespaces HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+    for host in [format!("attacker.example:{port}"), "attacker.example".into(), format!("10.0.0.1:{port}")] {
+        let answer = read(&host);
+        assert!(answer.starts_with("HTTP/1.1 421"), "{host}: {answer}");
+        assert!(answer.contains("application/problem+json") && answer.contains("misdirected_request"), "{answer}");
+    }
+    for host in
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "confo.example".into(), format!("ops:{port}")]
+    {
+        let answer = read(&host);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

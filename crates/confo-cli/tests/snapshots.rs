@@ -122,3 +122,74 @@ fn refused_credentials_never_fall_back() {
     assert_eq!(code, Some(5), "{err}");
     assert!(out.is_empty() && !err.contains("snapshot") && !err.contains("wrong-pw"), "{err}");
 }
+
+/// A point read through `cache+` takes a snapshot too (of that configuration: a namespace never
+/// read whole has a snapshot that says it holds only some); a snapshot that is not this
+/// backend's and this namespace's, or that others could have written, is never served; a
+/// snapshots folder made 0777 is made private again; the deepest value a write accepts reads
+/// back from a snapshot.
+#[test]
+fn point_reads_take_snapshots_and_only_trusted_snapshots_are_served() {
+    let mut redis = confo_testkit::RedisServer::start().expect("redis-server");
+    let env = Env::new();
+    let url = redis.url();
+    let cached = format!("cache+{url}");
+    for ns in ["sales", "billing"] {
+        assert_eq!(run(&env, &url, &["ns", "create", ns]).status.code(), Some(0));
+    }
+    assert_eq!(run(&env, &url, &["set", "sales/db", "port=5432"]).status.code(), Some(0));
+    assert_eq!(run(&env, &url, &["set", "sales/other", "port=1"]).status.code(), Some(0));
+    let deep = format!("{{\"v\": {}{}}}", "[".repeat(126), "]".repeat(126));
+    assert_eq!(run(&env, &url, &["set", "billing/deep", "--json", &deep]).status.code(), Some(0));
+    // Only point reads through the cache, and one whole read of billing.
+    let (code, out, err) = code_and_streams(&run(&env, &cached, &["get", "sales/db", "port"]));
+    assert_eq!((code, out.as_str()), (Some(0), "5432\n"), "{err}");
+    assert_eq!(run(&env, &cached, &["ls", "billing"]).status.code(), Some(0));
+    let snapshots = walk(&env.path("cache/confo/snapshots"));
+    assert_eq!(snapshots.len(), 2, "{snapshots:?}");
+    let dir = snapshots[0].parent().unwrap().to_owned();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(run(&env, &cached, &["get", "sales/db", "port"]).status.code(), Some(0));
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "made private again");
+
+    redis.stop();
+    let (code, out, err) = code_and_streams(&run(&env, &cached, &["get", "sales/db", "port"]));
+    assert_eq!((code, out.as_str()), (Some(0), "5432\n"), "{err}");
+    // One it never read: the snapshot cannot say, so the store's unavailability is the answer.
+    let (code, _, err) = code_and_streams(&run(&env, &cached, &["get", "sales/other"]));
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("read one by one"), "{err}");
+    let (code, out, err) = code_and_streams(&run(&env, &cached, &["ls", "sales"]));
+    assert_eq!((code, out.as_str()), (Some(0), "db\n"), "{err}");
+    assert!(err.contains("holds only the configurations read one by one"), "listed, it says so: {err}");
+    let (code, out, err) = code_and_streams(&run(&env, &cached, &["get", "billing/deep"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.matches('[').count(), 126, "the deepest value reads back from its snapshot");
+
+    // Another namespace's snapshot copied into place is not served as this one.
+    let sales = dir.join("sales.json");
+    let billing = dir.join("billing.json");
+    let kept = std::fs::read(&sales).unwrap();
+    std::fs::copy(&billing, &sales).unwrap();
+    let (code, _, err) = code_and_streams(&run(&env, &cached, &["get", "sales/db"]));
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("not served") && err.contains("billing"), "{err}");
+    // Nor one others may write.
+    std::fs::write(&sales, &kept).unwrap();
+    std::fs::set_permissions(&sales, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, _, err) = code_and_streams(&run(&env, &cached, &["get", "sales/db"]));
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("others may write it"), "{err}");
+    std::fs::set_permissions(&sales, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(run(&env, &cached, &["get", "sales/db"]).status.code(), Some(0));
+    // Nor another backend's: this snapshot copied into the folder of a backend that is down.
+    let other: confo::BackendSpec = "redis://127.0.0.1:1".parse().unwrap();
+    let elsewhere = dir.parent().unwrap().join(confo::backend::cache::backend_id(&other));
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(&sales, elsewhere.join("sales.json")).unwrap();
+    let (code, _, err) = code_and_streams(&run(&env, "cache+redis://127.0.0.1:1", &["get", "sales/db"]));
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("not served"), "{err}");
+    drop(redis);
+}

@@ -36,6 +36,11 @@ if what == "calls":
     result["get(cfg, field)"] = best(lambda: config.get("c00001", "port"), 20000)
     result["set"] = best(lambda: config.set("c00001", "port", 1), 20000)
     result["get_all() small"] = best(config.get_all, 20000)
+elif what == "shapes":
+    # Data shapes as users have them: a list of 1,000 objects, and nested objects.
+    config.use_namespace(namespace)
+    result["get(cfg), a list of 1,000 objects"] = best(lambda: config.get("list1000"), 2000)
+    result["get(cfg), nested objects"] = best(lambda: config.get("nested"), 20000)
 elif what == "big":
     started = time.perf_counter()
     config.use_namespace(namespace)
@@ -61,6 +66,16 @@ def fill(root, namespace, n):
     for i in range(n):
         with open(os.path.join(root, namespace, "c%05d.json" % i), "w") as f:
             json.dump(configuration(i), f)
+
+
+def fill_shapes(root, namespace):
+    os.makedirs(os.path.join(root, namespace))
+    items = [{"id": i, "name": "item-%d" % i, "tags": ["a", "b"], "limits": {"cpu": 0.5, "mem": 512}} for i in range(1000)]
+    nested = {"service": {"db": {"primary": configuration(1), "replicas": [configuration(2), configuration(3)]}},
+              "features": {"flags": {"f%d" % i: {"on": i % 2 == 0, "rollout": i} for i in range(20)}}}
+    for name, value in (("list1000", {"items": items}), ("nested", nested)):
+        with open(os.path.join(root, namespace, name + ".json"), "w") as f:
+            json.dump(value, f)
 
 
 def run(python, root, namespace, n, what, site=None):
@@ -89,8 +104,9 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         fill(root, "small", 10)
         fill(root, "big", n)
+        fill_shapes(root, "shapes")
         rows = []
-        for what, namespace in (("calls", "small"), ("big", "big")):
+        for what, namespace in (("calls", "small"), ("shapes", "shapes"), ("big", "big")):
             a, b = run(ours, root, namespace, n, what, site), run(theirs, root, namespace, n, what)
             for name in a:
                 label = name if what == "calls" else "%s (%d configurations)" % (name, n)

@@ -3,7 +3,7 @@
 //! number with a fraction or an exponent is a `float` when the float is exactly that number,
 //! else a `decimal.Decimal` (the same rule as `confo/_json.py`, which reads JSON text).
 
-use confo::compact::{Compact, View};
+use confo::model::compact::{Compact, View};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -23,30 +23,6 @@ pub(crate) fn configuration<'py>(py: Python<'py>, map: &Map<String, Value>) -> P
         dict.set_item(PyString::new(py, key), to_py(py, value)?)?;
     }
     Ok(dict)
-}
-
-/// A copy of a converted configuration for a caller to own: new `dict`s and `list`s all the
-/// way down, sharing only the immutable objects (`str`, `int`, `float`, `bool`, `None`,
-/// `Decimal`), so mutating the copy changes nothing else. Much cheaper than converting again.
-pub(crate) fn fresh_copy<'py>(dict: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
-    let copy = dict.copy()?;
-    for (key, value) in dict.iter() {
-        if value.is_instance_of::<PyDict>() || value.is_instance_of::<PyList>() {
-            copy.set_item(key, fresh_value(&value)?)?;
-        }
-    }
-    Ok(copy)
-}
-
-fn fresh_value<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if let Ok(dict) = value.cast::<PyDict>() {
-        return Ok(fresh_copy(dict)?.into_any());
-    }
-    if let Ok(list) = value.cast::<PyList>() {
-        let items = list.iter().map(|item| fresh_value(&item)).collect::<PyResult<Vec<_>>>()?;
-        return Ok(PyList::new(value.py(), items)?.into_any());
-    }
-    Ok(value.clone())
 }
 
 /// Field names already made into Python strings during one conversion of many configurations
@@ -284,5 +260,24 @@ fn exact(text: &str) -> PyResult<Value> {
     match serde_json::from_str::<Value>(text) {
         Ok(number @ Value::Number(_)) => Ok(number),
         _ => Err(PyValueError::new_err(format!("{text} is not a JSON number"))),
+    }
+}
+
+/// Whether a value read back from Python (`now`, by [`from_py`]) is the one `was` converted
+/// to Python (by [`to_py`]) unchanged: numbers are the same number of the same class (an
+/// integer, or a number with a fraction or an exponent: `1.50` comes back as `1.5`, `1e2` as
+/// `100.0`); everything else is equal; an object's field order does not matter.
+pub(crate) fn unchanged(now: &Value, was: &Value) -> bool {
+    match (now, was) {
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (a.as_str(), b.as_str());
+            let integer = |t: &str| !t.contains(['.', 'e', 'E']);
+            a == b || (integer(a) == integer(b) && normal(a).is_some() && normal(a) == normal(b))
+        }
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(a, b)| unchanged(a, b)),
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(key, a)| b.get(key).is_some_and(|b| unchanged(a, b)))
+        }
+        _ => now == was,
     }
 }

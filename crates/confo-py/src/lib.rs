@@ -1,12 +1,14 @@
 //! `confo._native`: the Python package's bridge to the Rust library. Thin: every method calls
-//! the blocking facade (releasing the GIL while it waits on I/O) and passes values as JSON
-//! text, which the Python layer (`python/confo`) turns into dicts and lists. Errors are raised
-//! as `NativeError(kind, message)`; the Python layer maps each kind to an exception class.
+//! the blocking facade (releasing the GIL while it waits on I/O); values go between JSON and
+//! Python objects directly ([`convert`]), and `get` hands out the session's own dicts
+//! ([`handed`]). Errors are raised as `NativeError(kind, message, details, errno)`; the Python
+//! layer maps each kind to an exception class.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confo::blocking::{BlockingWatcher, Confo};
+use confo::model::error::SpecProblem;
 use confo::{BackendKind, Error, Removal, Scope};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -14,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 mod convert;
+mod handed;
 mod pybackend;
 
 create_exception!(_native, NativeError, PyException, "An error of the Rust core: args are (kind, message).");
@@ -23,8 +26,12 @@ fn kind(error: &Error) -> String {
     match error {
         Error::NotFound { what, .. } => format!("not_found:{what}"),
         // A key that is missing is told apart: confo raised KeyError for it.
-        Error::InvalidSpec { key, message } if message.starts_with("missing") => {
+        Error::InvalidSpec { key, problem: SpecProblem::Missing, .. } => {
             format!("invalid_spec_missing:{}", key.as_deref().unwrap_or(""))
+        }
+        // A config_path that is a file: confo raised NotADirectoryError.
+        Error::InvalidSpec { key, problem: SpecProblem::NotAFolder, .. } => {
+            format!("invalid_spec_not_a_folder:{}", key.as_deref().unwrap_or(""))
         }
         Error::InvalidSpec { key, .. } => format!("invalid_spec:{}", key.as_deref().unwrap_or("")),
         // A persist stopped by a conflict is a conflict to confo's callers.
@@ -35,12 +42,20 @@ fn kind(error: &Error) -> String {
 
 /// `NativeError(kind, message)`, and for a schema violation a third argument: the violations
 /// as a JSON list of {namespace, configuration, pointer, message}.
+///
+/// A fourth argument is the operating system's errno when it refused something (a file the
+/// process may not write): the Python layer makes the exception an `OSError` too, as confo's
+/// own file writes raised.
 fn raise(error: Error) -> PyErr {
+    let errno = match error.cause() {
+        Error::Io { source, .. } => source.raw_os_error(),
+        _ => None,
+    };
     if let Error::SchemaViolation { violations } = error.cause() {
         let details = serde_json::to_string(violations).unwrap_or_default();
-        return NativeError::new_err(("schema_violation".to_owned(), error.to_string(), details));
+        return NativeError::new_err(("schema_violation".to_owned(), error.to_string(), Some(details), errno));
     }
-    NativeError::new_err((kind(&error), error.to_string()))
+    NativeError::new_err((kind(&error), error.to_string(), None::<String>, errno))
 }
 
 fn from_json(text: &str) -> PyResult<serde_json::Value> {
@@ -48,7 +63,7 @@ fn from_json(text: &str) -> PyResult<serde_json::Value> {
 }
 
 /// Configuration ids as Python sees them: `namespace/configuration` strings.
-fn ids(ids: Vec<confo::error::ConfigId>) -> Vec<String> {
+fn ids(ids: Vec<confo::model::error::ConfigId>) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
@@ -70,44 +85,27 @@ fn give_back_freed_memory() {
     }
 }
 
-/// A configuration converted for `get`: the content it was made from, and the `dict`.
-type Converted = (confo::Content, Py<PyDict>);
-
-/// Most configurations kept converted for `get` (then the memo starts again): about 1 KB each.
-const CONVERTED_MAX: usize = 4096;
-
 /// One manager (the singleton `Confo`, or a standalone backend class).
 #[pyclass(module = "confo._native")]
 struct Manager {
     inner: Confo,
-    /// Configurations already converted for `get`, by name: the content they were made from
-    /// (compared by identity, [`confo::Content::same`]: a new version is a new one) and the
-    /// `dict`, never handed out itself, only copied (see [`convert::fresh_copy`]). Bounded by
-    /// [`CONVERTED_MAX`].
-    converted: std::sync::Mutex<std::collections::HashMap<String, Converted>>,
+    /// The dicts `get` handed out, the session's own (see [`handed`]).
+    /// (A lock a `fork()` waits for, as the core's are: see `confo::fork`.)
+    handed: confo::fork::Mutex<handed::HandedOut>,
     /// The keyring, read the first time a secret is met ($CONFO_KEYS, else
     /// ~/.config/confo/keys.toml); `None` inside when there is none.
-    keyring: std::sync::OnceLock<Option<confo::secrets::Keyring>>,
+    keyring: std::sync::OnceLock<Option<Arc<confo::secrets::Keyring>>>,
 }
 
 impl Manager {
     fn keyring(&self) -> PyResult<Option<&confo::secrets::Keyring>> {
         if let Some(found) = self.keyring.get() {
-            return Ok(found.as_ref());
+            return Ok(found.as_deref());
         }
-        let found = confo::secrets::Keyring::find().map_err(raise)?;
-        Ok(self.keyring.get_or_init(|| found).as_ref())
-    }
-
-    /// A configuration as Python sees it: its secrets opened when the keyring is at hand, else
-    /// left sealed (`{"$confo_secret": …}`).
-    fn shown(&self, config: &str, value: &confo::Configuration) -> PyResult<Option<confo::Configuration>> {
-        if !confo::secrets::has_sealed(value) {
-            return Ok(None);
-        }
-        let Some(keyring) = self.keyring()? else { return Ok(None) };
-        let namespace = self.inner.current_namespace().map_err(raise)?;
-        confo::secrets::reveal(value, &namespace, config, keyring).map(Some).map_err(raise)
+        let found = confo::secrets::Keyring::find().map_err(raise)?.map(Arc::new);
+        // The session's writes seal plain values written over secrets again with it.
+        self.inner.set_keyring(found.clone());
+        Ok(self.keyring.get_or_init(|| found).as_deref())
     }
 }
 
@@ -116,32 +114,58 @@ impl Manager {
     #[new]
     fn new() -> PyResult<Self> {
         let inner = Confo::new().map_err(raise)?;
-        inner.set_author(confo::history::Author::current("python"));
-        Ok(Manager { inner, converted: Default::default(), keyring: std::sync::OnceLock::new() })
+        inner.set_author(confo::model::history::Author::current("python"));
+        Ok(Manager { inner, handed: Default::default(), keyring: std::sync::OnceLock::new() })
     }
 
-    /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …),
-    /// replacing one loaded under that name, as confo did. Keys the backend does not know are
-    /// left out, as confo ignored them: returns them, for the caller to log.
+    /// Loads a backend from a credentials dictionary (as JSON) for a kind ("file", "redis", …).
+    /// One loaded under that name already takes the new credentials and keeps its selected
+    /// namespace and staged edits, as confo kept them. Keys the backend does not know are left
+    /// out, as confo ignored them: returns them, for the caller to log.
     fn load_backend(&self, py: Python<'_>, name: &str, kind: &str, credentials_json: &str) -> PyResult<Vec<String>> {
         let credentials = from_json(credentials_json)?;
         let (spec, ignored) =
             confo::BackendSpec::from_credentials_lenient(backend_kind(kind)?, &credentials).map_err(raise)?;
-        py.detach(|| self.inner.replace_backend(name, &spec)).map_err(raise)?;
+        self.stage_changed(py)?;
+        py.detach(|| self.inner.reload_backend(name, &spec)).map_err(raise)?;
         Ok(ignored)
     }
 
     /// Puts a backend written in Python (an object with confo's backend methods, credentials
-    /// already loaded) under `name`, replacing one loaded there.
+    /// already loaded) under `name` (one loaded there keeps its namespace and staged edits).
     fn load_backend_object(&self, py: Python<'_>, name: &str, object: Py<PyAny>, describe: String) -> PyResult<()> {
         let backend = std::sync::Arc::new(pybackend::PyBackend::new(object, describe));
-        py.detach(|| self.inner.replace_backend_with(name, backend)).map_err(raise)
+        self.stage_changed(py)?;
+        py.detach(|| self.inner.reload_backend_with(name, backend)).map_err(raise)?;
+        Ok(())
+    }
+
+    /// A loaded backend as confo's backend objects show it: (namespaces, the selected one,
+    /// its configurations as a dict; an empty one when none is selected).
+    fn backend_view<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+    ) -> PyResult<(Vec<String>, Option<String>, Bound<'py, PyDict>)> {
+        let confo::BackendView { namespaces, current, configurations } =
+            self.inner.backend_view(name).map_err(raise)?;
+        if current.is_some() && self.inner.backends().active.as_deref() == Some(name) {
+            // The active backend's configurations are the session's own dicts, as `get` gives.
+            return Ok((namespaces, current, self.get_all(py)?));
+        }
+        let dict = PyDict::new(py);
+        for (config, content) in &configurations {
+            dict.set_item(config, convert::configuration(py, &content.to_configuration())?)?;
+        }
+        Ok((namespaces, current, dict))
     }
 
     /// Loads a backend from a spec string (`redis://…`, `file:…`).
     fn load_backend_spec(&self, py: Python<'_>, name: &str, spec: &str) -> PyResult<()> {
         let spec: confo::BackendSpec = spec.parse().map_err(raise)?;
-        py.detach(|| self.inner.load_backend(name, &spec)).map_err(raise)
+        py.detach(|| self.inner.load_backend(name, &spec)).map_err(raise)?;
+        self.forget_backend(Some(name));
+        Ok(())
     }
 
     /// Loads a backend whose credentials are a configuration of another loaded backend.
@@ -155,7 +179,9 @@ impl Manager {
         config: &str,
     ) -> PyResult<()> {
         let kind = backend_kind(kind)?;
-        py.detach(|| self.inner.load_backend_from(name, kind, source, namespace, config)).map_err(raise)
+        py.detach(|| self.inner.load_backend_from(name, kind, source, namespace, config)).map_err(raise)?;
+        self.forget_backend(Some(name));
+        Ok(())
     }
 
     /// (all backend names, the active one).
@@ -164,7 +190,8 @@ impl Manager {
         (info.all, info.active)
     }
 
-    fn activate_backend(&self, name: &str) -> PyResult<()> {
+    fn activate_backend(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        self.stage_changed(py)?;
         self.inner.activate_backend(name).map_err(raise)
     }
 
@@ -183,72 +210,51 @@ impl Manager {
         py.detach(|| self.inner.remove_namespace(namespace, removal)).map_err(raise)
     }
 
+    /// Selects a namespace, read afresh from the store. As in confo, the dicts handed out before
+    /// are not the session's any more (their changes in place are staged first).
     fn use_namespace(&self, py: Python<'_>, namespace: &str) -> PyResult<()> {
-        py.detach(|| self.inner.use_namespace(namespace)).map_err(raise)
+        self.stage_changed(py)?;
+        py.detach(|| self.inner.use_namespace(namespace)).map_err(raise)?;
+        self.forget_backend(self.inner.backends().active.as_deref());
+        Ok(())
     }
 
+    /// Reads the current namespace afresh; as `use_namespace`, new dicts from now on.
     fn reload(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.reload()).map_err(raise)
+        self.stage_changed(py)?;
+        py.detach(|| self.inner.reload()).map_err(raise)?;
+        self.forget_backend(self.inner.backends().active.as_deref());
+        Ok(())
     }
 
-    /// Every configuration of the current namespace, as a new dict of new dicts.
+    /// Every configuration of the current namespace: a new dict of the session's own dicts
+    /// (those `get` hands out).
     fn get_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let all = self.inner.get_all_content().map_err(raise)?;
+        let (place, all) = self.inner.get_all_placed().map_err(raise)?;
         let dict = PyDict::new(py);
         let mut keys = convert::Keys::default();
-        for (name, content) in &all {
-            let converted = match content {
-                // Cached and without secrets (the common case): read in place.
-                confo::Content::Stored(compact) if !compact.has_sealed() => keys.compact(py, compact)?,
-                _ => {
-                    let value = content.to_configuration();
-                    match self.shown(name, &value)? {
-                        Some(revealed) => keys.configuration(py, &revealed)?,
-                        None => keys.configuration(py, &value)?,
-                    }
-                }
-            };
-            dict.set_item(name, converted)?;
+        for (name, found) in all {
+            let handed = self.hand_out(py, &mut keys, &place, &name, found.content, found.base)?;
+            dict.set_item(name, handed)?;
         }
         Ok(dict)
     }
 
-    /// One configuration as a new dict, or None.
+    /// One configuration: the session's own dict (converted once per stored version; a
+    /// change made to it in place is staged by the next persist), or None.
     fn get<'py>(&self, py: Python<'py>, config: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(content) = self.inner.get_content(config).map_err(raise)? else { return Ok(None) };
-        // (The lock is never held while Python code runs: another thread could take the GIL
-        // and wait for it.) A memo is only ever made of content without secrets to open (the
-        // keyring is read once), so it is looked at first.
-        let memo = {
-            let converted = self.converted.lock().unwrap_or_else(|p| p.into_inner());
-            converted.get(config).filter(|(made_from, _)| made_from.same(&content)).map(|(_, dict)| dict.clone_ref(py))
-        };
-        if let Some(dict) = memo {
-            return convert::fresh_copy(dict.bind(py)).map(Some);
-        }
-        let dict = match &content {
-            confo::Content::Stored(compact) if !compact.has_sealed() => convert::Keys::single().compact(py, compact)?,
-            _ => {
-                let value = content.to_configuration();
-                if let Some(revealed) = self.shown(config, &value)? {
-                    // (Opened secrets are never kept.)
-                    return convert::configuration(py, &revealed).map(Some);
-                }
-                convert::configuration(py, &value)?
+        match self.find(py, config)? {
+            handed::Found::Missing => Ok(None),
+            handed::Found::Same(dict) => Ok(Some(dict.into_bound(py))),
+            handed::Found::Other(place, found) => {
+                self.hand_out(py, &mut convert::Keys::single(), &place, config, found.content, found.base).map(Some)
             }
-        };
-        let copy = convert::fresh_copy(&dict)?;
-        let mut converted = self.converted.lock().unwrap_or_else(|p| p.into_inner());
-        if converted.len() >= CONVERTED_MAX {
-            converted.clear();
         }
-        converted.insert(config.to_owned(), (content, dict.unbind()));
-        Ok(Some(copy))
     }
 
     /// Sets a field to a secret, sealed with the keyring's primary key (SecretException
     /// without a keyring).
-    fn set_secret(&self, config: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_secret(&self, py: Python<'_>, config: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let value = convert::from_py(value)?;
         let keyring = self.keyring()?.ok_or_else(|| {
             NativeError::new_err((
@@ -257,21 +263,38 @@ impl Manager {
                     .to_owned(),
             ))
         })?;
-        self.inner.set_secret(config, field, value, keyring).map_err(raise)
+        let shown = value.clone();
+        self.edit_handed(
+            py,
+            config,
+            || self.inner.set_secret(config, field, value, keyring).map_err(raise),
+            |dict| dict.set_item(field, convert::to_py(py, &shown)?),
+        )
     }
 
-    /// One field as a new Python value, or None.
+    /// Turns a sealed field (a name, or a JSON pointer) of a configuration of the current
+    /// namespace back into a plain value, now: written in the clear on purpose. The dict
+    /// handed out for it is let go of (`get` returns a new one).
+    fn unset_secret(&self, py: Python<'_>, config: &str, field: &str) -> PyResult<()> {
+        let keyring = self.keyring()?.ok_or_else(|| {
+            NativeError::new_err((
+                "secret".to_owned(),
+                "no keyring: the secret cannot be opened (make one with `confo keys new`)".to_owned(),
+            ))
+        })?;
+        self.stage_changed(py)?;
+        let (place, _) = self.inner.get_placed(config).map_err(raise)?;
+        py.detach(|| self.inner.unset_secret(config, field, keyring)).map_err(raise)?;
+        self.forget(&place, config);
+        Ok(())
+    }
+
+    /// One field: the object in the session's own dict (see `get`), or None.
     fn get_field<'py>(&self, py: Python<'py>, config: &str, field: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(value) = self.inner.get_field(config, field).map_err(raise)? else { return Ok(None) };
-        if confo::secrets::is_sealed(&value) {
-            if let Some(keyring) = self.keyring()? {
-                let namespace = self.inner.current_namespace().map_err(raise)?;
-                let pointer = confo::secrets::pointer(field);
-                let place = confo::secrets::Place { namespace: &namespace, configuration: config, pointer: &pointer };
-                return convert::to_py(py, &keyring.open(&place, &value).map_err(raise)?).map(Some);
-            }
+        match self.get(py, config)? {
+            Some(dict) => dict.get_item(field),
+            None => Ok(None),
         }
-        convert::to_py(py, &value).map(Some)
     }
 
     /// The stored (unedited) configuration, or None.
@@ -283,25 +306,46 @@ impl Manager {
         self.inner.count().map_err(raise)
     }
 
-    /// Sets a field to a Python value (ValueError for NaN, TypeError for what JSON cannot hold).
-    fn set(&self, config: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.set(config, field, convert::from_py(value)?).map_err(raise)
+    /// Sets a field to a Python value (ValueError for NaN, TypeError for what JSON cannot hold):
+    /// the object itself goes in the session's dict, as in confo.
+    fn set(&self, py: Python<'_>, config: &str, field: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let json = convert::from_py(value)?;
+        self.edit_handed(
+            py,
+            config,
+            || self.inner.set(config, field, json).map_err(raise),
+            |dict| dict.set_item(field, value),
+        )
     }
 
-    /// Replaces a configuration with a dict.
+    /// Replaces a configuration with a dict (which becomes the session's object for it).
     fn replace(&self, config: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         match convert::from_py(value)? {
-            serde_json::Value::Object(map) => self.inner.replace(config, map).map_err(raise),
+            serde_json::Value::Object(map) => {
+                self.inner.replace(config, map).map_err(raise)?;
+                self.adopt(config, value)
+            }
             _ => Err(NativeError::new_err(("invalid_value".to_owned(), "a configuration must be a dict".to_owned()))),
         }
     }
 
-    fn remove_field(&self, config: &str, field: &str) -> PyResult<()> {
-        self.inner.remove_field(config, field).map_err(raise)
+    fn remove_field(&self, py: Python<'_>, config: &str, field: &str) -> PyResult<()> {
+        self.edit_handed(
+            py,
+            config,
+            || self.inner.remove_field(config, field).map_err(raise),
+            |dict| {
+                if dict.contains(field)? {
+                    dict.del_item(field)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn remove(&self, config: &str) -> PyResult<()> {
-        self.inner.remove(config).map_err(raise)
+        self.inner.remove(config).map_err(raise)?;
+        self.removed(config)
     }
 
     /// Persists everything, one namespace, or one configuration; returns what was written.
@@ -318,18 +362,29 @@ impl Manager {
             (Some(ns), None) => Scope::Namespace(ns),
             (Some(ns), Some(cfg)) => Scope::Configuration(ns, cfg),
         };
+        // The keyring, if one is there, seals again a plain value written over a secret (the
+        // store's write path refuses it without one); one that cannot be read is reported by
+        // the calls that need it.
+        let _ = self.keyring();
+        self.stage_changed(py)?;
         py.detach(|| self.inner.persist_with(scope, force)).map(ids).map_err(raise)
     }
 
+    /// Drops the staged edits, and the changes made in place to the dicts handed out (those
+    /// dicts are the caller's from now on: `get` reads the stored values afresh).
     fn discard(&self) -> PyResult<()> {
-        self.inner.discard().map_err(raise)
+        self.inner.discard().map_err(raise)?;
+        self.forget_backend(self.inner.backends().active.as_deref());
+        Ok(())
     }
 
-    fn staged(&self) -> PyResult<Vec<String>> {
+    fn staged(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.stage_changed(py)?;
         self.inner.staged().map(ids).map_err(raise)
     }
 
-    fn stale_edits(&self) -> PyResult<Vec<String>> {
+    fn stale_edits(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.stage_changed(py)?;
         self.inner.stale_edits().map(ids).map_err(raise)
     }
 
@@ -345,7 +400,7 @@ impl Manager {
                 serde_json::json!({
                     "number": r.number,
                     "operation": r.operation.as_str(),
-                    "time": confo::history::format_time(r.time),
+                    "time": confo::model::history::format_time(r.time),
                     "actor": r.actor,
                     "host": r.host,
                     "tool": r.tool,
@@ -427,7 +482,7 @@ impl Manager {
             Some(info) => convert::to_py(
                 py,
                 &serde_json::json!({
-                    "taken": confo::history::format_time(info.taken),
+                    "taken": confo::model::history::format_time(info.taken),
                     "age": info.age().as_secs_f64(),
                     "reason": info.reason,
                     "path": info.path.display().to_string(),
@@ -470,9 +525,30 @@ impl Watch {
     }
 }
 
+/// Registers confo's fork handlers (see `confo::fork`) once per process, so that a child
+/// forked while another thread is inside a call (a persist on a worker thread, an auto-refresh)
+/// never finds one of confo's locks held by a thread it does not have. Safe to wait in: no
+/// thread holding one of these locks ever waits for the GIL the forking thread holds (the
+/// binding takes them with the GIL held, or after letting it go, and runs no Python code under
+/// them).
+fn install_fork_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the handlers are plain `extern "C"` functions that live as long as the process,
+        // do not panic and do not fork.
+        let status = unsafe {
+            libc::pthread_atfork(Some(confo::fork::prepare), Some(confo::fork::after), Some(confo::fork::after))
+        };
+        if status != 0 {
+            eprintln!("confo: pthread_atfork failed ({status}): a child forked during a call may wait for ever");
+        }
+    });
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     confo::manager::set_after_load_freed(give_back_freed_memory);
+    install_fork_handlers();
     m.add_class::<Manager>()?;
     m.add_class::<Watch>()?;
     m.add("NativeError", m.py().get_type::<NativeError>())?;

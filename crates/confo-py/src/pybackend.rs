@@ -10,11 +10,11 @@
 use std::hash::{Hash, Hasher};
 
 use async_trait::async_trait;
-use confo::backend::{
-    Applied, ChangeKind, ChangeSet, Hints, NamespaceData, Precondition, Stored, Version, WriteReport,
-};
-use confo::error::Missing;
-use confo::name::NamespaceName;
+use confo::backend::{ChangeSet, Hints};
+use confo::model::change::{Applied, ChangeKind, Precondition, WriteReport};
+use confo::model::error::Missing;
+use confo::model::name::NamespaceName;
+use confo::model::version::{NamespaceData, Stored, Version};
 use confo::{Backend, Capabilities, Error, Result};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -96,10 +96,10 @@ impl PyBackend {
             match value {
                 serde_json::Value::Object(map) => {
                     let version = version_of(&map);
-                    data.insert(name, Stored { value: std::sync::Arc::new(map), version });
+                    data.insert(name, Stored::new(map, version));
                 }
                 other => {
-                    let corruption = confo::error::Corruption {
+                    let corruption = confo::model::error::Corruption {
                         location: format!("{} configuration {namespace}/{name}", self.describe),
                         problem: format!("{} is not a JSON object", other),
                     };
@@ -166,7 +166,7 @@ impl Backend for PyBackend {
             };
             if !holds {
                 let location = format!("{} configuration {namespace}/{}", self.describe, change.name);
-                let id = confo::error::ConfigId::new(namespace.as_str(), &change.name);
+                let id = confo::model::error::ConfigId::new(namespace.as_str(), &change.name);
                 return WriteReport::failed(Error::Conflict { location, config: Some(id) });
             }
         }

@@ -56,7 +56,6 @@
     });
   };
   if (window.EventSource) {
-    var source = new EventSource(form.getAttribute("data-events"));
     var onEvent = function (event) {
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
@@ -71,8 +70,26 @@
         reload();
       }
     };
-    ["created", "changed", "deleted", "resync"].forEach(function (kind) {
-      source.addEventListener(kind, onEvent);
-    });
+    // A browser retries a stream that broke by itself, but not one the server refused (a 503
+    // while the store is down, or a 429): then it is opened again here, waiting longer each
+    // time, and what was missed meanwhile is read again (as after a resync).
+    var delay = 1000;
+    var connect = function (again) {
+      var source = new EventSource(form.getAttribute("data-events"));
+      ["created", "changed", "deleted", "resync"].forEach(function (kind) {
+        source.addEventListener(kind, onEvent);
+      });
+      source.addEventListener("open", function () {
+        delay = 1000;
+        if (again) { onEvent({ data: '{"event":"resync"}' }); again = false; }
+      });
+      source.addEventListener("error", function () {
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(function () { connect(true); }, delay);
+          delay = Math.min(delay * 2, 30000);
+        }
+      });
+    };
+    connect(false);
   }
 })();

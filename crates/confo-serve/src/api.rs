@@ -16,7 +16,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use confo::backend::{Precondition, Version};
+use confo::model::change::Precondition;
+use confo::model::version::Version;
 use confo::secrets::{mask, MASK};
 use confo::store::Page;
 use confo::{Configuration, Error, Removal};
@@ -24,8 +25,8 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::auth::Role;
-use crate::cache::{Replay, Sent};
+use crate::auth::{Role, StreamOwner};
+use crate::cache::{EventIds, Replay, Sent};
 use crate::problem::Problem;
 use crate::request::{Caller, JsonBody, Place};
 use crate::{App, Served};
@@ -128,7 +129,7 @@ pub fn shown(
     value: &Configuration,
     reveal: bool,
 ) -> Result<Configuration, Problem> {
-    if !confo::secrets::has_sealed(value) {
+    if !confo::model::sealed::has_sealed(value) {
         return Ok(value.clone());
     }
     if !reveal {
@@ -150,7 +151,7 @@ pub fn keep_secrets(
     stored: Option<&Configuration>,
     new: Configuration,
 ) -> Result<Configuration, Problem> {
-    let Some(stored) = stored.filter(|s| confo::secrets::has_sealed(s)) else { return Ok(new) };
+    let Some(stored) = stored.filter(|s| confo::model::sealed::has_sealed(s)) else { return Ok(new) };
     let mut new = Value::Object(new);
     let old = Value::Object(stored.clone());
     for pointer in confo::secrets::sealed_fields(stored) {
@@ -199,14 +200,41 @@ async fn list_namespaces(State(app): State<App>, caller: Caller, place: Place) -
     Ok(Json(json!({ "namespaces": names })))
 }
 
-async fn namespace_info(State(app): State<App>, caller: Caller, place: Place) -> Result<Json<Value>, Problem> {
+/// `Confo-Snapshot: time=2026-12-07T04:00:00.000Z, age=93s`: the answer came from the
+/// backend's last-known-good snapshot (its store was unavailable).
+pub const SNAPSHOT_HEADER: &str = "confo-snapshot";
+
+/// The JSON field and the header that say an answer came from a snapshot (none: it did not).
+fn snapshot(info: Option<&confo::model::version::SnapshotInfo>) -> (Value, Option<HeaderValue>) {
+    let Some(info) = info else { return (Value::Null, None) };
+    let time = confo::model::history::format_time(info.taken);
+    let age = info.age().as_secs();
+    let field = json!({"time": time, "age_seconds": age, "reason": info.reason, "partial": info.partial});
+    (field, HeaderValue::from_str(&format!("time={time}, age={age}s")).ok())
+}
+
+/// `value` as JSON, with its `from_snapshot` field and header when it came from a snapshot.
+fn with_snapshot(mut value: Value, info: Option<&confo::model::version::SnapshotInfo>) -> Response {
+    let (field, header) = snapshot(info);
+    if header.is_some() {
+        value["from_snapshot"] = field;
+    }
+    let mut response = Json(value).into_response();
+    if let Some(header) = header {
+        response.headers_mut().insert(SNAPSHOT_HEADER, header);
+    }
+    response
+}
+
+async fn namespace_info(State(app): State<App>, caller: Caller, place: Place) -> Result<Response, Problem> {
     let served = allowed(&app, &caller, &place, Role::Read)?;
     let data = served.store.load_compact(&place.namespace).await?;
-    Ok(Json(json!({
+    let info = json!({
         "name": place.namespace,
         "configurations": data.entries.len(),
         "corrupt": data.corrupt.len(),
-    })))
+    });
+    Ok(with_snapshot(info, data.from_snapshot.as_ref()))
 }
 
 async fn create_namespace(State(app): State<App>, caller: Caller, place: Place) -> Result<Response, Problem> {
@@ -247,7 +275,7 @@ async fn list_configurations(
     caller: Caller,
     place: Place,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     let served = allowed(&app, &caller, &place, Role::Read)?;
     let data = served.store.load(&place.namespace).await?;
     let configurations: Vec<Value> = data
@@ -265,7 +293,7 @@ async fn list_configurations(
         .iter()
         .map(|(name, entry)| json!({"name": name, "problem": entry.corruption.to_string()}))
         .collect();
-    Ok(Json(json!({"configurations": configurations, "corrupt": corrupt})))
+    Ok(with_snapshot(json!({"configurations": configurations, "corrupt": corrupt}), data.from_snapshot.as_ref()))
 }
 
 // ----- configurations -----
@@ -301,6 +329,10 @@ async fn get_configuration(
     let mut response = Json(Value::Object(value)).into_response();
     if query.reveal {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    // The body is the configuration itself: only the header says it came from a snapshot.
+    if let (_, Some(header)) = snapshot(stored.from_snapshot.as_deref()) {
+        response.headers_mut().insert(SNAPSHOT_HEADER, header);
     }
     Ok(with_etag(response, &stored.version))
 }
@@ -427,11 +459,11 @@ struct HistoryQuery {
 }
 
 /// A revision as JSON (its value only when `value` is given).
-pub fn revision_json(revision: &confo::history::Revision, value: Option<Configuration>) -> Value {
+pub fn revision_json(revision: &confo::model::history::Revision, value: Option<Configuration>) -> Value {
     let mut out = json!({
         "number": revision.number,
         "operation": revision.operation.as_str(),
-        "time": confo::history::format_time(revision.time),
+        "time": confo::model::history::format_time(revision.time),
         "actor": revision.actor,
         "host": revision.host,
         "tool": revision.tool,
@@ -625,9 +657,13 @@ async fn validate_stored(State(app): State<App>, caller: Caller, place: Place) -
 
 // ----- events -----
 
-fn sse_event(sent: &Sent) -> SseEvent {
-    SseEvent::default().id(sent.id.to_string()).event(sent.kind).data(&sent.json)
+fn sse_event(ids: &EventIds, sent: &Sent) -> SseEvent {
+    SseEvent::default().id(ids.format(sent.id)).event(sent.kind).data(&sent.json)
 }
+
+/// How long an event stream waits for its namespace's watcher to start (a burst of subscribers
+/// to a namespace not watched yet all wait for the first one's), before a 503.
+const WATCH_START_WAIT: Duration = Duration::from_secs(3);
 
 fn resync() -> SseEvent {
     SseEvent::default()
@@ -635,21 +671,62 @@ fn resync() -> SseEvent {
         .data(r#"{"event":"resync","reason":"events were missed; read the namespace again"}"#)
 }
 
+/// How often an open event stream looks whether its token still exists.
+const STREAM_TOKEN_CHECK: Duration = Duration::from_secs(15);
+
+/// One open event stream, counted (see [`crate::auth::Streams`]) until it is dropped: when the
+/// stream ends or its client goes away.
+struct StreamSlot {
+    app: App,
+    owner: StreamOwner,
+}
+
+impl StreamSlot {
+    /// Counts a stream of `caller`, or 429 with `Retry-After` beyond a limit.
+    fn open(app: &App, caller: &Caller, ip: std::net::IpAddr) -> Result<StreamSlot, Problem> {
+        let owner =
+            if caller.anonymous { StreamOwner::Address(ip) } else { StreamOwner::Token(caller.grant.name.clone()) };
+        app.streams.open(&owner, app.settings.streams).map_err(|why| {
+            let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", why);
+            problem.retry_after = Some(5);
+            problem
+        })?;
+        Ok(StreamSlot { app: app.clone(), owner })
+    }
+
+    /// Whether the token the stream was opened with is still accepted.
+    fn token_live(&self) -> bool {
+        match &self.owner {
+            StreamOwner::Token(name) => self.app.tokens.as_ref().is_some_and(|t| t.has_name(name)),
+            StreamOwner::Address(_) => true,
+        }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.app.streams.close(&self.owner);
+    }
+}
+
 async fn events(
     State(app): State<App>,
     caller: Caller,
     place: Place,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+    let headers = &parts.headers;
     let served = allowed(&app, &caller, &place, Role::Read)?;
     // Only an existing namespace can be watched (404 otherwise).
     confo::backend::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
     if !served.store.namespaces().await?.contains(&place.namespace) {
         return Err(Problem::not_found(format!("no namespace {:?}", place.namespace)));
     }
-    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-    let space = served.cache.space(&place.namespace).await;
-    if !space.is_live() {
+    // An id this process did not give (another process's, a number from before event ids had
+    // an epoch, anything else) cannot be vouched for: a resync.
+    let last = headers.get("last-event-id").map(|v| v.to_str().ok().and_then(|id| served.cache.ids().parse(id)));
+    let space = tokio::time::timeout(WATCH_START_WAIT, served.cache.space(&place.namespace)).await.ok();
+    let Some(space) = space.filter(|space| space.is_live()) else {
         // Never a stream that stays silent: say that changes cannot be followed now.
         let mut problem = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -658,23 +735,35 @@ async fn events(
         );
         problem.retry_after = Some(1);
         return Err(problem);
-    }
+    };
+    let slot = StreamSlot::open(&app, &caller, crate::request::peer_ip(&parts))?;
     let (receiver, replay) = space.subscribe(last);
+    let ids = served.cache.ids_handle();
     let first: Vec<SseEvent> = match replay {
-        Replay::Events(kept) => kept.iter().map(|s| sse_event(s)).collect(),
+        Replay::Events(kept) => kept.iter().map(|s| sse_event(&ids, s)).collect(),
         Replay::Resync => vec![resync()],
     };
     let shutdown = app.shutdown.clone();
-    let live = stream::unfold((receiver, space), move |(mut receiver, space)| {
+    let live = stream::unfold((receiver, space, slot), move |(mut receiver, space, slot)| {
         let mut shutdown = shutdown.clone();
+        let ids = ids.clone();
         async move {
-            tokio::select! {
-                received = receiver.recv() => match received {
-                    Ok(sent) => Some((sse_event(&sent), (receiver, space))),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((resync(), (receiver, space))),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-                },
-                _ = shutdown.wait_for(|down| *down) => None,
+            loop {
+                tokio::select! {
+                    received = receiver.recv() => return match received {
+                        Ok(sent) => Some((sse_event(&ids, &sent), (receiver, space, slot))),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((resync(), (receiver, space, slot))),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+                    },
+                    _ = shutdown.wait_for(|down| *down) => return None,
+                    // A stream lasts while its token does: looked at as often as the
+                    // keep-alive is sent, so an idle stream wakes no more than it did.
+                    _ = tokio::time::sleep(STREAM_TOKEN_CHECK) => {
+                        if !slot.token_live() {
+                            return None;
+                        }
+                    }
+                }
             }
         }
     });

@@ -146,7 +146,7 @@ impl TokenFile {
             roles,
             namespaces: namespaces.to_owned(),
             backends: backends.to_owned(),
-            created: confo::history::format_time(SystemTime::now()),
+            created: confo::model::history::format_time(SystemTime::now()),
         });
         Ok(token)
     }
@@ -361,6 +361,13 @@ impl Tokens {
         state.by_hash.get(&hash(token)).map(Grant::from_record)
     }
 
+    /// Whether a token of this name is still accepted (an event stream lasts while its token
+    /// does).
+    pub fn has_name(&self, name: &str) -> bool {
+        let _ = self.reload(false);
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).by_hash.values().any(|t| t.name == name)
+    }
+
     /// Whether a token with this hash is still accepted (a console session lasts while its
     /// token does).
     pub fn has_hash(&self, hash: &str) -> bool {
@@ -485,5 +492,102 @@ mod tests {
         let tokens = Tokens::open(&path).expect("open");
         assert_eq!(tokens.check(&token).expect("known").name, "ci");
         assert!(tokens.check("confo_wrong").is_none());
+    }
+}
+
+/// How many event streams a server holds open: in all, per token and per anonymous address, so
+/// that streams (each holds a connection for as long as it lasts) never take the capacity that
+/// ordinary requests need.
+#[derive(Debug, Default)]
+pub struct Streams {
+    counts: Mutex<StreamCounts>,
+}
+
+#[derive(Debug, Default)]
+struct StreamCounts {
+    total: usize,
+    by_token: HashMap<String, usize>,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// Who a stream is counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOwner {
+    /// A token, by name (Bearer or the console's session).
+    Token(String),
+    /// An anonymous reader, by address.
+    Address(IpAddr),
+}
+
+/// Event streams one token may hold open at once, by default (`--streams-per-token`).
+pub const STREAMS_PER_TOKEN: usize = 16;
+/// Event streams one anonymous address may hold open at once, by default.
+pub const STREAMS_PER_ADDRESS: usize = 4;
+
+/// The limits [`Streams::open`] enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// In all.
+    pub max: usize,
+    /// Per token.
+    pub per_token: usize,
+    /// Per anonymous address.
+    pub per_address: usize,
+}
+
+impl Streams {
+    /// Counts one more stream of `owner`, or says which limit it would pass.
+    pub fn open(&self, owner: &StreamOwner, limits: StreamLimits) -> Result<(), String> {
+        let max = limits.max;
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.total >= max {
+            return Err(format!("the server holds its limit of {max} event streams (--max-streams)"));
+        }
+        let (held, limit, whose) = match owner {
+            StreamOwner::Token(name) => {
+                (counts.by_token.get(name).copied().unwrap_or(0), limits.per_token, "this token")
+            }
+            StreamOwner::Address(ip) => {
+                (counts.by_address.get(ip).copied().unwrap_or(0), limits.per_address, "an anonymous address")
+            }
+        };
+        if held >= limit {
+            return Err(format!("{whose} holds its limit of {limit} event streams; close one first"));
+        }
+        counts.total += 1;
+        match owner {
+            StreamOwner::Token(name) => *counts.by_token.entry(name.clone()).or_default() += 1,
+            StreamOwner::Address(ip) => *counts.by_address.entry(*ip).or_default() += 1,
+        }
+        Ok(())
+    }
+
+    /// Counts one stream of `owner` less (it ended).
+    pub fn close(&self, owner: &StreamOwner) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        match owner {
+            StreamOwner::Token(name) => {
+                if let Some(n) = counts.by_token.get_mut(name) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.by_token.remove(name);
+                    }
+                }
+            }
+            StreamOwner::Address(ip) => {
+                if let Some(n) = counts.by_address.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.by_address.remove(ip);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many streams are open.
+    pub fn open_now(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 }

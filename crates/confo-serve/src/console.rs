@@ -15,7 +15,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use confo::backend::Precondition;
+use confo::model::change::Precondition;
 use confo::secrets::{mask, MASK};
 use confo::store::Page;
 use confo::{Configuration, Removal};
@@ -185,6 +185,12 @@ struct LoginForm {
 }
 
 async fn login(State(app): State<App>, parts: Parts, Form(form): Form<LoginForm>) -> Response {
+    // A sign-in posted by another site's page would sign the operator's browser in as the
+    // attacker's token (login CSRF): what the operator then enters goes to the attacker.
+    if !crate::request::same_origin(&parts, &app) {
+        let message = "Sign in from this server's own page (the request's Origin is another site's).";
+        return (StatusCode::FORBIDDEN, login_form(Some(message))).into_response();
+    }
     let ip = peer_ip(&parts);
     if let Some(wait) = app.limiter.blocked(ip) {
         let problem = too_many(wait);
@@ -297,10 +303,13 @@ async fn create_namespace(
 ) -> Response {
     let run = async {
         let served = app.backend(place.backend.as_deref())?;
-        viewer.require(Role::Write, &served.name, Some(&form.name))?;
-        served.store.create_namespace(form.name.trim()).await?;
-        served.cache.written(form.name.trim(), None);
-        Ok::<_, Problem>(Redirect::to(&url_of(&served.name, form.name.trim())).into_response())
+        // The token's namespace pattern is checked against the name that is created (the
+        // form's, trimmed), never the one typed: `x ` must not pass `x?` and create `x`.
+        let name = form.name.trim();
+        viewer.require(Role::Write, &served.name, Some(name))?;
+        served.store.create_namespace(name).await?;
+        served.cache.written(name, None);
+        Ok::<_, Problem>(Redirect::to(&url_of(&served.name, name)).into_response())
     };
     run.await.unwrap_or_else(error_page)
 }
@@ -410,7 +419,7 @@ async fn configuration(
         confo::backend::BackendExt::config_name(&**served.store.backend(), &place.configuration)?;
         let stored = served.store.get(&place.namespace, &place.configuration).await?;
         let may_reveal = viewer.grant.has(Role::Reveal) && app.keyring.is_some() && !viewer.anonymous;
-        let secrets = stored.as_ref().is_some_and(|s| confo::secrets::has_sealed(&s.value));
+        let secrets = stored.as_ref().is_some_and(|s| confo::model::sealed::has_sealed(&s.value));
         let text = match &stored {
             Some(s) if query.reveal && secrets => {
                 let shown = crate::api::shown(&app, &viewer, served, &place, &s.value, true)?;
@@ -500,9 +509,9 @@ struct EditForm {
 
 /// The edit parsed as a configuration, or why not (with line and column).
 fn parse_edit(text: &str) -> Result<Configuration, String> {
-    match confo::json::parse(text, "the edit") {
+    match confo::model::json::parse(text, "the edit") {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!("a configuration is a JSON object, not {}", confo::json::kind(&other))),
+        Ok(other) => Err(format!("a configuration is a JSON object, not {}", confo::model::json::kind(&other))),
         Err(confo::Error::InvalidValue { message, .. }) => Err(format!("not valid JSON: {message}")),
         Err(e) => Err(e.to_string()),
     }
@@ -569,7 +578,7 @@ async fn save(State(app): State<App>, Viewer(viewer): Viewer, place: Place, Form
             (Some(c), true) => Precondition::Version(c.version.clone()),
             (None, true) => Precondition::Absent,
             (_, false) if form.existed != "1" => Precondition::Absent,
-            (_, false) => Precondition::Version(confo::backend::Version::text(form.version.clone())),
+            (_, false) => Precondition::Version(confo::model::version::Version::text(form.version.clone())),
         };
         let conflict = match (&condition, &current) {
             (Precondition::Absent, Some(_)) => true,
@@ -647,7 +656,7 @@ async fn history(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -
         let history = served.store.history(&place.namespace, &place.configuration, Page::newest(100)).await?;
         let may_write = viewer.grant.has(Role::Write) && !viewer.anonymous;
         let base = url_of_config(&served.name, &place.namespace, &place.configuration);
-        let text = |r: Option<&confo::history::Revision>| {
+        let text = |r: Option<&confo::model::history::Revision>| {
             r.and_then(|r| r.value.as_ref()).map(|v| pretty(&mask(v))).unwrap_or_default()
         };
         let body = html! {
@@ -667,7 +676,7 @@ async fn history(State(app): State<App>, Viewer(viewer): Viewer, place: Place) -
                             @if let Some(n) = r.restores { " of revision " (n) }
                         }
                         p.meta {
-                            (confo::history::format_time(r.time)) " by " strong { (r.actor) }
+                            (confo::model::history::format_time(r.time)) " by " strong { (r.actor) }
                             " on " (r.host) " with " (r.tool)
                             @if let Some(m) = &r.message { " — “" (m) "”" }
                         }

@@ -17,12 +17,11 @@ pub mod problem;
 pub mod request;
 pub mod shared;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use confo::history::Author;
+use confo::model::history::Author;
 use confo::secrets::Keyring;
 use confo::{Store, WatchOptions};
 
@@ -56,6 +55,33 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// How the namespaces are watched.
     pub watch: WatchOptions,
+    /// The host names requests may be addressed to beyond `localhost`, `127.0.0.1`, `[::1]`
+    /// and the listen address (`--allowed-host`, lowercase); any other `Host` gets 421 (a DNS
+    /// rebinding attack addresses the server by the attacker's name).
+    pub allowed_hosts: Vec<String>,
+    /// Event streams held open at once (`--max-streams`), per token (`--streams-per-token`,
+    /// [`auth::STREAMS_PER_TOKEN`]) and per anonymous address ([`auth::STREAMS_PER_ADDRESS`]);
+    /// beyond, 429.
+    pub streams: auth::StreamLimits,
+}
+
+impl Settings {
+    /// Whether a request addressed to `host` (a `Host` header or URL authority, with or
+    /// without a port) is answered.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim();
+        let name = if host.starts_with('[') {
+            // An IPv6 literal: `[::1]` or `[::1]:7070`.
+            host.split_once(']').map_or(host, |(literal, _)| &host[..literal.len() + 1])
+        } else {
+            match host.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                _ => host,
+            }
+        };
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        ["localhost", "127.0.0.1", "[::1]"].contains(&name.as_str()) || self.allowed_hosts.contains(&name)
+    }
 }
 
 impl Default for Settings {
@@ -66,6 +92,12 @@ impl Default for Settings {
             body_timeout: Duration::from_secs(10),
             secure_cookies: false,
             watch: WatchOptions::default(),
+            allowed_hosts: Vec::new(),
+            streams: auth::StreamLimits {
+                max: 1024,
+                per_token: auth::STREAMS_PER_TOKEN,
+                per_address: auth::STREAMS_PER_ADDRESS,
+            },
         }
     }
 }
@@ -85,6 +117,8 @@ pub struct Inner {
     pub sessions: Sessions,
     /// Failed logins per address.
     pub limiter: Limiter,
+    /// The event streams open.
+    pub streams: crate::auth::Streams,
     /// The keyring that opens secrets for `reveal` tokens and seals new ones (if any).
     pub keyring: Option<Keyring>,
     /// The settings.
@@ -104,14 +138,14 @@ impl App {
         settings: Settings,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> App {
-        let next_id = Arc::new(AtomicU64::new(1));
+        let ids = Arc::new(cache::EventIds::new());
         let backends = backends
             .into_iter()
             // Every namespace's watcher shares one subscription to the backend's changes.
             .map(|(name, store)| (name, Store::new(shared::SharedHints::wrap(store.backend().clone()))))
             .map(|(name, store)| Served {
                 describe: store.backend().describe(),
-                cache: Cache::new(store.clone(), settings.watch, next_id.clone()),
+                cache: Cache::new(store.clone(), settings.watch, ids.clone()),
                 name,
                 store,
             })
@@ -121,6 +155,7 @@ impl App {
             tokens,
             sessions: Sessions::default(),
             limiter: Limiter::default(),
+            streams: Default::default(),
             keyring,
             settings,
             author: Author::current("http"),
@@ -161,12 +196,87 @@ pub fn router(app: App) -> Router {
         .merge(api::routes())
         .merge(console::routes())
         .fallback(|| async { Problem::not_found("no such route") })
+        .layer(axum::middleware::from_fn(problems_everywhere))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), allowed_host))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
 }
 
+/// 421 (problem+json) for a request addressed to a host the server is not reachable as
+/// ([`Settings::host_allowed`]): a web page whose name was rebound to this address sends its
+/// own name. A request that names no host at all (no `Host` header; no browser sends one) is
+/// answered.
+async fn allowed_host(
+    axum::extract::State(app): axum::extract::State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
+    match host {
+        Some(host) if !app.settings.host_allowed(&host) => Problem::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            "this server does not answer to that host name (start it with --allowed-host NAME to add one)",
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Every error of the API is problem+json, also those the router and extractors make
+/// themselves (405 with its `Allow`, a query string that does not parse, a path that does
+/// not): their text becomes the problem's detail.
+async fn problems_everywhere(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !api || status.as_u16() < 400 || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let kind = match status {
+        StatusCode::BAD_REQUEST => "invalid_value",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_value",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_attempts",
+        _ => "http_error",
+    };
+    let mut problem = Problem::new(status, kind, text).into_response();
+    // What the original answer said beyond its body (`Allow` on a 405) is kept.
+    for (name, value) in
+        parts.headers.iter().filter(|(name, _)| *name != header::CONTENT_TYPE && *name != header::CONTENT_LENGTH)
+    {
+        problem.headers_mut().insert(name.clone(), value.clone());
+    }
+    problem
+}
+
 /// Headers on every answer: no framing by other sites (clickjacking), scripts and styles from
-/// this server only, no content sniffing, no referrer to other sites.
+/// this server only, no content sniffing, no referrer to other sites, no caching (unless the
+/// handler set its own `Cache-Control`).
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let headers = response.headers_mut();
@@ -179,6 +289,9 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // Answers may hold configurations, revealed secrets and tokens' pages: no cache (the
+    // browser's, a proxy's) keeps them, unless a handler said otherwise.
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
@@ -233,6 +346,17 @@ async fn run_async(mut config: ServeConfig) -> Result<(), String> {
     if !address.ip().is_loopback() && tls.is_none() {
         tracing::warn!("listening on {address} without TLS: tokens cross the network in the clear");
     }
+    if !address.ip().is_loopback() && config.settings.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "listening on {address} with no --allowed-host: only requests addressed to {} or loopback names are answered",
+            address.ip()
+        );
+    }
+    // The listen address itself, as a client would write it in a URL.
+    config.settings.allowed_hosts.push(match address.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = App::new(stores, tokens, keyring, config.settings.clone(), stopped);
     let scheme = if tls.is_some() { "https" } else { "http" };

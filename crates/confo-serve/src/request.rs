@@ -66,13 +66,18 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether a cookie-authenticated request that changes something comes from this server's own
-/// pages: its `Origin` must name the host it was sent to.
-fn same_origin(parts: &Parts) -> bool {
+/// Whether a request made from a browser page (a change made with the console's cookie, a
+/// sign-in) comes from this server's own pages: its `Origin` must be this server's origin,
+/// scheme included (`http://` for a plain server, `https://` behind TLS) and the host it was
+/// sent to.
+pub fn same_origin(parts: &Parts, app: &App) -> bool {
     let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let scheme = if app.settings.secure_cookies { "https" } else { "http" };
     match (origin, host) {
-        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").is_some_and(|(given, rest)| given.eq_ignore_ascii_case(scheme) && rest == host)
+        }
         _ => false,
     }
 }
@@ -103,7 +108,7 @@ pub fn caller(parts: &Parts, app: &App) -> Result<Caller, Problem> {
         // A session lasts while its token does: `confo token rm` ends it.
         let live = app.sessions.get(id).filter(|(_, hash)| app.tokens.as_ref().is_some_and(|t| t.has_hash(hash)));
         if let Some((grant, _)) = live {
-            if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && !same_origin(parts) {
+            if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && !same_origin(parts, app) {
                 return Err(Problem::forbidden(
                     "a change made with the console's cookie must come from the console's own pages (Origin)",
                 ));
@@ -176,7 +181,7 @@ impl FromRequestParts<App> for Place {
 /// A JSON request body: `Content-Type` JSON (or `application/merge-patch+json`, or another
 /// `+json`), at most [`crate::Settings::max_body`] bytes (413 from `Content-Length` before
 /// reading, or as soon as more arrives), within [`crate::Settings::body_timeout`] (408), and
-/// strict JSON ([`confo::json::parse`]: a repeated key is an error, numbers are kept exactly).
+/// strict JSON ([`confo::model::json::parse`]: a repeated key is an error, numbers are kept exactly).
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
 
@@ -211,7 +216,7 @@ impl FromRequest<App> for JsonBody {
             Ok(Ok(bytes)) => bytes,
         };
         let text = std::str::from_utf8(&bytes).map_err(|_| Problem::bad_request("the body is not UTF-8"))?;
-        confo::json::parse(text, "the request body").map(JsonBody).map_err(Problem::from)
+        confo::model::json::parse(text, "the request body").map(JsonBody).map_err(Problem::from)
     }
 }
 
@@ -230,7 +235,7 @@ impl JsonBody {
             Value::Object(map) => Ok(map),
             other => Err(Problem::bad_request(format!(
                 "the body must be a JSON object (a configuration), not {}",
-                confo::json::kind(&other)
+                confo::model::json::kind(&other)
             ))),
         }
     }

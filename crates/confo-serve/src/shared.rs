@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use confo::backend::{
-    Backend, Capabilities, ChangeSet, Hint, Hints, NamespaceData, Repair, Stored, Version, WriteReport,
-};
-use confo::name::{ConfigName, NameKind, NamespaceName};
+use confo::backend::{Backend, Capabilities, ChangeSet, Hint, Hints, Repair};
+use confo::model::change::WriteReport;
+use confo::model::name::{ConfigName, NameKind, NamespaceName};
+use confo::model::version::{NamespaceData, Stored, Version};
 use confo::Result;
 use tokio::sync::{broadcast, mpsc, Mutex};
 
@@ -65,7 +65,7 @@ impl Backend for SharedHints {
         self.inner.load(namespace).await
     }
 
-    async fn load_compact(&self, namespace: &NamespaceName) -> Result<confo::compact::CompactNamespace> {
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<confo::model::compact::CompactNamespace> {
         self.inner.load_compact(namespace).await
     }
 
@@ -119,7 +119,7 @@ impl Backend for SharedHints {
         Ok(Some(hints))
     }
 
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<confo::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<confo::model::history::History> {
         self.inner.history(namespace, name).await
     }
 
@@ -127,8 +127,12 @@ impl Backend for SharedHints {
         self.inner.history_names(namespace).await
     }
 
-    async fn repair(&self, fix: bool) -> Result<Repair> {
-        self.inner.repair(fix).await
+    async fn repair(&self, options: &confo::backend::RepairOptions) -> Result<Repair> {
+        self.inner.repair(options).await
+    }
+
+    async fn check_acls(&self, fix: bool) -> Result<Vec<confo::backend::AclFinding>> {
+        self.inner.check_acls(fix).await
     }
 
     async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
@@ -139,7 +143,7 @@ impl Backend for SharedHints {
         &self,
         namespace: &NamespaceName,
         document: Option<Vec<u8>>,
-        precondition: &confo::backend::Precondition,
+        precondition: &confo::model::change::Precondition,
     ) -> Result<Option<Version>> {
         self.inner.put_schema_document(namespace, document, precondition).await
     }

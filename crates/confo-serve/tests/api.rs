@@ -267,14 +267,14 @@ async fn secrets_are_masked_revealed_for_reveal_and_kept_when_written_back() {
         h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"user": "app2", "password": "<secret>"}))).await;
     assert_eq!(back.status, StatusCode::OK);
     let stored = h.store.get("sales", "database").await.expect("read").expect("there");
-    assert!(confo::secrets::is_sealed(&stored.value["password"]), "still sealed in the store");
+    assert!(confo::model::sealed::is_sealed(&stored.value["password"]), "still sealed in the store");
     assert!(!stored.value["password"].to_string().contains("s3cret"));
     let revealed = h.call(Method::GET, &format!("{CFG}?reveal=true"), Some(&h.revealer), &[], None).await;
     assert_eq!(revealed.body, json!({"user": "app2", "password": "s3cret"}));
     // A new value where the secret was is sealed, never stored in the clear.
     h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"user": "app2", "password": "n3w"}))).await;
     let stored = h.store.get("sales", "database").await.expect("read").expect("there");
-    assert!(confo::secrets::is_sealed(&stored.value["password"]));
+    assert!(confo::model::sealed::is_sealed(&stored.value["password"]));
     let revealed = h.call(Method::GET, &format!("{CFG}?reveal=true"), Some(&h.revealer), &[], None).await;
     assert_eq!(revealed.body["password"], "n3w");
     // History shows it masked too.
@@ -362,6 +362,67 @@ async fn events_stream_changes_and_resume_from_last_event_id() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+/// Event ids are `<epoch>-<n>`, the epoch new in each server process: an id from another
+/// process (a restart: another `App` over the same store), a bare number (as before epochs), or
+/// a number at the edge of u64 gets a `resync`, never silence and never a panic.
+#[tokio::test]
+async fn event_ids_are_never_reused_across_processes() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    let subscribe = |router: &axum::Router, token: &str, last: Option<&str>| {
+        let mut request =
+            Request::get("/api/v1/namespaces/sales/events").header("authorization", format!("Bearer {token}"));
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        router.clone().oneshot(request.body(Body::empty()).expect("r"))
+    };
+    let response = subscribe(&h.router, &h.reader, None).await.expect("infallible");
+    let mut body = response.into_body();
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"port": 1}))).await;
+    let got = read_events(&mut body, 1).await;
+    let id = got[0].0.clone().expect("an id");
+    let (epoch, n) = id.rsplit_once('-').expect("<epoch>-<n>");
+    assert!(epoch.len() >= 8 && n.parse::<u64>().is_ok(), "{id}");
+    assert_eq!(got[0].2["id"], json!(id), "the data's id is the SSE id");
+    drop(body);
+    // Another process over the same store, after changes: it cannot vouch for the id.
+    let root = h.dir.path().join("Configurations");
+    let restarted = common::harness_on(Some(format!("file:{}", root.display())), Settings::default()).await;
+    restarted.call(Method::PUT, CFG, Some(&restarted.writer), &[], Some(json!({"port": 2}))).await;
+    let edge = format!("{epoch}-18446744073709551615");
+    let cases =
+        [(&restarted, id.as_str()), (&h, "5"), (&h, "18446744073709551615"), (&h, edge.as_str()), (&h, "not an id")];
+    for (server, last) in cases {
+        let response = subscribe(&server.router, &server.reader, Some(last)).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "{last}");
+        let mut body = response.into_body();
+        assert_eq!(read_events(&mut body, 1).await[0].1, "resync", "{last}");
+    }
+}
+
+/// A burst of subscribers to a namespace nobody watches yet: every one gets its stream (they
+/// wait for the first one's watcher to start), none a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_subscribers_waits_for_the_watch_to_start() {
+    let h = harness(Settings::default()).await;
+    for round in 0..5 {
+        let ns = format!("burst{round}");
+        h.call(Method::PUT, &format!("/api/v1/namespaces/{ns}"), Some(&h.admin), &[], None).await;
+        let requests = (0..40).map(|_| {
+            let request = Request::get(format!("/api/v1/namespaces/{ns}/events"))
+                .header("authorization", format!("Bearer {}", h.reader))
+                .body(Body::empty())
+                .expect("r");
+            let router = h.router.clone();
+            tokio::spawn(async move { router.oneshot(request).await.expect("infallible").status() })
+        });
+        let statuses: Vec<StatusCode> =
+            futures_util::future::join_all(requests).await.into_iter().map(|s| s.expect("task")).collect();
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK), "round {round}: {statuses:?}");
+    }
+}
+
 #[tokio::test]
 async fn cached_reads_follow_other_writers_and_the_servers_own() {
     let h = harness(Settings::default()).await;
@@ -408,11 +469,22 @@ async fn the_openapi_document_names_every_route() {
 #[tokio::test]
 async fn the_console_cookie_is_http_only_strict_and_changes_need_the_same_origin() {
     let h = harness(Settings::default()).await;
-    let login = Request::post("/console/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from(format!("token={}", h.admin)))
-        .expect("r");
-    let reply = h.send(login).await;
+    let login_from = |origin: Option<&str>, token: &str| {
+        let mut r = Request::post("/console/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "localhost:7070");
+        if let Some(origin) = origin {
+            r = r.header("origin", origin);
+        }
+        r.body(Body::from(format!("token={token}"))).expect("r")
+    };
+    // A sign-in posted from another site's page (login CSRF), or with no Origin: refused.
+    for origin in [Some("http://evil.test"), Some("https://localhost:7070"), None] {
+        let reply = h.send(login_from(origin, &h.admin)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{origin:?}");
+        assert!(!reply.headers.contains_key(header::SET_COOKIE), "{origin:?}");
+    }
+    let reply = h.send(login_from(Some("http://localhost:7070"), &h.admin)).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let cookie = reply.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
@@ -425,7 +497,7 @@ async fn the_console_cookie_is_http_only_strict_and_changes_need_the_same_origin
             .method(method)
             .uri("/api/v1/namespaces/sales")
             .header("cookie", &session)
-            .header("host", "console.test");
+            .header("host", "localhost:7070");
         if let Some(origin) = origin {
             r = r.header("origin", origin);
         }
@@ -433,20 +505,50 @@ async fn the_console_cookie_is_http_only_strict_and_changes_need_the_same_origin
     };
     assert_eq!(h.send(with_cookie(Method::PUT, None)).await.status, StatusCode::FORBIDDEN, "no Origin");
     assert_eq!(h.send(with_cookie(Method::PUT, Some("https://evil.test"))).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(h.send(with_cookie(Method::PUT, Some("http://console.test"))).await.status, StatusCode::CREATED);
-    assert_eq!(h.send(with_cookie(Method::GET, None)).await.status, StatusCode::OK, "reading needs no Origin");
+    // The same host under another scheme is another origin.
+    assert_eq!(h.send(with_cookie(Method::PUT, Some("https://localhost:7070"))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(h.send(with_cookie(Method::PUT, Some("http://localhost:7070"))).await.status, StatusCode::CREATED);
+    let read = h.send(with_cookie(Method::GET, None)).await;
+    assert_eq!(read.status, StatusCode::OK, "reading needs no Origin");
+    assert_eq!(read.headers[header::CACHE_CONTROL], "no-store", "no cache keeps an authenticated read");
+    let read = h.call(Method::GET, "/api/v1/namespaces/sales", Some(&h.reader), &[], None).await;
+    assert_eq!(read.headers[header::CACHE_CONTROL], "no-store");
     // A bad token on the sign-in page: 401 and the form again; nothing set.
-    let bad = Request::post("/console/login")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from("token=confo_nope"))
-        .expect("r");
-    let reply = h.send(bad).await;
+    let reply = h.send(login_from(Some("http://localhost:7070"), "confo_nope")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert!(!reply.headers.contains_key(header::SET_COOKIE));
     // Pages without a session go to the sign-in page.
     let page = h.send(Request::get("/console").body(Body::empty()).expect("r")).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.headers[header::LOCATION], "/console/login");
+}
+
+/// DNS rebinding: a page at `http://attacker.example:7070` whose name now resolves to
+/// 127.0.0.1 reads from the operator's browser what an anonymous reader may; its requests carry
+/// its own name in `Host`, and get 421.
+#[tokio::test]
+async fn requests_addressed_to_another_host_name_get_421() {
+    let h =
+        harness(Settings { anonymous_read: true, allowed_hosts: vec!["confo.internal".into()], ..Default::default() })
+            .await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[("host", "localhost")], None).await;
+    for host in ["attacker.example:7070", "attacker.example", "127.0.0.1.attacker.example", "localhost.evil:7070"] {
+        for path in ["/api/v1/namespaces", "/console/login", "/api/v1/openapi.json"] {
+            let reply = h.call(Method::GET, path, None, &[("host", host)], None).await;
+            assert_eq!(reply.status, StatusCode::MISDIRECTED_REQUEST, "{host} {path}");
+            assert_eq!(reply.headers[header::CONTENT_TYPE], "application/problem+json", "{host} {path}");
+            assert_eq!(reply.body["kind"], "misdirected_request", "{host} {path}");
+        }
+        // With a token too: every request.
+        let reply = h.call(Method::GET, "/api/v1/namespaces", Some(&h.admin), &[("host", host)], None).await;
+        assert_eq!(reply.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+    }
+    for host in
+        ["localhost:7070", "LOCALHOST", "127.0.0.1:1", "[::1]:7070", "[::1]", "confo.internal:443", "Confo.Internal."]
+    {
+        let reply = h.call(Method::GET, "/api/v1/namespaces", None, &[("host", host)], None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}");
+    }
 }
 
 #[tokio::test]
@@ -471,6 +573,8 @@ async fn a_removed_token_stops_working_and_ends_its_console_sessions() {
     let h = harness(Settings::default()).await;
     let login = Request::post("/console/login")
         .header("content-type", "application/x-www-form-urlencoded")
+        .header("host", "127.0.0.1:7070")
+        .header("origin", "http://127.0.0.1:7070")
         .body(Body::from(format!("token={}", h.writer)))
         .expect("r");
     let cookie = h.send(login).await.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
@@ -497,8 +601,10 @@ async fn a_removed_token_stops_working_and_ends_its_console_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_namespaces_than_inotify_allows_per_user_are_all_followed() {
     // Linux's default is 128 inotify instances per user: one per watched namespace would run
-    // out; the server shares one subscription per backend.
-    let h = harness(Settings::default()).await;
+    // out; the server shares one subscription per backend. (One token holds every stream here:
+    // its limit raised.)
+    let streams = confo_serve::auth::StreamLimits { max: 1024, per_token: 200, per_address: 4 };
+    let h = harness(Settings { streams, ..Settings::default() }).await;
     let count = 150;
     for i in 0..count {
         h.store.create_namespace(&format!("ns{i}")).await.expect("namespace");
@@ -547,4 +653,73 @@ async fn concurrent_patches_lose_no_field() {
     assert_eq!(stored.value.len(), 40, "every field of every client: {:?}", stored.value.keys().collect::<Vec<_>>());
     let history = h.call(Method::GET, &format!("{CFG}/history?limit=1000"), Some(&h.reader), &[], None).await;
     assert_eq!(history.body["revisions"].as_array().map(Vec::len), Some(41), "one revision per patch and the creation");
+}
+
+/// Every error of the API is problem+json, also the router's and extractors' own: a method the
+/// route does not take (405, with `Allow`), a query string or a path part that does not parse.
+#[tokio::test]
+async fn errors_the_router_makes_are_problems_too() {
+    let h = harness(Settings::default()).await;
+    h.call(Method::PUT, "/api/v1/namespaces/sales", Some(&h.admin), &[], None).await;
+    h.call(Method::PUT, CFG, Some(&h.writer), &[], Some(json!({"n": 1}))).await;
+    let cases = [
+        (Method::DELETE, "/api/v1/backends".to_owned(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::POST, CFG.to_owned(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::GET, format!("{CFG}?reveal=perhaps"), StatusCode::BAD_REQUEST, "invalid_value"),
+        (
+            Method::GET,
+            "/api/v1/namespaces/sales/configurations?values=2".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+        ),
+        (Method::GET, format!("{CFG}/history/not-a-number"), StatusCode::BAD_REQUEST, "invalid_value"),
+        (Method::GET, format!("{CFG}/history?limit=-1"), StatusCode::BAD_REQUEST, "invalid_value"),
+    ];
+    for (method, uri, status, kind) in cases {
+        let reply = h.call(method.clone(), &uri, Some(&h.admin), &[], None).await;
+        assert_eq!(reply.status, status, "{method} {uri}: {:?}", reply.body);
+        let content_type = reply.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(content_type, "application/problem+json", "{method} {uri}");
+        assert_eq!(
+            (reply.body["kind"].as_str(), reply.body["status"].as_u64()),
+            (Some(kind), Some(status.as_u16().into()))
+        );
+        assert!(reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{:?}", reply.body);
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(reply.headers.get(header::ALLOW).is_some(), "the Allow header is kept");
+        }
+    }
+}
+
+/// A token for `x?` types `x ` (trailing space) in the console's new-namespace form: the name
+/// created is `x`, which the token may not create; refused, and nothing created.
+#[tokio::test]
+async fn the_console_checks_a_new_namespace_against_the_name_it_creates() {
+    let h = harness(Settings::default()).await;
+    let path = h.dir.path().join("tokens.json");
+    let mut file = confo_serve::auth::TokenFile::load(&path).expect("load");
+    let narrow = file.add("narrow", vec![confo_serve::auth::Role::Write], "x?", "*").expect("token");
+    file.save(&path).expect("save");
+    // The file is read again at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let form = |uri: &str, body: String, cookie: Option<&str>| {
+        let mut r = Request::post(uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "localhost:7070")
+            .header("origin", "http://localhost:7070");
+        if let Some(cookie) = cookie {
+            r = r.header("cookie", cookie);
+        }
+        r.body(Body::from(body)).expect("r")
+    };
+    let signed_in = h.send(form("/console/login", format!("token={narrow}"), None)).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers[header::SET_COOKIE].to_str().expect("ascii").to_owned();
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let refused = h.send(form("/console/b/main/namespaces", "name=x%20".into(), Some(&session))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!h.store.namespaces().await.expect("list").iter().any(|n| n == "x"), "x was created");
+    let made = h.send(form("/console/b/main/namespaces", "name=xy%20".into(), Some(&session))).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER);
+    assert!(h.store.namespaces().await.expect("list").iter().any(|n| n == "xy"));
 }

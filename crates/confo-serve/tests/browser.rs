@@ -220,6 +220,70 @@ async fn stored(store: &Store, ns: &str, cfg: &str) -> Value {
     Value::Object((*store.get(ns, cfg).await.expect("read").expect("stored").value).clone())
 }
 
+/// A page left open while its store goes down for longer than the server's watcher waits: the
+/// event stream ends, and reconnecting is refused with a 503 (which a browser never retries by
+/// itself) until the store is back. The console opens the stream again by itself, and the page
+/// follows changes again once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_page_follows_changes_again_once_the_store_is_back() {
+    let driver = start_driver();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut redis = confo_testkit::RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+        .expect("redis-server");
+    let store = Store::open(&redis.url().parse().expect("spec")).await.expect("store");
+    store.create_namespace("sales").await.expect("create");
+    let value = |v: Value| serde_json::from_value::<confo::Configuration>(v).expect("map");
+    store.put("sales", "database", value(json!({"v": "before"})), Default::default()).await.expect("put");
+    let mut file = TokenFile::default();
+    let admin = file.add("alice", vec![Role::Admin], "*", "*").expect("token");
+    let path = dir.path().join("tokens.json");
+    file.save(&path).expect("tokens");
+    // The watcher notices an outage within half a second and gives up after one.
+    let watch = confo::WatchOptions::default()
+        .resync_every(Duration::from_millis(500))
+        .give_up_after(Some(Duration::from_secs(1)));
+    let settings = Settings { watch, ..Settings::default() };
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let tokens = Some(Tokens::open(&path).expect("tokens"));
+    let app = App::new(vec![("main".into(), store.clone())], tokens, None, settings, stopped.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let mut until = stopped;
+    let limits = confo_serve::listen::Limits::default();
+    tokio::spawn(confo_serve::listen::serve(listener, router(app), None, limits, async move {
+        let _ = until.wait_for(|s| *s).await;
+    }));
+    let client = browser(&driver).await;
+    client.goto(&format!("{base}/console")).await.expect("goto");
+    wait_css(&client, "#token").await.send_keys(&admin).await.expect("type");
+    wait_css(&client, "button[type=submit]").await.click().await.expect("click");
+    wait_text(&client, "h1", "Namespaces").await;
+    client.goto(&format!("{base}/console/b/main/ns/sales/c/database")).await.expect("goto");
+    wait_true(&client, "document.getElementById('editor').value.includes('before')", "the page").await;
+
+    // Down for long enough: the stream ends, the browser reconnects (after its usual 3 s) and
+    // is refused with 503 while the store is down.
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    redis.restart().expect("restart");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        // Written again until it shows: a write made before the stream is back is read on
+        // reconnecting (as after a resync), one made after arrives as an event.
+        let _ = store.put("sales", "database", value(json!({"v": "after"})), Default::default()).await;
+        let shown = client
+            .execute("return document.getElementById('editor').value.includes('after');", vec![])
+            .await
+            .expect("script");
+        if shown == Value::Bool(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page never followed changes again after the store came back");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
     let driver = start_driver();
@@ -266,7 +330,10 @@ async fn scenario(client: &Client, console: &Console) {
     wait_true(client, "document.querySelector('#check td.added') && document.querySelector('#check td.added').textContent.includes('5433')", "the diff of the edit").await;
     let other = serde_json::from_value(json!({"host": "theirs", "port": 1})).expect("map");
     let version = store.get("sales", "database").await.expect("read").expect("there").version;
-    store.put("sales", "database", other, confo::backend::Precondition::Version(version)).await.expect("their write");
+    store
+        .put("sales", "database", other, confo::model::change::Precondition::Version(version))
+        .await
+        .expect("their write");
     wait_true(client, "document.getElementById('live').textContent.includes('Someone else')", "live notice").await;
     wait_css(client, "#save").await.click().await.expect("save");
     assert!(text(client, "#conflict").await.contains("Someone else saved this configuration first"));

@@ -20,6 +20,15 @@ struct Running {
 }
 
 async fn start(spec: Option<String>, limits: Limits, tls: Option<Arc<rustls::ServerConfig>>) -> Running {
+    start_with(spec, limits, tls, Settings::default()).await
+}
+
+async fn start_with(
+    spec: Option<String>,
+    limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    settings: Settings,
+) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = spec.unwrap_or_else(|| {
         let root = dir.path().join("Configurations");
@@ -36,7 +45,7 @@ async fn start(spec: Option<String>, limits: Limits, tls: Option<Arc<rustls::Ser
         vec![("main".into(), store)],
         Some(Tokens::open(&path).expect("tokens")),
         None,
-        Settings::default(),
+        settings,
         stopped.clone(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -96,7 +105,7 @@ async fn shutdown_ends_event_streams_and_stops_accepting() {
     let answer = ask(
         server.address,
         &format!(
-            "PUT /api/v1/namespaces/sales HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "PUT /api/v1/namespaces/sales HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             server.token
         ),
     )
@@ -163,7 +172,7 @@ async fn a_backend_that_goes_down_gives_503_and_nothing_half_written() {
     let server = start(Some(redis.url()), Limits::default(), None).await;
     let put = |body: &str| {
         format!(
-            "PUT /api/v1/namespaces/sales/configurations/db HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+            "PUT /api/v1/namespaces/sales/configurations/db HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             server.token,
             body.len()
@@ -171,7 +180,7 @@ async fn a_backend_that_goes_down_gives_503_and_nothing_half_written() {
     };
     let created = ask(
         server.address,
-        &format!("PUT /api/v1/namespaces/sales HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", server.token),
+        &format!("PUT /api/v1/namespaces/sales HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", server.token),
     )
     .await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
@@ -192,4 +201,106 @@ async fn a_backend_that_goes_down_gives_503_and_nothing_half_written() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with(r#"{"n":1}"#), "{answer}");
+}
+
+/// Opens an event stream and returns the connection once its answer's status line is read.
+async fn open_stream(address: std::net::SocketAddr, token: Option<&str>) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!("GET /api/v1/namespaces/sales/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut head = vec![0u8; 512];
+    let n =
+        tokio::time::timeout(Duration::from_secs(10), stream.read(&mut head)).await.expect("an answer").expect("read");
+    let text = String::from_utf8_lossy(&head[..n]).into_owned();
+    (stream, text)
+}
+
+/// Issue 33, item 9: event streams hold connections for as long as they last; with 20
+/// connections, 20 streams of one token left a plain GET unanswered for 30 s. Streams have a
+/// limit of their own (and per token, and per anonymous address): beyond, 429 with
+/// Retry-After, and ordinary requests are still answered.
+#[tokio::test]
+async fn event_streams_never_take_the_connections_ordinary_requests_need() {
+    use confo_serve::auth::StreamLimits;
+    let limits = Limits { max_connections: 20, ..Limits::default() };
+    let settings = Settings {
+        anonymous_read: true,
+        streams: StreamLimits { max: 5, per_token: 3, per_address: 2 },
+        ..Settings::default()
+    };
+    let server = start_with(None, limits, None, settings).await;
+    let created = ask(
+        server.address,
+        &format!(
+            "PUT /api/v1/namespaces/sales HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            server.token
+        ),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let mut open = Vec::new();
+    // Per token: 3, then 429.
+    for _ in 0..3 {
+        let (stream, head) = open_stream(server.address, Some(&server.token)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        open.push(stream);
+    }
+    let (_, head) = open_stream(server.address, Some(&server.token)).await;
+    assert!(head.starts_with("HTTP/1.1 429") && head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    assert!(head.contains("too_many_streams") || head.contains("problem+json"), "{head}");
+    // Per anonymous address: 2, then 429; and the server's 5 in all are then taken.
+    for _ in 0..2 {
+        let (stream, head) = open_stream(server.address, None).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        open.push(stream);
+    }
+    let (_, head) = open_stream(server.address, None).await;
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    // Ordinary requests are answered at once, many of them.
+    for _ in 0..10 {
+        let started = Instant::now();
+        let answer = ask(server.address, &get("/api/v1/namespaces", &server.token)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // A stream that ends gives its place back.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (stream, head) = open_stream(server.address, None).await;
+        if head.starts_with("HTTP/1.1 200") {
+            open.push(stream);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed stream's place was not given back: {head}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A stream lasts while its token does: removing the token ends it (within the 15 s between
+/// looks).
+#[tokio::test]
+async fn an_event_stream_ends_when_its_token_is_removed() {
+    let server = start(None, Limits::default(), None).await;
+    let created = ask(
+        server.address,
+        &format!(
+            "PUT /api/v1/namespaces/sales HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            server.token
+        ),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let (mut stream, head) = open_stream(server.address, Some(&server.token)).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let path = server._dir.path().join("tokens.json");
+    let mut file = TokenFile::load(&path).expect("load");
+    assert!(file.remove("ops"));
+    file.save(&path).expect("save");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(40), stream.read_to_end(&mut rest))
+        .await
+        .expect("the stream ended after its token was removed")
+        .expect("read");
 }

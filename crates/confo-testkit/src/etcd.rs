@@ -1,7 +1,7 @@
 //! Private `etcd` members: one, or a 3-member cluster.
 
 // The harness pieces (Server, temp folders, ports, readiness probes) and the std items they use.
-use crate::*;
+use crate::harness::*;
 
 /// True when the etcd member on `port` answers `GET /health` with `{"health":"true"}`.
 pub fn etcd_healthy(port: u16) -> bool {

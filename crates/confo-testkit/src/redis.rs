@@ -1,12 +1,12 @@
 //! Private `redis-server`s: plain, TLS, ACL users, a Sentinel group.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 // The harness pieces (Server, temp folders, ports, readiness probes) and the std items they use.
-use crate::*;
+use crate::harness::*;
 
 /// A private `redis-server` on 127.0.0.1, without persistence.
 #[derive(Debug)]
@@ -338,7 +338,7 @@ impl RedisCluster {
         let mut tls_ports = Vec::new();
         for _ in 0..masters * (1 + replicas) {
             // The bus port is chosen too: port + 10000 may be taken, or beyond 65535.
-            let bus = crate::free_port().to_string();
+            let bus = free_port().to_string();
             let mut args: Vec<String> = [
                 "--cluster-enabled",
                 "yes",
@@ -361,7 +361,7 @@ impl RedisCluster {
                 }
             }
             if let Some((_, dir)) = &tls {
-                let port = crate::free_port();
+                let port = free_port();
                 tls_ports.push(port);
                 let file = |f: &str| dir.path().join(f).display().to_string();
                 for arg in [

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 // The harness pieces (Server, temp folders, ports, readiness probes) and the std items they use.
-use crate::*;
+use crate::harness::*;
 
 const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 

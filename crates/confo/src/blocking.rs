@@ -1,4 +1,4 @@
-//! A blocking facade over the async [`crate::Confo`], for sync callers (the CLI, the Python
+//! A blocking facade over the async [`crate::manager::Confo`], for sync callers (the CLI, the Python
 //! bindings, scripts), in the manner of `reqwest::blocking`.
 //!
 //! Only what does I/O is wrapped; the synchronous calls (reads of the cache, staging,
@@ -7,7 +7,7 @@
 //!
 //! It owns a small Tokio runtime (one worker thread, which also runs the background tasks of
 //! network backends) and blocks the calling thread on each call. Do not call it from inside an
-//! async runtime: use [`crate::Confo`] there.
+//! async runtime: use [`crate::manager::Confo`] there.
 //!
 //! ```
 //! use confo::blocking::Confo;
@@ -21,61 +21,95 @@
 //! # Ok::<(), confo::Error>(())
 //! ```
 
+use crate::fork::Local;
 use std::sync::Arc;
 
-use crate::backend::{Backend, Configuration};
-use crate::error::{ConfigRef, Error, Result};
-use crate::manager::{Event, Removal, Scope, WatchOptions, Watcher};
+use crate::backend::Backend;
+use crate::draft::Scope;
+use crate::model::error::{ConfigRef, Error, Result};
+use crate::model::version::Configuration;
 use crate::spec::BackendSpec;
+use crate::store::Removal;
+use crate::watch::{Event, WatchOptions, Watcher};
 
 /// The blocking manager. Cheap to clone; clones share one state and one runtime.
 ///
 /// **Fork-safe**: in a child made by `fork()` (gunicorn `--preload`, multiprocessing's fork
 /// start method), the first call notices the new process id, starts a runtime of the child's
 /// own (the parent's threads do not exist there) and opens each backend again
-/// ([`crate::Confo::reopen_after_fork`]); cached data and staged edits are kept. Watchers made
-/// before the fork do not follow: watch again in the child.
+/// ([`crate::manager::Confo::reopen_after_fork`]); cached data and staged edits are kept. Watchers made
+/// before the fork do not follow: watch again in the child. A manager the child drops without
+/// using it is leaked there, not dropped (dropping waits for its runtime's threads, which the
+/// child does not have). A program that forks while other threads are inside a call registers
+/// [`crate::fork::prepare`] and [`crate::fork::after`] with `pthread_atfork` (the Python module
+/// does).
 #[derive(Debug, Clone)]
 pub struct Confo {
-    inner: crate::Confo,
-    runtime: Arc<std::sync::Mutex<ProcessRuntime>>,
+    inner: crate::manager::Confo,
+    runtime: Arc<crate::fork::Mutex<ProcessRuntime>>,
 }
 
 /// A runtime and the process it belongs to.
 #[derive(Debug)]
 struct ProcessRuntime {
     pid: u32,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Local<Arc<tokio::runtime::Runtime>>,
+    /// The session, as the process that runs it holds it: a session made before a fork and
+    /// dropped in the child before any call there is leaked, not dropped (its connections'
+    /// tasks ran on the parent's runtime, whose threads the child does not have).
+    session: Local<crate::manager::Confo>,
 }
 
 impl Confo {
     /// A manager with no backends, and its runtime.
     pub fn new() -> Result<Self> {
-        let runtime = ProcessRuntime { pid: std::process::id(), runtime: Arc::new(new_runtime()?) };
-        Ok(Confo { inner: crate::Confo::new(), runtime: Arc::new(std::sync::Mutex::new(runtime)) })
+        let inner = crate::manager::Confo::new();
+        let runtime = ProcessRuntime {
+            pid: std::process::id(),
+            runtime: Local::new(Arc::new(new_runtime()?)),
+            session: Local::new(inner.clone()),
+        };
+        Ok(Confo { inner, runtime: Arc::new(crate::fork::Mutex::new(runtime)) })
+    }
+
+    /// See [`crate::manager::Confo::unset_secret`].
+    pub fn unset_secret(
+        &self,
+        config: &str,
+        field: &str,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<crate::model::version::Version> {
+        self.block(self.inner.unset_secret(config, field, keyring))
+    }
+
+    /// See [`crate::manager::Confo::set_keyring`].
+    pub fn set_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) {
+        self.inner.set_keyring(keyring);
     }
 
     /// The async manager this facade drives (shares its state).
-    pub fn as_async(&self) -> &crate::Confo {
+    pub fn as_async(&self) -> &crate::manager::Confo {
         &self.inner
     }
 
     /// This process's runtime: after a fork, a new one, with the backends opened again.
     fn runtime(&self) -> Result<Arc<tokio::runtime::Runtime>> {
-        let mut current = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.runtime.lock();
         let pid = std::process::id();
         if current.pid == pid {
             return Ok(current.runtime.clone());
         }
-        // The parent's runtime has no threads here; dropping it would wait for them for ever.
+        // The parent's runtime has no threads here; dropping it would wait for them for ever
+        // (`Local` leaks it).
         let runtime = Arc::new(new_runtime()?);
-        std::mem::forget(std::mem::replace(&mut current.runtime, runtime.clone()));
+        current.runtime = Local::new(runtime.clone());
+        current.session = Local::new(self.inner.clone());
         current.pid = pid;
         runtime.block_on(self.inner.reopen_after_fork())?;
         Ok(runtime)
     }
 
-    /// See [`crate::Confo::reopen_after_fork`]: what the first call in a forked child does by
+    /// See [`crate::manager::Confo::reopen_after_fork`]: what the first call in a forked child does by
     /// itself (calling it is never needed; it does nothing in the process that loaded).
     pub fn reopen_after_fork(&self) -> Result<()> {
         self.runtime().map(drop)
@@ -85,7 +119,7 @@ impl Confo {
         self.runtime()?.block_on(future)
     }
 
-    /// The active backend as a [`Store`] on this facade's runtime (see [`crate::Confo::store`]):
+    /// The active backend as a [`Store`] on this facade's runtime (see [`crate::manager::Confo::store`]):
     /// point reads and writes, schemas, validation.
     pub fn store(&self) -> Result<Store> {
         // The runtime first: in a forked child it reopens the backends the store then uses.
@@ -93,36 +127,36 @@ impl Confo {
         Ok(Store { inner: self.inner.store()?, runtime })
     }
 
-    /// See [`crate::Confo::reload_namespace`].
+    /// See [`crate::manager::Confo::reload_namespace`].
     pub fn reload_namespace(&self, namespace: &str) -> Result<()> {
         self.block(self.inner.reload_namespace(namespace))
     }
 
-    /// See [`crate::Confo::history`].
-    pub fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::history::History> {
+    /// See [`crate::manager::Confo::history`].
+    pub fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::model::history::History> {
         self.block(self.inner.history(config, page))
     }
 
-    /// See [`crate::Confo::revision`].
-    pub fn revision(&self, config: &str, number: u64) -> Result<crate::history::Revision> {
+    /// See [`crate::manager::Confo::revision`].
+    pub fn revision(&self, config: &str, number: u64) -> Result<crate::model::history::Revision> {
         self.block(self.inner.revision(config, number))
     }
 
-    /// See [`crate::Confo::rollback`].
-    pub fn rollback(&self, config: &str, number: u64) -> Result<crate::Version> {
+    /// See [`crate::manager::Confo::rollback`].
+    pub fn rollback(&self, config: &str, number: u64) -> Result<crate::model::version::Version> {
         self.block(self.inner.rollback(config, number))
     }
 
-    /// See [`crate::Confo::log`].
+    /// See [`crate::manager::Confo::log`].
     #[allow(clippy::type_complexity)]
     pub fn log(
         &self,
         filter: &crate::store::LogFilter,
-    ) -> Result<(Vec<(String, crate::history::Revision)>, Vec<crate::error::Corruption>)> {
+    ) -> Result<(Vec<(String, crate::model::history::Revision)>, Vec<crate::model::error::Corruption>)> {
         self.block(self.inner.log(filter))
     }
 
-    /// See [`crate::Confo::watch_with`].
+    /// See [`crate::manager::Confo::watch_with`].
     pub fn watch_with(
         &self,
         namespace: &str,
@@ -131,25 +165,35 @@ impl Confo {
     ) -> Result<BlockingWatcher> {
         let runtime = self.runtime()?;
         let watcher = runtime.block_on(self.inner.watch_with(namespace, configuration, options))?;
-        Ok(BlockingWatcher { watcher, runtime })
+        Ok(BlockingWatcher { watcher: Local::new(watcher), runtime: Local::new(runtime) })
     }
 
-    /// See [`crate::Confo::replace_backend`].
+    /// See [`crate::manager::Confo::replace_backend`].
     pub fn replace_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.replace_backend(name, spec))
     }
 
-    /// See [`crate::Confo::replace_backend_with`].
+    /// See [`crate::manager::Confo::replace_backend_with`].
     pub fn replace_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         self.block(self.inner.replace_backend_with(name, backend))
     }
 
-    /// See [`crate::Confo::load_backend`].
+    /// See [`crate::manager::Confo::reload_backend`].
+    pub fn reload_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
+        self.block(self.inner.reload_backend(name, spec))
+    }
+
+    /// See [`crate::manager::Confo::reload_backend_with`].
+    pub fn reload_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        self.block(self.inner.reload_backend_with(name, backend))
+    }
+
+    /// See [`crate::manager::Confo::load_backend`].
     pub fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.load_backend(name, spec))
     }
 
-    /// See [`crate::Confo::load_backend_from`].
+    /// See [`crate::manager::Confo::load_backend_from`].
     pub fn load_backend_from(
         &self,
         name: &str,
@@ -161,68 +205,68 @@ impl Confo {
         self.block(self.inner.load_backend_from(name, kind, source, namespace, config))
     }
 
-    /// See [`crate::Confo::add_backend`].
+    /// See [`crate::manager::Confo::add_backend`].
     pub fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         self.block(self.inner.add_backend(name, backend))
     }
 
-    /// See [`crate::Confo::create_namespace`].
+    /// See [`crate::manager::Confo::create_namespace`].
     pub fn create_namespace(&self, namespace: &str) -> Result<bool> {
         self.block(self.inner.create_namespace(namespace))
     }
 
-    /// See [`crate::Confo::remove_namespace`].
+    /// See [`crate::manager::Confo::remove_namespace`].
     pub fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
         self.block(self.inner.remove_namespace(namespace, removal))
     }
 
-    /// See [`crate::Confo::use_namespace`].
+    /// See [`crate::manager::Confo::use_namespace`].
     pub fn use_namespace(&self, namespace: &str) -> Result<()> {
         self.block(self.inner.use_namespace(namespace))
     }
 
-    /// See [`crate::Confo::reload`].
+    /// See [`crate::manager::Confo::reload`].
     pub fn reload(&self) -> Result<()> {
         self.block(self.inner.reload())
     }
 
-    /// See [`crate::Confo::persist`].
+    /// See [`crate::manager::Confo::persist`].
     pub fn persist(&self) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist())
     }
 
-    /// See [`crate::Confo::persist_namespace`].
+    /// See [`crate::manager::Confo::persist_namespace`].
     pub fn persist_namespace(&self, namespace: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_namespace(namespace))
     }
 
-    /// See [`crate::Confo::export`].
+    /// See [`crate::manager::Confo::export`].
     pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         self.block(self.inner.export(namespaces))
     }
 
-    /// See [`crate::Confo::export_readable`].
+    /// See [`crate::manager::Confo::export_readable`].
     pub fn export_readable(
         &self,
         namespaces: &[String],
-    ) -> Result<(crate::transfer::Document, Vec<crate::error::Corruption>)> {
+    ) -> Result<(crate::transfer::Document, Vec<crate::model::error::Corruption>)> {
         self.block(self.inner.export_readable(namespaces))
     }
 
-    /// See [`crate::Confo::export_readable_compact`].
+    /// See [`crate::manager::Confo::export_readable_compact`].
     pub fn export_readable_compact(
         &self,
         namespaces: &[String],
-    ) -> Result<(crate::transfer::CompactDocument, Vec<crate::error::Corruption>)> {
+    ) -> Result<(crate::transfer::CompactDocument, Vec<crate::model::error::Corruption>)> {
         self.block(self.inner.export_readable_compact(namespaces))
     }
 
-    /// See [`crate::Confo::plan`].
+    /// See [`crate::manager::Confo::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))
     }
 
-    /// See [`crate::Confo::apply`].
+    /// See [`crate::manager::Confo::apply`].
     pub fn apply(
         &self,
         plan: &crate::transfer::Plan,
@@ -232,7 +276,7 @@ impl Confo {
         self.block(self.inner.apply(plan, document, progress))
     }
 
-    /// See [`crate::Confo::apply_owned`].
+    /// See [`crate::manager::Confo::apply_owned`].
     pub fn apply_owned(
         &self,
         plan: &crate::transfer::Plan,
@@ -242,22 +286,22 @@ impl Confo {
         self.block(self.inner.apply_owned(plan, document, progress))
     }
 
-    /// See [`crate::Confo::persist_with`].
+    /// See [`crate::manager::Confo::persist_with`].
     pub fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_with(scope, force))
     }
 
-    /// See [`crate::Confo::set_auto_refresh`].
+    /// See [`crate::manager::Confo::set_auto_refresh`].
     pub fn set_auto_refresh(&self, enabled: bool, options: WatchOptions) -> Result<()> {
         self.block(self.inner.set_auto_refresh(enabled, options))
     }
 
     /// Watches a namespace (or one configuration); iterate the result for events.
-    /// See [`crate::Confo::watch`].
+    /// See [`crate::manager::Confo::watch`].
     pub fn watch(&self, namespace: &str, configuration: Option<&str>) -> Result<BlockingWatcher> {
         let runtime = self.runtime()?;
         let watcher = runtime.block_on(self.inner.watch(namespace, configuration))?;
-        Ok(BlockingWatcher { watcher, runtime })
+        Ok(BlockingWatcher { watcher: Local::new(watcher), runtime: Local::new(runtime) })
     }
 
     /// Calls `callback` on a thread of its own for every event until the returned handle is
@@ -289,12 +333,12 @@ impl Confo {
         Ok(WatchHandle { stop, thread: Some(thread) })
     }
 
-    /// See [`crate::Confo::update_fields`].
-    pub fn update_fields(&self, namespace: &str, config: &str, edits: &[crate::manager::FieldEdit]) -> Result<()> {
+    /// See [`crate::manager::Confo::update_fields`].
+    pub fn update_fields(&self, namespace: &str, config: &str, edits: &[crate::store::FieldEdit]) -> Result<()> {
         self.block(self.inner.update_fields(namespace, config, edits))
     }
 
-    /// See [`crate::Confo::persist_configuration`].
+    /// See [`crate::manager::Confo::persist_configuration`].
     pub fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_configuration(namespace, config))
     }
@@ -305,9 +349,9 @@ impl Confo {
 /// The synchronous calls (reads of the cache, staging, discarding) are the async manager's
 /// own: only what does I/O is wrapped above.
 impl std::ops::Deref for Confo {
-    type Target = crate::Confo;
+    type Target = crate::manager::Confo;
 
-    fn deref(&self) -> &crate::Confo {
+    fn deref(&self) -> &crate::manager::Confo {
         &self.inner
     }
 }
@@ -321,7 +365,7 @@ fn new_runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("confo runtime", e))
 }
 
-/// A blocking [`crate::Store`]: the same calls without `.await`. Cheap to clone.
+/// A blocking [`crate::store::Store`]: the same calls without `.await`. Cheap to clone.
 ///
 /// ```
 /// use confo::blocking::Store;
@@ -334,7 +378,7 @@ fn new_runtime() -> Result<tokio::runtime::Runtime> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Store {
-    inner: crate::Store,
+    inner: crate::store::Store,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
@@ -342,12 +386,12 @@ impl Store {
     /// Opens (connects to) the store a spec names.
     pub fn open(spec: &BackendSpec) -> Result<Self> {
         let runtime = new_runtime()?;
-        let inner = runtime.block_on(crate::Store::open(spec))?;
+        let inner = runtime.block_on(crate::store::Store::open(spec))?;
         Ok(Store { inner, runtime: Arc::new(runtime) })
     }
 
     /// The async store this facade drives.
-    pub fn as_async(&self) -> &crate::Store {
+    pub fn as_async(&self) -> &crate::store::Store {
         &self.inner
     }
 
@@ -355,43 +399,53 @@ impl Store {
         self.runtime.block_on(future)
     }
 
-    /// See [`crate::Store::namespaces`].
+    /// See [`crate::store::Store::namespaces`].
     pub fn namespaces(&self) -> Result<Vec<String>> {
         self.block(self.inner.namespaces())
     }
 
-    /// The same store, its writes recorded as made by `author`. See [`crate::Store::with_author`].
-    pub fn with_author(&self, author: Arc<crate::history::Author>) -> Self {
+    /// The same store, its writes recorded as made by `author`. See [`crate::store::Store::with_author`].
+    pub fn with_author(&self, author: Arc<crate::model::history::Author>) -> Self {
         Store { inner: self.inner.with_author(author), runtime: self.runtime.clone() }
     }
 
-    /// See [`crate::Store::history`].
-    pub fn history(&self, namespace: &str, config: &str, page: crate::store::Page) -> Result<crate::history::History> {
+    /// The same store, sealing again with `keyring`. See [`crate::store::Store::with_keyring`].
+    pub fn with_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) -> Self {
+        Store { inner: self.inner.with_keyring(keyring), runtime: self.runtime.clone() }
+    }
+
+    /// See [`crate::store::Store::history`].
+    pub fn history(
+        &self,
+        namespace: &str,
+        config: &str,
+        page: crate::store::Page,
+    ) -> Result<crate::model::history::History> {
         self.block(self.inner.history(namespace, config, page))
     }
 
-    /// See [`crate::Store::revision`].
-    pub fn revision(&self, namespace: &str, config: &str, number: u64) -> Result<crate::history::Revision> {
+    /// See [`crate::store::Store::revision`].
+    pub fn revision(&self, namespace: &str, config: &str, number: u64) -> Result<crate::model::history::Revision> {
         self.block(self.inner.revision(namespace, config, number))
     }
 
-    /// See [`crate::Store::rollback`].
+    /// See [`crate::store::Store::rollback`].
     pub fn rollback(
         &self,
         namespace: &str,
         config: &str,
         number: u64,
-        precondition: Option<crate::Precondition>,
-    ) -> Result<crate::Version> {
+        precondition: Option<crate::model::change::Precondition>,
+    ) -> Result<crate::model::version::Version> {
         self.block(self.inner.rollback(namespace, config, number, precondition))
     }
 
-    /// See [`crate::Store::schemas`].
+    /// See [`crate::store::Store::schemas`].
     pub fn schemas(&self, namespace: &str) -> Result<Option<crate::schema::Schemas>> {
         self.block(self.inner.schemas(namespace))
     }
 
-    /// See [`crate::Store::set_schema`].
+    /// See [`crate::store::Store::set_schema`].
     pub fn set_schema(
         &self,
         namespace: &str,
@@ -402,108 +456,127 @@ impl Store {
         self.block(self.inner.set_schema(namespace, config, schema, mode))
     }
 
-    /// See [`crate::Store::remove_schema`].
+    /// See [`crate::store::Store::remove_schema`].
     pub fn remove_schema(&self, namespace: &str, config: Option<&str>) -> Result<Option<crate::schema::Schemas>> {
         self.block(self.inner.remove_schema(namespace, config))
     }
 
-    /// See [`crate::Store::schema_history`].
-    pub fn schema_history(&self, namespace: &str) -> Result<crate::history::History> {
+    /// See [`crate::store::Store::schema_history`].
+    pub fn schema_history(&self, namespace: &str) -> Result<crate::model::history::History> {
         self.block(self.inner.schema_history(namespace))
     }
 
-    /// See [`crate::Store::rollback_schema`].
+    /// See [`crate::store::Store::rollback_schema`].
     pub fn rollback_schema(&self, namespace: &str, number: u64) -> Result<Option<crate::schema::Schemas>> {
         self.block(self.inner.rollback_schema(namespace, number))
     }
 
-    /// See [`crate::Store::repair`].
-    pub fn repair(&self, fix: bool) -> Result<crate::backend::Repair> {
-        self.block(self.inner.repair(fix))
+    /// See [`crate::store::Store::repair`].
+    pub fn repair(&self, options: &crate::backend::RepairOptions) -> Result<crate::backend::Repair> {
+        self.block(self.inner.repair(options))
     }
 
-    /// See [`crate::Store::validate`].
-    pub fn validate(&self, namespaces: &[String]) -> Result<Vec<crate::schema::Violation>> {
+    /// See [`crate::store::Store::check_acls`].
+    pub fn check_acls(&self, fix: bool) -> Result<Vec<crate::backend::AclFinding>> {
+        self.block(self.inner.check_acls(fix))
+    }
+
+    /// See [`crate::store::Store::validate`].
+    pub fn validate(&self, namespaces: &[String]) -> Result<Vec<crate::model::error::Violation>> {
         self.block(self.inner.validate(namespaces))
     }
 
-    /// See [`crate::Store::log`].
+    /// See [`crate::store::Store::log`].
     #[allow(clippy::type_complexity)]
     pub fn log(
         &self,
         namespace: &str,
         filter: &crate::store::LogFilter,
-    ) -> Result<(Vec<(String, crate::history::Revision)>, Vec<crate::error::Corruption>)> {
+    ) -> Result<(Vec<(String, crate::model::history::Revision)>, Vec<crate::model::error::Corruption>)> {
         self.block(self.inner.log(namespace, filter))
     }
 
-    /// See [`crate::Store::create_namespace`].
+    /// See [`crate::store::Store::create_namespace`].
     pub fn create_namespace(&self, namespace: &str) -> Result<bool> {
         self.block(self.inner.create_namespace(namespace))
     }
 
-    /// See [`crate::Store::remove_namespace`].
+    /// See [`crate::store::Store::remove_namespace`].
     pub fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
         self.block(self.inner.remove_namespace(namespace, removal))
     }
 
-    /// See [`crate::Store::get`].
-    pub fn get(&self, namespace: &str, config: &str) -> Result<Option<crate::Stored>> {
+    /// See [`crate::store::Store::get`].
+    pub fn get(&self, namespace: &str, config: &str) -> Result<Option<crate::model::version::Stored>> {
         self.block(self.inner.get(namespace, config))
     }
 
-    /// See [`crate::Store::put`].
+    /// See [`crate::store::Store::put`].
     pub fn put(
         &self,
         namespace: &str,
         config: &str,
         value: Configuration,
-        precondition: crate::Precondition,
-    ) -> Result<crate::Version> {
+        precondition: crate::model::change::Precondition,
+    ) -> Result<crate::model::version::Version> {
         self.block(self.inner.put(namespace, config, value, precondition))
     }
 
-    /// See [`crate::Store::delete`].
-    pub fn delete(&self, namespace: &str, config: &str, precondition: crate::Precondition) -> Result<()> {
+    /// See [`crate::store::Store::delete`].
+    pub fn delete(
+        &self,
+        namespace: &str,
+        config: &str,
+        precondition: crate::model::change::Precondition,
+    ) -> Result<()> {
         self.block(self.inner.delete(namespace, config, precondition))
     }
 
-    /// See [`crate::Store::replace`].
-    pub fn replace(&self, namespace: &str, config: &str, value: Configuration) -> Result<crate::Version> {
+    /// See [`crate::store::Store::replace`].
+    pub fn replace(
+        &self,
+        namespace: &str,
+        config: &str,
+        value: Configuration,
+    ) -> Result<crate::model::version::Version> {
         self.block(self.inner.replace(namespace, config, value))
     }
 
-    /// See [`crate::Store::remove`].
+    /// See [`crate::store::Store::remove`].
     pub fn remove(&self, namespace: &str, config: &str) -> Result<()> {
         self.block(self.inner.remove(namespace, config))
     }
 
-    /// See [`crate::Store::update_fields`].
+    /// See [`crate::store::Store::update_fields`].
     pub fn update_fields(
         &self,
         namespace: &str,
         config: &str,
-        edits: &[crate::manager::FieldEdit],
-    ) -> Result<crate::Version> {
+        edits: &[crate::store::FieldEdit],
+    ) -> Result<crate::model::version::Version> {
         self.block(self.inner.update_fields(namespace, config, edits))
     }
 
-    /// See [`crate::Store::load`].
-    pub fn load(&self, namespace: &str) -> Result<crate::NamespaceData> {
+    /// See [`crate::store::Store::load`].
+    pub fn load(&self, namespace: &str) -> Result<crate::model::version::NamespaceData> {
         self.block(self.inner.load(namespace))
     }
 
-    /// See [`crate::Store::load_compact`].
-    pub fn load_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
+    /// See [`crate::store::Store::load_compact`].
+    pub fn load_compact(&self, namespace: &str) -> Result<crate::model::compact::CompactNamespace> {
         self.block(self.inner.load_compact(namespace))
     }
 
-    /// See [`crate::Store::write`].
-    pub fn write(&self, namespace: &str, changes: &[crate::Change]) -> Result<Vec<crate::backend::Applied>> {
+    /// See [`crate::store::Store::write`].
+    pub fn write(
+        &self,
+        namespace: &str,
+        changes: &[crate::model::change::Change],
+    ) -> Result<Vec<crate::model::change::Applied>> {
         self.block(self.inner.write(namespace, changes))
     }
 
-    /// See [`crate::Store::diff`].
+    /// See [`crate::store::Store::diff`].
     pub fn diff(
         &self,
         other: &Store,
@@ -512,7 +585,7 @@ impl Store {
         self.block(self.inner.diff(&other.inner, namespaces))
     }
 
-    /// See [`crate::Store::set_secret`].
+    /// See [`crate::store::Store::set_secret`].
     pub fn set_secret(
         &self,
         namespace: &str,
@@ -520,11 +593,11 @@ impl Store {
         field: &str,
         value: serde_json::Value,
         keyring: &crate::secrets::Keyring,
-    ) -> Result<crate::Version> {
+    ) -> Result<crate::model::version::Version> {
         self.block(self.inner.set_secret(namespace, config, field, value, keyring))
     }
 
-    /// See [`crate::Store::get_revealed`].
+    /// See [`crate::store::Store::get_revealed`].
     pub fn get_revealed(
         &self,
         namespace: &str,
@@ -534,22 +607,47 @@ impl Store {
         self.block(self.inner.get_revealed(namespace, config, keyring))
     }
 
-    /// See [`crate::Store::rotate_secrets`].
+    /// See [`crate::store::Store::purge_history_field`].
+    pub fn purge_history_field(&self, namespace: &str, config: &str, pointer: &str) -> Result<Vec<u64>> {
+        self.block(self.inner.purge_history_field(namespace, config, pointer))
+    }
+
+    /// See [`crate::store::Store::unset_secret`].
+    pub fn unset_secret(
+        &self,
+        namespace: &str,
+        config: &str,
+        pointer: &str,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<crate::model::version::Version> {
+        self.block(self.inner.unset_secret(namespace, config, pointer, keyring))
+    }
+
+    /// See [`crate::store::Store::rotate_secrets`].
     pub fn rotate_secrets(&self, namespaces: &[String], keyring: &crate::secrets::Keyring) -> Result<usize> {
         self.block(self.inner.rotate_secrets(namespaces, keyring))
     }
 
-    /// See [`crate::Store::export`].
+    /// See [`crate::store::Store::rotate_secrets_report`].
+    pub fn rotate_secrets_report(
+        &self,
+        namespaces: &[String],
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<crate::store::Rotation> {
+        self.block(self.inner.rotate_secrets_report(namespaces, keyring))
+    }
+
+    /// See [`crate::store::Store::export`].
     pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         self.block(self.inner.export(namespaces))
     }
 
-    /// See [`crate::Store::plan`].
+    /// See [`crate::store::Store::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))
     }
 
-    /// See [`crate::Store::apply`].
+    /// See [`crate::store::Store::apply`].
     pub fn apply(
         &self,
         plan: &crate::transfer::Plan,
@@ -559,14 +657,14 @@ impl Store {
         self.block(self.inner.apply(plan, document, progress))
     }
 
-    /// See [`crate::Store::watch`].
+    /// See [`crate::store::Store::watch`].
     pub fn watch(&self, namespace: &str, config: Option<&str>, options: WatchOptions) -> Result<BlockingWatcher> {
         let watcher = self.block(self.inner.watch(namespace, config, options))?;
-        Ok(BlockingWatcher { watcher, runtime: self.runtime.clone() })
+        Ok(BlockingWatcher { watcher: Local::new(watcher), runtime: Local::new(self.runtime.clone()) })
     }
 
-    /// See [`crate::Draft::commit`]: commits a draft to this store.
-    pub fn commit(&self, draft: &mut crate::Draft, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
+    /// See [`crate::draft::Draft::commit`]: commits a draft to this store.
+    pub fn commit(&self, draft: &mut crate::draft::Draft, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         self.block(draft.commit(&self.inner, scope, force))
     }
 }
@@ -574,9 +672,10 @@ impl Store {
 /// A [`Watcher`] for sync callers: an iterator of events.
 #[derive(Debug)]
 pub struct BlockingWatcher {
-    watcher: Watcher,
+    // Both leaked, not dropped, in a forked child (see `crate::fork`); the watcher first.
+    watcher: Local<Watcher>,
     // The runtime that runs the watcher's task lives as long as the watcher.
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Local<Arc<tokio::runtime::Runtime>>,
 }
 
 impl BlockingWatcher {

@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::backend::{Backend, BackendExt, Change, Configuration, Precondition};
-use crate::error::{Error, Missing};
+use crate::backend::{Backend, BackendExt};
+use crate::model::change::{Change, Precondition};
+use crate::model::error::{Error, Missing};
+use crate::model::version::Configuration;
 
 /// A namespace name no other test uses: letters, digits and `_` only, so every backend's name
 /// rules accept it.
@@ -88,8 +90,62 @@ pub async fn through_arc(store: Arc<dyn Backend>) {
     store.delete_namespace(&ns).await.unwrap();
 }
 
-fn author(actor: &str) -> Arc<crate::history::Author> {
-    Arc::new(crate::history::Author::current("test").with_actor(actor))
+fn author(actor: &str) -> Arc<crate::model::history::Author> {
+    Arc::new(crate::model::history::Author::current("test").with_actor(actor))
+}
+
+/// A field in the clear purged from history (issue 33): every revision holding it gets the
+/// marker, numbers unchanged, the purge recorded as a revision; a sealed value and other fields
+/// are left; a rollback to a purged revision leaves the field out when nothing is sealed there.
+/// (A backend without history: nothing to do.)
+pub async fn history_purge_rewrites_every_revision(backend: Arc<dyn Backend>) {
+    use crate::store::Page;
+    if !backend.capabilities().history {
+        return;
+    }
+    let ns = fresh_namespace(&*backend, "purge").await;
+    let store = crate::store::Store::new(backend.clone());
+    // Two revisions hold the field in the clear; the third (the stored value) no longer does
+    // (made secret, or removed: what a purge follows).
+    for v in 1..=3 {
+        let mut value = json!({"v": v, "list": [{"password": "deep"}]});
+        if v < 3 {
+            value["password"] = json!(format!("clear-{v}"));
+        }
+        store.put(&ns, "c", obj(value), Precondition::Any).await.unwrap();
+    }
+    let rewritten = store.purge_history_field(&ns, "c", "/password").await.unwrap();
+    assert_eq!(rewritten, [1, 2]);
+    let history = store.history(&ns, "c", Page::all()).await.unwrap();
+    let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, [4, 3, 2, 1], "numbers unchanged, the purge recorded");
+    assert!(history.revisions[0].message.as_deref().unwrap_or_default().contains("history purge: /password"));
+    for revision in &history.revisions[2..] {
+        let value = revision.value.as_ref().unwrap();
+        assert!(crate::secrets::is_purged(&value["password"]), "{value:?}");
+        assert_eq!(value["list"][0]["password"], json!("deep"), "another field is left");
+        assert!(!serde_json::to_string(&**value).unwrap().contains("clear-"));
+    }
+    assert_eq!(store.get(&ns, "c").await.unwrap().unwrap().value["v"], json!(3), "the stored value is kept");
+    store.put(&ns, "c", obj(json!({"v": 9})), Precondition::Any).await.unwrap();
+    store.rollback(&ns, "c", 2, None).await.unwrap();
+    let now = store.get(&ns, "c").await.unwrap().unwrap().value;
+    assert_eq!(now["v"], json!(2));
+    assert!(now.get("password").is_none(), "nothing sealed there now: the field is left out: {now:?}");
+    assert!(store.purge_history_field(&ns, "c", "/password").await.unwrap().is_empty(), "nothing left to purge");
+    // The newest revision purged too (the stored value still holds the field in the clear):
+    // the next write is not taken for a change made outside confo.
+    store.put(&ns, "c", obj(json!({"v": 10, "password": "clear-10"})), Precondition::Any).await.unwrap();
+    let newest = store.history(&ns, "c", Page::all()).await.unwrap().revisions[0].number;
+    assert!(store.purge_history_field(&ns, "c", "/password").await.unwrap().contains(&newest));
+    store.put(&ns, "c", obj(json!({"v": 11})), Precondition::Any).await.unwrap();
+    let history = store.history(&ns, "c", Page::all()).await.unwrap();
+    assert!(
+        history.revisions.iter().all(|r| r.operation != crate::model::history::Operation::External),
+        "{:?}",
+        history.revisions.iter().map(|r| (r.number, r.operation)).collect::<Vec<_>>()
+    );
+    backend.delete_namespace(&ns).await.unwrap();
 }
 
 /// History, on a backend that keeps it (on one that does not, reading it is a clear
@@ -99,10 +155,10 @@ fn author(actor: &str) -> Arc<crate::history::Author> {
 /// configuration keeps its history and is restored from it; rolling back to a deletion is
 /// refused; the namespace's log lists every change, newest first, filtered by actor.
 pub async fn history_records_who_and_rolls_back(backend: Arc<dyn Backend>) {
-    use crate::history::Operation;
+    use crate::model::history::Operation;
     use crate::store::{LogFilter, Page};
     let ns = fresh_namespace(&*backend, "hist").await;
-    let store = crate::Store::new(backend.clone());
+    let store = crate::store::Store::new(backend.clone());
     if !backend.capabilities().history {
         let err = store.history(&ns, "c", Page::all()).await.unwrap_err();
         assert!(matches!(err, Error::NotFound { what: Missing::History, .. }), "{err}");
@@ -133,7 +189,7 @@ pub async fn history_records_who_and_rolls_back(backend: Arc<dyn Backend>) {
     assert_eq!(store.history(&ns, "c", Page { before: Some(3), limit: 1 }).await.unwrap().revisions[0].number, 2);
 
     let by_dave = store.with_author(Arc::new(
-        crate::history::Author::current("test").with_actor("dave").with_message(Some("back to one".into())),
+        crate::model::history::Author::current("test").with_actor("dave").with_message(Some("back to one".into())),
     ));
     by_dave.rollback(&ns, "c", 1, None).await.unwrap();
     assert_eq!(backend.load_configuration(&ns, "c").await.unwrap().unwrap().value["v"], json!(1));
@@ -192,7 +248,7 @@ pub async fn history_numbers_concurrent_writes(backend: Arc<dyn Backend>) {
         return;
     }
     let ns = fresh_namespace(&*backend, "histc").await;
-    let store = crate::Store::new(backend.clone());
+    let store = crate::store::Store::new(backend.clone());
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let store = store.clone();
@@ -250,11 +306,11 @@ pub async fn history_numbers_concurrent_writes(backend: Arc<dyn Backend>) {
 /// revision that retention dropped is `NotFound` naming what is kept.
 pub async fn history_retention_keeps_the_newest(backend: Arc<dyn Backend>) {
     let ns = fresh_namespace(&*backend, "histk").await;
-    let store = crate::Store::new(backend.clone());
+    let store = crate::store::Store::new(backend.clone());
     for v in 1..=6 {
         store.put(&ns, "c", obj(json!({"v": v})), Precondition::Any).await.unwrap();
     }
-    let numbers = |h: &crate::history::History| h.revisions.iter().map(|r| r.number).collect::<Vec<_>>();
+    let numbers = |h: &crate::model::history::History| h.revisions.iter().map(|r| r.number).collect::<Vec<_>>();
     let history = store.history(&ns, "c", crate::store::Page::all()).await.unwrap();
     assert_eq!(numbers(&history), [6, 5, 4]);
     assert_eq!(history.revisions[2].value.as_ref().unwrap()["v"], json!(4));
@@ -282,18 +338,18 @@ fn port_schema() -> serde_json::Value {
 /// configuration among valid ones, a field update and a rollback to an invalid revision are
 /// refused whole with every violation named (nothing written, the store unchanged), deletes
 /// pass; a configuration's own schema replaces the default; under `warn` the write lands and
-/// reports; `off` checks nothing; [`Store::validate`](crate::Store::validate) finds what was
+/// reports; `off` checks nothing; [`Store::validate`](crate::store::Store::validate) finds what was
 /// written unchecked; deleting the namespace deletes its schemas.
 pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Backend>) {
     use crate::schema::Mode;
-    let store = crate::Store::new(backend.clone());
+    let store = crate::store::Store::new(backend.clone());
     let missing = unique_namespace("noschema");
     let err = store.set_schema(&missing, None, Some(port_schema()), None).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { what: Missing::Namespace, .. }), "{err}");
     let ns = fresh_namespace(&*backend, "schema").await;
     assert!(store.schemas(&ns).await.unwrap().is_none());
     let err = store.set_schema(&ns, None, Some(json!({"type": "strin"})), None).await.unwrap_err();
-    assert_eq!(err.kind(), crate::ErrorKind::InvalidValue, "{err}");
+    assert_eq!(err.kind(), crate::model::error::ErrorKind::InvalidValue, "{err}");
     assert!(store.schemas(&ns).await.unwrap().is_none(), "a refused schema is not stored");
 
     store.put(&ns, "before", obj(json!({"port": 70000})), Precondition::Any).await.unwrap();
@@ -320,10 +376,10 @@ pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Ba
     assert!(shown.iter().any(|v| v.ends_with("/bad: \"host\" is a required property")), "{shown:?}");
     assert_eq!(store.load(&ns).await.unwrap(), stored_before, "nothing of the batch was written");
     // A field update, and deletes (never a violation).
-    let edit = [crate::FieldEdit::Set("port".into(), json!(0))];
+    let edit = [crate::store::FieldEdit::Set("port".into(), json!(0))];
     assert_eq!(
         store.update_fields(&ns, "db", &edit).await.unwrap_err().cause().kind(),
-        crate::ErrorKind::SchemaViolation
+        crate::model::error::ErrorKind::SchemaViolation
     );
     store.delete(&ns, "before", Precondition::Any).await.unwrap();
     // A configuration's own schema replaces the default for it.
@@ -336,7 +392,7 @@ pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Ba
     // A rollback to a revision the schema refuses.
     if backend.capabilities().history {
         let err = store.rollback(&ns, "before", 1, None).await.unwrap_err();
-        assert_eq!(err.cause().kind(), crate::ErrorKind::SchemaViolation, "{err}");
+        assert_eq!(err.cause().kind(), crate::model::error::ErrorKind::SchemaViolation, "{err}");
     }
     // warn: written, and reported.
     store.set_schema(&ns, None, None, Some(Mode::Warn)).await.unwrap();
@@ -364,6 +420,68 @@ pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Ba
     backend.delete_namespace(&ns).await.unwrap();
 }
 
+/// A schema document that cannot be read (broken by hand or by another program) refuses
+/// writes to its namespace (a broken schema must not silently stop checking), saying how to
+/// mend it, and never blocks its own repair: `set_schema` replaces it, `remove_schema` removes
+/// it; one configuration's part cannot be removed from it.
+pub async fn a_corrupt_schema_document_never_blocks_its_own_repair(backend: Arc<dyn Backend>) {
+    let schemas = crate::store::Store::new(backend.clone());
+    let store = &*backend;
+    let ns = fresh_namespace(store, "badschema").await;
+    let name = store.namespace(&ns).unwrap();
+    let broken = || store.put_schema_document(&name, Some(b"{\"schemas\": [not json".to_vec()), &Precondition::Any);
+    if broken().await.is_err() {
+        return; // a backend that stores no schemas has none to break
+    }
+    let err = store.put_configuration(&ns, "c", obj(json!({"v": 1}))).await.unwrap_err();
+    assert_eq!(err.kind(), crate::model::error::ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("confo schema rm"), "{err}");
+    let err = schemas.remove_schema(&ns, Some("c")).await.unwrap_err();
+    assert_eq!(err.kind(), crate::model::error::ErrorKind::Corrupt, "{err}");
+    assert_eq!(schemas.remove_schema(&ns, None).await.unwrap(), None);
+    store.put_configuration(&ns, "c", obj(json!({"v": 1}))).await.unwrap();
+    broken().await.unwrap();
+    let set = schemas.set_schema(&ns, None, Some(json!({"type": "object"})), None).await.unwrap();
+    assert_eq!(set.default, Some(json!({"type": "object"})));
+    store.put_configuration(&ns, "c", obj(json!({"v": 2}))).await.unwrap();
+    assert_eq!(schemas.schemas(&ns).await.unwrap().and_then(|s| s.default), Some(json!({"type": "object"})));
+    store.delete_namespace(&ns).await.unwrap();
+}
+
+/// A schema of up to [`crate::schema::SCHEMA_BYTES`] (256 KiB) is kept and enforced on every
+/// engine, though the stored document holds it twice (the schemas and their newest revision);
+/// one byte more is refused, naming it, and nothing is written.
+pub async fn a_schema_of_256_kib_is_kept(backend: Arc<dyn Backend>) {
+    let store = crate::store::Store::new(backend.clone());
+    let ns = fresh_namespace(&*backend, "bigschema").await;
+    let big = |bytes: usize| {
+        // An enum of short strings, the last padded so that the schema is `bytes` of compact JSON.
+        let with = |values: Vec<String>| json!({"type": "object", "properties": {"tier": {"enum": values}}});
+        let empty = serde_json::to_vec(&with(vec![String::new()])).unwrap().len();
+        let count = (bytes - empty) / 13 - 1;
+        let mut values: Vec<String> = (0..count).map(|i| format!("v{i:09}")).collect();
+        let short = serde_json::to_vec(&with(values.clone())).unwrap().len();
+        values.push("x".repeat(bytes - short - 3));
+        let schema = with(values);
+        assert_eq!(serde_json::to_vec(&schema).unwrap().len(), bytes);
+        schema
+    };
+    let limit = crate::schema::SCHEMA_BYTES;
+    let within = big(limit - 8);
+    assert!(serde_json::to_vec(&within).unwrap().len() > limit / 2 + 1024, "larger than half the limit");
+    store.set_schema(&ns, None, Some(within.clone()), None).await.unwrap();
+    assert_eq!(store.schemas(&ns).await.unwrap().and_then(|s| s.default), Some(within));
+    let err = store.put(&ns, "c", obj(json!({"tier": "nope"})), Precondition::Any).await.unwrap_err();
+    assert_eq!(err.kind(), crate::model::error::ErrorKind::SchemaViolation, "{err}");
+    store.put(&ns, "c", obj(json!({"tier": "v000000001"})), Precondition::Any).await.unwrap();
+    let over = big(limit + 64);
+    let err = store.set_schema(&ns, Some("c"), Some(over), None).await.unwrap_err();
+    assert_eq!(err.kind(), crate::model::error::ErrorKind::TooLarge, "{err}");
+    assert!(err.to_string().contains(&format!("{ns}/c")), "{err}");
+    assert!(store.schemas(&ns).await.unwrap().is_some_and(|s| s.configurations.is_empty()), "nothing written");
+    backend.delete_namespace(&ns).await.unwrap();
+}
+
 /// Schema changes are versioned: two writers setting different configurations' schemas at
 /// once both land (the document is written under a precondition on its version); every change
 /// is a numbered revision with its actor (when the backend keeps history); a rollback puts an
@@ -372,7 +490,7 @@ pub async fn schemas_change_concurrently_with_history(backend: Arc<dyn Backend>)
     let ns = fresh_namespace(&*backend, "schemahist").await;
     let writers: Vec<_> = (0..4)
         .map(|i| {
-            let store = crate::Store::new(backend.clone()).with_author(author(&format!("w{i}")));
+            let store = crate::store::Store::new(backend.clone()).with_author(author(&format!("w{i}")));
             let ns = ns.clone();
             tokio::spawn(async move {
                 for j in 0..3 {
@@ -385,7 +503,7 @@ pub async fn schemas_change_concurrently_with_history(backend: Arc<dyn Backend>)
     for w in writers {
         w.await.unwrap();
     }
-    let store = crate::Store::new(backend.clone());
+    let store = crate::store::Store::new(backend.clone());
     let schemas = store.schemas(&ns).await.unwrap().unwrap();
     assert_eq!(schemas.configurations.len(), 4, "no writer lost another's schema: {schemas:?}");
     assert!(schemas.configurations.values().all(|s| s["properties"]["n"]["maximum"] == json!(2)));
@@ -397,7 +515,7 @@ pub async fn schemas_change_concurrently_with_history(backend: Arc<dyn Backend>)
     }
     let numbers: Vec<u64> = history.revisions.iter().map(|r| r.number).collect();
     assert_eq!(numbers, (1..=12).rev().collect::<Vec<u64>>());
-    assert_eq!(history.revisions.last().unwrap().operation, crate::history::Operation::Create);
+    assert_eq!(history.revisions.last().unwrap().operation, crate::model::history::Operation::Create);
     assert!(history.revisions[0].actor.starts_with('w'), "{:?}", history.revisions[0].actor);
     // Back to revision 1: one configuration's schema only.
     let restored = store.rollback_schema(&ns, 1).await.unwrap().unwrap();
@@ -439,9 +557,24 @@ macro_rules! suite {
                     $d crate::conformance::history_records_who_and_rolls_back(store).await;
                 }
                 #[tokio::test]
+                async fn history_purge_rewrites_every_revision() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::history_purge_rewrites_every_revision(store).await;
+                }
+                #[tokio::test]
                 async fn schemas_are_enforced_before_anything_is_written() {
                     let (_guard, store) = $d make.await;
                     $d crate::conformance::schemas_are_enforced_before_anything_is_written(store).await;
+                }
+                #[tokio::test]
+                async fn a_schema_of_256_kib_is_kept() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::a_schema_of_256_kib_is_kept(store).await;
+                }
+                #[tokio::test]
+                async fn a_corrupt_schema_document_never_blocks_its_own_repair() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::a_corrupt_schema_document_never_blocks_its_own_repair(store).await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn schemas_change_concurrently_with_history() {
@@ -476,6 +609,33 @@ suite! { $;
         assert!(matches!(report.error, Some(Error::TooLarge { .. })), "{:?}", report.error);
         assert!(store.load_namespace(&ns).await.unwrap().is_empty(), "nothing of the batch was written");
         store.put_configuration(&ns, "within", within).await.unwrap();
+        store.delete_namespace(&ns).await.unwrap();
+    }
+
+    /// The deepest value a write accepts ([`crate::model::json::MAX_DEPTH`] levels, the configuration's
+    /// own object included) reads back everywhere a copy of it is kept: the value itself, and
+    /// its history record (which wraps it once more), so it can be rolled back to; one level
+    /// more is refused before anything is written.
+    async fn the_deepest_value_a_write_accepts_reads_back(store) {
+        let ns = fresh_namespace(store, "deep").await;
+        let mut nested = json!([]);
+        for _ in 0..crate::model::json::MAX_DEPTH - 2 {
+            nested = json!([nested]);
+        }
+        let deep = obj(json!({"v": nested}));
+        assert_eq!(crate::model::json::depth(&serde_json::Value::Object(deep.clone())), crate::model::json::MAX_DEPTH);
+        store.put_configuration(&ns, "deep", deep.clone()).await.unwrap();
+        assert_eq!(*store.load_configuration(&ns, "deep").await.unwrap().unwrap().value, deep);
+        assert_eq!(*store.load_namespace(&ns).await.unwrap()["deep"].value, deep);
+        if store.capabilities().history {
+            store.put_configuration(&ns, "deep", obj(json!({"v": 1}))).await.unwrap();
+            let history = store.configuration_history(&ns, "deep").await.unwrap();
+            assert!(history.corrupt.is_empty(), "{:?}", history.corrupt);
+            assert_eq!(history.revisions.last().and_then(|r| r.value.as_deref()), Some(&deep));
+        }
+        let too_deep = obj(json!({"v": [nested]}));
+        let err = store.put_configuration(&ns, "deeper", too_deep).await.unwrap_err();
+        assert_eq!(err.kind(), crate::model::error::ErrorKind::InvalidValue, "{err}");
         store.delete_namespace(&ns).await.unwrap();
     }
 
@@ -797,8 +957,8 @@ pub async fn write_through_failover(store: &dyn Backend, namespace: &str, fail: 
 /// How long a live test waits for something that should happen within milliseconds.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
 
-async fn manager_on(store: Arc<dyn Backend>, namespace: &str) -> crate::Confo {
-    let confo = crate::Confo::new();
+async fn manager_on(store: Arc<dyn Backend>, namespace: &str) -> crate::manager::Confo {
+    let confo = crate::manager::Confo::new();
     confo.add_backend("store", store).await.unwrap();
     confo.activate_backend("store").unwrap();
     confo.use_namespace(namespace).await.unwrap();
@@ -806,10 +966,10 @@ async fn manager_on(store: Arc<dyn Backend>, namespace: &str) -> crate::Confo {
 }
 
 async fn expect_event(
-    watcher: &mut crate::Watcher,
-    kind: crate::EventKind,
+    watcher: &mut crate::watch::Watcher,
+    kind: crate::watch::EventKind,
     configuration: Option<&str>,
-) -> crate::Event {
+) -> crate::watch::Event {
     let event = watcher.next_timeout(PATIENCE).await.expect("an event in time").expect("not an error");
     assert_eq!((event.kind, event.configuration.as_deref()), (kind, configuration), "{event:?}");
     event
@@ -843,7 +1003,7 @@ live_suite! { $;
     /// A watcher on one handle sees every kind of change made through the other, in order, with
     /// the new values; a watcher of one configuration sees only that one.
     async fn watch_sees_changes(watching, writing) {
-        use crate::EventKind::*;
+        use crate::watch::EventKind::*;
         let ns = fresh_namespace(&*writing, "watch").await;
         let confo = manager_on(watching, &ns).await;
         let mut all = confo.watch(&ns, None).await.unwrap();
@@ -900,11 +1060,11 @@ live_suite! { $;
         one.set("fresh", "by", "one").unwrap();
         two.set("fresh", "by", "two").unwrap();
         one.persist().await.unwrap();
-        let err = two.persist_with(crate::Scope::Configuration(&ns, "fresh"), false).await.unwrap_err();
+        let err = two.persist_with(crate::draft::Scope::Configuration(&ns, "fresh"), false).await.unwrap_err();
         assert!(err.is_conflict(), "{err:?}");
 
         // Force overwrites.
-        two.persist_with(crate::Scope::All, true).await.unwrap();
+        two.persist_with(crate::draft::Scope::All, true).await.unwrap();
         let data = first.load_namespace(&ns).await.unwrap();
         assert_eq!((data["shared"].value["v"].clone(), data["fresh"].value["by"].clone()), (json!(2), json!("two")));
         assert!(two.staged().unwrap().is_empty());
@@ -922,7 +1082,7 @@ live_suite! { $;
     async fn auto_refresh_keeps_the_cache_current(watching, writing) {
         let ns = fresh_namespace(&*writing, "refresh").await;
         let confo = manager_on(watching, &ns).await;
-        confo.set_auto_refresh(true, crate::WatchOptions::default()).await.unwrap();
+        confo.set_auto_refresh(true, crate::watch::WatchOptions::default()).await.unwrap();
         confo.set("mine", "x", 1).unwrap();
         writing.put_configuration(&ns, "theirs", obj(json!({"v": 1}))).await.unwrap();
         let deadline = std::time::Instant::now() + PATIENCE;
@@ -938,7 +1098,7 @@ live_suite! { $;
         assert_eq!(confo.stale_edits().unwrap(), [format!("{ns}/mine")]);
         assert_eq!(confo.get_field("mine", "x").unwrap(), Some(json!(1)), "the staged edit stays on top");
         assert_eq!(confo.stored("mine").unwrap().unwrap()["x"], json!(9));
-        confo.set_auto_refresh(false, crate::WatchOptions::default()).await.unwrap();
+        confo.set_auto_refresh(false, crate::watch::WatchOptions::default()).await.unwrap();
         writing.delete_namespace(&ns).await.unwrap();
     }
 }
@@ -959,10 +1119,12 @@ pub trait Outage: Send {
 /// A spec naming an address where nothing listens fails to open with [`Error::Unavailable`]
 /// within seconds, and the error shows no password of the spec.
 pub async fn a_dead_address_is_unavailable(spec: &str) {
-    let spec: crate::BackendSpec = spec.parse().unwrap();
+    let spec: crate::spec::BackendSpec = spec.parse().unwrap();
     let started = std::time::Instant::now();
     let err = spec.open().await.map(|b| b.describe()).unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    // Nothing listens there: nothing of the request reached a store, and trying again may work.
+    assert!(matches!(err, Error::Unavailable { outage: crate::model::error::Outage::NotReached, .. }), "{err:?}");
+    assert!(err.is_retryable(), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
     assert!(!format!("{err} {err:?}").contains("dead-secret"), "{err:?}");
 }
@@ -978,8 +1140,8 @@ pub async fn watch_misses_nothing_while_down(
     let ns = fresh_namespace(&*writing, "outage").await;
     writing.put_configuration(&ns, "c", obj(json!({"v": 1}))).await.unwrap();
     // Periodic re-reads far away: only the recovery can find the change.
-    let options = crate::WatchOptions::default().resync_every(Duration::from_secs(600));
-    let mut watcher = crate::Watcher::new(watching, &ns, None, options).await.unwrap();
+    let options = crate::watch::WatchOptions::default().resync_every(Duration::from_secs(600));
+    let mut watcher = crate::watch::Watcher::new(watching, &ns, None, options).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     outage.down().await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -989,7 +1151,7 @@ pub async fn watch_misses_nothing_while_down(
     }
     outage.up().await;
     let event = watcher.next_timeout(Duration::from_secs(30)).await.expect("an event after the outage").unwrap();
-    assert_eq!((event.kind, event.configuration.as_deref()), (crate::EventKind::Changed, Some("c")));
+    assert_eq!((event.kind, event.configuration.as_deref()), (crate::watch::EventKind::Changed, Some("c")));
     assert_eq!(event.value.expect("value")["v"], json!(2));
     writing.delete_namespace(&ns).await.unwrap();
 }
@@ -997,23 +1159,23 @@ pub async fn watch_misses_nothing_while_down(
 // ----- secrets at rest -----
 
 /// Stores configuration `db` with a secret `password` (`"hunter2-at-rest"`) and a secret
-/// number through a [`crate::Store`], checks that it reads back sealed, reveals with the key
+/// number through a [`crate::store::Store`], checks that it reads back sealed, reveals with the key
 /// and that a copy in another field does not open; returns the namespace, for the engine's
 /// test to read the raw bytes of `db` and pass them to [`assert_no_plaintext`].
 pub async fn store_a_secret(store: Arc<dyn Backend>) -> String {
     let ns = fresh_namespace(&*store, "secret").await;
-    let store = crate::Store::new(store);
+    let store = crate::store::Store::new(store);
     let mut keyring = crate::secrets::Keyring::new();
     keyring.generate(Some("k1")).unwrap();
-    store.update_fields(&ns, "db", &[crate::FieldEdit::Set("host".into(), json!("h"))]).await.unwrap();
+    store.update_fields(&ns, "db", &[crate::store::FieldEdit::Set("host".into(), json!("h"))]).await.unwrap();
     store.set_secret(&ns, "db", "password", json!("hunter2-at-rest"), &keyring).await.unwrap();
     store.set_secret(&ns, "db", "pin", json!(1234), &keyring).await.unwrap();
     let stored = store.get(&ns, "db").await.unwrap().unwrap();
-    assert!(crate::secrets::is_sealed(&stored.value["password"]));
+    assert!(crate::model::sealed::is_sealed(&stored.value["password"]));
     let shown = store.get_revealed(&ns, "db", &keyring).await.unwrap().unwrap();
     assert_eq!((shown["password"].clone(), shown["pin"].clone()), (json!("hunter2-at-rest"), json!(1234)));
     let copied = stored.value["password"].clone();
-    store.update_fields(&ns, "db", &[crate::FieldEdit::Set("token".into(), copied)]).await.unwrap();
+    store.update_fields(&ns, "db", &[crate::store::FieldEdit::Set("token".into(), copied)]).await.unwrap();
     let err = store.get_revealed(&ns, "db", &keyring).await.unwrap_err();
     assert!(err.to_string().contains("/token") && !err.to_string().contains("hunter2"), "{err}");
     ns

@@ -8,7 +8,7 @@
 //! [`Draft::commit`] is synchronous and pure: it can be built, inspected and tested without a
 //! runtime or a store.
 //!
-//! The session ([`crate::Confo`]) keeps one draft per backend; a server or a script can keep
+//! The session ([`crate::manager::Confo`]) keeps one draft per backend; a server or a script can keep
 //! its own and commit it to a [`Store`].
 //!
 //! ```
@@ -30,9 +30,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::backend::{Applied, BackendExt, Change, Configuration, Precondition, Version};
-use crate::compact::Compact;
-use crate::error::{ConfigId, ConfigRef, Error, Result};
+use crate::backend::BackendExt;
+use crate::model::change::{Applied, Change, Precondition};
+use crate::model::compact::Compact;
+use crate::model::error::{ConfigId, ConfigRef, Result};
+use crate::model::version::{Configuration, Version};
 use crate::store::Store;
 
 /// An edit of one configuration.
@@ -351,7 +353,7 @@ pub(crate) async fn write_batches(
     let mut written: Vec<ConfigRef> = Vec::new();
     for (index, (batch, changes)) in batches.iter().zip(&changes).enumerate() {
         let ns = &batch.namespace;
-        let report = backend.write_settled_as(ns, changes, store.author()).await;
+        let report = backend.write_settled_sealed_as(ns, changes, store.author(), store.keyring()).await;
         if !report.applied.is_empty() {
             settle(batch, &report.applied);
         }
@@ -359,7 +361,7 @@ pub(crate) async fn write_batches(
             let later = batches[index + 1..]
                 .iter()
                 .flat_map(|b| b.sent.iter().map(move |(c, _)| ConfigId::new(&b.namespace, &c.name)));
-            return Err(Error::incomplete(written, ns, changes.iter().map(|c| c.name.as_str()), report, later));
+            return Err(report.into_incomplete(written, ns, changes.iter().map(|c| c.name.as_str()), later));
         }
         written.extend(report.applied.iter().map(|a| ConfigId::new(ns, &a.name)));
     }
@@ -457,14 +459,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_conflicting_commit_keeps_the_edits_and_a_forced_one_writes() {
-        let store = Store::open(&crate::BackendSpec::memory()).await.unwrap();
+        let store = Store::open(&crate::spec::BackendSpec::memory()).await.unwrap();
         store.create_namespace("ns").await.unwrap();
         let mut draft = Draft::new();
         draft.put("ns", "db", config(json!({"port": 1})), None);
         // Someone creates it first: the draft's edit was made on "absent".
         store.put("ns", "db", config(json!({"port": 2})), Precondition::Absent).await.unwrap();
         let err = draft.commit(&store, Scope::All, false).await.unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Conflict, "{err}");
+        assert_eq!(err.kind(), crate::model::error::ErrorKind::Conflict, "{err}");
         assert_eq!(draft.refs(), ["ns/db"]);
         assert_eq!(store.get("ns", "db").await.unwrap().unwrap().value["port"], 2);
         assert_eq!(draft.commit(&store, Scope::All, true).await.unwrap(), ["ns/db"]);

@@ -67,22 +67,23 @@
 //!
 //! ## Layout of this crate
 //!
-//! - [`error`]: the one [`Error`] enum and [`Result`].
-//! - [`name`]: the rules for namespace and configuration names, in one place.
+//! - [`model`]: the vocabulary every layer speaks, importing nothing else of the crate: the
+//!   one [`Error`] enum and [`Result`] ([`model::error`]), names ([`model::name`]), strict JSON
+//!   ([`model::json`]), [`Configuration`] and [`Version`] ([`model::version`]), [`Change`] and
+//!   [`Precondition`] ([`model::change`]), the compact form ([`model::compact`]) and history
+//!   records ([`model::history`]).
 //! - [`spec`]: [`BackendSpec`] from a URL-like string or a credentials dictionary, by the
 //!   engine that answers it in [`backend::registry`].
 //! - [`options`]: what engines' options share, and [`Secret`].
-//! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences, version tokens,
-//!   preconditions; one module per store.
+//! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences; one module per store.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   auto-refresh in `manager::refresh`.
-//! - [`compact`]: the compact form cached namespaces are kept in (about 2.6× their JSON bytes).
 //! - [`watch`]: [`Watcher`], a stream of [`Event`]s built from any backend; the hint loop
 //!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
 //!   preconditions.
-//! - [`history`]: version history: every change recorded by the engine's write path, in the
-//!   same atomic step as the data; [`Store::history`], [`Store::rollback`], [`Store::log`].
+//! - history: every change recorded by the engine's write path, in the same atomic step as
+//!   the data ([`model::history`]); [`Store::history`], [`Store::rollback`], [`Store::log`].
 //! - [`schema`]: a JSON Schema per namespace (and per configuration), checked before every
 //!   write (`enforce`, `warn`, `off`); stored outside confo's layout with its revisions.
 //! - [`secrets`]: fields encrypted at rest (XChaCha20-Poly1305, bound to their place), the
@@ -96,7 +97,6 @@
 //! - [`backend::cache`]: last-known-good snapshots (`cache+<spec>`, `snapshots=on`): reads
 //!   served from a local copy while the store is unavailable.
 //! - [`transfer`]: whole stores as documents: export, plan/apply (import, copy), diff.
-//! - [`json`]: strict parsing of JSON input (duplicate keys refused, depth limit named).
 //!
 //! ## Errors
 //!
@@ -109,15 +109,11 @@
 
 pub mod backend;
 pub mod blocking;
-mod codec;
-pub mod compact;
 pub mod draft;
-pub mod error;
-pub mod history;
-pub mod json;
+pub mod fork;
 pub mod live;
 pub mod manager;
-pub mod name;
+pub mod model;
 pub mod options;
 pub mod schema;
 pub mod secrets;
@@ -132,13 +128,13 @@ pub mod watch;
 #[doc(hidden)]
 pub mod conformance;
 
-pub use backend::{
-    Backend, BackendExt, Capabilities, Change, Configuration, CorruptEntry, FileBackend, MemoryBackend, NamespaceData,
-    Precondition, Stored, Version,
-};
+pub use backend::{Backend, BackendExt, Capabilities, FileBackend, MemoryBackend};
 pub use draft::{Draft, Scope};
-pub use error::{Error, ErrorKind, Result};
-pub use manager::{Confo, Content, Event, EventKind, FieldEdit, Removal, WatchOptions, Watcher};
+pub use manager::{BackendView, Based, Confo, Content, Place};
+pub use model::change::{Change, Precondition};
+pub use model::error::{Error, ErrorKind, Result};
+pub use model::version::{Configuration, CorruptEntry, NamespaceData, Stored, Version};
 pub use options::Secret;
 pub use spec::{BackendKind, BackendSpec};
-pub use store::Store;
+pub use store::{FieldEdit, Removal, Store};
+pub use watch::{Event, EventKind, WatchOptions, Watcher};

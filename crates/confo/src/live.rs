@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::error::{Error, Missing, Result};
-use crate::manager::{EventKind, WatchOptions};
+use crate::model::error::{Error, Missing, Result};
 use crate::store::Store;
+use crate::watch::{EventKind, WatchOptions};
 
 /// A configuration deserialised into a `T`, deserialised again on every change.
 ///
@@ -40,7 +40,7 @@ impl<T> Drop for Live<T> {
     }
 }
 
-fn decode<T: DeserializeOwned>(value: &crate::Configuration, location: &str) -> Result<T> {
+fn decode<T: DeserializeOwned>(value: &crate::model::version::Configuration, location: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::Object(value.clone()))
         .map_err(|e| Error::InvalidValue { location: location.to_owned(), message: e.to_string() })
 }

@@ -4,13 +4,14 @@
 //! `Display`.
 
 // Some helpers serve only the network engines, which a build may leave out.
-#![cfg_attr(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+#![cfg_attr(not(feature = "net"), allow(dead_code))]
 
 use std::fmt;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result, SpecProblem};
+use crate::model::history::{parse_duration, HistoryOptions};
 use crate::spec::BackendKind;
 
 /// A credentials dictionary being read: tracks which keys were used so that unknown keys are
@@ -27,7 +28,7 @@ impl<'a> Credentials<'a> {
             Value::Object(map) => Ok(Credentials { kind, map, used: Vec::new() }),
             other => Err(Error::spec(
                 None,
-                format!("credentials must be a JSON object, not {}", crate::codec::json_kind(other)),
+                format!("credentials must be a JSON object, not {}", crate::model::codec::json_kind(other)),
             )),
         }
     }
@@ -42,9 +43,13 @@ impl<'a> Credentials<'a> {
             Some(Value::String(s)) if !s.is_empty() => Ok(s),
             Some(Value::String(_)) => Err(Error::spec(Some(key), "must not be empty")),
             Some(other) => {
-                Err(Error::spec(Some(key), format!("must be a string, not {}", crate::codec::json_kind(other))))
+                Err(Error::spec(Some(key), format!("must be a string, not {}", crate::model::codec::json_kind(other))))
             }
-            None => Err(Error::spec(Some(key), format!("missing: the {} backend needs it", self.kind))),
+            None => Err(Error::spec_problem(
+                SpecProblem::Missing,
+                Some(key),
+                format!("missing: the {} backend needs it", self.kind),
+            )),
         }
     }
 
@@ -58,6 +63,7 @@ impl<'a> Credentials<'a> {
     }
 
     /// An optional boolean, given as `true`/`false` or the strings "true"/"false"/"1"/"0".
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // the engines that speak TLS
     pub(crate) fn optional_bool(&mut self, key: &'static str) -> Result<Option<bool>> {
         match self.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -99,7 +105,8 @@ impl<'a> Credentials<'a> {
         unknown.sort();
         match unknown.first() {
             None => Ok(()),
-            Some(key) => Err(Error::spec(
+            Some(key) => Err(Error::spec_problem(
+                SpecProblem::Unknown,
                 Some(key),
                 format!("unknown key for the {} backend (known: {})", self.kind, self.used.join(", ")),
             )),
@@ -121,7 +128,7 @@ pub(crate) fn parse_host_port(text: &str, default_port: u16) -> Result<(String, 
         }
     };
     if host.is_empty() {
-        return Err(Error::spec(Some("host"), "missing host"));
+        return Err(Error::spec_problem(SpecProblem::Missing, Some("host"), "missing host"));
     }
     let port = match port {
         None => default_port,
@@ -201,12 +208,59 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Reads `history`, `history_keep` and `history_max_age` from a credentials dictionary.
+pub(crate) fn history_from_credentials(creds: &mut Credentials<'_>) -> Result<HistoryOptions> {
+    let mut options = HistoryOptions::default();
+    match creds.get("history") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(enabled)) => options.enabled = *enabled,
+        Some(Value::String(text)) => {
+            set_history_option(&mut options, "history", text)?;
+        }
+        Some(_) => return Err(Error::spec(Some("history"), "must be on or off (or true or false)")),
+    }
+    if let Some(keep) = creds.optional_u32("history_keep")? {
+        set_history_option(&mut options, "history_keep", &keep.to_string())?;
+    }
+    if let Some(age) = creds.optional_str("history_max_age")? {
+        set_history_option(&mut options, "history_max_age", age)?;
+    }
+    Ok(options)
+}
+
+/// Applies one URL query option; `Ok(false)` if `key` is not a history option.
+pub(crate) fn set_history_option(history: &mut HistoryOptions, key: &str, value: &str) -> Result<bool> {
+    match key {
+        "history" => {
+            history.enabled = match value {
+                "on" => true,
+                "off" => false,
+                other => parse_bool(other).ok_or_else(|| Error::spec(Some("history"), "must be on or off"))?,
+            }
+        }
+        "history_keep" => {
+            history.keep = value
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| Error::spec(Some("history_keep"), "must be a whole number of at least 1"))?;
+        }
+        "history_max_age" => {
+            history.max_age = Some(parse_duration(value).ok_or_else(|| {
+                Error::spec(Some("history_max_age"), "must be a duration such as 90d, 12h, 30m or 45s")
+            })?);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    use crate::error::tests::spec_key as key_of;
+    use crate::model::error::tests::spec_key as key_of;
 
     #[test]
     fn ports_are_numbers_or_numeric_strings() {
@@ -218,5 +272,21 @@ mod tests {
             assert_eq!(key_of(c.port(key).unwrap_err()), Some(key.to_owned()));
         }
         assert_eq!(c.port("absent").unwrap(), None);
+    }
+
+    #[test]
+    fn a_spec_error_says_what_is_wrong_as_data() {
+        let problem = |e: Error| match e {
+            Error::InvalidSpec { key, problem, .. } => (key, problem),
+            other => panic!("{other:?}"),
+        };
+        let creds = json!({"known": 1, "typo": 2});
+        let mut c = Credentials::new(BackendKind::MEMORY, &creds).unwrap();
+        assert_eq!(problem(c.required_str("needed").unwrap_err()), (Some("needed".into()), SpecProblem::Missing));
+        assert_eq!(c.port("known").unwrap(), Some(1));
+        assert_eq!(problem(c.finish().unwrap_err()), (Some("typo".into()), SpecProblem::Unknown));
+        let bad = json!({"p": "abc"});
+        let mut c = Credentials::new(BackendKind::MEMORY, &bad).unwrap();
+        assert_eq!(problem(c.port("p").unwrap_err()), (Some("p".into()), SpecProblem::Invalid));
     }
 }

@@ -5,9 +5,9 @@
 //! configurations (which replace the default for them), and a [`Mode`]: `enforce` refuses a
 //! write that breaks them ([`Error::SchemaViolation`] listing every [`Violation`], nothing of
 //! the batch written), `warn` writes and reports (a warning in the log, and
-//! [`WriteReport::warnings`](crate::backend::WriteReport)), `off` keeps them without checking.
+//! [`WriteReport::warnings`](crate::model::change::WriteReport)), `off` keeps them without checking.
 //! Loading never fails because of a schema: data written by others (a raw client, Python
-//! confo) is checked with [`crate::Store::validate`].
+//! confo) is checked with [`crate::store::Store::validate`].
 //!
 //! Schemas are JSON Schema drafts 7 and 2020-12 (the `$schema` keyword picks; 2020-12 when
 //! absent), compiled by the `jsonschema` crate without its network and file features: a
@@ -23,21 +23,24 @@
 //! are one atomic single-key write on every engine, under a precondition on the document's
 //! version (concurrent schema edits never lose one another). Revisions are numbered like a
 //! configuration's history and kept (the newest [`REVISIONS_KEPT`], at most
-//! [`DOCUMENT_BYTES`] of document) unless the backend's history is off.
+//! [`DOCUMENT_BYTES`] of document) unless the backend's history is off. One schema may be up to
+//! [`SCHEMA_BYTES`].
 //!
 //! The check reads the namespace's schema document before each batch (one small read; none
 //! is compiled twice). It is not in the same transaction as the write: a schema set while a
-//! batch is being written may let that batch through, and [`crate::Store::validate`] finds it.
+//! batch is being written may let that batch through, and [`crate::store::Store::validate`] finds it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::backend::{Backend, Change, ChangeKind, Configuration};
-use crate::error::{Error, Result};
-use crate::history::{Author, History, Operation, Record};
+use crate::backend::Backend;
+use crate::model::change::{Change, ChangeKind};
+use crate::model::error::{Error, Result, Violation};
+use crate::model::history::{Author, History, Operation, Record};
+use crate::model::version::Configuration;
 
 /// How a namespace's schemas are applied to writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,6 +129,22 @@ impl Schemas {
         Ok(Schemas { mode, default, configurations })
     }
 
+    /// Refuses a schema larger than [`SCHEMA_BYTES`] ([`Error::TooLarge`], naming it).
+    pub fn check_sizes(&self, namespace: &str) -> Result<()> {
+        let named = self.default.iter().map(|s| (None, s)).chain(self.configurations.iter().map(|(c, s)| (Some(c), s)));
+        for (config, schema) in named {
+            let size = serde_json::to_vec(schema).map_or(usize::MAX, |b| b.len());
+            if size > SCHEMA_BYTES {
+                let location = match config {
+                    Some(c) => format!("schema of {namespace}/{c}"),
+                    None => format!("schema of namespace {namespace}"),
+                };
+                return Err(Error::TooLarge { location, size, limit: SCHEMA_BYTES });
+            }
+        }
+        Ok(())
+    }
+
     /// Compiles every schema (each once, cached process-wide by its text), refusing one that
     /// is not valid JSON Schema or refers outside itself.
     pub fn compile(&self, namespace: &str) -> Result<Compiled> {
@@ -138,31 +157,6 @@ impl Schemas {
             configurations.insert(name.clone(), validator(schema, namespace, Some(name))?);
         }
         Ok(Compiled { mode: self.mode, namespace: namespace.to_owned(), default, configurations })
-    }
-}
-
-/// One way a configuration breaks its schema. Serialises as `{"namespace", "configuration",
-/// "pointer", "message"}` (the CLI's `--output json`, Python's `violations`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Violation {
-    /// The namespace.
-    pub namespace: String,
-    /// The configuration.
-    pub configuration: String,
-    /// Where in it, as a JSON pointer (`/port`; empty for the whole configuration).
-    pub pointer: String,
-    /// The rule broken (`70000 is greater than the maximum of 65535`).
-    pub message: String,
-}
-
-impl fmt::Display for Violation {
-    /// `sales/database: /port: 70000 is greater than the maximum of 65535`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}: ", self.namespace, self.configuration)?;
-        if !self.pointer.is_empty() {
-            write!(f, "{}: ", self.pointer)?;
-        }
-        f.write_str(&self.message)
     }
 }
 
@@ -223,7 +217,8 @@ fn shorten(message: String) -> String {
 }
 
 /// Compiled validators by their schema's compact text. Bounded: cleared when full.
-static COMPILED: std::sync::LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
+/// (A lock a `fork()` waits for: see `crate::fork`.)
+static COMPILED: std::sync::LazyLock<crate::fork::Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
     std::sync::LazyLock::new(Default::default);
 const COMPILED_KEPT: usize = 256;
 
@@ -245,16 +240,16 @@ fn validator(schema: &Value, namespace: &str, config: Option<&str>) -> Result<Ar
     if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
         return Err(bad("a JSON Schema is an object (or true/false)".into()));
     }
-    if crate::json::depth(schema) > crate::json::MAX_DEPTH {
-        return Err(bad(format!("it nests more than {} levels deep", crate::json::MAX_DEPTH)));
+    if crate::model::json::depth(schema) > crate::model::json::MAX_DEPTH {
+        return Err(bad(format!("it nests more than {} levels deep", crate::model::json::MAX_DEPTH)));
     }
     let key = serde_json::to_string(schema).map_err(|e| bad(e.to_string()))?;
-    let cache = || COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = || COMPILED.lock();
     if let Some(found) = cache().get(&key) {
         return Ok(found.clone());
     }
     let options = jsonschema::options().with_draft(draft_of(schema).map_err(bad)?);
-    let compiled = options.build(schema).map_err(|e| bad(compile_problem(&e.to_string())))?;
+    let compiled = options.build(schema).map_err(|e| bad(compile_problem(&e)))?;
     COMPILATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let compiled = Arc::new(compiled);
     let mut cache = cache();
@@ -280,23 +275,29 @@ fn draft_of(schema: &Value) -> std::result::Result<jsonschema::Draft, String> {
     }
 }
 
-/// A compile error in words: a reference outside the schema is named as refused.
-fn compile_problem(message: &str) -> String {
-    if message.contains("retrieving it failed") || message.contains("Resource '") {
-        let uri = message.split('\'').nth(1).unwrap_or("?");
-        format!(
+/// A compile error in words: a reference outside the schema (one the validator would have to
+/// retrieve) is named as refused.
+fn compile_problem(error: &jsonschema::ValidationError<'_>) -> String {
+    match error.kind() {
+        jsonschema::error::ValidationErrorKind::Referencing(jsonschema::ReferencingError::Unretrievable {
+            uri,
+            ..
+        }) => format!(
             "$ref {uri:?} points outside the schema: confo never fetches schemas (no network or file access); \
              put what it refers to under \"$defs\" and refer to \"#/$defs/…\""
-        )
-    } else {
-        format!("not a valid JSON Schema: {message}")
+        ),
+        _ => format!("not a valid JSON Schema: {error}"),
     }
 }
 
 /// How many revisions of a namespace's schemas are kept (when history is on).
 pub const REVISIONS_KEPT: usize = 100;
-/// The most a schema document may weigh; older revisions are dropped to stay under it.
-pub const DOCUMENT_BYTES: usize = 256 * 1024;
+/// The largest schema (a namespace's default, or one configuration's), as compact JSON.
+pub const SCHEMA_BYTES: usize = 256 * 1024;
+/// The most a schema document may weigh, its revisions included (below ZooKeeper's 1 MiB
+/// request limit, with room): older revisions are dropped to stay under it. The current
+/// schemas and their newest revision (a copy of them) must fit.
+pub const DOCUMENT_BYTES: usize = 900_000;
 
 /// A namespace's schema document as stored: the schemas (none after a removal) and their
 /// revisions as stored records, oldest first (decoded only when the history is asked for).
@@ -317,10 +318,10 @@ struct Current {
 }
 
 impl Document {
-    pub(crate) fn decode(bytes: &[u8], location: &str) -> std::result::Result<Self, crate::error::Corruption> {
-        let bad = |problem: String| crate::error::Corruption { location: location.to_owned(), problem };
-        let mut map = crate::codec::parse_config(bytes)
-            .map_err(|p| bad(format!("not a schema document: {}", crate::codec::describe_problem(p))))?;
+    pub(crate) fn decode(bytes: &[u8], location: &str) -> std::result::Result<Self, crate::model::error::Corruption> {
+        let bad = |problem: String| crate::model::error::Corruption { location: location.to_owned(), problem };
+        let mut map = crate::model::codec::parse_config(bytes)
+            .map_err(|p| bad(format!("not a schema document: {}", crate::model::codec::describe_problem(p))))?;
         let schemas = schemas_of(map.get("schemas"), location)?;
         let records = match map.remove("revisions") {
             Some(Value::Array(records)) => records,
@@ -333,8 +334,8 @@ impl Document {
     pub(crate) fn decode_schemas(
         bytes: &[u8],
         location: &str,
-    ) -> std::result::Result<Option<Schemas>, crate::error::Corruption> {
-        let current: Current = serde_json::from_slice(bytes).map_err(|e| crate::error::Corruption {
+    ) -> std::result::Result<Option<Schemas>, crate::model::error::Corruption> {
+        let current: Current = serde_json::from_slice(bytes).map_err(|e| crate::model::error::Corruption {
             location: location.to_owned(),
             problem: format!("not a schema document: {e}"),
         })?;
@@ -362,7 +363,7 @@ impl Document {
         let record = Record {
             number,
             operation,
-            time: crate::history::now(),
+            time: crate::model::history::now(),
             author,
             restores,
             before: last.map(|n| n.to_string()),
@@ -388,7 +389,10 @@ impl Document {
             if bytes.len() <= DOCUMENT_BYTES || self.records.len() <= 1 {
                 if bytes.len() > DOCUMENT_BYTES && self.schemas.is_some() {
                     return Err(Error::TooLarge {
-                        location: "schema document".into(),
+                        location: format!(
+                            "{} (the namespace's schemas together, and their newest revision)",
+                            self.location
+                        ),
                         size: bytes.len(),
                         limit: DOCUMENT_BYTES,
                     });
@@ -406,8 +410,8 @@ impl Document {
         for (i, record) in self.records.iter().enumerate().rev() {
             let location = || format!("{} revision #{}", self.location, i + 1);
             let decoded = match record {
-                Value::Object(map) => crate::history::record_from_map(map.clone(), None, location),
-                _ => Err(crate::error::Corruption { location: location(), problem: "not a record".into() }),
+                Value::Object(map) => crate::model::history::record_from_map(map.clone(), None, location),
+                _ => Err(crate::model::error::Corruption { location: location(), problem: "not a record".into() }),
             };
             match decoded {
                 Ok(revision) => history.revisions.push(revision),
@@ -418,8 +422,11 @@ impl Document {
     }
 }
 
-fn schemas_of(value: Option<&Value>, location: &str) -> std::result::Result<Option<Schemas>, crate::error::Corruption> {
-    let bad = |problem: String| crate::error::Corruption { location: location.to_owned(), problem };
+fn schemas_of(
+    value: Option<&Value>,
+    location: &str,
+) -> std::result::Result<Option<Schemas>, crate::model::error::Corruption> {
+    let bad = |problem: String| crate::model::error::Corruption { location: location.to_owned(), problem };
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(s)) => Schemas::from_json(s, location).map(Some).map_err(|e| bad(e.to_string())),
@@ -427,25 +434,41 @@ fn schemas_of(value: Option<&Value>, location: &str) -> std::result::Result<Opti
     }
 }
 
-fn location_of<B: Backend + ?Sized>(backend: &B, namespace: &crate::name::NamespaceName) -> String {
+fn location_of<B: Backend + ?Sized>(backend: &B, namespace: &crate::model::name::NamespaceName) -> String {
     format!("{} schema document of {namespace}", backend.describe())
 }
 
 /// A namespace's schema document and its version; `None` if it has none.
 pub(crate) async fn load<B: Backend + ?Sized>(
     backend: &B,
-    namespace: &crate::name::NamespaceName,
-) -> Result<Option<(Document, crate::backend::Version)>> {
+    namespace: &crate::model::name::NamespaceName,
+) -> Result<Option<(Document, crate::model::version::Version)>> {
     let Some((bytes, version)) = backend.schema_document(namespace).await? else { return Ok(None) };
     let document = Document::decode(&bytes, &location_of(backend, namespace))
         .map_err(|c| Error::Corrupt { corruptions: vec![c] })?;
     Ok(Some((document, version)))
 }
 
+/// A namespace's schema document for a change: the document and its version, or, when what
+/// is stored cannot be read as one (a corrupt document blocks only itself, never its own
+/// repair), an empty document with the stored bytes' version (so the change replaces exactly
+/// what was read) and what was wrong; `None` if it has none.
+pub(crate) async fn load_for_change<B: Backend + ?Sized>(
+    backend: &B,
+    namespace: &crate::model::name::NamespaceName,
+) -> Result<Option<(Document, crate::model::version::Version, Option<crate::model::error::Corruption>)>> {
+    let Some((bytes, version)) = backend.schema_document(namespace).await? else { return Ok(None) };
+    let location = location_of(backend, namespace);
+    Ok(Some(match Document::decode(&bytes, &location) {
+        Ok(document) => (document, version, None),
+        Err(corruption) => (Document { location, ..Document::default() }, version, Some(corruption)),
+    }))
+}
+
 /// A namespace's schemas, without reading their revisions; `None` if it has none.
 pub(crate) async fn load_schemas<B: Backend + ?Sized>(
     backend: &B,
-    namespace: &crate::name::NamespaceName,
+    namespace: &crate::model::name::NamespaceName,
 ) -> Result<Option<Schemas>> {
     let Some((bytes, _)) = backend.schema_document(namespace).await? else { return Ok(None) };
     Document::decode_schemas(&bytes, &location_of(backend, namespace))
@@ -458,13 +481,30 @@ pub(crate) async fn load_schemas<B: Backend + ?Sized>(
 /// broken schema must not silently stop checking).
 pub(crate) async fn check_batch<B: Backend + ?Sized>(
     backend: &B,
-    namespace: &crate::name::NamespaceName,
+    namespace: &crate::model::name::NamespaceName,
     changes: &[Change],
 ) -> Result<Vec<Violation>> {
     if !changes.iter().any(|c| matches!(c.kind, ChangeKind::Put(_))) {
         return Ok(Vec::new());
     }
-    let Some(schemas) = load_schemas(backend, namespace).await? else { return Ok(Vec::new()) };
+    let schemas = load_schemas(backend, namespace).await.map_err(|e| match e {
+        // Fail closed, and say how to mend it.
+        Error::Corrupt { corruptions } => Error::Corrupt {
+            corruptions: corruptions
+                .into_iter()
+                .map(|c| crate::model::error::Corruption {
+                    problem: format!(
+                        "{}; writes to namespace {namespace} are refused until it is replaced (confo schema set) \
+                         or removed (confo schema rm)",
+                        c.problem
+                    ),
+                    ..c
+                })
+                .collect(),
+        },
+        other => other,
+    })?;
+    let Some(schemas) = schemas else { return Ok(Vec::new()) };
     if schemas.mode == Mode::Off {
         return Ok(Vec::new());
     }
@@ -491,7 +531,7 @@ pub(crate) async fn check_batch<B: Backend + ?Sized>(
 
 /// Checks several batches before the first is written (an import, a persist of several
 /// namespaces): under `enforce`, every violation of every batch in one error. A single batch
-/// is left to [`crate::BackendExt::write`], which checks it anyway.
+/// is left to [`crate::backend::BackendExt::write`], which checks it anyway.
 pub(crate) async fn check_batches<'a, B: Backend + ?Sized>(
     backend: &B,
     batches: impl ExactSizeIterator<Item = (&'a str, &'a [Change])>,
@@ -592,7 +632,7 @@ mod tests {
     fn a_deep_configuration_under_a_recursive_schema_does_not_overflow_a_small_stack() {
         let compiled = schemas(json!({"type": "object", "additionalProperties": {"$ref": "#"}})).compile("ns").unwrap();
         let mut deep = json!({});
-        for _ in 0..crate::json::MAX_DEPTH - 1 {
+        for _ in 0..crate::model::json::MAX_DEPTH - 1 {
             deep = json!({"a": deep});
         }
         let value = config(deep);
@@ -604,6 +644,18 @@ mod tests {
             .join()
             .unwrap();
         assert!(ok);
+    }
+
+    #[test]
+    fn a_reference_outside_the_schema_is_refused_by_its_kind() {
+        for reference in ["http://127.0.0.1:9/s.json", "file:///etc/passwd", "other.json#/x"] {
+            let err = schemas(json!({"$ref": reference})).compile("ns").unwrap_err().to_string();
+            assert!(err.contains("points outside the schema") && err.contains("never fetches"), "{reference}: {err}");
+        }
+        // A reference inside it compiles; a pointer to nowhere inside it is a plain compile error.
+        assert!(schemas(json!({"$defs": {"p": {"type": "string"}}, "$ref": "#/$defs/p"})).compile("ns").is_ok());
+        let err = schemas(json!({"$ref": "#/$defs/missing"})).compile("ns").unwrap_err().to_string();
+        assert!(err.contains("not a valid JSON Schema") && !err.contains("points outside"), "{err}");
     }
 
     #[test]

@@ -25,11 +25,12 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde_json::Value;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::backend::Configuration;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
+use crate::model::version::Configuration;
 
+pub use crate::model::sealed::{has_sealed, is_sealed, key_id};
 /// The member that marks a sealed value.
-const MARKER: &str = "$confo_secret";
+use crate::model::sealed::{sealed_text, MARKER};
 const FORMAT: &str = "v1";
 
 /// Where a secret lives: what its ciphertext is bound to.
@@ -176,7 +177,7 @@ impl Keyring {
         }
         if self.keys.contains_key(&id) {
             return Err(Error::AlreadyExists {
-                what: crate::error::Missing::Key,
+                what: crate::model::error::Missing::Key,
                 name: id,
                 location: "keyring".into(),
             });
@@ -193,7 +194,7 @@ impl Keyring {
     /// Makes a key the primary one.
     pub fn set_primary(&mut self, id: &str) -> Result<()> {
         if !self.keys.contains_key(id) {
-            return Err(Error::not_found(crate::error::Missing::Key, id, "keyring"));
+            return Err(Error::not_found(crate::model::error::Missing::Key, id, "keyring"));
         }
         self.primary = Some(id.to_owned());
         Ok(())
@@ -209,7 +210,7 @@ impl Keyring {
         }
         match self.keys.remove(id) {
             Some(_) => Ok(()),
-            None => Err(Error::not_found(crate::error::Missing::Key, id, "keyring")),
+            None => Err(Error::not_found(crate::model::error::Missing::Key, id, "keyring")),
         }
     }
 
@@ -329,13 +330,6 @@ impl Default for Keyring {
     }
 }
 
-fn sealed_text(value: &Value) -> Option<&str> {
-    match value {
-        Value::Object(map) if map.len() == 1 => map.get(MARKER)?.as_str(),
-        _ => None,
-    }
-}
-
 /// The JSON pointer of a top-level field (`pass/word` → `/pass~1word`).
 pub fn pointer(field: &str) -> String {
     format!("/{}", field.replace('~', "~0").replace('/', "~1"))
@@ -362,36 +356,27 @@ pub fn field(value: &Value) -> Field<'_> {
     }
 }
 
-/// Whether a value is a sealed secret (`{"$confo_secret": "…"}`).
-pub fn is_sealed(value: &Value) -> bool {
-    sealed_text(value).is_some()
-}
-
-/// The key id a sealed value names.
-pub fn key_id(value: &Value) -> Option<&str> {
-    sealed_text(value)?.split(':').nth(1)
-}
-
-/// Whether a configuration holds a sealed value anywhere (nothing allocated: reads call it on
-/// every configuration they return).
-pub fn has_sealed(config: &Configuration) -> bool {
-    config.values().any(|v| match v {
-        Value::Object(inner) => is_sealed(v) || has_sealed(inner),
-        _ => false,
-    })
-}
-
 /// Calls `f` with the JSON pointer and the value of every sealed value of a configuration
-/// (nested objects included); `f` may replace the value. The one walk behind
-/// [`sealed_fields`], [`mask`], [`reveal`] and [`reseal_all`].
+/// (in nested objects and in arrays: `/items/0/password`); `f` may replace the value. The one
+/// walk behind [`sealed_fields`], [`mask`], [`reveal`] and [`reseal_all`].
 fn each_sealed(map: &mut Configuration, prefix: &str, f: &mut dyn FnMut(&str, &mut Value) -> Result<()>) -> Result<()> {
-    for (key, value) in map.iter_mut() {
-        let pointer = format!("{prefix}{}", pointer(key));
+    fn within(value: &mut Value, at: &str, f: &mut dyn FnMut(&str, &mut Value) -> Result<()>) -> Result<()> {
         if is_sealed(value) {
-            f(&pointer, value)?;
-        } else if let Value::Object(inner) = value {
-            each_sealed(inner, &pointer, f)?;
+            return f(at, value);
         }
+        match value {
+            Value::Object(inner) => each_sealed(inner, at, f),
+            Value::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    within(item, &format!("{at}/{index}"), f)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    for (key, value) in map.iter_mut() {
+        within(value, &format!("{prefix}{}", pointer(key)), f)?;
     }
     Ok(())
 }
@@ -407,6 +392,80 @@ pub fn sealed_fields(config: &Configuration) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// The key of the marker a history purge leaves where a field was in the clear:
+/// `{"$confo_purged": "<time of the purge>"}`.
+pub const PURGED: &str = "$confo_purged";
+
+/// Whether a configuration holds a purge marker anywhere.
+pub fn has_purged(config: &Configuration) -> bool {
+    fn within(value: &Value) -> bool {
+        is_purged(value)
+            || match value {
+                Value::Object(map) => map.values().any(within),
+                Value::Array(items) => items.iter().any(within),
+                _ => false,
+            }
+    }
+    config.values().any(within)
+}
+
+/// Whether `value` is a purge marker ([`PURGED`]).
+pub fn is_purged(value: &Value) -> bool {
+    value.as_object().is_some_and(|map| map.len() == 1 && map.contains_key(PURGED))
+}
+
+/// A value from history about to be written again (a rollback), with each purge marker
+/// settled: the place of a field purged from history gets what is sealed there now (the secret
+/// stays as it is), or, with nothing sealed there now, the field is left out (its value is
+/// gone for good). Returns the JSON pointers settled.
+pub fn settle_purged(value: &mut Configuration, current: Option<&Configuration>) -> Vec<String> {
+    fn find(value: &Value, at: &str, out: &mut Vec<String>) {
+        if is_purged(value) {
+            out.push(at.to_owned());
+            return;
+        }
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| find(v, &format!("{at}{}", pointer(k)), out)),
+            Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| find(v, &format!("{at}/{i}"), out)),
+            _ => {}
+        }
+    }
+    let mut whole = Value::Object(std::mem::take(value));
+    let mut found = Vec::new();
+    find(&whole, "", &mut found);
+    let current = current.map(|c| Value::Object(c.clone()));
+    for at in &found {
+        let sealed_now = current.as_ref().and_then(|c| c.pointer(at)).filter(|v| is_sealed(v)).cloned();
+        match sealed_now {
+            Some(sealed) => {
+                if let Some(slot) = whole.pointer_mut(at) {
+                    *slot = sealed;
+                }
+            }
+            None => {
+                let (parent, last) = at.rsplit_once('/').unwrap_or(("", at));
+                let key = last.replace("~1", "/").replace("~0", "~");
+                match whole.pointer_mut(parent) {
+                    Some(Value::Object(map)) => {
+                        map.remove(&key);
+                    }
+                    // In a list the place is kept (indexes must not move): null.
+                    Some(Value::Array(items)) => {
+                        if let Some(slot) = key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                            *slot = Value::Null;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Value::Object(map) = whole {
+        *value = map;
+    }
+    found
 }
 
 /// What a sealed value is shown as without the keys.
@@ -437,8 +496,57 @@ pub fn reveal(
     Ok(shown)
 }
 
+/// `new`, to be written where `stored` is, with the rule for plain values where a secret is
+/// sealed: a value that is a secret opened (the same plaintext as the sealed one stored at
+/// its JSON pointer) is put back sealed as it was (so a configuration read with its secrets
+/// opened, changed elsewhere and written back, keeps them sealed, unchanged); another plain
+/// value there is sealed again under the primary key. Without a keyring both are refused
+/// ([`Error::InvalidValue`] naming the pointer): a secret is never written in the clear by
+/// mistake. Sealed values in `new` are kept as they are; a field removed stays removed.
+pub fn keep_sealed(
+    new: &Configuration,
+    stored: &Configuration,
+    namespace: &str,
+    configuration: &str,
+    keyring: Option<&Keyring>,
+) -> Result<Configuration> {
+    if !has_sealed(stored) {
+        return Ok(new.clone());
+    }
+    let mut out = Value::Object(new.clone());
+    let mut places = Vec::new();
+    let _ = each_sealed(&mut stored.clone(), "", &mut |pointer, sealed| {
+        places.push((pointer.to_owned(), sealed.clone()));
+        Ok(())
+    });
+    for (pointer, sealed) in places {
+        let Some(value) = out.pointer_mut(&pointer) else { continue };
+        if is_sealed(value) {
+            continue;
+        }
+        let place = Place { namespace, configuration, pointer: &pointer };
+        let Some(keyring) = keyring else {
+            return Err(Error::InvalidValue {
+                location: format!("{namespace}/{configuration} field {pointer}"),
+                message: "a plain value where a secret is sealed, and no keyring to seal it again: write it with \
+                          `confo secret set`, or turn the secret back into a plain value on purpose with `confo secret \
+                          unset`"
+                    .into(),
+            });
+        };
+        *value = match keyring.open(&place, &sealed) {
+            Ok(opened) if opened == *value => sealed,
+            _ => keyring.seal(&place, value)?,
+        };
+    }
+    match out {
+        Value::Object(map) => Ok(map),
+        _ => Ok(new.clone()),
+    }
+}
+
 /// Reseals, in place, every secret of a configuration not sealed with the primary key
-/// ([`Keyring::reseal`]); returns how many.
+/// ([`Keyring::reseal`]); returns how many. Stops at the first secret that does not open.
 pub fn reseal_all(
     config: &mut Configuration,
     namespace: &str,
@@ -454,6 +562,31 @@ pub fn reseal_all(
         Ok(())
     })?;
     Ok(count)
+}
+
+/// [`reseal_all`] that goes on past secrets that do not open (planted by a writer without the
+/// keys, or sealed with a key removed since): returns how many were resealed, and each one
+/// left as it was with the JSON pointer and why.
+pub fn reseal_what_opens(
+    config: &mut Configuration,
+    namespace: &str,
+    configuration: &str,
+    keyring: &Keyring,
+) -> (usize, Vec<(String, Error)>) {
+    let mut count = 0;
+    let mut unopened = Vec::new();
+    let _ = each_sealed(config, "", &mut |pointer, value| {
+        match keyring.reseal(&Place { namespace, configuration, pointer }, value) {
+            Ok(Some(new)) => {
+                *value = new;
+                count += 1;
+            }
+            Ok(None) => {}
+            Err(e) => unopened.push((pointer.to_owned(), e)),
+        }
+        Ok(())
+    });
+    (count, unopened)
 }
 
 /// Checks that every sealed value of a document opens where the document puts it (its place is
@@ -490,6 +623,31 @@ fn check_private(path: &Path, location: &str) -> Result<()> {
                 message: format!("its mode {:o} lets others read the keys; run chmod 600 on it", mode & 0o777),
             });
         }
+        // A folder others may write lets them replace the file with keys of their own (what
+        // is then sealed, they can open): refused, unless the folder is sticky (/tmp: only an
+        // entry's owner may rename or remove it) and the file is this user's.
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let folder_meta = std::fs::metadata(folder).map_err(|e| Error::io(location.to_owned(), e))?;
+        let folder_mode = folder_meta.permissions().mode();
+        if folder_mode & 0o022 != 0 {
+            use std::os::unix::fs::MetadataExt;
+            let me = rustix::process::geteuid().as_raw();
+            let sticky = folder_mode & 0o1000 != 0;
+            let file_owner = std::fs::metadata(path).map_err(|e| Error::io(location.to_owned(), e))?.uid();
+            if !(sticky && file_owner == me && (folder_meta.uid() == me || folder_meta.uid() == 0)) {
+                return Err(Error::Insecure {
+                    location: location.to_owned(),
+                    message: format!(
+                        "its folder {} (mode {:o}) lets others replace it with keys of their own; keep it in a folder only you can write",
+                        folder.display(),
+                        folder_mode & 0o7777
+                    ),
+                });
+            }
+        }
     }
     let _ = (path, location);
     Ok(())
@@ -525,11 +683,41 @@ mod tests {
     }
 
     #[test]
+    fn keep_sealed_puts_opened_secrets_back_as_they_were_and_seals_new_plain_values() {
+        let keyring = keyring();
+        let sealed = keyring.seal(&place("/password"), &json!("hunter2")).unwrap();
+        let stored: Configuration = json!({"host": "h", "password": sealed.clone()}).as_object().unwrap().clone();
+        // Read with the secret opened, another field changed: the secret goes back unchanged.
+        let edited = json!({"host": "h2", "password": "hunter2"}).as_object().unwrap().clone();
+        let kept = keep_sealed(&edited, &stored, "sales", "db", Some(&keyring)).unwrap();
+        assert_eq!(kept["password"], sealed);
+        assert_eq!(kept["host"], json!("h2"));
+        // A new plain value there is sealed again, never kept in the clear.
+        let changed = json!({"host": "h", "password": "correct horse"}).as_object().unwrap().clone();
+        let kept = keep_sealed(&changed, &stored, "sales", "db", Some(&keyring)).unwrap();
+        assert!(is_sealed(&kept["password"]) && kept["password"] != sealed);
+        assert!(!serde_json::to_string(&kept).unwrap().contains("correct horse"));
+        assert_eq!(keyring.open(&place("/password"), &kept["password"]).unwrap(), json!("correct horse"));
+        // Sealed values and removed fields are left as they are.
+        let as_stored = keep_sealed(&stored, &stored, "sales", "db", Some(&keyring)).unwrap();
+        assert_eq!(as_stored, stored);
+        let removed = json!({"host": "h"}).as_object().unwrap().clone();
+        assert_eq!(keep_sealed(&removed, &stored, "sales", "db", Some(&keyring)).unwrap(), removed);
+        // Without a keyring, a plain value where a secret is is refused, naming the field only.
+        let err = keep_sealed(&changed, &stored, "sales", "db", None).unwrap_err();
+        assert_eq!(err.kind(), crate::model::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("/password") && !err.to_string().contains("correct horse"), "{err}");
+        // Nothing sealed stored: the new value as it is.
+        let plain: Configuration = json!({"password": "x"}).as_object().unwrap().clone();
+        assert_eq!(keep_sealed(&changed, &plain, "sales", "db", None).unwrap(), changed);
+    }
+
+    #[test]
     fn a_ciphertext_elsewhere_or_changed_does_not_open() {
         let keyring = keyring();
         let sealed = keyring.seal(&place("/password"), &json!("hunter2")).unwrap();
         let moved = keyring.open(&place("/token"), &sealed).unwrap_err();
-        assert_eq!(moved.kind(), crate::ErrorKind::Secret);
+        assert_eq!(moved.kind(), crate::model::error::ErrorKind::Secret);
         assert!(moved.to_string().contains("sales/db field /token"), "{moved}");
         let other_config = Place { namespace: "sales", configuration: "cache", pointer: "/password" };
         assert!(keyring.open(&other_config, &sealed).is_err());
@@ -587,8 +775,17 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert_eq!(Keyring::load(&path).unwrap_err().kind(), crate::ErrorKind::Insecure);
+            assert_eq!(Keyring::load(&path).unwrap_err().kind(), crate::model::error::ErrorKind::Insecure);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // A folder others may write: refused, unless sticky (as /tmp) with the file ours.
+            let folder = path.parent().unwrap();
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let err = Keyring::load(&path).unwrap_err();
+            assert_eq!(err.kind(), crate::model::error::ErrorKind::Insecure);
+            assert!(err.to_string().contains("lets others replace it"), "{err}");
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o1777)).unwrap();
+            Keyring::load(&path).expect("a sticky folder, the file ours");
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
         std::fs::write(&path, "primary = \"k1\"\n[keys]\nk1 = \"c2VjcmV0LWtleS1ub3QtMzItYnl0ZXM\"\n").unwrap();
         let err = Keyring::load(&path).unwrap_err().to_string();
@@ -599,7 +796,31 @@ mod tests {
         assert!(keyring.generate(Some("bad id")).is_err());
         let err = keyring.set_primary("k9").unwrap_err();
         assert_eq!(err.to_string(), "key \"k9\" not found in keyring");
-        assert_eq!(keyring.generate(Some("k1")).unwrap_err().kind(), crate::ErrorKind::AlreadyExists);
+        assert_eq!(keyring.generate(Some("k1")).unwrap_err().kind(), crate::model::error::ErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn sealed_values_in_arrays_are_found_masked_revealed_and_rotated() {
+        let keyring = keyring();
+        let sealed = keyring.seal(&place("/pool/1/password"), &json!("p")).unwrap();
+        let config: Configuration =
+            json!({"pool": [{"password": "plain"}, {"password": sealed}, [1, 2]]}).as_object().unwrap().clone();
+        assert!(has_sealed(&config));
+        assert_eq!(sealed_fields(&config), vec!["/pool/1/password"]);
+        assert_eq!(mask(&config)["pool"][1]["password"], json!(MASK));
+        assert_eq!(mask(&config)["pool"][0]["password"], json!("plain"));
+        assert_eq!(reveal(&config, "sales", "db", &keyring).unwrap()["pool"][1]["password"], json!("p"));
+        // Moved to another index, it does not open there: reported, not a stop.
+        let mut moved: Configuration = json!({"pool": [config["pool"][1].clone()]}).as_object().unwrap().clone();
+        let mut rotated = keyring;
+        rotated.generate(Some("k2")).unwrap();
+        rotated.set_primary("k2").unwrap();
+        let (count, unopened) = reseal_what_opens(&mut moved, "sales", "db", &rotated);
+        assert_eq!((count, unopened.len()), (0, 1));
+        assert_eq!(unopened[0].0, "/pool/0/password");
+        let mut whole = config.clone();
+        assert_eq!(reseal_what_opens(&mut whole, "sales", "db", &rotated).0, 1);
+        assert_eq!(reveal(&whole, "sales", "db", &rotated).unwrap()["pool"][1]["password"], json!("p"));
     }
 
     #[test]

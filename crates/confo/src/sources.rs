@@ -7,7 +7,7 @@
 //! top level. Their metadata names the backend (never its credentials), the namespace and the
 //! configuration, so a field of the wrong type is reported where it is. For a value that
 //! follows the store, see [`crate::live::Live`], or make a new provider on each change
-//! ([`crate::Store::watch`]).
+//! ([`crate::store::Store::watch`]).
 //!
 //! Numbers keep their type: an integer beyond 64 bits is a 128-bit integer when it fits, a
 //! double otherwise.
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::error::{Error, Missing, Result};
+use crate::model::error::{Error, Missing, Result};
 use crate::store::Store;
 
 /// What a provider or source serves, read from a store.
@@ -97,7 +97,7 @@ mod figment_provider {
     use figment::{Metadata, Profile, Provider};
 
     use super::{number, Number, Read};
-    use crate::error::Result;
+    use crate::model::error::Result;
     use crate::store::Store;
 
     /// A figment [`Provider`] serving what it read from a confo store.
@@ -126,7 +126,7 @@ mod figment_provider {
             Ok(ConfoProvider { read: Read::namespace(store, namespace).await?, profile: Profile::Default })
         }
 
-        /// One configuration, its fields at the top level ([`crate::Error::NotFound`] if it
+        /// One configuration, its fields at the top level ([`crate::model::error::Error::NotFound`] if it
         /// does not exist).
         pub async fn configuration(store: &Store, namespace: &str, config: &str) -> Result<Self> {
             Ok(ConfoProvider { read: Read::configuration(store, namespace, config).await?, profile: Profile::Default })
@@ -181,7 +181,7 @@ mod config_source {
     use config::{ConfigError, Map, Source, Value as CValue, ValueKind};
 
     use super::{number, Number, Read};
-    use crate::error::Result;
+    use crate::model::error::Result;
     use crate::store::Store;
 
     /// A config-rs [`Source`] serving what it read from a confo store; every value's origin
@@ -209,7 +209,7 @@ mod config_source {
             Ok(ConfoSource { read: Read::namespace(store, namespace).await? })
         }
 
-        /// One configuration, its fields at the top level ([`crate::Error::NotFound`] if it
+        /// One configuration, its fields at the top level ([`crate::model::error::Error::NotFound`] if it
         /// does not exist).
         pub async fn configuration(store: &Store, namespace: &str, config: &str) -> Result<Self> {
             Ok(ConfoSource { read: Read::configuration(store, namespace, config).await? })

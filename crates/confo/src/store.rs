@@ -19,16 +19,48 @@
 
 use std::sync::Arc;
 
-use crate::backend::{
-    Applied, Backend, BackendExt, Change, Configuration, NamespaceData, Precondition, Stored, Version,
-};
-use crate::error::Corruption;
-use crate::error::{Error, Missing, Result};
-use crate::history::{Author, History, Revision};
-use crate::manager::{FieldEdit, Removal, WatchOptions, Watcher};
-use crate::schema::{Schemas, Violation};
+use serde_json::Value;
+
+use crate::backend::{Backend, BackendExt};
+use crate::model::change::{Applied, Change, Precondition};
+use crate::model::error::{Corruption, Error, Missing, Result, Violation};
+use crate::model::history::{Author, History, Revision};
+use crate::model::version::{Configuration, NamespaceData, Stored, Version};
+use crate::schema::Schemas;
 use crate::spec::BackendSpec;
 use crate::transfer::{Difference, Document, Plan};
+use crate::watch::{WatchOptions, Watcher};
+
+/// How [`Confo::remove_namespace`](crate::manager::Confo::remove_namespace) treats a namespace that holds configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Refuse with [`Error::NotEmpty`].
+    IfEmpty,
+    /// Remove it with everything in it.
+    Recursive,
+}
+
+/// How many times [`Store::update_fields`] tries before it reports the conflict.
+pub(crate) const FIELD_UPDATE_ATTEMPTS: u32 = 16;
+
+/// One edit of a field, for [`Store::update_fields`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FieldEdit {
+    /// Set the field to the value (created if absent, with the configuration).
+    Set(String, Value),
+    /// Remove the field ([`Error::NotFound`] if it or the configuration does not exist).
+    Remove(String),
+}
+
+/// The pause after the `attempt`-th conflict: 4 ms doubling up to 250 ms, plus up to as much
+/// again at random, so writers that collided do not collide again in step.
+pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::BuildHasher;
+    let base = (4u64 << attempt.min(6)).min(250);
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt) % (base + 1);
+    std::time::Duration::from_millis(base + random)
+}
 
 /// A handle over one backend; clones share the backend's connection.
 #[derive(Debug, Clone)]
@@ -36,6 +68,9 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     /// Who its writes are recorded as made by.
     author: Arc<Author>,
+    /// The keyring its writes seal secrets again with (see [`BackendExt::write_sealed_as`]);
+    /// without one, a plain value written where a secret is sealed is refused.
+    keyring: Option<Arc<crate::secrets::Keyring>>,
 }
 
 impl Store {
@@ -47,13 +82,25 @@ impl Store {
     /// A store over a backend already open; its writes are recorded in history as the
     /// library's ([`Author::library`]).
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Store { backend, author: Author::library() }
+        Store { backend, author: Author::library(), keyring: None }
     }
 
     /// The same store, its writes recorded in history as made by `author` (an actor, the tool,
     /// a message). Cheap: the connection is shared.
     pub fn with_author(&self, author: Arc<Author>) -> Self {
-        Store { backend: self.backend.clone(), author }
+        Store { backend: self.backend.clone(), author, keyring: self.keyring.clone() }
+    }
+
+    /// The same store, its writes sealing again with `keyring` a plain value written where a
+    /// secret is sealed (without one, such a write is refused): see
+    /// [`BackendExt::write_sealed_as`].
+    pub fn with_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) -> Self {
+        Store { backend: self.backend.clone(), author: self.author.clone(), keyring }
+    }
+
+    /// The keyring its writes seal secrets again with, if any.
+    pub fn keyring(&self) -> Option<&crate::secrets::Keyring> {
+        self.keyring.as_deref()
     }
 
     /// Who this store's writes are recorded as made by.
@@ -142,7 +189,7 @@ impl Store {
     /// recorded or retention dropped it.
     pub async fn revision(&self, namespace: &str, config: &str, number: u64) -> Result<Revision> {
         let history = self.backend.configuration_history(namespace, config).await?;
-        if let Some(found) = crate::history::find(&history, number) {
+        if let Some(found) = crate::model::history::find(&history, number) {
             return Ok(found.clone());
         }
         if let Some(bad) = history.corrupt.iter().find(|c| c.location.ends_with(&format!("@{number}"))) {
@@ -176,13 +223,28 @@ impl Store {
         precondition: Option<Precondition>,
     ) -> Result<Version> {
         let revision = self.revision(namespace, config, number).await?;
-        let Some(value) = revision.value else {
+        let Some(mut value) = revision.value else {
             return Err(Error::InvalidValue {
                 location: format!("{} configuration {namespace}/{config}@{number}", self.backend.describe()),
                 message: "that revision is a deletion: there is no value to restore (delete explicitly instead)"
                     .to_owned(),
             });
         };
+        // A field purged from this revision (`--purge-field`): what is sealed there now stays,
+        // else the field is left out.
+        if crate::secrets::has_purged(&value) {
+            let current = self.get(namespace, config).await?;
+            let mut restored = (*value).clone();
+            let settled = crate::secrets::settle_purged(&mut restored, current.as_ref().map(|c| &*c.value));
+            tracing::info!(
+                namespace,
+                config,
+                number,
+                ?settled,
+                "purged fields of the revision settled for the rollback"
+            );
+            value = Arc::new(restored);
+        }
         let precondition = match precondition {
             Some(p) => p,
             None => self.as_stored_now(namespace, config).await?,
@@ -194,6 +256,64 @@ impl Store {
                 format!("the rollback of {namespace}/{config} reported no version"),
             )
         })
+    }
+
+    /// Replaces a field (its JSON pointer) by a purge marker ([`crate::secrets::PURGED`]) in
+    /// every recorded revision of a configuration that holds it in the clear (a sealed value is
+    /// left: it is no secret in the clear), numbers and authors unchanged; then records the
+    /// purge as a revision of its own (the value unchanged, the message naming the field and the
+    /// revisions). Returns the revisions rewritten. For a field stored in the clear before it
+    /// was made secret. A rollback to a purged revision keeps what is sealed at the field now,
+    /// or leaves the field out. Nothing reaches the engines' own copies (etcd's revisions until
+    /// compaction, Redis AOF/RDB, ZooKeeper logs and snapshots) or backups.
+    pub async fn purge_history_field(&self, namespace: &str, config: &str, pointer: &str) -> Result<Vec<u64>> {
+        let (ns, name) = (self.backend.namespace(namespace)?, self.backend.config_name(config)?);
+        if !pointer.starts_with('/') || pointer.len() < 2 {
+            return Err(Error::InvalidValue {
+                location: format!("{namespace}/{config}"),
+                message: format!("{pointer:?} is not a field's JSON pointer (/password, /db/password)"),
+            });
+        }
+        let marker = serde_json::json!({ crate::secrets::PURGED: crate::model::history::format_time(crate::model::history::now()) });
+        let at = pointer.to_owned();
+        let rewrite = move |value: &mut Configuration| -> bool {
+            let mut whole = serde_json::Value::Object(std::mem::take(value));
+            let changed = match whole.pointer_mut(&at) {
+                Some(slot) if !crate::model::sealed::is_sealed(slot) && !crate::secrets::is_purged(slot) => {
+                    *slot = marker.clone();
+                    true
+                }
+                _ => false,
+            };
+            if let serde_json::Value::Object(map) = whole {
+                *value = map;
+            }
+            changed
+        };
+        let rewritten = self.backend.rewrite_history(&ns, &name, &rewrite).await?;
+        if rewritten.is_empty() {
+            return Ok(rewritten);
+        }
+        let list = rewritten.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let message = format!("history purge: {pointer} replaced by a marker in revision(s) {list}");
+        match self.get(namespace, config).await? {
+            Some(current) => {
+                let mut author = (*self.author).clone();
+                author.message = Some(match author.message.take() {
+                    Some(given) => format!("{message}: {given}"),
+                    None => message,
+                });
+                let store = self.with_author(Arc::new(author));
+                let change = Change::put(config, (*current.value).clone())
+                    .when(Precondition::Version(current.version))
+                    .made_over(current.value.clone());
+                store.write_one(namespace, change).await?;
+            }
+            None => {
+                tracing::warn!(namespace, config, "{message} (the configuration is deleted: no revision records it)")
+            }
+        }
+        Ok(rewritten)
     }
 
     /// Every recorded change in a namespace (deleted configurations included), newest first,
@@ -247,10 +367,14 @@ impl Store {
         mode: Option<crate::schema::Mode>,
     ) -> Result<Schemas> {
         if let Some(config) = config {
-            self.backend.validate_new_name(crate::name::NameKind::Configuration, config)?;
+            self.backend.validate_new_name(crate::model::name::NameKind::Configuration, config)?;
         }
         self.change_schemas(namespace, None, |current| {
-            let mut schemas = current.unwrap_or_default();
+            // An unreadable document is replaced: what is set starts afresh.
+            let mut schemas = match current {
+                Current::Schemas(schemas) => schemas,
+                Current::None | Current::Unreadable(_) => Schemas::default(),
+            };
             if let Some(schema) = schema.clone() {
                 match config {
                     Some(c) => {
@@ -273,7 +397,24 @@ impl Store {
     pub async fn remove_schema(&self, namespace: &str, config: Option<&str>) -> Result<Option<Schemas>> {
         self.change_schemas(namespace, None, |current| {
             let missing = |name: &str| Error::not_found(Missing::Schema, name, self.backend.describe());
-            let Some(mut schemas) = current else { return Err(missing(namespace)) };
+            let mut schemas = match current {
+                Current::Schemas(schemas) => schemas,
+                Current::None => return Err(missing(namespace)),
+                // An unreadable document is removed whole; one configuration's part of it
+                // cannot be told apart.
+                Current::Unreadable(_) if config.is_none() => return Ok(None),
+                Current::Unreadable(corruption) => {
+                    return Err(Error::Corrupt {
+                        corruptions: vec![crate::model::error::Corruption {
+                            problem: format!(
+                                "{}: remove it whole (confo schema rm {namespace}) or replace it (confo schema set)",
+                                corruption.problem
+                            ),
+                            ..corruption
+                        }],
+                    })
+                }
+            };
             match config {
                 None => Ok(None),
                 Some(c) => {
@@ -298,7 +439,7 @@ impl Store {
     /// recorded as a rollback of it.
     pub async fn rollback_schema(&self, namespace: &str, number: u64) -> Result<Option<Schemas>> {
         let history = self.schema_history(namespace).await?;
-        let Some(revision) = crate::history::find(&history, number) else {
+        let Some(revision) = crate::model::history::find(&history, number) else {
             return Err(self.revision_not_kept(&history, format!("schema of {namespace}@{number}")));
         };
         let location = format!("schema of {namespace}@{number}");
@@ -310,33 +451,51 @@ impl Store {
     }
 
     /// Reads the schema document, applies `change`, compiles the result and writes it back
-    /// if the document is still as read (else again, a few times).
+    /// if the document is still as read (else again, a few times). A document that cannot be
+    /// read is given to `change` as such, and replaced by what it returns (its unreadable
+    /// revisions with it: said in the log).
     async fn change_schemas(
         &self,
         namespace: &str,
         restores: Option<u64>,
-        change: impl Fn(Option<Schemas>) -> Result<Option<Schemas>>,
+        change: impl Fn(Current) -> Result<Option<Schemas>>,
     ) -> Result<Option<Schemas>> {
         let name = self.backend.namespace(namespace)?;
         let keep = if self.backend.capabilities().history { crate::schema::REVISIONS_KEPT } else { 0 };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (document, precondition) = match crate::schema::load(&*self.backend, &name).await? {
-                Some((doc, version)) => (doc, Precondition::Version(version)),
-                None => (Default::default(), Precondition::Absent),
+            let (document, precondition, current) = match crate::schema::load_for_change(&*self.backend, &name).await? {
+                Some((doc, version, None)) => {
+                    let current = doc.schemas.clone().map_or(Current::None, Current::Schemas);
+                    (doc, Precondition::Version(version), current)
+                }
+                Some((doc, version, Some(corruption))) => {
+                    (doc, Precondition::Version(version), Current::Unreadable(corruption))
+                }
+                None => (Default::default(), Precondition::Absent, Current::None),
             };
-            let changed = change(document.schemas.clone())?;
+            let replaced = match &current {
+                Current::Unreadable(corruption) => Some(corruption.to_string()),
+                _ => None,
+            };
+            let changed = change(current)?;
             if let Some(schemas) = &changed {
+                schemas.check_sizes(namespace)?;
                 schemas.compile(namespace)?;
             }
             let bytes = document.next(changed.clone(), &self.author, restores, keep)?;
             match self.backend.put_schema_document(&name, Some(bytes), &precondition).await {
-                Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
-                    tokio::time::sleep(crate::manager::backoff(attempt)).await;
+                Err(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => return Err(e),
-                Ok(_) => return Ok(changed),
+                Ok(_) => {
+                    if let Some(what) = replaced {
+                        tracing::warn!("replaced an unreadable schema document ({what}); its revisions went with it");
+                    }
+                    return Ok(changed);
+                }
             }
         }
     }
@@ -384,17 +543,20 @@ impl Store {
     }
 
     async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
-        let report = self.backend.write_settled_as(namespace, std::slice::from_ref(&change), &self.author).await;
+        let report = self
+            .backend
+            .write_settled_sealed_as(namespace, std::slice::from_ref(&change), &self.author, self.keyring())
+            .await;
         if report.error.is_some() {
             // A plain error, or "in doubt" when the answer was lost and could not be read back.
-            return Err(Error::incomplete(Vec::new(), namespace, [change.name.as_str()], report, []));
+            return Err(report.into_incomplete(Vec::new(), namespace, [change.name.as_str()], []));
         }
         Ok(report.applied.into_iter().next().and_then(|a| a.version))
     }
 
     /// Sets and removes fields of one configuration, on what is stored now: read it, apply the
     /// edits, write it only if it is still that version; on a conflict (another writer), again,
-    /// up to [`crate::manager::FIELD_UPDATE_ATTEMPTS`] times with random growing pauses. A
+    /// up to [`FIELD_UPDATE_ATTEMPTS`] times with random growing pauses. A
     /// configuration that does not exist is created by a set ([`Error::NotFound`] for a
     /// remove). Returns the new version.
     pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<Version> {
@@ -402,6 +564,7 @@ impl Store {
         loop {
             attempt += 1;
             let current = self.get(namespace, config).await?;
+            let over = current.as_ref().map(|stored| stored.value.clone());
             let (mut value, precondition) = match current {
                 Some(stored) => ((*stored.value).clone(), Precondition::Version(stored.version)),
                 None => (Configuration::new(), Precondition::Absent),
@@ -429,9 +592,19 @@ impl Store {
                     }
                 }
             }
-            match self.put(namespace, config, value, precondition).await {
-                Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
-                    tokio::time::sleep(crate::manager::backoff(attempt)).await;
+            let mut change = Change::put(config, value).when(precondition);
+            change.over = over;
+            let written = self.write_one(namespace, change).await.and_then(|v| {
+                v.ok_or_else(|| {
+                    Error::unavailable(
+                        self.backend.describe(),
+                        format!("the write of {namespace}/{config} reported no version"),
+                    )
+                })
+            });
+            match written {
+                Err(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 other => return other,
             }
@@ -455,6 +628,40 @@ impl Store {
         self.update_fields(namespace, config, &[FieldEdit::Set(field.to_owned(), sealed)]).await
     }
 
+    /// Turns a sealed field (its JSON pointer, `/password`, `/db/pass`) back into its plain
+    /// value, on purpose: opened with the keyring and written in the clear, only if the
+    /// configuration is unchanged since it was read ([`Error::Conflict`] otherwise). The one
+    /// write the re-seal rule lets through (see
+    /// [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as)).
+    /// [`Error::NotFound`] when nothing sealed is there.
+    pub async fn unset_secret(
+        &self,
+        namespace: &str,
+        config: &str,
+        pointer: &str,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<Version> {
+        let missing = || Error::NotFound {
+            what: crate::model::error::Missing::Field,
+            name: format!("{config}{pointer}"),
+            location: format!("namespace {namespace} (no secret is sealed there)"),
+        };
+        let stored = self.get(namespace, config).await?.ok_or_else(missing)?;
+        let mut value = serde_json::Value::Object((*stored.value).clone());
+        let at = value.pointer_mut(pointer).filter(|v| crate::model::sealed::is_sealed(v)).ok_or_else(missing)?;
+        let place = crate::secrets::Place { namespace, configuration: config, pointer };
+        *at = keyring.open(&place, at)?;
+        let serde_json::Value::Object(value) = value else { return Err(missing()) };
+        let change =
+            Change::put(config, value).when(Precondition::Version(stored.version)).unsealing(vec![pointer.to_owned()]);
+        self.write_one(namespace, change).await?.ok_or_else(|| {
+            Error::unavailable(
+                self.backend.describe(),
+                format!("the write of {namespace}/{config} reported no version"),
+            )
+        })
+    }
+
     /// One configuration with every secret opened; `None` if it does not exist. A secret the
     /// keyring cannot open is [`Error::Secret`] naming the field.
     pub async fn get_revealed(
@@ -473,53 +680,91 @@ impl Store {
     /// empty) sealed with another key; each configuration is written only if unchanged since it
     /// was read (a conflict is retried on the new content). Returns how many secrets were
     /// resealed. Old keys keep opening what is left until they are removed.
+    ///
+    /// A secret that does not open (sealed with a key no longer in the keyring, or planted by
+    /// a writer without the keys) does not stop the rotation: everything else is resealed,
+    /// then [`Error::Secret`] says how many were left and where (see
+    /// [`Store::rotate_secrets_report`] for the list).
     pub async fn rotate_secrets(&self, namespaces: &[String], keyring: &crate::secrets::Keyring) -> Result<usize> {
+        let rotation = self.rotate_secrets_report(namespaces, keyring).await?;
+        match rotation.unopened.first() {
+            None => Ok(rotation.resealed),
+            Some((namespace, config, pointer, why)) => Err(Error::Secret {
+                location: format!("{namespace}/{config} field {pointer}"),
+                message: format!(
+                    "{} secret(s) could not be opened and were left as they were ({} resealed); the first: {why}",
+                    rotation.unopened.len(),
+                    rotation.resealed
+                ),
+            }),
+        }
+    }
+
+    /// [`Store::rotate_secrets`], reporting each secret that could not be opened instead of
+    /// failing; the namespaces' other secrets are resealed all the same.
+    pub async fn rotate_secrets_report(
+        &self,
+        namespaces: &[String],
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<Rotation> {
         let namespaces = if namespaces.is_empty() { self.namespaces().await? } else { namespaces.to_vec() };
-        let mut count = 0;
+        let mut rotation = Rotation::default();
         for namespace in &namespaces {
             for (config, stored) in self.load(namespace).await? {
-                if crate::secrets::has_sealed(&stored.value) {
-                    count += self.rotate_one(namespace, &config, stored, keyring).await?;
+                if crate::model::sealed::has_sealed(&stored.value) {
+                    let (count, unopened) = self.rotate_one(namespace, &config, stored, keyring).await?;
+                    rotation.resealed += count;
+                    rotation.unopened.extend(
+                        unopened.into_iter().map(|(pointer, why)| (namespace.clone(), config.clone(), pointer, why)),
+                    );
                 }
             }
         }
-        Ok(count)
+        Ok(rotation)
     }
 
     /// Reseals one configuration's secrets, starting from what the bulk read gave; read again
-    /// only after a conflict.
+    /// only after a conflict. Returns how many were resealed and those that did not open.
     async fn rotate_one(
         &self,
         namespace: &str,
         config: &str,
         mut stored: Stored,
         keyring: &crate::secrets::Keyring,
-    ) -> Result<usize> {
+    ) -> Result<(usize, Vec<(String, String)>)> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut value = (*stored.value).clone();
-            let count = crate::secrets::reseal_all(&mut value, namespace, config, keyring)?;
+            let (count, unopened) = crate::secrets::reseal_what_opens(&mut value, namespace, config, keyring);
+            let unopened: Vec<(String, String)> =
+                unopened.into_iter().map(|(pointer, why)| (pointer, why.to_string())).collect();
             if count == 0 {
-                return Ok(0);
+                return Ok((0, unopened));
             }
             match self.put(namespace, config, value, Precondition::Version(stored.version)).await {
-                Err(e) if e.is_conflict() && attempt < crate::manager::FIELD_UPDATE_ATTEMPTS => {
-                    tokio::time::sleep(crate::manager::backoff(attempt)).await;
+                Err(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
                     match self.get(namespace, config).await? {
                         Some(fresh) => stored = fresh,
-                        None => return Ok(0),
+                        None => return Ok((0, Vec::new())),
                     }
                 }
-                other => return other.map(|_| count),
+                other => return other.map(|_| (count, unopened)),
             }
         }
     }
 
     /// Finds (and with `fix`, repairs) what breaks the layout's consistency: see
-    /// [`Backend::repair`](crate::Backend::repair).
-    pub async fn repair(&self, fix: bool) -> Result<crate::backend::Repair> {
-        self.backend.repair(fix).await
+    /// [`Backend::repair`](crate::backend::Backend::repair).
+    pub async fn repair(&self, options: &crate::backend::RepairOptions) -> Result<crate::backend::Repair> {
+        self.backend.repair(options).await
+    }
+
+    /// The nodes whose ACL lets others change them, and with `fix` the spec's ACL given to
+    /// them: see [`Backend::check_acls`](crate::backend::Backend::check_acls).
+    pub async fn check_acls(&self, fix: bool) -> Result<Vec<crate::backend::AclFinding>> {
+        self.backend.check_acls(fix).await
     }
 
     /// Every configuration of a namespace in one bulk read.
@@ -529,7 +774,7 @@ impl Store {
 
     /// Every configuration of a namespace in one bulk read, in the compact form a cache keeps
     /// (see [`Backend::load_compact`]).
-    pub async fn load_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
+    pub async fn load_compact(&self, namespace: &str) -> Result<crate::model::compact::CompactNamespace> {
         self.backend.load_namespace_compact(namespace).await
     }
 
@@ -539,11 +784,11 @@ impl Store {
     /// what was not, what is in doubt after a lost answer, settled by reading back).
     pub async fn write(&self, namespace: &str, changes: &[Change]) -> Result<Vec<Applied>> {
         self.backend.check_batch(namespace, changes)?;
-        let report = self.backend.write_settled_as(namespace, changes, &self.author).await;
+        let report = self.backend.write_settled_sealed_as(namespace, changes, &self.author, self.keyring()).await;
         if report.error.is_none() {
             return Ok(report.applied);
         }
-        Err(Error::incomplete(Vec::new(), namespace, changes.iter().map(|c| c.name.as_str()), report, []))
+        Err(report.into_incomplete(Vec::new(), namespace, changes.iter().map(|c| c.name.as_str()), []))
     }
 
     /// How this store's namespaces (all when empty) differ from `other`'s: each configuration
@@ -565,7 +810,7 @@ impl Store {
 
     /// Carries out a plan; see [`crate::transfer::apply`].
     pub async fn apply(&self, plan: &Plan, document: &Document, progress: impl FnMut(usize, usize)) -> Result<()> {
-        crate::transfer::apply_as(&*self.backend, plan, document, &self.author, progress).await
+        crate::transfer::apply_sealed_as(&*self.backend, plan, document, &self.author, self.keyring(), progress).await
     }
 
     /// Live events of a namespace (optionally one configuration).
@@ -600,7 +845,7 @@ mod tests {
         assert!(store.get("ns", "c").await.unwrap().is_none());
         // A bad name is refused before anything is sent.
         let err = store.write("ns", &[Change::put("x/y", config(json!({})))]).await.unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::InvalidName);
+        assert_eq!(err.kind(), crate::model::error::ErrorKind::InvalidName);
 
         let other = Store::open(&BackendSpec::memory()).await.unwrap();
         other.create_namespace("ns").await.unwrap();
@@ -620,7 +865,7 @@ mod tests {
         store.set_secret("ns", "db", "password", json!("hunter2"), &keyring).await.unwrap();
         let raw = store.get("ns", "db").await.unwrap().unwrap();
         assert!(!serde_json::to_string(&*raw.value).unwrap().contains("hunter2"));
-        assert!(crate::secrets::is_sealed(&raw.value["password"]));
+        assert!(crate::model::sealed::is_sealed(&raw.value["password"]));
         let shown = store.get_revealed("ns", "db", &keyring).await.unwrap().unwrap();
         assert_eq!(serde_json::Value::Object(shown), json!({"host": "h", "password": "hunter2"}));
         // Rotation: a new primary key reseals everything; then the old key can go.
@@ -629,7 +874,7 @@ mod tests {
         assert_eq!(store.rotate_secrets(&[], &keyring).await.unwrap(), 1);
         assert_eq!(store.rotate_secrets(&[], &keyring).await.unwrap(), 0, "nothing left to reseal");
         let raw = store.get("ns", "db").await.unwrap().unwrap();
-        assert_eq!(crate::secrets::key_id(&raw.value["password"]), Some("k2"));
+        assert_eq!(crate::model::sealed::key_id(&raw.value["password"]), Some("k2"));
         let mut only_new = crate::secrets::Keyring::new();
         only_new.generate(Some("k1")).unwrap(); // same id, another key: cannot open
         assert!(store.get_revealed("ns", "db", &only_new).await.is_err());
@@ -675,4 +920,24 @@ pub struct LogFilter {
     pub actor: Option<String>,
     /// At most this many (the newest).
     pub limit: Option<usize>,
+}
+
+/// A namespace's schemas as a change finds them.
+enum Current {
+    /// None are set.
+    None,
+    /// These.
+    Schemas(Schemas),
+    /// A document is stored that cannot be read as one (what is wrong).
+    Unreadable(crate::model::error::Corruption),
+}
+
+/// What [`Store::rotate_secrets_report`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// How many secrets were resealed under the primary key.
+    pub resealed: usize,
+    /// Each secret left as it was because it did not open: namespace, configuration, JSON
+    /// pointer, and why (never the value).
+    pub unopened: Vec<(String, String, String, String)>,
 }

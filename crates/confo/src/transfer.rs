@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendExt, Change, Configuration, Precondition};
-use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::NameKind;
+use crate::backend::{Backend, BackendExt};
+use crate::model::change::{Change, Precondition};
+use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
+use crate::model::name::NameKind;
+use crate::model::version::Configuration;
 
 /// Namespaces → configurations → content.
 pub type Document = BTreeMap<String, BTreeMap<String, Configuration>>;
@@ -48,11 +50,11 @@ pub async fn export_readable(backend: &dyn Backend, namespaces: &[String]) -> Re
 /// Namespaces as read in compact form, by name, each configuration by name: written as the
 /// [`Document`] of the same data is (see [`export_readable_compact`]), without the maps.
 #[derive(Debug, Default)]
-pub struct CompactDocument(pub BTreeMap<String, Vec<(String, Arc<crate::compact::Compact>)>>);
+pub struct CompactDocument(pub BTreeMap<String, Vec<(String, Arc<crate::model::compact::Compact>)>>);
 
 impl serde::Serialize for CompactDocument {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        struct Namespace<'a>(&'a [(String, Arc<crate::compact::Compact>)]);
+        struct Namespace<'a>(&'a [(String, Arc<crate::model::compact::Compact>)]);
         impl serde::Serialize for Namespace<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
                 serializer.collect_map(self.0.iter().map(|(name, value)| (name, &**value)))
@@ -75,7 +77,7 @@ pub async fn export_readable_compact(
     for namespace in names {
         let read = backend.load_namespace_compact(&namespace).await?;
         skipped.extend(read.corrupt.into_values().map(|c| c.corruption));
-        let mut entries: Vec<(String, Arc<crate::compact::Compact>)> =
+        let mut entries: Vec<(String, Arc<crate::model::compact::Compact>)> =
             read.entries.into_iter().map(|(name, value, _)| (name, value)).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         document.0.insert(namespace, entries);
@@ -190,8 +192,10 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
             plan.new_namespaces.push(namespace.clone());
             Default::default()
         };
-        let stored: std::collections::HashMap<&str, (&crate::compact::Compact, &crate::backend::Version)> =
-            current.entries.iter().map(|(name, value, version)| (name.as_str(), (&**value, version))).collect();
+        let stored: std::collections::HashMap<
+            &str,
+            (&crate::model::compact::Compact, &crate::model::version::Version),
+        > = current.entries.iter().map(|(name, value, version)| (name.as_str(), (&**value, version))).collect();
         let step = |configuration: &str, action, precondition| Step {
             namespace: namespace.clone(),
             configuration: configuration.to_owned(),
@@ -238,14 +242,14 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
 ///
 /// A failure part-way is [`Error::PersistIncomplete`] listing exactly which configurations were
 /// written, which were not, and which are in doubt (the connection broke and the store could
-/// not be read back); see [`crate::BackendExt::write_settled`].
+/// not be read back); see [`crate::backend::BackendExt::write_settled`].
 pub async fn apply(
     backend: &dyn Backend,
     plan: &Plan,
     document: &Document,
     progress: impl FnMut(usize, usize),
 ) -> Result<()> {
-    apply_as(backend, plan, document, &crate::history::Author::library(), progress).await
+    apply_as(backend, plan, document, &crate::model::history::Author::library(), progress).await
 }
 
 /// [`apply`], its writes recorded in history as made by `author`.
@@ -253,11 +257,25 @@ pub async fn apply_as(
     backend: &dyn Backend,
     plan: &Plan,
     document: &Document,
-    author: &crate::history::Author,
+    author: &crate::model::history::Author,
+    progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    apply_sealed_as(backend, plan, document, author, None, progress).await
+}
+
+/// [`apply_as`] with the keyring at hand: a plain value the document has where the store
+/// holds a sealed secret is sealed again with it (refused without one): see
+/// [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as).
+pub async fn apply_sealed_as(
+    backend: &dyn Backend,
+    plan: &Plan,
+    document: &Document,
+    author: &crate::model::history::Author,
+    keyring: Option<&crate::secrets::Keyring>,
     progress: impl FnMut(usize, usize),
 ) -> Result<()> {
     let content = |namespace: &str, name: &str| document.get(namespace).and_then(|n| n.get(name)).cloned();
-    apply_with(backend, plan, content, author, progress).await
+    apply_with(backend, plan, content, author, keyring, progress).await
 }
 
 /// [`apply_as`] taking the document: its configurations are moved into the writes instead of
@@ -265,19 +283,32 @@ pub async fn apply_as(
 pub async fn apply_owned_as(
     backend: &dyn Backend,
     plan: &Plan,
+    document: Document,
+    author: &crate::model::history::Author,
+    progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    apply_owned_sealed_as(backend, plan, document, author, None, progress).await
+}
+
+/// [`apply_owned_as`] with the keyring at hand (see [`apply_sealed_as`]).
+pub async fn apply_owned_sealed_as(
+    backend: &dyn Backend,
+    plan: &Plan,
     mut document: Document,
-    author: &crate::history::Author,
+    author: &crate::model::history::Author,
+    keyring: Option<&crate::secrets::Keyring>,
     progress: impl FnMut(usize, usize),
 ) -> Result<()> {
     let content = |namespace: &str, name: &str| document.get_mut(namespace).and_then(|n| n.remove(name));
-    apply_with(backend, plan, content, author, progress).await
+    apply_with(backend, plan, content, author, keyring, progress).await
 }
 
 async fn apply_with(
     backend: &dyn Backend,
     plan: &Plan,
     mut content: impl FnMut(&str, &str) -> Option<Configuration>,
-    author: &crate::history::Author,
+    author: &crate::model::history::Author,
+    keyring: Option<&crate::secrets::Keyring>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<()> {
     use crate::backend::BackendExt;
@@ -306,7 +337,7 @@ async fn apply_with(
         start = end;
     }
     for namespace in &plan.new_namespaces {
-        backend.validate_new_name(crate::name::NameKind::Namespace, namespace)?;
+        backend.validate_new_name(crate::model::name::NameKind::Namespace, namespace)?;
     }
     crate::schema::check_batches(backend, batches.iter().map(|(ns, c)| (*ns, c.as_slice()))).await?;
     for namespace in &plan.new_namespaces {
@@ -315,12 +346,12 @@ async fn apply_with(
     let total = plan.steps.len();
     let mut written = Vec::new();
     for (index, (namespace, changes)) in batches.iter().enumerate() {
-        let report = backend.write_settled_as(namespace, changes, author).await;
+        let report = backend.write_settled_sealed_as(namespace, changes, author, keyring).await;
         if report.error.is_some() {
             let later = batches[index + 1..]
                 .iter()
                 .flat_map(|(ns, batch)| batch.iter().map(move |c| ConfigId::new(*ns, &c.name)));
-            return Err(Error::incomplete(written, namespace, changes.iter().map(|c| c.name.as_str()), report, later));
+            return Err(report.into_incomplete(written, namespace, changes.iter().map(|c| c.name.as_str()), later));
         }
         written.extend(report.applied.iter().map(|a| ConfigId::new(*namespace, &a.name)));
         progress(written.len(), total);

@@ -1,5 +1,5 @@
 //! Live updates: typed [`Event`]s for a namespace, delivered by a [`Watcher`] built from any
-//! backend ([`Watcher::new`], [`crate::Store::watch`], [`crate::Confo::watch`]). A watcher is a
+//! backend ([`Watcher::new`], [`crate::store::Store::watch`], [`crate::manager::Confo::watch`]). A watcher is a
 //! [`futures_core::Stream`] of `Result<Event>`.
 //!
 //! Every backend's notifications are only hints ("namespace X may have changed"); a watcher
@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, BackendExt, Configuration, Hint, Hints, NamespaceData};
-use crate::error::{Error, ErrorKind, Missing, Result};
+use crate::backend::{Backend, BackendExt, Hint, Hints};
+use crate::model::error::{Error, ErrorKind, Missing, Result};
+use crate::model::version::{Configuration, NamespaceData};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +94,9 @@ impl Event {
 #[non_exhaustive]
 pub struct WatchOptions {
     /// Re-read even without a notification this often, to see writers that do not notify
-    /// (a raw `SET` in Redis). Default 30 s.
+    /// (a raw `SET` in Redis). Default 30 s. Not used on a backend that announces every change
+    /// ([`Capabilities::notifies_every_change`](crate::backend::Capabilities)): there an idle watcher
+    /// reads nothing.
     pub resync_every: Duration,
     /// For backends that cannot notify: how often to re-read. Default 1 s.
     pub poll_every: Duration,
@@ -153,6 +156,8 @@ pub(crate) struct HintSource {
     backend: Arc<dyn Backend>,
     hints: Option<Hints>,
     can_notify: bool,
+    /// Every change is announced: no periodic re-read.
+    complete: bool,
     options: WatchOptions,
 }
 
@@ -160,7 +165,8 @@ impl HintSource {
     /// Subscribes now, so that nothing after this call is missed.
     pub(crate) async fn new(backend: Arc<dyn Backend>, options: WatchOptions) -> Result<Self> {
         let hints = backend.subscribe().await?;
-        Ok(HintSource { can_notify: hints.is_some(), hints, backend, options })
+        let complete = backend.capabilities().notifies_every_change;
+        Ok(HintSource { can_notify: hints.is_some(), hints, complete, backend, options })
     }
 
     /// Waits for the next hints and coalesces whatever else is already waiting.
@@ -174,9 +180,13 @@ impl HintSource {
             }
             return Touched::All;
         };
-        let first = tokio::select! {
-            hint = hints.recv() => hint,
-            _ = tokio::time::sleep(self.options.resync_every) => return Touched::All,
+        let first = if self.complete {
+            hints.recv().await
+        } else {
+            tokio::select! {
+                hint = hints.recv() => hint,
+                _ = tokio::time::sleep(self.options.resync_every) => return Touched::All,
+            }
         };
         let Some(first) = first else {
             self.hints = None;
@@ -388,10 +398,12 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::backend::{BackendExt, Capabilities, ChangeSet, Stored, WriteReport};
-    use crate::name::NameKind;
-    use crate::name::{ConfigName, NamespaceName};
-    use crate::MemoryBackend;
+    use crate::backend::memory::MemoryBackend;
+    use crate::backend::{BackendExt, Capabilities, ChangeSet};
+    use crate::model::change::WriteReport;
+    use crate::model::name::NameKind;
+    use crate::model::name::{ConfigName, NamespaceName};
+    use crate::model::version::Stored;
 
     /// A memory store whose reads fail on demand: 0 reads, 1 is unavailable, 2 refuses access.
     #[derive(Debug, Default)]

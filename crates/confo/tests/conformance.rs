@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use confo::history::HistoryOptions;
+use confo::model::history::HistoryOptions;
 use confo::{Backend, FileBackend, MemoryBackend};
 
 mod memory {
@@ -25,7 +25,7 @@ mod memory_without_history {
     use super::*;
 
     async fn make() -> ((), Arc<dyn Backend>) {
-        ((), Arc::new(MemoryBackend::with_history(confo::history::HistoryOptions::off())))
+        ((), Arc::new(MemoryBackend::with_history(confo::model::history::HistoryOptions::off())))
     }
 
     confo::conformance_tests!(make());

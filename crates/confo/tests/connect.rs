@@ -157,6 +157,12 @@ async fn another_protocol_or_tls_mismatch_says_so() {
             text.contains(says) && !text.contains("Parse error") && !text.contains("Unexpected `"),
             "{spec}: {text}"
         );
+        // Said as data too: trying again cannot help.
+        assert!(
+            matches!(err, confo::Error::Unavailable { outage: confo::model::error::Outage::Mismatch, .. }),
+            "{spec}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{spec}");
         assert!(took < Duration::from_millis(4500), "{spec}: {took:?}");
     }
     // A plain client to a TLS server: the server closes on it; said within the timeout.

@@ -163,6 +163,10 @@ async fn authentication_and_roles() {
     admin.user_add("app", "app-pw", None).await.expect("app");
     admin.user_grant_role("app", "confo").await.expect("grant role");
     admin.user_add("nobody", "nobody-pw", None).await.expect("nobody");
+    admin.role_add("confo-reader").await.expect("role");
+    admin.role_grant_permission("confo-reader", etcd::Permission::read("/confo").with_prefix()).await.expect("grant");
+    admin.user_add("reader", "reader-pw", None).await.expect("reader");
+    admin.user_grant_role("reader", "confo-reader").await.expect("grant role");
     admin.auth_enable().await.expect("auth enable");
 
     let endpoint = server.endpoint();
@@ -178,6 +182,25 @@ async fn authentication_and_roles() {
         assert!(matches!(err, Error::Unauthorized { .. }), "{url}: {err:?}");
         assert!(!format!("{err} {err:?}").contains("app-pw"));
     }
+    // A read-only role reads, lists, watches, and reads history and schemas; its writes are
+    // refused and change nothing.
+    let store = confo::Store::new(Arc::new(app.clone()));
+    store.set_schema("secure", None, Some(json!({"type": "object"})), None).await.expect("schema");
+    let reader = connect(&format!("etcd://reader:reader-pw@{endpoint}")).await;
+    assert_eq!(reader.list_namespaces().await.expect("list"), ["secure"]);
+    assert_eq!(reader.load_namespace("secure").await.expect("load")["db"].value["password"], json!("x"));
+    assert!(reader.load_configuration("secure", "db").await.expect("get").is_some());
+    assert_eq!(reader.configuration_history("secure", "db").await.expect("history").revisions.len(), 1);
+    assert!(reader.schema_document(&reader.namespace("secure").expect("name")).await.expect("schema").is_some());
+    let mut watcher =
+        confo::Watcher::new(Arc::new(reader.clone()), "secure", None, Default::default()).await.expect("watch");
+    app.put_configuration("secure", "db", obj(json!({"password": "y"}))).await.expect("put");
+    let event = watcher.next_timeout(std::time::Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!(event.value.expect("value")["password"], json!("y"));
+    let err = reader.put_configuration("secure", "db", obj(json!({"password": "z"}))).await.expect_err("read only");
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(reader.create_namespace("other").await.is_err());
+    assert_eq!(app.load_configuration("secure", "db").await.expect("get").expect("db").value["password"], json!("y"));
     let spec = BackendSpec::from_credentials(
         BackendKind::ETCD,
         &json!({"etcd_host": "127.0.0.1", "etcd_port": server.port().to_string(), "etcd_user": "app", "etcd_password": "app-pw"}),
@@ -188,7 +211,7 @@ async fn authentication_and_roles() {
     confo.load_backend("etcd", &spec).await.expect("load");
     confo.activate_backend("etcd").expect("activate");
     confo.use_namespace("secure").await.expect("use");
-    assert_eq!(confo.get_field("db", "password").expect("get"), Some(json!("x")));
+    assert_eq!(confo.get_field("db", "password").expect("get"), Some(json!("y")));
 }
 
 /// A 3-member cluster loses its leader while a client reads and writes in a loop: the client

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use confo::error::Missing;
+use confo::model::error::Missing;
 use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error, FileBackend};
 use serde_json::json;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confo::backend::redis::{RedisBackend, RedisOptions};
-use confo::error::Missing;
+use confo::model::error::Missing;
 use confo::{Backend, BackendExt, BackendKind, BackendSpec, Change, Confo, Error, Precondition};
 use confo_testkit::RedisServer;
 use redis::AsyncCommands;
@@ -44,7 +44,9 @@ async fn layout_key_by_key() {
     let server = RedisServer::start().expect("redis-server");
     let mut r = raw(&server).await;
     let backend = connect(&server.url()).await;
-    assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":[]}"#), "root made on connect");
+    // Connecting and reading write nothing: the root is made by the first write.
+    assert!(backend.list_namespaces().await.expect("list").is_empty());
+    assert_eq!(get(&mut r, "confo").await, None, "nothing written by connecting or reading");
 
     backend.create_namespace("HR_dept").await.expect("create");
     assert_eq!(get(&mut r, "confo").await.as_deref(), Some(r#"{"namespaces":["HR_dept"]}"#));
@@ -362,6 +364,7 @@ async fn reload_and_persist_cost_a_constant_number_of_round_trips() {
         backend.create_namespace(ns).await.expect("create");
         let changes: Vec<Change> = (0..n).map(|i| Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();
         backend.write(ns, &changes[..1]).await.into_result().expect("warm the script cache");
+        backend.load_namespace(ns).await.expect("warm the read script too");
         let writes = client_commands(&server, async {
             backend.write(ns, &changes).await.into_result().expect("write");
         })
@@ -371,12 +374,22 @@ async fn reload_and_persist_cost_a_constant_number_of_round_trips() {
         })
         .await;
         eprintln!("{n} configurations: reload sends {reads:?}, persist sends {} command(s)", writes.len());
-        assert_eq!(reads, ["EVALSHA"], "one round trip per reload");
-        // The namespace's schema document is read once (schemas are checked before writing),
-        // then one script per chunk.
-        assert_eq!(writes[0], "GET", "{writes:?}");
-        assert_eq!(writes.len() - 1, n.div_ceil(backend.capabilities().atomic_batch), "one script per chunk");
-        assert!(writes[1..].iter().all(|c| c == "EVALSHA"));
+        assert_eq!(reads, ["EVALSHA_RO"], "one round trip per reload (a read-only script)");
+        // What the batch replaces is read once (the re-seal rule of secrets: the namespace in
+        // bulk, one read-only script), the namespace's schema document once (schemas are
+        // checked before writing), then one script per chunk.
+        assert_eq!(writes[..2], ["EVALSHA_RO", "GET"], "{writes:?}");
+        assert_eq!(writes.len() - 2, n.div_ceil(backend.capabilities().atomic_batch), "one script per chunk");
+        assert!(writes[2..].iter().all(|c| c == "EVALSHA"));
+        // A batch that only creates (each put made on nothing) reads nothing first.
+        let fresh: Vec<Change> = (0..n)
+            .map(|i| Change::put(format!("new{i}"), obj(json!({"i": i}))).when(confo::Precondition::Absent))
+            .collect();
+        let creates = client_commands(&server, async {
+            backend.write(ns, &fresh).await.into_result().expect("create");
+        })
+        .await;
+        assert_eq!(creates[0], "GET", "{creates:?}");
     }
 }
 
@@ -440,7 +453,12 @@ async fn password_auth() {
     let ok = connect(&format!("redis://:s3cret-pw@127.0.0.1:{port}")).await;
     ok.create_namespace("ns").await.expect("authorized");
     for url in [format!("redis://:wrong@127.0.0.1:{port}"), format!("redis://127.0.0.1:{port}")] {
-        let err = RedisBackend::connect(RedisOptions::from_url(&url).expect("url")).await.expect_err("refused");
+        // A wrong password is refused by the handshake; none at all by the first command (a
+        // connection sends nothing of its own).
+        let err = match RedisBackend::connect(RedisOptions::from_url(&url).expect("url")).await {
+            Ok(backend) => backend.list_namespaces().await.expect_err("refused"),
+            Err(e) => e,
+        };
         assert!(matches!(err, Error::Unauthorized { .. }), "{url}: {err:?}");
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("s3cret-pw"), "{shown}");
@@ -726,54 +744,227 @@ async fn history_retention() {
     confo::conformance::history_retention_keeps_the_newest(Arc::new(backend)).await;
 }
 
-/// `repair` finds data keys no index lists and index entries without data, leaves another
-/// program's keys of other types alone, and with `fix` repairs both (each checked again).
+/// `repair` finds data keys no index lists and index entries without data, and with `fix`
+/// repairs both (each checked again). In a shared Redis only what confo could have written is
+/// removed: keys under a namespace's prefix that confo cannot have written (the issue's list:
+/// an opaque blob, a counter, names confo refuses, another type, a JSON object no revision of
+/// confo's records) are reported as foreign and kept, unless named with `keys`.
 #[tokio::test]
 async fn repair_finds_and_fixes_what_breaks_the_index() {
+    use confo::backend::RepairOptions;
     let server = RedisServer::start().expect("redis-server");
     let backend = connect(&server.url()).await;
     backend.create_namespace("sales").await.expect("create");
     backend.create_namespace("billing").await.expect("create");
-    for name in ["a", "b"] {
+    for name in ["a", "b", "stray"] {
         backend.put_configuration("sales", name, obj(json!({"v": 1}))).await.expect("put");
     }
     backend.put_configuration("billing", "x-y", obj(json!({"v": 2}))).await.expect("put");
     let mut r = raw(&server).await;
-    // A crashed writer that is not confo: data without its index entry, and an entry without data.
-    let _: () = r.set("sales-stray", r#"{"v": 3}"#).await.expect("SET");
+    // A writer that died between its value and its index entry: confo's value (its history
+    // records it) that the index does not list, and an entry without data.
     let _: () = r.set("sales", r#"{"configurations": ["a", "b", "ghost"]}"#).await.expect("SET");
     let _: () = r.del("sales-b").await.expect("DEL");
-    let _: () = r.hset("sales-foreign", "f", "1").await.expect("HSET");
-    let clean = confo::backend::Repair { fixed: false, ..Default::default() };
-    assert_ne!(backend.repair(false).await.expect("repair"), clean);
-    let found = backend.repair(false).await.expect("repair");
+    // Another program's keys that share the prefix.
+    let long = format!("sales-{}", "n".repeat(300));
+    let foreign: [(&str, &str); 7] = [
+        ("sales-session:9f8e7d", "\x00\x01opaque"),
+        ("sales-counter", "17"),
+        ("sales-a/b", "{}"),
+        ("sales-", "{}"),
+        ("sales-.hidden", "{}"),
+        ("sales-esc\u{1b}[31m", "{}"),
+        ("sales-raw", r#"{"v": 3}"#),
+    ];
+    for (key, value) in foreign {
+        let _: () = r.set(key, value).await.expect("SET");
+    }
+    let _: () = r.set(&long, "{}").await.expect("SET");
+    let _: () = r.hset("sales-hash", "f", "1").await.expect("HSET");
+    let found = backend.repair(&RepairOptions::report()).await.expect("repair");
     assert_eq!(found.unindexed, [("sales".to_owned(), "stray".to_owned())]);
     assert_eq!(found.dangling, [("sales".to_owned(), "b".to_owned()), ("sales".to_owned(), "ghost".to_owned())]);
+    let mut reported: Vec<&str> = found.foreign.iter().map(|f| f.key.as_str()).collect();
+    reported.sort();
+    let mut expected: Vec<&str> = foreign.iter().map(|(k, _)| *k).chain([long.as_str(), "sales-hash"]).collect();
+    expected.sort();
+    assert_eq!(reported, expected);
+    let reason = |key: &str| found.foreign.iter().find(|f| f.key == key).map(|f| f.reason.clone()).unwrap_or_default();
+    assert!(reason("sales-counter").contains("JSON object"), "{}", reason("sales-counter"));
+    assert!(reason("sales-raw").contains("history"), "{}", reason("sales-raw"));
+    assert!(reason("sales-hash").contains("hash"), "{}", reason("sales-hash"));
     assert!(!found.fixed);
-    assert_eq!(get(&mut r, "sales-stray").await.as_deref(), Some(r#"{"v": 3}"#), "reporting changes nothing");
+    assert_eq!(get(&mut r, "sales-stray").await.as_deref(), Some(r#"{"v":1}"#), "reporting changes nothing");
 
-    let fixed = backend.repair(true).await.expect("repair --fix");
-    assert_eq!((fixed.unindexed.len(), fixed.dangling.len(), fixed.fixed), (1, 2, true));
-    assert!(backend.repair(false).await.expect("repair").is_clean());
+    let fixed = backend.repair(&RepairOptions::fix()).await.expect("repair --fix");
+    assert_eq!((fixed.unindexed.len(), fixed.dangling.len(), fixed.foreign.len(), fixed.fixed), (1, 2, 9, true));
     assert_eq!(get(&mut r, "sales-stray").await, None);
+    for (key, value) in foreign {
+        assert_eq!(get(&mut r, key).await.as_deref(), Some(value), "{key} is kept");
+    }
+    let kind: String = redis::cmd("TYPE").arg("sales-hash").query_async(&mut r).await.expect("TYPE");
+    assert_eq!(kind, "hash", "another program's key is left alone");
     let data = backend.load_namespace("sales").await.expect("load");
     assert!(data.corrupt.is_empty(), "{:?}", data.corrupt);
     assert_eq!(data.keys().collect::<Vec<_>>(), ["a"]);
-    let foreign: String = redis::cmd("TYPE").arg("sales-foreign").query_async(&mut r).await.expect("TYPE");
-    assert_eq!(foreign, "hash", "another program's key is left alone");
     assert_eq!(backend.load_namespace("billing").await.expect("load").len(), 1);
+    // A key the operator names is removed; a name that is not found is refused, nothing done.
+    let named = RepairOptions::fix().with_keys(vec!["sales-raw".into()]);
+    let fixed = backend.repair(&named).await.expect("repair --fix --key");
+    assert_eq!(fixed.unindexed, [("sales".to_owned(), "raw".to_owned())]);
+    assert_eq!(get(&mut r, "sales-raw").await, None);
+    let unknown = RepairOptions::fix().with_keys(vec!["sales-nothing".into()]);
+    let err = backend.repair(&unknown).await.expect_err("not found");
+    assert_eq!(err.kind(), confo::ErrorKind::InvalidValue, "{err}");
+    assert_eq!(get(&mut r, "sales-counter").await.as_deref(), Some("17"));
 }
 
-/// A Redis Cluster (3 masters, 3 replicas, from the testkit) is refused when connecting, with a
-/// message that says why, instead of failing later with CROSSSLOT on the first write.
+/// A Redis Cluster node (3 masters, 3 replicas, from the testkit) reached with a single-server
+/// spec is refused at the first command, reads and writes alike, with a message that says why
+/// and what to use, instead of a driver's MOVED or CROSSSLOT (connecting sends nothing to ask).
 #[tokio::test]
 async fn a_cluster_node_is_refused_with_the_reason() {
     let cluster = confo_testkit::RedisCluster::start(3, 1).expect("redis cluster");
     for port in cluster.ports() {
-        let err = RedisBackend::connect(RedisOptions::from_url(&format!("redis://127.0.0.1:{port}")).expect("url"))
-            .await
-            .expect_err("a cluster node");
-        assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{err}");
-        assert!(err.to_string().contains("Redis Cluster"), "{err}");
+        let backend = connect(&format!("redis://127.0.0.1:{port}")).await;
+        // The root alone is one key: the node that holds it answers truly (none yet), the
+        // others are refused.
+        match backend.list_namespaces().await {
+            Ok(names) => assert!(names.is_empty(), "{names:?}"),
+            Err(err) => assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{err}"),
+        }
+        let errors = [
+            backend.load_namespace("ns").await.expect_err("a cluster node"),
+            backend.create_namespace("ns").await.expect_err("a cluster node"),
+        ];
+        for err in errors {
+            assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{err}");
+            assert!(err.to_string().contains("redis+cluster://"), "{err}");
+        }
     }
+}
+
+/// The read ACL of the docs (`+@read +@connection +evalsha_ro +eval_ro +subscribe +psubscribe`)
+/// is enough to read, watch, and read history and schemas: connecting writes nothing and sends
+/// nothing but the handshake (no `INFO`, no `SCRIPT LOAD`, no root made), a point read is one
+/// command once the server knows the script (two before: `EVALSHA_RO`, then `EVAL_RO`), and a
+/// write is refused as unauthorized.
+#[tokio::test]
+async fn a_user_allowed_only_to_read_reads_and_watches() {
+    let reader = ["reader", "on", ">read-pw", "~*", "&*", "-@all", "+@read", "+@connection"];
+    let scripts = ["+evalsha_ro", "+eval_ro", "+subscribe", "+psubscribe"];
+    let args: Vec<&str> = ["--user"].into_iter().chain(reader).chain(scripts).collect();
+    let server = RedisServer::start_with(&args).expect("redis-server");
+    let url = format!("redis://reader:read-pw@127.0.0.1:{}", server.port());
+    // An empty server: nothing to read, and nothing is made.
+    let fresh = client_commands(&server, async {
+        let backend = connect(&url).await;
+        assert!(backend.list_namespaces().await.expect("list").is_empty());
+    })
+    .await;
+    assert!(
+        fresh.iter().all(|c| matches!(c.as_str(), "AUTH" | "CLIENT" | "HELLO" | "SELECT" | "GET")),
+        "connecting and listing sent {fresh:?}"
+    );
+    assert_eq!(get(&mut raw(&server).await, "confo").await, None);
+
+    let admin = connect(&server.url()).await;
+    admin.create_namespace("app").await.expect("create");
+    admin.put_configuration("app", "db", obj(json!({"port": 5432}))).await.expect("put");
+    let store = confo::Store::new(Arc::new(admin.clone()));
+    store.set_schema("app", None, Some(json!({"type": "object"})), None).await.expect("schema");
+    // The admin's writes read what they replace (the re-seal rule), which loaded the read
+    // script: forgotten, so that the reader meets a server that does not know it.
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw(&server).await).await.expect("SCRIPT FLUSH");
+    let backend = connect(&url).await;
+    let cold = client_commands(&server, async {
+        assert_eq!(backend.load_configuration("app", "db").await.expect("get").expect("db").value["port"], json!(5432));
+    })
+    .await;
+    assert_eq!(cold, ["EVALSHA_RO", "EVAL_RO"], "a script the server does not know is sent whole, never loaded");
+    let warm = client_commands(&server, async {
+        backend.load_configuration("app", "db").await.expect("get");
+    })
+    .await;
+    assert_eq!(warm, ["EVALSHA_RO"], "a point read is one command");
+    assert_eq!(backend.load_namespace("app").await.expect("load").len(), 1);
+    assert_eq!(backend.configuration_history("app", "db").await.expect("history").revisions.len(), 1);
+    assert!(backend.schema_document(&backend.namespace("app").expect("name")).await.expect("schema").is_some());
+    // Watching: the reader sees the admin's change.
+    let mut watcher =
+        confo::Watcher::new(Arc::new(backend.clone()), "app", None, Default::default()).await.expect("watch");
+    admin.put_configuration("app", "db", obj(json!({"port": 6432}))).await.expect("put");
+    let event = watcher.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!(event.value.expect("value")["port"], json!(6432));
+    // Writing is refused, and nothing changes.
+    let err = backend.put_configuration("app", "db", obj(json!({"port": 1}))).await.expect_err("read only");
+    assert_eq!(err.kind(), confo::ErrorKind::Unauthorized, "{err}");
+    let err = backend.create_namespace("other").await.expect_err("read only");
+    assert_eq!(err.kind(), confo::ErrorKind::Unauthorized, "{err}");
+    assert_eq!(admin.load_configuration("app", "db").await.expect("get").expect("db").value["port"], json!(6432));
+}
+
+/// A read-only replica serves every read (the read scripts are flagged `no-writes`) and
+/// notifications (the master's events are replicated); a write through it is refused.
+#[tokio::test]
+async fn a_read_only_replica_serves_reads() {
+    let master = RedisServer::start().expect("master");
+    let master_port = master.port().to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port]).expect("replica");
+    let admin = connect(&master.url()).await;
+    admin.create_namespace("app").await.expect("create");
+    admin.put_configuration("app", "db", obj(json!({"port": 5432}))).await.expect("put");
+    let backend = connect(&replica.url()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let data = loop {
+        match backend.load_namespace("app").await {
+            Ok(data) if data.contains_key("db") => break data,
+            other if Instant::now() < deadline => {
+                let _ = other;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("the replica never served the namespace: {other:?}"),
+        }
+    };
+    assert!(data.corrupt.is_empty());
+    assert_eq!(backend.load_configuration("app", "db").await.expect("get").expect("db").value["port"], json!(5432));
+    assert_eq!(backend.list_namespaces().await.expect("list"), ["app"]);
+    let mut watcher =
+        confo::Watcher::new(Arc::new(backend.clone()), "app", None, Default::default()).await.expect("watch");
+    admin.put_configuration("app", "db", obj(json!({"port": 6432}))).await.expect("put");
+    let event = watcher.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!(event.value.expect("value")["port"], json!(6432));
+    let err = backend.put_configuration("app", "db", obj(json!({"port": 1}))).await.expect_err("a replica");
+    assert!(matches!(err.kind(), confo::ErrorKind::Unavailable | confo::ErrorKind::Unauthorized), "{err}");
+}
+
+/// A key of another type where confo's layout keeps a string or a stream (`HSET confo a b`) is
+/// another program's data, named (corrupt: CLI exit 1), never "unavailable" (exit 5: retry).
+#[tokio::test]
+async fn a_key_of_another_type_is_foreign_data_not_an_outage() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut r = raw(&server).await;
+    let backend = connect(&server.url()).await;
+    let _: i64 = redis::cmd("HSET").arg("confo").arg("a").arg("b").query_async(&mut r).await.expect("HSET");
+    for err in [
+        backend.list_namespaces().await.expect_err("foreign root"),
+        backend.create_namespace("app").await.expect_err("foreign root"),
+        backend.load_namespace("app").await.expect_err("foreign root"),
+    ] {
+        assert_eq!(err.kind(), confo::ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("key \"confo\""), "{err}");
+    }
+    let _: i64 = redis::cmd("DEL").arg("confo").query_async(&mut r).await.expect("DEL");
+    backend.create_namespace("app").await.expect("create");
+    backend.put_configuration("app", "db", obj(json!({"a": 1}))).await.expect("put");
+    let _: i64 = redis::cmd("DEL").arg("confo-history:{app-db}").query_async(&mut r).await.expect("DEL");
+    let _: i64 =
+        redis::cmd("HSET").arg("confo-history:{app-db}").arg("a").arg("b").query_async(&mut r).await.expect("HSET");
+    let _: i64 = redis::cmd("HSET").arg("confo-schema:app").arg("a").arg("b").query_async(&mut r).await.expect("HSET");
+    let err = backend.configuration_history("app", "db").await.expect_err("foreign history");
+    assert_eq!(err.kind(), confo::ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("confo-history:{app-db}"), "{err}");
+    let err = backend.schema_document(&backend.namespace("app").expect("name")).await.expect_err("foreign schema");
+    assert_eq!(err.kind(), confo::ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("confo-schema:app"), "{err}");
 }

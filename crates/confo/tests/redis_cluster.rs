@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use confo::backend::redis::{RedisBackend, RedisOptions};
+use confo::backend::RepairOptions;
 use confo::{Backend, BackendExt};
 use confo_testkit::RedisCluster;
 use serde_json::{json, Value};
@@ -224,22 +225,34 @@ async fn repair_finds_and_fixes_what_breaks_the_index() {
     let backend = connect(&cluster.url()).await;
     backend.create_namespace("mend").await.expect("create");
     backend.put_configuration("mend", "a", obj(json!({"a": 1}))).await.expect("put");
+    backend.put_configuration("mend", "stray", obj(json!({"s": 1}))).await.expect("put");
     let port = cluster.ports()[0];
-    cli(port, &["SET", "mend-stray", r#"{"s":1}"#]);
+    // A writer that died between its value and its index entry (its history records the
+    // value), an entry without a value, and another program's keys (kept).
     cli(port, &["SET", "mend", r#"{"configurations":["a","ghost"]}"#]);
     cli(port, &["HSET", "mend-foreign", "f", "v"]);
+    cli(port, &["SET", "mend-counter", "17"]);
     // (The cluster is shared: only this test's namespace is looked at in the reports.)
     let mine = |found: &[(String, String)]| -> Vec<(String, String)> {
         found.iter().filter(|(ns, _)| ns == "mend").cloned().collect()
     };
-    let found = backend.repair(false).await.expect("repair");
+    let found = backend.repair(&RepairOptions::report()).await.expect("repair");
     assert_eq!(mine(&found.unindexed), [("mend".to_owned(), "stray".to_owned())]);
     assert_eq!(mine(&found.dangling), [("mend".to_owned(), "ghost".to_owned())]);
+    let foreign: Vec<&str> = found.foreign.iter().map(|f| f.key.as_str()).filter(|k| k.starts_with("mend-")).collect();
+    assert_eq!(foreign, ["mend-counter", "mend-foreign"]);
     assert!(!found.fixed);
-    assert_eq!(dangling_and_unindexed(&cluster, "mend").1, ["foreign", "stray"], "nothing changed yet");
-    let fixed = backend.repair(true).await.expect("repair --fix");
+    assert_eq!(dangling_and_unindexed(&cluster, "mend").1, ["counter", "foreign", "stray"], "nothing changed yet");
+    let fixed = backend.repair(&RepairOptions::fix()).await.expect("repair --fix");
     assert_eq!((mine(&fixed.unindexed).len(), mine(&fixed.dangling).len(), fixed.fixed), (1, 1, true));
-    assert!(backend.repair(false).await.expect("repair").unindexed.iter().all(|(ns, _)| ns != "mend"));
+    assert!(backend
+        .repair(&RepairOptions::report())
+        .await
+        .expect("repair")
+        .unindexed
+        .iter()
+        .all(|(ns, _)| ns != "mend"));
+    assert_eq!(cli(port, &["GET", "mend-counter"]), "17", "another program's key is left alone");
     assert_eq!(cli(port, &["GET", "mend"]), r#"{"configurations":["a"]}"#);
     assert_eq!(cli(port, &["EXISTS", "mend-stray"]), "0");
     assert_eq!(cli(port, &["TYPE", "mend-foreign"]), "hash", "another program's key is left alone");
@@ -320,12 +333,12 @@ async fn a_writer_killed_mid_import_leaves_no_dangling_entry() {
     for namespace in &leftover {
         backend.create_namespace(namespace).await.expect("create");
     }
-    let mut found = backend.repair(false).await.expect("repair");
+    let mut found = backend.repair(&RepairOptions::report()).await.expect("repair");
     found.unindexed.sort();
     expected_unindexed.sort();
     assert_eq!(found.unindexed, expected_unindexed, "repair reports what is unindexed");
     assert!(found.dangling.is_empty(), "{:?}", found.dangling);
-    backend.repair(true).await.expect("repair --fix");
+    backend.repair(&RepairOptions::fix()).await.expect("repair --fix");
     for trial in 0..TRIALS {
         assert_eq!(dangling_and_unindexed(&cluster, &format!("crash{trial}")), (Vec::new(), Vec::new()));
     }

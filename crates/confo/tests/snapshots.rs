@@ -1,8 +1,8 @@
 //! Last-known-good snapshots (`cache+<spec>`) against private Redis, ZooKeeper and etcd servers
 //! that the tests stop and start again.
 
-// Needs all three servers' engines (the test command builds with --all-features).
-#![cfg(all(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+// Needs all three servers' engines (Cargo.toml's required-features; the test command builds
+// with --all-features).
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use std::os::unix::fs::PermissionsExt;

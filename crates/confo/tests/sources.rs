@@ -1,6 +1,5 @@
 //! confo through figment and config-rs, and `Live<T>`, against a private Redis.
 
-#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)] // a test: a panic is the failure report
 
 use std::time::{Duration, Instant};

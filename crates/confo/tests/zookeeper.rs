@@ -53,9 +53,12 @@ async fn layout_node_by_node() {
     let (server, chroot) = server_and_chroot();
     let backend = connect(&format!("zk://{}{chroot}", server.connect_string())).await;
     let r = raw(&server).await;
+    // Connecting and reading write nothing: the root is made by the first namespace.
+    assert!(backend.list_namespaces().await.expect("list").is_empty());
+    assert!(r.check_stat(&format!("{chroot}/confo")).await.expect("stat").is_none(), "nothing made by reading");
+    backend.create_namespace("sales").await.expect("create");
     let (root_data, _) = r.get_data(&format!("{chroot}/confo")).await.expect("root");
     assert!(root_data.is_empty());
-    backend.create_namespace("sales").await.expect("create");
     let (ns_data, _) = r.get_data(&format!("{chroot}/confo/sales")).await.expect("namespace node");
     assert!(ns_data.is_empty(), "a namespace node holds no data");
     backend.put_configuration("sales", "database", obj(json!({"host": "127.0.0.1", "port": 5432}))).await.expect("put");
@@ -124,7 +127,7 @@ async fn foreign_and_corrupt_data() {
     let r = raw(&server).await;
     let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     // As `zkCli.sh create /confo/sales/db '{"host": "x"}'` would leave it.
-    r.create(&format!("{chroot}/confo/sales"), b"", &open).await.expect("create");
+    r.mkdir(&format!("{chroot}/confo/sales"), &open).await.expect("create");
     r.create(&format!("{chroot}/confo/sales/db"), br#"{"host": "x", "port": 1}"#, &open).await.expect("create");
     r.create(&format!("{chroot}/confo/sales/empty"), b"", &open).await.expect("create");
     let data = backend.load_namespace("sales").await.expect("load");
@@ -229,12 +232,14 @@ async fn nodes_that_others_may_change_are_refused_with_credentials() {
     };
 
     // 1. The issue's squat: /<chroot>/confo/payments/db pre-created world-open before alice
-    //    ever used the chroot. Refused when connecting: the root is not hers.
+    //    ever used the chroot. Refused at the first use: the root and the namespace are not hers.
     attacker.mkdir(&format!("{chroot}/confo/payments/db"), &open).await.expect("squat");
     attacker.set_data(&format!("{chroot}/confo/payments/db"), br#"{"key":"attacker-key"}"#, None).await.expect("set");
     let alice_url = format!("zk://alice:pw@{cs}{chroot}");
-    let err = ZkBackend::connect(ZkOptions::from_url(&alice_url).expect("url")).await.expect_err("refused");
-    refused(err, &format!("{chroot}/confo"));
+    let squatted = connect(&alice_url).await;
+    refused(squatted.list_namespaces().await.expect_err("refused"), &format!("{chroot}/confo"));
+    refused(squatted.load_namespace("payments").await.expect_err("refused"), &format!("{chroot}/confo/payments"));
+    refused(squatted.create_namespace("orders").await.expect_err("refused"), &format!("{chroot}/confo"));
     // The same squat is used when the spec trusts foreign ACLs.
     let trusting = connect(&format!("{alice_url}?foreign_acls=trust")).await;
     assert_eq!(trusting.load_namespace("payments").await.expect("trusted")["db"].value["key"], json!("attacker-key"));
@@ -245,20 +250,25 @@ async fn nodes_that_others_may_change_are_refused_with_credentials() {
     //    create, read and write, and nothing is written into it.
     let (_, chroot) = server_and_chroot();
     let alice = connect(&format!("zk://alice:pw@{cs}{chroot}")).await;
+    alice.create_namespace("first").await.expect("the root, hers");
     let alice_raw = raw_as(&server, "alice", "pw").await;
     let world_all = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::anyone())];
     alice_raw.set_acl(&format!("{chroot}/confo"), &world_all, None).await.expect("open the root");
     let ns_path = format!("{chroot}/confo/payments");
     attacker.create(&ns_path, b"", &open).await.expect("squat ns");
     attacker.create(&format!("{ns_path}/db"), br#"{"key":"attacker-key"}"#, &open).await.expect("squat");
-    refused(alice.create_namespace("payments").await.expect_err("ns create refused"), &ns_path);
+    // (Creating is refused at the root first: it lets others change it now.)
+    refused(alice.create_namespace("payments").await.expect_err("ns create refused"), &format!("{chroot}/confo"));
     refused(alice.load_namespace("payments").await.expect_err("read refused"), &ns_path);
     let report = alice.write("payments", &[Change::put("api", obj(json!({"token": "t0p"})))]).await;
     refused(report.error.expect("write refused"), &ns_path);
     assert!(report.applied.is_empty());
     assert_eq!(attacker.list_children(&ns_path).await.expect("list"), ["db"], "nothing written into it");
 
-    // 3. A namespace of alice's reads; a configuration whose ACL was opened is refused.
+    // 3. A namespace of alice's reads (her root closed again); a configuration whose ACL was
+    //    opened is refused.
+    let hers = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("auth", ""))];
+    alice_raw.set_acl(&format!("{chroot}/confo"), &hers, None).await.expect("close the root");
     alice.create_namespace("orders").await.expect("create");
     alice.put_configuration("orders", "api", obj(json!({"token": "t0p"}))).await.expect("put");
     assert_eq!(alice.load_namespace("orders").await.expect("load")["api"].value["token"], json!("t0p"));
@@ -453,4 +463,191 @@ async fn history_retention() {
     let (server, chroot) = server_and_chroot();
     let backend = connect(&format!("zk://{}{chroot}?history_keep=3", server.connect_string())).await;
     confo::conformance::history_retention_keeps_the_newest(Arc::new(backend)).await;
+}
+
+/// Issue 33, items 1 and 2: an anonymous client pre-creates confo's metadata nodes world-open:
+/// a forged revision 1 under `confo-history/pay/db` (that a rollback would write into alice's
+/// node), and a schema for `pay` (that would decide what she may write). With credentials, both
+/// are refused like a squatted configuration node; `check_acls` lists them as metadata and a
+/// fix removes them (never adopts them); alice's own metadata then works.
+#[tokio::test]
+async fn squatted_history_and_schema_nodes_are_refused_and_removed_by_a_fix() {
+    let (server, chroot) = server_and_chroot();
+    let cs = server.connect_string();
+    // Mallory, without credentials, squats before alice's first write: the history of
+    // pay/db with a forged revision, and the schemas of `pay`.
+    let mallory = raw(&server).await;
+    let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    let forged = format!("{chroot}/confo-history/pay/db");
+    mallory.mkdir(&forged, &open).await.expect("squat history");
+    let record = r#"{"n":1,"op":"create","actor":"alice","tool":"cli","host":"h","time":"2026-01-01T00:00:00Z","value":{"host":"attacker.example"}}"#;
+    mallory.create(&format!("{forged}/v-0000000001"), record.as_bytes(), &open).await.expect("forged revision");
+    let schemas = format!("{chroot}/confo-schemas");
+    mallory.mkdir(&schemas, &open).await.expect("squat schemas");
+    let schema = br#"{"schemas": {"*": {"schema": {"required": ["backdoor"]}, "mode": "enforce"}}}"#;
+    mallory.create(&format!("{schemas}/pay"), schema, &open).await.expect("squat schema");
+    let alice = connect(&format!("zk://alice:pw@{cs}{chroot}")).await;
+    alice.create_namespace("pay").await.expect("create");
+    // Refused: the forged history is not read (a rollback to it cannot happen), and the
+    // squatted schema decides nothing: the write is refused as insecure, not by the schema.
+    let err = alice.configuration_history("pay", "db").await.expect_err("squatted history");
+    assert_eq!(err.kind(), confo::ErrorKind::Insecure, "{err}");
+    let err = alice.put_configuration("pay", "db", obj(json!({"host": "h"}))).await.expect_err("squatted");
+    assert_eq!(err.kind(), confo::ErrorKind::Insecure, "{err}");
+    assert!(err.to_string().contains("confo-"), "names the node: {err}");
+    // Listed as metadata; a fix removes them with what is below them.
+    let found = alice.check_acls(false).await.expect("check");
+    for path in [format!("{chroot}/confo-history"), schemas.clone(), forged.clone()] {
+        assert!(found.iter().any(|f| f.metadata && f.path == path), "{path} not listed: {found:?}");
+    }
+    let fixed = alice.check_acls(true).await.expect("fix");
+    assert!(fixed.iter().all(|f| f.fixed == Some(Ok(()))), "{fixed:?}");
+    assert_eq!(mallory.check_stat(&forged).await.expect("exists"), None);
+    assert_eq!(mallory.check_stat(&format!("{schemas}/pay")).await.expect("exists"), None);
+    assert!(alice.check_acls(false).await.expect("check").is_empty());
+    // Alice's writes and history work, her own; mallory cannot plant under them now.
+    alice.put_configuration("pay", "db", obj(json!({"host": "h"}))).await.expect("write");
+    let history = alice.configuration_history("pay", "db").await.expect("history");
+    assert_eq!(history.revisions.len(), 1, "{history:?}");
+    assert_eq!(history.revisions[0].value.as_deref().and_then(|v| v.get("host")), Some(&json!("h")));
+    let planted = mallory.create(&format!("{forged}/v-0000000009"), record.as_bytes(), &open).await;
+    assert!(planted.is_err(), "mallory created a revision under alice's history node");
+}
+
+/// A store confo 0.1.6.2 made (every node world-open) used with credentials: refused, and the
+/// refusal names the way in; `check_acls` lists the nodes others may change and with `fix`
+/// gives them the spec's ACL, after which the store is the identity's alone (old readers must
+/// pass the same credentials, or read with acl=world-read). A node the identity may not change
+/// (no ADMIN right) is reported, not skipped.
+#[tokio::test]
+async fn a_world_open_store_is_moved_to_credentials_by_fixing_its_acls() {
+    let (server, chroot) = server_and_chroot();
+    let cs = server.connect_string();
+    // As confo 0.1.6.2 (and any client without credentials) makes it: world-open.
+    let old = connect(&format!("zk://{cs}{chroot}")).await;
+    old.create_namespace("pay").await.expect("create");
+    old.put_configuration("pay", "db", obj(json!({"host": "db.internal"}))).await.expect("put");
+    old.put_configuration("pay", "api", obj(json!({"token": "t"}))).await.expect("put");
+    let alice = connect(&format!("zk://alice:pw@{cs}{chroot}")).await;
+    let err = alice.load_namespace("pay").await.expect_err("refused");
+    assert_eq!(err.kind(), confo::ErrorKind::Insecure, "{err}");
+    assert!(err.to_string().contains("confo repair --fix-acls"), "the refusal names the way in: {err}");
+    let found = alice.check_acls(false).await.expect("check");
+    let paths: Vec<&str> = found.iter().filter(|f| !f.metadata).map(|f| f.path.as_str()).collect();
+    let base = format!("{chroot}/confo");
+    assert_eq!(paths, [base.clone(), format!("{base}/pay"), format!("{base}/pay/api"), format!("{base}/pay/db")]);
+    assert!(found.iter().all(|f| f.acl == "world:anyone=ALL" && f.fixed.is_none()), "{found:?}");
+    // The history the world-open writer recorded is listed as metadata: removed by a fix,
+    // never adopted (its revisions are whoever wrote them's).
+    let history = format!("{chroot}/confo-history");
+    assert!(found.iter().any(|f| f.metadata && f.path == history), "{found:?}");
+    // Fixed: each now has alice's ACL; her reads and writes work; nothing is left to fix.
+    let fixed = alice.check_acls(true).await.expect("fix");
+    assert!(fixed.iter().all(|f| f.fixed == Some(Ok(()))), "{fixed:?}");
+    assert_eq!(raw(&server).await.check_stat(&history).await.expect("exists"), None, "the foreign history is gone");
+    assert_eq!(alice.load_namespace("pay").await.expect("load")["db"].value["host"], json!("db.internal"));
+    alice.put_configuration("pay", "db", obj(json!({"host": "db2"}))).await.expect("write");
+    assert!(alice.check_acls(false).await.expect("check").is_empty());
+    // An old reader without credentials is refused now; with alice's, it reads.
+    let anonymous = raw(&server).await;
+    assert_eq!(anonymous.get_data(&format!("{base}/pay/db")).await.expect_err("no credentials"), zk::Error::NoAuth);
+    let with_credentials = raw_as(&server, "alice", "pw").await;
+    assert!(with_credentials.get_data(&format!("{base}/pay/db")).await.is_ok());
+
+    // A node someone else owns that lets others change it (mallory's, world-writable, but
+    // only mallory may change its ACL): reported as not fixed, and the rest still fixed.
+    let mallory = raw_as(&server, "mallory", "m").await;
+    let node = format!("{base}/pay/squat");
+    let acl = [
+        zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("auth", "")),
+        zk::Acl::new(zk::Permission::READ | zk::Permission::WRITE, zk::AuthId::anyone()),
+    ];
+    let mode = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl));
+    let world_all = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::anyone())];
+    with_credentials.set_acl(&format!("{base}/pay"), &world_all, None).await.expect("reopen ns");
+    mallory.create(&node, b"{}", &mode).await.expect("squat");
+    let fixed = alice.check_acls(true).await.expect("fix");
+    let squat = fixed.iter().find(|f| f.path == node).expect("the squat is found");
+    assert!(matches!(&squat.fixed, Some(Err(why)) if why.contains("ADMIN")), "{squat:?}");
+    assert!(fixed.iter().filter(|f| f.path != node).all(|f| f.fixed == Some(Ok(()))), "{fixed:?}");
+
+    // With world-read, fixing keeps old readers reading without credentials.
+    let (_, chroot) = server_and_chroot();
+    let old = connect(&format!("zk://{cs}{chroot}")).await;
+    old.create_namespace("pay").await.expect("create");
+    old.put_configuration("pay", "db", obj(json!({"v": 1}))).await.expect("put");
+    let bob = connect(&format!("zk://bob:pw@{cs}{chroot}?acl=world-read")).await;
+    assert_eq!(bob.check_acls(true).await.expect("fix").iter().filter(|f| !f.metadata).count(), 3);
+    assert!(anonymous.get_data(&format!("{chroot}/confo/pay/db")).await.is_ok(), "world-readable");
+    assert_eq!(
+        anonymous.set_data(&format!("{chroot}/confo/pay/db"), b"{}", None).await.expect_err("not writable"),
+        zk::Error::NoAuth
+    );
+    // Without credentials there is nothing to check: said as a bad spec.
+    let err = old.check_acls(false).await.expect_err("no credentials");
+    assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{err}");
+}
+
+/// A reader identity allowed only to read: it trusts the writer's nodes when the spec names the
+/// writer (`trusted=digest:writer`, or with its hash), and reads, lists, watches and reads
+/// history and schemas without writing anything; without it, the writer's nodes are refused as
+/// before. (ZooKeeper shows a reader only the user name of a digest ACL: the hash is masked.)
+#[tokio::test]
+async fn a_reader_identity_reads_what_the_writers_it_trusts_wrote() {
+    let (server, chroot) = server_and_chroot();
+    let cs = server.connect_string();
+    let writer = connect(&format!("zk://writer:wpw@{cs}{chroot}?acl=world-read")).await;
+    let reader_url = format!("zk://reader:rpw@{cs}{chroot}");
+    // Before anything exists: connecting and listing make nothing.
+    let early = connect(&reader_url).await;
+    assert!(early.list_namespaces().await.expect("list").is_empty());
+    assert!(raw(&server).await.check_stat(&format!("{chroot}/confo")).await.expect("stat").is_none());
+    writer.create_namespace("app").await.expect("create");
+    writer.put_configuration("app", "db", obj(json!({"port": 5432}))).await.expect("put");
+    let store = confo::Store::new(Arc::new(writer.clone()));
+    store.set_schema("app", None, Some(json!({"type": "object"})), None).await.expect("schema");
+    let err = early.load_namespace("app").await.expect_err("not trusted");
+    assert_eq!(err.kind(), confo::ErrorKind::Insecure, "{err}");
+
+    let hash = {
+        let digest = sha1_smol::Sha1::from("writer:wpw").digest().bytes();
+        base64_std(&digest)
+    };
+    assert!(connect(&format!("{reader_url}?trusted=digest:writer:{hash}")).await.load_namespace("app").await.is_ok());
+    let reader = connect(&format!("{reader_url}?trusted=digest:writer")).await;
+    assert_eq!(reader.list_namespaces().await.expect("list"), ["app"]);
+    assert_eq!(reader.load_namespace("app").await.expect("load")["db"].value["port"], json!(5432));
+    assert!(reader.load_configuration("app", "db").await.expect("get").is_some());
+    assert_eq!(reader.configuration_history("app", "db").await.expect("history").revisions.len(), 1);
+    assert!(reader.schema_document(&reader.namespace("app").expect("name")).await.expect("schema").is_some());
+    let mut watcher =
+        confo::Watcher::new(Arc::new(reader.clone()), "app", None, Default::default()).await.expect("watch");
+    writer.put_configuration("app", "db", obj(json!({"port": 6432}))).await.expect("put");
+    let event = watcher.next_timeout(Duration::from_secs(10)).await.expect("an event").expect("ok");
+    assert_eq!(event.value.expect("value")["port"], json!(6432));
+    let err = reader.put_configuration("app", "db", obj(json!({"port": 1}))).await.expect_err("read only");
+    assert_eq!(err.kind(), confo::ErrorKind::Unauthorized, "{err}");
+    // The credentials dictionary's key, and a bare user name refused.
+    let (host, port) = cs.split_once(':').expect("host:port");
+    let credentials = json!({"zookeeper_host": host, "zookeeper_port": port, "zookeeper_user": "reader",
+        "zookeeper_passwd": "rpw", "zookeeper_chroot": chroot, "zookeeper_trusted": format!("digest:writer:{hash}")});
+    assert!(BackendSpec::from_credentials(BackendKind::ZOOKEEPER, &credentials).is_ok());
+    for bad in ["writer", "digest:", "digest:writer:short"] {
+        let err = format!("{reader_url}?trusted={bad}").parse::<BackendSpec>().expect_err("refused");
+        assert_eq!(err.kind(), confo::ErrorKind::InvalidSpec, "{bad}: {err}");
+    }
+}
+
+/// Standard base64 (ZooKeeper's digest ids).
+fn base64_std(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= chunk.len() { char::from(TABLE[(n >> shift) as usize & 63]) } else { '=' });
+        }
+    }
+    out
 }

@@ -57,7 +57,9 @@ fn start(confo: &str) -> Result<Server> {
     let mut child = Command::new(confo)
         .arg("-b")
         .arg(format!("file:{}", root.display()))
-        .args(["serve", "--listen", "127.0.0.1:0", "--max-connections", "8192", "--tokens"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--max-connections", "8192", "--max-streams", "4096"])
+        // One token holds every subscriber here.
+        .args(["--streams-per-token", "4096", "--tokens"])
         .arg(&tokens)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

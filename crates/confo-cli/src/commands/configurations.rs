@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use confo::blocking::Store;
-use confo::error::Missing;
+use confo::model::error::Missing;
 use confo::{BackendSpec, Error, FieldEdit, Precondition};
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ use crate::output;
 /// `get`, `set`, `rm` and `edit`: one configuration, read and written on its own, so they cost
 /// the same whatever the namespace's size.
 pub(crate) fn point_command(command: Command, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
-    let store = Store::open(spec)?.with_author(crate::author());
+    let store = crate::open_store(spec)?;
     match command {
         Command::Get { target, field, reveal } => {
             let (namespace, config) = split_target(&target)?;

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use confo::blocking::Store;
-use confo::history::{format_time, History, Revision};
+use confo::model::history::{format_time, History, Revision};
 use confo::store::{LogFilter, Page};
 use confo::BackendSpec;
 use serde_json::{json, Map, Value};
@@ -33,12 +33,12 @@ fn revision_arg(text: &str) -> Result<(&str, &str, u64), Failure> {
 }
 
 fn open(spec: &BackendSpec) -> Result<Store, Failure> {
-    Ok(Store::open(spec)?.with_author(crate::author()))
+    crate::open_store(spec)
 }
 
 /// Names unreadable records on stderr; an error (exit 1) if there were any, after the rest was
 /// printed.
-fn report_corrupt(corrupt: &[confo::error::Corruption]) -> Result<(), Failure> {
+fn report_corrupt(corrupt: &[confo::model::error::Corruption]) -> Result<(), Failure> {
     for corruption in corrupt {
         errln!("confo: unreadable history record {}", output::safe(&corruption.to_string(), output::Stream::Err));
     }
@@ -138,6 +138,30 @@ fn print_revisions(revisions: &[Revision]) {
 }
 
 /// `history NS/CONFIG [--limit N] [--before N]`.
+/// `history NS/CONFIG --purge-field FIELD`: the field replaced by a marker in every revision
+/// holding it in the clear.
+pub(crate) fn purge(spec: &BackendSpec, target: &str, field: &str) -> Result<(), Failure> {
+    let (namespace, config) = split_target(target)?;
+    let pointer = if field.starts_with('/') { field.to_owned() } else { confo::secrets::pointer(field) };
+    let rewritten = open(spec)?.purge_history_field(namespace, config, &pointer)?;
+    if rewritten.is_empty() {
+        errln!("confo: no revision of {target} holds {pointer} in the clear");
+    } else {
+        let list = rewritten.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        errln!("confo: {pointer} replaced by a marker in revision(s) {list} of {target}; the purge is recorded as a revision");
+    }
+    let now = open(spec)?.get(namespace, config).ok().flatten();
+    let clear = now.as_ref().and_then(|stored| Value::Object((*stored.value).clone()).pointer(&pointer).cloned());
+    if clear.is_some_and(|v| !confo::model::sealed::is_sealed(&v)) {
+        errln!(
+            "confo: warning: the stored value of {target} holds {pointer} in the clear, and so does the revision \
+             recording this purge: `confo secret set {target} {field}` first, then purge again"
+        );
+    }
+    errln!("{}", super::secrets::UNREACHABLE);
+    Ok(())
+}
+
 pub(crate) fn history(
     spec: &BackendSpec,
     target: &str,
@@ -258,10 +282,12 @@ pub(crate) fn rollback(spec: &BackendSpec, target: &str, to: u64) -> Result<(), 
 
 /// `2026-11-28`, `2026-11-28T09:30:00Z`, or an age (`2h`, `7d`: that long ago).
 fn parse_since(text: &str) -> Result<SystemTime, Failure> {
-    if let Some(time) = confo::history::parse_time(text) {
+    if let Some(time) = confo::model::history::parse_time(text) {
         return Ok(time);
     }
-    if let Some(age) = confo::history::parse_duration(text).filter(|_| text.trim().ends_with(char::is_alphabetic)) {
+    if let Some(age) =
+        confo::model::history::parse_duration(text).filter(|_| text.trim().ends_with(char::is_alphabetic))
+    {
         return Ok(SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH));
     }
     Err(Failure::usage(format!(

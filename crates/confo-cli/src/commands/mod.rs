@@ -49,7 +49,9 @@ pub(crate) fn read_document(path: &Path) -> Result<Value, Failure> {
     match format_of(path) {
         Some(Format::Yaml) => serde_yaml::from_str(&text).map_err(|e| bad(e.to_string())),
         Some(Format::Toml) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
-        _ => Ok(parse_json(&text, &name)?),
+        // A document nests its values two levels down ({"<ns>": {"<config>": …}}): whatever a
+        // write accepts and export wrote imports back.
+        _ => Ok(parse_json_within(&text, &name, confo::model::json::DOCUMENT_DEPTH)?),
     }
 }
 
@@ -68,17 +70,24 @@ pub(crate) fn parse_assignment(assignment: &str) -> Result<(&str, Value), Failur
         .split_once('=')
         .filter(|(field, _)| !field.is_empty())
         .ok_or_else(|| Failure::usage(format!("expected FIELD=VALUE, got {assignment:?}")))?;
-    let value = match serde_json::from_str::<Value>(raw) {
-        Ok(_) => parse_json(raw, &format!("the value of {field}"))?,
-        Err(e) if e.to_string().starts_with("recursion limit") => parse_json(raw, &format!("the value of {field}"))?,
-        Err(_) => Value::String(raw.to_owned()),
+    // Deeper than confo accepts is measured first (the parser's own limit would only say so in
+    // its message): such a value is an error, never taken for a string.
+    let too_deep = confo::model::json::text_depth(raw.as_bytes()) > confo::model::json::MAX_DEPTH;
+    let value = match too_deep || serde_json::from_str::<Value>(raw).is_ok() {
+        true => parse_json(raw, &format!("the value of {field}"))?,
+        false => Value::String(raw.to_owned()),
     };
     Ok((field, value))
 }
 
-/// Strict JSON (see `confo::json`), with the CLI's wording: "--json is not valid JSON: …".
+/// Strict JSON (see `confo::model::json`), with the CLI's wording: "--json is not valid JSON: …".
 pub(crate) fn parse_json(text: &str, what: &str) -> Result<Value, Failure> {
-    confo::json::parse(text, what).map_err(|e| match e {
+    parse_json_within(text, what, confo::model::json::MAX_DEPTH)
+}
+
+/// [`parse_json`] of a text that may nest `limit` levels.
+pub(crate) fn parse_json_within(text: &str, what: &str, limit: usize) -> Result<Value, Failure> {
+    confo::model::json::parse_within(text, what, limit).map_err(|e| match e {
         Error::InvalidValue { location, message } => Failure::usage(format!("{location} is {message}")),
         other => Failure::from(other),
     })

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use confo::backend::RepairOptions;
 use confo::blocking::Store;
 use confo::schema::Mode;
 use confo::BackendSpec;
@@ -14,7 +15,7 @@ use crate::exit::{Exit, Failure};
 use crate::output;
 
 fn open(spec: &BackendSpec) -> Result<Store, Failure> {
-    Ok(Store::open(spec)?.with_author(crate::author()))
+    crate::open_store(spec)
 }
 
 fn mode_of(mode: SchemaMode) -> Mode {
@@ -123,21 +124,83 @@ pub(crate) fn validate(spec: &BackendSpec, namespaces: &[String], output: Option
 
 /// `repair [--fix]`: one line per problem on stdout; exit 6 if something was found and not
 /// fixed.
-pub(crate) fn repair(spec: &BackendSpec, fix: bool) -> Result<(), Failure> {
-    let found = open(spec)?.repair(fix)?;
+/// `repair --acls` / `--fix-acls`: the nodes others may change, and with `fix` each given this
+/// identity's ACL, or, for confo's metadata (history, schemas), removed: their content is not
+/// this identity's. Exit 6 if one is left that others may change.
+pub(crate) fn repair_acls(spec: &BackendSpec, fix: bool) -> Result<(), Failure> {
+    let found = open(spec)?.check_acls(fix)?;
+    fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+        output::safe(text, output::Stream::Out)
+    }
+    let mut left = 0;
+    for finding in &found {
+        match &finding.fixed {
+            None => {
+                left += 1;
+                // Metadata (history, schemas) made by another identity: removed by a fix.
+                let kind = if finding.metadata { "foreign" } else { "open" };
+                outln!("{kind} {} {}", safe(&finding.path), safe(&finding.acl));
+            }
+            Some(Ok(())) if finding.metadata => outln!(
+                "removed {} (was {}: confo's metadata made by another identity is never adopted)",
+                safe(&finding.path),
+                safe(&finding.acl)
+            ),
+            Some(Ok(())) => outln!("fixed {} (was {})", safe(&finding.path), safe(&finding.acl)),
+            Some(Err(why)) => {
+                left += 1;
+                outln!("not-fixed {}: {}", safe(&finding.path), safe(why));
+            }
+        }
+    }
+    match (found.len(), left) {
+        (0, _) => {
+            errln!("confo: every node of confo's tree is this identity's alone");
+            Ok(())
+        }
+        (n, 0) => {
+            errln!("confo: {n} node(s) given this identity's ACL or, metadata, removed");
+            Ok(())
+        }
+        (_, left) if fix => Err(Failure::new(Exit::Invalid, format!("{left} node(s) others may still change"))),
+        (_, left) => Err(Failure::new(
+            Exit::Invalid,
+            format!("{left} node(s) others may change; `confo repair --fix-acls` gives them this identity's ACL"),
+        )),
+    }
+}
+
+pub(crate) fn repair(spec: &BackendSpec, fix: bool, keys: Vec<String>) -> Result<(), Failure> {
+    let options = if fix { RepairOptions::fix().with_keys(keys) } else { RepairOptions::report() };
+    let found = open(spec)?.repair(&options)?;
     for (kind, list) in [("unindexed", &found.unindexed), ("dangling", &found.dangling)] {
         for (namespace, config) in list {
             outln!("{kind} {}", output::safe(&format!("{namespace}/{config}"), output::Stream::Out));
         }
     }
+    for foreign in &found.foreign {
+        outln!("foreign {}: {}", output::safe(&foreign.key, output::Stream::Out), foreign.reason);
+    }
     let count = found.unindexed.len() + found.dangling.len();
-    if count == 0 {
+    let foreign = found.foreign.len();
+    if count + foreign == 0 {
         errln!("confo: nothing to repair");
         return Ok(());
     }
-    if fix {
+    if fix && count > 0 {
         errln!("confo: {count} problem(s) repaired");
-        return Ok(());
     }
-    Err(Failure::new(Exit::Invalid, format!("{count} problem(s) found; `confo repair --fix` repairs them")))
+    match (fix, foreign) {
+        (true, 0) => Ok(()),
+        (_, 0) => {
+            Err(Failure::new(Exit::Invalid, format!("{count} problem(s) found; `confo repair --fix` repairs them")))
+        }
+        (_, foreign) => Err(Failure::new(
+            Exit::Invalid,
+            format!(
+                "{foreign} key(s) in confo's key space that confo cannot have written were left alone (another \
+                 program's?); `confo repair --fix --key KEY` deletes one you know to be confo's"
+            ),
+        )),
+    }
 }

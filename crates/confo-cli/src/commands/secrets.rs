@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal, Read};
 
-use confo::blocking::Store;
 use confo::secrets::Keyring;
 use confo::BackendSpec;
 use serde_json::Value;
@@ -15,6 +14,10 @@ use crate::exit::{Exit, Failure};
 use crate::output;
 
 /// The keyring in use, or a failure saying how to make one.
+/// What no purge of confo's history reaches.
+pub(crate) const UNREACHABLE: &str = "confo: no purge reaches the engines' own copies: etcd's revisions until \
+     compaction, Redis AOF and RDB files, ZooKeeper transaction logs and snapshots, nor backups";
+
 pub(crate) fn keyring() -> Result<Keyring, Failure> {
     match Keyring::find()? {
         Some(keyring) => Ok(keyring),
@@ -76,12 +79,22 @@ fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     Ok(trimmed)
 }
 
-/// `secret set NS/CONFIG FIELD`.
+/// `secret set NS/CONFIG FIELD`, `secret unset NS/CONFIG FIELD|POINTER`.
 pub(crate) fn secret(command: SecretCommand, spec: &BackendSpec) -> Result<(), Failure> {
-    let SecretCommand::Set { target, field } = command;
+    let (target, field) = match command {
+        SecretCommand::Set { target, field } => (target, field),
+        SecretCommand::Unset { target, field } => {
+            let (namespace, config) = split_target(&target)?;
+            let keyring = keyring()?;
+            let pointer = if field.starts_with('/') { field.clone() } else { confo::secrets::pointer(&field) };
+            crate::open_store(spec)?.unset_secret(namespace, config, &pointer, &keyring)?;
+            errln!("confo: {target} {pointer} is a plain value now (stored in the clear)");
+            return Ok(());
+        }
+    };
     let (namespace, config) = split_target(&target)?;
     let keyring = keyring()?;
-    let store = Store::open(spec)?.with_author(crate::author());
+    let store = crate::open_store(spec)?;
     let text = read_secret(&format!("value of {target} {field} (not shown):"))?;
     if text.is_empty() {
         return Err(Failure::usage("no value on stdin; nothing written"));
@@ -90,12 +103,37 @@ pub(crate) fn secret(command: SecretCommand, spec: &BackendSpec) -> Result<(), F
     let assignment = Zeroizing::new(format!("{field}={}", &*text));
     let (_, value) = parse_assignment(&assignment).map_err(|_| Failure::usage("the secret is not a valid value"))?;
     store.set_secret(namespace, config, &field, value, &keyring)?;
+    // The field in the clear in earlier revisions stays there: say so, and the way out.
+    let pointer = confo::secrets::pointer(&field);
+    if let Ok(history) = store.history(namespace, config, confo::store::Page { before: None, limit: usize::MAX }) {
+        let clear: Vec<u64> = history
+            .revisions
+            .iter()
+            .filter(|r| {
+                r.value
+                    .as_ref()
+                    .and_then(|v| Value::Object((**v).clone()).pointer(&pointer).cloned())
+                    .is_some_and(|v| !confo::model::sealed::is_sealed(&v) && !confo::secrets::is_purged(&v))
+            })
+            .map(|r| r.number)
+            .collect();
+        let mut clear = clear;
+        clear.sort_unstable();
+        if !clear.is_empty() {
+            let list = clear.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+            errln!(
+                "confo: warning: revision(s) {list} of {target} hold {field} in the clear; \
+                 `confo history {target} --purge-field {field}` replaces it there by a marker"
+            );
+            errln!("{}", UNREACHABLE);
+        }
+    }
     Ok(())
 }
 
 /// `secrets ls [NS]`, `secrets rotate [NS…]`.
 pub(crate) fn secrets(command: SecretsCommand, spec: &BackendSpec, output: Option<Format>) -> Result<(), Failure> {
-    let store = Store::open(spec)?.with_author(crate::author());
+    let store = crate::open_store(spec)?;
     match command {
         SecretsCommand::Ls { namespace } => {
             let namespaces = match namespace {
@@ -108,7 +146,7 @@ pub(crate) fn secrets(command: SecretsCommand, spec: &BackendSpec, output: Optio
                 for (config, stored) in data.iter() {
                     for pointer in confo::secrets::sealed_fields(&stored.value) {
                         let key = field_at(&stored.value, &pointer)
-                            .and_then(confo::secrets::key_id)
+                            .and_then(confo::model::sealed::key_id)
                             .unwrap_or("?")
                             .to_owned();
                         rows.push((format!("{ns}/{config}"), pointer, key));
@@ -137,19 +175,42 @@ pub(crate) fn secrets(command: SecretsCommand, spec: &BackendSpec, output: Optio
         }
         SecretsCommand::Rotate { namespaces } => {
             let keyring = keyring()?;
-            let count = store.rotate_secrets(&namespaces, &keyring)?;
-            errln!("confo: {count} secret(s) re-encrypted under the primary key");
+            // Everything that opens is rotated; what does not (a key removed, a value planted
+            // by a writer without the keys) is listed, and the command fails at the end.
+            let rotation = store.rotate_secrets_report(&namespaces, &keyring)?;
+            errln!("confo: {} secret(s) re-encrypted under the primary key", rotation.resealed);
+            for (namespace, config, pointer, why) in &rotation.unopened {
+                errln!(
+                    "confo: not rotated: {}/{} {}: {}",
+                    output::safe(namespace, output::Stream::Err),
+                    output::safe(config, output::Stream::Err),
+                    output::safe(pointer, output::Stream::Err),
+                    output::safe(why, output::Stream::Err)
+                );
+            }
+            if !rotation.unopened.is_empty() {
+                return Err(Failure::new(
+                    Exit::Error,
+                    format!(
+                        "{} secret(s) could not be opened with this keyring and were left as they were (listed above);                          everything else was rotated",
+                        rotation.unopened.len()
+                    ),
+                ));
+            }
         }
     }
     Ok(())
 }
 
-/// The value at a JSON pointer of a configuration.
+/// The value at a JSON pointer of a configuration (through objects and arrays).
 fn field_at<'a>(config: &'a confo::Configuration, pointer: &str) -> Option<&'a Value> {
     let mut parts = pointer.strip_prefix('/')?.split('/').map(|p| p.replace("~1", "/").replace("~0", "~"));
     let mut value = config.get(&parts.next()?)?;
     for part in parts {
-        value = value.as_object()?.get(&part)?;
+        value = match value {
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            other => other.as_object()?.get(&part)?,
+        };
     }
     Some(value)
 }

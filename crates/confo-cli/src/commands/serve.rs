@@ -39,19 +39,59 @@ fn named_backends(given: &[String]) -> Result<Vec<(String, BackendSpec)>, Failur
 }
 
 pub(crate) fn serve(command: Command, backends: &[String]) -> Result<(), Failure> {
-    let Command::Serve { listen, tokens, anonymous_read, tls_cert, tls_key, max_connections, max_body } = command
+    let Command::Serve {
+        listen,
+        tokens,
+        anonymous_read,
+        tls_cert,
+        tls_key,
+        max_connections,
+        max_body,
+        allowed_hosts,
+        max_streams,
+        streams_per_token,
+    } = command
     else {
         return Ok(());
     };
     if max_connections == 0 {
         return Err(Failure::usage("--max-connections must be at least 1"));
     }
+    let max_streams = max_streams.unwrap_or((max_connections / 4).max(1));
+    if max_streams == 0 || (max_streams >= max_connections && max_connections > 1) {
+        return Err(Failure::usage(format!(
+            "--max-streams must be at least 1 and less than --max-connections ({max_connections}), so that ordinary \
+             requests keep connections"
+        )));
+    }
+    if streams_per_token == 0 {
+        return Err(Failure::usage("--streams-per-token must be at least 1"));
+    }
+    let streams = confo_serve::auth::StreamLimits {
+        max: max_streams,
+        per_token: streams_per_token,
+        per_address: confo_serve::auth::STREAMS_PER_ADDRESS,
+    };
+    let mut hosts = Vec::new();
+    for host in allowed_hosts {
+        let name = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() || name.contains(['/', '@', ' ']) || name.contains("://") {
+            return Err(Failure::usage(format!("--allowed-host {host:?}: give a host name, without scheme or path")));
+        }
+        hosts.push(name);
+    }
     let config = confo_serve::ServeConfig {
         backends: named_backends(backends)?,
         listen,
         tokens,
         tls: tls_cert.zip(tls_key),
-        settings: confo_serve::Settings { anonymous_read, max_body, ..Default::default() },
+        settings: confo_serve::Settings {
+            anonymous_read,
+            max_body,
+            allowed_hosts: hosts,
+            streams,
+            ..Default::default()
+        },
         limits: confo_serve::listen::Limits { max_connections, ..Default::default() },
     };
     confo_serve::run(config).map_err(|message| Failure::new(Exit::Unavailable, message))

@@ -58,13 +58,29 @@ fn export_maps(
     file: Option<PathBuf>,
     reveal: bool,
     format: Format,
-) -> Result<Vec<confo::error::Corruption>, Failure> {
+) -> Result<Vec<confo::model::error::Corruption>, Failure> {
     let (mut document, skipped) = confo.export_readable(namespaces)?;
     if reveal {
         let keyring = super::secrets::keyring()?;
         for (namespace, configurations) in document.iter_mut() {
             for (name, value) in configurations.iter_mut() {
                 *value = confo::secrets::reveal(value, namespace, name, &keyring)?;
+            }
+        }
+    }
+    if let Some(limit) = readable_depth(format) {
+        // A copy that cannot be read back is not written: YAML and TOML readers (confo's import
+        // among them) stop short of the depth a write accepts.
+        for (namespace, configurations) in document.iter() {
+            for (name, value) in configurations.iter() {
+                let depth = confo::model::json::object_depth(value);
+                if depth > limit {
+                    return Err(Failure::usage(format!(
+                        "{namespace}/{name} nests {depth} levels deep: {} is read back only to {limit} (its readers, \
+                         confo import among them, stop there); export it as JSON",
+                        format.name()
+                    )));
+                }
             }
         }
     }
@@ -79,8 +95,7 @@ fn export_maps(
         drop(document);
         let text = output::render(&value, format)?;
         match file {
-            Some(path) => std::fs::write(&path, text)
-                .map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display())))?,
+            Some(path) => output::write_private(&path, |f| f.write_all(text.as_bytes()))?,
             None => output::stdout(format_args!("{text}")),
         }
     }
@@ -210,11 +225,23 @@ pub(crate) fn diff(left: &str, right: &str, namespaces: &[String], output: Optio
 /// With the keyring at hand, every sealed value of a document must open where it is going;
 /// without it, sealed values are copied as they are (their places do not change).
 fn check_secrets(document: &Document) -> Result<(), Failure> {
-    let has_secrets = document.values().flat_map(|c| c.values()).any(confo::secrets::has_sealed);
+    let has_secrets = document.values().flat_map(|c| c.values()).any(confo::model::sealed::has_sealed);
     if has_secrets {
         if let Some(keyring) = confo::secrets::Keyring::find()? {
             confo::secrets::check_document(document, &keyring)?;
         }
     }
     Ok(())
+}
+
+/// How deeply a configuration (its own object the first level) may nest for an export in
+/// `format` to be read back: serde_yaml reads 128 levels (the document's two among them), the
+/// toml crate 80 levels of inline arrays and tables below a configuration's table. JSON: no
+/// limit beyond the write's.
+fn readable_depth(format: Format) -> Option<usize> {
+    match format {
+        Format::Yaml => Some(126),
+        Format::Toml => Some(81),
+        Format::Json | Format::Table => None,
+    }
 }

@@ -16,7 +16,7 @@ pub(crate) fn watch(confo: &Confo, target: &str) -> Result<(), Failure> {
     let watcher = confo.watch(namespace, config)?;
     errln!("confo: watching {target} (Ctrl-C to stop)");
     for event in watcher {
-        outln!("{}", event?.to_json());
+        outln!("{}", output::escape_c1(event?.to_json().to_string()));
         // A closed pipe (confo watch | head -1) ends the command quietly.
         if output::stdout_closed() {
             return Ok(());

@@ -118,3 +118,84 @@ pub fn check(out: Output, args: &[&str], code: i32) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }
+
+/// The unprivileged user tests run `confo` as when they run as root.
+pub const NOBODY: u32 = 65534;
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Gives `path` and everything below it to [`NOBODY`].
+pub fn chown_tree(path: &std::path::Path) {
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).expect("chown");
+    if fs::symlink_metadata(path).expect("stat").is_dir() {
+        for entry in fs::read_dir(path).expect("list").flatten() {
+            chown_tree(&entry.path());
+        }
+    }
+}
+
+/// `confo` run as an unprivileged user when the tests run as root (so root's right to open
+/// anything cannot hide a fault), else as the current user. The binary is copied into the
+/// environment's folder so that user can run it wherever the build tree lives.
+pub struct Unprivileged {
+    pub env: Env,
+    pub binary: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl Unprivileged {
+    pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let env = Env::new();
+        let binary = env.path("confo");
+        fs::copy(env!("CARGO_BIN_EXE_confo"), &binary).expect("copy the binary");
+        fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let tmp = env.path("tmp");
+        fs::create_dir(&tmp).expect("mkdir tmp");
+        if is_root() {
+            chown_tree(env.dir.path());
+        }
+        Unprivileged { env, binary, tmp }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([&format!("--reuid={NOBODY}"), &format!("--regid={NOBODY}"), "--clear-groups", "--"]);
+            c.arg(&self.binary);
+            c
+        } else {
+            Command::new(&self.binary)
+        };
+        command
+            .args(args)
+            .current_dir(self.env.dir.path())
+            .env_remove("CONFO_BACKEND")
+            .env_remove("RUST_LOG")
+            .env("CONFO_CONFIG", self.env.path("profiles.toml"))
+            .env("HOME", self.env.dir.path())
+            .env("TMPDIR", &self.tmp);
+        command
+    }
+
+    /// Runs and asserts the exit code; returns (stdout, stderr).
+    pub fn run(&self, args: &[&str], code: i32) -> (String, String) {
+        let out = self.command(args).output().expect("run confo");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (check(out, args, code), stderr)
+    }
+
+    /// A file the unprivileged user owns.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.env.path(rel);
+        fs::write(&path, content).expect("write");
+        if is_root() {
+            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).expect("chown");
+        }
+        path
+    }
+}

@@ -1,5 +1,6 @@
 """The confo API over one native manager; shared by ``Confo`` and the standalone backends."""
 
+import collections.abc
 import contextlib
 import dataclasses
 import gc
@@ -42,11 +43,22 @@ def kind_of(backend_type):
 
 
 def credentials_json(credentials):
-    """A credentials dictionary as JSON for the core; not a dictionary is a TypeError, as in
-    confo."""
-    if not isinstance(credentials, dict):
+    """A credentials mapping (a dict, a ``configparser`` section, any ``Mapping``) as JSON for
+    the core; anything else is a TypeError, as in confo. A value JSON cannot hold (a
+    ``datetime``, an object, NaN) is passed as a marker of its type, never as itself: a key the
+    backend ignores is dropped with it, as confo ignored it, and a key the backend reads refuses
+    it by name (its type is wrong), never echoing the value."""
+    if not isinstance(credentials, collections.abc.Mapping):
         raise CredentialsTypeException("credentials must be a dict, not %s" % type(credentials).__name__)
-    return _json.dumps(credentials)
+    plain = {}
+    for key, value in credentials.items():
+        key = key if isinstance(key, str) else str(key)
+        try:
+            _json.dumps(value)
+        except (TypeError, ValueError):
+            value = {"$confo_not_json": type(value).__name__}
+        plain[key] = value
+    return _json.dumps(plain)
 
 
 def load(native, name, kind, credentials):
@@ -117,12 +129,15 @@ class Session:
                 gc.enable()
 
     def get(self, name, field=None):
-        """A configuration (dict), or one field of it; None if missing, as confo's callers expect."""
+        """A configuration (dict), or one field of it; None if missing, or before a namespace
+        is selected, as confo's callers expect."""
         try:
             if field is None:
                 return self._native.get(name)
             return self._native.get_field(name, field)
         except _native.NativeError as error:
+            if error.args and error.args[0] == "no_namespace_selected":
+                return None
             raise from_native(*error.args) from None
 
     def get_as(self, name, cls):
@@ -171,6 +186,13 @@ class Session:
         staged ($CONFO_KEYS, else ~/.config/confo/keys.toml; ``confo keys new`` makes one).
         ``get`` returns it decrypted while the keyring is at hand, sealed otherwise."""
         _set(self._native.set_secret, config, field, value)
+
+    def unset_secret(self, config, field):
+        """Turns a secret back into a plain value on purpose, now (not staged): opened with
+        the keyring and written in the clear. ``field`` is a field name or a JSON pointer
+        (``/db/password``). Every other write keeps a sealed field sealed: a plain value set
+        where a secret is is sealed again (InvalidValueException without a keyring)."""
+        call(self._native.unset_secret, config, field)
 
     def delete(self, config, field=None):
         """Deletes a configuration, or one field of it (staged until persist)."""
@@ -236,11 +258,10 @@ class Session:
 
     def persist(self, namespace=False, config=False, force=False):
         """Writes staged edits: everything, one namespace, or one configuration (confo's
-        signature). ConflictException if someone else changed one meanwhile (unless force)."""
+        signature: without a namespace, everything, whatever ``config`` says, as confo did).
+        ConflictException if someone else changed one meanwhile (unless force)."""
         namespace = namespace or None
-        config = config or None
-        if config is not None and namespace is None:
-            raise InvalidValueException("persist(config=...) needs namespace=... too")
+        config = (config or None) if namespace is not None else None
         call(self._native.persist, namespace, config, force)
 
     def reload(self):

@@ -13,7 +13,7 @@
 //!   sealed). The format is versioned and holds the time and each configuration's version.
 //! - When the store is **unavailable** ([`Error::Unavailable`], also when it cannot even be
 //!   opened: the backend opens lazily and tries again at each call), reads are served from the
-//!   snapshot: [`NamespaceData::from_snapshot`](super::NamespaceData) says so with its time,
+//!   snapshot: [`NamespaceData::from_snapshot`](crate::model::version::NamespaceData) says so with its time,
 //!   and a warning is logged with its age. A store that refuses credentials, or anything else
 //!   that is not unavailability, never falls back. A snapshot older than `snapshot_max_age` is
 //!   refused (the error says how old it is).
@@ -33,34 +33,15 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::registry::{Engine, EngineSpec, Registry};
-use super::{
-    Backend, Capabilities, ChangeKind, ChangeSet, Hint, Hints, NamespaceData, Precondition, Stored, Version,
-    WriteReport,
-};
-use crate::error::{Error, Result};
-use crate::name::{ConfigName, NameKind, NamespaceName};
+use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
+use crate::model::change::{ChangeKind, Precondition, WriteReport};
+use crate::model::error::{Error, Result};
+use crate::model::name::{ConfigName, NameKind, NamespaceName};
+use crate::model::version::{NamespaceData, SnapshotInfo, Stored, Version};
 use crate::spec::{BackendKind, BackendSpec};
 
 /// The snapshot file format this build writes and reads.
 pub const FORMAT: u64 = 1;
-
-/// Where a namespace's data came from when it was served from a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// When the snapshot was taken (the last successful read or write).
-    pub taken: SystemTime,
-    /// The snapshot file.
-    pub path: PathBuf,
-    /// Why the store was not used (its unavailability, in words).
-    pub reason: String,
-}
-
-impl SnapshotInfo {
-    /// How old the snapshot is.
-    pub fn age(&self) -> Duration {
-        SystemTime::now().duration_since(self.taken).unwrap_or_default()
-    }
-}
 
 /// The options of `cache+<spec>` / `snapshots=on`.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +143,7 @@ impl SnapshotOptions {
                 }
             }
             _ => {
-                let age = crate::history::parse_duration(value).ok_or_else(|| {
+                let age = crate::model::history::parse_duration(value).ok_or_else(|| {
                     Error::spec(Some("snapshot_max_age"), "expected a duration such as 90s, 10m, 1h, 7d")
                 })?;
                 self.max_age = Some(age);
@@ -244,6 +225,17 @@ struct Files {
     /// Per namespace, a digest of the names and versions last written to its snapshot: a
     /// reload that changed nothing does not rewrite it.
     written: Mutex<HashMap<String, u64>>,
+    /// Per (namespace, configuration), the version a point read last put in its snapshot
+    /// (`None`: absent): a point read of what the snapshot holds writes nothing.
+    points: Mutex<HashMap<(String, String), Option<Version>>>,
+}
+
+/// A snapshot file as read.
+struct Snapshot {
+    taken: SystemTime,
+    data: NamespaceData,
+    /// It holds the whole namespace (else only what point reads put in it).
+    complete: bool,
 }
 
 impl fmt::Debug for CachedBackend {
@@ -288,7 +280,12 @@ impl CachedBackend {
     /// Snapshots of `spec`'s store in the default folder ([`snapshots_dir`]).
     pub fn new(spec: BackendSpec, max_age: Option<Duration>) -> Result<Self> {
         let id = backend_id(&spec);
-        let files = Arc::new(Files { dir: snapshots_dir()?.join(&id), id, written: Mutex::new(HashMap::new()) });
+        let files = Arc::new(Files {
+            dir: snapshots_dir()?.join(&id),
+            id,
+            written: Mutex::new(HashMap::new()),
+            points: Mutex::new(HashMap::new()),
+        });
         Ok(CachedBackend { spec, max_age, files, inner: RwLock::new(None), opening: tokio::sync::Mutex::new(()) })
     }
 
@@ -359,14 +356,14 @@ impl Files {
         self.written.lock().unwrap_or_else(|p| p.into_inner()).get(namespace) == Some(&digest)
     }
 
-    /// Writes a namespace's snapshot (unless it holds the same names and versions already).
+    /// Writes a namespace's whole snapshot (unless it holds the same names and versions already).
     fn save(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) {
         let digest = Self::digest(entries);
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         if written.get(namespace) == Some(&digest) {
             return;
         }
-        match self.write_file(namespace, entries) {
+        match self.write_file(namespace, entries, true) {
             Ok(()) => {
                 written.insert(namespace.to_owned(), digest);
             }
@@ -374,7 +371,12 @@ impl Files {
         }
     }
 
-    fn write_file(&self, namespace: &str, entries: &std::collections::BTreeMap<String, Stored>) -> Result<()> {
+    fn write_file(
+        &self,
+        namespace: &str,
+        entries: &std::collections::BTreeMap<String, Stored>,
+        complete: bool,
+    ) -> Result<()> {
         // Written as it goes (the values are not copied into a document first).
         let json = |e: serde_json::Error| Error::InvalidValue { location: "snapshot".into(), message: e.to_string() };
         let mut bytes = Vec::with_capacity(entries.len() * 320 + 256);
@@ -383,7 +385,8 @@ impl Files {
         bytes.extend_from_slice(b",\"namespace\":");
         serde_json::to_writer(&mut bytes, namespace).map_err(json)?;
         bytes.extend_from_slice(b",\"time\":");
-        serde_json::to_writer(&mut bytes, &crate::history::format_time(SystemTime::now())).map_err(json)?;
+        serde_json::to_writer(&mut bytes, &crate::model::history::format_time(SystemTime::now())).map_err(json)?;
+        bytes.extend_from_slice(format!(",\"complete\":{complete}").as_bytes());
         bytes.extend_from_slice(b",\"configurations\":{");
         for (i, (name, stored)) in entries.iter().enumerate() {
             if i > 0 {
@@ -413,31 +416,48 @@ impl Files {
         Ok(())
     }
 
-    /// A namespace's snapshot file, checked (format, time): when it was taken and its
-    /// configurations; `None` if there is none.
-    fn parse(&self, namespace: &str) -> Result<Option<(SystemTime, NamespaceData)>> {
+    /// A namespace's snapshot file, checked: private to this user (another user could have
+    /// planted it), of this backend and this namespace (a snapshot copied from elsewhere is
+    /// not served), in this build's format, with a readable time; `None` if there is none.
+    fn parse(&self, namespace: &str) -> Result<Option<Snapshot>> {
         let path = self.path(namespace);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("snapshot {}", path.display()), e)),
-        };
         let corrupt = |problem: String| Error::Corrupt {
-            corruptions: vec![crate::error::Corruption { location: format!("snapshot {}", path.display()), problem }],
+            corruptions: vec![crate::model::error::Corruption {
+                location: format!("snapshot {}", path.display()),
+                problem,
+            }],
         };
-        let document: Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let bytes = match read_private(&self.dir, &path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(Refused::Io(e)) => return Err(Error::io(format!("snapshot {}", path.display()), e)),
+            Err(Refused::NotPrivate(why)) => return Err(corrupt(why)),
+        };
+        // A snapshot holds values at the depth a write accepts, inside its own two levels.
+        let document: Value = parse_deep(&bytes).map_err(corrupt)?;
         if document["format"].as_u64() != Some(FORMAT) {
             return Err(corrupt(format!("format {} (this build reads {FORMAT})", document["format"])));
         }
+        let (backend, of) = (document["backend"].as_str(), document["namespace"].as_str());
+        if backend != Some(self.id.as_str()) || of != Some(namespace) {
+            return Err(corrupt(format!(
+                "it is a snapshot of backend {} namespace {}, not of {} namespace {namespace:?}: not served",
+                backend.map_or("(none)".to_owned(), |b| format!("{b:?}")),
+                of.map_or("(none)".to_owned(), |n| format!("{n:?}")),
+                self.id
+            )));
+        }
         let taken = document["time"]
             .as_str()
-            .and_then(crate::history::parse_time)
+            .and_then(crate::model::history::parse_time)
             .ok_or_else(|| corrupt("no readable time".into()))?;
-        Ok(Some((taken, entries_of(&document))))
+        let complete = document["complete"].as_bool().unwrap_or(true);
+        Ok(Some(Snapshot { taken, data: entries_of(&document), complete }))
     }
 
     /// A namespace's snapshot, checked against `max_age`; `unavailable` is the store's error
-    /// (`describe` names the store), returned when there is no snapshot to serve.
+    /// (`describe` names the store), returned when there is no snapshot to serve (or one that
+    /// may not be served: its error is said with it).
     fn read(
         &self,
         namespace: &str,
@@ -445,12 +465,22 @@ impl Files {
         describe: &str,
         max_age: Option<Duration>,
     ) -> Result<NamespaceData> {
-        let Some((taken, mut data)) = self.parse(namespace)? else { return Err(unavailable) };
         let reason = match &unavailable {
             Error::Unavailable { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        let info = SnapshotInfo { taken, path: self.path(namespace), reason };
+        let snapshot = match self.parse(namespace) {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Err(unavailable),
+            Err(refused) => {
+                return Err(Error::unavailable(
+                    describe.to_owned(),
+                    format!("{reason}; its last-known-good snapshot is not served: {refused}"),
+                ))
+            }
+        };
+        let Snapshot { taken, mut data, complete } = snapshot;
+        let info = SnapshotInfo { taken, path: self.path(namespace), reason, partial: !complete };
         let age = info.age();
         if let Some(max) = max_age {
             if age > max {
@@ -466,18 +496,24 @@ impl Files {
                 ));
             }
         }
+        let partial = if complete { "" } else { " (it holds only the configurations read one by one)" };
         tracing::warn!(
-            "{describe} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old)",
+            "{describe} is unavailable ({}); serving namespace {namespace} from its last-known-good snapshot of {} ({} old){partial}",
             info.reason,
-            crate::history::format_time(taken),
+            crate::model::history::format_time(taken),
             human(age)
         );
-        data.from_snapshot = Some(info);
+        let info = Arc::new(info);
+        for stored in data.values_mut() {
+            stored.from_snapshot = Some(info.clone());
+        }
+        data.from_snapshot = Some((*info).clone());
         Ok(data)
     }
 
     fn remove(&self, namespace: &str) {
         self.written.lock().unwrap_or_else(|p| p.into_inner()).remove(namespace);
+        self.points.lock().unwrap_or_else(|p| p.into_inner()).retain(|(ns, _), _| ns != namespace);
         let _ = std::fs::remove_file(self.path(namespace));
     }
 
@@ -485,22 +521,84 @@ impl Files {
     /// version)` for a put, `(name, None)` for a delete. A snapshot that cannot be read is
     /// removed (the next load writes a good one).
     fn patch(&self, namespace: &str, applied: Vec<(String, Option<Stored>)>) {
-        let mut data = match self.parse(namespace) {
-            Ok(Some((_, data))) => data,
+        let mut snapshot = match self.parse(namespace) {
+            Ok(Some(snapshot)) => snapshot,
             Ok(None) => return,
             Err(_) => return self.remove(namespace),
         };
         for (name, stored) in applied {
+            self.points.lock().unwrap_or_else(|p| p.into_inner()).remove(&(namespace.to_owned(), name.clone()));
             match stored {
                 Some(stored) => {
-                    data.insert(name, stored);
+                    snapshot.data.insert(name, stored);
                 }
                 None => {
-                    data.remove(&name);
+                    snapshot.data.remove(&name);
                 }
             }
         }
-        self.save(namespace, &data);
+        self.keep(namespace, &snapshot);
+    }
+
+    /// After a point read: the snapshot takes what was read (`None`: absent), made if there is
+    /// none yet (then it holds only what point reads put in it, and says so); nothing is
+    /// written when it holds that already.
+    fn patch_one(&self, namespace: &str, name: &str, read: Option<Stored>) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let version = read.as_ref().map(|s| s.version.clone());
+        if self.points.lock().unwrap_or_else(|p| p.into_inner()).get(&key) == Some(&version) {
+            return;
+        }
+        let mut snapshot = match self.parse(namespace) {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) if read.is_none() => return,
+            Ok(None) => Snapshot { taken: SystemTime::now(), data: NamespaceData::new(), complete: false },
+            Err(_) => {
+                self.remove(namespace);
+                Snapshot { taken: SystemTime::now(), data: NamespaceData::new(), complete: false }
+            }
+        };
+        let holds = snapshot.data.get(name).map(|s| &s.version) == version.as_ref();
+        if !holds {
+            match read {
+                Some(stored) => {
+                    snapshot.data.insert(name.to_owned(), Stored::new(stored.value, stored.version));
+                }
+                None => {
+                    snapshot.data.remove(name);
+                }
+            }
+            if !self.keep(namespace, &snapshot) {
+                return;
+            }
+        }
+        self.points.lock().unwrap_or_else(|p| p.into_inner()).insert(key, version);
+    }
+
+    /// Writes a patched snapshot as complete as it was; whether it was written.
+    fn keep(&self, namespace: &str, snapshot: &Snapshot) -> bool {
+        let entries: &std::collections::BTreeMap<String, Stored> = &snapshot.data;
+        if snapshot.complete {
+            let digest = Self::digest(entries);
+            let written = self.written.lock().unwrap_or_else(|p| p.into_inner()).get(namespace) == Some(&digest);
+            if written {
+                return true;
+            }
+        }
+        match self.write_file(namespace, entries, snapshot.complete) {
+            Ok(()) => {
+                let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+                match snapshot.complete {
+                    true => written.insert(namespace.to_owned(), Self::digest(entries)),
+                    false => written.remove(namespace),
+                };
+                true
+            }
+            Err(e) => {
+                tracing::warn!(namespace, error = %e, "could not write the last-known-good snapshot");
+                false
+            }
+        }
     }
 
     /// The namespaces that have a snapshot.
@@ -513,9 +611,11 @@ impl Files {
                 if name.starts_with('.') {
                     return None;
                 }
-                let bytes = std::fs::read(e.path()).ok()?;
-                let document: Value = serde_json::from_slice(&bytes).ok()?;
-                document["namespace"].as_str().map(str::to_owned)
+                let bytes = read_private(&self.dir, &e.path()).ok()??;
+                let document: Value = parse_deep(&bytes).ok()?;
+                (document["backend"].as_str() == Some(self.id.as_str()))
+                    .then(|| document["namespace"].as_str().map(str::to_owned))
+                    .flatten()
             })
             .collect();
         names.sort();
@@ -534,22 +634,76 @@ fn entries_of(document: &Value) -> NamespaceData {
                 Value::String(s) => Version::text(s.as_str()),
                 _ => continue,
             };
-            data.insert(name.clone(), Stored { value: Arc::new(value.clone()), version });
+            data.insert(name.clone(), Stored::new(value.clone(), version));
         }
     }
     data
 }
 
-/// Makes `dir` and its missing parents, private (0700).
+/// Makes `dir` and its missing parents, private (0700); an existing one of this user's that
+/// others may read or write (made 0777 by hand) is made private again, and one of another
+/// user's is refused: snapshots hold configurations, secrets sealed but names and values in
+/// the clear.
 fn private_dirs(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !dir.is_dir() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
+    // The backend's folder and `snapshots` above it (confo's own).
+    for folder in [Some(dir), dir.parent()].into_iter().flatten() {
+        let meta = std::fs::metadata(folder)?;
+        if meta.uid() != rustix::process::getuid().as_raw() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{} belongs to another user: snapshots are not written there", folder.display()),
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Why a snapshot file is not read.
+enum Refused {
+    Io(std::io::Error),
+    /// It or its folder is another user's, or others may write it.
+    NotPrivate(String),
+}
+
+/// A snapshot file's bytes, if it exists and it and its folder are this user's and not
+/// writable by others (a file another user could have planted or changed is not served).
+fn read_private(dir: &Path, path: &Path) -> std::result::Result<Option<Vec<u8>>, Refused> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Refused::Io(e)),
+    };
+    for (what, meta) in [("the file", file.metadata()), ("its folder", std::fs::metadata(dir))] {
+        let meta = meta.map_err(Refused::Io)?;
+        if meta.uid() != uid || meta.mode() & 0o022 != 0 {
+            return Err(Refused::NotPrivate(format!(
+                "{what} belongs to another user or others may write it (uid {}, mode {:o})",
+                meta.uid(),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(Refused::Io)?;
+    Ok(Some(bytes))
+}
+
+/// A snapshot document: its own two levels (the document, `configurations`, each entry) above
+/// values as deep as a write accepts.
+fn parse_deep(bytes: &[u8]) -> std::result::Result<Value, String> {
+    crate::model::json::from_slice_nested(bytes, 3)
 }
 
 /// `3 s`, `4 min`, `2 h`, `3 d`.
@@ -649,9 +803,34 @@ impl Backend for CachedBackend {
             Err(e) => Err(e),
         };
         match result {
+            Ok(read) => {
+                let (ns, cfg, kept) = (namespace.to_string(), name.to_string(), read.clone());
+                self.on_files(move |files| files.patch_one(&ns, &cfg, kept)).await;
+                Ok(read)
+            }
             Err(e) if e.is_unavailable() => {
+                let keep = match &e {
+                    Error::Unavailable { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
                 let mut data = self.serve(namespace.as_str(), e).await?;
-                Ok(data.remove(name.as_str()))
+                match data.remove(name.as_str()) {
+                    Some(stored) => Ok(Some(stored)),
+                    // A snapshot of only some configurations cannot say this one is absent.
+                    None if data.from_snapshot.as_ref().is_some_and(|info| info.partial) => Err(Error::unavailable(
+                        self.describe(),
+                        format!(
+                            "{keep}; its last-known-good snapshot of {namespace} holds only the configurations read \
+                             one by one, not {name}"
+                        ),
+                    )),
+                    None => Ok(None),
+                }
+            }
+            Err(e @ Error::NotFound { .. }) => {
+                let ns = namespace.to_string();
+                self.on_files(move |files| files.remove(&ns)).await;
+                Err(e)
             }
             other => other,
         }
@@ -664,14 +843,15 @@ impl Backend for CachedBackend {
         };
         let report = backend.apply(namespace, changes).await;
         if !report.applied.is_empty() {
-            let by_name: HashMap<&str, &super::Change> = changes.iter().map(|c| (c.name.as_str(), c)).collect();
+            let by_name: HashMap<&str, &crate::model::change::Change> =
+                changes.iter().map(|c| (c.name.as_str(), c)).collect();
             let applied: Vec<(String, Option<Stored>)> = report
                 .applied
                 .iter()
                 .map(|a| {
                     let stored = match (by_name.get(a.name.as_str()).map(|c| &c.kind), &a.version) {
                         (Some(ChangeKind::Put(value)), Some(version)) => {
-                            Some(Stored { value: value.clone(), version: version.clone() })
+                            Some(Stored::new(value.clone(), version.clone()))
                         }
                         _ => None,
                     };
@@ -718,16 +898,20 @@ impl Backend for CachedBackend {
         Ok(Some(rx))
     }
 
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         self.backend().await?.history(namespace, name).await
     }
 
-    async fn repair(&self, fix: bool) -> Result<super::Repair> {
-        self.backend().await?.repair(fix).await
+    async fn repair(&self, options: &super::RepairOptions) -> Result<super::Repair> {
+        self.backend().await?.repair(options).await
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         self.backend().await?.history_names(namespace).await
+    }
+
+    async fn check_acls(&self, fix: bool) -> Result<Vec<super::AclFinding>> {
+        self.backend().await?.check_acls(fix).await
     }
 
     async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {

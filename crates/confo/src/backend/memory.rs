@@ -8,18 +8,17 @@
 //! - Notifications: every change is sent to every subscriber at once.
 //! - Limits: memory.
 
+use crate::fork::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{
-    check_precondition, Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Hint, Hints, NamespaceData,
-    Stored, Version, WriteReport,
-};
-use crate::error::{Error, Missing, Result};
-use crate::history::{operation_of, HistoryOptions, Operation, Revision};
-use crate::name::{ConfigName, NamespaceName};
+use super::{check_precondition, Backend, Capabilities, ChangeSet, Hint, Hints};
+use crate::model::change::{Applied, Change, ChangeKind, WriteReport};
+use crate::model::error::{Error, Missing, Result};
+use crate::model::history::{operation_of, HistoryOptions, Operation, Revision};
+use crate::model::name::{ConfigName, NamespaceName};
+use crate::model::version::{NamespaceData, Stored, Version};
 
 /// A backend that keeps everything in memory. Cheap to create; useful in tests and as the
 /// reference every other backend is compared with.
@@ -58,10 +57,10 @@ impl MemoryBackend {
         MemoryBackend { history, ..Default::default() }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> crate::fork::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State half-changed (every change is
         // computed first, then applied), so a poisoned lock is safe to use.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     fn missing_namespace(&self, namespace: &str) -> Error {
@@ -78,6 +77,7 @@ impl Backend for MemoryBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             notifies: true,
+            notifies_every_change: true,
             atomic_batch: usize::MAX,
             atomic_batch_bytes: None,
             max_value_bytes: None,
@@ -144,14 +144,14 @@ impl Backend for MemoryBackend {
             }
         }
         let mut applied = Vec::with_capacity(changes.len());
-        let time = crate::history::now();
+        let time = crate::model::history::now();
         for change in changes {
             let before = configs.get(&change.name).map(|s| s.version.clone());
             let (version, operation, value) = match &change.kind {
                 ChangeKind::Put(value) => {
                     state.counter += 1;
                     let version = Version::number(state.counter);
-                    configs.insert(change.name.clone(), Stored { value: value.clone(), version: version.clone() });
+                    configs.insert(change.name.clone(), Stored::new(value.clone(), version.clone()));
                     (Some(version), Some(operation_of(change, before.is_some())), Some(value.clone()))
                 }
                 ChangeKind::Delete => {
@@ -192,10 +192,32 @@ impl Backend for MemoryBackend {
         Ok(Some(rx))
     }
 
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         let key = (namespace.as_str().to_owned(), name.as_str().to_owned());
         let revisions = self.state().history.get(&key).cloned().unwrap_or_default();
-        Ok(crate::history::History { revisions, corrupt: Vec::new() }.sorted())
+        Ok(crate::model::history::History { revisions, corrupt: Vec::new() }.sorted())
+    }
+
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        let key = (namespace.as_str().to_owned(), name.as_str().to_owned());
+        let mut state = self.state();
+        let mut rewritten = Vec::new();
+        for revision in state.history.get_mut(&key).into_iter().flatten() {
+            if let Some(value) = &revision.value {
+                let mut value = (**value).clone();
+                if rewrite(&mut value) {
+                    revision.value = Some(std::sync::Arc::new(value));
+                    rewritten.push(revision.number);
+                }
+            }
+        }
+        rewritten.sort_unstable();
+        Ok(rewritten)
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
@@ -212,7 +234,7 @@ impl Backend for MemoryBackend {
         &self,
         namespace: &NamespaceName,
         document: Option<Vec<u8>>,
-        precondition: &super::Precondition,
+        precondition: &crate::model::change::Precondition,
     ) -> Result<Option<Version>> {
         let mut state = self.state();
         let ns = namespace.as_str();

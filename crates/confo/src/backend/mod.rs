@@ -6,15 +6,17 @@
 //! nobody changed it since I read it" (optimistic concurrency, as in `object_store`'s
 //! `PutMode`). Conveniences built from the core live on [`BackendExt`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::codec::json_size;
-use crate::error::{ConfigId, Error, Result};
-use crate::name::{ConfigName, NameKind, NamespaceName};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::codec::json_size;
+use crate::model::error::{ConfigId, Error, Result};
+use crate::model::name::{ConfigName, NameKind, NamespaceName};
+use crate::model::version::{Configuration, NamespaceData, Stored, Version};
 
 pub mod cache;
 #[cfg(feature = "etcd")]
@@ -39,278 +41,12 @@ pub use zookeeper::{ZkBackend, ZkOptions};
 
 /// Picks rustls' ring provider once per process: TLS in redis and etcd needs a process-wide
 /// default, and two providers compiled in would make the automatic choice fail.
-#[cfg(any(feature = "redis", feature = "etcd"))]
+#[cfg(feature = "tls")]
 pub(crate) fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-/// A configuration: a JSON object whose field order round-trips.
-pub type Configuration = serde_json::Map<String, serde_json::Value>;
-
-/// A version token of one stored configuration.
-///
-/// Opaque and only comparable for equality: a file backend uses a hash of the file's bytes, the
-/// memory backend a counter, ZooKeeper its stat version, etcd a `mod_revision`. Tokens are valid
-/// for the life of the process that read them; they are not meant to be persisted.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Version(VersionRepr);
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum VersionRepr {
-    Number(i64),
-    Text(Arc<str>),
-}
-
-impl Version {
-    /// A version that is a number (a counter, a stat version, a revision).
-    pub fn number(n: i64) -> Self {
-        Version(VersionRepr::Number(n))
-    }
-
-    /// A version that is a string (a content hash).
-    pub fn text(s: impl Into<Arc<str>>) -> Self {
-        Version(VersionRepr::Text(s.into()))
-    }
-
-    /// The number, for a version that is one (an engine reads back its own tokens this way,
-    /// never by parsing the text).
-    pub fn as_number(&self) -> Option<i64> {
-        match &self.0 {
-            VersionRepr::Number(n) => Some(*n),
-            VersionRepr::Text(_) => None,
-        }
-    }
-
-    /// The text, for a version that is a string.
-    pub fn as_text(&self) -> Option<&str> {
-        match &self.0 {
-            VersionRepr::Number(_) => None,
-            VersionRepr::Text(s) => Some(s),
-        }
-    }
-}
-
-impl fmt::Debug for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Version({self})")
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            VersionRepr::Number(n) => write!(f, "{n}"),
-            VersionRepr::Text(s) => f.write_str(s),
-        }
-    }
-}
-
-/// One configuration as stored: its content and its version.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    /// The configuration's JSON object.
-    pub value: Arc<Configuration>,
-    /// Its version in the store.
-    pub version: Version,
-}
-
-/// A whole namespace as read in one bulk call: configuration name → stored configuration (it
-/// dereferences to that map), and the entries that could not be read as configurations.
-///
-/// A corrupt entry (a hand-broken file, a Redis index entry whose key is gone, a value that is
-/// not a JSON object) blocks only itself: the others read and write normally, and it can be
-/// replaced or removed under a precondition on its [`CorruptEntry::version`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NamespaceData {
-    entries: BTreeMap<String, Stored>,
-    /// Entries that are not readable configurations, by name.
-    pub corrupt: BTreeMap<String, CorruptEntry>,
-    /// Set when the store was unavailable and this was served from its last-known-good
-    /// snapshot ([`cache`]): when it was taken, and why.
-    pub from_snapshot: Option<cache::SnapshotInfo>,
-}
-
-/// A stored entry that is not a readable configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CorruptEntry {
-    /// Where it is and what is wrong.
-    pub corruption: crate::error::Corruption,
-    /// Its version in the store, to replace or remove it only as it is; `None` when nothing is
-    /// stored under its name (an index entry without its data).
-    pub version: Option<Version>,
-}
-
-impl NamespaceData {
-    /// No entries.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records an entry that could not be read.
-    pub fn insert_corrupt(
-        &mut self,
-        name: impl Into<String>,
-        corruption: crate::error::Corruption,
-        version: Option<Version>,
-    ) {
-        self.corrupt.insert(name.into(), CorruptEntry { corruption, version });
-    }
-
-    /// [`Error::Corrupt`] listing every corrupt entry, if there is one.
-    pub fn corruption_error(&self) -> Option<Error> {
-        if self.corrupt.is_empty() {
-            return None;
-        }
-        Some(Error::Corrupt { corruptions: self.corrupt.values().map(|c| c.corruption.clone()).collect() })
-    }
-
-    /// The readable configurations, and the corrupt entries apart.
-    pub fn into_parts(self) -> (BTreeMap<String, Stored>, BTreeMap<String, CorruptEntry>) {
-        (self.entries, self.corrupt)
-    }
-}
-
-impl std::ops::Deref for NamespaceData {
-    type Target = BTreeMap<String, Stored>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.entries
-    }
-}
-
-impl std::ops::DerefMut for NamespaceData {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.entries
-    }
-}
-
-impl IntoIterator for NamespaceData {
-    type Item = (String, Stored);
-    type IntoIter = std::collections::btree_map::IntoIter<String, Stored>;
-
-    /// The readable configurations (corrupt entries are dropped).
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
-    }
-}
-
-impl FromIterator<(String, Stored)> for NamespaceData {
-    fn from_iter<I: IntoIterator<Item = (String, Stored)>>(iter: I) -> Self {
-        NamespaceData { entries: iter.into_iter().collect(), corrupt: BTreeMap::new(), from_snapshot: None }
-    }
-}
-
-/// What must hold in the store for a change to be applied.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Precondition {
-    /// Apply whatever is stored (last writer wins).
-    #[default]
-    Any,
-    /// Apply only if the configuration does not exist (create).
-    Absent,
-    /// Apply only if the configuration exists at exactly this version.
-    Version(Version),
-}
-
-/// One change of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChangeKind {
-    /// Store this content (create or replace).
-    Put(Arc<Configuration>),
-    /// Delete the configuration. Deleting one that does not exist is not an error unless the
-    /// precondition says it must exist.
-    Delete,
-}
-
-/// A change to one configuration of a namespace.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    /// The configuration's name.
-    pub name: String,
-    /// What to do.
-    pub kind: ChangeKind,
-    /// What must hold first.
-    pub precondition: Precondition,
-    /// For a rollback, the history revision whose value this put restores (recorded as a
-    /// `rollback` entry naming it).
-    pub restores: Option<u64>,
-}
-
-impl Change {
-    /// Store `value` under `name`, whatever is there.
-    pub fn put(name: impl Into<String>, value: impl Into<Arc<Configuration>>) -> Self {
-        Change {
-            name: name.into(),
-            kind: ChangeKind::Put(value.into()),
-            precondition: Precondition::Any,
-            restores: None,
-        }
-    }
-
-    /// Delete `name`, whatever is there.
-    pub fn delete(name: impl Into<String>) -> Self {
-        Change { name: name.into(), kind: ChangeKind::Delete, precondition: Precondition::Any, restores: None }
-    }
-
-    /// The same change, applied only if `precondition` holds.
-    pub fn when(mut self, precondition: Precondition) -> Self {
-        self.precondition = precondition;
-        self
-    }
-
-    /// The same change, recorded in history as restoring revision `number`.
-    pub fn restoring(mut self, number: u64) -> Self {
-        self.restores = Some(number);
-        self
-    }
-}
-
-/// A change that a batch applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
-    /// The configuration's name.
-    pub name: String,
-    /// Its new version; `None` for a delete.
-    pub version: Option<Version>,
-}
-
-/// What [`Backend::write`] did: the changes applied, in order, and the error that stopped it.
-///
-/// Every change of the batch that is not in `applied` was not applied. A backend that writes a
-/// batch atomically reports all or nothing; one that writes change by change (files) reports
-/// the prefix it wrote.
-#[derive(Debug, Default)]
-#[must_use]
-pub struct WriteReport {
-    /// The changes that were applied.
-    pub applied: Vec<Applied>,
-    /// Why the rest were not, if they were not.
-    pub error: Option<Error>,
-    /// Changes (by configuration name) whose outcome is unknown: the connection failed after
-    /// they were sent, and the store could not be read back to tell (see
-    /// [`BackendExt::write_settled`]). The others that are not applied were not written.
-    pub in_doubt: Vec<String>,
-    /// Schema violations of a namespace in mode `warn`: written anyway, and reported here (and
-    /// in the log). See [`crate::schema`].
-    pub warnings: Vec<crate::schema::Violation>,
-}
-
-impl WriteReport {
-    /// A report of a batch that failed before anything was written.
-    pub fn failed(error: Error) -> Self {
-        WriteReport { error: Some(error), ..Default::default() }
-    }
-
-    /// The applied changes, or the error if there is one.
-    pub fn into_result(self) -> Result<Vec<Applied>> {
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.applied),
-        }
-    }
 }
 
 /// What may have changed in a store, as precisely as a backend can tell.
@@ -333,7 +69,7 @@ pub type Hints = tokio::sync::mpsc::UnboundedReceiver<Hint>;
 /// while a previous session was down, is re-read), then forwards hints until its source ends;
 /// it is run again 250 ms after each end. As soon as the receiver is dropped the running
 /// session is dropped too, which closes its connection or watch.
-#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+#[cfg(feature = "net")]
 pub(crate) fn spawn_subscription<F, Fut>(mut session: F) -> Hints
 where
     F: FnMut(tokio::sync::mpsc::UnboundedSender<Hint>) -> Fut + Send + 'static,
@@ -358,27 +94,93 @@ where
 /// What [`Backend::repair`] found, as `(namespace, configuration)` pairs, sorted by namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Repair {
-    /// Data no index lists: invisible to readers.
+    /// Data no index lists that confo wrote (its name follows confo's rules, it is a JSON
+    /// object, and where history is kept its newest revision records this value): invisible to
+    /// readers, removed with `fix`.
     pub unindexed: Vec<(String, String)>,
     /// Index entries whose data is missing (read as corrupt entries).
     pub dangling: Vec<(String, String)>,
+    /// Keys in confo's key space that confo cannot have written (another program's, in a shared
+    /// store): reported and never touched, unless named with [`RepairOptions::keys`].
+    pub foreign: Vec<ForeignKey>,
     /// Whether they were repaired (asked with `fix`).
     pub fixed: bool,
+}
+
+/// A key that looks like confo's (`<ns>-…` of a listed namespace) but that confo cannot have
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The whole key.
+    pub key: String,
+    /// Why it is not confo's (`not a JSON object`, `a Redis hash`, …).
+    pub reason: String,
 }
 
 impl Repair {
     /// Nothing found.
     pub fn is_clean(&self) -> bool {
-        self.unindexed.is_empty() && self.dangling.is_empty()
+        self.unindexed.is_empty() && self.dangling.is_empty() && self.foreign.is_empty()
     }
+}
+
+/// What [`Backend::repair`] is asked to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepairOptions {
+    /// Repair what is found (else only report).
+    pub fix: bool,
+    /// Keys the operator names as confo's to remove, though repair would call them foreign
+    /// (`repair --fix --key K`): removed with `fix` if they are among those found.
+    pub keys: Vec<String>,
+}
+
+impl RepairOptions {
+    /// Report only.
+    pub fn report() -> Self {
+        RepairOptions::default()
+    }
+
+    /// Repair what is found.
+    pub fn fix() -> Self {
+        RepairOptions { fix: true, keys: Vec::new() }
+    }
+
+    /// The same, also removing these keys if they are found foreign.
+    pub fn with_keys(mut self, keys: Vec<String>) -> Self {
+        self.keys = keys;
+        self
+    }
+}
+
+/// A node of a store whose ACL lets identities other than this backend's change it (found by
+/// [`Backend::check_acls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclFinding {
+    /// Where it is (`/confo/sales/db`).
+    pub path: String,
+    /// Its ACL as found (`world:anyone=ALL`), without digest hashes.
+    pub acl: String,
+    /// With `fix`: `Ok` once it has this backend's ACL (a metadata node: once it is removed),
+    /// or why not.
+    pub fixed: Option<std::result::Result<(), String>>,
+    /// A node of confo's metadata (history, schemas): with `fix` it is removed with what is
+    /// below it, never adopted (its content is whoever made it's: forged revisions, a schema).
+    pub metadata: bool,
 }
 
 /// What a backend can do ([`Backend::capabilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Changes by anyone are announced ([`Backend::subscribe`] returns hints); otherwise
-    /// watchers can only poll.
+    /// Changes are announced ([`Backend::subscribe`] returns hints); otherwise watchers can
+    /// only poll.
     pub notifies: bool,
+    /// Every change, by any writer, is announced (the file system's notifications on a local
+    /// file system, ZooKeeper's and etcd's watches), so a watcher never needs to re-read
+    /// without a hint and an idle one does no work. False where some writers go unannounced
+    /// (a raw Redis `SET`, another host's write on a network file system): watchers then also
+    /// re-read every [`WatchOptions::resync_every`](crate::watch::WatchOptions::resync_every).
+    pub notifies_every_change: bool,
     /// A batch of at most this many changes (and at most [`Capabilities::atomic_batch_bytes`]
     /// of values) is applied all or nothing, even if the store fails in the middle; a larger
     /// one is written in atomic parts, and a failure reports the parts written. 1: change by
@@ -399,6 +201,7 @@ impl Default for Capabilities {
     fn default() -> Self {
         Capabilities {
             notifies: false,
+            notifies_every_change: false,
             atomic_batch: 1,
             atomic_batch_bytes: None,
             max_value_bytes: None,
@@ -434,7 +237,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// The names of all namespaces, sorted.
     async fn list_namespaces(&self) -> Result<Vec<String>>;
 
-    /// Creates a namespace (a new name: [`crate::name::validate_new`]). Returns `false` if it
+    /// Creates a namespace (a new name: [`crate::model::name::validate_new`]). Returns `false` if it
     /// already existed (and leaves it untouched). Called as [`BackendExt::create_namespace`].
     async fn create(&self, namespace: &NamespaceName) -> Result<bool>;
 
@@ -448,11 +251,11 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData>;
 
     /// Reads every configuration of a namespace in one bulk call, in the compact form the
-    /// session caches ([`crate::compact`]). The default reads [`Backend::load`] and converts
+    /// session caches ([`crate::model::compact`]). The default reads [`Backend::load`] and converts
     /// (on several threads for a large namespace); every engine of this crate makes each
     /// configuration compact as soon as it is parsed, so that the namespace is never held
     /// twice (as read and compact). Called as [`BackendExt::load_namespace_compact`].
-    async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::compact::CompactNamespace> {
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::model::compact::CompactNamespace> {
         Ok(self.load(namespace).await?.into())
     }
 
@@ -486,9 +289,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// Every recorded revision of one configuration (readable ones newest first, and the
     /// records that are not readable), whether or not it exists now. An empty history if
     /// nothing was recorded. Called as [`BackendExt::configuration_history`], which answers
-    /// [`Error::NotFound`] ([`Missing::History`](crate::error::Missing)) without calling it when
+    /// [`Error::NotFound`] ([`Missing::History`](crate::model::error::Missing)) without calling it when
     /// [`Capabilities::history`] is false (the default, and `history=off`).
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         let _ = name;
         Err(history_off(&self.describe(), namespace.as_str()))
     }
@@ -499,13 +302,43 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         Err(history_off(&self.describe(), namespace.as_str()))
     }
 
+    /// Rewrites the values of one configuration's recorded revisions in place (numbers, times
+    /// and authors unchanged): `rewrite` changes a revision's value and says whether it did.
+    /// Returns the numbers of the revisions rewritten. For `confo history NS/CFG --purge-field`
+    /// ([`Store::purge_history_field`](crate::store::Store::purge_history_field)). The default (an
+    /// engine that cannot rewrite its revisions) is [`Error::Unavailable`] saying so.
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        let _ = (name, rewrite);
+        Err(Error::unavailable(
+            self.describe(),
+            format!("this engine cannot rewrite the recorded revisions of namespace {namespace}"),
+        ))
+    }
+
     /// Finds what breaks the layout's own consistency (for Redis: data keys the namespace's
     /// index does not list, index entries without data) and, with `fix`, repairs it (deletes the
-    /// unlisted data, drops the entries without data), each fix checked again atomically. The
-    /// default finds nothing: a layout whose listing is its data (files, ZooKeeper, etcd) has
-    /// nothing to disagree.
-    async fn repair(&self, fix: bool) -> Result<Repair> {
-        Ok(Repair { fixed: fix, ..Repair::default() })
+    /// unlisted data confo wrote, drops the entries without data), each fix checked again
+    /// atomically. What confo cannot have written is reported as [`Repair::foreign`] and kept.
+    /// The default finds nothing: a layout whose listing is its data (files, ZooKeeper, etcd)
+    /// has nothing to disagree.
+    async fn repair(&self, options: &RepairOptions) -> Result<Repair> {
+        Ok(Repair { fixed: options.fix, ..Repair::default() })
+    }
+
+    /// The nodes of confo's tree (the root, namespaces, configurations) whose ACL lets identities
+    /// other than this backend's change them, sorted; with `fix`, each is given the spec's ACL
+    /// (one that cannot be, for want of the right to change its ACL, says why). For ZooKeeper
+    /// with credentials: a store that confo 0.1.6.2 made world-open is moved to credentials
+    /// this way. The default: a store without per-node ACLs has nothing to check, and says so
+    /// ([`Error::InvalidSpec`]).
+    async fn check_acls(&self, fix: bool) -> Result<Vec<AclFinding>> {
+        let _ = fix;
+        Err(Error::spec(None, format!("{} keeps no ACL per node: repair --acls is for ZooKeeper", self.describe())))
     }
 
     /// The namespace's schema document ([`crate::schema`]), stored outside confo's layout,
@@ -541,7 +374,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 /// The error of a history read on a backend that keeps none.
 pub(crate) fn history_off(describe: &str, namespace: &str) -> Error {
     Error::not_found(
-        crate::error::Missing::History,
+        crate::model::error::Missing::History,
         namespace,
         format!("{describe} (history is switched off for this backend: remove history=off from its spec to record it)"),
     )
@@ -566,6 +399,20 @@ pub trait BackendExt: Backend {
     /// Creates a namespace; `false` if it existed.
     async fn create_namespace(&self, namespace: &str) -> Result<bool> {
         self.validate_new_name(NameKind::Namespace, namespace)?;
+        // Names made before this rule may be in another Unicode form: a new one canonically
+        // equal to one of them would look like it and be another namespace.
+        if let Some(existing) = self
+            .list_namespaces()
+            .await?
+            .into_iter()
+            .find(|e| e != namespace && crate::model::name::nfc(e) == namespace)
+        {
+            return Err(Error::InvalidName {
+                name: namespace.to_owned(),
+                kind: NameKind::Namespace,
+                rule: crate::model::name::NameRule::CanonicallyEqual { existing },
+            });
+        }
         self.create(&NamespaceName::checked(namespace)).await
     }
 
@@ -587,7 +434,7 @@ pub trait BackendExt: Backend {
     }
 
     /// Reads a whole namespace in one bulk call, in compact form (see [`Backend::load_compact`]).
-    async fn load_namespace_compact(&self, namespace: &str) -> Result<crate::compact::CompactNamespace> {
+    async fn load_namespace_compact(&self, namespace: &str) -> Result<crate::model::compact::CompactNamespace> {
         self.load_compact(&self.namespace(namespace)?).await
     }
 
@@ -599,9 +446,9 @@ pub trait BackendExt: Backend {
 
     /// Applies a batch of changes to one namespace (see [`Backend::apply`]); a batch with a bad
     /// name, or naming one configuration twice, is refused whole. History records the library's
-    /// author ([`Author::library`](crate::history::Author::library)); see [`BackendExt::write_as`].
+    /// author ([`Author::library`](crate::model::history::Author::library)); see [`BackendExt::write_as`].
     async fn write(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        self.write_as(namespace, changes, &crate::history::Author::library()).await
+        self.write_as(namespace, changes, &crate::model::history::Author::library()).await
     }
 
     /// [`BackendExt::write`], recorded in history as made by `author`.
@@ -609,7 +456,34 @@ pub trait BackendExt: Backend {
     /// The puts are checked against the namespace's schemas first ([`crate::schema`]): under
     /// `enforce` a violation refuses the whole batch ([`Error::SchemaViolation`]); under `warn`
     /// the batch is written and the violations are in [`WriteReport::warnings`].
-    async fn write_as(&self, namespace: &str, changes: &[Change], author: &crate::history::Author) -> WriteReport {
+    async fn write_as(
+        &self,
+        namespace: &str,
+        changes: &[Change],
+        author: &crate::model::history::Author,
+    ) -> WriteReport {
+        self.write_sealed_as(namespace, changes, author, None).await
+    }
+
+    /// [`BackendExt::write_as`] with the keyring at hand. Every write goes through here, and
+    /// with it the one rule for secrets: a plain value written at a JSON pointer where the
+    /// stored configuration holds a sealed one is sealed again under the keyring's primary key
+    /// (the secret opened and left as it was is put back as it was stored); without a keyring it
+    /// is refused ([`Error::InvalidValue`] naming the pointer). A secret is never stored in the
+    /// clear by a writer that read it opened (`get` in Python, `--reveal`), nor by `set` of a
+    /// plain value over it; [`Change::unseal`] turns one back into a plain value on purpose.
+    async fn write_sealed_as(
+        &self,
+        namespace: &str,
+        changes: &[Change],
+        author: &crate::model::history::Author,
+        keyring: Option<&crate::secrets::Keyring>,
+    ) -> WriteReport {
+        let sealed = match keep_secrets_sealed(self, namespace, changes, keyring).await {
+            Ok(sealed) => sealed,
+            Err(e) => return WriteReport::failed(e),
+        };
+        let changes: &[Change] = &sealed;
         let set = match validate_batch(self, namespace, changes) {
             Ok(set) => set,
             Err(e) => return WriteReport::failed(e),
@@ -627,18 +501,18 @@ pub trait BackendExt: Backend {
     /// The schema violations of a batch, as [`BackendExt::write`] would find them (`Err` under
     /// `enforce`, the list under `warn`), without writing: for callers that write several
     /// batches and must refuse all of them before the first.
-    async fn check_schemas(&self, namespace: &str, changes: &[Change]) -> Result<Vec<crate::schema::Violation>> {
+    async fn check_schemas(&self, namespace: &str, changes: &[Change]) -> Result<Vec<crate::model::error::Violation>> {
         crate::schema::check_batch(self, &self.namespace(namespace)?, changes).await
     }
 
     /// One configuration's recorded history (see [`Backend::history`]); [`Error::NotFound`]
     /// at once when the backend keeps none ([`Capabilities::history`]).
-    async fn configuration_history(&self, namespace: &str, name: &str) -> Result<crate::history::History> {
+    async fn configuration_history(&self, namespace: &str, name: &str) -> Result<crate::model::history::History> {
         let (namespace, name) = (self.namespace(namespace)?, self.config_name(name)?);
         if !self.capabilities().history {
             return Err(history_off(&self.describe(), namespace.as_str()));
         }
-        self.history(&namespace, &name).await.map(crate::history::History::sorted)
+        self.history(&namespace, &name).await.map(crate::model::history::History::sorted)
     }
 
     /// The configurations of a namespace that have a recorded history (see
@@ -653,14 +527,14 @@ pub trait BackendExt: Backend {
 
     /// Checks a name against the shared rules and this backend's own.
     fn validate_name(&self, kind: NameKind, name: &str) -> Result<()> {
-        crate::name::validate(kind, name)?;
+        crate::model::name::validate(kind, name)?;
         self.check_name(kind, name)
     }
 
-    /// Checks a name that is about to be created or written ([`crate::name::validate_new`]
+    /// Checks a name that is about to be created or written ([`crate::model::name::validate_new`]
     /// and this backend's own rules).
     fn validate_new_name(&self, kind: NameKind, name: &str) -> Result<()> {
-        crate::name::validate_new(kind, name)?;
+        crate::model::name::validate_new(kind, name)?;
         self.check_name(kind, name)
     }
 
@@ -694,7 +568,7 @@ pub trait BackendExt: Backend {
     /// landed, the report has no error (a warning is logged). If the store cannot be read, the
     /// unsettled changes are listed in [`WriteReport::in_doubt`].
     async fn write_settled(&self, namespace: &str, changes: &[Change]) -> WriteReport {
-        self.write_settled_as(namespace, changes, &crate::history::Author::library()).await
+        self.write_settled_as(namespace, changes, &crate::model::history::Author::library()).await
     }
 
     /// [`BackendExt::write_settled`], recorded in history as made by `author`.
@@ -702,9 +576,21 @@ pub trait BackendExt: Backend {
         &self,
         namespace: &str,
         changes: &[Change],
-        author: &crate::history::Author,
+        author: &crate::model::history::Author,
     ) -> WriteReport {
-        let mut report = self.write_as(namespace, changes, author).await;
+        self.write_settled_sealed_as(namespace, changes, author, None).await
+    }
+
+    /// [`BackendExt::write_settled_as`] with the keyring at hand (see
+    /// [`BackendExt::write_sealed_as`]).
+    async fn write_settled_sealed_as(
+        &self,
+        namespace: &str,
+        changes: &[Change],
+        author: &crate::model::history::Author,
+        keyring: Option<&crate::secrets::Keyring>,
+    ) -> WriteReport {
+        let mut report = self.write_sealed_as(namespace, changes, author, keyring).await;
         let unsure =
             |e: &Error| matches!(e, Error::Unavailable { .. } | Error::Io { .. }) && !e.never_reached_the_store();
         if !report.error.as_ref().is_some_and(unsure) {
@@ -776,23 +662,90 @@ pub trait BackendExt: Backend {
 
 impl<B: Backend + ?Sized> BackendExt for B {}
 
+/// The re-seal rule of [`BackendExt::write_sealed_as`] over a batch: the puts as they are to be
+/// written. The stored values are read (the one configuration of a small batch, else the
+/// namespace in one bulk read); a batch over nothing sealed is returned as it is.
+async fn keep_secrets_sealed<'c, B: BackendExt + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    changes: &'c [Change],
+    keyring: Option<&crate::secrets::Keyring>,
+) -> Result<std::borrow::Cow<'c, [Change]>> {
+    use std::borrow::Cow;
+    // A put made on nothing (`Absent`) replaces nothing, or is refused; one that says what it
+    // was made over ([`Change::over`]) is checked against that: neither reads the store.
+    let needs_read =
+        |c: &Change| matches!(c.kind, ChangeKind::Put(_)) && c.precondition != Precondition::Absent && c.over.is_none();
+    let puts = changes.iter().filter(|c| needs_read(c)).count();
+    let given: HashMap<String, Arc<Configuration>> =
+        changes.iter().filter_map(|c| c.over.clone().map(|over| (c.name.clone(), over))).collect();
+    if puts == 0 && given.values().all(|v| !crate::model::sealed::has_sealed(v)) {
+        return Ok(Cow::Borrowed(changes));
+    }
+    let mut stored: HashMap<String, Arc<Configuration>> = if puts == 0 {
+        HashMap::new()
+    } else if puts <= 4 {
+        let mut stored = HashMap::new();
+        for change in changes.iter().filter(|c| needs_read(c)) {
+            // Not there, not readable as a configuration, or a bad name: nothing sealed to keep
+            // (the write itself says what is wrong).
+            if let Ok(Some(found)) = backend.load_configuration(namespace, &change.name).await {
+                stored.insert(change.name.clone(), found.value);
+            }
+        }
+        stored
+    } else {
+        match backend.load_namespace(namespace).await {
+            Ok(data) => data.into_iter().map(|(name, found)| (name, found.value)).collect(),
+            Err(_) => HashMap::new(),
+        }
+    };
+    stored.extend(given);
+    let mut out: Option<Vec<Change>> = None;
+    for (index, change) in changes.iter().enumerate() {
+        let ChangeKind::Put(new) = &change.kind else { continue };
+        let Some(old) = stored.get(&change.name).filter(|v| crate::model::sealed::has_sealed(v)) else { continue };
+        let old: std::borrow::Cow<'_, Configuration> = if change.unseal.is_empty() {
+            std::borrow::Cow::Borrowed(&**old)
+        } else {
+            // Fields unsealed on purpose are not sealed places any more.
+            let mut kept = serde_json::Value::Object((**old).clone());
+            for pointer in &change.unseal {
+                if let Some(at) = kept.pointer_mut(pointer) {
+                    *at = serde_json::Value::Null;
+                }
+            }
+            match kept {
+                serde_json::Value::Object(map) => std::borrow::Cow::Owned(map),
+                _ => continue,
+            }
+        };
+        let kept = crate::secrets::keep_sealed(new, &old, namespace, &change.name, keyring)?;
+        if kept != **new {
+            let out = out.get_or_insert_with(|| changes.to_vec());
+            out[index].kind = ChangeKind::Put(Arc::new(kept));
+        }
+    }
+    Ok(out.map_or(Cow::Borrowed(changes), Cow::Owned))
+}
+
 /// A batch whose names passed the rules, whose values can be read back, and which changes no
 /// configuration twice: what an engine's [`Backend::apply`] receives. Made by
 /// [`BackendExt::write`]. It carries who makes it, for history.
 #[derive(Debug)]
 pub struct ChangeSet<'a> {
     changes: &'a [Change],
-    author: &'a crate::history::Author,
+    author: &'a crate::model::history::Author,
 }
 
 impl<'a> ChangeSet<'a> {
     /// The same batch, made by `author`.
-    fn by(self, author: &'a crate::history::Author) -> Self {
+    fn by(self, author: &'a crate::model::history::Author) -> Self {
         ChangeSet { author, ..self }
     }
 
     /// Who makes this batch (recorded in history).
-    pub fn author(&self) -> &crate::history::Author {
+    pub fn author(&self) -> &crate::model::history::Author {
         self.author
     }
 }
@@ -827,13 +780,13 @@ pub(crate) fn validate_batch<'a, B: Backend + ?Sized>(
         match &change.kind {
             ChangeKind::Put(value) => {
                 backend.validate_new_name(NameKind::Configuration, &change.name)?;
-                let depth = value.values().map(crate::json::depth).max().unwrap_or(0) + 1;
-                if depth > crate::json::MAX_DEPTH {
+                let depth = crate::model::json::object_depth(value);
+                if depth > crate::model::json::MAX_DEPTH {
                     return Err(Error::InvalidValue {
                         location: format!("{} configuration {namespace}/{}", backend.describe(), change.name),
                         message: format!(
                             "it nests {depth} levels deep, more than the {} that can be read back",
-                            crate::json::MAX_DEPTH
+                            crate::model::json::MAX_DEPTH
                         ),
                     });
                 }
@@ -847,19 +800,21 @@ pub(crate) fn validate_batch<'a, B: Backend + ?Sized>(
             });
         }
     }
-    static LIBRARY: std::sync::OnceLock<crate::history::Author> = std::sync::OnceLock::new();
-    let author = LIBRARY.get_or_init(|| crate::history::Author::current("library"));
+    static LIBRARY: std::sync::OnceLock<crate::model::history::Author> = std::sync::OnceLock::new();
+    let author = LIBRARY.get_or_init(|| crate::model::history::Author::current("library"));
     Ok(ChangeSet { changes, author })
 }
 
 /// Reads a `tls_ca` file: a missing one is [`Error::NotFound`] (CLI exit 3), not a connection
 /// failure.
-#[cfg(any(feature = "redis", feature = "etcd"))]
+#[cfg(feature = "tls")]
 pub(crate) fn read_tls_ca(backend: &str, path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::not_found(crate::error::Missing::File, path.display().to_string(), format!("{backend} (tls_ca)"))
-        }
+        std::io::ErrorKind::NotFound => Error::not_found(
+            crate::model::error::Missing::File,
+            path.display().to_string(),
+            format!("{backend} (tls_ca)"),
+        ),
         _ => Error::io(format!("{backend} tls_ca {}", path.display()), e),
     })
 }
@@ -874,7 +829,7 @@ pub(crate) fn read_tls_ca(backend: &str, path: &std::path::Path) -> Result<Vec<u
 ///   (and that it may be another service, or want or not want TLS).
 ///
 /// Errors other than [`Error::Unavailable`] (a wrong password, a bad spec) are returned at once.
-#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+#[cfg(feature = "net")]
 pub(crate) async fn connect_within<T, F, Fut>(
     engine: &str,
     describe: &str,
@@ -895,7 +850,8 @@ where
                 if !anything_listens(hosts).await {
                     let list: Vec<String> =
                         hosts.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
-                    return Err(Error::unavailable(
+                    return Err(Error::outage(
+                        crate::model::error::Outage::NotReached,
                         describe.to_owned(),
                         format!("nothing listens at {} (connection refused)", list.join(", ")),
                     ));
@@ -925,21 +881,15 @@ where
     ))
 }
 
-/// The engines' shared wording for a server that answered, but not as one of them (another
-/// protocol, TLS on one side only): trying again cannot help.
-#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
-pub(crate) const OTHER_PROTOCOL: &str = "it answered something other than";
-/// See [`OTHER_PROTOCOL`].
-#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
-pub(crate) const TLS_FAILED: &str = "the TLS handshake failed";
-
-#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+/// An outage of a server that answered, but not as the engine expects (another protocol, TLS
+/// on one side only): trying again cannot help.
+#[cfg(feature = "net")]
 fn is_mismatch(error: &Error) -> bool {
-    matches!(error, Error::Unavailable { message, .. } if message.starts_with(OTHER_PROTOCOL) || message.starts_with(TLS_FAILED))
+    matches!(error, Error::Unavailable { outage: crate::model::error::Outage::Mismatch, .. })
 }
 
 /// False when every host refuses a TCP connection (nothing listens there).
-#[cfg(any(feature = "redis", feature = "zookeeper", feature = "etcd"))]
+#[cfg(feature = "net")]
 async fn anything_listens(hosts: &[(String, u16)]) -> bool {
     for (host, port) in hosts {
         let connect = tokio::net::TcpStream::connect((host.as_str(), *port));

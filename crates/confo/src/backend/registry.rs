@@ -2,7 +2,7 @@
 //!
 //! Each engine's folder exposes an [`Engine`]: its kind, the URL schemes it answers, and how
 //! it reads a spec string or a credentials dictionary into an [`EngineSpec`] (its options,
-//! which know how to open the store). [`BackendSpec`](crate::BackendSpec) dispatches over
+//! which know how to open the store). [`BackendSpec`](crate::spec::BackendSpec) dispatches over
 //! [`ENGINES`] and knows no engine itself. A wrapping engine (a cache, history) registers a
 //! scheme ending in `+` (`cache+`), receives the whole spec and parses the inner one with
 //! [`Registry::parse`] — the same way a caller-made [`Registry`] adds engines of its own.
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 use crate::spec::{BackendKind, BackendSpec};
 
 /// One engine confo can open: its names, its URL schemes, and how its options are read.
@@ -53,7 +53,7 @@ pub trait EngineSpec: SpecIdentity + fmt::Display + Send + Sync + 'static {
     async fn open(&self) -> Result<Arc<dyn Backend>>;
 }
 
-/// What a spec is, for [`BackendSpec::options`](crate::BackendSpec::options) and equality:
+/// What a spec is, for [`BackendSpec::options`](crate::spec::BackendSpec::options) and equality:
 /// implemented for every `PartialEq` type, so an engine writes nothing for it.
 pub trait SpecIdentity {
     /// The options as `Any`, to downcast.
@@ -73,42 +73,114 @@ impl<T: PartialEq + Any> SpecIdentity for T {
     }
 }
 
-/// An engine this build leaves out (its cargo feature is off): its names are known, so a
-/// spec for it says which feature to enable instead of "unknown scheme".
-#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
-struct NotBuilt {
-    kind: BackendKind,
-    aliases: &'static [&'static str],
-    schemes: &'static [&'static str],
+/// A network engine's names: what a spec for it is recognised by, whether this build has the
+/// engine or leaves it out (then a spec for it says which feature to enable). One place for
+/// both: the engine's entry and its stand-in read the same constant below.
+pub(crate) struct Names {
+    /// Its kind (`backend_type`), also the name of its cargo feature.
+    pub kind: BackendKind,
+    /// Other names accepted for the kind.
+    pub aliases: &'static [&'static str],
+    /// The URL schemes it answers.
+    pub schemes: &'static [&'static str],
+    /// A spec string for messages (shown for an engine this build has).
+    pub example: &'static str,
 }
 
-#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
-impl NotBuilt {
-    fn error(&self) -> Error {
-        let kind = self.kind;
-        Error::spec(Some("scheme"), format!("this build of confo has no {kind} backend (enable the `{kind}` feature)"))
+/// Redis, in the seed's layout (`backend/redis`).
+pub(crate) const REDIS: Names = Names {
+    kind: BackendKind::new("redis"),
+    aliases: &[],
+    schemes: &["redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"],
+    example: "redis://HOST[:PORT]",
+};
+
+/// ZooKeeper, in Python confo's layout (`backend/zookeeper`).
+pub(crate) const ZOOKEEPER: Names = Names {
+    kind: BackendKind::new("zookeeper"),
+    aliases: &["zk"],
+    schemes: &["zk", "zookeeper"],
+    example: "zk://HOST:PORT",
+};
+
+/// etcd (`backend/etcd`).
+pub(crate) const ETCD: Names =
+    Names { kind: BackendKind::new("etcd"), aliases: &[], schemes: &["etcd", "etcds"], example: "etcd://HOST:PORT" };
+
+/// What a network engine's options give the registry; [`NetEngine`] makes the rest of its
+/// [`Engine`] from its [`Names`].
+#[cfg(feature = "net")]
+pub(crate) trait NetOptions: EngineSpec + Sized {
+    /// Reads a whole spec string.
+    fn from_url(spec: &str) -> Result<Self>;
+    /// Reads confo's credentials dictionary.
+    fn from_credentials(credentials: &Value) -> Result<Self>;
+}
+
+/// How a built engine reads a spec string and a credentials dictionary.
+type Readers = (fn(&str) -> Result<BackendSpec>, fn(&Value) -> Result<BackendSpec>);
+
+/// A network engine: its names, and its options' readers when this build has it. Left out
+/// (its cargo feature off), its names are still known, so a spec for it says which feature to
+/// enable instead of "unknown scheme".
+struct NetEngine {
+    names: &'static Names,
+    readers: Option<Readers>,
+}
+
+impl NetEngine {
+    /// The engine named `names`, whose specs are read as `O`.
+    #[cfg(feature = "net")]
+    const fn built<O: NetOptions>(names: &'static Names) -> Self {
+        fn url<O: NetOptions>(spec: &str) -> Result<BackendSpec> {
+            Ok(BackendSpec::new(O::from_url(spec)?))
+        }
+        fn credentials<O: NetOptions>(credentials: &Value) -> Result<BackendSpec> {
+            Ok(BackendSpec::new(O::from_credentials(credentials)?))
+        }
+        NetEngine { names, readers: Some((url::<O>, credentials::<O>)) }
+    }
+
+    /// The engine named `names`, left out of this build.
+    #[cfg_attr(all(feature = "redis", feature = "zookeeper", feature = "etcd"), allow(dead_code))]
+    const fn left_out(names: &'static Names) -> Self {
+        NetEngine { names, readers: None }
+    }
+
+    fn readers(&self) -> Result<&Readers> {
+        self.readers.as_ref().ok_or_else(|| {
+            let kind = self.names.kind;
+            Error::spec(
+                Some("scheme"),
+                format!("this build of confo has no {kind} backend (enable the `{kind}` feature)"),
+            )
+        })
     }
 }
 
-#[cfg(not(all(feature = "redis", feature = "zookeeper", feature = "etcd")))]
-impl Engine for NotBuilt {
+impl Engine for NetEngine {
     fn kind(&self) -> BackendKind {
-        self.kind
+        self.names.kind
     }
     fn aliases(&self) -> &'static [&'static str] {
-        self.aliases
+        self.names.aliases
     }
     fn schemes(&self) -> &'static [&'static str] {
-        self.schemes
+        self.names.schemes
     }
     fn example(&self) -> &'static str {
-        ""
+        // Messages list what this build accepts: nothing for an engine it leaves out.
+        if self.readers.is_some() {
+            self.names.example
+        } else {
+            ""
+        }
     }
-    fn parse_url(&self, _: &Registry, _: &str) -> Result<BackendSpec> {
-        Err(self.error())
+    fn parse_url(&self, _: &Registry, spec: &str) -> Result<BackendSpec> {
+        (self.readers()?.0)(spec)
     }
-    fn parse_credentials(&self, _: &Registry, _: &Value) -> Result<BackendSpec> {
-        Err(self.error())
+    fn parse_credentials(&self, _: &Registry, credentials: &Value) -> Result<BackendSpec> {
+        (self.readers()?.1)(credentials)
     }
 }
 
@@ -118,21 +190,17 @@ pub static ENGINES: &[&dyn Engine] = &[
     &super::file::FileEngine,
     &super::memory::MemoryEngine,
     #[cfg(feature = "redis")]
-    &super::redis::RedisEngine,
+    &NetEngine::built::<super::redis::RedisOptions>(&REDIS),
     #[cfg(not(feature = "redis"))]
-    &NotBuilt {
-        kind: BackendKind::new("redis"),
-        aliases: &[],
-        schemes: &["redis", "rediss", "redis+sentinel", "rediss+sentinel"],
-    },
+    &NetEngine::left_out(&REDIS),
     #[cfg(feature = "zookeeper")]
-    &super::zookeeper::ZkEngine,
+    &NetEngine::built::<super::zookeeper::ZkOptions>(&ZOOKEEPER),
     #[cfg(not(feature = "zookeeper"))]
-    &NotBuilt { kind: BackendKind::new("zookeeper"), aliases: &["zk"], schemes: &["zk", "zookeeper"] },
+    &NetEngine::left_out(&ZOOKEEPER),
     #[cfg(feature = "etcd")]
-    &super::etcd::EtcdEngine,
+    &NetEngine::built::<super::etcd::EtcdOptions>(&ETCD),
     #[cfg(not(feature = "etcd"))]
-    &NotBuilt { kind: BackendKind::new("etcd"), aliases: &[], schemes: &["etcd", "etcds"] },
+    &NetEngine::left_out(&ETCD),
 ];
 
 /// A set of engines to parse specs with: [`Registry::builtin`] is [`ENGINES`]; a caller may add
@@ -239,9 +307,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::backend::{BackendExt, ChangeSet, Hints, NamespaceData, Stored, WriteReport};
-    use crate::name::NameKind;
-    use crate::name::{ConfigName, NamespaceName};
+    use crate::backend::{BackendExt, ChangeSet, Hints};
+    use crate::model::change::WriteReport;
+    use crate::model::name::NameKind;
+    use crate::model::name::{ConfigName, NamespaceName};
+    use crate::model::version::{NamespaceData, Stored};
 
     /// A wrapping engine, as a cache or history layer would be: `count+<inner spec>` opens the
     /// inner backend and counts the namespace loads that go through it.
@@ -298,7 +368,7 @@ mod tests {
         fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
             self.0.check_name(kind, name)
         }
-        fn capabilities(&self) -> crate::Capabilities {
+        fn capabilities(&self) -> crate::backend::Capabilities {
             self.0.capabilities()
         }
         async fn list_namespaces(&self) -> Result<Vec<String>> {
@@ -363,12 +433,25 @@ mod tests {
         assert_eq!(schemes.len(), count, "a scheme is registered twice");
     }
 
-    #[cfg(not(feature = "etcd"))]
+    /// Whatever this build leaves out: every scheme and the credentials of each engine left
+    /// out are refused naming the feature to enable (the builds without an engine run this in
+    /// the test command: `cargo test -p confo` and `--no-default-features`).
     #[test]
     fn an_engine_left_out_of_the_build_names_its_feature() {
-        let err = Registry::builtin().parse("etcd://127.0.0.1:2379").unwrap_err();
-        assert!(err.to_string().contains("enable the `etcd` feature"), "{err}");
-        let err = BackendSpec::from_credentials(BackendKind::new("etcd"), &serde_json::json!({})).unwrap_err();
-        assert!(err.to_string().contains("enable the `etcd` feature"), "{err}");
+        let registry = Registry::builtin();
+        for engine in registry.engines().filter(|e| e.example().is_empty()) {
+            let enable = format!("enable the `{}` feature", engine.kind());
+            for scheme in engine.schemes() {
+                let err = registry.parse(&format!("{scheme}://127.0.0.1:1")).unwrap_err();
+                assert!(err.to_string().contains(&enable), "{scheme}: {err}");
+            }
+            let err = BackendSpec::from_credentials(engine.kind(), &serde_json::json!({})).unwrap_err();
+            assert!(err.to_string().contains(&enable), "{err}");
+        }
+        // Built or not, every engine's schemes are known: none is an "unknown scheme".
+        for scheme in ["redis+cluster", "rediss+cluster", "zk", "etcds"] {
+            let err = registry.parse(&format!("{scheme}://")).map(|_| ()).unwrap_err().to_string();
+            assert!(!err.contains("unknown scheme"), "{scheme}: {err}");
+        }
     }
 }

@@ -19,19 +19,22 @@
 //!   configurations were and were not written ([`Error::PersistIncomplete`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::fork::{Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendExt, Configuration, CorruptEntry, NamespaceData, Version};
-use crate::compact::{Compact, CompactNamespace, Keys};
-pub use crate::draft::Scope;
-use crate::draft::{write_batches, Batch, Draft, Edit, Known};
-use crate::error::{ConfigRef, Corruption, Error, Missing, Result};
-use crate::name::{self, NameKind};
+use crate::backend::{Backend, BackendExt};
+use crate::draft::{write_batches, Batch, Draft, Edit, Known, Scope};
+use crate::model::compact::{Compact, CompactNamespace, Keys};
+use crate::model::error::{ConfigRef, Corruption, Error, Missing, Result};
+use crate::model::name;
+use crate::model::name::NameKind;
+use crate::model::version::{Configuration, CorruptEntry, NamespaceData, Version};
 use crate::spec::BackendSpec;
-use crate::store::Store;
+use crate::store::{FieldEdit, Removal, Store};
 
 /// The names of the loaded backends and the active one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,37 +52,6 @@ pub struct NamespacesInfo {
     pub all: Vec<String>,
     /// The namespace selected with [`Confo::use_namespace`]; `None` until one is.
     pub current: Option<String>,
-}
-
-/// How [`Confo::remove_namespace`] treats a namespace that holds configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
-    /// Refuse with [`Error::NotEmpty`].
-    IfEmpty,
-    /// Remove it with everything in it.
-    Recursive,
-}
-
-/// How many times [`Confo::update_fields`] tries before it reports the conflict.
-pub(crate) const FIELD_UPDATE_ATTEMPTS: u32 = 16;
-
-/// One edit of a field, for [`Confo::update_fields`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum FieldEdit {
-    /// Set the field to the value (created if absent, with the configuration).
-    Set(String, Value),
-    /// Remove the field ([`Error::NotFound`] if it or the configuration does not exist).
-    Remove(String),
-}
-
-/// The pause after the `attempt`-th conflict: 4 ms doubling up to 250 ms, plus up to as much
-/// again at random, so writers that collided do not collide again in step.
-pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
-    use std::hash::BuildHasher;
-    let base = (4u64 << attempt.min(6)).min(250);
-    let random = std::collections::hash_map::RandomState::new().hash_one(attempt) % (base + 1);
-    std::time::Duration::from_millis(base + random)
 }
 
 /// What a session holds for one configuration: its content as last read from the store
@@ -136,7 +108,7 @@ struct Snapshot {
     entries: HashMap<String, Cached>,
     corrupt: BTreeMap<String, CorruptEntry>,
     /// Served from a last-known-good snapshot file (the store was unavailable).
-    from_snapshot: Option<crate::backend::cache::SnapshotInfo>,
+    from_snapshot: Option<crate::model::version::SnapshotInfo>,
     /// The field names of its configurations, shared.
     keys: Keys,
 }
@@ -154,7 +126,7 @@ pub fn set_after_load_freed(f: fn()) {
 
 impl From<CompactNamespace> for Snapshot {
     fn from(namespace: CompactNamespace) -> Self {
-        let large = namespace.entries.len() >= crate::compact::LARGE;
+        let large = namespace.entries.len() >= crate::model::compact::LARGE;
         let entries =
             namespace.entries.into_iter().map(|(name, value, version)| (name, Cached { value, version })).collect();
         // (Only after a large load: a small one frees too little to be worth the walk.)
@@ -185,6 +157,36 @@ impl std::ops::DerefMut for Snapshot {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.entries
     }
+}
+
+/// A configuration's effective content and the stored version it stands on (a staged edit's
+/// base, else the stored version; `None`: absent from the store).
+#[derive(Debug, Clone)]
+pub struct Based {
+    /// The content (staged edits included).
+    pub content: Content,
+    /// The version it stands on.
+    pub base: Option<Version>,
+}
+
+/// A loaded backend as confo's backend objects show it ([`Confo::backend_view`]).
+#[derive(Debug, Clone)]
+pub struct BackendView {
+    /// Its namespaces.
+    pub namespaces: Vec<String>,
+    /// The selected one.
+    pub current: Option<String>,
+    /// Every configuration of the selected one, staged edits included (empty without one).
+    pub configurations: BTreeMap<String, Content>,
+}
+
+/// Where a configuration is: the backend's name and the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Place {
+    /// The loaded backend's name.
+    pub backend: String,
+    /// The namespace.
+    pub namespace: String,
 }
 
 /// One named backend and what the manager holds for it.
@@ -223,6 +225,31 @@ impl Slot {
             snapshots: HashMap::new(),
             draft: Draft::new(),
             refresher: None,
+        }
+    }
+
+    /// Every configuration of `ns`, staged edits included, by name.
+    fn all_content(&self, ns: &str) -> BTreeMap<String, Content> {
+        let mut all: BTreeMap<String, Content> = self
+            .snapshots
+            .get(ns)
+            .map(|data| data.iter().map(|(k, s)| (k.clone(), Content::Stored(s.value.clone()))).collect())
+            .unwrap_or_default();
+        for (config, staged) in self.draft.namespace(ns) {
+            match staged.edit() {
+                Edit::Put(value) => all.insert(config.to_owned(), Content::Staged(value.clone())),
+                Edit::Delete => all.remove(config),
+            };
+        }
+        all
+    }
+
+    /// The version a configuration's effective content stands on: the staged edit's base, else
+    /// the stored version (`None`: absent from the store).
+    fn base_of(&self, namespace: &str, config: &str) -> Option<Version> {
+        match self.draft.get(namespace, config) {
+            Some(staged) => staged.base().cloned(),
+            None => self.snapshots.get(namespace)?.get(config).map(|s| s.version.clone()),
         }
     }
 
@@ -309,9 +336,15 @@ impl State {
 pub struct Confo {
     state: Arc<Mutex<State>>,
     /// Who this session's writes are recorded as made by (history); `None`: the library's.
-    author: Arc<Mutex<Option<Arc<crate::history::Author>>>>,
-    /// Serialises persists of this manager so two never write the same staged edit at once.
-    persisting: Arc<tokio::sync::Mutex<()>>,
+    author: Arc<Mutex<Option<Arc<crate::model::history::Author>>>>,
+    /// Serialises persists of this manager so two never write the same staged edit at once:
+    /// the lock of this process. A child made by `fork()` gets one of its own: a thread of the
+    /// parent that held the parent's across the fork (a persist waiting on a server) does not
+    /// exist in the child, and would hold it there for ever.
+    persisting: Arc<Mutex<(u32, Arc<tokio::sync::Mutex<()>>)>>,
+    /// The keyring this session's writes seal secrets again with (see
+    /// [`Confo::set_keyring`]).
+    keyring: Arc<Mutex<Option<Arc<crate::secrets::Keyring>>>>,
 }
 
 impl Confo {
@@ -322,8 +355,8 @@ impl Confo {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Every mutation below is computed before it is applied, so a panic elsewhere cannot
-        // leave State half-changed: a poisoned lock is safe to keep using.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        // leave State half-changed (the lock does not poison).
+        self.state.lock()
     }
 
     /// The active backend's store, for I/O without holding the state lock.
@@ -331,18 +364,27 @@ impl Confo {
         let author = self.author();
         let state = self.state();
         let (name, slot) = state.active()?;
-        Ok((name.to_owned(), slot.store.with_author(author)))
+        Ok((name.to_owned(), slot.store.with_author(author).with_keyring(self.keyring.lock().clone())))
+    }
+
+    /// The keyring this session's writes use: a plain value written where the store holds a
+    /// sealed secret is sealed again with its primary key (a secret read opened and left as it
+    /// was is put back as stored); without one (the default), such a write is refused
+    /// ([`Error::InvalidValue`] naming the field). See
+    /// [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as).
+    pub fn set_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) {
+        *self.keyring.lock() = keyring;
     }
 
     /// Records this session's writes (persist, rollback, imports) in history as made by
     /// `author`: an actor, the tool, a message.
-    pub fn set_author(&self, author: crate::history::Author) {
-        *self.author.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(author));
+    pub fn set_author(&self, author: crate::model::history::Author) {
+        *self.author.lock() = Some(Arc::new(author));
     }
 
     /// Who this session's writes are recorded as made by.
-    pub fn author(&self) -> Arc<crate::history::Author> {
-        self.author.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(crate::history::Author::library)
+    pub fn author(&self) -> Arc<crate::model::history::Author> {
+        self.author.lock().clone().unwrap_or_else(crate::model::history::Author::library)
     }
 
     // ----- backends -----
@@ -413,6 +455,69 @@ impl Confo {
         self.put_backend(name, backend, None).await
     }
 
+    /// Loads `spec` under `name`; a backend loaded there already is replaced by the new one (its
+    /// new credentials) but keeps its selected namespace, read again from the new store, and
+    /// its staged edits (made on the versions read before: one the new store does not hold
+    /// at that version is a conflict when persisted). What confo kept when the active
+    /// backend's name was loaded again (a helper that loads and activates on every call).
+    pub async fn reload_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
+        name::validate(NameKind::Backend, name)?;
+        let backend = spec.open().await?;
+        self.swap_backend(name, backend, Some(spec.clone())).await
+    }
+
+    /// [`Confo::reload_backend`] with a backend already open (one built by hand).
+    pub async fn reload_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        name::validate(NameKind::Backend, name)?;
+        self.swap_backend(name, backend, None).await
+    }
+
+    async fn swap_backend(&self, name: &str, backend: Arc<dyn Backend>, spec: Option<BackendSpec>) -> Result<()> {
+        let namespaces = backend.list_namespaces().await?;
+        let store = Store::new(backend.clone());
+        let current = self.state().backends.get(name).and_then(|slot| slot.current.clone());
+        let snapshot = match &current {
+            Some(namespace) => match store.load_compact(namespace).await {
+                Ok(read) => Some(Arc::new(Snapshot::from(read))),
+                // Not in the new store: empty there (its staged edits create it when persisted).
+                Err(Error::NotFound { what: Missing::Namespace, .. }) => Some(Arc::new(Snapshot::default())),
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let mut state = self.state();
+        match state.backends.get_mut(name) {
+            Some(slot) => {
+                slot.store = store;
+                slot.spec = spec;
+                slot.namespaces = namespaces;
+                slot.snapshots.clear();
+                // The old store's auto-refresh stops; start it again if wanted.
+                slot.refresher = None;
+                if let (Some(namespace), Some(snapshot)) = (current, snapshot) {
+                    slot.snapshots.insert(namespace, snapshot);
+                }
+            }
+            None => {
+                state.backends.insert(name.to_owned(), Slot::new(backend, spec, namespaces));
+            }
+        }
+        Ok(())
+    }
+
+    /// A loaded backend's namespaces, its selected one, and (if one is selected) every
+    /// configuration of it, staged edits included: what confo's backend objects show as
+    /// `namespaces`, `namespace_name` and `configurations`, for any loaded backend.
+    pub fn backend_view(&self, name: &str) -> Result<BackendView> {
+        let state = self.state();
+        let slot = state.backends.get(name).ok_or_else(|| Error::not_found(Missing::Backend, name, ""))?;
+        let configurations = match &slot.current {
+            Some(ns) => slot.all_content(ns),
+            None => BTreeMap::new(),
+        };
+        Ok(BackendView { namespaces: slot.namespaces.clone(), current: slot.current.clone(), configurations })
+    }
+
     async fn put_backend(&self, name: &str, backend: Arc<dyn Backend>, spec: Option<BackendSpec>) -> Result<()> {
         let namespaces = backend.list_namespaces().await?;
         let slot = Slot::new(backend, spec, namespaces);
@@ -461,7 +566,7 @@ impl Confo {
                 .backends
                 .iter()
                 .filter_map(|(name, slot)| slot.spec.clone().map(|spec| (name.clone(), spec)))
-                .filter(|(_, spec)| spec.kind() != crate::BackendKind::MEMORY)
+                .filter(|(_, spec)| spec.kind() != crate::spec::BackendKind::MEMORY)
                 .collect()
         };
         for (name, spec) in specs {
@@ -524,7 +629,7 @@ impl Confo {
     /// When the current namespace was last read from a last-known-good snapshot because its
     /// store was unavailable (`cache+` / `snapshots=on`): when the snapshot was taken, and why;
     /// `None` when it came from the store.
-    pub fn from_snapshot(&self) -> Result<Option<crate::backend::cache::SnapshotInfo>> {
+    pub fn from_snapshot(&self) -> Result<Option<crate::model::version::SnapshotInfo>> {
         self.with_current(|slot, ns| Ok(slot.snapshots.get(ns).and_then(|s| s.from_snapshot.clone())))
     }
 
@@ -590,17 +695,33 @@ impl Confo {
         self.load_into(&name, namespace).await
     }
 
+    /// Turns a sealed field of a configuration of the current namespace (a field name, or a
+    /// JSON pointer starting with `/`) back into its plain value, now (not staged); the
+    /// namespace is read again afterwards. See [`Store::unset_secret`].
+    pub async fn unset_secret(
+        &self,
+        config: &str,
+        field: &str,
+        keyring: &crate::secrets::Keyring,
+    ) -> Result<crate::model::version::Version> {
+        let namespace = self.current_namespace()?;
+        let pointer = if field.starts_with('/') { field.to_owned() } else { crate::secrets::pointer(field) };
+        let version = self.active_store()?.1.unset_secret(&namespace, config, &pointer, keyring).await?;
+        self.reload_namespace(&namespace).await?;
+        Ok(version)
+    }
+
     // ----- history -----
 
     /// A configuration of the current namespace: its recorded history, newest first, a page at
     /// a time. See [`Store::history`].
-    pub async fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::history::History> {
+    pub async fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::model::history::History> {
         let namespace = self.current_namespace()?;
         self.active_store()?.1.history(&namespace, config, page).await
     }
 
     /// Revision `number` of a configuration of the current namespace. See [`Store::revision`].
-    pub async fn revision(&self, config: &str, number: u64) -> Result<crate::history::Revision> {
+    pub async fn revision(&self, config: &str, number: u64) -> Result<crate::model::history::Revision> {
         let namespace = self.current_namespace()?;
         self.active_store()?.1.revision(&namespace, config, number).await
     }
@@ -609,7 +730,7 @@ impl Confo {
     /// (not staged), recorded as a rollback. The precondition is the version this session
     /// loaded: if someone changed the configuration since, it is [`Error::Conflict`] and
     /// nothing is written. The namespace is read again afterwards. See [`Store::rollback`].
-    pub async fn rollback(&self, config: &str, number: u64) -> Result<crate::Version> {
+    pub async fn rollback(&self, config: &str, number: u64) -> Result<crate::model::version::Version> {
         let namespace = self.current_namespace()?;
         let (_, store) = self.active_store()?;
         let precondition = {
@@ -618,8 +739,8 @@ impl Confo {
             match known(&slot.snapshots, &namespace, config) {
                 // (A namespace this session has not read: what is stored now.)
                 _ if !slot.snapshots.contains_key(&namespace) => None,
-                Known::Stored(version, _) => Some(crate::Precondition::Version(version.clone())),
-                Known::Absent => Some(crate::Precondition::Absent),
+                Known::Stored(version, _) => Some(crate::model::change::Precondition::Version(version.clone())),
+                Known::Absent => Some(crate::model::change::Precondition::Absent),
                 _ => None,
             }
         };
@@ -632,7 +753,7 @@ impl Confo {
     pub async fn log(
         &self,
         filter: &crate::store::LogFilter,
-    ) -> Result<(Vec<(String, crate::history::Revision)>, Vec<Corruption>)> {
+    ) -> Result<(Vec<(String, crate::model::history::Revision)>, Vec<Corruption>)> {
         let namespace = self.current_namespace()?;
         self.active_store()?.1.log(&namespace, filter).await
     }
@@ -695,7 +816,16 @@ impl Confo {
         document: &crate::transfer::Document,
         progress: impl FnMut(usize, usize),
     ) -> Result<()> {
-        crate::transfer::apply_as(&*self.backend()?, plan, document, &self.author(), progress).await
+        let keyring = self.keyring.lock().clone();
+        crate::transfer::apply_sealed_as(
+            &*self.backend()?,
+            plan,
+            document,
+            &self.author(),
+            keyring.as_deref(),
+            progress,
+        )
+        .await
     }
 
     /// [`Confo::apply`] taking the document (moved into the writes, not copied). See
@@ -706,7 +836,16 @@ impl Confo {
         document: crate::transfer::Document,
         progress: impl FnMut(usize, usize),
     ) -> Result<()> {
-        crate::transfer::apply_owned_as(&*self.backend()?, plan, document, &self.author(), progress).await
+        let keyring = self.keyring.lock().clone();
+        crate::transfer::apply_owned_sealed_as(
+            &*self.backend()?,
+            plan,
+            document,
+            &self.author(),
+            keyring.as_deref(),
+            progress,
+        )
+        .await
     }
 
     // ----- live updates -----
@@ -755,7 +894,7 @@ impl Confo {
             .filter(|(ns, cfg, staged)| {
                 staged.base() != slot.snapshots.get(*ns).and_then(|d| d.get(*cfg)).map(|s| &s.version)
             })
-            .map(|(ns, cfg, _)| crate::error::ConfigId::new(ns, cfg))
+            .map(|(ns, cfg, _)| crate::model::error::ConfigId::new(ns, cfg))
             .collect())
     }
 
@@ -786,20 +925,60 @@ impl Confo {
     /// Every configuration of the current namespace, staged edits included, by name, as
     /// [`Content`]: nothing is built (see [`Content::to_configuration`]).
     pub fn get_all_content(&self) -> Result<BTreeMap<String, Content>> {
-        self.with_current(|slot, ns| {
-            let mut all: BTreeMap<String, Content> = slot
-                .snapshots
-                .get(ns)
-                .map(|data| data.iter().map(|(k, s)| (k.clone(), Content::Stored(s.value.clone()))).collect())
-                .unwrap_or_default();
-            for (config, staged) in slot.draft.namespace(ns) {
-                match staged.edit() {
-                    Edit::Put(value) => all.insert(config.to_owned(), Content::Staged(value.clone())),
-                    Edit::Delete => all.remove(config),
-                };
-            }
-            Ok(all)
+        self.with_current(|slot, ns| Ok(slot.all_content(ns)))
+    }
+
+    /// One configuration of the current namespace as [`Content`] with where it is and the
+    /// version it stands on (a staged edit's base, else the stored version): what a wrapper
+    /// that hands out its own objects, changed in place by its callers, needs to stage their
+    /// changes later with [`Confo::replace_on`] on the version they were made from.
+    pub fn get_placed(&self, config: &str) -> Result<(Place, Option<Based>)> {
+        self.with_placed(config, |backend, namespace, found| {
+            (Place { backend: backend.to_owned(), namespace: namespace.to_owned() }, found)
         })
+    }
+
+    /// [`Confo::get_placed`] without allocating: runs `f` with the active backend's name, the
+    /// current namespace and what `get_placed` finds, under the manager's lock (so `f` must be
+    /// short, and must not call the manager).
+    pub fn with_placed<T>(&self, config: &str, f: impl FnOnce(&str, &str, Option<Based>) -> T) -> Result<T> {
+        let state = self.state();
+        let (name, slot) = state.active()?;
+        let namespace = slot.current(name)?;
+        let found =
+            slot.readable(namespace, config)?.map(|content| Based { content, base: slot.base_of(namespace, config) });
+        Ok(f(name, namespace, found))
+    }
+
+    /// Every configuration of the current namespace as in [`Confo::get_placed`].
+    pub fn get_all_placed(&self) -> Result<(Place, BTreeMap<String, Based>)> {
+        let state = self.state();
+        let (name, slot) = state.active()?;
+        let namespace = slot.current(name)?;
+        let all = slot
+            .all_content(namespace)
+            .into_iter()
+            .map(|(config, content)| {
+                let base = slot.base_of(namespace, &config);
+                (config, Based { content, base })
+            })
+            .collect();
+        Ok((Place { backend: name.to_owned(), namespace: namespace.to_owned() }, all))
+    }
+
+    /// Stages a whole configuration of `place` made on the stored version `base` (from
+    /// [`Confo::get_placed`]): persisting it is a [`Error::Conflict`] if the store moved on
+    /// since. A configuration already staged keeps the base of its first edit. Refused
+    /// ([`Error::NoActiveBackend`]) if `place.backend` is not the active backend any more.
+    pub fn replace_on(&self, place: &Place, config: &str, value: Configuration, base: Option<Version>) -> Result<()> {
+        let mut state = self.state();
+        let (name, slot) = state.active_mut()?;
+        if name != place.backend {
+            return Err(Error::NoActiveBackend);
+        }
+        slot.store.backend().validate_name(NameKind::Configuration, config)?;
+        slot.draft.stage(&place.namespace, config, Edit::Put(Arc::new(value)), base);
+        Ok(())
     }
 
     /// The names of the current namespace's configurations, sorted, corrupt entries included
@@ -950,7 +1129,7 @@ impl Confo {
     }
 
     /// Sets and removes fields of one configuration of the active backend and writes it at once
-    /// ([`crate::Store::update_fields`]: on what is stored, re-read and re-applied on a conflict,
+    /// ([`crate::store::Store::update_fields`]: on what is stored, re-read and re-applied on a conflict,
     /// so concurrent writers of different fields all succeed), then makes `namespace` the
     /// current one, read afresh. A staged edit of this configuration is dropped: the store's
     /// content wins. Whole-configuration writes ([`Confo::replace`] + persist) keep failing with
@@ -1047,7 +1226,15 @@ impl Confo {
     /// Writes the staged edits in `scope`; with `force`, whatever the store holds now is
     /// overwritten (no conflict check).
     pub async fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
-        let _one_at_a_time = self.persisting.lock().await;
+        let lock = {
+            let mut persisting = self.persisting.lock();
+            let pid = std::process::id();
+            if persisting.0 != pid {
+                *persisting = (pid, Arc::new(tokio::sync::Mutex::new(())));
+            }
+            persisting.1.clone()
+        };
+        let _one_at_a_time = lock.lock().await;
         let (name, store) = self.active_store()?;
         self.check_scope(&store, scope).await?;
         // What to write: per namespace, the staged edits in scope that differ from the store.
@@ -1098,7 +1285,7 @@ impl Confo {
 
     /// Records applied changes: the snapshot takes the new content and version, and the draft
     /// drops what was written (see [`Draft::settle`]).
-    fn settle(&self, backend_name: &str, batch: &Batch, applied: &[crate::backend::Applied]) {
+    fn settle(&self, backend_name: &str, batch: &Batch, applied: &[crate::model::change::Applied]) {
         let mut state = self.state();
         let Some(slot) = state.backends.get_mut(backend_name) else { return };
         let snapshot = slot.snapshots.entry(batch.namespace().to_owned()).or_default();
@@ -1135,27 +1322,27 @@ impl Backend for Unusable {
     fn describe(&self) -> String {
         self.describe.clone()
     }
-    fn capabilities(&self) -> crate::Capabilities {
-        crate::Capabilities::default()
+    fn capabilities(&self) -> crate::backend::Capabilities {
+        crate::backend::Capabilities::default()
     }
     async fn list_namespaces(&self) -> Result<Vec<String>> {
         Err(self.error())
     }
-    async fn create(&self, _: &crate::name::NamespaceName) -> Result<bool> {
+    async fn create(&self, _: &crate::model::name::NamespaceName) -> Result<bool> {
         Err(self.error())
     }
-    async fn delete(&self, _: &crate::name::NamespaceName) -> Result<()> {
+    async fn delete(&self, _: &crate::model::name::NamespaceName) -> Result<()> {
         Err(self.error())
     }
-    async fn load(&self, _: &crate::name::NamespaceName) -> Result<NamespaceData> {
+    async fn load(&self, _: &crate::model::name::NamespaceName) -> Result<NamespaceData> {
         Err(self.error())
     }
     async fn apply(
         &self,
-        _: &crate::name::NamespaceName,
+        _: &crate::model::name::NamespaceName,
         _: &crate::backend::ChangeSet<'_>,
-    ) -> crate::backend::WriteReport {
-        crate::backend::WriteReport::failed(self.error())
+    ) -> crate::model::change::WriteReport {
+        crate::model::change::WriteReport::failed(self.error())
     }
 }
 
@@ -1196,7 +1383,7 @@ fn locate(error: Error, namespace: &str) -> Error {
 
 mod refresh;
 
-pub use crate::watch::{Event, EventKind, WatchOptions, Watcher};
+use crate::watch::{WatchOptions, Watcher};
 
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,12 @@
 //! Auto-refresh: a session's cached namespaces kept current from the store's notifications
 //! ([`Confo::set_auto_refresh`](super::Confo::set_auto_refresh)).
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+
+use crate::fork::Mutex;
 
 use super::{AbortOnDrop, Snapshot, State, WatchOptions};
-use crate::error::{Error, Missing, Result};
+use crate::model::error::{Error, Missing, Result};
 use crate::store::Store;
 use crate::watch::HintSource;
 
@@ -25,7 +27,7 @@ pub(super) async fn start(
             // Which cached namespaces to re-read; stop once the session is gone.
             let wanted: Vec<String> = {
                 let Some(state) = state.upgrade() else { return };
-                let state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let state = state.lock();
                 let Some(slot) = state.backends.get(&backend_name) else { return };
                 slot.snapshots.keys().filter(|ns| touched.concerns(ns)).cloned().collect()
             };
@@ -34,7 +36,7 @@ pub(super) async fn start(
                 // Made compact before the lock is taken: readers do not wait for it.
                 let fresh = store.load_compact(&namespace).await.map(Snapshot::from);
                 let Some(state) = state.upgrade() else { return };
-                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut state = state.lock();
                 let Some(slot) = state.backends.get_mut(&backend_name) else { return };
                 match fresh {
                     Ok(snapshot) => {
@@ -56,7 +58,7 @@ pub(super) async fn start(
                 }
             }
             if let (Some(namespaces), Some(state)) = (namespaces, state.upgrade()) {
-                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut state = state.lock();
                 if let Some(slot) = state.backends.get_mut(&backend_name) {
                     slot.namespaces = namespaces;
                 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::backend::{Applied, ChangeSet, MemoryBackend, NamespaceData, WriteReport};
-use crate::error::ConfigId;
-use crate::name::NamespaceName;
+use crate::backend::{ChangeSet, MemoryBackend};
+use crate::model::change::{Applied, WriteReport};
+use crate::model::error::ConfigId;
+use crate::model::name::NamespaceName;
+use crate::model::version::NamespaceData;
 
 async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
     let confo = Confo::new();
@@ -221,7 +223,7 @@ impl Backend for FailingAfter {
     fn describe(&self) -> String {
         "failing".into()
     }
-    fn capabilities(&self) -> crate::Capabilities {
+    fn capabilities(&self) -> crate::backend::Capabilities {
         self.inner.capabilities()
     }
     async fn list_namespaces(&self) -> Result<Vec<String>> {
@@ -294,13 +296,17 @@ async fn an_edit_made_during_a_persist_stays_staged() {
     let batches =
         confo.state().backends.get_mut("main").unwrap().draft.prepare(Scope::All, false, |_, _| Known::Unknown);
     confo.set("c", "v", 2).unwrap();
-    confo.settle("main", &batches[0], &[Applied { name: "c".into(), version: Some(crate::Version::number(7)) }]);
+    confo.settle(
+        "main",
+        &batches[0],
+        &[Applied { name: "c".into(), version: Some(crate::model::version::Version::number(7)) }],
+    );
     assert_eq!(confo.staged().unwrap(), ["ns/c"], "the newer edit is kept");
     assert_eq!(confo.get_field("c", "v").unwrap(), Some(json!(2)));
     let base = confo.state().backends["main"].draft.get("ns", "c").unwrap().base().cloned();
     assert_eq!(
         base,
-        Some(crate::Version::number(7)),
+        Some(crate::model::version::Version::number(7)),
         "now based on the version just written, so it persists without a conflict"
     );
     assert!(confo.stale_edits().unwrap().is_empty());
@@ -452,11 +458,12 @@ async fn credentials_kept_in_a_configuration_may_carry_other_fields() {
     let store = confo.store().unwrap();
     store.create_namespace("infra").await.unwrap();
     let creds = obj(json!({"config_path": dir.path().to_str().unwrap(), "env": "prod", "owner": "ops"}));
-    store.put("infra", "files", creds, crate::Precondition::Any).await.unwrap();
+    store.put("infra", "files", creds, crate::model::change::Precondition::Any).await.unwrap();
     confo.load_backend_from("files", "file".parse().unwrap(), "mem", "infra", "files").await.unwrap();
     assert_eq!(confo.backends().all, ["files", "mem"]);
     // The spec API itself stays strict.
-    let strict = BackendSpec::from_credentials(crate::BackendKind::FILE, &json!({"config_path": "x", "env": "prod"}));
+    let strict =
+        BackendSpec::from_credentials(crate::spec::BackendKind::FILE, &json!({"config_path": "x", "env": "prod"}));
     assert!(strict.is_err());
 }
 
@@ -471,7 +478,7 @@ async fn secrets_are_staged_sealed_and_revealed_with_the_key() {
     assert!(!serde_json::to_string(&*confo.get("db").unwrap().unwrap()).unwrap().contains("hunter2"));
     confo.persist().await.unwrap();
     let raw = store.load_configuration("ns", "db").await.unwrap().unwrap();
-    assert!(crate::secrets::is_sealed(&raw.value["password"]));
+    assert!(crate::model::sealed::is_sealed(&raw.value["password"]));
     assert_eq!(confo.get_revealed("db", &keyring).unwrap().unwrap()["password"], json!("hunter2"));
     // A sealed value moved to another field does not open there.
     let sealed = raw.value["password"].clone();
@@ -502,7 +509,7 @@ async fn unchanged_secrets_are_not_sealed_again_on_persist() {
 #[tokio::test]
 async fn session_rollback_uses_the_loaded_version_and_the_sessions_author() {
     let (confo, backend) = memory_manager().await;
-    confo.set_author(crate::history::Author::current("test").with_actor("sam"));
+    confo.set_author(crate::model::history::Author::current("test").with_actor("sam"));
     confo.create_namespace("ns").await.unwrap();
     confo.use_namespace("ns").await.unwrap();
     for port in [1, 2] {
@@ -528,14 +535,15 @@ async fn session_rollback_uses_the_loaded_version_and_the_sessions_author() {
 async fn a_large_namespace_is_cached_compact_and_reads_back_exactly() {
     let (confo, backend) = memory_manager().await;
     confo.create_namespace("big").await.unwrap();
-    let n = crate::compact::LARGE + 501;
+    let n = crate::model::compact::LARGE + 501;
     let value = |i: usize| {
         obj(
             json!({"id": i, "name": format!("configuration number {i} with a longer text"), "big": 123456789012345678901234567890u128,
                    "nested": {"list": [i, "x", null, true, 1.5e300], "i": i}, "order": "kept"}),
         )
     };
-    let changes: Vec<crate::Change> = (0..n).map(|i| crate::Change::put(format!("c{i:05}"), value(i))).collect();
+    let changes: Vec<crate::model::change::Change> =
+        (0..n).map(|i| crate::model::change::Change::put(format!("c{i:05}"), value(i))).collect();
     backend.write("big", &changes).await.into_result().unwrap();
     confo.use_namespace("big").await.unwrap();
     assert_eq!(confo.count().unwrap(), n);
@@ -568,7 +576,7 @@ async fn a_reordered_replace_is_not_written_and_a_changed_one_is() {
     let (confo, backend) = memory_manager().await;
     confo.create_namespace("ns").await.unwrap();
     backend
-        .write("ns", &[crate::Change::put("db", obj(json!({"a": 1, "b": {"x": 1, "y": 2}})))])
+        .write("ns", &[crate::model::change::Change::put("db", obj(json!({"a": 1, "b": {"x": 1, "y": 2}})))])
         .await
         .into_result()
         .unwrap();
@@ -578,4 +586,48 @@ async fn a_reordered_replace_is_not_written_and_a_changed_one_is() {
     confo.replace("db", obj(json!({"b": {"y": 2, "x": 1}, "a": 2}))).unwrap();
     assert_eq!(confo.persist().await.unwrap().len(), 1);
     assert_eq!(confo.get_field("db", "a").unwrap(), Some(json!(2)));
+}
+
+#[tokio::test]
+async fn loading_a_backend_again_keeps_the_namespace_and_the_staged_edits() {
+    let first = Arc::new(MemoryBackend::new());
+    let confo = manager_with(first.clone()).await;
+    confo.create_namespace("sales").await.unwrap();
+    confo.use_namespace("sales").await.unwrap();
+    confo.set("db", "port", 1).unwrap();
+    let second = Arc::new(MemoryBackend::new());
+    second.create_namespace("sales").await.unwrap();
+    second.put_configuration("sales", "cache", obj(json!({"ttl": 5}))).await.unwrap();
+    confo.reload_backend_with("main", second.clone()).await.unwrap();
+    assert_eq!(confo.current_namespace().unwrap(), "sales");
+    assert_eq!(confo.staged().unwrap(), ["sales/db"]);
+    assert_eq!(confo.get_field("cache", "ttl").unwrap(), Some(json!(5)), "read from the new store");
+    confo.persist().await.unwrap();
+    assert!(second.load_configuration("sales", "db").await.unwrap().is_some());
+    assert!(first.load_namespace("sales").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_whole_value_staged_on_an_older_version_is_a_conflict() {
+    let (confo, store) = memory_manager().await;
+    confo.create_namespace("sales").await.unwrap();
+    confo.use_namespace("sales").await.unwrap();
+    confo.set("db", "port", 1).unwrap();
+    confo.persist().await.unwrap();
+    let (place, found) = confo.get_placed("db").unwrap();
+    let found = found.unwrap();
+    assert_eq!((place.backend.as_str(), place.namespace.as_str()), ("main", "sales"));
+    let seen = found.base.clone().unwrap();
+    // Another writer moves the store on; this session reads it again.
+    store.put_configuration("sales", "db", obj(json!({"port": 9}))).await.unwrap();
+    confo.reload().await.unwrap();
+    assert_ne!(confo.get_placed("db").unwrap().1.unwrap().base, Some(seen.clone()));
+    // A change made on what was seen before is staged on that version: a conflict to persist.
+    confo.replace_on(&place, "db", obj(json!({"port": 2})), Some(seen)).unwrap();
+    assert_eq!(confo.stale_edits().unwrap(), ["sales/db"]);
+    assert!(matches!(confo.persist().await, Err(Error::Conflict { .. })));
+    assert_eq!(store.load_configuration("sales", "db").await.unwrap().unwrap().value["port"], json!(9));
+    // Not on the active backend: refused.
+    let elsewhere = Place { backend: "other".into(), namespace: "sales".into() };
+    assert!(matches!(confo.replace_on(&elsewhere, "db", obj(json!({})), None), Err(Error::NoActiveBackend)));
 }

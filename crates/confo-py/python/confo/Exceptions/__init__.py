@@ -187,13 +187,42 @@ _MISSING = {
 }
 
 
-def from_native(kind, message, details=None):
-    """The exception for a native error's kind."""
+#: (confo class, built-in OSError class) → a class that is both.
+_OS_CLASSES = {}
+
+
+def _with_os_error(error, errnum):
+    """``error`` as also the built-in ``OSError`` its errno makes (``PermissionError`` for
+    EACCES and EPERM; ``OSError`` for the rest), as confo's own file writes raised, with
+    ``errno`` and ``strerror`` set."""
+    import errno as errnos
+    import os
+
+    builtin = PermissionError if errnum in (errnos.EACCES, errnos.EPERM) else OSError
+    cls = type(error)
+    if not issubclass(cls, builtin):
+        key = (cls, builtin)
+        if key not in _OS_CLASSES:
+            _OS_CLASSES[key] = type(cls.__name__, (cls, builtin), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+        error = _OS_CLASSES[key](*error.args)
+    error.errno = errnum
+    error.strerror = os.strerror(errnum)
+    return error
+
+
+def from_native(kind, message, details=None, errnum=None):
+    """The exception for a native error's kind (also an ``OSError`` when the operating system
+    refused something: ``errnum`` is its errno)."""
+    error = _from_native(kind, message, details)
+    return error if errnum is None else _with_os_error(error, errnum)
+
+
+def _from_native(kind, message, details=None):
     if kind == "schema_violation":
         import json
 
         return SchemaViolationException(message, json.loads(details) if details else ())
-    if kind == "invalid_spec:config_path" and "not a folder" in message:
+    if kind.startswith("invalid_spec_not_a_folder:"):
         return NotAFolderException(message)
     if kind.startswith("invalid_spec_missing:"):
         return _MISSING.get(kind.split(":", 1)[1], MissingCredentialsException)(message)

@@ -1,4 +1,5 @@
-//! The etcd engine's entry in the registry.
+//! The etcd engine's entry in the registry: its names are in the registry's table
+//! ([`registry::ETCD`]), its options open the store.
 
 use std::sync::Arc;
 
@@ -6,14 +7,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{EtcdBackend, EtcdOptions};
-use crate::backend::registry::{Engine, EngineSpec, Registry};
+use crate::backend::registry::{self, EngineSpec, NetOptions};
 use crate::backend::Backend;
-use crate::error::Result;
-use crate::spec::{BackendKind, BackendSpec};
+use crate::model::error::Result;
+use crate::spec::BackendKind;
 
 impl BackendKind {
     /// etcd.
-    pub const ETCD: BackendKind = BackendKind::new("etcd");
+    pub const ETCD: BackendKind = registry::ETCD.kind;
 }
 
 #[async_trait]
@@ -28,31 +29,12 @@ impl EngineSpec for EtcdOptions {
     }
 }
 
-/// The etcd engine.
-pub(crate) struct EtcdEngine;
-
-impl Engine for EtcdEngine {
-    fn kind(&self) -> BackendKind {
-        BackendKind::ETCD
+impl NetOptions for EtcdOptions {
+    fn from_url(spec: &str) -> Result<Self> {
+        EtcdOptions::from_url(spec)
     }
 
-    fn aliases(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["etcd", "etcds"]
-    }
-
-    fn example(&self) -> &'static str {
-        "etcd://HOST:PORT"
-    }
-
-    fn parse_url(&self, _: &Registry, spec: &str) -> Result<BackendSpec> {
-        Ok(BackendSpec::new(EtcdOptions::from_url(spec)?))
-    }
-
-    fn parse_credentials(&self, _: &Registry, credentials: &Value) -> Result<BackendSpec> {
-        Ok(BackendSpec::new(EtcdOptions::from_credentials(credentials)?))
+    fn from_credentials(credentials: &Value) -> Result<Self> {
+        EtcdOptions::from_credentials(credentials)
     }
 }

@@ -17,9 +17,10 @@ use etcd_client as etcd;
 
 use super::{config_prefix, marker, prefix_end, transact, EtcdBackend, TXN_BYTES, TXN_OPS};
 use crate::backend::kit::{join_ordered, pack};
-use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
-use crate::error::{ConfigId, Error, Result};
-use crate::history::{decode_record, operation_of, Author, History, Operation, Record};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::error::{ConfigId, Error, Result};
+use crate::model::history::{decode_record, operation_of, Author, History, Operation, Record};
+use crate::model::version::Version;
 
 /// Prefix of every history key.
 pub const HISTORY_PREFIX: &str = "/confo-history/";
@@ -91,7 +92,7 @@ impl EtcdBackend {
         Ok(heads)
     }
 
-    /// [`Backend::apply`](crate::Backend::apply) with history: see the module's notes.
+    /// [`Backend::apply`](crate::backend::Backend::apply) with history: see the module's notes.
     pub(super) async fn apply_recorded(
         &self,
         namespace: &str,
@@ -100,7 +101,7 @@ impl EtcdBackend {
     ) -> WriteReport {
         let mut report = WriteReport::default();
         let mut pending: Vec<usize> = (0..encoded.len()).collect();
-        let time = crate::history::now();
+        let time = crate::model::history::now();
         for attempt in 1..=ATTEMPTS {
             let names: Vec<&str> = pending.iter().map(|&i| encoded[i].0.name.as_str()).collect();
             let heads = match self.heads(namespace, &names).await {
@@ -214,7 +215,7 @@ impl EtcdBackend {
         if let Some(current) = head.data {
             if head.newest.is_none_or(|(_, recorded)| recorded != current) {
                 let found = self.get(key.clone(), None).await?;
-                let content = found.kvs().first().and_then(|kv| crate::codec::parse_config(kv.value()).ok());
+                let content = found.kvs().first().and_then(|kv| crate::model::codec::parse_config(kv.value()).ok());
                 let record = Record::external(
                     next,
                     time,
@@ -272,7 +273,7 @@ impl EtcdBackend {
         let first = history_key(namespace, config, 0);
         let end = history_key(namespace, config, newest + 1 - keep);
         let Ok(old) = self.get(first, Some(etcd::GetOptions::new().with_range(end))).await else { return };
-        let now = crate::history::now();
+        let now = crate::model::history::now();
         let dated: Vec<(u64, SystemTime, String)> = old
             .kvs()
             .iter()
@@ -314,6 +315,52 @@ impl EtcdBackend {
             }
         }
         Ok(history.sorted())
+    }
+
+    /// [`Backend::rewrite_history`](crate::backend::Backend::rewrite_history): each revision key
+    /// rewritten only if it is unchanged since it was read (`mod_revision`); a record whose
+    /// version after was its own key's `mod_revision` keeps it, written out.
+    pub(super) async fn rewrite_records(
+        &self,
+        namespace: &str,
+        config: &str,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        let prefix = history_prefix(namespace, config);
+        let found = self.get(prefix.clone(), Some(etcd::GetOptions::new().with_range(prefix_end(&prefix)))).await?;
+        let newest = found.kvs().iter().map(|kv| kv.mod_revision()).max();
+        // A write tells a change made outside confo by the configuration's key revision not
+        // being its newest revision's: that one, rewritten, is written in one transaction with
+        // the configuration's own value again, so that the two stay equal.
+        let data_key = format!("{}{config}", config_prefix(namespace));
+        let data = self.get(data_key.clone(), None).await?;
+        let data = data.kvs().first().map(|kv| (kv.mod_revision(), kv.value().to_vec()));
+        let mut rewritten = Vec::new();
+        for kv in found.kvs() {
+            let Ok(key) = kv.key_str() else { continue };
+            let Some(number) = key.rsplit('/').next().and_then(|n| n.parse::<u64>().ok()) else { continue };
+            let Some(mut record) = crate::model::history::rewritten_record(kv.value(), rewrite) else { continue };
+            let deletion = record.get("op").and_then(|v| v.as_str()) == Some("delete");
+            if record.get("after").is_none_or(|v| v.is_null()) && !deletion {
+                record.insert("after".into(), serde_json::Value::String(kv.mod_revision().to_string()));
+            }
+            let bytes = serde_json::to_vec(&record)
+                .map_err(|e| Error::InvalidValue { location: self.location(key), message: e.to_string() })?;
+            let mut compares = vec![etcd::Compare::mod_revision(key, etcd::CompareOp::Equal, kv.mod_revision())];
+            let mut ops = vec![etcd::TxnOp::put(key, bytes, None)];
+            if let Some((revision, value)) =
+                data.as_ref().filter(|(r, _)| Some(kv.mod_revision()) == newest && *r == kv.mod_revision())
+            {
+                compares.push(etcd::Compare::mod_revision(data_key.clone(), etcd::CompareOp::Equal, *revision));
+                ops.push(etcd::TxnOp::put(data_key.clone(), value.clone(), None));
+            }
+            let txn = etcd::Txn::new().when(compares).and_then(ops);
+            if self.txn(txn).await?.succeeded() {
+                rewritten.push(number);
+            }
+        }
+        rewritten.sort_unstable();
+        Ok(rewritten)
     }
 
     /// The configurations of a namespace with a history.

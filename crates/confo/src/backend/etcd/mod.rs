@@ -47,18 +47,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use etcd_client as etcd;
 
-pub(crate) use engine::EtcdEngine;
 pub use options::EtcdOptions;
 
 use super::kit::{chunk_ranges, join_ordered};
-use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, Hint, Hints, NamespaceData,
-    Precondition, Stored, Version, WriteReport,
-};
-use crate::codec::{describe_problem, parse_config};
-use crate::compact::{Compact, CompactNamespace};
-use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::{ConfigName, NamespaceName};
+use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::codec::{describe_problem, parse_config};
+use crate::model::compact::{Compact, CompactNamespace};
+use crate::model::error::{ConfigId, Corruption, Error, Missing, Outage, Result};
+use crate::model::name::{ConfigName, NamespaceName};
+use crate::model::version::{Configuration, NamespaceData, Stored, Version};
 
 /// Prefix of the namespace markers.
 pub const NAMESPACES_PREFIX: &str = "/confo-namespaces/";
@@ -83,7 +81,7 @@ pub struct EtcdBackend {
 struct Inner {
     describe: String,
     max_value_bytes: usize,
-    history: crate::history::HistoryOptions,
+    history: crate::model::history::HistoryOptions,
     client: etcd::Client,
 }
 
@@ -301,34 +299,44 @@ fn classify(describe: &str, e: &etcd::Error) -> Error {
             return Error::unauthorized(describe.to_owned(), message.to_owned());
         }
     }
-    Error::unavailable(describe, plain_message(e))
+    let (outage, message) = plain_message(e);
+    Error::outage(outage, describe, message)
 }
 
 /// What an etcd client error means, as a sentence about the server: not tonic's chain of
 /// transport errors.
-fn plain_message(e: &etcd::Error) -> String {
+///
+/// The driver gives some of these only in its message: it is read here, once, at the edge, and
+/// what it means goes on as an [`Outage`] that callers branch on.
+fn plain_message(e: &etcd::Error) -> (Outage, String) {
     let (message, whole) = match e {
         etcd::Error::GRpcStatus(status) => (status.message().to_owned(), format!("{e:?}")),
         other => (other.to_string(), format!("{other:?}")),
     };
     let lower = format!("{message} {whole}").to_ascii_lowercase();
     if lower.contains("invalidcontenttype") || lower.contains("certificate") || lower.contains("handshake") {
-        format!("{} (check etcds:// against the member's TLS setting, and tls_ca)", super::TLS_FAILED)
+        (
+            Outage::Mismatch,
+            "the TLS handshake failed (check etcds:// against the member's TLS setting, and tls_ca)".into(),
+        )
     } else if lower.contains("h2 protocol error")
         || lower.contains("http2 error")
         || lower.contains("frame with invalid size")
     {
-        format!("{} etcd's gRPC (an HTTP/1 server? a TLS port? use etcds:// for TLS)", super::OTHER_PROTOCOL)
+        (
+            Outage::Mismatch,
+            "it answered something other than etcd's gRPC (an HTTP/1 server? a TLS port? use etcds:// for TLS)".into(),
+        )
     } else if lower.contains("tcp connect error") || lower.contains("connection refused") {
-        "the connection was refused".into()
+        (Outage::NotReached, "the connection was refused".into())
     } else if lower.contains("transport error") || lower.contains("connection reset") || lower.contains("broken pipe") {
-        "the server closed the connection".into()
+        (Outage::Other, "the server closed the connection".into())
     } else if lower.contains("timed out") || lower.contains("deadline") {
-        "no answer in time".into()
+        (Outage::Other, "no answer in time".into())
     } else if message.is_empty() {
-        e.to_string()
+        (Outage::Other, e.to_string())
     } else {
-        message
+        (Outage::Other, message)
     }
 }
 
@@ -362,7 +370,7 @@ impl EtcdBackend {
             for kv in page.kvs() {
                 let Ok(key) = kv.key_str() else { continue };
                 let Some(name) = key.strip_prefix(&prefix) else { continue };
-                if !crate::name::is_valid(name) {
+                if !crate::model::name::is_valid(name) {
                     continue; // a deeper key, or one we would never write
                 }
                 let parsed = parse_config(kv.value())
@@ -391,6 +399,7 @@ impl Backend for EtcdBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             notifies: true,
+            notifies_every_change: true,
             atomic_batch: TXN_OPS,
             atomic_batch_bytes: Some(TXN_BYTES),
             max_value_bytes: Some(self.inner.max_value_bytes),
@@ -406,7 +415,7 @@ impl Backend for EtcdBackend {
             .kvs()
             .iter()
             .filter_map(|kv| kv.key_str().ok()?.strip_prefix(NAMESPACES_PREFIX).map(str::to_owned))
-            .filter(|n| crate::name::is_valid(n))
+            .filter(|n| crate::model::name::is_valid(n))
             .collect();
         names.sort();
         Ok(names)
@@ -448,7 +457,7 @@ impl Backend for EtcdBackend {
         let (found, _) = self.with_marker(namespace, etcd::TxnOp::get(key.clone(), None)).await?;
         let Some(kv) = found.kvs().first() else { return Ok(None) };
         match parse_config(kv.value()) {
-            Ok(map) => Ok(Some(Stored { value: Arc::new(map), version: Version::number(kv.mod_revision()) })),
+            Ok(map) => Ok(Some(Stored::new(map, Version::number(kv.mod_revision())))),
             Err(bad) => {
                 let corruption = Corruption { location: self.location(&key), problem: describe_problem(bad) };
                 Err(Error::Corrupt { corruptions: vec![corruption] })
@@ -461,7 +470,7 @@ impl Backend for EtcdBackend {
         let mut data = NamespaceData::new();
         self.read_pages(namespace.as_str(), |name, parsed, version| match parsed {
             Ok(map) => {
-                data.insert(name.to_owned(), Stored { value: Arc::new(map), version });
+                data.insert(name.to_owned(), Stored::new(map, version));
             }
             Err(corruption) => data.insert_corrupt(name, corruption, Some(version)),
         })
@@ -577,12 +586,21 @@ impl Backend for EtcdBackend {
         report
     }
 
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         self.read_history(namespace.as_str(), name.as_str()).await
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         self.history_configurations(namespace.as_str()).await
+    }
+
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        self.rewrite_records(namespace.as_str(), name.as_str(), rewrite).await
     }
 
     async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result, SpecProblem};
 use crate::options::{decode, parse_host_port, Credentials, Secret};
 use crate::spec::BackendKind;
 
@@ -36,7 +36,7 @@ pub struct EtcdOptions {
     /// Largest configuration accepted, in bytes: below etcd's 1.5 MiB request limit.
     pub max_value_bytes: usize,
     /// History (`history=off`, `history_keep=N`, `history_max_age=30d`).
-    pub history: crate::history::HistoryOptions,
+    pub history: crate::model::history::HistoryOptions,
 }
 
 impl EtcdOptions {
@@ -51,7 +51,7 @@ impl EtcdOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             max_value_bytes: 1_400_000,
-            history: crate::history::HistoryOptions::default(),
+            history: crate::model::history::HistoryOptions::default(),
         }
     }
 
@@ -87,7 +87,7 @@ impl EtcdOptions {
             match key {
                 "tls_ca" => options.tls_ca = Some(PathBuf::from(decode(value)?)),
                 other => {
-                    if !options.history.set(other, value)? {
+                    if !crate::options::set_history_option(&mut options.history, other, value)? {
                         return Err(Error::spec(
                             Some(other),
                             "unknown option; known: tls_ca, history, history_keep, history_max_age",
@@ -114,12 +114,24 @@ impl EtcdOptions {
                 options.password = Some(Secret::new(password));
             }
             (None, None) => {}
-            (Some(_), None) => return Err(Error::spec(Some("etcd_password"), "missing: etcd_user needs it")),
-            (None, Some(_)) => return Err(Error::spec(Some("etcd_user"), "missing: etcd_password needs it")),
+            (Some(_), None) => {
+                return Err(Error::spec_problem(
+                    SpecProblem::Missing,
+                    Some("etcd_password"),
+                    "missing: etcd_user needs it",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::spec_problem(
+                    SpecProblem::Missing,
+                    Some("etcd_user"),
+                    "missing: etcd_password needs it",
+                ))
+            }
         }
         options.tls = creds.optional_bool("etcd_tls")?.unwrap_or(false);
         options.tls_ca = creds.optional_str("etcd_tls_ca")?.map(PathBuf::from);
-        options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
+        options.history = crate::options::history_from_credentials(&mut creds)?;
         creds.finish()?;
         Ok(options)
     }

@@ -6,8 +6,9 @@
 use etcd_client as etcd;
 
 use super::{compare, marker, EtcdBackend};
-use crate::backend::{Precondition, Version};
-use crate::error::{Error, Result};
+use crate::model::change::Precondition;
+use crate::model::error::{Error, Result};
+use crate::model::version::Version;
 
 /// Where schema documents are kept.
 const SCHEMAS_PREFIX: &str = "/confo-schemas/";

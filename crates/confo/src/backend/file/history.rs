@@ -2,35 +2,50 @@
 //! `<parent>/.<root-name>.confo/history/<ns>/<cfg>/<NNNNNNNNNN>.json` (never inside the root:
 //! Python confo would take a stray folder for a namespace and crash on it).
 //!
-//! Written under the namespace's lock, in this order: each revision file is created (never
-//! replaced: `O_EXCL`), written and fsynced (a new history folder is fsynced too), and only then
-//! is the configuration renamed into place: one extra fsynced file per configuration. Its
-//! directory entry is not fsynced folder by folder (a second fsync per configuration): on
-//! journaling file systems (ext4, XFS) metadata is committed in order, so the entry is durable
-//! no later than the configuration's rename, which the batch's final folder fsync commits. The rename is the commit point. A revision whose
-//! configuration never got renamed (a crash in between) is recognised by the next writer or
-//! reader: the configuration still holds the revision's `before` version, not its `after` one.
-//! It is removed by the next writer and never listed. A configuration that another program
-//! changed gets an `external` revision before the next recorded change.
+//! Written under the namespace's lock, in this order: each revision is written to a temporary
+//! file in its folder, fsynced, and renamed to its number (never over an existing one: under
+//! the lock, a number taken is an error), so a revision file is whole or absent, never torn; a
+//! new history folder is fsynced too; only then is the configuration renamed into place: one
+//! extra fsynced file per configuration. Its directory entry is not fsynced folder by folder (a
+//! second fsync per configuration): on journaling file systems (ext4, XFS) metadata is
+//! committed in order, so the entry is durable no later than the configuration's rename, which
+//! the batch's final folder fsync commits. The rename is the commit point. A revision whose
+//! configuration never got renamed (a crash in between) is recognised, provably, by the
+//! versions it records (content hashes): the configuration still holds its `before` version,
+//! not its `after` one. Only such a revision is removed (by the next writer) and never listed.
+//! A revision that cannot be read is never taken for one: it is listed as unreadable and kept,
+//! and numbers go on after it. A temporary file a killed writer left is removed by the next
+//! writer. A configuration that another program changed gets an `external` revision before
+//! the next recorded change.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::backend::{Change, ChangeKind};
-use crate::error::{Corruption, Error, Result};
-use crate::history::{decode_record, operation_of, Author, History, HistoryOptions, Record, Revision};
+use crate::model::change::{Change, ChangeKind};
+use crate::model::error::{Corruption, Error, Result};
+use crate::model::history::{decode_record, operation_of, Author, History, HistoryOptions, Record, Revision};
 
 /// Digits of a revision file's number (sorted by name = sorted by number).
 const DIGITS: usize = 10;
+/// A revision being written (renamed to its number once whole).
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Revision files, oldest first: (number, path).
+type Numbered = Vec<(u64, PathBuf)>;
 
 /// Where one file store's history lives, and how much it keeps.
 #[derive(Debug, Clone)]
 pub(crate) struct FileHistory {
     pub dir: PathBuf,
     pub options: HistoryOptions,
+    /// The mode and owner of the folders and files it makes (no looser than the store's).
+    pub perms: super::Perms,
 }
+
+/// A revision file as read, with its number and path (for a rewrite).
+pub(crate) type RawRecord = (u64, PathBuf, Vec<u8>);
 
 /// A history folder written to, to make durable before the configuration's rename.
 pub(crate) struct Pending {
@@ -40,11 +55,6 @@ pub(crate) struct Pending {
 }
 
 impl FileHistory {
-    /// The default place: `<parent of root>/.<root name>.confo/history`.
-    pub(crate) fn beside(real_root: &Path, options: HistoryOptions) -> Option<Self> {
-        Some(FileHistory { dir: super::metadata_dir(real_root)?.join("history"), options })
-    }
-
     fn folder(&self, namespace: &str, config: &str) -> PathBuf {
         self.dir.join(namespace).join(config)
     }
@@ -53,23 +63,34 @@ impl FileHistory {
         format!("file {}", path.display())
     }
 
-    /// The revision files of a configuration, oldest first: (number, path).
-    fn files(folder: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    /// The revision files of a configuration, oldest first: (number, path); and the temporary
+    /// files writers left.
+    fn files_and_temporaries(folder: &Path) -> Result<(Numbered, Vec<PathBuf>)> {
         let entries = match fs::read_dir(folder) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(Error::io(Self::loc(folder), e)),
         };
-        let mut files = Vec::new();
+        let (mut files, mut temporaries) = (Vec::new(), Vec::new());
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(number) = name.to_str().and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse().ok()) else {
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(TMP_PREFIX) {
+                temporaries.push(entry.path());
+                continue;
+            }
+            let Some(number) = name.strip_suffix(".json").and_then(|n| n.parse().ok()) else {
                 continue;
             };
             files.push((number, entry.path()));
         }
         files.sort_unstable_by_key(|(n, _)| *n);
-        Ok(files)
+        Ok((files, temporaries))
+    }
+
+    /// The revision files of a configuration, oldest first: (number, path).
+    fn files(folder: &Path) -> Result<Vec<(u64, PathBuf)>> {
+        Self::files_and_temporaries(folder).map(|(files, _)| files)
     }
 
     fn read(number: u64, path: &Path) -> std::result::Result<Revision, Corruption> {
@@ -80,13 +101,14 @@ impl FileHistory {
         }
     }
 
-    /// Whether `newest` never committed: the configuration is still at its `before` version
-    /// and not at its `after` one (a crash between the revision and the rename), or the
-    /// revision file itself is torn.
+    /// Whether `newest` provably never committed: the configuration is still at its `before`
+    /// version and not at its `after` one (a crash between the revision and the rename). A
+    /// revision that cannot be read proves nothing (revision files are never torn: see the
+    /// module's notes), so it is kept.
     fn uncommitted(newest: &std::result::Result<Revision, Corruption>, current: Option<&str>) -> bool {
         match newest {
             Ok(r) => r.version_after.as_deref() != current && r.version_before.as_deref() == current,
-            Err(_) => true,
+            Err(_) => false,
         }
     }
 
@@ -142,7 +164,11 @@ impl FileHistory {
             ChangeKind::Delete => None,
         };
         let folder = self.folder(namespace, config);
-        let mut files = Self::files(&folder)?;
+        let (mut files, temporaries) = Self::files_and_temporaries(&folder)?;
+        // Under the lock: no live writer's temporary file can be among them.
+        for temporary in temporaries {
+            let _ = fs::remove_file(temporary);
+        }
         let current_version = current.as_ref().map(|(_, v)| v.clone());
         // A revision left by a writer that crashed before its rename: remove it.
         if let Some((number, path)) = files.last() {
@@ -156,7 +182,7 @@ impl FileHistory {
             return Ok(None);
         }
         let new = files.is_empty() && !folder.is_dir();
-        fs::create_dir_all(&folder).map_err(|e| Error::io(Self::loc(&folder), e))?;
+        self.perms.create_dirs(&folder).map_err(|e| Error::io(Self::loc(&folder), e))?;
         let mut next = files.last().map_or(1, |(n, _)| n + 1);
         // The newest committed revision is never dropped by this write: if it crashes before
         // its rename, its own revisions are removed and that one is the newest again (numbers
@@ -174,19 +200,19 @@ impl FileHistory {
         };
         if changed_outside {
             let found = match &current {
-                Some((bytes, _)) => crate::codec::parse_config(bytes).ok(),
+                Some((bytes, _)) => crate::model::codec::parse_config(bytes).ok(),
                 None => None,
             };
             // An unreadable file is recorded as an external change without a value.
             let record = Record::external(next, time, recorded, current_version.clone(), found.as_ref());
-            Self::create(&folder, next, &record.encode()?)?;
+            self.create(&folder, next, &record.encode()?)?;
             files.push((next, folder.join(format!("{next:0DIGITS$}.json"))));
             next += 1;
         }
         let operation = operation_of(change, current.is_some());
         let restores = change.restores;
         let record = Record { number: next, operation, time, author, restores, before: current_version, after, value };
-        Self::create(&folder, next, &record.encode()?)?;
+        self.create(&folder, next, &record.encode()?)?;
         files.push((next, folder.join(format!("{next:0DIGITS$}.json"))));
         self.trim(&files, time, committed);
         Ok(Some(Pending { folder, new }))
@@ -216,17 +242,69 @@ impl FileHistory {
         }
     }
 
-    /// Creates revision `number` (never over an existing one) and fsyncs it.
-    fn create(folder: &Path, number: u64, bytes: &[u8]) -> Result<()> {
-        let path = folder.join(format!("{number:0DIGITS$}.json"));
+    /// Every readable revision file of a configuration, oldest first, with its number and path
+    /// (for a rewrite; unreadable files are left alone).
+    pub(crate) fn raw_records(&self, namespace: &str, config: &str) -> Result<Vec<RawRecord>> {
+        let files = Self::files(&self.folder(namespace, config))?;
+        Ok(files
+            .into_iter()
+            .filter_map(|(number, path)| Some((number, fs::read(&path).ok()?, path)))
+            .map(|(n, b, p)| (n, p, b))
+            .collect())
+    }
+
+    /// Replaces a revision file whole with `record` (a fsynced temporary file renamed over it,
+    /// mode and owner as the store's); `false` if it was dropped by retention meanwhile.
+    pub(crate) fn replace(&self, path: &Path, record: &serde_json::Map<String, serde_json::Value>) -> Result<bool> {
+        if fs::symlink_metadata(path).is_err() {
+            return Ok(false);
+        }
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = folder.join(format!("{TMP_PREFIX}rewrite-{name}"));
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| Error::InvalidValue { location: Self::loc(path), message: e.to_string() })?;
         let written = (|| {
-            let mut file = File::options().write(true).create_new(true).open(&path)?;
+            let mut options = File::options();
+            options.write(true).create(true).truncate(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.perms.file_mode);
+            let mut file = options.open(&tmp)?;
+            self.perms.apply(&file, &tmp)?;
+            file.write_all(&bytes)?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp, path)?;
+            File::open(folder)?.sync_all()
+        })();
+        written.map(|()| true).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(Self::loc(path), e)
+        })
+    }
+
+    /// Creates revision `number` whole (a fsynced temporary file renamed to it; never over an
+    /// existing one: called under the namespace's lock; mode and owner as the store's).
+    fn create(&self, folder: &Path, number: u64, bytes: &[u8]) -> Result<()> {
+        let path = folder.join(format!("{number:0DIGITS$}.json"));
+        let tmp = folder.join(format!("{TMP_PREFIX}{number:0DIGITS$}"));
+        let written = (|| {
+            if fs::symlink_metadata(&path).is_ok() {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "revision number already taken"));
+            }
+            let mut options = File::options();
+            options.write(true).create(true).truncate(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, self.perms.file_mode);
+            let mut file = options.open(&tmp)?;
+            self.perms.apply(&file, &tmp)?;
             file.write_all(bytes)?;
             file.write_all(b"\n")?;
-            file.sync_all()
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp, &path)
         })();
         written.map_err(|e| {
-            let _ = if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { fs::remove_file(&path) };
+            let _ = fs::remove_file(&tmp);
             Error::io(Self::loc(&path), e)
         })
     }

@@ -10,7 +10,7 @@
 //!
 //! - A configuration's name is its file name minus `.json` (`app.prod.json` is `app.prod`;
 //!   Python confo would cut it at the first dot). Dotfiles, other files, sub-folders and names
-//!   that break the [name rules](crate::name) are ignored, as are stray files at the top of
+//!   that break the [name rules](crate::model::name) are ignored, as are stray files at the top of
 //!   `config_path`.
 //! - A file that is not valid JSON, or whose top level is not an object, is a corrupt entry
 //!   ([`NamespaceData::corrupt`]) naming the file, line and column; it blocks only itself.
@@ -22,16 +22,36 @@
 //!   descriptor, so writers in several processes (and threads) take turns. Preconditions are
 //!   checked under that lock before anything is written. No lock or metadata file is left in
 //!   the tree: Python confo would take it for a configuration.
-//! - **Temporary files** are named `.confo-tmp-<pid>-<n>` (a dotfile, so confo readers and ours
-//!   skip it) and exist only while a batch runs; one left by a crashed writer is removed by the
-//!   next batch into that folder, under the lock.
+//! - **Temporary files** are named `.confo-tmp-<hash of the file name>` (a dotfile, so our
+//!   readers skip it; Python confo does not, so none may linger) and exist only while a write
+//!   runs. One left by a writer killed mid-write is replaced by the next write to the same
+//!   configuration (under the lock, without listing the folder), and removed by the next batch
+//!   into that folder and by the next read of the whole namespace (when no writer holds the
+//!   lock).
+//! - **Modes and owners.** A rewritten file keeps its mode, and its owner and group where the
+//!   writer may give them (root; otherwise one warning per process, and the group if the
+//!   writer belongs to it). The file is replaced, not rewritten in place (Python confo
+//!   rewrote in place): a hard link to it keeps the old content, and extended attributes and
+//!   ACL entries beyond the mode are not carried over.
 //! - **Deleting a namespace** renames its folder to `.confo-trash-<ns>-<pid>-<n>` at the top of
 //!   `config_path` (atomic), then removes it. A crash between the two leaves that dot-folder,
 //!   which the next namespace deletion removes.
 //! - Versions are a 64-bit hash of the file's bytes, so an edit by any program is seen.
-//! - **History** is kept beside the root, never inside it: `<parent>/.<root>.confo/history/
-//!   <ns>/<cfg>/NNNNNNNNNN.json`, one fsynced file per revision written under the namespace's
-//!   lock before the configuration's rename (the commit point); see the `history` module.
+//! - **Metadata** (history, schemas) is kept in one folder beside the root, never inside it:
+//!   `meta_path=DIR`, by default `<parent>/.<root>.confo`, made no looser than the root (its
+//!   mode and owner). History is `history/<ns>/<cfg>/NNNNNNNNNN.json` there (`history_path=DIR`
+//!   puts it elsewhere), one fsynced file per revision written under the namespace's lock
+//!   before the configuration's rename (the commit point); see the `history` module. When
+//!   this process cannot write the metadata folder (a store on a volume whose parent only root
+//!   may write, a read-only mount), configurations are still written, without history, with
+//!   one warning per process; history reads say why ([`Error::NotFound`]) and schema changes
+//!   are [`Error::Unavailable`].
+//! - **Idle costs nothing**: file system events that cannot be changes (opens, reads, closes
+//!   without writing: every reader's, our own re-reads included) are dropped where they
+//!   arrive, and on a local file system every change is notified
+//!   ([`Capabilities::notifies_every_change`]), so an idle watcher reads nothing. On a network
+//!   file system (NFS, SMB, FUSE) other hosts' writes are not notified, and watchers also
+//!   re-read periodically.
 //! - **Notifications** come from the file system (`notify`: inotify on Linux) for the whole
 //!   tree, so an edit by any program (a text editor, Python confo) is noticed; our temporary
 //!   and trash dot-files are ignored, and a notification overflow asks for a full re-read.
@@ -55,11 +75,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{
-    check_precondition, Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, NamespaceData,
-    Precondition, Stored, Version, WriteReport,
-};
-use super::{Hint, Hints};
+use super::{check_precondition, Backend, Capabilities, ChangeSet, Hint, Hints};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::version::{Configuration, NamespaceData, Stored, Version};
 mod history;
 mod spec;
 
@@ -67,11 +85,12 @@ use history::FileHistory;
 pub(crate) use spec::FileEngine;
 pub use spec::FileSpec;
 
-use super::kit::map_on_threads;
-use crate::codec::parse_config;
-use crate::compact::{compact_stored, CompactNamespace, Keys};
-use crate::error::{Corruption, Error, Missing, Result};
-use crate::name::{self, ConfigName, NameKind, NamespaceName};
+use crate::model::codec::parse_config;
+use crate::model::compact::{compact_stored, CompactNamespace, Keys};
+use crate::model::error::{Corruption, Error, Missing, Result, SpecProblem};
+use crate::model::name;
+use crate::model::name::{ConfigName, NameKind, NamespaceName};
+use crate::model::threads::map_on_threads;
 
 const EXT: &str = ".json";
 const TMP_PREFIX: &str = ".confo-tmp-";
@@ -90,10 +109,13 @@ pub struct FileOptions {
     /// Which symbolic links are followed. Default [`FileLinks::Follow`].
     pub links: FileLinks,
     /// Whether history is recorded, and how much is kept.
-    pub history: crate::history::HistoryOptions,
-    /// Where history is kept (a folder that must not be inside the root). Default: the
-    /// sibling folder `.<root name>.confo/history` beside the root.
+    pub history: crate::model::history::HistoryOptions,
+    /// Where history is kept (a folder that must not be inside the root). Default:
+    /// `history` in the metadata folder.
     pub history_path: Option<PathBuf>,
+    /// confo's metadata folder for this store (history, schemas), never inside the root.
+    /// Default: the sibling folder `.<root name>.confo` beside the root.
+    pub meta_path: Option<PathBuf>,
 }
 
 impl Default for FileOptions {
@@ -101,8 +123,9 @@ impl Default for FileOptions {
         FileOptions {
             lock_timeout: Duration::from_secs(30),
             links: FileLinks::Follow,
-            history: crate::history::HistoryOptions::default(),
+            history: crate::model::history::HistoryOptions::default(),
             history_path: None,
+            meta_path: None,
         }
     }
 }
@@ -153,9 +176,141 @@ struct Inner {
     options: FileOptions,
     /// Where history is kept, when it is recorded.
     history: Option<FileHistory>,
-    /// Where namespaces' schema documents are kept (`.<root>.confo/schemas` beside the root;
-    /// `None` for a root without a parent folder).
+    /// Where namespaces' schema documents are kept (`schemas` in the metadata folder; `None`
+    /// for a root without a parent folder).
     schemas: Option<PathBuf>,
+    /// Whether this process can write the metadata folder.
+    meta: Metadata,
+    /// The root is on a network file system, whose notifications miss other hosts' writes
+    /// (asked the first time it matters: a watcher's).
+    remote: std::sync::OnceLock<bool>,
+}
+
+/// Whether confo's metadata folder of a store (history, schemas) can be written by this
+/// process: asked the first time it matters (access(2) on the folder, or on the nearest
+/// existing folder above it when it is not made yet), and again at the first write it refuses.
+/// When it cannot be, configurations are still written, without history (one warning per
+/// process and store), history reads say why ([`Error::NotFound`]) and metadata writes
+/// (schemas) are [`Error::Unavailable`].
+#[derive(Debug, Default)]
+struct Metadata {
+    /// The folders confo would write metadata into.
+    folders: Vec<PathBuf>,
+    /// The store folder's permission bits: a metadata folder found looser (made before the
+    /// store was made private) is tightened to them at the first write.
+    limit: u32,
+    /// They were checked (once: a read never asks).
+    checked: std::sync::OnceLock<()>,
+    /// Why it cannot be written: the folder and the reason.
+    unwritable: std::sync::Mutex<Option<(PathBuf, String)>>,
+    /// The warning was given.
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl Metadata {
+    /// The metadata of these folders, not checked yet.
+    fn of<'a>(folders: impl IntoIterator<Item = &'a Path>, limit: u32) -> Metadata {
+        Metadata { folders: folders.into_iter().map(Path::to_owned).collect(), limit, ..Metadata::default() }
+    }
+
+    /// A metadata folder that lets others in where the store does not (made before the store
+    /// was made private; history holds what was stored, and what was stored in the clear
+    /// before a field was made secret) is made no looser than the store's folder, with
+    /// everything in it: once, since a folder found tight is not walked.
+    fn tighten(&self, folder: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::symlink_metadata(folder) else { return };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o777 & !self.limit == 0 {
+            return;
+        }
+        tracing::info!("{}: mode {mode:o} is looser than the store's folder: tightened", folder.display());
+        let mut stack = vec![folder.to_owned()];
+        while let Some(path) = stack.pop() {
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let limit = if meta.is_dir() { self.limit } else { self.limit & 0o666 };
+            let mode = meta.permissions().mode() & 0o7777;
+            let tight = (mode & 0o7000) | (mode & 0o777 & limit);
+            if meta.is_dir() {
+                if let Ok(entries) = fs::read_dir(&path) {
+                    stack.extend(entries.flatten().map(|e| e.path()));
+                }
+            } else if !meta.is_file() {
+                continue;
+            }
+            if tight != mode {
+                if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(tight)) {
+                    tracing::warn!("{} (mode {mode:o}) could not be tightened: {e}", path.display());
+                }
+            }
+        }
+    }
+
+    fn refused(&self, folder: &Path, reason: String) {
+        let mut unwritable = self.unwritable.lock().unwrap_or_else(|p| p.into_inner());
+        unwritable.get_or_insert_with(|| (folder.to_owned(), reason));
+    }
+
+    /// The sentence saying why metadata cannot be kept, if it cannot.
+    fn why_not(&self) -> Option<String> {
+        self.checked.get_or_init(|| {
+            for folder in &self.folders {
+                if let Err(reason) = writable_or_creatable(folder) {
+                    self.refused(folder, reason);
+                    break;
+                }
+                self.tighten(folder);
+            }
+        });
+        let unwritable = self.unwritable.lock().unwrap_or_else(|p| p.into_inner());
+        unwritable.as_ref().map(|(folder, reason)| {
+            format!(
+                "confo's metadata folder {} cannot be written ({reason}); set meta_path=DIR in the store's spec to \
+                 a folder outside the store that this user may write",
+                folder.display()
+            )
+        })
+    }
+
+    /// Once per process and store: configurations are written without their history.
+    fn warn(&self, store: &str) {
+        if let Some(why) = self.why_not() {
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!("{store}: history is not recorded and schemas cannot be changed: {why}");
+            }
+        }
+    }
+}
+
+/// `Ok` if this process may write `folder`, or create it (in the nearest folder above it that
+/// exists); else why not.
+fn writable_or_creatable(folder: &Path) -> std::result::Result<(), String> {
+    let mut at = folder;
+    loop {
+        match fs::metadata(at) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a folder", at.display())),
+            Err(_) => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => return Err(format!("no folder above {} exists", folder.display())),
+            },
+        }
+    }
+    rustix::fs::access(at, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).map_err(|e| {
+        let what = if at == folder { "it" } else { "the folder it would be made in" };
+        format!("{what}, {}, {}", at.display(), io::Error::from(e))
+    })
+}
+
+/// Whether an I/O error says this process may not write there (rather than that the write
+/// failed).
+fn refused(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => {
+            matches!(source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem)
+        }
+        _ => false,
+    }
 }
 
 /// Distinguishes temporary names made by one process.
@@ -178,7 +333,11 @@ impl FileBackend {
         match fs::metadata(&root) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
-                return Err(Error::spec(Some("config_path"), format!("{} is a file, not a folder", root.display())))
+                return Err(Error::spec_problem(
+                    SpecProblem::NotAFolder,
+                    Some("config_path"),
+                    format!("{} is a file, not a folder", root.display()),
+                ))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::not_found(
@@ -192,22 +351,34 @@ impl FileBackend {
         // Fail now, not at the first read, if the folder cannot be listed.
         fs::read_dir(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
         let real_root = fs::canonicalize(&root).map_err(|e| Error::io(format!("file {}", root.display()), e))?;
-        let history = match (&options.history_path, options.history.enabled) {
-            (_, false) => None,
-            (Some(dir), true) => {
-                let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-                if absolute.starts_with(&real_root) || absolute.starts_with(&root) {
-                    return Err(Error::spec(
-                        Some("history_path"),
-                        "must be outside the root: Python confo would read a folder there as a namespace",
-                    ));
-                }
-                Some(FileHistory { dir: absolute, options: options.history })
+        let outside = |key: &str, dir: &Path| {
+            let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+            if absolute.starts_with(&real_root) || absolute.starts_with(&root) {
+                return Err(Error::spec(
+                    Some(key),
+                    "must be outside the root: Python confo would read a folder there as a namespace",
+                ));
             }
-            (None, true) => FileHistory::beside(&real_root, options.history),
+            Ok(absolute)
         };
-        let schemas = metadata_dir(&real_root).map(|dir| dir.join("schemas"));
-        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options, history, schemas }) })
+        let meta_dir = match &options.meta_path {
+            Some(dir) => Some(outside("meta_path", dir)?),
+            None => metadata_dir(&real_root),
+        };
+        let perms = Perms::like(&real_root);
+        let history_dir = match (&options.history_path, &meta_dir) {
+            _ if !options.history.enabled => None,
+            (Some(dir), _) => Some(outside("history_path", dir)?),
+            (None, Some(meta)) => Some(meta.join("history")),
+            (None, None) => None,
+        };
+        let schemas = meta_dir.as_ref().map(|dir| dir.join("schemas"));
+        // The metadata folder, and a history folder given apart from it.
+        let apart = history_dir.as_ref().filter(|dir| meta_dir.as_ref().is_none_or(|meta| !dir.starts_with(meta)));
+        let meta = Metadata::of(meta_dir.iter().chain(apart).map(PathBuf::as_path), perms.dir_mode);
+        let history = history_dir.map(|dir| FileHistory { dir, options: options.history, perms });
+        let remote = std::sync::OnceLock::new();
+        Ok(FileBackend { inner: Arc::new(Inner { root, real_root, options, history, schemas, meta, remote }) })
     }
 
     /// The folder this backend stores in.
@@ -333,9 +504,11 @@ impl Inner {
             Err(e) => return Err(Error::io(Self::loc(&dir), e)),
         };
         let mut files = Vec::new();
+        let mut temps = false;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(Self::loc(&dir), e))?;
             let Ok(file_name) = entry.file_name().into_string() else { continue };
+            temps |= file_name.starts_with(TMP_PREFIX);
             let Some(name) = file_name.strip_suffix(EXT) else { continue };
             if !name::is_valid(name) || file_name.starts_with('.') {
                 continue;
@@ -346,6 +519,9 @@ impl Inner {
                 }
                 files.push((name.to_owned(), entry.path()));
             }
+        }
+        if temps {
+            sweep_if_no_writer(&dir);
         }
         Ok(files)
     }
@@ -416,9 +592,9 @@ impl Inner {
         dir: &Path,
         changes: &[Change],
         encoded: &[Option<Vec<u8>>],
-        author: &crate::history::Author,
+        author: &crate::model::history::Author,
     ) -> Result<()> {
-        let time = crate::history::now();
+        let time = crate::model::history::now();
         let mut pending = Vec::new();
         for (change, bytes) in changes.iter().zip(encoded) {
             let path = config_path(dir, &change.name);
@@ -436,10 +612,23 @@ impl Inner {
         history::sync(&pending)
     }
 
-    fn history(&self, namespace: &str, config: &str) -> Result<crate::history::History> {
+    /// The store's history, if it is kept and can be read (else the error saying why not).
+    fn kept_history(&self, namespace: &str) -> Result<&FileHistory> {
         let Some(history) = &self.history else {
             return Err(super::history_off(&self.describe(), namespace));
         };
+        if let Some(why) = self.meta.why_not() {
+            return Err(Error::not_found(
+                Missing::History,
+                namespace,
+                format!("{} (history is not kept: {why})", self.describe()),
+            ));
+        }
+        Ok(history)
+    }
+
+    fn history(&self, namespace: &str, config: &str) -> Result<crate::model::history::History> {
+        let history = self.kept_history(namespace)?;
         let current = match self.load_configuration(namespace, config) {
             Ok(found) => found.map(|s| s.version.to_string()),
             Err(Error::NotFound { .. }) => None,
@@ -451,7 +640,7 @@ impl Inner {
         history.history(namespace, config, current.as_deref())
     }
 
-    fn write(&self, namespace: &str, changes: &[Change], author: &crate::history::Author) -> WriteReport {
+    fn write(&self, namespace: &str, changes: &[Change], author: &crate::model::history::Author) -> WriteReport {
         let dir = self.namespace_dir(namespace);
         if let Err(e) = self.check_link(&dir) {
             return WriteReport::failed(e);
@@ -469,13 +658,14 @@ impl Inner {
             }
             Err(e) => return WriteReport::failed(Error::io(Self::loc(&dir), e)),
         };
-        if let Err(e) = self.lock(&folder, &dir) {
-            return WriteReport::failed(e);
-        }
-        // From here on we hold the folder's lock (released when `folder` is dropped). Sweeping
-        // lists the whole folder, which a point write must not pay each time: batches sweep,
-        // and about one point write in 16.
-        if changes.len() > 1 || sweep_now() {
+        let _locked = match self.lock(&folder, &dir) {
+            Ok(locked) => locked,
+            Err(e) => return WriteReport::failed(e),
+        };
+        // From here on we hold the folder's lock (let go of when `_locked` is dropped). A batch
+        // removes every temporary file a dead writer left (it lists the folder); a point write
+        // never lists it, and removes only its own configuration's (see `write_atomic`).
+        if changes.len() > 1 {
             remove_stale_temps(&dir);
         }
         for change in changes {
@@ -508,16 +698,23 @@ impl Inner {
                 ChangeKind::Delete => encoded.push(None),
             }
         }
-        if let Some(history) = &self.history {
-            if let Err(e) = self.record_history(history, namespace, &dir, changes, &encoded, author) {
-                return WriteReport::failed(e);
+        if let Some(history) = self.history.as_ref().filter(|_| self.meta.why_not().is_none()) {
+            match self.record_history(history, namespace, &dir, changes, &encoded, author) {
+                Ok(()) => {}
+                // The metadata folder turned out not to be writable: the configurations are
+                // written all the same, without history (and this is said once).
+                Err(e) if refused(&e) => self.meta.refused(&history.dir, e.to_string()),
+                Err(e) => return WriteReport::failed(e),
             }
+        }
+        if self.history.is_some() {
+            self.meta.warn(&self.describe());
         }
         let mut report = WriteReport::default();
         for (change, bytes) in changes.iter().zip(&encoded) {
             let path = config_path(&dir, &change.name);
             let result = match (&change.kind, bytes) {
-                (ChangeKind::Put(_), Some(bytes)) => write_atomic(&dir, &path, bytes).map(Some),
+                (ChangeKind::Put(_), Some(bytes)) => write_atomic(&dir, &path, bytes, None).map(Some),
                 _ => match fs::remove_file(&path) {
                     Ok(()) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -580,15 +777,19 @@ impl Inner {
         if document.is_none() && !dir.exists() {
             return check_precondition(precondition, None, (namespace, "(schema)"), || Self::loc(&path)).map(|()| None);
         }
+        if let Some(why) = self.meta.why_not() {
+            return Err(Error::unavailable(Self::loc(&path), why));
+        }
         let created = !dir.exists();
-        fs::create_dir_all(&dir).map_err(|e| Error::io(Self::loc(&dir), e))?;
+        let perms = Perms::like(&self.real_root);
+        perms.create_dirs(&dir).map_err(|e| Error::io(Self::loc(&dir), e))?;
         if created {
             if let Some(parent) = dir.parent() {
                 sync_dir(parent)?;
             }
         }
         let folder = File::open(&dir).map_err(|e| Error::io(Self::loc(&dir), e))?;
-        self.lock(&folder, &dir)?;
+        let _locked = self.lock(&folder, &dir)?;
         let current = match fs::read(&path) {
             Ok(bytes) => Some(version_of(&bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -596,7 +797,7 @@ impl Inner {
         };
         check_precondition(precondition, current.as_ref(), (namespace, "(schema)"), || Self::loc(&path))?;
         let version = match document {
-            Some(bytes) => Some(write_atomic(&dir, &path, &bytes)?),
+            Some(bytes) => Some(write_atomic(&dir, &path, &bytes, Some(perms))?),
             None => {
                 match fs::remove_file(&path) {
                     Ok(()) => {}
@@ -610,11 +811,13 @@ impl Inner {
         Ok(version)
     }
 
-    fn lock(&self, folder: &File, dir: &Path) -> Result<()> {
+    /// Takes the folder's exclusive lock, waiting up to [`FileOptions::lock_timeout`]; it is
+    /// let go of when the returned guard is dropped.
+    fn lock<'a>(&self, folder: &'a File, dir: &Path) -> Result<FolderLock<'a>> {
         let deadline = Instant::now() + self.options.lock_timeout;
         loop {
             match folder.try_lock() {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(FolderLock(folder)),
                 Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(2));
                 }
@@ -629,6 +832,20 @@ impl Inner {
                 }
                 Err(fs::TryLockError::Error(e)) => return Err(Error::io(Self::loc(dir), e)),
             }
+        }
+    }
+}
+
+/// A folder's `flock`, let go of explicitly when dropped. Closing the file would not be
+/// enough: a child made by `fork()` while the lock was held keeps a copy of the descriptor,
+/// and the lock belongs to the open file, so the child (and every writer after it) would wait
+/// for it until that child exits.
+struct FolderLock<'a>(&'a File);
+
+impl Drop for FolderLock<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.unlock() {
+            tracing::warn!(error = %e, "a store folder's lock could not be let go of (it is when the file closes)");
         }
     }
 }
@@ -667,7 +884,7 @@ fn read_config(name: &str, path: &Path) -> Loaded {
 /// A file's bytes as a stored configuration, or what is wrong with them and where.
 fn stored_from(path: &Path, bytes: &[u8]) -> std::result::Result<Stored, Corruption> {
     match parse_config(bytes) {
-        Ok(value) => Ok(Stored { value: Arc::new(value), version: version_of(bytes) }),
+        Ok(value) => Ok(Stored::new(value, version_of(bytes))),
         Err((position, problem)) => {
             let location = match position {
                 Some((line, column)) => format!("file {}:{line}:{column}", path.display()),
@@ -709,10 +926,26 @@ fn encode(path: &Path, value: &Configuration) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The temporary file a write to `path` uses in its own folder: named after the file (a hash
+/// of its name), so that the next write to the same file, under the folder's lock, replaces one
+/// that a writer killed mid-write left, without listing the folder.
+fn temp_path(dir: &Path, path: &Path) -> PathBuf {
+    let mut hasher = std::hash::DefaultHasher::new();
+    path.file_name().hash(&mut hasher);
+    dir.join(format!("{TMP_PREFIX}{:016x}", hasher.finish()))
+}
+
 /// Writes `bytes` to `path` through a fsynced temporary file in `dir` and a rename. When `path`
 /// is a symbolic link, its target is replaced the same way in the target's own folder, so the
 /// link stays and the target is never torn.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
+///
+/// The new file keeps the mode, owner and group of the one it replaces (owner and group where
+/// this process may give them: as root, or a group it belongs to; otherwise one warning per
+/// process). A file that did not exist gets `new_file` (metadata: no looser than the store),
+/// or the process's default mode (configurations, as Python confo makes them). Being a new file,
+/// it no longer shares the old one's hard links, extended attributes or ACLs (beyond what the
+/// mode says).
+fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], new_file: Option<Perms>) -> Result<Version> {
     // A link: write beside its target (a rename must stay in one folder), and fsync that folder
     // too, since the batch's final fsync covers only the namespace folder.
     let (dir, path, linked) = match fs::symlink_metadata(path) {
@@ -726,11 +959,36 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
         }
         _ => (dir.to_owned(), path.to_owned(), false),
     };
-    let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), next_tmp()));
+    // The target's folder is not under our lock: a name of this process's own.
+    let tmp = if linked {
+        dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), next_tmp()))
+    } else {
+        temp_path(&dir, &path)
+    };
+    let existing = fs::metadata(&path).ok().map(|m| Perms::of(&m));
     let written = (|| {
-        let mut file = File::options().write(true).create_new(true).open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+        if !linked {
+            match fs::remove_file(&tmp) {
+                Ok(()) => tracing::debug!(path = %tmp.display(), "removed a temporary file a dead writer left"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut options = File::options();
+        options.write(true).create_new(true);
+        let keep = existing.or(new_file);
+        if let Some(perms) = keep {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, perms.file_mode);
+        }
+        {
+            let mut file = options.open(&tmp)?;
+            if let Some(perms) = keep {
+                perms.apply(&file, &path)?;
+            }
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            // Closed before the rename: watchers see the rename, not a write to the file.
+        }
         fs::rename(&tmp, &path)?;
         if linked {
             File::open(&dir)?.sync_all()?;
@@ -746,11 +1004,112 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<Version> {
     }
 }
 
-/// True about once in 16 calls, at random (so that processes making one write each share the
-/// sweeping too).
-fn sweep_now() -> bool {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(next_tmp()).is_multiple_of(16)
+/// A file's or folder's mode and owner, kept across a rewrite, or given to what confo makes
+/// beside a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Perms {
+    /// The permission bits of a file.
+    file_mode: u32,
+    /// The permission bits of a folder.
+    dir_mode: u32,
+    uid: u32,
+    gid: u32,
+    /// They are a rewritten file's own (an owner that cannot be kept is warned about).
+    rewrite: bool,
+}
+
+impl Perms {
+    /// An existing file's.
+    fn of(meta: &fs::Metadata) -> Perms {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode() & 0o7777;
+        Perms { file_mode: mode, dir_mode: mode, uid: meta.uid(), gid: meta.gid(), rewrite: true }
+    }
+
+    /// For what confo keeps beside the store `root` (history, schemas): no looser than the
+    /// store's folder (its read and write bits; files without execute bits), and its owner.
+    fn like(root: &Path) -> Perms {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(root) {
+            Ok(meta) => {
+                let mode = meta.mode() & 0o777;
+                Perms { file_mode: mode & 0o666, dir_mode: mode, uid: meta.uid(), gid: meta.gid(), rewrite: false }
+            }
+            Err(_) => Perms { file_mode: 0o600, dir_mode: 0o700, uid: u32::MAX, gid: u32::MAX, rewrite: false },
+        }
+    }
+
+    /// Gives `file` (just made) this owner, group and mode (owner first: changing it may clear
+    /// set-id bits). An owner this process may not give is warned about once, not an error.
+    fn apply(&self, file: &File, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let made = file.metadata()?;
+        if (made.uid(), made.gid()) != (self.uid, self.gid) && self.uid != u32::MAX {
+            if let Err(e) = std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid)) {
+                // Not root: keep at least the group, if this user belongs to it.
+                let group_kept =
+                    made.gid() == self.gid || std::os::unix::fs::fchown(file, None, Some(self.gid)).is_ok();
+                if self.rewrite {
+                    owner_not_kept(path, self, group_kept, &e);
+                }
+            }
+        }
+        if made.mode() & 0o7777 != self.file_mode {
+            file.set_permissions(fs::Permissions::from_mode(self.file_mode))?;
+        }
+        Ok(())
+    }
+
+    /// Makes `dir` and the folders above it that are missing, each with this mode and owner.
+    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.create_dirs(parent)?;
+        }
+        let mut builder = fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, self.dir_mode);
+        match builder.create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        // The mode without the process's umask; the owner where this process may give it.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(self.dir_mode))?;
+        let _ = std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid));
+        Ok(())
+    }
+}
+
+/// Once per process: a rewritten file could not keep its owner (only root may give a file to
+/// another user).
+fn owner_not_kept(path: &Path, wanted: &Perms, group_kept: bool, error: &io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let kept = if group_kept { "its group and mode were kept" } else { "its mode was kept" };
+    tracing::warn!(
+        "{} was owned by uid {} (gid {}); rewritten by this user it is now owned by this user ({error}): {kept} \
+         (only root keeps the owner; further files are not warned about)",
+        path.display(),
+        wanted.uid,
+        wanted.gid
+    );
+}
+
+/// A reader that saw temporary files in a namespace folder removes them if no writer holds the
+/// folder's lock (a live writer's are only there while it does): a dead writer's never outlive
+/// the next whole read of its namespace. Nothing is waited for, and a reader that may not
+/// remove them (a read-only store) leaves them.
+fn sweep_if_no_writer(dir: &Path) {
+    let Ok(folder) = File::open(dir) else { return };
+    if folder.try_lock().is_ok() {
+        let _locked = FolderLock(&folder);
+        remove_stale_temps(dir);
+    }
 }
 
 /// Removes temporary files left in `dir` by a writer that crashed. Only called under the
@@ -766,6 +1125,33 @@ fn remove_stale_temps(dir: &Path) {
 
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(Inner::loc(dir), e))
+}
+
+/// Whether `path` is on a network file system (NFS, SMB, FUSE, …), whose change notifications
+/// show only this host's writes: its file system's type, by statfs(2) (one system call).
+fn on_network_file_system(path: &Path) -> bool {
+    // Linux's magic numbers (linux/magic.h): NFS, SMB, SMB2, CIFS, FUSE, 9P, Ceph, AFS, Coda.
+    const NETWORK: [i64; 9] =
+        [0x6969, 0x517b, 0xfe53_4d42, 0xff53_4d42, 0x6573_5546, 0x0102_1997, 0x00c3_6400, 0x5346_414f, 0x7375_7245];
+    // (f_type is an i64 on x86_64, another integer type elsewhere.)
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::statfs(path).is_ok_and(|stat| NETWORK.contains(&(stat.f_type as i64)))
+}
+
+/// Whether a file system event can mean a change: opening, reading and closing a file unchanged
+/// (every reader's, confo's own re-reads included) cannot, and re-reading on them would make a
+/// watcher wake itself without end.
+///
+/// A rename is reported three times (its source, its target, then both together): the third
+/// says nothing new, and would cost a second re-read of every rename (every confo write).
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        notify::EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => false,
+        _ => true,
+    }
 }
 
 /// The hint for a changed path below `root`, if it can concern a namespace.
@@ -790,7 +1176,12 @@ impl Backend for FileBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { notifies: true, history: self.inner.history.is_some(), ..Capabilities::default() }
+        Capabilities {
+            notifies: true,
+            notifies_every_change: !*self.inner.remote.get_or_init(|| on_network_file_system(&self.inner.real_root)),
+            history: self.inner.history.is_some(),
+            ..Capabilities::default()
+        }
     }
 
     fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
@@ -861,16 +1252,41 @@ impl Backend for FileBackend {
         self.run(move |inner| inner.write(&namespace, &changes, &author)).await
     }
 
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         let (namespace, name) = (namespace.as_str().to_owned(), name.as_str().to_owned());
         self.run(move |inner| inner.history(&namespace, &name)).await
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
         let namespace = namespace.as_str().to_owned();
-        self.run(move |inner| match &inner.history {
-            Some(history) => history.names(&namespace),
-            None => Err(super::history_off(&inner.describe(), &namespace)),
+        self.run(move |inner| inner.kept_history(&namespace)?.names(&namespace)).await
+    }
+
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        // Read and decided here, written off the runtime's threads.
+        let (ns, cfg) = (namespace.as_str().to_owned(), name.as_str().to_owned());
+        let read = self.run(move |inner| inner.kept_history(&ns)?.raw_records(&ns, &cfg)).await?;
+        let changed: Vec<_> = read
+            .into_iter()
+            .filter_map(|(number, path, bytes)| {
+                Some((number, path, crate::model::history::rewritten_record(&bytes, rewrite)?))
+            })
+            .collect();
+        let ns = namespace.as_str().to_owned();
+        self.run(move |inner| {
+            let history = inner.kept_history(&ns)?;
+            let mut numbers = Vec::new();
+            for (number, path, record) in changed {
+                if history.replace(&path, &record)? {
+                    numbers.push(number);
+                }
+            }
+            Ok(numbers)
         })
         .await
     }
@@ -899,6 +1315,7 @@ impl Backend for FileBackend {
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let hints: Vec<Hint> = match event {
                 Ok(event) if event.need_rescan() => vec![Hint::All],
+                Ok(event) if !is_change(&event.kind) => Vec::new(),
                 Ok(event) => {
                     event.paths.iter().filter_map(|p| hint_for(&root, p).or_else(|| hint_for(&absolute, p))).collect()
                 }
@@ -918,5 +1335,28 @@ impl Backend for FileBackend {
             drop(watcher);
         });
         Ok(Some(rx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a child made by `fork()` while a write held the lock does to the folder: it keeps a
+    /// copy of the locked descriptor (a `dup`, as here). Once the write is done the next writer
+    /// must get the lock at once; closing the parent's descriptor alone would leave it held by
+    /// the copy.
+    #[test]
+    fn a_copy_of_the_locked_descriptor_does_not_keep_the_folder_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = File::open(dir.path()).unwrap();
+        folder.try_lock().unwrap();
+        let locked = FolderLock(&folder);
+        let inherited = folder.try_clone().unwrap();
+        drop(locked);
+        drop(folder);
+        let next = File::open(dir.path()).unwrap();
+        assert!(next.try_lock().is_ok(), "the folder stayed locked by the copy of the descriptor");
+        drop(inherited);
     }
 }

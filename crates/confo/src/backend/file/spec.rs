@@ -1,5 +1,5 @@
-//! The file engine's entry in the registry: `file:PATH[?links=inside]` and
-//! `{"config_path": PATH, "links": "inside"}`.
+//! The file engine's entry in the registry: `file:PATH[?links=inside&meta_path=DIR]` and
+//! `{"config_path": PATH, "links": "inside", "meta_path": DIR}`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::{FileBackend, FileLinks, FileOptions};
 use crate::backend::registry::{Engine, EngineSpec, Registry};
 use crate::backend::Backend;
-use crate::error::{Error, Result};
-use crate::history::HistoryOptions;
+use crate::model::error::{Error, Result};
+use crate::model::history::HistoryOptions;
 use crate::options::Credentials;
 use crate::spec::{BackendKind, BackendSpec};
 
@@ -29,6 +29,7 @@ impl BackendSpec {
             links: FileLinks::default(),
             history: HistoryOptions::default(),
             history_path: None,
+            meta_path: None,
         })
     }
 }
@@ -44,8 +45,11 @@ pub struct FileSpec {
     pub links: FileLinks,
     /// History (`?history=off`, `history_keep=N`, `history_max_age=30d`).
     pub history: HistoryOptions,
-    /// Where history is kept (`?history_path=DIR`); default beside the root.
+    /// Where history is kept (`?history_path=DIR`); default `history` in the metadata folder.
     pub history_path: Option<PathBuf>,
+    /// confo's metadata folder (`?meta_path=DIR`: history, schemas); default `.<root>.confo`
+    /// beside the root.
+    pub meta_path: Option<PathBuf>,
 }
 
 impl fmt::Display for FileSpec {
@@ -58,6 +62,9 @@ impl fmt::Display for FileSpec {
         query.extend(self.history.query());
         if let Some(path) = &self.history_path {
             query.push(format!("history_path={}", path.display()));
+        }
+        if let Some(path) = &self.meta_path {
+            query.push(format!("meta_path={}", path.display()));
         }
         if query.is_empty() {
             Ok(())
@@ -78,6 +85,7 @@ impl EngineSpec for FileSpec {
             links: self.links,
             history: self.history,
             history_path: self.history_path.clone(),
+            meta_path: self.meta_path.clone(),
             ..Default::default()
         };
         Ok(Arc::new(FileBackend::with_options(self.config_path.clone(), options)?))
@@ -108,7 +116,7 @@ impl Engine for FileEngine {
         let rest = spec.split_once(':').map_or("", |(_, rest)| rest);
         let path = rest.strip_prefix("//").unwrap_or(rest);
         // Options after the last `?` when every one is known; otherwise the `?` belongs to the path.
-        const KNOWN: [&str; 5] = ["links", "history", "history_keep", "history_max_age", "history_path"];
+        const KNOWN: [&str; 6] = ["links", "history", "history_keep", "history_max_age", "history_path", "meta_path"];
         let (path, query) = match path.rsplit_once('?') {
             Some((path, query))
                 if query.split('&').all(|p| p.split_once('=').is_some_and(|(k, _)| KNOWN.contains(&k))) =>
@@ -125,13 +133,15 @@ impl Engine for FileEngine {
             links: FileLinks::default(),
             history: HistoryOptions::default(),
             history_path: None,
+            meta_path: None,
         };
         for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
             match key {
                 "links" => spec.links = value.parse()?,
                 "history_path" => spec.history_path = Some(PathBuf::from(value)),
+                "meta_path" => spec.meta_path = Some(PathBuf::from(value)),
                 _ => {
-                    spec.history.set(key, value)?;
+                    crate::options::set_history_option(&mut spec.history, key, value)?;
                 }
             }
         }
@@ -142,9 +152,10 @@ impl Engine for FileEngine {
         let mut creds = Credentials::new(BackendKind::FILE, credentials)?;
         let config_path = PathBuf::from(creds.required_str("config_path")?);
         let links = creds.optional_str("links")?.map(str::parse).transpose()?.unwrap_or_default();
-        let history = HistoryOptions::from_credentials(&mut creds)?;
+        let history = crate::options::history_from_credentials(&mut creds)?;
         let history_path = creds.optional_str("history_path")?.map(PathBuf::from);
+        let meta_path = creds.optional_str("meta_path")?.map(PathBuf::from);
         creds.finish()?;
-        Ok(BackendSpec::new(FileSpec { config_path, links, history, history_path }))
+        Ok(BackendSpec::new(FileSpec { config_path, links, history, history_path, meta_path }))
     }
 }

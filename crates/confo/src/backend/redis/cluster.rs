@@ -10,7 +10,7 @@
 //!   revision and value together), then lists it (one script on `<ns>` per 1,000 puts, which
 //!   also publishes their events, so a watcher that re-reads sees the change). A crash in
 //!   between leaves an unindexed value: invisible to readers, found by
-//!   [`Backend::repair`](crate::Backend::repair).
+//!   [`Backend::repair`](crate::backend::Backend::repair).
 //! - **A delete** unlists first, then deletes the value (with its precondition and revision);
 //!   if the value changed in between (the precondition fails), the entry is listed again; after
 //!   any other failure it stays unlisted (an unindexed value at worst, never an entry without
@@ -20,7 +20,7 @@
 //!   left-over: unlisted, and last written by confo more than 10 s ago (by a writer that died
 //!   between value and listing), which a create-only write replaces (a crashed import can be
 //!   run again). With `history=off` there is no time to tell: `confo repair --fix` first.
-//! - **Batches** are not atomic: [`Capabilities::atomic_batch`](crate::Capabilities) is 1, and
+//! - **Batches** are not atomic: [`Capabilities::atomic_batch`](crate::backend::Capabilities) is 1, and
 //!   a failure reports exactly the changes written (listed) before it.
 //! - **Reads**: the root and the index, then the values grouped by node (one pipeline per
 //!   master, all in flight). A listed value that is missing (a delete between the two reads) is
@@ -36,8 +36,10 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{RedisError, RedisResult, Value};
 
 use super::{history_key, precondition_args, sha1_version, ClusterLink, Link, RedisBackend, ROOT_KEY};
-use crate::backend::{Applied, Change, ChangeKind, Precondition, Repair, Version, WriteReport};
-use crate::error::{ConfigId, Corruption, Error, Missing, Result};
+use crate::backend::Repair;
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
+use crate::model::version::Version;
 
 /// Value scripts in flight at once.
 const IN_FLIGHT: usize = 256;
@@ -213,36 +215,17 @@ impl ClusterLink {
     }
 }
 
-/// Runs a script on the master of a one-master cluster (the client would refuse keys of
-/// several slots), loading it first if the master does not know it (after a failover).
-pub(super) async fn eval_on_master<T: redis::FromRedisValue>(
+/// Sends a command to the master of a one-master cluster (the client would refuse a script's
+/// keys of several slots); an error reply is an error.
+pub(super) async fn on_master(
     mut connection: redis::cluster_async::ClusterConnection,
-    script: &super::Lua,
-    keys: &[&str],
-    namespace: &str,
-    extra: &[&[u8]],
-) -> RedisResult<T> {
-    // No declared keys (see `ONE_SHARD_SCRIPTS`): the count and the keys lead ARGV.
-    let mut call = redis::cmd("EVALSHA");
-    call.arg(script.get_hash()).arg(0).arg(keys.len()).arg(keys).arg(namespace);
-    for arg in extra {
-        call.arg(*arg);
-    }
+    cmd: redis::Cmd,
+) -> RedisResult<Value> {
     let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
-    // An error reply comes back as a value.
-    let reply = |value: RedisResult<Value>| match value? {
+    match connection.route_command(cmd, routing).await? {
         Value::ServerError(e) => Err(RedisError::from(e)),
         value => Ok(value),
-    };
-    let answer = match reply(connection.route_command(call.clone(), routing.clone()).await) {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            let load = redis::cmd("SCRIPT").arg("LOAD").arg(&script.source).clone();
-            reply(connection.route_command(load, routing.clone()).await)?;
-            reply(connection.route_command(call, routing).await)?
-        }
-        other => other?,
-    };
-    redis::from_redis_value(answer).map_err(Into::into)
+    }
 }
 
 /// Whether an error says a key has moved (a failover, a resharding): asked again by key.
@@ -388,7 +371,11 @@ impl RedisBackend {
     }
 
     /// One configuration: the root, the index and the value read at once.
-    pub(super) async fn cluster_load_one(&self, namespace: &str, name: &str) -> Result<Option<crate::backend::Stored>> {
+    pub(super) async fn cluster_load_one(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<crate::model::version::Stored>> {
         let key = format!("{namespace}-{name}");
         let (root, index, value) = tokio::join!(
             self.require_namespace(namespace),
@@ -499,30 +486,36 @@ impl RedisBackend {
         let calls: Vec<_> = changes
             .iter()
             .map(|&(change, value, version)| {
-                let mut connection = connection.clone();
+                let connection = connection.clone();
                 let key = format!("{namespace}-{}", change.name);
                 let (pre, expected) = precondition_args(&change.precondition);
                 let op = if matches!(change.kind, ChangeKind::Put(_)) { "P" } else { "D" };
                 let restores = change.restores.map(|n| n.to_string()).unwrap_or_default();
-                let sha = version.and_then(Version::as_text).unwrap_or_default();
-                let mut invocation = script.prepare_invoke();
-                invocation
-                    .key(&key)
-                    .key(history_key(namespace, &change.name))
-                    .arg(&change.name)
-                    .arg(history.settings)
-                    .arg(history.meta)
-                    .arg(history.time)
-                    .arg(op)
-                    .arg(pre)
-                    .arg(expected)
-                    .arg(value)
-                    .arg(restores)
-                    .arg(sha)
-                    .arg(if listed.contains(&change.name) { "1" } else { "0" })
-                    .arg(LEFT_OVER_AFTER_MS);
+                let sha = version.and_then(Version::as_text).unwrap_or_default().to_owned();
+                let hkey = history_key(namespace, &change.name);
                 async move {
-                    let done: RedisResult<i64> = invocation.invoke_async(&mut connection).await;
+                    let listed = if listed.contains(&change.name) { "1" } else { "0" };
+                    let left_over = LEFT_OVER_AFTER_MS.to_string();
+                    let args: [&[u8]; 12] = [
+                        change.name.as_bytes(),
+                        history.settings,
+                        history.meta,
+                        history.time,
+                        op.as_bytes(),
+                        pre.as_bytes(),
+                        expected.as_bytes(),
+                        value,
+                        restores.as_bytes(),
+                        sha.as_bytes(),
+                        listed.as_bytes(),
+                        left_over.as_bytes(),
+                    ];
+                    let legacy = &self.inner.legacy_scripts;
+                    let done = super::invoke(script, legacy, false, &[&key, &hkey], &args, |cmd| {
+                        let mut connection = connection.clone();
+                        async move { cmd.query_async::<Value>(&mut connection).await }
+                    })
+                    .await;
                     done.map(|_| ()).map_err(|e| self.script_error(namespace, e))
                 }
             })
@@ -530,7 +523,7 @@ impl RedisBackend {
         futures_util::stream::iter(calls).buffered(IN_FLIGHT).collect().await
     }
 
-    /// [`Backend::apply`](crate::Backend::apply) on a sharded cluster: see the module's notes.
+    /// [`Backend::apply`](crate::backend::Backend::apply) on a sharded cluster: see the module's notes.
     pub(super) async fn cluster_apply(
         &self,
         namespace: &str,
@@ -607,7 +600,7 @@ impl RedisBackend {
                     // The value is certainly still there: listed again. (After another error
                     // it may be gone: left unlisted, as a value repair finds, never an entry
                     // without a value.)
-                    Err(e) if e.kind() == crate::ErrorKind::Conflict => {
+                    Err(e) if e.kind() == crate::model::error::ErrorKind::Conflict => {
                         relist.push(change.name.as_str());
                         report.error.get_or_insert(e);
                     }
@@ -631,12 +624,15 @@ impl RedisBackend {
         report
     }
 
-    /// [`Backend::repair`](crate::Backend::repair) on a sharded cluster. A value counts as
+    /// [`Backend::repair`](crate::backend::Backend::repair) on a sharded cluster. A value counts as
     /// unindexed only if it still is, unchanged, after [`REPAIR_GRACE`] (a put in flight lists
     /// its value a moment after writing it); each fix is checked again on its own key.
-    pub(super) async fn cluster_repair(&self, fix: bool) -> Result<Repair> {
+    pub(super) async fn cluster_repair(&self, options: &crate::backend::RepairOptions) -> Result<Repair> {
+        let fix = options.fix;
         let mut report = Repair { fixed: fix, ..Repair::default() };
-        // (namespace, configuration, the value's version when first seen)
+        let mut named: std::collections::BTreeSet<&str> = options.keys.iter().map(String::as_str).collect();
+        // (namespace, configuration, the value's version when first seen; none for a key the
+        // operator named)
         let mut suspects: Vec<(String, String, Option<Version>)> = Vec::new();
         let mut dangling: Vec<(String, String)> = Vec::new();
         for namespace in self.root_names().await? {
@@ -644,12 +640,27 @@ impl RedisBackend {
             dangling.extend(listed.iter().filter(|c| !keys.contains(*c)).map(|c| (namespace.clone(), c.clone())));
             let unlisted: Vec<&String> = keys.iter().filter(|c| !listed.contains(*c)).collect();
             let full: Vec<String> = unlisted.iter().map(|c| format!("{namespace}-{c}")).collect();
-            for (cfg, value) in unlisted.into_iter().zip(self.get_many(&full).await?) {
-                // Another program's key of another type is left alone, not reported.
-                if let Some(v) = value.filter(|v| !v.starts_with(b"\0foreign ")) {
-                    suspects.push((namespace.clone(), cfg.clone(), Some(sha1_version(&v))));
+            for ((cfg, key), value) in unlisted.into_iter().zip(&full).zip(self.get_many(&full).await?) {
+                if named.remove(key.as_str()) {
+                    suspects.push((namespace.clone(), cfg.clone(), None));
+                    continue;
+                }
+                match self.classify_unlisted(&namespace, cfg, value.as_deref()).await? {
+                    super::repair::Unlisted::Ours(_) => {
+                        let version = value.map(|v| sha1_version(&v));
+                        suspects.push((namespace.clone(), cfg.clone(), version));
+                    }
+                    super::repair::Unlisted::Foreign(reason) => {
+                        report.foreign.push(crate::backend::ForeignKey { key: key.clone(), reason })
+                    }
                 }
             }
+        }
+        if let Some(key) = named.first() {
+            return Err(Error::InvalidValue {
+                location: self.key_location(key),
+                message: "repair --key names a key that is not an unlisted key of a listed namespace".into(),
+            });
         }
         if !suspects.is_empty() || !dangling.is_empty() {
             tokio::time::sleep(REPAIR_GRACE).await;
@@ -665,7 +676,7 @@ impl RedisBackend {
         let now = self.get_many(&keys).await?;
         let mut unindexed = Vec::new();
         for ((namespace, cfg, before), value) in suspects.into_iter().zip(now) {
-            let same = value.map(|v| sha1_version(&v)) == before;
+            let same = before.is_none() || value.map(|v| sha1_version(&v)) == before;
             if same && !indexes[&namespace].contains(&cfg) {
                 unindexed.push((namespace, cfg, before));
             }
@@ -682,7 +693,7 @@ impl RedisBackend {
             let drops: Vec<_> = unindexed
                 .iter()
                 .map(|(namespace, cfg, before)| async move {
-                    let sha = before.as_ref().and_then(Version::as_text).unwrap_or_default();
+                    let sha = before.as_ref().map_or("*", |v| v.as_text().unwrap_or_default());
                     let key = format!("{namespace}-{cfg}");
                     self.eval::<i64>(&self.scripts().cluster_drop, &[&key], sha, &[]).await
                 })

@@ -1,4 +1,5 @@
-//! The redis engine's entry in the registry.
+//! The redis engine's entry in the registry: its names are in the registry's table
+//! ([`registry::REDIS`]), its options open the store.
 
 use std::sync::Arc;
 
@@ -6,14 +7,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{RedisBackend, RedisOptions};
-use crate::backend::registry::{Engine, EngineSpec, Registry};
+use crate::backend::registry::{self, EngineSpec, NetOptions};
 use crate::backend::Backend;
-use crate::error::Result;
-use crate::spec::{BackendKind, BackendSpec};
+use crate::model::error::Result;
+use crate::spec::BackendKind;
 
 impl BackendKind {
     /// Redis, in the seed's layout.
-    pub const REDIS: BackendKind = BackendKind::new("redis");
+    pub const REDIS: BackendKind = registry::REDIS.kind;
 }
 
 #[async_trait]
@@ -28,31 +29,12 @@ impl EngineSpec for RedisOptions {
     }
 }
 
-/// The redis engine.
-pub(crate) struct RedisEngine;
-
-impl Engine for RedisEngine {
-    fn kind(&self) -> BackendKind {
-        BackendKind::REDIS
+impl NetOptions for RedisOptions {
+    fn from_url(spec: &str) -> Result<Self> {
+        RedisOptions::from_url(spec)
     }
 
-    fn aliases(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"]
-    }
-
-    fn example(&self) -> &'static str {
-        "redis://HOST[:PORT]"
-    }
-
-    fn parse_url(&self, _: &Registry, spec: &str) -> Result<BackendSpec> {
-        Ok(BackendSpec::new(RedisOptions::from_url(spec)?))
-    }
-
-    fn parse_credentials(&self, _: &Registry, credentials: &Value) -> Result<BackendSpec> {
-        Ok(BackendSpec::new(RedisOptions::from_credentials(credentials)?))
+    fn from_credentials(credentials: &Value) -> Result<Self> {
+        RedisOptions::from_credentials(credentials)
     }
 }

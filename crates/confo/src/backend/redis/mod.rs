@@ -9,7 +9,15 @@
 //! | namespace `HR_dept` | `HR_dept` | `{"configurations":["database", ...]}` |
 //! | configuration `database` in `HR_dept` | `HR_dept-database` | the configuration's JSON object |
 //!
-//! - Opening a backend creates `confo` = `{"namespaces":[]}` only if it is absent (`SET NX`).
+//! - **Least privilege.** Connecting sends nothing but the driver's handshake (no write, no
+//!   `INFO`, no `SCRIPT LOAD`): the root `confo` = `{"namespaces":[]}` is made by the first
+//!   write that needs it. Reads are scripts flagged `no-writes`, sent as `EVALSHA_RO` (and as
+//!   `EVAL_RO` when the server does not know the script yet), so a user with the ACL
+//!   `+@read +@connection +evalsha_ro +eval_ro +subscribe +psubscribe` (and `~*`, `&*`, or
+//!   `~* &confo:events`) reads and watches, and a read-only replica serves reads. A server
+//!   before Redis 7 gets the same reads as plain scripts (`EVALSHA`).
+//! - A key of another type where the layout keeps a string or a stream is another program's
+//!   data: [`Error::Corrupt`] naming the key, never overwritten.
 //! - Index documents written by other programs load whatever their spacing and order
 //!   (Python's `json.dumps` writes `{"namespaces": ["a"]}`); we write them compact, entries in
 //!   insertion order, and configurations compact.
@@ -22,7 +30,7 @@
 //!   `-` and may not be `confo`. Configuration names may contain `-`: with no `-` in the
 //!   namespace, the first `-` of a key splits it, and no namespace key contains one.
 //! - **Atomic.** Every operation that touches an index and data keys is one Lua script
-//!   (`EVALSHA`, reloaded on `NOSCRIPT`): creating or deleting a namespace, and writing a batch
+//!   (`EVALSHA`, sent whole with `EVAL` on `NOSCRIPT`): creating or deleting a namespace, and writing a batch
 //!   (preconditions checked first, then values, the namespace index and one `PUBLISH` per
 //!   change on `confo:events`, e.g. `{"namespace":"ns","configuration":"db","operation":"put"}`).
 //!   The scripts derive data keys from the index: on a Redis Cluster of several masters the
@@ -66,23 +74,18 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, Mul
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{
-    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisFuture, Script,
-};
+use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError, RedisFuture};
 
-pub(crate) use engine::RedisEngine;
 pub use options::{RedisEndpoint, RedisOptions};
 
 use super::kit::{chunk_ranges, parse_all, parse_all_with};
-use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, NamespaceData, Precondition, Stored, Version,
-    WriteReport,
-};
-use super::{Hint, Hints};
-use crate::codec::{describe_problem, parse_config};
-use crate::compact::{compact_stored, CompactNamespace, Keys};
-use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
+use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::codec::{describe_problem, parse_config};
+use crate::model::compact::{compact_stored, CompactNamespace, Keys};
+use crate::model::error::{ConfigId, Corruption, Error, Missing, Outage, Result};
+use crate::model::name::{ConfigName, NameKind, NameRule, NamespaceName};
+use crate::model::version::{NamespaceData, Stored, Version};
 
 /// The root key.
 pub const ROOT_KEY: &str = "confo";
@@ -94,17 +97,89 @@ pub(crate) const CHUNK_CHANGES: usize = 5000;
 /// Most value bytes written by one script call.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
-/// A script and its source (the redis crate keeps the source private; `SCRIPT LOAD` needs it).
-struct Lua {
-    script: Script,
+/// A script as confo sends it: `EVALSHA` with its digest, and the script itself (`EVAL`, which
+/// also makes the server keep it) only when the server says it does not know it. Never `SCRIPT
+/// LOAD`: a user allowed to read may not run it, and nothing is sent at connection time.
+pub(crate) struct Lua {
     source: String,
+    /// The SHA-1 of `source`, as the server names the script.
+    sha: String,
+    /// A read: flagged `no-writes` and sent as `EVALSHA_RO` / `EVAL_RO`, so that a user allowed
+    /// only to read may run it, and a read-only replica serves it.
+    read_only: bool,
+    /// For a read, the same script without flags, sent as `EVALSHA` / `EVAL` to a server older
+    /// than Redis 7 (which has neither `EVAL_RO` nor script flags).
+    legacy: Option<Box<Lua>>,
 }
 
-impl std::ops::Deref for Lua {
-    type Target = Script;
+impl Lua {
+    fn new(source: String, read_only: bool, legacy: Option<Lua>) -> Lua {
+        let sha = sha1_smol::Sha1::from(source.as_bytes()).digest().to_string();
+        Lua { source, sha, read_only, legacy: legacy.map(Box::new) }
+    }
 
-    fn deref(&self) -> &Script {
-        &self.script
+    /// The command that runs this script (by digest, or its source), with `keys` declared (or,
+    /// `in_argv`, given in ARGV after their count: see `ONE_SHARD_SCRIPTS`) and `args` after.
+    fn call(&self, by_digest: bool, in_argv: bool, keys: &[&str], args: &[&[u8]]) -> Cmd {
+        let name = match (self.read_only, by_digest) {
+            (true, true) => "EVALSHA_RO",
+            (true, false) => "EVAL_RO",
+            (false, true) => "EVALSHA",
+            (false, false) => "EVAL",
+        };
+        let mut cmd = redis::cmd(name);
+        cmd.arg(if by_digest { &self.sha } else { &self.source });
+        if in_argv {
+            cmd.arg(0).arg(keys.len());
+        } else {
+            cmd.arg(keys.len());
+        }
+        cmd.arg(keys);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        cmd
+    }
+}
+
+/// Runs `script` through `send`: by digest, then by source if the server does not know it.
+/// A read on a server that has no `EVALSHA_RO` (before Redis 7: asked with `COMMAND INFO`
+/// only after an error, never by reading the error's words) is sent, now and from then on
+/// (`legacy`), as its plain twin.
+async fn invoke<F, Fut>(
+    script: &Lua,
+    legacy: &std::sync::atomic::AtomicBool,
+    in_argv: bool,
+    keys: &[&str],
+    args: &[&[u8]],
+    mut send: F,
+) -> redis::RedisResult<redis::Value>
+where
+    F: FnMut(Cmd) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<redis::Value>>,
+{
+    use std::sync::atomic::Ordering;
+    let no_script = |e: &RedisError| e.kind() == ErrorKind::Server(redis::ServerErrorKind::NoScript);
+    let mut script = script;
+    if let Some(plain) = script.legacy.as_deref().filter(|_| legacy.load(Ordering::Relaxed)) {
+        script = plain;
+    }
+    let first = send(script.call(true, in_argv, keys, args)).await;
+    match first {
+        Err(e) if no_script(&e) => send(script.call(false, in_argv, keys, args)).await,
+        Err(e) if script.read_only && e.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+            let Some(plain) = script.legacy.as_deref() else { return Err(e) };
+            let known = send(redis::cmd("COMMAND").arg("INFO").arg("EVALSHA_RO").clone()).await;
+            if !matches!(known.as_ref().map(|v| v.as_sequence()), Ok(Some([redis::Value::Nil]))) {
+                return Err(e);
+            }
+            legacy.store(true, Ordering::Relaxed);
+            match send(plain.call(true, in_argv, keys, args)).await {
+                Err(e) if no_script(&e) => send(plain.call(false, in_argv, keys, args)).await,
+                other => other,
+            }
+        }
+        other => other,
     }
 }
 
@@ -123,46 +198,37 @@ struct Scripts {
 }
 
 impl Scripts {
-    /// Every script with the shared parts in front, after `header` (a shebang line, or nothing).
-    fn new(header: &str) -> Scripts {
-        let with_common = |body: &str| {
-            let source = format!("{header}{}\n{}\n{body}", include_str!("common.lua"), include_str!("history.lua"));
-            Lua { script: Script::new(&source), source }
+    /// Every script with the shared parts in front, after a shebang line naming `flags` (none:
+    /// no shebang) and `prelude`. Reads get the flag `no-writes` too.
+    fn new(flags: &[&str], prelude: &str) -> Scripts {
+        let source = |flags: &[&str], body: &str| {
+            let shebang = if flags.is_empty() { String::new() } else { format!("#!lua flags={}\n", flags.join(",")) };
+            format!("{shebang}{prelude}{}\n{}\n{body}", include_str!("common.lua"), include_str!("history.lua"))
+        };
+        let write = |body: &str| Lua::new(source(flags, body), false, None);
+        let read = |body: &str| {
+            let flagged: Vec<&str> = ["no-writes"].into_iter().chain(flags.iter().copied()).collect();
+            let legacy = flags.is_empty().then(|| Lua::new(source(&[], body), false, None));
+            Lua::new(source(&flagged, body), true, legacy)
         };
         Scripts {
-            create_namespace: with_common(include_str!("create_namespace.lua")),
-            delete_namespace: with_common(include_str!("delete_namespace.lua")),
-            load_namespace: with_common(include_str!("load_namespace.lua")),
-            read_one: with_common(include_str!("read_one.lua")),
-            write: with_common(include_str!("write.lua")),
-            schema: with_common(include_str!("schema.lua")),
-            repair: with_common(include_str!("repair.lua")),
-            cluster_data: with_common(include_str!("cluster_data.lua")),
-            cluster_index: with_common(include_str!("cluster_index.lua")),
-            cluster_root: with_common(include_str!("cluster_root.lua")),
-            cluster_drop: with_common(include_str!("cluster_drop.lua")),
+            create_namespace: write(include_str!("create_namespace.lua")),
+            delete_namespace: write(include_str!("delete_namespace.lua")),
+            load_namespace: read(include_str!("load_namespace.lua")),
+            read_one: read(include_str!("read_one.lua")),
+            write: write(include_str!("write.lua")),
+            schema: write(include_str!("schema.lua")),
+            repair: write(include_str!("repair.lua")),
+            cluster_data: write(include_str!("cluster_data.lua")),
+            cluster_index: write(include_str!("cluster_index.lua")),
+            cluster_root: write(include_str!("cluster_root.lua")),
+            cluster_drop: write(include_str!("cluster_drop.lua")),
         }
-    }
-
-    fn all(&self) -> [&Lua; 11] {
-        [
-            &self.create_namespace,
-            &self.delete_namespace,
-            &self.load_namespace,
-            &self.read_one,
-            &self.write,
-            &self.schema,
-            &self.repair,
-            &self.cluster_data,
-            &self.cluster_index,
-            &self.cluster_root,
-            &self.cluster_drop,
-        ]
     }
 }
 
 /// The scripts for one server or a Sentinel group.
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("local PER_KEY = false\n"));
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts::new(&[], "local PER_KEY = false\n"));
 
 /// The same scripts for a cluster of one shard: every slot is on the one master, so the layout's
 /// scripts may touch keys of several slots once they say so. A cluster refuses a call whose
@@ -171,8 +237,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("local PER_KEY
 /// not span slots even so: `PER_KEY` makes them read key by key instead of `MGET`.
 static ONE_SHARD_SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
     Scripts::new(
-        "#!lua flags=allow-cross-slot-keys\n\
-         local KEYS, ARGV = (function(given)\n\
+        &["allow-cross-slot-keys"],
+        "local KEYS, ARGV = (function(given)\n\
            local n, keys, args = tonumber(given[1]), {}, {}\n\
            for i = 2, n + 1 do keys[#keys + 1] = given[i] end\n\
            for i = n + 2, #given do args[#args + 1] = given[i] end\n\
@@ -204,8 +270,10 @@ struct Inner {
     describe: String,
     topology: Topology,
     wait_replicas: u32,
-    history: crate::history::HistoryOptions,
+    history: crate::model::history::HistoryOptions,
     link: Link,
+    /// The server predates Redis 7: reads are sent as plain scripts (see [`invoke`]).
+    legacy_scripts: std::sync::atomic::AtomicBool,
 }
 
 impl RedisBackend {
@@ -266,56 +334,38 @@ impl RedisBackend {
             }
             _ => Topology::Single,
         };
-        let backend = RedisBackend {
+        // Nothing is sent beyond the driver's handshake (authentication, the database): no
+        // write (the root is made by the first write), no `INFO`, no `SCRIPT LOAD`, so that a
+        // user allowed only to read, or a read-only replica, can read. A single-server spec
+        // that reaches a Redis Cluster node is told so at its first command (`MOVED`,
+        // `CROSSSLOT`: see `cluster_refusal`).
+        Ok(RedisBackend {
             inner: Arc::new(Inner {
                 describe,
                 topology,
                 wait_replicas: options.wait_replicas,
                 history: options.history,
                 link,
+                legacy_scripts: std::sync::atomic::AtomicBool::new(false),
             }),
-        };
-        let mut conn = backend.inner.link.connection().await.map_err(|e| backend.map_error(e))?;
-        if topology != Topology::Single {
-            // The root if absent (a command on its own slot), and every script on every master.
-            let created: redis::RedisResult<()> =
-                redis::cmd("SET").arg(ROOT_KEY).arg(r#"{"namespaces":[]}"#).arg("NX").query_async(&mut conn).await;
-            created.map_err(|e| backend.failed(e))?;
-            for script in backend.scripts().all() {
-                let loaded: redis::RedisResult<String> =
-                    redis::cmd("SCRIPT").arg("LOAD").arg(&script.source).query_async(&mut conn).await;
-                loaded.map_err(|e| backend.failed(e))?;
-            }
-            return Ok(backend);
-        }
-        // One round trip: the root if absent, and every script loaded so that even the first
-        // call of each is a single EVALSHA (after a server restart, NOSCRIPT reloads them).
-        // A Redis Cluster node is refused at once: the layout's scripts span slots (CROSSSLOT).
-        // (A user whose ACL denies INFO is not asked twice: its error is ignored.)
-        let info: redis::RedisResult<String> = redis::cmd("INFO").arg("cluster").query_async(&mut conn).await;
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(ROOT_KEY).arg(r#"{"namespaces":[]}"#).arg("NX").ignore();
-        for script in SCRIPTS.all() {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(&script.source).ignore();
-        }
-        let loaded: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
-        let cluster = info.is_ok_and(|i| i.contains("cluster_enabled:1"))
-            || loaded.as_ref().is_err_and(|e| matches!(e.code(), Some("MOVED" | "ASK" | "CROSSSLOT" | "CLUSTERDOWN")));
-        if cluster {
-            return Err(Error::spec(
-                Some("scheme"),
-                "this server is a Redis Cluster node: connect with redis+cluster://HOST:PORT[,HOST:PORT...] \
-                 (confo's one-server scripts touch the root, namespace and data keys together)",
-            ));
-        }
-        loaded.map_err(|e| backend.failed(e))?;
-        Ok(backend)
+        })
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T> {
         let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
         let result = cmd.query_async(&mut conn).await;
         result.map_err(|e| self.failed(e))
+    }
+
+    /// [`Self::query`] of a command on one key of confo's: a key of another type there
+    /// (`WRONGTYPE`) is another program's data, named ([`Error::Corrupt`]), not an outage.
+    async fn query_key<T: redis::FromRedisValue>(&self, cmd: &Cmd, key: &str) -> Result<T> {
+        let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
+        let result = cmd.query_async(&mut conn).await;
+        result.map_err(|e| match e.code() {
+            Some("WRONGTYPE") => self.corrupt(key, foreign_problem("value of another type")),
+            _ => self.failed(e),
+        })
     }
 
     /// Runs a script on KEYS = [root, namespace key] and ARGV = [namespace, extra...].
@@ -350,27 +400,31 @@ impl RedisBackend {
         namespace: &str,
         extra: &[&[u8]],
     ) -> Result<T> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        invocation.arg(namespace);
-        for arg in extra {
-            invocation.arg(*arg);
-        }
-        let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
+        let args: Vec<&[u8]> = std::iter::once(namespace.as_bytes()).chain(extra.iter().copied()).collect();
+        let legacy = &self.inner.legacy_scripts;
         let result = match (&self.inner.link, self.inner.topology) {
             // The client refuses keys of several slots in one call: sent to the one master.
             (Link::Cluster(link), Topology::OneShard) => match link.connection().await {
-                Ok(connection) => cluster::eval_on_master(connection, script, keys, namespace, extra).await,
+                Ok(connection) => {
+                    invoke(script, legacy, true, keys, &args, |cmd| cluster::on_master(connection.clone(), cmd)).await
+                }
                 Err(e) => Err(e),
             },
-            _ => invocation.invoke_async(&mut conn).await,
+            _ => {
+                let conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
+                invoke(script, legacy, false, keys, &args, |cmd| {
+                    let mut conn = conn.clone();
+                    async move { cmd.query_async::<redis::Value>(&mut conn).await }
+                })
+                .await
+            }
         };
+        let result = result.and_then(|value| redis::from_redis_value::<T>(value).map_err(RedisError::from));
         match result {
             // During a Sentinel failover the connection may reach a server that has become an
             // empty, resyncing replica: its answer is not about our data.
             Err(e) if e.code() == Some("NOTFOUND") && matches!(self.inner.link, Link::Sentinel(_)) => {
+                let mut conn = self.inner.link.connection().await.map_err(|e| self.map_error(e))?;
                 let role: redis::RedisResult<Vec<redis::Value>> = redis::cmd("ROLE").query_async(&mut conn).await;
                 let on_master = matches!(role.as_deref(), Ok([redis::Value::BulkString(r), ..]) if r == b"master");
                 if on_master {
@@ -387,12 +441,30 @@ impl RedisBackend {
         }
     }
 
+    /// A cluster's answer to a single-server spec: the server is a Redis Cluster node.
+    fn cluster_refusal(&self, e: &RedisError) -> Option<Error> {
+        let cluster = matches!(e.code(), Some("MOVED" | "ASK" | "CROSSSLOT" | "CLUSTERDOWN"));
+        (cluster && self.inner.topology == Topology::Single).then(|| {
+            Error::spec(
+                Some("scheme"),
+                format!(
+                    "{} is a Redis Cluster node: connect with redis+cluster://HOST:PORT[,HOST:PORT...] (confo's \
+                     one-server scripts touch the root, namespace and data keys together)",
+                    self.inner.describe
+                ),
+            )
+        })
+    }
+
     fn map_error(&self, e: RedisError) -> Error {
         map_error(&self.inner.describe, e)
     }
 
     /// Maps an error of a request, and drops a connection that a failover made stale.
     fn failed(&self, e: RedisError) -> Error {
+        if let Some(refusal) = self.cluster_refusal(&e) {
+            return refusal;
+        }
         self.inner.link.failed(&e);
         self.map_error(e)
     }
@@ -459,7 +531,7 @@ impl RedisBackend {
     /// The names an index document lists (`{"<field>": [...]}` under `key`); none if the key
     /// is missing.
     pub(super) async fn read_index(&self, key: &str, field: &str) -> Result<Vec<String>> {
-        let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
+        let raw: Option<Vec<u8>> = self.query_key(redis::cmd("GET").arg(key), key).await?;
         let Some(raw) = raw else { return Ok(Vec::new()) };
         let doc: serde_json::Value =
             serde_json::from_slice(&raw).map_err(|e| self.corrupt(key, format!("not JSON: {e}")))?;
@@ -508,27 +580,48 @@ impl RedisBackend {
     }
 }
 
+/// Who, when and why of a history record, as the start of a JSON object (`{"time":…,…`
+/// without its closing brace): what the write script completes.
+fn meta_prefix(record: &crate::model::history::Record<'_>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&serde_json::Value::Object(record.meta())).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.pop();
+    bytes
+}
+
 /// What a Redis client error means, as a sentence about the server (never the driver's own
 /// words for a protocol it could not parse).
-fn plain_message(e: &RedisError) -> String {
+///
+/// The driver gives some of these only in its message: it is read here, once, at the edge, and
+/// what it means goes on as an [`Outage`] that callers branch on.
+fn plain_message(e: &RedisError) -> (Outage, String) {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
     if lower.contains("parse error") || lower.contains("unexpected") {
-        format!("{} the Redis protocol (an HTTP server? a TLS port? use rediss:// for TLS)", super::OTHER_PROTOCOL)
+        (
+            Outage::Mismatch,
+            "it answered something other than the Redis protocol (an HTTP server? a TLS port? use rediss:// for TLS)"
+                .into(),
+        )
     } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") || lower.contains("certificate")
     {
-        format!("{} ({text}): check rediss:// against the server's TLS setting, and tls_ca", super::TLS_FAILED)
+        (
+            Outage::Mismatch,
+            format!("the TLS handshake failed ({text}): check rediss:// against the server's TLS setting, and tls_ca"),
+        )
     } else if lower.contains("broken pipe") || lower.contains("connection reset") || lower.contains("connection closed")
     {
-        "the server closed the connection".into()
+        (Outage::Other, "the server closed the connection".into())
     } else if lower.contains("clusterconnectionnotfound") || lower.contains("no connections found") {
-        "no cluster node answered with its slots (is the cluster formed? `redis-cli --cluster check`)".into()
+        (
+            Outage::Other,
+            "no cluster node answered with its slots (is the cluster formed? `redis-cli --cluster check`)".into(),
+        )
     } else if lower.contains("refused") {
-        "the connection was refused".into()
+        (Outage::NotReached, "the connection was refused".into())
     } else if lower.contains("timed out") {
-        "no answer in time".into()
+        (Outage::Other, "no answer in time".into())
     } else {
-        text
+        (Outage::Other, text)
     }
 }
 
@@ -561,7 +654,8 @@ fn classify(describe: &str, e: &RedisError) -> Error {
             ),
         );
     }
-    Error::unavailable(describe, plain_message(e))
+    let (outage, message) = plain_message(e);
+    Error::outage(outage, describe, message)
 }
 
 /// A value read from a namespace, parsed: a corrupt one comes with what is wrong and its
@@ -577,7 +671,7 @@ fn parse_value((name, value): (String, Option<Vec<u8>>)) -> (String, Parsed) {
             Err((foreign_problem(&kind), None))
         }
         Some(bytes) => match parse_config(&bytes) {
-            Ok(map) => Ok(Stored { value: Arc::new(map), version: sha1_version(&bytes) }),
+            Ok(map) => Ok(Stored::new(map, sha1_version(&bytes))),
             Err(bad) => Err((describe_problem(bad), Some(sha1_version(&bytes)))),
         },
     };
@@ -638,6 +732,8 @@ impl Backend for RedisBackend {
         let sharded = self.inner.topology == Topology::Sharded;
         Capabilities {
             notifies: true,
+            // A raw `SET` by another program publishes nothing.
+            notifies_every_change: false,
             // A sharded cluster writes change by change (see `cluster`).
             atomic_batch: if sharded { 1 } else { CHUNK_CHANGES },
             atomic_batch_bytes: if sharded { None } else { Some(CHUNK_BYTES) },
@@ -788,13 +884,13 @@ impl Backend for RedisBackend {
             }
         }
         let history = &self.inner.history;
-        let time = crate::history::now();
+        let time = crate::model::history::now();
         let (history_arg, meta) = if history.enabled {
             let max_age = history.max_age.map_or(0, |a| a.as_millis().max(1));
             let now = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            let record = crate::history::Record {
+            let record = crate::model::history::Record {
                 number: 0,
-                operation: crate::history::Operation::Change,
+                operation: crate::model::history::Operation::Change,
                 time,
                 author: changes_set.author(),
                 restores: None,
@@ -802,11 +898,11 @@ impl Backend for RedisBackend {
                 after: None,
                 value: None,
             };
-            (format!("{} {max_age} {now}", history.keep.max(1)).into_bytes(), record.encode_meta_prefix())
+            (format!("{} {max_age} {now}", history.keep.max(1)).into_bytes(), meta_prefix(&record))
         } else {
             (Vec::new(), Vec::new())
         };
-        let time_text = crate::history::format_time(time).into_bytes();
+        let time_text = crate::model::history::format_time(time).into_bytes();
         if self.inner.topology == Topology::Sharded {
             let history = cluster::HistoryArgs { settings: &history_arg, meta: &meta, time: &time_text };
             return self.cluster_apply(namespace, changes, &encoded, history).await;
@@ -849,24 +945,18 @@ impl Backend for RedisBackend {
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         let key = history_key(namespace.as_str(), name.as_str());
+        // Another type under the key is another program's data, not ours to read.
         let entries: Vec<(String, Vec<Vec<u8>>)> =
-            match self.query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+")).await {
-                Ok(entries) => entries,
-                // Another type under the key: another program's, not ours to read.
-                Err(Error::Unavailable { message, .. }) if message.contains("WRONGTYPE") => {
-                    return Err(self.corrupt(&key, "not a stream: another program's data"))
-                }
-                Err(e) => return Err(e),
-            };
-        let mut history = crate::history::History::default();
+            self.query_key(redis::cmd("XRANGE").arg(&key).arg("-").arg("+"), &key).await?;
+        let mut history = crate::model::history::History::default();
         for (id, fields) in entries {
             let number = id.split_once('-').and_then(|(_, seq)| seq.parse::<u64>().ok());
             let record = fields.chunks(2).find(|pair| pair[0] == b"r").and_then(|pair| pair.get(1));
             let location = || format!("{}@{}", self.key_location(&key), number.map_or(id.clone(), |n| n.to_string()));
             match record {
-                Some(bytes) => match crate::history::decode_record(bytes, number, location) {
+                Some(bytes) => match crate::model::history::decode_record(bytes, number, location) {
                     Ok(revision) => history.revisions.push(revision),
                     Err(corruption) => history.corrupt.push(corruption),
                 },
@@ -876,6 +966,43 @@ impl Backend for RedisBackend {
             }
         }
         Ok(history.sorted())
+    }
+
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        let key = history_key(namespace.as_str(), name.as_str());
+        let entries: Vec<(String, Vec<Vec<u8>>)> =
+            self.query_key(redis::cmd("XRANGE").arg(&key).arg("-").arg("+"), &key).await?;
+        let Some(newest) = entries.last().map(|(id, _)| id.clone()) else { return Ok(Vec::new()) };
+        let mut numbers = Vec::new();
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(include_str!("purge.lua")).arg(2).arg(&key).arg(format!("{key}:rewrite")).arg(&newest);
+        for (id, fields) in &entries {
+            let Some(bytes) = fields.chunks(2).find(|pair| pair[0] == b"r").and_then(|pair| pair.get(1)) else {
+                continue;
+            };
+            let Some(record) = crate::model::history::rewritten_record(bytes, rewrite) else { continue };
+            let bytes = serde_json::to_vec(&record)
+                .map_err(|e| Error::InvalidValue { location: self.key_location(&key), message: e.to_string() })?;
+            cmd.arg(id).arg(bytes);
+            numbers.extend(id.split_once('-').and_then(|(_, seq)| seq.parse::<u64>().ok()));
+        }
+        if numbers.is_empty() {
+            return Ok(numbers);
+        }
+        let replaced: i64 = self.query_key(&cmd, &key).await?;
+        match replaced {
+            -2 => Err(Error::conflict(self.key_location(&key), None)),
+            n if n < 0 => Err(self.corrupt(&key, foreign_problem("value of another type"))),
+            _ => {
+                numbers.sort_unstable();
+                Ok(numbers)
+            }
+        }
     }
 
     async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
@@ -891,12 +1018,7 @@ impl Backend for RedisBackend {
 
     async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
         let key = schema_key(namespace.as_str());
-        let found: Option<Vec<u8>> = match self.query(redis::cmd("GET").arg(&key)).await {
-            Err(Error::Unavailable { message, .. }) if message.contains("WRONGTYPE") => {
-                return Err(self.corrupt(&key, foreign_problem("value of another type")))
-            }
-            other => other?,
-        };
+        let found: Option<Vec<u8>> = self.query_key(redis::cmd("GET").arg(&key), &key).await?;
         Ok(found.map(|bytes| {
             let version = sha1_version(&bytes);
             (bytes, version)
@@ -927,8 +1049,8 @@ impl Backend for RedisBackend {
         Ok((!sha.is_empty()).then(|| Version::text(sha)))
     }
 
-    async fn repair(&self, fix: bool) -> Result<super::Repair> {
-        self.find_and_repair(fix).await
+    async fn repair(&self, options: &super::RepairOptions) -> Result<super::Repair> {
+        self.find_and_repair(options).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {
@@ -1180,6 +1302,7 @@ impl Link {
 }
 
 /// Any kind of connection, as one [`ConnectionLike`].
+#[derive(Clone)]
 enum Conn {
     Manager(ConnectionManager),
     Multiplexed(MultiplexedConnection),
@@ -1214,5 +1337,71 @@ impl ConnectionLike for Conn {
             Conn::Multiplexed(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// What a server before Redis 7 answers: no `EVALSHA_RO` (a general error; `COMMAND INFO`
+    /// knows no such command), and a script it has not seen yet.
+    fn old_server(cmd: &Cmd, sent: &Mutex<Vec<String>>) -> redis::RedisResult<redis::Value> {
+        let words: Vec<String> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .collect();
+        sent.lock().unwrap_or_else(|p| p.into_inner()).push(words[0].clone());
+        match words[0].as_str() {
+            "EVALSHA_RO" | "EVAL_RO" => {
+                Err(RedisError::from((ErrorKind::Server(redis::ServerErrorKind::ResponseError), "unknown command")))
+            }
+            "COMMAND" => Ok(redis::Value::Array(vec![redis::Value::Nil])),
+            "EVALSHA" => Err(RedisError::from((ErrorKind::Server(redis::ServerErrorKind::NoScript), "no script"))),
+            "EVAL" if words[1].starts_with("#!") => {
+                Err(RedisError::from((ErrorKind::Server(redis::ServerErrorKind::ResponseError), "no shebang before 7")))
+            }
+            "EVAL" => Ok(redis::Value::Int(7)),
+            _ => unreachable!("{words:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_on_a_server_before_redis_7_is_sent_as_a_plain_script_from_then_on() {
+        let (legacy, sent) = (AtomicBool::new(false), Mutex::new(Vec::new()));
+        let script = &SCRIPTS.read_one;
+        assert!(script.source.starts_with("#!lua flags=no-writes\n"));
+        let send = |cmd: Cmd| std::future::ready(old_server(&cmd, &sent));
+        let value = invoke(script, &legacy, false, &["confo", "ns"], &[b"ns"], send).await.expect("answered");
+        assert_eq!(value, redis::Value::Int(7));
+        assert!(legacy.load(Ordering::Relaxed));
+        assert_eq!(*sent.lock().expect("lock"), ["EVALSHA_RO", "COMMAND", "EVALSHA", "EVAL"]);
+        sent.lock().expect("lock").clear();
+        invoke(script, &legacy, false, &["confo", "ns"], &[b"ns"], send).await.expect("answered");
+        assert_eq!(*sent.lock().expect("lock"), ["EVALSHA", "EVAL"], "straight to the plain script");
+    }
+
+    #[tokio::test]
+    async fn an_error_of_a_server_that_knows_evalsha_ro_is_the_error() {
+        let legacy = AtomicBool::new(false);
+        let send = |cmd: Cmd| {
+            let first = cmd.args_iter().next().map(|a| matches!(a, redis::Arg::Simple(b) if b == b"COMMAND"));
+            std::future::ready(if first == Some(true) {
+                Ok(redis::Value::Array(vec![redis::Value::Array(vec![redis::Value::BulkString(
+                    b"evalsha_ro".to_vec(),
+                )])]))
+            } else {
+                Err(RedisError::from((ErrorKind::Server(redis::ServerErrorKind::ResponseError), "a script error")))
+            })
+        };
+        let err = invoke(&SCRIPTS.read_one, &legacy, false, &["confo", "ns"], &[b"ns"], send).await.expect_err("error");
+        assert_eq!(err.kind(), ErrorKind::Server(redis::ServerErrorKind::ResponseError));
+        assert!(!legacy.load(Ordering::Relaxed));
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 use crate::options::{decode, parse_bool, parse_host_port as host_port, Credentials, Secret};
 use crate::spec::BackendKind;
 
@@ -71,7 +71,7 @@ pub struct RedisOptions {
     /// How long one request may take.
     pub response_timeout: Duration,
     /// History (`history=off`, `history_keep=N`, `history_max_age=30d`).
-    pub history: crate::history::HistoryOptions,
+    pub history: crate::model::history::HistoryOptions,
 }
 
 impl RedisOptions {
@@ -87,7 +87,7 @@ impl RedisOptions {
             wait_replicas: 0,
             connect_timeout: Duration::from_secs(3),
             response_timeout: Duration::from_secs(10),
-            history: crate::history::HistoryOptions::default(),
+            history: crate::model::history::HistoryOptions::default(),
         }
     }
 
@@ -172,7 +172,7 @@ impl RedisOptions {
                     options.tls = parse_bool(value).ok_or_else(|| Error::spec(Some("tls"), "must be true or false"))?
                 }
                 other => {
-                    if !options.history.set(other, value)? {
+                    if !crate::options::set_history_option(&mut options.history, other, value)? {
                         return Err(Error::spec(
                             Some(other),
                             "unknown option; known: tls, tls_ca, wait_replicas, history, history_keep, history_max_age",
@@ -224,7 +224,7 @@ impl RedisOptions {
         if options.db != 0 && matches!(options.endpoint, RedisEndpoint::Cluster { .. }) {
             return Err(Error::spec(Some("redis_db"), "a Redis Cluster has only database 0"));
         }
-        options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
+        options.history = crate::options::history_from_credentials(&mut creds)?;
         creds.finish()?;
         Ok(options)
     }

@@ -1,8 +1,10 @@
 -- KEYS: root, namespace key. ARGV: namespace, the number D of dangling names, D names (index
--- entries whose key was missing), then unindexed names (keys <ns>-<name> the index does not
--- list). Each is checked again here: a dangling entry is dropped from the index only if its key
--- is still missing; an unindexed key is deleted only if it is still a string the index does not
--- list. Returns the number of fixes made.
+-- entries whose key was missing), then pairs (name, sha1) of unindexed keys <ns>-<name> to
+-- delete: confo's values the index does not list, each with the SHA-1 of the value found, or
+-- '*' for a key the operator named. Each is checked again here: a dangling entry is dropped
+-- from the index only if its key is still missing; an unindexed key is deleted only if the
+-- index still does not list it and it still holds the value found (a named key: whatever it
+-- holds). Returns the number of fixes made.
 local ns = ARGV[1]
 local _, err = require_namespace(KEYS[1], ns)
 if err then return err end
@@ -25,10 +27,16 @@ end
 if next(drop) then
   redis.call('SET', KEYS[2], encode_index('configurations', without(list, drop)))
 end
-for i = 3 + d, #ARGV do
-  local cfg = ARGV[i]
+for i = 3 + d, #ARGV, 2 do
+  local cfg, sha = ARGV[i], ARGV[i + 1]
   local key = ns .. '-' .. cfg
-  if not listed[cfg] and redis.call('TYPE', key).ok == 'string' then
+  local same = false
+  if sha == '*' then
+    same = redis.call('EXISTS', key) == 1
+  elseif redis.call('TYPE', key).ok == 'string' then
+    same = redis.sha1hex(redis.call('GET', key)) == sha
+  end
+  if not listed[cfg] and same then
     redis.call('DEL', key)
     fixes = fixes + 1
   end

@@ -1,4 +1,5 @@
-//! The zookeeper engine's entry in the registry.
+//! The zookeeper engine's entry in the registry: its names are in the registry's table
+//! ([`registry::ZOOKEEPER`]), its options open the store.
 
 use std::sync::Arc;
 
@@ -6,14 +7,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{ZkBackend, ZkOptions};
-use crate::backend::registry::{Engine, EngineSpec, Registry};
+use crate::backend::registry::{self, EngineSpec, NetOptions};
 use crate::backend::Backend;
-use crate::error::Result;
-use crate::spec::{BackendKind, BackendSpec};
+use crate::model::error::Result;
+use crate::spec::BackendKind;
 
 impl BackendKind {
     /// ZooKeeper, in Python confo's layout.
-    pub const ZOOKEEPER: BackendKind = BackendKind::new("zookeeper");
+    pub const ZOOKEEPER: BackendKind = registry::ZOOKEEPER.kind;
 }
 
 #[async_trait]
@@ -28,31 +29,12 @@ impl EngineSpec for ZkOptions {
     }
 }
 
-/// The zookeeper engine.
-pub(crate) struct ZkEngine;
-
-impl Engine for ZkEngine {
-    fn kind(&self) -> BackendKind {
-        BackendKind::ZOOKEEPER
+impl NetOptions for ZkOptions {
+    fn from_url(spec: &str) -> Result<Self> {
+        ZkOptions::from_url(spec)
     }
 
-    fn aliases(&self) -> &'static [&'static str] {
-        &["zk"]
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["zk", "zookeeper"]
-    }
-
-    fn example(&self) -> &'static str {
-        "zk://HOST:PORT"
-    }
-
-    fn parse_url(&self, _: &Registry, spec: &str) -> Result<BackendSpec> {
-        Ok(BackendSpec::new(ZkOptions::from_url(spec)?))
-    }
-
-    fn parse_credentials(&self, _: &Registry, credentials: &Value) -> Result<BackendSpec> {
-        Ok(BackendSpec::new(ZkOptions::from_credentials(credentials)?))
+    fn from_credentials(credentials: &Value) -> Result<Self> {
+        ZkOptions::from_credentials(credentials)
     }
 }

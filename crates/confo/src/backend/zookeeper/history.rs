@@ -18,9 +18,10 @@ use zookeeper_client as zk;
 
 use super::{zk_version, ZkBackend, WRITE_BATCH, WRITE_BATCH_BYTES};
 use crate::backend::kit::{join_ordered, pack};
-use crate::backend::{Applied, Change, ChangeKind, Precondition, Version, WriteReport};
-use crate::error::{ConfigId, Error, Result};
-use crate::history::{decode_record, operation_of, Author, History, Record};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::error::{ConfigId, Error, Result};
+use crate::model::history::{decode_record, operation_of, Author, History, Record};
+use crate::model::version::Version;
 
 /// Digits of a revision's number in its znode's name.
 const DIGITS: usize = 10;
@@ -70,12 +71,25 @@ enum Op {
 }
 
 impl ZkBackend {
-    fn history_base(&self) -> String {
+    pub(super) fn history_base(&self) -> String {
         format!("{}/confo-history", self.inner.options.chroot.as_deref().unwrap_or(""))
     }
 
     fn history_path(&self, namespace: &str, config: &str) -> String {
         format!("{}/{namespace}/{config}", self.history_base())
+    }
+
+    /// The history nodes a read or write of these configurations' history goes through:
+    /// `[chroot]/confo-history`, the namespace's, each configuration's. With credentials each
+    /// must be ours, as configuration nodes must ([`ZkBackend::check_nodes`]): a client without
+    /// credentials could otherwise pre-create them world-open, plant revisions a rollback would
+    /// write back, and delete ours. Their children (the revisions) need no look of their own:
+    /// only an identity that may create children of a node ours alone may change created them.
+    pub(super) fn history_chain(&self, namespace: &str, configs: &[&str]) -> Vec<String> {
+        let base = self.history_base();
+        let mut chain = vec![base.clone(), format!("{base}/{namespace}")];
+        chain.extend(configs.iter().map(|config| self.history_path(namespace, config)));
+        chain
     }
 
     /// What a write needs to know of each configuration. A large batch lists the namespace
@@ -168,7 +182,7 @@ impl ZkBackend {
         .map_err(|e| self.map_error(e))
     }
 
-    /// [`Backend::apply`](crate::Backend::apply) with history: see the module's notes.
+    /// [`Backend::apply`](crate::backend::Backend::apply) with history: see the module's notes.
     pub(super) async fn apply_recorded(&self, namespace: &str, author: &Author, changes: &[Change]) -> WriteReport {
         let ns_path = self.namespace_path(namespace);
         // With credentials, the namespace must be ours before anything is written into it.
@@ -193,10 +207,14 @@ impl ZkBackend {
                 ChangeKind::Delete => encoded.push(None),
             }
         }
+        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
+        if let Err(e) = self.check_nodes(self.history_chain(namespace, &names)).await {
+            return WriteReport::failed(e);
+        }
         if let Err(e) = self.ensure_history_namespace(namespace).await {
             return WriteReport::failed(e);
         }
-        let time = crate::history::now();
+        let time = crate::model::history::now();
         let mut report = WriteReport::default();
         let mut pending: Vec<usize> = (0..changes.len()).collect();
         for attempt in 1..=ATTEMPTS {
@@ -366,7 +384,7 @@ impl ZkBackend {
                     })
                     .await
                     .ok()
-                    .and_then(|(bytes, _)| crate::codec::parse_config(&bytes).ok());
+                    .and_then(|(bytes, _)| crate::model::codec::parse_config(&bytes).ok());
                 let last_after = match numbers.last() {
                     Some(n) => self.read_revision(namespace, &change.name, *n).await.and_then(|r| r.version_after),
                     None => None,
@@ -412,7 +430,7 @@ impl ZkBackend {
         let keep = options.keep.max(1);
         if all.len() > keep {
             let beyond: Vec<u64> = all[..all.len() - keep].to_vec();
-            let now = crate::history::now();
+            let now = crate::model::history::now();
             let mut dated: Vec<(u64, SystemTime)> = Vec::new();
             for n in &beyond {
                 let t = if options.by_age() {
@@ -441,7 +459,12 @@ impl ZkBackend {
         Ok(plan)
     }
 
-    async fn read_revision(&self, namespace: &str, config: &str, number: u64) -> Option<crate::history::Revision> {
+    async fn read_revision(
+        &self,
+        namespace: &str,
+        config: &str,
+        number: u64,
+    ) -> Option<crate::model::history::Revision> {
         let path = format!("{}/{}", self.history_path(namespace, config), revision_name(number));
         let (bytes, _) = self
             .call(|c, _| {
@@ -455,6 +478,7 @@ impl ZkBackend {
 
     /// Every revision of a configuration.
     pub(super) async fn read_history(&self, namespace: &str, config: &str) -> Result<History> {
+        self.check_nodes(self.history_chain(namespace, &[config])).await?;
         let path = self.history_path(namespace, config);
         let names = match self
             .call(|c, _| {
@@ -498,8 +522,63 @@ impl ZkBackend {
         Ok(history.sorted())
     }
 
+    /// [`Backend::rewrite_history`](crate::backend::Backend::rewrite_history): each revision znode
+    /// rewritten only if unchanged since it was read (its data version).
+    pub(super) async fn rewrite_records(
+        &self,
+        namespace: &str,
+        config: &str,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        self.check_nodes(self.history_chain(namespace, &[config])).await?;
+        let path = self.history_path(namespace, config);
+        let names = match self
+            .call(|c, _| {
+                let path = path.clone();
+                async move { c.list_children(&path).await }
+            })
+            .await
+        {
+            Ok(names) => names,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(self.map_error(e)),
+        };
+        let mut rewritten = Vec::new();
+        for number in names.iter().filter_map(|n| revision_number(n)) {
+            let child = format!("{path}/{}", revision_name(number));
+            let read = self
+                .call(|c, _| {
+                    let child = child.clone();
+                    async move { c.get_data(&child).await }
+                })
+                .await;
+            let (bytes, stat) = match read {
+                Ok(found) => found,
+                Err(zk::Error::NoNode) => continue,
+                Err(e) => return Err(self.map_error(e)),
+            };
+            let Some(record) = crate::model::history::rewritten_record(&bytes, rewrite) else { continue };
+            let bytes = serde_json::to_vec(&record)
+                .map_err(|e| Error::InvalidValue { location: self.location(&child), message: e.to_string() })?;
+            let written = self
+                .call(|c, _| {
+                    let (child, bytes) = (child.clone(), bytes.clone());
+                    async move { c.set_data(&child, &bytes, Some(stat.version)).await.map(drop) }
+                })
+                .await;
+            match written {
+                Ok(()) => rewritten.push(number),
+                Err(zk::Error::NoNode | zk::Error::BadVersion) => {}
+                Err(e) => return Err(self.map_error(e)),
+            }
+        }
+        rewritten.sort_unstable();
+        Ok(rewritten)
+    }
+
     /// The configurations of a namespace with a history.
     pub(super) async fn history_configurations(&self, namespace: &str) -> Result<Vec<String>> {
+        self.check_nodes(self.history_chain(namespace, &[])).await?;
         let path = format!("{}/{namespace}", self.history_base());
         match self
             .call(|c, _| {

@@ -55,19 +55,16 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use zookeeper_client as zk;
 
-pub(crate) use engine::ZkEngine;
 pub use options::{ZkAcl, ZkOptions};
 
 use super::kit::{chunk_ranges, join_ordered, parse_all, parse_all_with};
-use super::{
-    Applied, Backend, Capabilities, Change, ChangeKind, ChangeSet, Configuration, NamespaceData, Precondition, Stored,
-    Version, WriteReport,
-};
-use super::{Hint, Hints};
-use crate::codec::{describe_problem, parse_config};
-use crate::compact::{Compact, CompactNamespace, Keys};
-use crate::error::{ConfigId, Corruption, Error, Missing, Result};
-use crate::name::{ConfigName, NameKind, NameRule, NamespaceName};
+use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
+use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
+use crate::model::codec::{describe_problem, parse_config};
+use crate::model::compact::{Compact, CompactNamespace, Keys};
+use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
+use crate::model::name::{ConfigName, NameKind, NameRule, NamespaceName};
+use crate::model::version::{Configuration, NamespaceData, Stored, Version};
 use trust::Trust;
 
 /// Znodes read per read-only `multi`.
@@ -160,7 +157,7 @@ impl ZkBackend {
         };
         let trust = match (&options.username, &options.password) {
             (Some(user), Some(password)) if options.acl != ZkAcl::Open && !options.trust_foreign_acls => {
-                Some(Trust::new(user, password.expose()))
+                Some(Trust::new(user, password.expose(), &options.trusted))
             }
             _ => None,
         };
@@ -175,19 +172,43 @@ impl ZkBackend {
                 reconnecting: tokio::sync::Mutex::new(()),
             }),
         };
-        let base = backend.inner.base.clone();
-        backend
-            .call(|c, acls| {
-                let base = base.clone();
-                async move { c.mkdir(&base, &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await }
-            })
-            .await
-            .or_else(|e| if e == zk::Error::NodeExists { Ok(()) } else { Err(e) })
-            .map_err(|e| backend.map_error(e))?;
-        // Surfaces a wrong password now: the root is only readable by its creator.
-        backend.list_namespaces().await?;
-        backend.check_nodes(vec![base]).await?;
+        // Nothing is written: `[chroot]/confo` is made by the first namespace created, so an
+        // identity allowed only to read can connect. Reading it surfaces a wrong password now
+        // (the root is only readable by its creator). Its ACL is checked by what uses it
+        // (listing and creating namespaces), not here, so that `repair --fix-acls` can open a
+        // store whose nodes others may change.
+        backend.base_children().await?;
         Ok(backend)
+    }
+
+    /// The names under `[chroot]/confo` (none if it does not exist yet), unchecked.
+    async fn base_children(&self) -> Result<Vec<String>> {
+        let base = self.inner.base.clone();
+        let listed = self
+            .call(|c, _| {
+                let base = base.clone();
+                async move { c.list_children(&base).await }
+            })
+            .await;
+        match listed {
+            Ok(names) => Ok(names),
+            // No root yet: nothing was ever created (it is made by the first write).
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+
+    /// Makes `[chroot]/confo` (and the chroot) if it is absent, for the first namespace.
+    async fn make_base(&self) -> Result<()> {
+        let base = self.inner.base.clone();
+        self.call(|c, acls| {
+            let base = base.clone();
+            async move { c.mkdir(&base, &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await }
+        })
+        .await
+        .or_else(|e| if e == zk::Error::NodeExists { Ok(()) } else { Err(e) })
+        .map_err(|e| self.map_error(e))?;
+        self.check_nodes(vec![base]).await
     }
 
     /// With [`Inner::trust`]: the namespace node's ACL version if only we may change it, `None`
@@ -510,7 +531,7 @@ impl ZkBackend {
     }
 
     /// A configuration as the bytes of its znode: compact JSON, refused over the size limit.
-    fn encode(&self, path: &str, value: &super::Configuration) -> Result<Vec<u8>> {
+    fn encode(&self, path: &str, value: &crate::model::version::Configuration) -> Result<Vec<u8>> {
         let data = serde_json::to_vec(value)
             .map_err(|e| Error::InvalidValue { location: self.location(path), message: e.to_string() })?;
         let limit = self.max_value_bytes();
@@ -660,7 +681,7 @@ impl ZkBackend {
         let (children, acl) = tokio::join!(self.children(namespace), self.namespace_acl(namespace));
         let mut children = children?;
         let namespace_acl_changed = acl?.is_some_and(|v| v != 0);
-        children.retain(|c| crate::name::is_valid(c));
+        children.retain(|c| crate::model::name::is_valid(c));
         let ns_path = self.namespace_path(namespace);
         let reads = join_ordered(children.chunks(READ_BATCH).map(|batch| {
             let paths: Vec<String> = batch.iter().map(|c| format!("{ns_path}/{c}")).collect();
@@ -703,6 +724,158 @@ impl ZkBackend {
         Ok((read, to_check))
     }
 
+    /// [`Backend::check_acls`]: the root, every namespace and every configuration, their ACLs
+    /// read all at once; with `fix`, each node others may change gets the spec's ACL under a
+    /// precondition on the ACL's version (a node whose ACL changed meanwhile is reported, not
+    /// overwritten).
+    async fn acl_findings(&self, fix: bool) -> Result<Vec<super::AclFinding>> {
+        let Some(trust) = self.inner.trust.clone() else {
+            return Err(Error::spec(
+                Some("password"),
+                format!(
+                    "{}: checking ACLs needs credentials (zk://user:password@…) without foreign_acls=trust: \
+                     without them every node is world-open by design",
+                    self.inner.describe
+                ),
+            ));
+        };
+        let mut paths = vec![self.inner.base.clone()];
+        for namespace in self.base_children().await?.into_iter().filter(|n| crate::model::name::is_valid(n)) {
+            let ns_path = self.namespace_path(&namespace);
+            let children = match self.children(&namespace).await {
+                Ok(children) => children,
+                // Removed meanwhile.
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            paths.push(ns_path.clone());
+            paths.extend(children.iter().filter(|c| crate::model::name::is_valid(c)).map(|c| format!("{ns_path}/{c}")));
+        }
+        // confo's metadata trees: history down to each configuration's node, schemas.
+        let mut metadata = std::collections::HashSet::new();
+        for base in [self.history_base(), self.schemas_base()] {
+            metadata.insert(base.clone());
+            for child in self.list_or_empty(&base).await? {
+                let child = format!("{base}/{child}");
+                if base == self.history_base() {
+                    for config in self.list_or_empty(&child).await? {
+                        metadata.insert(format!("{child}/{config}"));
+                    }
+                }
+                metadata.insert(child);
+            }
+        }
+        let mut metadata_paths: Vec<String> = metadata.iter().cloned().collect();
+        metadata_paths.sort();
+        paths.extend(metadata_paths);
+        let read = join_ordered(paths.into_iter().map(|path| {
+            let this = self.clone();
+            async move {
+                let acl = this
+                    .call(|c, _| {
+                        let path = path.clone();
+                        async move { c.get_acl(&path).await }
+                    })
+                    .await;
+                (path, acl)
+            }
+        }))
+        .await;
+        let mut findings = Vec::new();
+        for (path, acl) in read {
+            let (acl, version) = match acl {
+                Ok((acls, stat)) if trust.others_may_change(&acls) => (trust.describe(&acls), Some(stat.aversion)),
+                Ok(_) | Err(zk::Error::NoNode) => continue,
+                // Not even readable by this identity: someone else's.
+                Err(zk::Error::NoAuth) => ("(not readable by this identity)".to_owned(), None),
+                Err(e) => return Err(self.map_error(e)),
+            };
+            let is_metadata = metadata.contains(&path);
+            // Below a metadata node removed already: gone with it.
+            if fix
+                && findings.iter().any(|f: &super::AclFinding| f.metadata && path.starts_with(&format!("{}/", f.path)))
+            {
+                continue;
+            }
+            findings.push(super::AclFinding { path, acl, fixed: None, metadata: is_metadata });
+            if let (true, true, Some(finding)) = (fix, is_metadata, findings.last_mut()) {
+                finding.fixed = Some(self.delete_tree(&finding.path).await);
+                continue;
+            }
+            if let (true, Some(finding)) = (fix, findings.last_mut()) {
+                finding.fixed = Some(match version {
+                    None => Err("this identity may not read or change its ACL".to_owned()),
+                    Some(version) => {
+                        let path = finding.path.clone();
+                        let set = self
+                            .call(|c, acls| {
+                                let path = path.clone();
+                                async move { c.set_acl(&path, &acls, Some(version)).await.map(drop) }
+                            })
+                            .await;
+                        match set {
+                            Ok(()) => Ok(()),
+                            Err(zk::Error::NoAuth) => {
+                                Err("this identity may not change its ACL (no ADMIN right)".into())
+                            }
+                            Err(zk::Error::BadVersion) => {
+                                Err("its ACL changed meanwhile; run the command again".into())
+                            }
+                            Err(zk::Error::NoNode) => Err("it was removed meanwhile".into()),
+                            Err(e) => return Err(self.map_error(e)),
+                        }
+                    }
+                });
+            }
+        }
+        Ok(findings)
+    }
+
+    /// The children of a node; none when it is not there.
+    async fn list_or_empty(&self, path: &str) -> Result<Vec<String>> {
+        let listed = self
+            .call(|c, _| {
+                let path = path.to_owned();
+                async move { c.list_children(&path).await }
+            })
+            .await;
+        match listed {
+            Ok(names) => Ok(names),
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(zk::Error::NoAuth) => Err(self.unreadable_acl(path)),
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+
+    /// Removes a node and everything below it (children first); why not, as a sentence.
+    async fn delete_tree(&self, root: &str) -> std::result::Result<(), String> {
+        let mut order = vec![root.to_owned()];
+        let mut at = 0;
+        while at < order.len() {
+            let children = self.list_or_empty(&order[at]).await.map_err(|e| e.to_string())?;
+            let parent = order[at].clone();
+            order.extend(children.into_iter().map(|c| format!("{parent}/{c}")));
+            at += 1;
+        }
+        for path in order.iter().rev() {
+            let deleted = self
+                .call(|c, _| {
+                    let path = path.clone();
+                    async move { c.delete(&path, None).await }
+                })
+                .await;
+            match deleted {
+                Ok(()) | Err(zk::Error::NoNode) => {}
+                Err(zk::Error::NoAuth) => return Err(format!("this identity may not remove {path}")),
+                Err(zk::Error::NotEmpty) => {
+                    return Err(format!("{path} got new children meanwhile; run the command again"))
+                }
+                Err(e) => return Err(self.map_error(e).to_string()),
+            }
+        }
+        Ok(())
+    }
+
     /// A configuration znode whose data is not a configuration: where it is, what is wrong.
     fn corrupt_node(&self, namespace: &str, name: &str, bad: (Option<(usize, usize)>, String)) -> Corruption {
         let location = self.location(&format!("{}/{name}", self.namespace_path(namespace)));
@@ -710,9 +883,10 @@ impl ZkBackend {
     }
 }
 
-/// A configuration znode's data, parsed: empty data reads as `{}`, as Python confo wrote it.
+/// A configuration znode's data, parsed: empty data, or only white space, reads as `{}`, as
+/// Python confo read it.
 fn parse_node(bytes: &[u8]) -> std::result::Result<Configuration, (Option<(usize, usize)>, String)> {
-    if bytes.is_empty() {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         Ok(Default::default())
     } else {
         parse_config(bytes)
@@ -728,6 +902,7 @@ impl Backend for ZkBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             notifies: true,
+            notifies_every_change: true,
             atomic_batch: WRITE_BATCH,
             atomic_batch_bytes: Some(WRITE_BATCH_BYTES),
             max_value_bytes: Some(self.max_value_bytes()),
@@ -753,15 +928,11 @@ impl Backend for ZkBackend {
 
     #[tracing::instrument(level = "debug", skip_all, fields(backend = %self.inner.describe))]
     async fn list_namespaces(&self) -> Result<Vec<String>> {
-        let base = self.inner.base.clone();
-        let mut names = self
-            .call(|c, _| {
-                let base = base.clone();
-                async move { c.list_children(&base).await }
-            })
-            .await
-            .map_err(|e| self.map_error(e))?;
-        names.retain(|n| crate::name::is_valid(n));
+        // (The root's ACL is asked at the same time.)
+        let (names, checked) = tokio::join!(self.base_children(), self.check_nodes(vec![self.inner.base.clone()]));
+        checked?;
+        let mut names = names?;
+        names.retain(|n| crate::model::name::is_valid(n));
         names.sort();
         Ok(names)
     }
@@ -770,12 +941,22 @@ impl Backend for ZkBackend {
     async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
         let namespace = namespace.as_str();
         let path = self.namespace_path(namespace);
-        let created = self
-            .call(|c, acls| {
+        let create = || {
+            self.call(|c, acls| {
                 let path = path.clone();
                 async move { c.create(&path, &[], &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acls))).await }
             })
-            .await;
+        };
+        // A root that others may change is not built on.
+        self.check_nodes(vec![self.inner.base.clone()]).await?;
+        let created = match create().await {
+            // The first namespace: the root goes first.
+            Err(zk::Error::NoNode) => {
+                self.make_base().await?;
+                create().await
+            }
+            other => other,
+        };
         match created {
             Ok(_) => Ok(true),
             Err(zk::Error::NodeExists) => {
@@ -840,11 +1021,9 @@ impl Backend for ZkBackend {
                 if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
                     self.check_nodes(vec![path.clone()]).await?;
                 }
-                let parsed = if bytes.is_empty() { Ok(Default::default()) } else { parse_config(&bytes) };
+                let parsed = parse_node(&bytes);
                 match parsed {
-                    Ok(map) => {
-                        Ok(Some(Stored { value: Arc::new(map), version: Version::number(i64::from(stat.version)) }))
-                    }
+                    Ok(map) => Ok(Some(Stored::new(map, Version::number(i64::from(stat.version))))),
                     Err(bad) => {
                         let corruption = Corruption { location: self.location(&path), problem: describe_problem(bad) };
                         Err(Error::Corrupt { corruptions: vec![corruption] })
@@ -870,7 +1049,7 @@ impl Backend for ZkBackend {
         for (name, parsed, version) in parsed {
             match parsed {
                 Ok(map) => {
-                    data.insert(name, Stored { value: Arc::new(map), version });
+                    data.insert(name, Stored::new(map, version));
                 }
                 Err(bad) => {
                     let corruption = self.corrupt_node(namespace, &name, bad);
@@ -906,7 +1085,7 @@ impl Backend for ZkBackend {
         Ok(out)
     }
 
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::history::History> {
+    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
         self.read_history(namespace.as_str(), name.as_str()).await
     }
 
@@ -914,8 +1093,21 @@ impl Backend for ZkBackend {
         self.history_configurations(namespace.as_str()).await
     }
 
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        self.rewrite_records(namespace.as_str(), name.as_str(), rewrite).await
+    }
+
     async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
         self.read_schema(namespace.as_str()).await
+    }
+
+    async fn check_acls(&self, fix: bool) -> Result<Vec<super::AclFinding>> {
+        self.acl_findings(fix).await
     }
 
     async fn put_schema_document(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result, SpecProblem};
 use crate::options::{decode, parse_host_port, Credentials, Secret};
 use crate::spec::BackendKind;
 
@@ -43,6 +43,10 @@ pub struct ZkOptions {
     /// With credentials, use nodes whose ACL lets other identities change them (`false` by
     /// default: such nodes are refused as [`Error::Insecure`]). `foreign_acls=trust` in a URL.
     pub trust_foreign_acls: bool,
+    /// Other identities whose nodes are trusted as this one's own (a reader trusting the
+    /// writers): ZooKeeper ids `digest:USER:HASH`, as `getAcl` shows them. `trusted=…` in a
+    /// URL (comma-separated), `zookeeper_trusted` in credentials.
+    pub trusted: Vec<String>,
     /// The session timeout asked of the server.
     pub session_timeout: Duration,
     /// How long connecting may take.
@@ -51,7 +55,7 @@ pub struct ZkOptions {
     /// default) with room for the request around it.
     pub max_value_bytes: usize,
     /// History (`history=off`, `history_keep=N`, `history_max_age=30d`).
-    pub history: crate::history::HistoryOptions,
+    pub history: crate::model::history::HistoryOptions,
 }
 
 impl ZkOptions {
@@ -64,10 +68,11 @@ impl ZkOptions {
             password: None,
             acl: ZkAcl::Open,
             trust_foreign_acls: false,
+            trusted: Vec::new(),
             session_timeout: Duration::from_secs(6),
             connect_timeout: Duration::from_secs(3),
             max_value_bytes: 1_000_000,
-            history: crate::history::HistoryOptions::default(),
+            history: crate::model::history::HistoryOptions::default(),
         }
     }
 
@@ -101,17 +106,18 @@ impl ZkOptions {
             match key {
                 "acl" => options.acl = parse_acl(value)?,
                 "foreign_acls" => options.trust_foreign_acls = parse_foreign_acls(value)?,
+                "trusted" => options.trusted = parse_trusted("trusted", &decode(value)?)?,
                 "session_timeout_ms" => {
                     let ms: u64 =
                         value.parse().map_err(|_| Error::spec(Some("session_timeout_ms"), "must be milliseconds"))?;
                     options.session_timeout = Duration::from_millis(ms);
                 }
                 other => {
-                    if !options.history.set(other, value)? {
+                    if !crate::options::set_history_option(&mut options.history, other, value)? {
                         return Err(Error::spec(
                             Some(other),
-                            "unknown option; known: acl, foreign_acls, session_timeout_ms, history, history_keep, \
-                             history_max_age",
+                            "unknown option; known: acl, foreign_acls, trusted, session_timeout_ms, history, \
+                             history_keep, history_max_age",
                         ));
                     }
                 }
@@ -128,7 +134,9 @@ impl ZkOptions {
     pub fn from_credentials(credentials: &Value) -> Result<Self> {
         let mut creds = Credentials::new(BackendKind::ZOOKEEPER, credentials)?;
         let hosts_text = creds.required_str("zookeeper_host")?;
-        let port = creds.port("zookeeper_port")?.ok_or_else(|| Error::spec(Some("zookeeper_port"), "missing"))?;
+        let port = creds
+            .port("zookeeper_port")?
+            .ok_or_else(|| Error::spec_problem(SpecProblem::Missing, Some("zookeeper_port"), "missing"))?;
         let hosts = hosts_text
             .split(',')
             .map(|h| {
@@ -150,8 +158,20 @@ impl ZkOptions {
                 options.acl = ZkAcl::CreatorAll;
             }
             (None, None) => {}
-            (Some(_), None) => return Err(Error::spec(Some("zookeeper_passwd"), "missing: zookeeper_user needs it")),
-            (None, Some(_)) => return Err(Error::spec(Some("zookeeper_user"), "missing: zookeeper_passwd needs it")),
+            (Some(_), None) => {
+                return Err(Error::spec_problem(
+                    SpecProblem::Missing,
+                    Some("zookeeper_passwd"),
+                    "missing: zookeeper_user needs it",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::spec_problem(
+                    SpecProblem::Missing,
+                    Some("zookeeper_user"),
+                    "missing: zookeeper_passwd needs it",
+                ))
+            }
         }
         if let Some(chroot) = creds.optional_str("zookeeper_chroot")? {
             options.chroot = normalize_chroot(chroot)?;
@@ -164,7 +184,10 @@ impl ZkOptions {
             options.acl = parse_acl(acl)
                 .map_err(|_| Error::spec(Some("zookeeper_acl"), "must be creator, world-read or open"))?;
         }
-        options.history = crate::history::HistoryOptions::from_credentials(&mut creds)?;
+        if let Some(trusted) = creds.optional_str("zookeeper_trusted")? {
+            options.trusted = parse_trusted("zookeeper_trusted", trusted)?;
+        }
+        options.history = crate::options::history_from_credentials(&mut creds)?;
         creds.finish()?;
         options.check()?;
         Ok(options)
@@ -173,6 +196,9 @@ impl ZkOptions {
     fn check(&self) -> Result<()> {
         if self.acl != ZkAcl::Open && self.username.is_none() {
             return Err(Error::spec(Some("acl"), "creator ACLs need credentials (user:password@)"));
+        }
+        if !self.trusted.is_empty() && self.username.is_none() {
+            return Err(Error::spec(Some("trusted"), "trusting other identities needs credentials (user:password@)"));
         }
         Ok(())
     }
@@ -215,6 +241,38 @@ fn parse_acl(value: &str) -> Result<ZkAcl> {
         "open" => Ok(ZkAcl::Open),
         _ => Err(Error::spec(Some("acl"), "must be creator, world-read or open")),
     }
+}
+
+/// `digest:USER[:HASH][,…]`: the writers' ZooKeeper ids. A reader sees only the user name of a
+/// digest ACL (ZooKeeper masks the hash for a client without the ADMIN right), so the hash,
+/// when given, is compared only where it is shown.
+fn parse_trusted(key: &str, value: &str) -> Result<Vec<String>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|id| {
+            let rest = id.strip_prefix("digest:");
+            let valid = rest.is_some_and(|rest| match rest.split_once(':') {
+                Some((user, hash)) => {
+                    !user.is_empty()
+                        && hash.len() == 28
+                        && hash.ends_with('=')
+                        && hash.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+                }
+                None => !rest.is_empty(),
+            });
+            if valid {
+                Ok(id.to_owned())
+            } else {
+                Err(Error::spec(
+                    Some(key),
+                    "each entry must be a ZooKeeper digest identity, digest:USER or digest:USER:HASH (HASH as \
+                     getAcl shows it: base64(sha1(USER:PASSWORD)))",
+                ))
+            }
+        })
+        .collect()
 }
 
 fn parse_foreign_acls(value: &str) -> Result<bool> {
@@ -271,6 +329,7 @@ impl fmt::Debug for ZkOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("acl", &self.acl)
             .field("trust_foreign_acls", &self.trust_foreign_acls)
+            .field("trusted", &self.trusted.len())
             .field("session_timeout", &self.session_timeout)
             .finish_non_exhaustive()
     }

@@ -6,14 +6,15 @@
 use zookeeper_client as zk;
 
 use super::{zk_version, ZkBackend};
-use crate::backend::{Precondition, Version};
-use crate::error::{Error, Result};
+use crate::model::change::Precondition;
+use crate::model::error::{Error, Result};
+use crate::model::version::Version;
 
 /// How often a write without a precondition is tried again after racing another writer.
 const ATTEMPTS: usize = 10;
 
 impl ZkBackend {
-    fn schemas_base(&self) -> String {
+    pub(super) fn schemas_base(&self) -> String {
         format!("{}/confo-schemas", self.inner.options.chroot.as_deref().unwrap_or(""))
     }
 
@@ -21,7 +22,14 @@ impl ZkBackend {
         format!("{}/{namespace}", self.schemas_base())
     }
 
+    /// The schema nodes a read or write of a namespace's schemas goes through; with
+    /// credentials each must be ours (a squatted document would decide what may be written).
+    pub(super) fn schema_chain(&self, namespace: &str) -> Vec<String> {
+        vec![self.schemas_base(), self.schema_path(namespace)]
+    }
+
     pub(super) async fn read_schema(&self, namespace: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        self.check_nodes(self.schema_chain(namespace)).await?;
         let path = self.schema_path(namespace);
         let found = self
             .call(|c, _| {
@@ -43,6 +51,7 @@ impl ZkBackend {
         document: Option<Vec<u8>>,
         precondition: &Precondition,
     ) -> Result<Option<Version>> {
+        self.check_nodes(self.schema_chain(namespace)).await?;
         let path = self.schema_path(namespace);
         let conflict = || Error::conflict(self.location(&path), None);
         let Some(data) = document else {

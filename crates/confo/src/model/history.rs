@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::backend::Configuration;
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
+use crate::model::version::Configuration;
 
 /// What a revision did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,7 +158,7 @@ pub struct History {
     /// The readable revisions, newest first.
     pub revisions: Vec<Revision>,
     /// Records that are not readable revisions.
-    pub corrupt: Vec<crate::error::Corruption>,
+    pub corrupt: Vec<crate::model::error::Corruption>,
 }
 
 impl History {
@@ -211,54 +211,6 @@ impl HistoryOptions {
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
         self
-    }
-
-    /// Reads `history`, `history_keep` and `history_max_age` from a credentials dictionary.
-    pub(crate) fn from_credentials(creds: &mut crate::options::Credentials<'_>) -> Result<Self> {
-        let mut options = HistoryOptions::default();
-        match creds.get("history") {
-            None | Some(Value::Null) => {}
-            Some(Value::Bool(enabled)) => options.enabled = *enabled,
-            Some(Value::String(text)) => {
-                options.set("history", text)?;
-            }
-            Some(_) => return Err(Error::spec(Some("history"), "must be on or off (or true or false)")),
-        }
-        if let Some(keep) = creds.optional_u32("history_keep")? {
-            options.set("history_keep", &keep.to_string())?;
-        }
-        if let Some(age) = creds.optional_str("history_max_age")? {
-            options.set("history_max_age", age)?;
-        }
-        Ok(options)
-    }
-
-    /// Applies one URL query option; `Ok(false)` if `key` is not a history option.
-    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool> {
-        match key {
-            "history" => {
-                self.enabled = match value {
-                    "on" => true,
-                    "off" => false,
-                    other => crate::options::parse_bool(other)
-                        .ok_or_else(|| Error::spec(Some("history"), "must be on or off"))?,
-                }
-            }
-            "history_keep" => {
-                self.keep = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| Error::spec(Some("history_keep"), "must be a whole number of at least 1"))?;
-            }
-            "history_max_age" => {
-                self.max_age = Some(parse_duration(value).ok_or_else(|| {
-                    Error::spec(Some("history_max_age"), "must be a duration such as 90d, 12h, 30m or 45s")
-                })?);
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
     }
 
     /// The query options that differ from the defaults, for a spec's `Display`
@@ -342,9 +294,9 @@ static OUTSIDE: std::sync::LazyLock<Author> = std::sync::LazyLock::new(|| Author
 
 /// The operation a change records: a put is a rollback when it restores a revision, else a
 /// change of what existed or a creation; a delete is a deletion.
-pub(crate) fn operation_of(change: &crate::backend::Change, existed: bool) -> Operation {
+pub(crate) fn operation_of(change: &crate::model::change::Change, existed: bool) -> Operation {
     match (&change.kind, change.restores, existed) {
-        (crate::backend::ChangeKind::Delete, _, _) => Operation::Delete,
+        (crate::model::change::ChangeKind::Delete, _, _) => Operation::Delete,
         (_, Some(_), _) => Operation::Rollback,
         (_, None, true) => Operation::Change,
         (_, None, false) => Operation::Create,
@@ -388,16 +340,7 @@ impl Record<'_> {
         Ok(bytes)
     }
 
-    /// Who, when and why, as the start of a JSON object (`{"time":…,…` without its closing
-    /// brace): what a Redis script completes.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn encode_meta_prefix(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec(&Value::Object(self.meta())).unwrap_or_else(|_| b"{}".to_vec());
-        bytes.pop();
-        bytes
-    }
-
-    fn meta(&self) -> Map<String, Value> {
+    pub(crate) fn meta(&self) -> Map<String, Value> {
         let mut map = Map::new();
         map.insert("time".into(), Value::from(format_time(self.time)));
         map.insert("actor".into(), Value::from(self.author.actor.clone()));
@@ -408,6 +351,22 @@ impl Record<'_> {
     }
 }
 
+/// What [`crate::backend::Backend::rewrite_history`] is given: a change to a revision's value, and
+/// whether it made one.
+pub type Rewrite = dyn for<'c> Fn(&'c mut Configuration) -> bool + Send + Sync;
+
+/// A stored record (the JSON object every engine keeps) with its value changed by `rewrite`,
+/// ready to be written back; `None` when it is not a readable record, or `rewrite` changed
+/// nothing.
+pub(crate) fn rewritten_record(bytes: &[u8], rewrite: &Rewrite) -> Option<Map<String, Value>> {
+    let Ok(Value::Object(mut record)) = crate::model::json::from_slice_nested::<Value>(bytes, 1) else { return None };
+    let changed = match record.get_mut("value") {
+        Some(Value::Object(value)) => rewrite(value),
+        _ => false,
+    };
+    changed.then_some(record)
+}
+
 /// A stored record read back. `number` is the number the engine keeps it under (a Redis
 /// stream id, a file or key name), used when the record does not say; `location` names it in
 /// the corruption a bad record becomes.
@@ -415,12 +374,21 @@ pub(crate) fn decode_record(
     bytes: &[u8],
     number: Option<u64>,
     location: impl Fn() -> String,
-) -> std::result::Result<Revision, crate::error::Corruption> {
-    match crate::codec::parse_config(bytes) {
-        Ok(map) => record_from_map(map, number, location),
-        Err(problem) => Err(crate::error::Corruption {
+) -> std::result::Result<Revision, crate::model::error::Corruption> {
+    // A record wraps the value in one level of its own: a value as deep as a write accepts
+    // reads back.
+    match crate::model::json::from_slice_nested::<Value>(bytes, 1) {
+        Ok(Value::Object(map)) => record_from_map(map, number, location),
+        Ok(other) => Err(crate::model::error::Corruption {
             location: location(),
-            problem: format!("not a history record: {}", crate::codec::describe_problem(problem)),
+            problem: format!(
+                "not a history record: top level is {}, not a JSON object",
+                crate::model::codec::json_kind(&other)
+            ),
+        }),
+        Err(problem) => Err(crate::model::error::Corruption {
+            location: location(),
+            problem: format!("not a history record: {problem}"),
         }),
     }
 }
@@ -430,8 +398,8 @@ pub(crate) fn record_from_map(
     mut map: Map<String, Value>,
     number: Option<u64>,
     location: impl Fn() -> String,
-) -> std::result::Result<Revision, crate::error::Corruption> {
-    let bad = |problem: String| crate::error::Corruption { location: location(), problem };
+) -> std::result::Result<Revision, crate::model::error::Corruption> {
+    let bad = |problem: String| crate::model::error::Corruption { location: location(), problem };
     let text = |map: &Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
     let number = map.get("n").and_then(Value::as_u64).or(number).ok_or_else(|| bad("no revision number".into()))?;
     let operation =

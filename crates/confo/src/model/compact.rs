@@ -20,10 +20,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 
-use crate::backend::cache::SnapshotInfo;
-use crate::backend::kit::map_on_threads;
-use crate::backend::{Configuration, CorruptEntry, NamespaceData, Version};
-use crate::error::Corruption;
+use crate::model::error::Corruption;
+use crate::model::threads::map_on_threads;
+use crate::model::version::{Configuration, CorruptEntry, NamespaceData, SnapshotInfo, Version};
 
 /// Longest text kept inside a node instead of in an allocation of its own.
 const INLINE: usize = 22;
@@ -34,7 +33,7 @@ const INLINE: usize = 22;
 #[derive(Clone)]
 pub struct Compact {
     fields: Box<[(Arc<str>, Node)]>,
-    /// Whether it holds a sealed secret anywhere ([`crate::secrets::has_sealed`], asked once).
+    /// Whether it holds a sealed secret anywhere ([`crate::model::sealed::has_sealed`], asked once).
     sealed: bool,
 }
 
@@ -124,7 +123,7 @@ impl Compact {
             .enumerate()
             .map(|(position, (key, value))| (keys.at(position, key), Node::new(value, keys)))
             .collect();
-        Compact { fields, sealed: crate::secrets::has_sealed(configuration) }
+        Compact { fields, sealed: crate::model::sealed::has_sealed(configuration) }
     }
 
     /// Its fields in order, to read without building `serde_json` values (a converter to
@@ -166,7 +165,7 @@ impl Compact {
 }
 
 /// A namespace as read, each configuration in compact form: what
-/// [`Backend::load_compact`](crate::Backend::load_compact) returns, and what the session caches.
+/// [`Backend::load_compact`](crate::backend::Backend::load_compact) returns, and what the session caches.
 #[derive(Debug, Default)]
 pub struct CompactNamespace {
     /// The readable configurations: name, content, version in the store (in no set order).
@@ -214,7 +213,7 @@ impl From<NamespaceData> for CompactNamespace {
 
 /// A configuration as read, made compact (its field names shared through `keys`), and its
 /// version.
-pub(crate) fn compact_stored(stored: &crate::Stored, keys: &mut Keys) -> (Arc<Compact>, Version) {
+pub(crate) fn compact_stored(stored: &crate::model::version::Stored, keys: &mut Keys) -> (Arc<Compact>, Version) {
     (Arc::new(Compact::new(&stored.value, keys)), stored.version.clone())
 }
 
@@ -383,7 +382,7 @@ mod tests {
             "huge": 1e400, "t": true, "f": false, "short": "abc", "exactly22": "0123456789012345678901",
             "longer": "01234567890123456789012", "unicode": "é\u0000\"\\", "list": [1, "x", [], {}, {"b": 2, "a": 1}],
             "nested": {"k": {"k": [null]}}, "": "empty key"}"#;
-        let original = map(crate::json::parse(text, "test").unwrap());
+        let original = map(crate::model::json::parse(text, "test").unwrap());
         let compact = Compact::new(&original, &mut Keys::default());
         let back = compact.to_configuration();
         assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&original).unwrap());

@@ -18,39 +18,98 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// How deeply JSON may nest: arrays and objects within each other, a configuration's own object
-/// counting as the first level. serde_json reads no deeper, so confo writes no deeper either.
+/// counting as the first level. serde_json reads no deeper by default, so confo writes no
+/// deeper either.
 pub const MAX_DEPTH: usize = 127;
+
+/// How deeply an exported document may nest: `{"<ns>": {"<config>": …}}` around values as
+/// deep as a write accepts. Every stored copy is read with the write limit plus its own
+/// wrapper's levels, so whatever a write accepts reads back (history records one more, export
+/// documents two, snapshots three).
+pub const DOCUMENT_DEPTH: usize = MAX_DEPTH + 2;
 
 /// Parses JSON text strictly; `what` names the input in the error (`--json`, `backup.json`).
 ///
 /// ```
-/// let err = confo::json::parse(r#"{"port": 1, "port": 2}"#, "--json").unwrap_err();
+/// let err = confo::model::json::parse(r#"{"port": 1, "port": 2}"#, "--json").unwrap_err();
 /// assert!(err.to_string().contains("duplicate key \"port\""));
-/// let value = confo::json::parse(r#"{"id": 123456789012345678901234567890}"#, "--json")?;
+/// let value = confo::model::json::parse(r#"{"id": 123456789012345678901234567890}"#, "--json")?;
 /// assert_eq!(value["id"].to_string(), "123456789012345678901234567890");
 /// # Ok::<(), confo::Error>(())
 /// ```
 pub fn parse(text: &str, what: &str) -> Result<Value> {
-    let invalid = |e: serde_json::Error| {
-        let message = e.to_string();
-        let message = if message.starts_with("recursion limit exceeded") {
-            message.replacen(
-                "recursion limit exceeded",
-                &format!("nested more than {MAX_DEPTH} levels deep (the most confo accepts)"),
-                1,
-            )
-        } else {
-            message
-        };
-        Error::InvalidValue { location: what.to_owned(), message: format!("not valid JSON: {message}") }
+    parse_within(text, what, MAX_DEPTH)
+}
+
+/// [`parse`] of a text that may nest `limit` levels (an export document: [`DOCUMENT_DEPTH`]).
+/// The depth is measured before parsing, so deeper input is refused by name.
+pub fn parse_within(text: &str, what: &str, limit: usize) -> Result<Value> {
+    let invalid = |message: String| Error::InvalidValue {
+        location: what.to_owned(),
+        message: format!("not valid JSON: {message}"),
     };
-    let value: Value = serde_json::from_str(text).map_err(invalid)?;
+    if text_depth(text.as_bytes()) > limit {
+        return Err(invalid(format!("nested more than {limit} levels deep (the most confo accepts)")));
+    }
+    let value: Value = from_slice_unbounded(text.as_bytes()).map_err(|e| invalid(e.to_string()))?;
     // A second, allocation-light pass over valid JSON: every object's keys must be distinct.
-    serde_json::from_str::<UniqueKeys>(text).map_err(invalid)?;
+    from_slice_unbounded::<UniqueKeys>(text.as_bytes()).map_err(|e| invalid(e.to_string()))?;
     Ok(value)
+}
+
+/// How deeply JSON text nests (arrays and objects within each other), measured without parsing
+/// (brackets inside strings do not count): what [`parse_within`] checks first. Text that is not
+/// JSON gets a number too; the parser then says what is wrong with it.
+pub fn text_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in bytes {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Parses text whose depth was measured ([`text_depth`]) without serde_json's own recursion
+/// limit (128), which would refuse a stored copy around a value at the write limit.
+fn from_slice_unbounded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    deserializer.disable_recursion_limit();
+    let value = T::deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Parses a stored copy of values (a history record, a snapshot) that wraps them in `extra`
+/// levels of its own: what the write limit allows inside them reads back; anything deeper is
+/// refused before parsing.
+pub(crate) fn from_slice_nested<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    extra: usize,
+) -> std::result::Result<T, String> {
+    let limit = MAX_DEPTH + extra;
+    if text_depth(bytes) > limit {
+        return Err(format!("nested more than {limit} levels deep"));
+    }
+    from_slice_unbounded(bytes).map_err(|e| e.to_string())
 }
 
 /// How deeply a value nests (a scalar is 0, `{}` and `[]` are 1). Iterative, so any value can
@@ -68,6 +127,11 @@ pub fn depth(value: &Value) -> usize {
         stack.extend(children.map(|child| (child, level + 1)));
     }
     deepest
+}
+
+/// How deeply a configuration nests, its own object the first level (`{}` is 1).
+pub fn object_depth(object: &serde_json::Map<String, Value>) -> usize {
+    object.values().map(depth).max().unwrap_or(0) + 1
 }
 
 /// Walks a JSON document and fails on the first object that repeats a key.
@@ -126,7 +190,7 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
 
 /// `an array`, `a string`, …: what kind of JSON value this is, for messages.
 pub fn kind(value: &Value) -> &'static str {
-    crate::codec::json_kind(value)
+    crate::model::codec::json_kind(value)
 }
 
 #[cfg(test)]
@@ -140,6 +204,22 @@ mod tests {
             assert!(err.contains("duplicate key") && err.contains("line 1"), "{err}");
         }
         parse(r#"{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}"#, "input").expect("same key in different objects");
+    }
+
+    #[test]
+    fn text_depth_skips_strings_and_escapes() {
+        assert_eq!(text_depth(br#"{"a": "[[[{{", "b": [1, {"c": "\\"]"}]}"#), 3);
+        assert_eq!(text_depth(b"5"), 0);
+        assert_eq!(text_depth(b"[]"), 1);
+        let deep = format!("{{\"v\": {}{}}}", "[".repeat(126), "]".repeat(126));
+        assert_eq!(text_depth(deep.as_bytes()), MAX_DEPTH);
+        // Wrapped once more, as a history record wraps it: refused by the default parser,
+        // read with the wrapper's level allowed.
+        let record = format!("{{\"value\": {deep}}}");
+        assert!(serde_json::from_str::<Value>(&record).is_err());
+        assert!(from_slice_nested::<Value>(record.as_bytes(), 1).is_ok());
+        assert!(from_slice_nested::<Value>(record.as_bytes(), 0).is_err());
+        assert!(parse_within(&record, "doc", DOCUMENT_DEPTH).is_ok());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The JSON codec every engine shares: a stored value parsed as a configuration, the words for
 //! what is wrong with one, and a configuration's encoded size.
 
-use crate::backend::Configuration;
+use crate::model::version::Configuration;
 
 /// Parses a stored configuration: a JSON object. On failure: (line, column) when known, and
 /// what is wrong.
@@ -20,7 +20,7 @@ pub(crate) fn parse_config(bytes: &[u8]) -> std::result::Result<Configuration, (
 
 /// A [`parse_config`] failure as one phrase for a message about a stored value in a store
 /// that is not a file: the problem, and where in the value when known (" at line L column C").
-#[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) fn describe_problem((position, problem): (Option<(usize, usize)>, String)) -> String {
     match position {
         Some((line, column)) => format!("{problem} at line {line} column {column}"),

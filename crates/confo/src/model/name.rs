@@ -2,7 +2,7 @@
 //!
 //! The rules live here and only here. Every backend calls [`validate`] before it writes; a
 //! backend with rules of its own (Redis's key layout, for one) adds them through
-//! [`crate::Backend::check_name`], which runs after these.
+//! [`crate::backend::Backend::check_name`], which runs after these.
 //!
 //! | rule | why |
 //! | --- | --- |
@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Longest accepted namespace or configuration name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -107,9 +107,9 @@ macro_rules! checked_name {
 
 checked_name! {
     /// A namespace name that passed the shared rules and a backend's own: made once, at the
-    /// edge ([`BackendExt::namespace`](crate::BackendExt::namespace), or the string-taking
+    /// edge ([`BackendExt::namespace`](crate::backend::BackendExt::namespace), or the string-taking
     /// methods of `BackendExt`, `Store` and `Confo`), and passed to the engine through the
-    /// [`Backend`](crate::Backend) trait, so no engine checks names by hand.
+    /// [`Backend`](crate::backend::Backend) trait, so no engine checks names by hand.
     NamespaceName
 }
 
@@ -143,6 +143,26 @@ pub enum NameRule {
         /// The character.
         ch: char,
     },
+    /// A new name contains a character that is not displayed (Unicode's
+    /// Default_Ignorable_Code_Point: zero-width spaces and joiners, the soft hyphen, the Hangul
+    /// filler, tag characters…) or a line or paragraph separator: two names that look the same
+    /// would be two names.
+    Invisible {
+        /// The character.
+        ch: char,
+    },
+    /// A new name is not in Unicode's NFC form (`café` written with a combining accent): its
+    /// NFC form is the name to use.
+    NotNfc {
+        /// The name in NFC.
+        nfc: String,
+    },
+    /// A new namespace name is canonically equal to an existing one (the same text in another
+    /// Unicode form).
+    CanonicallyEqual {
+        /// The existing name.
+        existing: String,
+    },
     /// A rule of one backend's layout.
     Backend {
         /// The backend (`redis`).
@@ -168,6 +188,17 @@ impl fmt::Display for NameRule {
                 "must not contain the bidirectional control U+{:04X} (it makes a name display as another)",
                 u32::from(*ch)
             ),
+            NameRule::Invisible { ch } => write!(
+                f,
+                "must not contain U+{:04X}, which is not displayed (two names would look the same)",
+                u32::from(*ch)
+            ),
+            NameRule::NotNfc { nfc } => {
+                write!(f, "is not in Unicode's NFC form (the same text in NFC is {nfc:?}: use that)")
+            }
+            NameRule::CanonicallyEqual { existing } => {
+                write!(f, "is the same text as the existing {existing:?} in another Unicode form")
+            }
             NameRule::Backend { backend, rule } => write!(f, "{backend}: {rule}"),
         }
     }
@@ -176,7 +207,7 @@ impl fmt::Display for NameRule {
 /// Checks a namespace, configuration or backend name against the rules every backend shares.
 ///
 /// ```
-/// use confo::name::{validate, NameKind};
+/// use confo::model::name::{validate, NameKind};
 /// assert!(validate(NameKind::Configuration, "app.prod").is_ok());
 /// assert!(validate(NameKind::Namespace, "../etc").is_err());
 /// ```
@@ -188,22 +219,45 @@ pub fn validate(kind: NameKind, name: &str) -> Result<()> {
 /// no bidirectional control characters.
 ///
 /// ```
-/// use confo::name::{validate_new, NameKind};
+/// use confo::model::name::{validate_new, NameKind};
 /// assert!(validate_new(NameKind::Configuration, "invoice\u{202E}gpj.exe").is_err());
 /// assert!(validate_new(NameKind::Configuration, "invoice.pdf").is_ok());
 /// ```
 pub fn validate_new(kind: NameKind, name: &str) -> Result<()> {
     validate(kind, name)?;
-    match name.chars().find(|&c| is_bidi_control(c)) {
-        Some(ch) => Err(Error::InvalidName { name: name.to_owned(), kind, rule: NameRule::Bidirectional { ch } }),
-        None => Ok(()),
+    let refuse = |rule| Err(Error::InvalidName { name: name.to_owned(), kind, rule });
+    if let Some(ch) = name.chars().find(|&c| is_bidi_control(c)) {
+        return refuse(NameRule::Bidirectional { ch });
     }
+    if let Some(ch) = name.chars().find(|&c| is_invisible(c)) {
+        return refuse(NameRule::Invisible { ch });
+    }
+    let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc();
+    if !nfc.is_normalized(name) {
+        return refuse(NameRule::NotNfc { nfc: nfc.normalize(name).into_owned() });
+    }
+    Ok(())
 }
 
-/// True for the characters that reorder how text around them is displayed: the embeddings and
-/// overrides U+202A-202E and the isolates U+2066-2069.
+/// `name` in Unicode's NFC form: two names canonically equal have the same.
+pub fn nfc(name: &str) -> std::borrow::Cow<'_, str> {
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(name)
+}
+
+/// True for the characters that change how text around them is displayed (Unicode's
+/// Bidi_Control: the embeddings and overrides U+202A-202E, the isolates U+2066-2069, the marks
+/// U+200E, U+200F and U+061C).
 pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    icu_properties::CodePointSetData::new::<icu_properties::props::BidiControl>().contains(c)
+}
+
+/// True for the characters that are not displayed (Unicode's Default_Ignorable_Code_Point:
+/// zero-width spaces and joiners, U+2060, U+FEFF, the soft hyphen, the Hangul filler, the
+/// Mongolian vowel separator, tag characters…) and the line and paragraph separators
+/// U+2028 and U+2029.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
+        || icu_properties::CodePointSetData::new::<icu_properties::props::DefaultIgnorableCodePoint>().contains(c)
 }
 
 /// The first shared rule `name` breaks, if any.
@@ -264,6 +318,39 @@ mod tests {
             }
         }
         validate_new(NameKind::Namespace, "שלום-עולם").expect("right-to-left letters are fine");
+    }
+
+    #[test]
+    fn new_names_refuse_invisible_characters_and_other_unicode_forms() {
+        for ch in [
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2028}',
+            '\u{3164}',
+            '\u{180E}',
+            '\u{E0041}',
+        ] {
+            let name = format!("pay{ch}ments");
+            validate(NameKind::Namespace, &name).expect("an existing name stays readable");
+            let err = validate_new(NameKind::Namespace, &name).expect_err(&format!("U+{:04X}", u32::from(ch)));
+            assert!(err.to_string().contains(&format!("U+{:04X}", u32::from(ch))), "{err}");
+        }
+        let decomposed = "cafe\u{301}";
+        validate(NameKind::Configuration, decomposed).expect("readable");
+        match validate_new(NameKind::Configuration, decomposed) {
+            Err(Error::InvalidName { rule: NameRule::NotNfc { nfc }, .. }) => assert_eq!(nfc, "caf\u{e9}"),
+            other => panic!("{other:?}"),
+        }
+        validate_new(NameKind::Configuration, "caf\u{e9}").expect("NFC is fine");
+        for fine in ["sales", "ünïcödé", "שלום-עולם", "日本語", "emoji-🎉", "a b"] {
+            validate_new(NameKind::Namespace, fine).expect(fine);
+        }
     }
 
     #[test]

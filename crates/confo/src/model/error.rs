@@ -5,10 +5,42 @@
 
 use std::fmt;
 
-use crate::name::{NameKind, NameRule};
+use crate::model::name::{NameKind, NameRule};
 
 /// `Result` with confo's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What is wrong with the part of a backend spec that [`Error::InvalidSpec`] names: callers
+/// branch on this, never on the message (Python raises `KeyError` for [`SpecProblem::Missing`],
+/// lenient credentials leave out what is [`SpecProblem::Unknown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpecProblem {
+    /// A key or URL part the engine needs is not given (or needs another that is not).
+    Missing,
+    /// A key the engine does not know (a typo, or another engine's key).
+    Unknown,
+    /// A path that must be a folder is something else (a file).
+    NotAFolder,
+    /// A value given that cannot be used.
+    Invalid,
+}
+
+/// What an outage was, as far as confo can tell ([`Error::Unavailable`]): callers branch on
+/// it (to retry, to settle a write whose answer was lost), never on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outage {
+    /// Nothing accepted the connection (it was refused): nothing of the request reached the
+    /// store, so a write's outcome is known (not written), and sending it again is safe.
+    NotReached,
+    /// The address answered, but not as this engine (another protocol, TLS on one side only):
+    /// trying again cannot help.
+    Mismatch,
+    /// Anything else (a lost connection, no answer in time, too few replicas): a write's
+    /// outcome may be unknown; trying again later may help.
+    Other,
+}
 
 /// What kind of thing was not found (or already exists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +279,9 @@ pub enum Error {
     InvalidSpec {
         /// The credentials key or URL part at fault, when there is one.
         key: Option<String>,
-        /// What is wrong and how to fix it. Never contains a secret.
+        /// What is wrong with it, for callers to branch on.
+        problem: SpecProblem,
+        /// What is wrong and how to fix it, in words. Never contains a secret.
         message: String,
     },
 
@@ -338,6 +372,8 @@ pub enum Error {
         backend: String,
         /// What happened.
         message: String,
+        /// What kind of outage it was, for callers to branch on.
+        outage: Outage,
         /// The driver's own error, when there is one.
         #[source]
         source: Option<DriverError>,
@@ -382,7 +418,7 @@ pub enum Error {
     #[error("{} schema violation{}: {}", violations.len(), if violations.len() == 1 { "" } else { "s" }, violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     SchemaViolation {
         /// Every violation of every configuration of the batch.
-        violations: Vec<crate::schema::Violation>,
+        violations: Vec<Violation>,
     },
 
     /// An I/O error at a location.
@@ -477,53 +513,34 @@ impl Error {
         self.cause().kind() == ErrorKind::Conflict
     }
 
-    /// The error for a sequence of batches (one per namespace) that stopped at a failed one:
-    /// `written` so far, the failed batch's report, and the batches after it, which were not
-    /// sent. Without anything written or in doubt, the batch's own error.
-    pub(crate) fn incomplete<'a>(
-        mut written: Vec<ConfigRef>,
-        namespace: &str,
-        batch: impl IntoIterator<Item = &'a str>,
-        report: crate::backend::WriteReport,
-        later: impl IntoIterator<Item = ConfigRef>,
-    ) -> Error {
-        let applied: std::collections::HashSet<&str> = report.applied.iter().map(|a| a.name.as_str()).collect();
-        let in_doubt: std::collections::HashSet<&str> = report.in_doubt.iter().map(String::as_str).collect();
-        let mut unwritten = Vec::new();
-        for name in batch {
-            if applied.contains(name) {
-                written.push(ConfigId::new(namespace, name));
-            } else if !in_doubt.contains(name) {
-                unwritten.push(ConfigId::new(namespace, name));
-            }
-        }
-        unwritten.extend(later);
-        let unknown: Vec<ConfigRef> = report.in_doubt.iter().map(|name| ConfigId::new(namespace, name)).collect();
-        let source = report
-            .error
-            .unwrap_or_else(|| Error::unavailable(namespace.to_owned(), "the write stopped without a reason"));
-        if written.is_empty() && unknown.is_empty() {
-            return source;
-        }
-        Error::PersistIncomplete { written, unwritten, unknown, source: Box::new(source) }
-    }
-
     /// True for [`Error::Unavailable`], also when it stopped a persist part-way.
     pub fn is_unavailable(&self) -> bool {
         self.cause().kind() == ErrorKind::Unavailable
     }
 
+    /// True when the same call may succeed if made again later, unchanged: the store was
+    /// unavailable (also when that stopped a persist part-way), other than by answering as
+    /// something else ([`Outage::Mismatch`]).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.cause(), Error::Unavailable { outage, .. } if *outage != Outage::Mismatch)
+    }
+
     /// True when the store could not even be connected to (a refused connection): nothing of
     /// the request reached it, so its outcome is known.
     pub(crate) fn never_reached_the_store(&self) -> bool {
-        matches!(self, Error::Unavailable { message, .. } if message.to_ascii_lowercase().contains("refused"))
+        matches!(self, Error::Unavailable { outage: Outage::NotReached, .. })
     }
 
     pub(crate) fn unavailable(backend: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Unavailable { backend: backend.into(), message: message.into(), source: None }
+        Error::outage(Outage::Other, backend, message)
     }
 
-    #[cfg_attr(not(any(feature = "redis", feature = "zookeeper", feature = "etcd")), allow(dead_code))]
+    /// [`Error::Unavailable`] with its [`Outage`].
+    pub(crate) fn outage(outage: Outage, backend: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Unavailable { backend: backend.into(), message: message.into(), outage, source: None }
+    }
+
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn unauthorized(backend: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Unauthorized { backend: backend.into(), message: message.into(), source: None }
     }
@@ -546,11 +563,41 @@ impl Error {
     }
 
     pub(crate) fn spec(key: Option<&str>, message: impl Into<String>) -> Self {
-        Error::InvalidSpec { key: key.map(str::to_owned), message: message.into() }
+        Error::spec_problem(SpecProblem::Invalid, key, message)
+    }
+
+    /// [`Error::InvalidSpec`] with its [`SpecProblem`].
+    pub(crate) fn spec_problem(problem: SpecProblem, key: Option<&str>, message: impl Into<String>) -> Self {
+        Error::InvalidSpec { key: key.map(str::to_owned), problem, message: message.into() }
     }
 
     pub(crate) fn io(location: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { location: location.into(), source }
+    }
+}
+
+/// One way a configuration breaks its schema. Serialises as `{"namespace", "configuration",
+/// "pointer", "message"}` (the CLI's `--output json`, Python's `violations`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    /// The namespace.
+    pub namespace: String,
+    /// The configuration.
+    pub configuration: String,
+    /// Where in it, as a JSON pointer (`/port`; empty for the whole configuration).
+    pub pointer: String,
+    /// The rule broken (`70000 is greater than the maximum of 65535`).
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    /// `sales/database: /port: 70000 is greater than the maximum of 65535`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}: ", self.namespace, self.configuration)?;
+        if !self.pointer.is_empty() {
+            write!(f, "{}: ", self.pointer)?;
+        }
+        f.write_str(&self.message)
     }
 }
 
