@@ -4,6 +4,10 @@
 # test. Run as root on a fresh Debian machine, or anywhere the packages are already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No incremental caches: this is a run from scratch, and they would double what the builds of
+# every feature set leave on disk (a CI run once ran out of disk).
+export CARGO_INCREMENTAL=0
+df -h . | awk 'NR==2 {print "disk before the tests: " $4 " free"}'
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -66,6 +70,8 @@ wheel=$(ls target/wheels-ci/confo-*-abi3-manylinux2014_x86_64.manylinux_2_17_x86
   || { echo "the wheel is not manylinux_2_17_x86_64:"; "$pyvenv/bin/auditwheel" show "$wheel"; exit 1; }
 env PATH=/usr/bin:/bin "$pyvenv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
   --target target/py-wheel-site "$wheel"
+# The wheel's release build is not needed again: its folder goes, to spare the disk.
+rm -rf target/x86_64-unknown-linux-gnu target/release
 CONFO_PY_SITE="$PWD/target/py-wheel-site" PYTHONPATH="$PWD/target/py-wheel-site" \
   "$pyvenv/bin/pytest" -q -rs crates/confo-py/tests
 # The drop-in tests again, on confo 0.1.6.2 itself: each is something confo did.
@@ -92,3 +98,4 @@ python3 crates/confo-bench/whole_process.py target/debug/confo target/debug/conf
 # The library in its other feature sets: defaults (files, Redis, ZooKeeper) and files alone.
 cargo test --quiet -p confo
 cargo test --quiet -p confo --no-default-features
+du -sh target | awk '{print "the build folder after the tests: " $1}'
