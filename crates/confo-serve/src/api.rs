@@ -718,7 +718,7 @@ async fn events(
     let headers = &parts.headers;
     let served = allowed(&app, &caller, &place, Role::Read)?;
     // Only an existing namespace can be watched (404 otherwise).
-    confo::backend::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
+    confo::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
     if !served.store.namespaces().await?.contains(&place.namespace) {
         return Err(Problem::not_found(format!("no namespace {:?}", place.namespace)));
     }

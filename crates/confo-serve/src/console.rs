@@ -415,8 +415,8 @@ async fn configuration(
     }
     let run = async {
         let served = allowed(&app, &viewer, &place, Role::Read)?;
-        confo::backend::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
-        confo::backend::BackendExt::config_name(&**served.store.backend(), &place.configuration)?;
+        confo::BackendExt::namespace(&**served.store.backend(), &place.namespace)?;
+        confo::BackendExt::config_name(&**served.store.backend(), &place.configuration)?;
         let stored = served.store.get(&place.namespace, &place.configuration).await?;
         let may_reveal = viewer.grant.has(Role::Reveal) && app.keyring.is_some() && !viewer.anonymous;
         let secrets = stored.as_ref().is_some_and(|s| confo::model::sealed::has_sealed(&s.value));

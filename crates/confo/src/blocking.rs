@@ -731,7 +731,7 @@ mod tests {
         let blocking = include_str!("blocking.rs");
         let (confo_part, store_part) = blocking.split_at(blocking.find("impl Store {").expect("impl Store"));
         for (source, ty, facade) in
-            [(include_str!("manager/mod.rs"), "Confo", confo_part), (include_str!("store.rs"), "Store", store_part)]
+            [(include_str!("manager/mod.rs"), "Confo", confo_part), (include_str!("store/mod.rs"), "Store", store_part)]
         {
             let methods = async_methods(source, ty);
             assert!(methods.len() > 8, "{ty}: {methods:?}");

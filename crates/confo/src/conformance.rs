@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::backend::{Backend, BackendExt};
+use crate::backend::Backend;
 use crate::model::change::{Change, Precondition};
 use crate::model::error::{Error, Missing};
 use crate::model::version::Configuration;
+use crate::store::ext::BackendExt;
 
 /// A namespace name no other test uses: letters, digits and `_` only, so every backend's name
 /// rules accept it.

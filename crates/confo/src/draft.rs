@@ -30,11 +30,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::backend::BackendExt;
 use crate::model::change::{Applied, Change, Precondition};
 use crate::model::compact::Compact;
 use crate::model::error::{ConfigId, ConfigRef, Result};
 use crate::model::version::{Configuration, Version};
+use crate::store::ext::BackendExt;
 use crate::store::Store;
 
 /// An edit of one configuration.

@@ -75,7 +75,8 @@
 //! - [`spec`]: [`BackendSpec`] from a URL-like string or a credentials dictionary, by the
 //!   engine that answers it in [`backend::registry`].
 //! - [`options`]: what engines' options share, and [`Secret`].
-//! - [`backend`]: the [`Backend`] trait, [`BackendExt`] conveniences; one module per store.
+//! - [`backend`]: the [`Backend`] trait engines implement; one module per engine.
+//! - [`store`]: [`Store`], and [`BackendExt`]: every policy of the write path, once.
 //! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
 //!   auto-refresh in `manager::refresh`.
 //! - [`watch`]: [`Watcher`], a stream of [`Event`]s built from any backend; the hint loop
@@ -128,7 +129,7 @@ pub mod watch;
 #[doc(hidden)]
 pub mod conformance;
 
-pub use backend::{Backend, BackendExt, Capabilities, FileBackend, MemoryBackend};
+pub use backend::{Backend, Capabilities, FileBackend, MemoryBackend};
 pub use draft::{Draft, Scope};
 pub use manager::{BackendView, Based, Confo, Content, Place};
 pub use model::change::{Change, Precondition};
@@ -136,5 +137,6 @@ pub use model::error::{Error, ErrorKind, Result};
 pub use model::version::{Configuration, CorruptEntry, NamespaceData, Stored, Version};
 pub use options::Secret;
 pub use spec::{BackendKind, BackendSpec};
+pub use store::ext::BackendExt;
 pub use store::{FieldEdit, Removal, Store};
 pub use watch::{Event, EventKind, WatchOptions, Watcher};

@@ -531,7 +531,7 @@ pub(crate) async fn check_batch<B: Backend + ?Sized>(
 
 /// Checks several batches before the first is written (an import, a persist of several
 /// namespaces): under `enforce`, every violation of every batch in one error. A single batch
-/// is left to [`crate::backend::BackendExt::write`], which checks it anyway.
+/// is left to [`crate::store::ext::BackendExt::write`], which checks it anyway.
 pub(crate) async fn check_batches<'a, B: Backend + ?Sized>(
     backend: &B,
     batches: impl ExactSizeIterator<Item = (&'a str, &'a [Change])>,
@@ -541,7 +541,7 @@ pub(crate) async fn check_batches<'a, B: Backend + ?Sized>(
     }
     let mut violations = Vec::new();
     for (namespace, changes) in batches {
-        match crate::backend::BackendExt::check_schemas(backend, namespace, changes).await {
+        match crate::store::ext::BackendExt::check_schemas(backend, namespace, changes).await {
             Ok(_) => {}
             Err(Error::SchemaViolation { violations: found }) => violations.extend(found),
             Err(Error::NotFound { .. }) => {}

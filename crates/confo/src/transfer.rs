@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendExt};
+use crate::backend::Backend;
 use crate::model::change::{Change, Precondition};
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::model::name::NameKind;
 use crate::model::version::Configuration;
+use crate::store::ext::BackendExt;
 
 /// Namespaces → configurations → content.
 pub type Document = BTreeMap<String, BTreeMap<String, Configuration>>;
@@ -112,7 +113,7 @@ pub fn document_from_value(value: serde_json::Value, backend: &dyn Backend) -> R
 /// Checks every namespace and configuration name of a document against the rules for new names
 /// and the backend's own (before a copy or an import writes anything).
 pub fn check_names(backend: &dyn Backend, document: &Document) -> Result<()> {
-    use crate::backend::BackendExt;
+    use crate::store::ext::BackendExt;
     for (namespace, configurations) in document {
         backend.validate_new_name(NameKind::Namespace, namespace)?;
         for name in configurations.keys() {
@@ -242,7 +243,7 @@ pub async fn plan(backend: &dyn Backend, document: &Document, prune: bool) -> Re
 ///
 /// A failure part-way is [`Error::PersistIncomplete`] listing exactly which configurations were
 /// written, which were not, and which are in doubt (the connection broke and the store could
-/// not be read back); see [`crate::backend::BackendExt::write_settled`].
+/// not be read back); see [`crate::store::ext::BackendExt::write_settled`].
 pub async fn apply(
     backend: &dyn Backend,
     plan: &Plan,
@@ -265,7 +266,7 @@ pub async fn apply_as(
 
 /// [`apply_as`] with the keyring at hand: a plain value the document has where the store
 /// holds a sealed secret is sealed again with it (refused without one): see
-/// [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as).
+/// [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as).
 pub async fn apply_sealed_as(
     backend: &dyn Backend,
     plan: &Plan,
@@ -311,7 +312,7 @@ async fn apply_with(
     keyring: Option<&crate::secrets::Keyring>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<()> {
-    use crate::backend::BackendExt;
+    use crate::store::ext::BackendExt;
     let mut batches: Vec<(&str, Vec<Change>)> = Vec::new();
     let mut start = 0;
     while start < plan.steps.len() {
@@ -395,7 +396,8 @@ pub fn diff(left: &Document, right: &Document) -> Vec<(String, String, Differenc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{BackendExt, MemoryBackend};
+    use crate::backend::MemoryBackend;
+    use crate::store::ext::BackendExt;
     use serde_json::json;
 
     fn doc(v: serde_json::Value) -> Document {

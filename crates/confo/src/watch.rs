@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::backend::{Backend, BackendExt, Hint, Hints};
+use crate::backend::{Backend, Hint, Hints};
 use crate::model::error::{Error, ErrorKind, Missing, Result};
 use crate::model::version::{Configuration, NamespaceData};
+use crate::store::ext::BackendExt;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,11 +400,12 @@ mod tests {
 
     use super::*;
     use crate::backend::memory::MemoryBackend;
-    use crate::backend::{BackendExt, Capabilities, ChangeSet};
+    use crate::backend::{Capabilities, ChangeSet};
     use crate::model::change::WriteReport;
     use crate::model::name::NameKind;
     use crate::model::name::{ConfigName, NamespaceName};
     use crate::model::version::Stored;
+    use crate::store::ext::BackendExt;
 
     /// A memory store whose reads fail on demand: 0 reads, 1 is unavailable, 2 refuses access.
     #[derive(Debug, Default)]

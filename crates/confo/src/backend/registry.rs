@@ -307,11 +307,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::backend::{BackendExt, ChangeSet, Hints};
+    use crate::backend::{ChangeSet, Hints};
     use crate::model::change::WriteReport;
     use crate::model::name::NameKind;
     use crate::model::name::{ConfigName, NamespaceName};
     use crate::model::version::{NamespaceData, Stored};
+    use crate::store::ext::BackendExt;
 
     /// A wrapping engine, as a cache or history layer would be: `count+<inner spec>` opens the
     /// inner backend and counts the namespace loads that go through it.

@@ -26,7 +26,7 @@ use crate::fork::{Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendExt};
+use crate::backend::Backend;
 use crate::draft::{write_batches, Batch, Draft, Edit, Known, Scope};
 use crate::model::compact::{Compact, CompactNamespace, Keys};
 use crate::model::error::{ConfigRef, Corruption, Error, Missing, Result};
@@ -34,6 +34,7 @@ use crate::model::name;
 use crate::model::name::NameKind;
 use crate::model::version::{Configuration, CorruptEntry, NamespaceData, Version};
 use crate::spec::BackendSpec;
+use crate::store::ext::BackendExt;
 use crate::store::{FieldEdit, Removal, Store};
 
 /// The names of the loaded backends and the active one.
@@ -371,7 +372,7 @@ impl Confo {
     /// sealed secret is sealed again with its primary key (a secret read opened and left as it
     /// was is put back as stored); without one (the default), such a write is refused
     /// ([`Error::InvalidValue`] naming the field). See
-    /// [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as).
+    /// [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as).
     pub fn set_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) {
         *self.keyring.lock() = keyring;
     }

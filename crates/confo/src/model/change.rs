@@ -40,7 +40,7 @@ pub struct Change {
     /// `rollback` entry naming it).
     pub restores: Option<u64>,
     /// The JSON pointers of sealed fields this put turns back into plain values on purpose
-    /// (`confo secret unset`): exempt from the re-seal rule of [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as).
+    /// (`confo secret unset`): exempt from the re-seal rule of [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as).
     pub unseal: Vec<String>,
     /// The stored value this put was made over, when its precondition names that value's
     /// version: the re-seal rule checks against it instead of reading the store (the write
@@ -123,7 +123,7 @@ pub struct WriteReport {
     pub error: Option<Error>,
     /// Changes (by configuration name) whose outcome is unknown: the connection failed after
     /// they were sent, and the store could not be read back to tell (see
-    /// [`BackendExt::write_settled`](crate::backend::BackendExt::write_settled)). The others that are not applied were not written.
+    /// [`BackendExt::write_settled`](crate::store::ext::BackendExt::write_settled)). The others that are not applied were not written.
     pub in_doubt: Vec<String>,
     /// Schema violations of a namespace in mode `warn`: written anyway, and reported here (and
     /// in the log). See [`crate::schema`].

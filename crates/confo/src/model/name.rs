@@ -107,7 +107,7 @@ macro_rules! checked_name {
 
 checked_name! {
     /// A namespace name that passed the shared rules and a backend's own: made once, at the
-    /// edge ([`BackendExt::namespace`](crate::backend::BackendExt::namespace), or the string-taking
+    /// edge ([`BackendExt::namespace`](crate::store::ext::BackendExt::namespace), or the string-taking
     /// methods of `BackendExt`, `Store` and `Confo`), and passed to the engine through the
     /// [`Backend`](crate::backend::Backend) trait, so no engine checks names by hand.
     NamespaceName

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use super::{glob_escape, history_key, sha1_version, RedisBackend};
-use crate::backend::{Backend, BackendExt, ForeignKey, Repair, RepairOptions};
+use crate::backend::{Backend, ForeignKey, Repair, RepairOptions};
 use crate::model::error::{Error, Result};
 use crate::model::name::NameKind;
 
@@ -95,7 +95,10 @@ impl RedisBackend {
     /// JSON object, and where history is kept its newest revision records this value.
     pub(super) async fn classify_unlisted(&self, namespace: &str, cfg: &str, value: Option<&[u8]>) -> Result<Unlisted> {
         let foreign = |reason: &str| Ok(Unlisted::Foreign(reason.to_owned()));
-        if self.validate_name(NameKind::Configuration, cfg).is_err() {
+        if crate::model::name::validate(NameKind::Configuration, cfg)
+            .and_then(|()| self.check_name(NameKind::Configuration, cfg))
+            .is_err()
+        {
             return foreign("a name confo cannot write");
         }
         let Some(value) = value else { return foreign("removed meanwhile") };

@@ -17,11 +17,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ext;
+
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::backend::{Backend, BackendExt};
+use crate::backend::Backend;
 use crate::model::change::{Applied, Change, Precondition};
 use crate::model::error::{Corruption, Error, Missing, Result, Violation};
 use crate::model::history::{Author, History, Revision};
@@ -30,6 +32,7 @@ use crate::schema::Schemas;
 use crate::spec::BackendSpec;
 use crate::transfer::{Difference, Document, Plan};
 use crate::watch::{WatchOptions, Watcher};
+use ext::BackendExt;
 
 /// How [`Confo::remove_namespace`](crate::manager::Confo::remove_namespace) treats a namespace that holds configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -632,7 +635,7 @@ impl Store {
     /// value, on purpose: opened with the keyring and written in the clear, only if the
     /// configuration is unchanged since it was read ([`Error::Conflict`] otherwise). The one
     /// write the re-seal rule lets through (see
-    /// [`BackendExt::write_sealed_as`](crate::backend::BackendExt::write_sealed_as)).
+    /// [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as)).
     /// [`Error::NotFound`] when nothing sealed is there.
     pub async fn unset_secret(
         &self,
