@@ -527,6 +527,50 @@ pub async fn schemas_change_concurrently_with_history(backend: Arc<dyn Backend>)
     backend.delete_namespace(&ns).await.unwrap();
 }
 
+/// A store's field updates read the namespace's schemas with the configuration and keep them
+/// by version: a schema replaced by another writer since is read again (never checked against
+/// the stale one), in both directions; and a write that says which schema document it was
+/// checked against is, where the engine checks that atomically, refused as a conflict when the
+/// document is another by then (nothing written), else written.
+pub async fn field_updates_check_the_schemas_stored_now(backend: Arc<dyn Backend>) {
+    let ns = fresh_namespace(&*backend, "schemaread").await;
+    let store = crate::store::Store::new(backend.clone());
+    let other = crate::store::Store::new(backend.clone());
+    let set = |port: i64| [crate::store::FieldEdit::Set("port".into(), json!(port))];
+    store.update_fields(&ns, "db", &set(70000)).await.unwrap();
+    // Another writer adds a schema: the store's next update sees it.
+    other
+        .set_schema(&ns, None, Some(json!({"properties": {"port": {"type": "integer", "maximum": 65535}}})), None)
+        .await
+        .unwrap();
+    let err = store.update_fields(&ns, "db", &set(70001)).await.unwrap_err();
+    assert_eq!(err.cause().kind(), crate::model::error::ErrorKind::SchemaViolation, "{err}");
+    store.update_fields(&ns, "db", &set(5432)).await.unwrap();
+    // It tightens it: the store holds the older version, and is told of the new one.
+    other.set_schema(&ns, None, Some(json!({"properties": {"port": {"maximum": 100}}})), None).await.unwrap();
+    let err = store.update_fields(&ns, "db", &set(5433)).await.unwrap_err();
+    assert_eq!(err.cause().kind(), crate::model::error::ErrorKind::SchemaViolation, "{err}");
+    // It removes it: anything goes again.
+    other.remove_schema(&ns, None).await.unwrap();
+    store.update_fields(&ns, "db", &set(70002)).await.unwrap();
+    assert_eq!(store.get(&ns, "db").await.unwrap().unwrap().value["port"], json!(70002));
+    // A batch checked against "no schemas" while the namespace has some.
+    other.set_schema(&ns, None, Some(json!({"properties": {"port": {"maximum": 100}}})), None).await.unwrap();
+    let none = crate::schema::SchemasAsRead::default();
+    let author = crate::model::history::Author::library();
+    let options = crate::store::ext::WriteOptions::by(&author).checked_against(&none);
+    let report = backend.write_with(&ns, &[Change::put("db", obj(json!({"port": 9999})))], &options).await;
+    let stored = store.get(&ns, "db").await.unwrap().unwrap();
+    match report.error {
+        Some(e) => {
+            assert!(e.is_conflict(), "{e}");
+            assert_eq!(stored.value["port"], json!(70002), "nothing written");
+        }
+        None => assert_eq!(stored.value["port"], json!(9999)),
+    }
+    backend.delete_namespace(&ns).await.unwrap();
+}
+
 /// Defines the suite's functions (each `pub async fn NAME(store: &dyn Backend)`) and, from the
 /// same list, [`conformance_tests!`](crate::conformance_tests), which runs every one of them: a
 /// function added here is run against every backend, with no second list to keep.
@@ -566,6 +610,11 @@ macro_rules! suite {
                 async fn schemas_are_enforced_before_anything_is_written() {
                     let (_guard, store) = $d make.await;
                     $d crate::conformance::schemas_are_enforced_before_anything_is_written(store).await;
+                }
+                #[tokio::test]
+                async fn field_updates_check_the_schemas_stored_now() {
+                    let (_guard, store) = $d make.await;
+                    $d crate::conformance::field_updates_check_the_schemas_stored_now(store).await;
                 }
                 #[tokio::test]
                 async fn a_schema_of_256_kib_is_kept() {

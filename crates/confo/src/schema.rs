@@ -434,7 +434,7 @@ fn schemas_of(
     }
 }
 
-fn location_of<B: Backend + ?Sized>(backend: &B, namespace: &crate::model::name::NamespaceName) -> String {
+pub(crate) fn location_of<B: Backend + ?Sized>(backend: &B, namespace: &crate::model::name::NamespaceName) -> String {
     format!("{} schema document of {namespace}", backend.describe())
 }
 
@@ -487,8 +487,14 @@ pub(crate) async fn check_batch<B: Backend + ?Sized>(
     if !changes.iter().any(|c| matches!(c.kind, ChangeKind::Put(_))) {
         return Ok(Vec::new());
     }
-    let schemas = load_schemas(backend, namespace).await.map_err(|e| match e {
-        // Fail closed, and say how to mend it.
+    let schemas = load_schemas(backend, namespace).await.map_err(|e| refusing_writes(e, namespace))?;
+    check_with(schemas.as_ref(), namespace, changes)
+}
+
+/// A schema document that cannot be read, as the error of a write it refuses (fail closed, and
+/// say how to mend it).
+fn refusing_writes(error: Error, namespace: &str) -> Error {
+    match error {
         Error::Corrupt { corruptions } => Error::Corrupt {
             corruptions: corruptions
                 .into_iter()
@@ -503,9 +509,13 @@ pub(crate) async fn check_batch<B: Backend + ?Sized>(
                 .collect(),
         },
         other => other,
-    })?;
+    }
+}
+
+/// [`check_batch`] against schemas already at hand.
+pub(crate) fn check_with(schemas: Option<&Schemas>, namespace: &str, changes: &[Change]) -> Result<Vec<Violation>> {
     let Some(schemas) = schemas else { return Ok(Vec::new()) };
-    if schemas.mode == Mode::Off {
+    if schemas.mode == Mode::Off || !changes.iter().any(|c| matches!(c.kind, ChangeKind::Put(_))) {
         return Ok(Vec::new());
     }
     let compiled = schemas.compile(namespace)?;
@@ -526,6 +536,40 @@ pub(crate) async fn check_batch<B: Backend + ?Sized>(
             }
             Ok(violations)
         }
+    }
+}
+
+/// A namespace's schemas as read with a configuration
+/// ([`Backend::load_one_with_schema`](crate::backend::Backend::load_one_with_schema)): a write
+/// made from that read is checked against them without fetching the document again, and an
+/// engine that can applies it only if the document is still this version.
+#[derive(Debug, Clone, Default)]
+pub struct SchemasAsRead {
+    /// The document's version; `None`: the namespace had none.
+    pub(crate) version: Option<crate::model::version::Version>,
+    /// The schemas it holds.
+    pub(crate) schemas: Option<Arc<Schemas>>,
+}
+
+impl SchemasAsRead {
+    /// What a stored document says: decoded, or the error that refuses writes.
+    pub(crate) fn decode(
+        document: Result<Option<(Vec<u8>, crate::model::version::Version)>>,
+        location: &str,
+        namespace: &str,
+    ) -> Result<SchemasAsRead> {
+        let document = document.map_err(|e| refusing_writes(e, namespace))?;
+        let Some((bytes, version)) = document else { return Ok(SchemasAsRead::default()) };
+        let schemas = Document::decode_schemas(&bytes, location)
+            .map_err(|c| refusing_writes(Error::Corrupt { corruptions: vec![c] }, namespace))?;
+        Ok(SchemasAsRead { version: Some(version), schemas: schemas.map(Arc::new) })
+    }
+
+    /// The precondition on the document that this read makes.
+    pub(crate) fn precondition(&self) -> crate::model::change::Precondition {
+        self.version
+            .clone()
+            .map_or(crate::model::change::Precondition::Absent, crate::model::change::Precondition::Version)
     }
 }
 

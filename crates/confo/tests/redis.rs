@@ -393,6 +393,43 @@ async fn reload_and_persist_cost_a_constant_number_of_round_trips() {
     }
 }
 
+/// `confo set NS/CFG k=v` (a field update) is two round trips: one read-only script reads the
+/// configuration and the namespace's schema document (not sent again while it is the version
+/// the store holds), one script writes, checking that document is still that version. Issue 34.
+#[tokio::test]
+async fn a_field_update_is_two_round_trips_and_its_write_checks_the_schemas_it_read() {
+    let server = RedisServer::start().expect("redis-server");
+    let backend: Arc<dyn Backend> = Arc::new(connect(&server.url()).await);
+    backend.create_namespace("a").await.expect("create");
+    let store = confo::Store::new(backend.clone());
+    let schema = json!({"properties": {"k": {"type": "integer"}}});
+    store.set_schema("a", None, Some(schema), None).await.expect("schema");
+    let set = |k: i64| [confo::FieldEdit::Set("k".into(), json!(k))];
+    store.update_fields("a", "c", &set(1)).await.expect("warm the scripts");
+    for (what, store) in
+        [("a store holding the schemas", store.clone()), ("a new store", confo::Store::new(backend.clone()))]
+    {
+        let sent = client_commands(&server, async {
+            store.update_fields("a", "c", &set(2)).await.expect("update");
+        })
+        .await;
+        assert_eq!(sent, ["EVALSHA_RO", "EVALSHA"], "{what}");
+    }
+    let mut r = raw(&server).await;
+    // A document replaced behind the store's back is read again, and checked.
+    let replaced = r#"{"format":1,"schemas":{"mode":"enforce","default":{"properties":{"k":{"maximum":3}}},"configurations":{}},"revisions":[]}"#;
+    let _: () = r.set("confo-schema:a", replaced).await.expect("SET");
+    let err = store.update_fields("a", "c", &set(4)).await.expect_err("the new schema refuses 4");
+    assert_eq!(err.cause().kind(), confo::model::error::ErrorKind::SchemaViolation, "{err}");
+    // The write's own check: a batch checked against "no schemas" while there are some.
+    let none = confo::schema::SchemasAsRead::default();
+    let author = confo::model::history::Author::library();
+    let options = confo::store::ext::WriteOptions::by(&author).checked_against(&none);
+    let report = backend.write_with("a", &[Change::put("c", obj(json!({"k": 99})))], &options).await;
+    assert!(report.error.as_ref().is_some_and(Error::is_conflict), "{:?}", report.error);
+    assert_eq!(store.get("a", "c").await.expect("get").expect("c").value["k"], json!(2), "nothing written");
+}
+
 #[tokio::test]
 async fn a_dead_port_is_unavailable_within_seconds() {
     let port = confo_testkit::free_port();

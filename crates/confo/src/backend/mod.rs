@@ -166,6 +166,16 @@ pub struct AclFinding {
     pub metadata: bool,
 }
 
+/// What [`Backend::load_one_with_schema`] says of a namespace's schema document.
+#[derive(Debug)]
+pub enum SchemaRead {
+    /// It is still the version the caller named.
+    Same,
+    /// It as it is now, with its version (`None`: the namespace has none), or why it could
+    /// not be read.
+    Now(Result<Option<(Vec<u8>, Version)>>),
+}
+
 /// What a backend can do ([`Backend::capabilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -267,6 +277,26 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
             return Err(Error::Corrupt { corruptions: vec![entry.corruption] });
         }
         Ok(data.remove(name.as_str()))
+    }
+
+    /// [`Backend::load_one`], and the namespace's schema document unless it is still the
+    /// version `known` names: what a read-modify-write of one configuration needs, so that its
+    /// write is checked without fetching the document again. The default makes the two reads;
+    /// an engine that can answers both in one request (Redis: one script). A schema document
+    /// that cannot be read fails only the schema part ([`SchemaRead::Now`] holds the error):
+    /// the write refuses it, the read of the configuration stands.
+    async fn load_one_with_schema(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known: Option<&Version>,
+    ) -> Result<(Option<Stored>, SchemaRead)> {
+        let stored = self.load_one(namespace, name).await?;
+        let read = match self.schema_document(namespace).await {
+            Ok(Some((_, version))) if Some(&version) == known => SchemaRead::Same,
+            other => SchemaRead::Now(other),
+        };
+        Ok((stored, read))
     }
 
     /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked
@@ -384,12 +414,19 @@ pub(crate) fn history_off(describe: &str, namespace: &str) -> Error {
 pub struct ChangeSet<'a> {
     changes: &'a [Change],
     author: &'a crate::model::history::Author,
+    schema: Option<Precondition>,
 }
 
 impl<'a> ChangeSet<'a> {
     /// A batch checked by the store's write path ([`crate::store::ext::BackendExt::write`]).
     pub(crate) fn new(changes: &'a [Change], author: &'a crate::model::history::Author) -> Self {
-        ChangeSet { changes, author }
+        ChangeSet { changes, author, schema: None }
+    }
+
+    /// The same batch, checked against the namespace's schema document as it was at this
+    /// version (or when it had none: [`Precondition::Absent`]).
+    pub(crate) fn under_schema(self, schema: Option<Precondition>) -> Self {
+        ChangeSet { schema, ..self }
     }
 
     /// The same batch, made by `author`.
@@ -400,6 +437,17 @@ impl<'a> ChangeSet<'a> {
     /// Who makes this batch (recorded in history).
     pub fn author(&self) -> &crate::model::history::Author {
         self.author
+    }
+
+    /// The version of the namespace's schema document this batch was checked against, when
+    /// the store checked it against a document read with the configuration
+    /// ([`Backend::load_one_with_schema`]) rather than just before the write. An engine that
+    /// can check it in the write's own atomic step does, and fails the batch with
+    /// [`Error::Conflict`] if the document changed (the store's read-modify-write loop then
+    /// reads both again); one that cannot leaves it, and the window is the one between the
+    /// read and the write.
+    pub fn schema(&self) -> Option<&Precondition> {
+        self.schema.as_ref()
     }
 }
 

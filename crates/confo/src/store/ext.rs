@@ -113,23 +113,19 @@ pub trait BackendExt: Backend {
         author: &crate::model::history::Author,
         keyring: Option<&crate::secrets::Keyring>,
     ) -> WriteReport {
-        let sealed = match keep_secrets_sealed(self, namespace, changes, keyring).await {
-            Ok(sealed) => sealed,
-            Err(e) => return WriteReport::failed(e),
-        };
-        let changes: &[Change] = &sealed;
-        let set = match validate_batch(self, namespace, changes) {
-            Ok(set) => set,
-            Err(e) => return WriteReport::failed(e),
-        };
-        let name = NamespaceName::checked(namespace);
-        let warnings = match crate::schema::check_batch(self, &name, changes).await {
-            Ok(warnings) => warnings,
-            Err(e) => return WriteReport::failed(e),
-        };
-        let mut report = self.apply(&name, &set.by(author)).await;
-        report.warnings = warnings;
-        report
+        self.write_with(namespace, changes, &WriteOptions { keyring, ..WriteOptions::by(author) }).await
+    }
+
+    /// Writes a batch as `options` say: the one write path every other `write` method is a
+    /// case of (names, depth and size, the re-seal rule of secrets, the schema check, the
+    /// engine's atomic apply, then settling when asked).
+    async fn write_with(&self, namespace: &str, changes: &[Change], options: &WriteOptions<'_>) -> WriteReport {
+        let report = write_once(self, namespace, changes, options).await;
+        if options.settle {
+            settle(self, namespace, changes, report).await
+        } else {
+            report
+        }
     }
 
     /// The schema violations of a batch, as [`BackendExt::write`] would find them (`Err` under
@@ -224,58 +220,7 @@ pub trait BackendExt: Backend {
         author: &crate::model::history::Author,
         keyring: Option<&crate::secrets::Keyring>,
     ) -> WriteReport {
-        let mut report = self.write_sealed_as(namespace, changes, author, keyring).await;
-        let unsure =
-            |e: &Error| matches!(e, Error::Unavailable { .. } | Error::Io { .. }) && !e.never_reached_the_store();
-        if !report.error.as_ref().is_some_and(unsure) {
-            return report;
-        }
-        let done: std::collections::HashSet<String> = report.applied.iter().map(|a| a.name.clone()).collect();
-        let pending: Vec<&Change> = changes.iter().filter(|c| !done.contains(&c.name)).collect();
-        if pending.is_empty() {
-            return report;
-        }
-        for attempt in 1..=READ_BACK_ATTEMPTS {
-            // What the write touched: the one configuration of a point write, else the namespace.
-            let stored: Result<BTreeMap<String, Stored>> = match pending.as_slice() {
-                [one] => self
-                    .load_configuration(namespace, &one.name)
-                    .await
-                    .map(|found| found.map(|s| (one.name.clone(), s)).into_iter().collect()),
-                _ => self.load_namespace(namespace).await.map(|data| data.into_parts().0),
-            };
-            match stored {
-                Ok(data) => {
-                    for change in pending {
-                        let landed = match (&change.kind, data.get(&change.name)) {
-                            (ChangeKind::Put(value), Some(stored)) if *stored.value == **value => {
-                                Some(Some(stored.version.clone()))
-                            }
-                            (ChangeKind::Delete, None) => Some(None),
-                            _ => None,
-                        };
-                        if let Some(version) = landed {
-                            report.applied.push(Applied { name: change.name.clone(), version });
-                        }
-                    }
-                    if report.applied.len() == changes.len() {
-                        if let Some(error) = report.error.take() {
-                            tracing::warn!(
-                                backend = %self.describe(), namespace, %error,
-                                "the write's answer was lost, but reading back shows every change landed"
-                            );
-                        }
-                    }
-                    return report;
-                }
-                Err(Error::Unavailable { .. } | Error::Io { .. }) if attempt < READ_BACK_ATTEMPTS => {
-                    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-                }
-                Err(_) => break,
-            }
-        }
-        report.in_doubt = pending.into_iter().map(|c| c.name.clone()).collect();
-        report
+        self.write_with(namespace, changes, &WriteOptions { keyring, settle: true, ..WriteOptions::by(author) }).await
     }
 
     /// Stores one configuration, whatever is there, and returns its new version.
@@ -295,6 +240,139 @@ pub trait BackendExt: Backend {
 }
 
 impl<B: Backend + ?Sized> BackendExt for B {}
+
+/// The read-back of [`BackendExt::write_settled`]: the changes of a report whose error leaves
+/// their outcome unknown, settled by what the store holds.
+async fn settle<B: BackendExt + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    changes: &[Change],
+    mut report: WriteReport,
+) -> WriteReport {
+    let unsure = |e: &Error| matches!(e, Error::Unavailable { .. } | Error::Io { .. }) && !e.never_reached_the_store();
+    if !report.error.as_ref().is_some_and(unsure) {
+        return report;
+    }
+    let done: std::collections::HashSet<String> = report.applied.iter().map(|a| a.name.clone()).collect();
+    let pending: Vec<&Change> = changes.iter().filter(|c| !done.contains(&c.name)).collect();
+    if pending.is_empty() {
+        return report;
+    }
+    for attempt in 1..=READ_BACK_ATTEMPTS {
+        // What the write touched: the one configuration of a point write, else the namespace.
+        let stored: Result<BTreeMap<String, Stored>> = match pending.as_slice() {
+            [one] => backend
+                .load_configuration(namespace, &one.name)
+                .await
+                .map(|found| found.map(|s| (one.name.clone(), s)).into_iter().collect()),
+            _ => backend.load_namespace(namespace).await.map(|data| data.into_parts().0),
+        };
+        match stored {
+            Ok(data) => {
+                for change in pending {
+                    let landed = match (&change.kind, data.get(&change.name)) {
+                        (ChangeKind::Put(value), Some(stored)) if *stored.value == **value => {
+                            Some(Some(stored.version.clone()))
+                        }
+                        (ChangeKind::Delete, None) => Some(None),
+                        _ => None,
+                    };
+                    if let Some(version) = landed {
+                        report.applied.push(Applied { name: change.name.clone(), version });
+                    }
+                }
+                if report.applied.len() == changes.len() {
+                    if let Some(error) = report.error.take() {
+                        tracing::warn!(
+                            backend = %backend.describe(), namespace, %error,
+                            "the write's answer was lost, but reading back shows every change landed"
+                        );
+                    }
+                }
+                return report;
+            }
+            Err(Error::Unavailable { .. } | Error::Io { .. }) if attempt < READ_BACK_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            }
+            Err(_) => break,
+        }
+    }
+    report.in_doubt = pending.into_iter().map(|c| c.name.clone()).collect();
+    report
+}
+
+/// One write of a batch, without settling: the re-seal rule, the batch's checks, the schema
+/// check (against the schemas read with the data when `options` has them, else as stored
+/// now), then the engine's atomic apply.
+async fn write_once<B: BackendExt + ?Sized>(
+    backend: &B,
+    namespace: &str,
+    changes: &[Change],
+    options: &WriteOptions<'_>,
+) -> WriteReport {
+    let sealed = match keep_secrets_sealed(backend, namespace, changes, options.keyring).await {
+        Ok(sealed) => sealed,
+        Err(e) => return WriteReport::failed(e),
+    };
+    let changes: &[Change] = &sealed;
+    let set = match validate_batch(backend, namespace, changes) {
+        Ok(set) => set,
+        Err(e) => return WriteReport::failed(e),
+    };
+    let name = NamespaceName::checked(namespace);
+    let checked = match options.schemas {
+        Some(read) => crate::schema::check_with(read.schemas.as_deref(), namespace, changes),
+        None => crate::schema::check_batch(backend, &name, changes).await,
+    };
+    let warnings = match checked {
+        Ok(warnings) => warnings,
+        Err(e) => return WriteReport::failed(e),
+    };
+    let set = set.by(options.author).under_schema(options.schemas.map(crate::schema::SchemasAsRead::precondition));
+    let mut report = backend.apply(&name, &set).await;
+    report.warnings = warnings;
+    report
+}
+
+/// How [`BackendExt::write_with`] writes a batch.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct WriteOptions<'a> {
+    /// Who makes it (recorded in history).
+    pub author: &'a crate::model::history::Author,
+    /// The keyring the re-seal rule seals with (see [`BackendExt::write_sealed_as`]).
+    pub keyring: Option<&'a crate::secrets::Keyring>,
+    /// Read back what the write touched when its answer was lost (see
+    /// [`BackendExt::write_settled`]).
+    pub settle: bool,
+    /// The namespace's schemas as read with the data the batch was made from: checked against
+    /// without fetching them again, and the batch applied only if they are unchanged where the
+    /// engine can tell ([`ChangeSet::schema`]).
+    pub schemas: Option<&'a crate::schema::SchemasAsRead>,
+}
+
+impl<'a> WriteOptions<'a> {
+    /// A write by `author`: no keyring, no settling, the schemas read as the write is made.
+    pub fn by(author: &'a crate::model::history::Author) -> Self {
+        WriteOptions { author, keyring: None, settle: false, schemas: None }
+    }
+
+    /// The same, sealing again with `keyring`.
+    pub fn keyring(self, keyring: Option<&'a crate::secrets::Keyring>) -> Self {
+        WriteOptions { keyring, ..self }
+    }
+
+    /// The same, settled by a read-back when the answer is lost.
+    pub fn settled(self) -> Self {
+        WriteOptions { settle: true, ..self }
+    }
+
+    /// The same, checked against the schemas read with the data (see
+    /// [`WriteOptions::schemas`]).
+    pub fn checked_against(self, schemas: &'a crate::schema::SchemasAsRead) -> Self {
+        WriteOptions { schemas: Some(schemas), ..self }
+    }
+}
 
 /// The re-seal rule of [`BackendExt::write_sealed_as`] over a batch: the puts as they are to be
 /// written. The stored values are read (the one configuration of a small batch, else the

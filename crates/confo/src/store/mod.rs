@@ -1,6 +1,8 @@
-//! [`Store`]: a stateless, cheap-to-clone handle over one backend, for one-shot callers and
-//! servers. Every call names what it touches; nothing is cached and nothing is "current", so
-//! one `Store` can serve any number of concurrent callers.
+//! [`Store`]: a cheap-to-clone handle over one backend, for one-shot callers and servers.
+//! Every call names what it touches; nothing is "current", and nothing is cached but the
+//! namespaces' schema documents by version, each use confirmed by the engine in the request
+//! that reads the data (see `schemas`): one `Store` can serve any number of concurrent
+//! callers.
 //!
 //! Point operations ([`Store::get`], [`Store::put`], [`Store::delete`],
 //! [`Store::update_fields`]) touch one configuration and never read the rest of its
@@ -18,6 +20,7 @@
 //! ```
 
 pub mod ext;
+mod schemas;
 
 use std::sync::Arc;
 
@@ -32,7 +35,7 @@ use crate::schema::Schemas;
 use crate::spec::BackendSpec;
 use crate::transfer::{Difference, Document, Plan};
 use crate::watch::{WatchOptions, Watcher};
-use ext::BackendExt;
+use ext::{BackendExt, WriteOptions};
 
 /// How [`Confo::remove_namespace`](crate::manager::Confo::remove_namespace) treats a namespace that holds configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub struct Store {
     /// The keyring its writes seal secrets again with (see [`BackendExt::write_sealed_as`]);
     /// without one, a plain value written where a secret is sealed is refused.
     keyring: Option<Arc<crate::secrets::Keyring>>,
+    /// The schema documents its read-modify-writes have read, by version.
+    schemas: Arc<schemas::SchemaCache>,
 }
 
 impl Store {
@@ -85,20 +90,20 @@ impl Store {
     /// A store over a backend already open; its writes are recorded in history as the
     /// library's ([`Author::library`]).
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Store { backend, author: Author::library(), keyring: None }
+        Store { backend, author: Author::library(), keyring: None, schemas: Arc::default() }
     }
 
     /// The same store, its writes recorded in history as made by `author` (an actor, the tool,
     /// a message). Cheap: the connection is shared.
     pub fn with_author(&self, author: Arc<Author>) -> Self {
-        Store { backend: self.backend.clone(), author, keyring: self.keyring.clone() }
+        Store { author, ..self.clone() }
     }
 
     /// The same store, its writes sealing again with `keyring` a plain value written where a
     /// secret is sealed (without one, such a write is refused): see
     /// [`BackendExt::write_sealed_as`].
     pub fn with_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) -> Self {
-        Store { backend: self.backend.clone(), author: self.author.clone(), keyring }
+        Store { keyring, ..self.clone() }
     }
 
     /// The keyring its writes seal secrets again with, if any.
@@ -154,7 +159,7 @@ impl Store {
         precondition: Precondition,
     ) -> Result<Version> {
         let change = Change::put(config, value).when(precondition);
-        let applied = self.write_one(namespace, change).await?;
+        let applied = self.write_one(namespace, change, None).await?;
         applied.ok_or_else(|| {
             Error::unavailable(
                 self.backend.describe(),
@@ -165,7 +170,7 @@ impl Store {
 
     /// Deletes one configuration if `precondition` holds (else [`Error::Conflict`]).
     pub async fn delete(&self, namespace: &str, config: &str, precondition: Precondition) -> Result<()> {
-        self.write_one(namespace, Change::delete(config).when(precondition)).await.map(drop)
+        self.write_one(namespace, Change::delete(config).when(precondition), None).await.map(drop)
     }
 
     /// Replaces a whole configuration with `value`, if it is still what is stored now (read
@@ -253,7 +258,7 @@ impl Store {
             None => self.as_stored_now(namespace, config).await?,
         };
         let change = Change::put(config, value).when(precondition).restoring(number);
-        self.write_one(namespace, change).await?.ok_or_else(|| {
+        self.write_one(namespace, change, None).await?.ok_or_else(|| {
             Error::unavailable(
                 self.backend.describe(),
                 format!("the rollback of {namespace}/{config} reported no version"),
@@ -310,7 +315,7 @@ impl Store {
                 let change = Change::put(config, (*current.value).clone())
                     .when(Precondition::Version(current.version))
                     .made_over(current.value.clone());
-                store.write_one(namespace, change).await?;
+                store.write_one(namespace, change, None).await?;
             }
             None => {
                 tracing::warn!(namespace, config, "{message} (the configuration is deleted: no revision records it)")
@@ -545,11 +550,14 @@ impl Store {
         Ok(version.map_or(Precondition::Absent, Precondition::Version))
     }
 
-    async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
-        let report = self
-            .backend
-            .write_settled_sealed_as(namespace, std::slice::from_ref(&change), &self.author, self.keyring())
-            .await;
+    async fn write_one(
+        &self,
+        namespace: &str,
+        change: Change,
+        schemas: Option<&crate::schema::SchemasAsRead>,
+    ) -> Result<Option<Version>> {
+        let options = WriteOptions { keyring: self.keyring(), settle: true, schemas, ..WriteOptions::by(&self.author) };
+        let report = self.backend.write_with(namespace, std::slice::from_ref(&change), &options).await;
         if report.error.is_some() {
             // A plain error, or "in doubt" when the answer was lost and could not be read back.
             return Err(report.into_incomplete(Vec::new(), namespace, [change.name.as_str()], []));
@@ -566,7 +574,11 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let current = self.get(namespace, config).await?;
+            // The configuration and the namespace's schemas, in one request where the engine
+            // can; the write is checked against those schemas, and refused as a conflict (then
+            // tried again) if they changed meanwhile.
+            let (ns, name) = (self.backend.namespace(namespace)?, self.backend.config_name(config)?);
+            let (current, schemas) = self.schemas.read(&*self.backend, &ns, &name).await?;
             let over = current.as_ref().map(|stored| stored.value.clone());
             let (mut value, precondition) = match current {
                 Some(stored) => ((*stored.value).clone(), Precondition::Version(stored.version)),
@@ -597,7 +609,7 @@ impl Store {
             }
             let mut change = Change::put(config, value).when(precondition);
             change.over = over;
-            let written = self.write_one(namespace, change).await.and_then(|v| {
+            let written = self.write_one(namespace, change, Some(&schemas)).await.and_then(|v| {
                 v.ok_or_else(|| {
                     Error::unavailable(
                         self.backend.describe(),
@@ -657,7 +669,7 @@ impl Store {
         let serde_json::Value::Object(value) = value else { return Err(missing()) };
         let change =
             Change::put(config, value).when(Precondition::Version(stored.version)).unsealing(vec![pointer.to_owned()]);
-        self.write_one(namespace, change).await?.ok_or_else(|| {
+        self.write_one(namespace, change, None).await?.ok_or_else(|| {
             Error::unavailable(
                 self.backend.describe(),
                 format!("the write of {namespace}/{config} reported no version"),

@@ -79,7 +79,7 @@ use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectio
 pub use options::{RedisEndpoint, RedisOptions};
 
 use super::kit::{chunk_ranges, parse_all, parse_all_with};
-use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
+use super::{Backend, Capabilities, ChangeSet, Hint, Hints, SchemaRead};
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
 use crate::model::codec::{describe_problem, parse_config};
 use crate::model::compact::{compact_stored, CompactNamespace, Keys};
@@ -814,6 +814,55 @@ impl Backend for RedisBackend {
         }
     }
 
+    async fn load_one_with_schema(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known: Option<&Version>,
+    ) -> Result<(Option<Stored>, SchemaRead)> {
+        if self.inner.topology == Topology::Sharded {
+            // The schema key is in another slot: two requests.
+            let stored = self.load_one(namespace, name).await?;
+            let read = match self.schema_document(namespace).await {
+                Ok(Some((_, version))) if Some(&version) == known => SchemaRead::Same,
+                other => SchemaRead::Now(other),
+            };
+            return Ok((stored, read));
+        }
+        let (ns, config) = (namespace.as_str(), name.as_str());
+        let token = serde_json::to_string(config).map_err(|e| Error::InvalidValue {
+            location: self.key_location(&format!("{ns}-{config}")),
+            message: e.to_string(),
+        })?;
+        let key = schema_key(ns);
+        let held = known.and_then(Version::as_text).unwrap_or_default();
+        let args: [&[u8]; 3] = [config.as_bytes(), token.as_bytes(), held.as_bytes()];
+        let (value, listed, schema): (Vec<u8>, i64, Vec<u8>) =
+            self.eval(&self.scripts().read_one, &[ROOT_KEY, ns, &key], ns, &args).await?;
+        let read = if schema == b"=" {
+            SchemaRead::Same
+        } else if schema.is_empty() {
+            SchemaRead::Now(Ok(None))
+        } else if let Some(kind) = schema.strip_prefix(b"\0foreign ") {
+            let kind = String::from_utf8_lossy(kind);
+            SchemaRead::Now(Err(self.corrupt(&key, foreign_problem(&kind))))
+        } else {
+            let version = sha1_version(&schema);
+            SchemaRead::Now(Ok(Some((schema, version))))
+        };
+        if listed == 0 {
+            return Ok((None, read));
+        }
+        let bytes = if value == b"\0missing" { None } else { Some(value) };
+        match parse_value((config.to_owned(), bytes)).1 {
+            Ok(stored) => Ok((Some(stored), read)),
+            Err((problem, _)) => {
+                let location = self.key_location(&format!("{ns}-{config}"));
+                Err(Error::Corrupt { corruptions: vec![Corruption { location, problem }] })
+            }
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
         let namespace = namespace.as_str();
@@ -907,13 +956,21 @@ impl Backend for RedisBackend {
             let history = cluster::HistoryArgs { settings: &history_arg, meta: &meta, time: &time_text };
             return self.cluster_apply(namespace, changes, &encoded, history).await;
         }
+        // The schema document the batch was checked against, checked again in the script.
+        let schema_key = schema_key(namespace);
+        let schema_arg = match changes_set.schema() {
+            None | Some(Precondition::Any) => Vec::new(),
+            Some(Precondition::Absent) => b"N".to_vec(),
+            Some(Precondition::Version(v)) => format!("V{}", v.as_text().unwrap_or("not-a-digest")).into_bytes(),
+        };
         let mut report = WriteReport::default();
         for range in chunk_ranges(changes.len(), CHUNK_CHANGES, CHUNK_BYTES, |i| encoded[i].0.len()) {
             let (start, end) = (range.start, range.end);
-            let mut args: Vec<Vec<u8>> = Vec::with_capacity(3 + (end - start) * 7);
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity(4 + (end - start) * 7);
             args.push(history_arg.clone());
             args.push(meta.clone());
             args.push(time_text.clone());
+            args.push(schema_arg.clone());
             for (change, (value, version)) in changes[start..end].iter().zip(&encoded[start..end]) {
                 let op = match change.kind {
                     ChangeKind::Put(_) => "P",
@@ -929,7 +986,8 @@ impl Backend for RedisBackend {
                 args.push(version.as_ref().and_then(|v| v.as_text()).unwrap_or_default().as_bytes().to_vec());
             }
             let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let written: Result<i64> = self.script(&self.scripts().write, namespace, &arg_refs).await;
+            let keys = [ROOT_KEY, namespace, schema_key.as_str()];
+            let written: Result<i64> = self.eval(&self.scripts().write, &keys, namespace, &arg_refs).await;
             if let Err(e) = written {
                 report.error = Some(e);
                 return report;

@@ -1,6 +1,9 @@
--- KEYS: root, namespace key. ARGV: namespace; history: '' (off) or 'keep max_age_ms now_ms';
--- the history record's start (JSON of who and when, without its closing brace); the time as
--- text (for external records); then per change seven values:
+-- KEYS: root, namespace key, schema key (confo-schema:<ns>). ARGV: namespace; history: ''
+-- (off) or 'keep max_age_ms now_ms'; the history record's start (JSON of who and when, without
+-- its closing brace); the time as text (for external records); the schema document the batch
+-- was checked against ('' unchecked here, 'N' none, else 'V' and its SHA-1: a batch checked
+-- against another than the stored one fails with SCHEMA_CONFLICT); then per change seven
+-- values:
 --   op ('P' put, 'D' delete), configuration, precondition ('A' any, 'N' absent, 'V' version),
 --   expected sha1 of the stored value (for 'V'), value (for 'P'), revision restored ('' if none),
 --   sha1 of the value (for 'P').
@@ -11,12 +14,19 @@ local ns = ARGV[1]
 local HIST = ARGV[2]
 local META = ARGV[3]
 local TIME_TEXT = ARGV[4]
-local FIRST = 5
+local SCHEMA = ARGV[5]
+local FIRST = 6
 local STRIDE = 7
 local _, err = require_namespace(KEYS[1], ns)
 if err then return err end
 local index_err = foreign(KEYS[2])
 if index_err then return index_err end
+if SCHEMA ~= '' then
+  local t = redis.call('TYPE', KEYS[3]).ok
+  local stored = 'N'
+  if t == 'string' then stored = 'V' .. redis.sha1hex(redis.call('GET', KEYS[3])) elseif t ~= 'none' then stored = t end
+  if stored ~= SCHEMA then return fail('SCHEMA_CONFLICT', KEYS[3]) end
+end
 local n = (#ARGV - FIRST + 1) / STRIDE
 local SEARCH_AT_MOST = 16
 -- Which of the batch's configurations the index lists. Decoding a large index costs more than

@@ -1,0 +1,72 @@
+//! The schema documents a [`Store`](super::Store) has read, by namespace, with their versions:
+//! a read-modify-write names the version it holds and the engine sends the document again only
+//! if it changed ([`Backend::load_one_with_schema`]), so a point write checks its value without
+//! fetching the schemas each time. Never trusted on its own: every use is a version the engine
+//! confirmed in the same request.
+
+use std::collections::HashMap;
+
+use crate::backend::{Backend, SchemaRead};
+use crate::model::error::Result;
+use crate::model::name::{ConfigName, NamespaceName};
+use crate::model::version::Stored;
+use crate::schema::SchemasAsRead;
+
+/// At most this many namespaces' documents are kept (cleared when full).
+const KEPT: usize = 1024;
+
+/// A store's schema documents, by namespace (shared by its clones).
+#[derive(Debug, Default)]
+pub(crate) struct SchemaCache {
+    /// Namespaces whose document was present when last read. (A lock a `fork()` waits for:
+    /// see `crate::fork`.)
+    entries: crate::fork::Mutex<HashMap<String, SchemasAsRead>>,
+}
+
+impl SchemaCache {
+    /// One configuration and the namespace's schemas, in one request where the engine can:
+    /// the schemas this cache holds are named by version, and used if the engine says they
+    /// are unchanged.
+    pub(crate) async fn read(
+        &self,
+        backend: &dyn Backend,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+    ) -> Result<(Option<Stored>, SchemasAsRead)> {
+        let held = self.entries.lock().get(namespace.as_str()).cloned();
+        let known = held.as_ref().and_then(|h| h.version.as_ref());
+        let (stored, read) = backend.load_one_with_schema(namespace, name, known).await?;
+        let schemas = match (read, held) {
+            (SchemaRead::Same, Some(held)) => held,
+            // (`Same` without a version named cannot be: read as if it had changed.)
+            (SchemaRead::Same, None) => self.keep(namespace, backend, backend.schema_document(namespace).await)?,
+            (SchemaRead::Now(document), _) => self.keep(namespace, backend, document)?,
+        };
+        Ok((stored, schemas))
+    }
+
+    /// Decodes a document as read, and keeps it (or forgets the namespace's, when it has none
+    /// or it cannot be read: the error refuses the write).
+    fn keep(
+        &self,
+        namespace: &NamespaceName,
+        backend: &dyn Backend,
+        document: Result<Option<(Vec<u8>, crate::model::version::Version)>>,
+    ) -> Result<SchemasAsRead> {
+        let location = crate::schema::location_of(backend, namespace);
+        let decoded = SchemasAsRead::decode(document, &location, namespace.as_str());
+        let mut entries = self.entries.lock();
+        match &decoded {
+            Ok(read) if read.version.is_some() => {
+                if entries.len() >= KEPT {
+                    entries.clear();
+                }
+                entries.insert(namespace.as_str().to_owned(), read.clone());
+            }
+            _ => {
+                entries.remove(namespace.as_str());
+            }
+        }
+        decoded
+    }
+}
