@@ -166,3 +166,67 @@ fn idle_watchers_sessions_and_servers_read_nothing() {
     let watched = opens_of(&logs[0], "app/other.json").len();
     assert_eq!(watched, 1, "confo watch re-reads the namespace once after a change");
 }
+
+/// An HTTP request with a JSON body and extra headers; the whole answer.
+fn send(address: &str, method: &str, path: &str, token: &str, headers: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{headers}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+/// A `PUT` of one configuration through `confo serve` on the file engine opens that
+/// configuration's file once: the If-Match check, the secrets kept, the history record and the
+/// write all use the one read made under the folder's lock (issue 34). A `PATCH` reads it once
+/// per attempt (one here).
+#[test]
+fn a_put_through_the_server_reads_the_configuration_once() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    env.ok(&["set", "app/cfg", "a=1"]);
+    let token = env.ok(&["token", "add", "writer", "--role", "write"]).trim().to_owned();
+    let serve = env
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut serve = Subject { name: "confo serve", child: serve };
+    let line = first_line(&mut serve.child);
+    let address = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_owned();
+    let log = env.path("strace-put.log");
+    let mut tracer = attach(serve.child.id(), &log);
+    let path = "/api/v1/namespaces/app/configurations/cfg";
+    let opened = |what: &str, expected: usize, answer: &str, status: &str| {
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{what}: {answer}");
+        // Until strace has written what it saw.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = opens_of(&log, "app/cfg.json");
+        while seen.len() < expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            seen = opens_of(&log, "app/cfg.json");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        seen = opens_of(&log, "app/cfg.json");
+        assert_eq!(seen.len(), expected, "{what} ({} in all): {seen:#?}", serve.name);
+    };
+    let answer = send(&address, "PUT", path, &token, "", r#"{"a": 2}"#);
+    opened("a PUT", 1, &answer, "200");
+    let answer = send(&address, "PUT", path, &token, "If-Match: \"0\"\r\n", r#"{"a": 3}"#);
+    opened("a PUT whose If-Match fails", 2, &answer, "412");
+    let answer = send(&address, "PATCH", path, &token, "", r#"{"b": 1}"#);
+    opened("a PATCH", 3, &answer, "200");
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    let stored: serde_json::Value = serde_json::from_str(&env.ok(&["get", "app/cfg"])).expect("json");
+    assert_eq!(stored, serde_json::json!({"a": 2, "b": 1}));
+    let fresh = send(&address, "PUT", "/api/v1/namespaces/app/configurations/fresh", &token, "", "{}");
+    assert!(fresh.starts_with("HTTP/1.1 201"), "{fresh}");
+}

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use confo::backend::{Backend, Capabilities, ChangeSet, Hint, Hints, Repair};
+use confo::backend::{Backend, Capabilities, ChangeSet, Edit, Hint, Hints, Repair, SchemaRead};
 use confo::model::change::WriteReport;
+use confo::model::history::Author;
 use confo::model::name::{ConfigName, NameKind, NamespaceName};
 use confo::model::version::{NamespaceData, Stored, Version};
 use confo::Result;
@@ -75,6 +76,26 @@ impl Backend for SharedHints {
 
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         self.inner.apply(namespace, changes).await
+    }
+
+    async fn load_one_with_schema(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known: Option<&Version>,
+    ) -> Result<(Option<Stored>, SchemaRead)> {
+        self.inner.load_one_with_schema(namespace, name, known).await
+    }
+
+    async fn load_and_apply(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known_schema: Option<&Version>,
+        author: &Author,
+        edit: Arc<Edit>,
+    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+        self.inner.load_and_apply(namespace, name, known_schema, author, edit).await
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

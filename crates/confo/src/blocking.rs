@@ -547,6 +547,20 @@ impl Store {
         self.block(self.inner.remove(namespace, config))
     }
 
+    /// See [`crate::store::Store::modify`].
+    pub fn modify<E, F>(&self, namespace: &str, config: &str, edit: F) -> std::result::Result<crate::store::Modified, E>
+    where
+        E: From<crate::model::error::Error> + Send + 'static,
+        F: Fn(
+                Option<&crate::model::version::Stored>,
+            ) -> std::result::Result<Option<crate::model::version::Configuration>, E>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.block(self.inner.modify(namespace, config, edit))
+    }
+
     /// See [`crate::store::Store::update_fields`].
     pub fn update_fields(
         &self,

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::model::change::{Change, Precondition, WriteReport};
@@ -166,6 +168,10 @@ pub struct AclFinding {
     pub metadata: bool,
 }
 
+/// What [`Backend::load_and_apply`] asks of a configuration as stored: the change to write, if
+/// any, and the version of the schema document it was checked against.
+pub type Edit = dyn Fn(Option<&Stored>, SchemaRead) -> Result<Option<(Change, Option<Precondition>)>> + Send + Sync;
+
 /// What [`Backend::load_one_with_schema`] says of a namespace's schema document.
 #[derive(Debug)]
 pub enum SchemaRead {
@@ -297,6 +303,39 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
             other => SchemaRead::Now(other),
         };
         Ok((stored, read))
+    }
+
+    /// Reads one configuration and writes what `edit` makes of it: a read-modify-write of one
+    /// configuration as one step where the engine can. `edit` is given what is stored (`None`:
+    /// nothing) and what the engine says of the namespace's schema document next to
+    /// `known_schema` (as [`Backend::load_one_with_schema`]), and returns the change to write
+    /// (`None`: nothing), its name the one read, with the schema document's version it was
+    /// checked against ([`ChangeSet::schema`]); its error is returned as it is. Returns what
+    /// was stored and the write's report (`None` when nothing was written).
+    ///
+    /// The default reads with [`Backend::load_one_with_schema`] and writes with
+    /// [`Backend::apply`]: a writer in between breaks the change's precondition (a conflict,
+    /// for the caller to try again). The file engine does both under its folder's lock,
+    /// reading the file once.
+    async fn load_and_apply(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known_schema: Option<&Version>,
+        author: &crate::model::history::Author,
+        edit: Arc<Edit>,
+    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+        let (stored, schema) = self.load_one_with_schema(namespace, name, known_schema).await?;
+        let Some((change, schema)) = edit(stored.as_ref(), schema)? else { return Ok((stored, None)) };
+        if change.name != name.as_str() {
+            return Err(Error::InvalidValue {
+                location: format!("{} configuration {namespace}/{name}", self.describe()),
+                message: format!("an edit of {name} may not write {}", change.name),
+            });
+        }
+        let changes = [change];
+        let report = self.apply(namespace, &ChangeSet::new(&changes, author).under_schema(schema)).await;
+        Ok((stored, Some(report)))
     }
 
     /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked

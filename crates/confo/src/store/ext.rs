@@ -243,7 +243,7 @@ impl<B: Backend + ?Sized> BackendExt for B {}
 
 /// The read-back of [`BackendExt::write_settled`]: the changes of a report whose error leaves
 /// their outcome unknown, settled by what the store holds.
-async fn settle<B: BackendExt + ?Sized>(
+pub(crate) async fn settle<B: BackendExt + ?Sized>(
     backend: &B,
     namespace: &str,
     changes: &[Change],
@@ -413,6 +413,18 @@ async fn keep_secrets_sealed<'c, B: BackendExt + ?Sized>(
         }
     };
     stored.extend(given);
+    reseal(changes, &stored, namespace, keyring)
+}
+
+/// The re-seal rule of [`BackendExt::write_sealed_as`] over a batch, given the stored values
+/// of the configurations it puts (those without one replace nothing sealed).
+pub(crate) fn reseal<'c>(
+    changes: &'c [Change],
+    stored: &HashMap<String, Arc<Configuration>>,
+    namespace: &str,
+    keyring: Option<&crate::secrets::Keyring>,
+) -> Result<std::borrow::Cow<'c, [Change]>> {
+    use std::borrow::Cow;
     let mut out: Option<Vec<Change>> = None;
     for (index, change) in changes.iter().enumerate() {
         let ChangeKind::Put(new) = &change.kind else { continue };

@@ -46,6 +46,34 @@ pub enum Removal {
     Recursive,
 }
 
+/// What [`Store::modify`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Modified {
+    /// What was stored before (`None`: nothing).
+    pub before: Option<Stored>,
+    /// The new version; `None` when the edit wrote nothing.
+    pub version: Option<Version>,
+    /// The schema violations of the value written under `warn`.
+    pub warnings: Vec<Violation>,
+}
+
+/// What one attempt of [`Store::modify`]'s edit left, for after the engine's step.
+struct Outcome<E> {
+    /// The caller's edit refused, with this error.
+    refused: Option<E>,
+    /// The change made (and written, unless the report says otherwise).
+    change: Option<Change>,
+    /// Its schema violations under `warn`.
+    warnings: Vec<Violation>,
+}
+
+impl<E> Default for Outcome<E> {
+    fn default() -> Self {
+        Outcome { refused: None, change: None, warnings: Vec::new() }
+    }
+}
+
 /// How many times [`Store::update_fields`] tries before it reports the conflict.
 pub(crate) const FIELD_UPDATE_ATTEMPTS: u32 = 16;
 
@@ -563,6 +591,85 @@ impl Store {
             return Err(report.into_incomplete(Vec::new(), namespace, [change.name.as_str()], []));
         }
         Ok(report.applied.into_iter().next().and_then(|a| a.version))
+    }
+
+    /// Reads one configuration and writes what `edit` makes of it (`None`: nothing), as one
+    /// step where the engine can ([`Backend::load_and_apply`]: the file engine reads the file
+    /// once, under its folder's lock). The value goes through the whole write path: the batch
+    /// rules, the re-seal rule of secrets over what it replaces, the schemas stored now (read
+    /// with the configuration; under `enforce` a violation is the error). A writer in between
+    /// (on an engine that cannot hold a lock) makes it read and edit again, up to
+    /// [`FIELD_UPDATE_ATTEMPTS`] times. An error of `edit` is returned as it is.
+    pub async fn modify<E, F>(&self, namespace: &str, config: &str, edit: F) -> std::result::Result<Modified, E>
+    where
+        E: From<Error> + Send + 'static,
+        F: Fn(Option<&Stored>) -> std::result::Result<Option<Configuration>, E> + Send + Sync + 'static,
+    {
+        let (ns, name) = (self.backend.namespace(namespace)?, self.backend.config_name(config)?);
+        let edit = Arc::new(edit);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let held = self.schemas.held(namespace);
+            let known = held.as_ref().and_then(|h| h.version.clone());
+            let outcome: Arc<crate::fork::Mutex<Outcome<E>>> = Arc::default();
+            let step: Arc<crate::backend::Edit> = {
+                let (edit, outcome, store) = (edit.clone(), outcome.clone(), self.clone());
+                let (ns, config) = (ns.clone(), config.to_owned());
+                Arc::new(move |stored: Option<&Stored>, read| {
+                    let value = match edit(stored) {
+                        Ok(Some(value)) => value,
+                        Ok(None) => return Ok(None),
+                        Err(e) => {
+                            outcome.lock().refused = Some(e);
+                            return Err(Error::InvalidValue { location: config.clone(), message: "refused".into() });
+                        }
+                    };
+                    let schemas = store.schemas.answer(&ns, &*store.backend, held.as_ref(), read)?;
+                    let mut change = Change::put(config.clone(), value)
+                        .when(stored.map_or(Precondition::Absent, |s| Precondition::Version(s.version.clone())));
+                    change.over = stored.map(|s| s.value.clone());
+                    let over: std::collections::HashMap<String, Arc<Configuration>> =
+                        stored.map(|s| (config.clone(), s.value.clone())).into_iter().collect();
+                    let change = ext::reseal(std::slice::from_ref(&change), &over, ns.as_str(), store.keyring())?
+                        .into_owned()
+                        .remove(0);
+                    store.backend.check_batch(ns.as_str(), std::slice::from_ref(&change))?;
+                    let warnings = crate::schema::check_with(
+                        schemas.schemas.as_deref(),
+                        ns.as_str(),
+                        std::slice::from_ref(&change),
+                    )?;
+                    let mut outcome = outcome.lock();
+                    outcome.warnings = warnings;
+                    outcome.change = Some(change.clone());
+                    Ok(Some((change, Some(schemas.precondition()))))
+                })
+            };
+            let result = self.backend.load_and_apply(&ns, &name, known.as_ref(), &self.author, step).await;
+            let (refused, change, warnings) = {
+                let mut outcome = outcome.lock();
+                (outcome.refused.take(), outcome.change.take(), std::mem::take(&mut outcome.warnings))
+            };
+            if let Some(e) = refused {
+                return Err(e);
+            }
+            let (before, report) = result?;
+            let (Some(report), Some(change)) = (report, change) else {
+                return Ok(Modified { before, version: None, warnings });
+            };
+            let report = ext::settle(&*self.backend, namespace, std::slice::from_ref(&change), report).await;
+            match report.error {
+                Some(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Some(_) => return Err(report.into_incomplete(Vec::new(), namespace, [config], []).into()),
+                None => {
+                    let version = report.applied.into_iter().next().and_then(|a| a.version);
+                    return Ok(Modified { before, version, warnings });
+                }
+            }
+        }
     }
 
     /// Sets and removes fields of one configuration, on what is stored now: read it, apply the

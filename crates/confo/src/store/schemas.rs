@@ -45,6 +45,30 @@ impl SchemaCache {
         Ok((stored, schemas))
     }
 
+    /// The schemas held for a namespace, if its document was present when last read.
+    pub(crate) fn held(&self, namespace: &str) -> Option<SchemasAsRead> {
+        self.entries.lock().get(namespace).cloned()
+    }
+
+    /// What an engine's answer next to [`SchemaCache::held`] means: the schemas held, or the
+    /// document it sent (decoded and kept).
+    pub(crate) fn answer(
+        &self,
+        namespace: &NamespaceName,
+        backend: &dyn Backend,
+        held: Option<&SchemasAsRead>,
+        read: SchemaRead,
+    ) -> Result<SchemasAsRead> {
+        match (read, held) {
+            (SchemaRead::Same, Some(held)) => Ok(held.clone()),
+            (SchemaRead::Same, None) => Err(crate::model::error::Error::unavailable(
+                backend.describe(),
+                format!("said the schema document of {namespace} was unchanged, though none was named"),
+            )),
+            (SchemaRead::Now(document), _) => self.keep(namespace, backend, document),
+        }
+    }
+
     /// Decodes a document as read, and keeps it (or forgets the namespace's, when it has none
     /// or it cannot be read: the error refuses the write).
     fn keep(

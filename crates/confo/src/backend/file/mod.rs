@@ -589,20 +589,14 @@ impl Inner {
         &self,
         history: &FileHistory,
         namespace: &str,
-        dir: &Path,
         changes: &[Change],
+        current: &[Option<Vec<u8>>],
         encoded: &[Option<Vec<u8>>],
         author: &crate::model::history::Author,
     ) -> Result<()> {
         let time = crate::model::history::now();
         let mut pending = Vec::new();
-        for (change, bytes) in changes.iter().zip(encoded) {
-            let path = config_path(dir, &change.name);
-            let current = match fs::read(&path) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::IsADirectory) => None,
-                Err(e) => return Err(Error::io(Self::loc(&path), e)),
-            };
+        for ((change, bytes), current) in changes.iter().zip(encoded).zip(current) {
             let current = current.as_ref().map(|b| (b.as_slice(), version_of(b).to_string()));
             let after = bytes.as_ref().map(|b| version_of(b).to_string());
             if let Some(p) = history.record(namespace, change, current, after, author, time)? {
@@ -640,23 +634,41 @@ impl Inner {
         history.history(namespace, config, current.as_deref())
     }
 
-    fn write(&self, namespace: &str, changes: &[Change], author: &crate::model::history::Author) -> WriteReport {
+    /// The namespace's folder, open (to be locked), after the link checks of it and of
+    /// `names`' files.
+    fn open_namespace<'n>(&self, namespace: &str, names: impl Iterator<Item = &'n str>) -> Result<(PathBuf, File)> {
         let dir = self.namespace_dir(namespace);
-        if let Err(e) = self.check_link(&dir) {
-            return WriteReport::failed(e);
-        }
-        for change in changes {
-            if let Err(e) = self.check_link(&config_path(&dir, &change.name)) {
-                return WriteReport::failed(e);
-            }
+        self.check_link(&dir)?;
+        for name in names {
+            self.check_link(&config_path(&dir, name))?;
         }
         let folder = match File::open(&dir) {
             Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => f,
-            Ok(_) => return WriteReport::failed(self.missing_namespace(namespace)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return WriteReport::failed(self.missing_namespace(namespace))
-            }
-            Err(e) => return WriteReport::failed(Error::io(Self::loc(&dir), e)),
+            Ok(_) => return Err(self.missing_namespace(namespace)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.missing_namespace(namespace)),
+            Err(e) => return Err(Error::io(Self::loc(&dir), e)),
+        };
+        Ok((dir, folder))
+    }
+
+    /// Whether the history of writes is recorded now.
+    fn history_kept_now(&self) -> bool {
+        self.history.is_some() && self.meta.why_not().is_none()
+    }
+
+    /// A configuration's file as stored, under the folder's lock: `None` if it is not there.
+    fn read_current(path: &Path) -> Result<Option<Vec<u8>>> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::IsADirectory) => Ok(None),
+            Err(e) => Err(Error::io(Self::loc(path), e)),
+        }
+    }
+
+    fn write(&self, namespace: &str, changes: &[Change], author: &crate::model::history::Author) -> WriteReport {
+        let (dir, folder) = match self.open_namespace(namespace, changes.iter().map(|c| c.name.as_str())) {
+            Ok(opened) => opened,
+            Err(e) => return WriteReport::failed(e),
         };
         let _locked = match self.lock(&folder, &dir) {
             Ok(locked) => locked,
@@ -668,18 +680,75 @@ impl Inner {
         if changes.len() > 1 {
             remove_stale_temps(&dir);
         }
+        // Each file is read once, for the precondition and the history record both.
+        let history = self.history_kept_now();
+        let mut current = Vec::with_capacity(changes.len());
         for change in changes {
+            if change.precondition == Precondition::Any && !history {
+                current.push(None);
+                continue;
+            }
+            match Self::read_current(&config_path(&dir, &change.name)) {
+                Ok(bytes) => current.push(bytes),
+                Err(e) => return WriteReport::failed(e),
+            }
+        }
+        self.write_locked(namespace, &dir, &folder, changes, &current, author)
+    }
+
+    /// Reads one configuration and writes what `edit` makes of it, under the folder's lock:
+    /// the file is read once (see [`Backend::load_and_apply`]).
+    fn load_and_apply(
+        &self,
+        namespace: &str,
+        name: &str,
+        known_schema: Option<&Version>,
+        author: &crate::model::history::Author,
+        edit: &super::Edit,
+    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+        let (dir, folder) = self.open_namespace(namespace, std::iter::once(name))?;
+        let _locked = self.lock(&folder, &dir)?;
+        let path = config_path(&dir, name);
+        let bytes = Self::read_current(&path)?;
+        let stored = match &bytes {
+            Some(bytes) => Some(stored_from(&path, bytes).map_err(|c| Error::Corrupt { corruptions: vec![c] })?),
+            None => None,
+        };
+        let schema = match self.schema_document(namespace) {
+            Ok(Some((_, version))) if Some(&version) == known_schema => super::SchemaRead::Same,
+            other => super::SchemaRead::Now(other),
+        };
+        let Some((change, _)) = edit(stored.as_ref(), schema)? else { return Ok((stored, None)) };
+        if change.name != name {
+            return Err(Error::InvalidValue {
+                location: Self::loc(&path),
+                message: format!("an edit of {name} may not write {}", change.name),
+            });
+        }
+        // (The schema document was read under this lock, which its writers take too.)
+        let report = self.write_locked(namespace, &dir, &folder, std::slice::from_ref(&change), &[bytes], author);
+        Ok((stored, Some(report)))
+    }
+
+    /// Writes a batch under the folder's lock, given what each of its files holds now.
+    fn write_locked(
+        &self,
+        namespace: &str,
+        dir: &Path,
+        folder: &File,
+        changes: &[Change],
+        current: &[Option<Vec<u8>>],
+        author: &crate::model::history::Author,
+    ) -> WriteReport {
+        let dir = dir.to_path_buf();
+        for (change, bytes) in changes.iter().zip(current) {
             if change.precondition == Precondition::Any {
                 continue;
             }
             let path = config_path(&dir, &change.name);
-            let current = match fs::read(&path) {
-                Ok(bytes) => Some(version_of(&bytes)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return WriteReport::failed(Error::io(Self::loc(&path), e)),
-            };
+            let version = bytes.as_deref().map(version_of);
             if let Err(e) =
-                check_precondition(&change.precondition, current.as_ref(), (namespace, &change.name), || {
+                check_precondition(&change.precondition, version.as_ref(), (namespace, &change.name), || {
                     Self::loc(&path)
                 })
             {
@@ -699,7 +768,7 @@ impl Inner {
             }
         }
         if let Some(history) = self.history.as_ref().filter(|_| self.meta.why_not().is_none()) {
-            match self.record_history(history, namespace, &dir, changes, &encoded, author) {
+            match self.record_history(history, namespace, changes, current, &encoded, author) {
                 Ok(()) => {}
                 // The metadata folder turned out not to be writable: the configurations are
                 // written all the same, without history (and this is said once).
@@ -1240,6 +1309,19 @@ impl Backend for FileBackend {
         let (namespace, name) = (namespace.as_str(), name.as_str());
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
         self.run(move |inner| inner.load_configuration(&namespace, &name)).await
+    }
+
+    async fn load_and_apply(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known_schema: Option<&Version>,
+        author: &crate::model::history::Author,
+        edit: Arc<super::Edit>,
+    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+        let (namespace, name) = (namespace.as_str().to_owned(), name.as_str().to_owned());
+        let (known, author) = (known_schema.cloned(), author.clone());
+        self.run(move |inner| inner.load_and_apply(&namespace, &name, known.as_ref(), &author, &*edit)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.describe(), changes = changes.len()))]
