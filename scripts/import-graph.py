@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What the graph may not exceed today (lowered as the layering lands).
 BOUNDS = {
     # files in the largest import cycle of any crate (outside the one model/ may have)
-    "largest_cycle_files": 15,
+    "largest_cycle_files": 0,
     # arrows that go through a crate root's re-exports (`crate::Name` defined elsewhere)
     "through_crate_root": 0,
     # arrows from model/ to anything of the crate outside it

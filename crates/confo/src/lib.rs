@@ -129,7 +129,9 @@ pub mod watch;
 #[doc(hidden)]
 pub mod conformance;
 
-pub use backend::{Backend, Capabilities, FileBackend, MemoryBackend};
+pub use backend::file::FileBackend;
+pub use backend::memory::MemoryBackend;
+pub use backend::{Backend, Capabilities};
 pub use draft::{Draft, Scope};
 pub use manager::{BackendView, Based, Confo, Content, Place};
 pub use model::change::{Change, Precondition};

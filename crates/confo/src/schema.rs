@@ -585,7 +585,13 @@ pub(crate) async fn check_batches<'a, B: Backend + ?Sized>(
     }
     let mut violations = Vec::new();
     for (namespace, changes) in batches {
-        match crate::store::ext::BackendExt::check_schemas(backend, namespace, changes).await {
+        let checked = crate::model::name::validate(crate::model::name::NameKind::Namespace, namespace)
+            .and_then(|()| backend.check_name(crate::model::name::NameKind::Namespace, namespace));
+        let checked = match checked {
+            Ok(()) => check_batch(backend, &crate::model::name::NamespaceName::checked(namespace), changes).await,
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(_) => {}
             Err(Error::SchemaViolation { violations: found }) => violations.extend(found),
             Err(Error::NotFound { .. }) => {}

@@ -593,7 +593,13 @@ pub fn reseal_what_opens(
 /// in the ciphertext): a document whose namespaces or configurations were renamed, or whose
 /// sealed values were moved, would store secrets nobody can open. [`Error::Secret`] names the
 /// first such field.
-pub fn check_document(document: &crate::transfer::Document, keyring: &Keyring) -> Result<()> {
+///
+/// `document` is an export's document ([`Document`](crate::transfer::Document)): namespace →
+/// configuration → value.
+pub fn check_document(
+    document: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, Configuration>>,
+    keyring: &Keyring,
+) -> Result<()> {
     for (namespace, configurations) in document {
         for (name, value) in configurations {
             reveal(value, namespace, name, keyring).map_err(|e| match e {

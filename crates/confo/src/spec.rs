@@ -20,9 +20,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::backend::registry::{EngineSpec, Registry};
 use crate::backend::Backend;
 use crate::model::error::{Error, Result, SpecProblem};
 
@@ -160,6 +160,164 @@ impl fmt::Debug for BackendSpec {
     }
 }
 
+/// One engine confo can open: its names, its URL schemes, and how its options are read.
+pub trait Engine: Send + Sync + 'static {
+    /// The kind, as named in a credentials-based load (`backend_type`).
+    fn kind(&self) -> BackendKind;
+
+    /// Other names accepted for the kind (`zk` for `zookeeper`).
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The URL schemes it answers (`redis`, `rediss`). A scheme ending in `+` answers every
+    /// scheme it begins (`cache+` answers `cache+redis`): a wrapping engine.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// A spec string as shown in messages that list what is accepted (`redis://HOST[:PORT]`).
+    fn example(&self) -> &'static str;
+
+    /// Reads a whole spec string whose scheme is one of [`Engine::schemes`].
+    fn parse_url(&self, registry: &Registry, spec: &str) -> Result<BackendSpec>;
+
+    /// Reads confo's credentials dictionary (a JSON object); unknown keys are refused by name.
+    fn parse_credentials(&self, registry: &Registry, credentials: &Value) -> Result<BackendSpec>;
+}
+
+/// An engine's parsed spec: everything needed to open the store. Its `Display` is the spec
+/// string, without secrets; it must be `PartialEq` (specs are compared).
+#[async_trait]
+pub trait EngineSpec: SpecIdentity + fmt::Display + Send + Sync + 'static {
+    /// The kind of backend it opens.
+    fn kind(&self) -> BackendKind;
+
+    /// Opens (connects to) the store.
+    async fn open(&self) -> Result<Arc<dyn Backend>>;
+}
+
+/// What a spec is, for [`BackendSpec::options`](crate::spec::BackendSpec::options) and equality:
+/// implemented for every `PartialEq` type, so an engine writes nothing for it.
+pub trait SpecIdentity {
+    /// The options as `Any`, to downcast.
+    fn as_any(&self) -> &dyn Any;
+
+    /// Whether `other` is the same spec (used by `BackendSpec`'s `PartialEq`).
+    fn same_as(&self, other: &dyn EngineSpec) -> bool;
+}
+
+impl<T: PartialEq + Any> SpecIdentity for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn EngineSpec) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// A network engine's names: what a spec for it is recognised by, whether this build has the
+/// engine or leaves it out (then a spec for it says which feature to enable). One place for
+/// both: the engine's entry and its stand-in read the same constant below.
+pub(crate) struct Names {
+    /// Its kind (`backend_type`), also the name of its cargo feature.
+    pub kind: BackendKind,
+    /// Other names accepted for the kind.
+    pub aliases: &'static [&'static str],
+    /// The URL schemes it answers.
+    pub schemes: &'static [&'static str],
+    /// A spec string for messages (shown for an engine this build has).
+    pub example: &'static str,
+}
+
+/// Redis, in the seed's layout (`backend/redis`).
+pub(crate) const REDIS: Names = Names {
+    kind: BackendKind::new("redis"),
+    aliases: &[],
+    schemes: &["redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"],
+    example: "redis://HOST[:PORT]",
+};
+
+/// ZooKeeper, in Python confo's layout (`backend/zookeeper`).
+pub(crate) const ZOOKEEPER: Names = Names {
+    kind: BackendKind::new("zookeeper"),
+    aliases: &["zk"],
+    schemes: &["zk", "zookeeper"],
+    example: "zk://HOST:PORT",
+};
+
+/// etcd (`backend/etcd`).
+pub(crate) const ETCD: Names =
+    Names { kind: BackendKind::new("etcd"), aliases: &[], schemes: &["etcd", "etcds"], example: "etcd://HOST:PORT" };
+
+/// What a network engine's options give the registry; [`NetEngine`] makes the rest of its
+/// [`Engine`] from its [`Names`].
+#[cfg(feature = "net")]
+pub(crate) trait NetOptions: EngineSpec + Sized {
+    /// Reads a whole spec string.
+    fn from_url(spec: &str) -> Result<Self>;
+    /// Reads confo's credentials dictionary.
+    fn from_credentials(credentials: &Value) -> Result<Self>;
+}
+
+/// A set of engines to parse specs with: [`Registry::builtin`] is [`ENGINES`]; a caller may add
+/// engines of its own (a wrapping backend, a test double) with [`Registry::with`].
+#[derive(Clone)]
+pub struct Registry {
+    engines: Vec<&'static dyn Engine>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.engines.iter().map(|e| e.kind())).finish()
+    }
+}
+
+impl Registry {
+    /// A registry of these engines, in lookup order ([`Registry::builtin`] is the table of
+    /// `backend::registry`).
+    pub(crate) fn of(engines: Vec<&'static dyn Engine>) -> Self {
+        Registry { engines }
+    }
+
+    /// This registry with one more engine (checked first, so it may take over a scheme).
+    pub fn with(mut self, engine: &'static dyn Engine) -> Self {
+        self.engines.insert(0, engine);
+        self
+    }
+
+    /// The engines, in lookup order.
+    pub fn engines(&self) -> impl Iterator<Item = &'static dyn Engine> + '_ {
+        self.engines.iter().copied()
+    }
+
+    /// The engine answering a URL scheme (compared without case).
+    pub fn by_scheme(&self, scheme: &str) -> Option<&'static dyn Engine> {
+        let scheme = scheme.to_ascii_lowercase();
+        let answers = |s: &&str| match s.strip_suffix('+') {
+            Some(prefix) => scheme.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('+') && rest.len() > 1),
+            None => **s == scheme,
+        };
+        self.engines().find(|e| e.schemes().iter().any(answers))
+    }
+
+    /// The engine of a kind name or alias (compared without case).
+    pub fn by_kind(&self, name: &str) -> Option<&'static dyn Engine> {
+        let name = name.to_ascii_lowercase();
+        self.engines().find(|e| e.kind().as_str() == name || e.aliases().contains(&name.as_str()))
+    }
+
+    /// The kind a `backend_type` names.
+    pub fn kind(&self, name: &str) -> Result<BackendKind> {
+        self.by_kind(name).map(|e| e.kind()).ok_or_else(|| {
+            let known: Vec<&str> = self.engines().map(|e| e.kind().as_str()).collect();
+            Error::spec(
+                Some("backend_type"),
+                format!("unknown backend type {name:?}; expected one of {}", known.join(", ")),
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +334,7 @@ mod tests {
         assert_eq!("memory:".parse::<BackendSpec>().unwrap(), BackendSpec::memory());
         assert_eq!("file:a b".parse::<BackendSpec>().unwrap().to_string(), "file:a b");
         let inside = "file:/srv/conf?links=inside".parse::<BackendSpec>().unwrap();
-        let options = inside.options::<crate::backend::file::FileSpec>().expect("a file spec");
+        let options = inside.options::<crate::backend::file::spec::FileSpec>().expect("a file spec");
         assert_eq!(options.links, crate::backend::file::FileLinks::Inside);
         assert_eq!(options.config_path, std::path::Path::new("/srv/conf"));
         assert_ne!(inside, BackendSpec::file("/srv/conf"));

@@ -396,7 +396,7 @@ pub fn diff(left: &Document, right: &Document) -> Vec<(String, String, Differenc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::MemoryBackend;
+    use crate::backend::memory::MemoryBackend;
     use crate::store::ext::BackendExt;
     use serde_json::json;
 

@@ -32,13 +32,13 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::registry::{Engine, EngineSpec, Registry};
 use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
 use crate::model::change::{ChangeKind, Precondition, WriteReport};
 use crate::model::error::{Error, Result};
 use crate::model::name::{ConfigName, NameKind, NamespaceName};
 use crate::model::version::{NamespaceData, SnapshotInfo, Stored, Version};
 use crate::spec::{BackendKind, BackendSpec};
+use crate::spec::{Engine, EngineSpec, Registry};
 
 /// The snapshot file format this build writes and reads.
 pub const FORMAT: u64 = 1;

@@ -281,7 +281,7 @@ impl std::fmt::Display for MemorySpec {
 }
 
 #[async_trait]
-impl super::registry::EngineSpec for MemorySpec {
+impl crate::spec::EngineSpec for MemorySpec {
     fn kind(&self) -> crate::spec::BackendKind {
         crate::spec::BackendKind::MEMORY
     }
@@ -294,7 +294,7 @@ impl super::registry::EngineSpec for MemorySpec {
 /// The memory engine: `memory:` and `{}`.
 pub(crate) struct MemoryEngine;
 
-impl super::registry::Engine for MemoryEngine {
+impl crate::spec::Engine for MemoryEngine {
     fn kind(&self) -> crate::spec::BackendKind {
         crate::spec::BackendKind::MEMORY
     }
@@ -307,7 +307,7 @@ impl super::registry::Engine for MemoryEngine {
         "memory:"
     }
 
-    fn parse_url(&self, _: &super::registry::Registry, spec: &str) -> Result<crate::spec::BackendSpec> {
+    fn parse_url(&self, _: &crate::spec::Registry, spec: &str) -> Result<crate::spec::BackendSpec> {
         match spec.split_once(':').map(|(_, rest)| rest) {
             Some("" | "//") => Ok(crate::spec::BackendSpec::memory()),
             _ => Err(Error::spec(None, "memory: takes nothing after the colon")),
@@ -316,7 +316,7 @@ impl super::registry::Engine for MemoryEngine {
 
     fn parse_credentials(
         &self,
-        _: &super::registry::Registry,
+        _: &crate::spec::Registry,
         credentials: &serde_json::Value,
     ) -> Result<crate::spec::BackendSpec> {
         crate::options::Credentials::new(crate::spec::BackendKind::MEMORY, credentials)?.finish()?;

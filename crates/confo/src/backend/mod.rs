@@ -29,15 +29,6 @@ pub mod registry;
 #[cfg(feature = "zookeeper")]
 pub mod zookeeper;
 
-#[cfg(feature = "etcd")]
-pub use etcd::{EtcdBackend, EtcdOptions};
-pub use file::FileBackend;
-pub use memory::MemoryBackend;
-#[cfg(feature = "redis")]
-pub use redis::{RedisBackend, RedisOptions};
-#[cfg(feature = "zookeeper")]
-pub use zookeeper::{ZkBackend, ZkOptions};
-
 /// Picks rustls' ring provider once per process: TLS in redis and etcd needs a process-wide
 /// default, and two providers compiled in would make the automatic choice fail.
 #[cfg(feature = "tls")]
@@ -519,91 +510,6 @@ pub(crate) fn read_tls_ca(backend: &str, path: &std::path::Path) -> Result<Vec<u
         ),
         _ => Error::io(format!("{backend} tls_ca {}", path.display()), e),
     })
-}
-
-/// Connects with `attempt`, all within `timeout`, for the network engines.
-///
-/// - A refused connection (nothing listens at any of `hosts`) fails at once.
-/// - A server that accepts connections but is not serving yet (ZooKeeper while it starts,
-///   Redis loading its data: the connection is closed or refused at the protocol level) is
-///   tried again every 100 ms until the deadline.
-/// - A server that accepts and never answers fails at the deadline, with a message saying so
-///   (and that it may be another service, or want or not want TLS).
-///
-/// Errors other than [`Error::Unavailable`] (a wrong password, a bad spec) are returned at once.
-#[cfg(feature = "net")]
-pub(crate) async fn connect_within<T, F, Fut>(
-    engine: &str,
-    describe: &str,
-    hosts: &[(String, u16)],
-    timeout: std::time::Duration,
-    mut attempt: F,
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        match tokio::time::timeout_at(deadline, attempt()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e @ Error::Unavailable { .. })) if !is_mismatch(&e) => {
-                if !anything_listens(hosts).await {
-                    let list: Vec<String> =
-                        hosts.iter().map(|(h, p)| format!("{}:{p}", crate::options::shorten(h))).collect();
-                    return Err(Error::outage(
-                        crate::model::error::Outage::NotReached,
-                        describe.to_owned(),
-                        format!("nothing listens at {} (connection refused)", list.join(", ")),
-                    ));
-                }
-                last = Some(e);
-                if tokio::time::Instant::now() + std::time::Duration::from_millis(100) >= deadline {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Ok(Err(other)) => return Err(other),
-            Err(_) => break,
-        }
-    }
-    let last = match last {
-        Some(Error::Unavailable { message, .. }) => format!(" (last: {message})"),
-        _ => String::new(),
-    };
-    let article = if engine.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-    Err(Error::unavailable(
-        describe.to_owned(),
-        format!(
-            "no {engine} answer within {} s: the port accepts connections but does not answer as {article} {engine} \
-             server (still starting? another service? a TLS port, or not one?){last}",
-            timeout.as_secs_f32()
-        ),
-    ))
-}
-
-/// An outage of a server that answered, but not as the engine expects (another protocol, TLS
-/// on one side only): trying again cannot help.
-#[cfg(feature = "net")]
-fn is_mismatch(error: &Error) -> bool {
-    matches!(error, Error::Unavailable { outage: crate::model::error::Outage::Mismatch, .. })
-}
-
-/// False when every host refuses a TCP connection (nothing listens there).
-#[cfg(feature = "net")]
-async fn anything_listens(hosts: &[(String, u16)]) -> bool {
-    for (host, port) in hosts {
-        let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
-        match tokio::time::timeout(std::time::Duration::from_millis(500), connect).await {
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-            // Connected, or no answer (a filtered port): something may be there.
-            Ok(Ok(_)) | Err(_) => return true,
-            // A name that does not resolve, an unreachable network: nothing to wait for.
-            Ok(Err(_)) => {}
-        }
-    }
-    false
 }
 
 /// Checks one precondition against what is stored. `location` names the configuration.

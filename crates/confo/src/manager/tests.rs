@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::backend::{ChangeSet, MemoryBackend};
+use crate::backend::memory::MemoryBackend;
+use crate::backend::ChangeSet;
 use crate::model::change::{Applied, WriteReport};
 use crate::model::error::ConfigId;
 use crate::model::name::NamespaceName;

@@ -1,5 +1,5 @@
 //! The etcd engine's entry in the registry: its names are in the registry's table
-//! ([`registry::ETCD`]), its options open the store.
+//! ([`spec::ETCD`]), its options open the store.
 
 use std::sync::Arc;
 
@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{EtcdBackend, EtcdOptions};
-use crate::backend::registry::{self, EngineSpec, NetOptions};
 use crate::backend::Backend;
 use crate::model::error::Result;
 use crate::spec::BackendKind;
+use crate::spec::{self, EngineSpec, NetOptions};
 
 impl BackendKind {
     /// etcd.
-    pub const ETCD: BackendKind = registry::ETCD.kind;
+    pub const ETCD: BackendKind = spec::ETCD.kind;
 }
 
 #[async_trait]

@@ -139,7 +139,7 @@ impl EtcdBackend {
             connect = connect.with_tls(tls);
         }
         let urls = options.endpoint_urls();
-        super::connect_within("etcd", &describe, &options.endpoints, options.connect_timeout, || {
+        super::kit::connect_within("etcd", &describe, &options.endpoints, options.connect_timeout, || {
             let (urls, connect, describe) = (urls.clone(), connect.clone(), describe.clone());
             async move {
                 let client = etcd::Client::connect(urls, Some(connect)).await.map_err(|e| map_error(&describe, e))?;

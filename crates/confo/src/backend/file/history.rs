@@ -41,7 +41,7 @@ pub(crate) struct FileHistory {
     pub dir: PathBuf,
     pub options: HistoryOptions,
     /// The mode and owner of the folders and files it makes (no looser than the store's).
-    pub perms: super::Perms,
+    pub perms: super::perms::Perms,
 }
 
 /// A revision file as read, with its number and path (for a rewrite).

@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{FileBackend, FileLinks, FileOptions};
-use crate::backend::registry::{Engine, EngineSpec, Registry};
 use crate::backend::Backend;
 use crate::model::error::{Error, Result};
 use crate::model::history::HistoryOptions;
 use crate::options::Credentials;
 use crate::spec::{BackendKind, BackendSpec};
+use crate::spec::{Engine, EngineSpec, Registry};
 
 impl BackendKind {
     /// JSON files in folders.

@@ -1,5 +1,5 @@
 //! The redis engine's entry in the registry: its names are in the registry's table
-//! ([`registry::REDIS`]), its options open the store.
+//! ([`spec::REDIS`]), its options open the store.
 
 use std::sync::Arc;
 
@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{RedisBackend, RedisOptions};
-use crate::backend::registry::{self, EngineSpec, NetOptions};
 use crate::backend::Backend;
 use crate::model::error::Result;
 use crate::spec::BackendKind;
+use crate::spec::{self, EngineSpec, NetOptions};
 
 impl BackendKind {
     /// Redis, in the seed's layout.
-    pub const REDIS: BackendKind = registry::REDIS.kind;
+    pub const REDIS: BackendKind = spec::REDIS.kind;
 }
 
 #[async_trait]

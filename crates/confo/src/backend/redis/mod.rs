@@ -312,7 +312,7 @@ impl RedisBackend {
             RedisEndpoint::Cluster { .. } => "Redis Cluster",
             _ => "Redis",
         };
-        super::connect_within(engine, &describe, &hosts, options.connect_timeout, || {
+        super::kit::connect_within(engine, &describe, &hosts, options.connect_timeout, || {
             Self::connect_once(&options, ca.as_ref(), describe.clone())
         })
         .await

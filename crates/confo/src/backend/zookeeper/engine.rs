@@ -1,5 +1,5 @@
 //! The zookeeper engine's entry in the registry: its names are in the registry's table
-//! ([`registry::ZOOKEEPER`]), its options open the store.
+//! ([`spec::ZOOKEEPER`]), its options open the store.
 
 use std::sync::Arc;
 
@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{ZkBackend, ZkOptions};
-use crate::backend::registry::{self, EngineSpec, NetOptions};
 use crate::backend::Backend;
 use crate::model::error::Result;
 use crate::spec::BackendKind;
+use crate::spec::{self, EngineSpec, NetOptions};
 
 impl BackendKind {
     /// ZooKeeper, in Python confo's layout.
-    pub const ZOOKEEPER: BackendKind = registry::ZOOKEEPER.kind;
+    pub const ZOOKEEPER: BackendKind = spec::ZOOKEEPER.kind;
 }
 
 #[async_trait]

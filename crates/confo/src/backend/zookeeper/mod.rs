@@ -137,7 +137,7 @@ impl ZkBackend {
         }
         // A server that accepts connections but does not serve sessions yet (it is starting)
         // is tried again within the connect timeout; a refused one fails at once.
-        super::connect_within("ZooKeeper", &describe, &options.hosts.clone(), options.connect_timeout, || {
+        super::kit::connect_within("ZooKeeper", &describe, &options.hosts.clone(), options.connect_timeout, || {
             Self::connect_once(options.clone(), describe.clone())
         })
         .await
