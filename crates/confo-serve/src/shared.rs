@@ -148,6 +148,15 @@ impl Backend for SharedHints {
         self.inner.history_names(namespace).await
     }
 
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &confo::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        self.inner.rewrite_history(namespace, name, rewrite).await
+    }
+
     async fn repair(&self, options: &confo::backend::RepairOptions) -> Result<Repair> {
         self.inner.repair(options).await
     }

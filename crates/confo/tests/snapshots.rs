@@ -211,3 +211,21 @@ async fn a_server_that_accepts_but_never_answers_falls_back_to_the_snapshot() {
     assert!(info.reason.contains("does not answer"), "{}", info.reason);
     assert!(started.elapsed() < Duration::from_secs(30), "bounded by the connect timeout: {:?}", started.elapsed());
 }
+
+/// The snapshot cache is a wrapper: it passes the shared conformance suite as every backend
+/// does (over the file engine: each test's store in a folder of its own, so a cache of its own).
+mod file_with_snapshots {
+    use std::sync::Arc;
+
+    use confo::Backend;
+
+    async fn make() -> (confo_testkit::StoreDir, Arc<dyn Backend>) {
+        super::cache_home();
+        let dir = confo_testkit::store_dir().expect("temp dir");
+        let spec: confo::BackendSpec = format!("cache+file:{}", dir.path().display()).parse().expect("spec");
+        let backend = spec.open().await.expect("open");
+        (dir, backend)
+    }
+
+    confo::conformance_tests!(make());
+}

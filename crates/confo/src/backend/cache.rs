@@ -910,6 +910,16 @@ impl Backend for CachedBackend {
         self.backend().await?.history_names(namespace).await
     }
 
+    async fn rewrite_history(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        rewrite: &crate::model::history::Rewrite,
+    ) -> Result<Vec<u64>> {
+        // Snapshots keep current values only: nothing of theirs to rewrite.
+        self.backend().await?.rewrite_history(namespace, name, rewrite).await
+    }
+
     async fn check_acls(&self, fix: bool) -> Result<Vec<super::AclFinding>> {
         self.backend().await?.check_acls(fix).await
     }
