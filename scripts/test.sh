@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # every feature set leave on disk (a CI run once ran out of disk).
 export CARGO_INCREMENTAL=0
 df -h . | awk 'NR==2 {print "disk before the tests: " $4 " free"}'
+# The conformance suite appends what it skipped, and why, here (printed at the end).
+mkdir -p target && rm -f target/conformance-skips.txt
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -99,3 +101,5 @@ python3 crates/confo-bench/whole_process.py target/debug/confo target/debug/conf
 cargo test --quiet -p confo
 cargo test --quiet -p confo --no-default-features
 du -sh target | awk '{print "the build folder after the tests: " $1}'
+echo "conformance functions skipped, by engine (runs; the capability missing):"
+if [ -s target/conformance-skips.txt ]; then sort target/conformance-skips.txt | uniq -c; else echo "  none"; fi

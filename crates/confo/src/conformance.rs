@@ -18,6 +18,25 @@ use crate::model::error::{Error, Missing};
 use crate::model::version::Configuration;
 use crate::store::ext::BackendExt;
 
+/// Records that `function` (or part of it) did not run on `backend` for want of `capability`:
+/// a line appended to `$CONFO_CONFORMANCE_SKIPS`, else `target/conformance-skips.txt` of the
+/// workspace, which the test command prints at the end of a run. A skip is never silent.
+pub fn skipped(backend: &dyn Backend, function: &str, capability: &str) {
+    use std::io::Write;
+    let path = std::env::var_os("CONFO_CONFORMANCE_SKIPS").map_or_else(
+        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/conformance-skips.txt")),
+        std::path::PathBuf::from,
+    );
+    // The engine, not the store's place (a temp folder, a port): one line per engine.
+    let describe = backend.describe();
+    let engine = describe.split_whitespace().next().unwrap_or("?");
+    let line = format!("{function}: skipped on {engine}: it has no {capability}\n");
+    eprint!("{line}");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// A namespace name no other test uses: letters, digits and `_` only, so every backend's name
 /// rules accept it.
 pub fn unique_namespace(tag: &str) -> String {
@@ -102,6 +121,7 @@ fn author(actor: &str) -> Arc<crate::model::history::Author> {
 pub async fn history_purge_rewrites_every_revision(backend: Arc<dyn Backend>) {
     use crate::store::Page;
     if !backend.capabilities().history {
+        skipped(&*backend, "history_purge_rewrites_every_revision", "history");
         return;
     }
     let ns = fresh_namespace(&*backend, "purge").await;
@@ -161,6 +181,7 @@ pub async fn history_records_who_and_rolls_back(backend: Arc<dyn Backend>) {
     let ns = fresh_namespace(&*backend, "hist").await;
     let store = crate::store::Store::new(backend.clone());
     if !backend.capabilities().history {
+        skipped(&*backend, "history_records_who_and_rolls_back (all but the error)", "history");
         let err = store.history(&ns, "c", Page::all()).await.unwrap_err();
         assert!(matches!(err, Error::NotFound { what: Missing::History, .. }), "{err}");
         assert!(err.to_string().contains("history=off"), "{err}");
@@ -246,6 +267,7 @@ pub async fn history_records_who_and_rolls_back(backend: Arc<dyn Backend>) {
 /// revisions are consecutive and each holds a different acknowledged write).
 pub async fn history_numbers_concurrent_writes(backend: Arc<dyn Backend>) {
     if !backend.capabilities().history {
+        skipped(&*backend, "history_numbers_concurrent_writes", "history");
         return;
     }
     let ns = fresh_namespace(&*backend, "histc").await;
@@ -394,6 +416,8 @@ pub async fn schemas_are_enforced_before_anything_is_written(backend: Arc<dyn Ba
     if backend.capabilities().history {
         let err = store.rollback(&ns, "before", 1, None).await.unwrap_err();
         assert_eq!(err.cause().kind(), crate::model::error::ErrorKind::SchemaViolation, "{err}");
+    } else {
+        skipped(&*backend, "schemas_are_enforced_before_anything_is_written (a rollback)", "history");
     }
     // warn: written, and reported.
     store.set_schema(&ns, None, None, Some(Mode::Warn)).await.unwrap();
@@ -432,7 +456,9 @@ pub async fn a_corrupt_schema_document_never_blocks_its_own_repair(backend: Arc<
     let name = store.namespace(&ns).unwrap();
     let broken = || store.put_schema_document(&name, Some(b"{\"schemas\": [not json".to_vec()), &Precondition::Any);
     if broken().await.is_err() {
-        return; // a backend that stores no schemas has none to break
+        // A backend that stores no schemas has none to break.
+        skipped(store, "a_corrupt_schema_document_never_blocks_its_own_repair", "schema store");
+        return;
     }
     let err = store.put_configuration(&ns, "c", obj(json!({"v": 1}))).await.unwrap_err();
     assert_eq!(err.kind(), crate::model::error::ErrorKind::Corrupt, "{err}");
@@ -510,6 +536,7 @@ pub async fn schemas_change_concurrently_with_history(backend: Arc<dyn Backend>)
     assert!(schemas.configurations.values().all(|s| s["properties"]["n"]["maximum"] == json!(2)));
     let history = store.schema_history(&ns).await.unwrap();
     if !backend.capabilities().history {
+        skipped(&*backend, "schemas_change_concurrently_with_history (the revisions)", "history");
         assert!(history.revisions.is_empty());
         backend.delete_namespace(&ns).await.unwrap();
         return;
@@ -649,7 +676,10 @@ suite! { $;
         let caps = store.capabilities();
         assert!(caps.atomic_batch >= 1, "{caps:?}");
         assert_eq!(store.subscribe().await.unwrap().is_some(), caps.notifies, "{caps:?}");
-        let Some(limit) = caps.max_value_bytes else { return };
+        let Some(limit) = caps.max_value_bytes else {
+            skipped(store, "capabilities_hold (the size limit)", "max_value_bytes");
+            return;
+        };
         let ns = fresh_namespace(store, "caps").await;
         let within = obj(json!({"x": "y".repeat(limit - 16)}));
         let over = obj(json!({"x": "y".repeat(limit)}));
@@ -682,6 +712,8 @@ suite! { $;
             let history = store.configuration_history(&ns, "deep").await.unwrap();
             assert!(history.corrupt.is_empty(), "{:?}", history.corrupt);
             assert_eq!(history.revisions.last().and_then(|r| r.value.as_deref()), Some(&deep));
+        } else {
+            skipped(store, "the_deepest_value_a_write_accepts_reads_back (its history record)", "history");
         }
         let too_deep = obj(json!({"v": [nested]}));
         let err = store.put_configuration(&ns, "deeper", too_deep).await.unwrap_err();
