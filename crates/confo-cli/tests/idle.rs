@@ -230,3 +230,32 @@ fn a_put_through_the_server_reads_the_configuration_once() {
     let fresh = send(&address, "PUT", "/api/v1/namespaces/app/configurations/fresh", &token, "", "{}");
     assert!(fresh.starts_with("HTTP/1.1 201"), "{fresh}");
 }
+
+/// `confo set NS/CFG k=v` on the file engine opens the configuration's file once: the read,
+/// the precondition, the history record and the write share the one read made under the
+/// folder's lock (issue 34; it was twice).
+#[test]
+fn a_field_update_on_files_reads_the_configuration_once() {
+    let env = Env::new();
+    env.ok(&["ns", "create", "app"]);
+    env.ok(&["set", "app/cfg", "a=1"]);
+    let strace = confo_testkit::require_binary("strace", "strace").expect("strace");
+    let log = env.path("strace-set.log");
+    let confo = env.command(&["set", "app/cfg", "a=2"]);
+    let status = Command::new(strace)
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&log)
+        .arg(confo.get_program())
+        .args(confo.get_args())
+        .envs(confo.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env_remove("CONFO_BACKEND")
+        .current_dir(confo.get_current_dir().expect("dir"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("strace confo set");
+    assert!(status.success());
+    let opened = opens_of(&log, "app/cfg.json");
+    assert_eq!(opened.len(), 1, "{opened:#?}");
+    let stored: serde_json::Value = serde_json::from_str(&env.ok(&["get", "app/cfg"])).expect("json");
+    assert_eq!(stored, serde_json::json!({"a": 2}));
+}

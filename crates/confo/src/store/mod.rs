@@ -187,7 +187,7 @@ impl Store {
         precondition: Precondition,
     ) -> Result<Version> {
         let change = Change::put(config, value).when(precondition);
-        let applied = self.write_one(namespace, change, None).await?;
+        let applied = self.write_one(namespace, change).await?;
         applied.ok_or_else(|| {
             Error::unavailable(
                 self.backend.describe(),
@@ -198,7 +198,7 @@ impl Store {
 
     /// Deletes one configuration if `precondition` holds (else [`Error::Conflict`]).
     pub async fn delete(&self, namespace: &str, config: &str, precondition: Precondition) -> Result<()> {
-        self.write_one(namespace, Change::delete(config).when(precondition), None).await.map(drop)
+        self.write_one(namespace, Change::delete(config).when(precondition)).await.map(drop)
     }
 
     /// Replaces a whole configuration with `value`, if it is still what is stored now (read
@@ -286,7 +286,7 @@ impl Store {
             None => self.as_stored_now(namespace, config).await?,
         };
         let change = Change::put(config, value).when(precondition).restoring(number);
-        self.write_one(namespace, change, None).await?.ok_or_else(|| {
+        self.write_one(namespace, change).await?.ok_or_else(|| {
             Error::unavailable(
                 self.backend.describe(),
                 format!("the rollback of {namespace}/{config} reported no version"),
@@ -343,7 +343,7 @@ impl Store {
                 let change = Change::put(config, (*current.value).clone())
                     .when(Precondition::Version(current.version))
                     .made_over(current.value.clone());
-                store.write_one(namespace, change, None).await?;
+                store.write_one(namespace, change).await?;
             }
             None => {
                 tracing::warn!(namespace, config, "{message} (the configuration is deleted: no revision records it)")
@@ -578,13 +578,8 @@ impl Store {
         Ok(version.map_or(Precondition::Absent, Precondition::Version))
     }
 
-    async fn write_one(
-        &self,
-        namespace: &str,
-        change: Change,
-        schemas: Option<&crate::schema::SchemasAsRead>,
-    ) -> Result<Option<Version>> {
-        let options = WriteOptions { keyring: self.keyring(), settle: true, schemas, ..WriteOptions::by(&self.author) };
+    async fn write_one(&self, namespace: &str, change: Change) -> Result<Option<Version>> {
+        let options = WriteOptions::by(&self.author).keyring(self.keyring()).settled();
         let report = self.backend.write_with(namespace, std::slice::from_ref(&change), &options).await;
         if report.error.is_some() {
             // A plain error, or "in doubt" when the answer was lost and could not be read back.
@@ -678,59 +673,40 @@ impl Store {
     /// configuration that does not exist is created by a set ([`Error::NotFound`] for a
     /// remove). Returns the new version.
     pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<Version> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            // The configuration and the namespace's schemas, in one request where the engine
-            // can; the write is checked against those schemas, and refused as a conflict (then
-            // tried again) if they changed meanwhile.
-            let (ns, name) = (self.backend.namespace(namespace)?, self.backend.config_name(config)?);
-            let (current, schemas) = self.schemas.read(&*self.backend, &ns, &name).await?;
-            let over = current.as_ref().map(|stored| stored.value.clone());
-            let (mut value, precondition) = match current {
-                Some(stored) => ((*stored.value).clone(), Precondition::Version(stored.version)),
-                None => (Configuration::new(), Precondition::Absent),
-            };
-            for edit in edits {
+        // One read-modify-write ([`Store::modify`]): the configuration and the namespace's
+        // schemas read in one request where the engine can (the file engine: one read under
+        // its lock), the write refused as a conflict, and made again, if either changed.
+        let (edits, ns, cfg) = (edits.to_vec(), namespace.to_owned(), config.to_owned());
+        let edit = move |current: Option<&Stored>| -> Result<Option<Configuration>> {
+            let mut value = current.map(|s| (*s.value).clone()).unwrap_or_default();
+            for edit in &edits {
                 match edit {
                     FieldEdit::Set(field, new) => {
                         value.insert(field.clone(), new.clone());
                     }
                     FieldEdit::Remove(field) => {
-                        if precondition == Precondition::Absent {
-                            return Err(Error::not_found(
-                                Missing::Configuration,
-                                config,
-                                format!("namespace {namespace:?}"),
-                            ));
+                        if current.is_none() {
+                            return Err(Error::not_found(Missing::Configuration, &cfg, format!("namespace {ns:?}")));
                         }
                         if value.shift_remove(field).is_none() {
                             return Err(Error::not_found(
                                 Missing::Field,
-                                format!("{config}.{field}"),
-                                format!("namespace {namespace:?}"),
+                                format!("{cfg}.{field}"),
+                                format!("namespace {ns:?}"),
                             ));
                         }
                     }
                 }
             }
-            let mut change = Change::put(config, value).when(precondition);
-            change.over = over;
-            let written = self.write_one(namespace, change, Some(&schemas)).await.and_then(|v| {
-                v.ok_or_else(|| {
-                    Error::unavailable(
-                        self.backend.describe(),
-                        format!("the write of {namespace}/{config} reported no version"),
-                    )
-                })
-            });
-            match written {
-                Err(e) if e.is_conflict() && attempt < FIELD_UPDATE_ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
+            Ok(Some(value))
+        };
+        let modified = self.modify(namespace, config, edit).await?;
+        modified.version.ok_or_else(|| {
+            Error::unavailable(
+                self.backend.describe(),
+                format!("the write of {namespace}/{config} reported no version"),
+            )
+        })
     }
 
     /// Sets a field to a secret: sealed with the keyring's primary key, bound to this namespace,
@@ -776,7 +752,7 @@ impl Store {
         let serde_json::Value::Object(value) = value else { return Err(missing()) };
         let change =
             Change::put(config, value).when(Precondition::Version(stored.version)).unsealing(vec![pointer.to_owned()]);
-        self.write_one(namespace, change, None).await?.ok_or_else(|| {
+        self.write_one(namespace, change).await?.ok_or_else(|| {
             Error::unavailable(
                 self.backend.describe(),
                 format!("the write of {namespace}/{config} reported no version"),

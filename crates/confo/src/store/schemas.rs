@@ -8,8 +8,7 @@ use std::collections::HashMap;
 
 use crate::backend::{Backend, SchemaRead};
 use crate::model::error::Result;
-use crate::model::name::{ConfigName, NamespaceName};
-use crate::model::version::Stored;
+use crate::model::name::NamespaceName;
 use crate::schema::SchemasAsRead;
 
 /// At most this many namespaces' documents are kept (cleared when full).
@@ -24,27 +23,6 @@ pub(crate) struct SchemaCache {
 }
 
 impl SchemaCache {
-    /// One configuration and the namespace's schemas, in one request where the engine can:
-    /// the schemas this cache holds are named by version, and used if the engine says they
-    /// are unchanged.
-    pub(crate) async fn read(
-        &self,
-        backend: &dyn Backend,
-        namespace: &NamespaceName,
-        name: &ConfigName,
-    ) -> Result<(Option<Stored>, SchemasAsRead)> {
-        let held = self.entries.lock().get(namespace.as_str()).cloned();
-        let known = held.as_ref().and_then(|h| h.version.as_ref());
-        let (stored, read) = backend.load_one_with_schema(namespace, name, known).await?;
-        let schemas = match (read, held) {
-            (SchemaRead::Same, Some(held)) => held,
-            // (`Same` without a version named cannot be: read as if it had changed.)
-            (SchemaRead::Same, None) => self.keep(namespace, backend, backend.schema_document(namespace).await)?,
-            (SchemaRead::Now(document), _) => self.keep(namespace, backend, document)?,
-        };
-        Ok((stored, schemas))
-    }
-
     /// The schemas held for a namespace, if its document was present when last read.
     pub(crate) fn held(&self, namespace: &str) -> Option<SchemasAsRead> {
         self.entries.lock().get(namespace).cloned()

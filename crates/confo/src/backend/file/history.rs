@@ -171,11 +171,14 @@ impl FileHistory {
         }
         let current_version = current.as_ref().map(|(_, v)| v.clone());
         // A revision left by a writer that crashed before its rename: remove it.
-        if let Some((number, path)) = files.last() {
-            if Self::uncommitted(&Self::read(*number, path), current_version.as_deref()) {
+        // The newest revision, read once (again only when it was such a leftover).
+        let mut last = files.last().map(|(n, p)| Self::read(*n, p));
+        if let (Some((_, path)), Some(newest)) = (files.last(), &last) {
+            if Self::uncommitted(newest, current_version.as_deref()) {
                 fs::remove_file(path).map_err(|e| Error::io(Self::loc(path), e))?;
                 tracing::warn!(path = %path.display(), "removed a history revision whose write never completed");
                 files.pop();
+                last = files.last().map(|(n, p)| Self::read(*n, p));
             }
         }
         if value.is_none() && current.is_none() {
@@ -188,7 +191,6 @@ impl FileHistory {
         // its rename, its own revisions are removed and that one is the newest again (numbers
         // go on from it, never restart).
         let committed = next.saturating_sub(1);
-        let last = files.last().map(|(n, p)| Self::read(*n, p));
         let recorded = match &last {
             Some(Ok(r)) => r.version_after.clone(),
             _ => None,
