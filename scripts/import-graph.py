@@ -171,7 +171,6 @@ def edges_of_crate(crate, src, confo_modules):
         text = strip(open(path, encoding="utf-8").read())
         lines = text.split("\n")
         where = inline_modules(lines)
-        is_dir_module = os.path.basename(path) in ("mod.rs", "lib.rs", "main.rs")
         paths = []
         spans = []
         # use statements (possibly grouped, over several lines)
@@ -194,8 +193,8 @@ def edges_of_crate(crate, src, confo_modules):
             if segs[0] == "crate":
                 target = segs[1:]
             elif segs[0] in ("super", "self"):
-                base = list(here) if is_dir_module or inner else list(here)
                 # `super` of a file module `a/b.rs` is `a`; of `a/b/mod.rs` it is also `a`.
+                base = list(here)
                 i = 0
                 while i < len(segs) and segs[i] in ("super", "self"):
                     if segs[i] == "super":
@@ -214,13 +213,12 @@ def edges_of_crate(crate, src, confo_modules):
             to = resolve(modules, target)
             if to is None:
                 continue
-            # An inline module's path points into its own file.
-            if to == mod or to[: len(mod)] == mod and to not in modules:
+            # A path into the file's own module (an inline module resolves to its file's).
+            if to == mod:
                 continue
             if to == () and target and mod != () and target[0] in reexported:
                 root_arrows.append((modules[mod], "::".join(target)))
-            if to != mod:
-                edges[(mod, to)] = edges.get((mod, to), 0) + 1
+            edges[(mod, to)] = edges.get((mod, to), 0) + 1
     return modules, edges, root_arrows, outside
 
 
