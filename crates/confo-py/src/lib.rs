@@ -72,7 +72,7 @@ fn backend_kind(kind: &str) -> PyResult<BackendKind> {
 }
 
 /// Returns the memory a load has just freed to the system (called by the core once the maps a
-/// large namespace was read into are freed: `confo::manager::set_after_load_freed`). A namespace is
+/// large namespace was read into are freed: `confo::session::set_after_load_freed`). A namespace is
 /// read as `serde_json` maps and kept compact (about a third of their size): glibc keeps the
 /// freed maps' pages, where Python's own objects, allocated next, do not reuse them, so the
 /// process's peak would be both forms plus what Python builds after. Costs a walk of the free
@@ -547,7 +547,7 @@ fn install_fork_handlers() {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    confo::manager::set_after_load_freed(give_back_freed_memory);
+    confo::session::set_after_load_freed(give_back_freed_memory);
     install_fork_handlers();
     m.add_class::<Manager>()?;
     m.add_class::<Watch>()?;

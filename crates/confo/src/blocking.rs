@@ -1,4 +1,4 @@
-//! A blocking facade over the async [`crate::manager::Confo`], for sync callers (the CLI, the Python
+//! A blocking facade over the async [`crate::session::Confo`], for sync callers (the CLI, the Python
 //! bindings, scripts), in the manner of `reqwest::blocking`.
 //!
 //! Only what does I/O is wrapped; the synchronous calls (reads of the cache, staging,
@@ -7,7 +7,7 @@
 //!
 //! It owns a small Tokio runtime (one worker thread, which also runs the background tasks of
 //! network backends) and blocks the calling thread on each call. Do not call it from inside an
-//! async runtime: use [`crate::manager::Confo`] there.
+//! async runtime: use [`crate::session::Confo`] there.
 //!
 //! ```
 //! use confo::blocking::Confo;
@@ -37,7 +37,7 @@ use crate::watch::{Event, WatchOptions, Watcher};
 /// **Fork-safe**: in a child made by `fork()` (gunicorn `--preload`, multiprocessing's fork
 /// start method), the first call notices the new process id, starts a runtime of the child's
 /// own (the parent's threads do not exist there) and opens each backend again
-/// ([`crate::manager::Confo::reopen_after_fork`]); cached data and staged edits are kept. Watchers made
+/// ([`crate::session::Confo::reopen_after_fork`]); cached data and staged edits are kept. Watchers made
 /// before the fork do not follow: watch again in the child. A manager the child drops without
 /// using it is leaked there, not dropped (dropping waits for its runtime's threads, which the
 /// child does not have). A program that forks while other threads are inside a call registers
@@ -45,7 +45,7 @@ use crate::watch::{Event, WatchOptions, Watcher};
 /// does).
 #[derive(Debug, Clone)]
 pub struct Confo {
-    inner: crate::manager::Confo,
+    inner: crate::session::Confo,
     runtime: Arc<crate::fork::Mutex<ProcessRuntime>>,
 }
 
@@ -57,13 +57,13 @@ struct ProcessRuntime {
     /// The session, as the process that runs it holds it: a session made before a fork and
     /// dropped in the child before any call there is leaked, not dropped (its connections'
     /// tasks ran on the parent's runtime, whose threads the child does not have).
-    session: Local<crate::manager::Confo>,
+    session: Local<crate::session::Confo>,
 }
 
 impl Confo {
     /// A manager with no backends, and its runtime.
     pub fn new() -> Result<Self> {
-        let inner = crate::manager::Confo::new();
+        let inner = crate::session::Confo::new();
         let runtime = ProcessRuntime {
             pid: std::process::id(),
             runtime: Local::new(Arc::new(new_runtime()?)),
@@ -72,7 +72,7 @@ impl Confo {
         Ok(Confo { inner, runtime: Arc::new(crate::fork::Mutex::new(runtime)) })
     }
 
-    /// See [`crate::manager::Confo::unset_secret`].
+    /// See [`crate::session::Confo::unset_secret`].
     pub fn unset_secret(
         &self,
         config: &str,
@@ -82,13 +82,13 @@ impl Confo {
         self.block(self.inner.unset_secret(config, field, keyring))
     }
 
-    /// See [`crate::manager::Confo::set_keyring`].
+    /// See [`crate::session::Confo::set_keyring`].
     pub fn set_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) {
         self.inner.set_keyring(keyring);
     }
 
     /// The async manager this facade drives (shares its state).
-    pub fn as_async(&self) -> &crate::manager::Confo {
+    pub fn as_async(&self) -> &crate::session::Confo {
         &self.inner
     }
 
@@ -109,7 +109,7 @@ impl Confo {
         Ok(runtime)
     }
 
-    /// See [`crate::manager::Confo::reopen_after_fork`]: what the first call in a forked child does by
+    /// See [`crate::session::Confo::reopen_after_fork`]: what the first call in a forked child does by
     /// itself (calling it is never needed; it does nothing in the process that loaded).
     pub fn reopen_after_fork(&self) -> Result<()> {
         self.runtime().map(drop)
@@ -119,7 +119,7 @@ impl Confo {
         self.runtime()?.block_on(future)
     }
 
-    /// The active backend as a [`Store`] on this facade's runtime (see [`crate::manager::Confo::store`]):
+    /// The active backend as a [`Store`] on this facade's runtime (see [`crate::session::Confo::store`]):
     /// point reads and writes, schemas, validation.
     pub fn store(&self) -> Result<Store> {
         // The runtime first: in a forked child it reopens the backends the store then uses.
@@ -127,27 +127,27 @@ impl Confo {
         Ok(Store { inner: self.inner.store()?, runtime })
     }
 
-    /// See [`crate::manager::Confo::reload_namespace`].
+    /// See [`crate::session::Confo::reload_namespace`].
     pub fn reload_namespace(&self, namespace: &str) -> Result<()> {
         self.block(self.inner.reload_namespace(namespace))
     }
 
-    /// See [`crate::manager::Confo::history`].
+    /// See [`crate::session::Confo::history`].
     pub fn history(&self, config: &str, page: crate::store::Page) -> Result<crate::model::history::History> {
         self.block(self.inner.history(config, page))
     }
 
-    /// See [`crate::manager::Confo::revision`].
+    /// See [`crate::session::Confo::revision`].
     pub fn revision(&self, config: &str, number: u64) -> Result<crate::model::history::Revision> {
         self.block(self.inner.revision(config, number))
     }
 
-    /// See [`crate::manager::Confo::rollback`].
+    /// See [`crate::session::Confo::rollback`].
     pub fn rollback(&self, config: &str, number: u64) -> Result<crate::model::version::Version> {
         self.block(self.inner.rollback(config, number))
     }
 
-    /// See [`crate::manager::Confo::log`].
+    /// See [`crate::session::Confo::log`].
     #[allow(clippy::type_complexity)]
     pub fn log(
         &self,
@@ -156,7 +156,7 @@ impl Confo {
         self.block(self.inner.log(filter))
     }
 
-    /// See [`crate::manager::Confo::watch_with`].
+    /// See [`crate::session::Confo::watch_with`].
     pub fn watch_with(
         &self,
         namespace: &str,
@@ -168,32 +168,32 @@ impl Confo {
         Ok(BlockingWatcher { watcher: Local::new(watcher), runtime: Local::new(runtime) })
     }
 
-    /// See [`crate::manager::Confo::replace_backend`].
+    /// See [`crate::session::Confo::replace_backend`].
     pub fn replace_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.replace_backend(name, spec))
     }
 
-    /// See [`crate::manager::Confo::replace_backend_with`].
+    /// See [`crate::session::Confo::replace_backend_with`].
     pub fn replace_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         self.block(self.inner.replace_backend_with(name, backend))
     }
 
-    /// See [`crate::manager::Confo::reload_backend`].
+    /// See [`crate::session::Confo::reload_backend`].
     pub fn reload_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.reload_backend(name, spec))
     }
 
-    /// See [`crate::manager::Confo::reload_backend_with`].
+    /// See [`crate::session::Confo::reload_backend_with`].
     pub fn reload_backend_with(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         self.block(self.inner.reload_backend_with(name, backend))
     }
 
-    /// See [`crate::manager::Confo::load_backend`].
+    /// See [`crate::session::Confo::load_backend`].
     pub fn load_backend(&self, name: &str, spec: &BackendSpec) -> Result<()> {
         self.block(self.inner.load_backend(name, spec))
     }
 
-    /// See [`crate::manager::Confo::load_backend_from`].
+    /// See [`crate::session::Confo::load_backend_from`].
     pub fn load_backend_from(
         &self,
         name: &str,
@@ -205,47 +205,47 @@ impl Confo {
         self.block(self.inner.load_backend_from(name, kind, source, namespace, config))
     }
 
-    /// See [`crate::manager::Confo::add_backend`].
+    /// See [`crate::session::Confo::add_backend`].
     pub fn add_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
         self.block(self.inner.add_backend(name, backend))
     }
 
-    /// See [`crate::manager::Confo::create_namespace`].
+    /// See [`crate::session::Confo::create_namespace`].
     pub fn create_namespace(&self, namespace: &str) -> Result<bool> {
         self.block(self.inner.create_namespace(namespace))
     }
 
-    /// See [`crate::manager::Confo::remove_namespace`].
+    /// See [`crate::session::Confo::remove_namespace`].
     pub fn remove_namespace(&self, namespace: &str, removal: Removal) -> Result<()> {
         self.block(self.inner.remove_namespace(namespace, removal))
     }
 
-    /// See [`crate::manager::Confo::use_namespace`].
+    /// See [`crate::session::Confo::use_namespace`].
     pub fn use_namespace(&self, namespace: &str) -> Result<()> {
         self.block(self.inner.use_namespace(namespace))
     }
 
-    /// See [`crate::manager::Confo::reload`].
+    /// See [`crate::session::Confo::reload`].
     pub fn reload(&self) -> Result<()> {
         self.block(self.inner.reload())
     }
 
-    /// See [`crate::manager::Confo::persist`].
+    /// See [`crate::session::Confo::persist`].
     pub fn persist(&self) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist())
     }
 
-    /// See [`crate::manager::Confo::persist_namespace`].
+    /// See [`crate::session::Confo::persist_namespace`].
     pub fn persist_namespace(&self, namespace: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_namespace(namespace))
     }
 
-    /// See [`crate::manager::Confo::export`].
+    /// See [`crate::session::Confo::export`].
     pub fn export(&self, namespaces: &[String]) -> Result<crate::transfer::Document> {
         self.block(self.inner.export(namespaces))
     }
 
-    /// See [`crate::manager::Confo::export_readable`].
+    /// See [`crate::session::Confo::export_readable`].
     pub fn export_readable(
         &self,
         namespaces: &[String],
@@ -253,7 +253,7 @@ impl Confo {
         self.block(self.inner.export_readable(namespaces))
     }
 
-    /// See [`crate::manager::Confo::export_readable_compact`].
+    /// See [`crate::session::Confo::export_readable_compact`].
     pub fn export_readable_compact(
         &self,
         namespaces: &[String],
@@ -261,12 +261,12 @@ impl Confo {
         self.block(self.inner.export_readable_compact(namespaces))
     }
 
-    /// See [`crate::manager::Confo::plan`].
+    /// See [`crate::session::Confo::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))
     }
 
-    /// See [`crate::manager::Confo::apply`].
+    /// See [`crate::session::Confo::apply`].
     pub fn apply(
         &self,
         plan: &crate::transfer::Plan,
@@ -276,7 +276,7 @@ impl Confo {
         self.block(self.inner.apply(plan, document, progress))
     }
 
-    /// See [`crate::manager::Confo::apply_owned`].
+    /// See [`crate::session::Confo::apply_owned`].
     pub fn apply_owned(
         &self,
         plan: &crate::transfer::Plan,
@@ -286,18 +286,18 @@ impl Confo {
         self.block(self.inner.apply_owned(plan, document, progress))
     }
 
-    /// See [`crate::manager::Confo::persist_with`].
+    /// See [`crate::session::Confo::persist_with`].
     pub fn persist_with(&self, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_with(scope, force))
     }
 
-    /// See [`crate::manager::Confo::set_auto_refresh`].
+    /// See [`crate::session::Confo::set_auto_refresh`].
     pub fn set_auto_refresh(&self, enabled: bool, options: WatchOptions) -> Result<()> {
         self.block(self.inner.set_auto_refresh(enabled, options))
     }
 
     /// Watches a namespace (or one configuration); iterate the result for events.
-    /// See [`crate::manager::Confo::watch`].
+    /// See [`crate::session::Confo::watch`].
     pub fn watch(&self, namespace: &str, configuration: Option<&str>) -> Result<BlockingWatcher> {
         let runtime = self.runtime()?;
         let watcher = runtime.block_on(self.inner.watch(namespace, configuration))?;
@@ -333,12 +333,12 @@ impl Confo {
         Ok(WatchHandle { stop, thread: Some(thread) })
     }
 
-    /// See [`crate::manager::Confo::update_fields`].
+    /// See [`crate::session::Confo::update_fields`].
     pub fn update_fields(&self, namespace: &str, config: &str, edits: &[crate::store::FieldEdit]) -> Result<()> {
         self.block(self.inner.update_fields(namespace, config, edits))
     }
 
-    /// See [`crate::manager::Confo::persist_configuration`].
+    /// See [`crate::session::Confo::persist_configuration`].
     pub fn persist_configuration(&self, namespace: &str, config: &str) -> Result<Vec<ConfigRef>> {
         self.block(self.inner.persist_configuration(namespace, config))
     }
@@ -349,9 +349,9 @@ impl Confo {
 /// The synchronous calls (reads of the cache, staging, discarding) are the async manager's
 /// own: only what does I/O is wrapped above.
 impl std::ops::Deref for Confo {
-    type Target = crate::manager::Confo;
+    type Target = crate::session::Confo;
 
-    fn deref(&self) -> &crate::manager::Confo {
+    fn deref(&self) -> &crate::session::Confo {
         &self.inner
     }
 }
@@ -745,7 +745,7 @@ mod tests {
         let blocking = include_str!("blocking.rs");
         let (confo_part, store_part) = blocking.split_at(blocking.find("impl Store {").expect("impl Store"));
         for (source, ty, facade) in
-            [(include_str!("manager/mod.rs"), "Confo", confo_part), (include_str!("store/mod.rs"), "Store", store_part)]
+            [(include_str!("session/mod.rs"), "Confo", confo_part), (include_str!("store/mod.rs"), "Store", store_part)]
         {
             let methods = async_methods(source, ty);
             assert!(methods.len() > 8, "{ty}: {methods:?}");

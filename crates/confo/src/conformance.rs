@@ -1039,8 +1039,8 @@ pub async fn write_through_failover(store: &dyn Backend, namespace: &str, fail: 
 /// How long a live test waits for something that should happen within milliseconds.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
 
-async fn manager_on(store: Arc<dyn Backend>, namespace: &str) -> crate::manager::Confo {
-    let confo = crate::manager::Confo::new();
+async fn manager_on(store: Arc<dyn Backend>, namespace: &str) -> crate::session::Confo {
+    let confo = crate::session::Confo::new();
     confo.add_backend("store", store).await.unwrap();
     confo.activate_backend("store").unwrap();
     confo.use_namespace(namespace).await.unwrap();

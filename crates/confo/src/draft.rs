@@ -8,7 +8,7 @@
 //! [`Draft::commit`] is synchronous and pure: it can be built, inspected and tested without a
 //! runtime or a store.
 //!
-//! The session ([`crate::manager::Confo`]) keeps one draft per backend; a server or a script can keep
+//! The session ([`crate::session::Confo`]) keeps one draft per backend; a server or a script can keep
 //! its own and commit it to a [`Store`].
 //!
 //! ```

@@ -77,8 +77,8 @@
 //! - [`options`]: what engines' options share, and [`Secret`].
 //! - [`backend`]: the [`Backend`] trait engines implement; one module per engine.
 //! - [`store`]: [`Store`], and [`BackendExt`]: every policy of the write path, once.
-//! - [`manager`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
-//!   auto-refresh in `manager::refresh`.
+//! - [`session`]: [`Confo`], the manager: named backends, snapshots, staged edits, persist;
+//!   auto-refresh in `session::refresh`.
 //! - [`watch`]: [`Watcher`], a stream of [`Event`]s built from any backend; the hint loop
 //!   behind auto-refresh.
 //! - [`draft`]: [`Draft`], staged edits as a plain value, committed to a [`Store`] with
@@ -113,11 +113,11 @@ pub mod blocking;
 pub mod draft;
 pub mod fork;
 pub mod live;
-pub mod manager;
 pub mod model;
 pub mod options;
 pub mod schema;
 pub mod secrets;
+pub mod session;
 #[cfg(any(feature = "figment", feature = "config-rs"))]
 pub mod sources;
 pub mod spec;
@@ -133,11 +133,11 @@ pub use backend::file::FileBackend;
 pub use backend::memory::MemoryBackend;
 pub use backend::{Backend, Capabilities};
 pub use draft::{Draft, Scope};
-pub use manager::{BackendView, Based, Confo, Content, Place};
 pub use model::change::{Change, Precondition};
 pub use model::error::{Error, ErrorKind, Result};
 pub use model::version::{Configuration, CorruptEntry, NamespaceData, Stored, Version};
 pub use options::Secret;
+pub use session::{BackendView, Based, Confo, Content, Place};
 pub use spec::{BackendKind, BackendSpec};
 pub use store::ext::BackendExt;
 pub use store::{FieldEdit, Removal, Store};

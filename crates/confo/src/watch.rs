@@ -1,5 +1,5 @@
 //! Live updates: typed [`Event`]s for a namespace, delivered by a [`Watcher`] built from any
-//! backend ([`Watcher::new`], [`crate::store::Store::watch`], [`crate::manager::Confo::watch`]). A watcher is a
+//! backend ([`Watcher::new`], [`crate::store::Store::watch`], [`crate::session::Confo::watch`]). A watcher is a
 //! [`futures_core::Stream`] of `Result<Event>`.
 //!
 //! Every backend's notifications are only hints ("namespace X may have changed"); a watcher

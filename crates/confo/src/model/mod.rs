@@ -3,7 +3,7 @@
 //!
 //! Nothing here imports anything else of the crate: engines ([`crate::backend`]) store these
 //! values, the store ([`crate::store`]) applies its policies to them, the session
-//! ([`crate::manager`]) caches them. `scripts/import-graph.py` checks that it stays so.
+//! ([`crate::session`]) caches them. `scripts/import-graph.py` checks that it stays so.
 //!
 //! - [`error`]: the one [`Error`](error::Error) enum, its kinds, and [`Result`](error::Result).
 //! - [`name`]: the rules for namespace and configuration names, in one place.

@@ -37,7 +37,7 @@ use crate::transfer::{Difference, Document, Plan};
 use crate::watch::{WatchOptions, Watcher};
 use ext::{BackendExt, WriteOptions};
 
-/// How [`Confo::remove_namespace`](crate::manager::Confo::remove_namespace) treats a namespace that holds configurations.
+/// How [`Confo::remove_namespace`](crate::session::Confo::remove_namespace) treats a namespace that holds configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
     /// Refuse with [`Error::NotEmpty`].
@@ -106,7 +106,7 @@ pub struct Store {
     /// without one, a plain value written where a secret is sealed is refused.
     keyring: Option<Arc<crate::secrets::Keyring>>,
     /// The schema documents its read-modify-writes have read, by version.
-    schemas: Arc<schemas::SchemaCache>,
+    schemas: Arc<schemas::HeldSchemas>,
 }
 
 impl Store {

@@ -16,19 +16,19 @@ const KEPT: usize = 1024;
 
 /// A store's schema documents, by namespace (shared by its clones).
 #[derive(Debug, Default)]
-pub(crate) struct SchemaCache {
+pub(crate) struct HeldSchemas {
     /// Namespaces whose document was present when last read. (A lock a `fork()` waits for:
     /// see `crate::fork`.)
     entries: crate::fork::Mutex<HashMap<String, SchemasAsRead>>,
 }
 
-impl SchemaCache {
+impl HeldSchemas {
     /// The schemas held for a namespace, if its document was present when last read.
     pub(crate) fn held(&self, namespace: &str) -> Option<SchemasAsRead> {
         self.entries.lock().get(namespace).cloned()
     }
 
-    /// What an engine's answer next to [`SchemaCache::held`] means: the schemas held, or the
+    /// What an engine's answer next to [`HeldSchemas::held`] means: the schemas held, or the
     /// document it sent (decoded and kept).
     pub(crate) fn answer(
         &self,

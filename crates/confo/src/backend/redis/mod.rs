@@ -60,7 +60,7 @@
 //!   same script. After a reconnect the subscriber asks for a full re-read, so nothing published
 //!   while it was away is missed. A raw `SET` by a program that does not publish is not
 //!   notified: a watcher sees it at its next periodic re-read (see
-//!   [`crate::manager::WatchOptions::resync_every`]).
+//!   [`crate::session::WatchOptions::resync_every`]).
 
 mod cluster;
 mod engine;
