@@ -130,100 +130,71 @@ pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
 /// Parses nothing more: dispatches each command to its module.
 fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
-    if let Command::Serve { .. } = cli.command {
-        profiles::use_profile_keyring(cli.backend.first().map(String::as_str));
-        return commands::serve::serve(cli.command, &cli.backend);
-    }
-    if cli.backend.len() > 1 {
+    let serve = matches!(cli.command, Command::Serve { .. });
+    if cli.backend.len() > 1 && !serve {
         return Err(Failure::usage("--backend is given once (only serve takes several)"));
     }
     let backend = cli.backend.first().cloned();
-    let _ = CONTEXT.set((cli.message.clone(), backend.clone()));
+    if !serve {
+        let _ = CONTEXT.set((cli.message.clone(), backend.clone()));
+    }
     profiles::use_profile_keyring(backend.as_deref());
-    // Commands that need no backend, or two of their own.
+    let spec = || resolve_spec(backend.as_deref());
+    // Each command once, to its module; each opens what it needs (most the store, `export` and
+    // `import` the session).
     match cli.command {
-        Command::Backend(command) => return commands::backends::backend_command(command, output),
-        Command::Keys(command) => return commands::secrets::keys(command),
-        Command::Token(command) => return commands::serve::token(command, output),
+        command @ Command::Serve { .. } => commands::serve::serve(command, &cli.backend),
+        Command::Backend(command) => commands::backends::backend_command(command, output),
+        Command::Keys(command) => commands::secrets::keys(command),
+        Command::Token(command) => commands::serve::token(command, output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "confo", &mut std::io::stdout());
-            return Ok(());
+            Ok(())
         }
-        Command::Copy { from, to, namespaces } => return commands::transfer::copy(&from, &to, &namespaces),
+        Command::Copy { from, to, namespaces } => commands::transfer::copy(&from, &to, &namespaces),
         Command::Diff { left, right, namespaces } if commands::history::revision_target(&left).is_none() => {
             let right = right.ok_or_else(|| {
                 Failure::usage("diff needs LEFT and RIGHT (backends or document files), or NS/CONFIG@N [NS/CONFIG@M]")
             })?;
-            return commands::transfer::diff(&left, &right, &namespaces, output);
-        }
-        _ => {}
-    }
-    let spec = resolve_spec(backend.as_deref())?;
-    let command = cli.command;
-    if let Command::Get { .. } | Command::Set { .. } | Command::Rm { .. } | Command::Edit { .. } = command {
-        return commands::configurations::point_command(command, &spec, output);
-    }
-    match command {
-        Command::Secret(command) => return commands::secrets::secret(command, &spec),
-        Command::Secrets(command) => return commands::secrets::secrets(command, &spec, output),
-        Command::History { target, limit, before, purge_field: Some(field) } => {
-            let _ = (limit, before);
-            return commands::history::purge(&spec, &target, &field);
-        }
-        Command::History { target, limit, before, purge_field: None } => {
-            return commands::history::history(&spec, &target, limit, before, output)
-        }
-        Command::Show { target, field, reveal } => {
-            return commands::history::show(&spec, &target, field.as_deref(), reveal, output)
+            commands::transfer::diff(&left, &right, &namespaces, output)
         }
         Command::Diff { left, right, namespaces } => {
+            let spec = spec()?;
             if !namespaces.is_empty() {
                 return Err(Failure::usage("diff NS/CONFIG@N takes at most one more revision"));
             }
-            return commands::history::diff(&spec, &left, right.as_deref(), output);
+            commands::history::diff(&spec, &left, right.as_deref(), output)
         }
-        Command::Rollback { target, to } => return commands::history::rollback(&spec, &target, to),
-        Command::Schema(command) => return commands::schema::schema(command, &spec, output),
-        Command::Validate { namespaces } => return commands::schema::validate(&spec, &namespaces, output),
-        Command::Repair { fix, key, acls, fix_acls } => {
-            return match acls || fix_acls {
-                true => commands::schema::repair_acls(&spec, fix_acls),
-                false => commands::schema::repair(&spec, fix, key),
-            }
+        command @ (Command::Get { .. } | Command::Set { .. } | Command::Rm { .. } | Command::Edit { .. }) => {
+            commands::configurations::point_command(command, &spec()?, output)
         }
+        Command::Secret(command) => commands::secrets::secret(command, &spec()?),
+        Command::Secrets(command) => commands::secrets::secrets(command, &spec()?, output),
+        Command::History { target, purge_field: Some(field), .. } => {
+            commands::history::purge(&spec()?, &target, &field)
+        }
+        Command::History { target, limit, before, purge_field: None } => {
+            commands::history::history(&spec()?, &target, limit, before, output)
+        }
+        Command::Show { target, field, reveal } => {
+            commands::history::show(&spec()?, &target, field.as_deref(), reveal, output)
+        }
+        Command::Rollback { target, to } => commands::history::rollback(&spec()?, &target, to),
+        Command::Schema(command) => commands::schema::schema(command, &spec()?, output),
+        Command::Validate { namespaces } => commands::schema::validate(&spec()?, &namespaces, output),
+        Command::Repair { fix, key, acls, fix_acls } => match acls || fix_acls {
+            true => commands::schema::repair_acls(&spec()?, fix_acls),
+            false => commands::schema::repair(&spec()?, fix, key),
+        },
         Command::Log { namespace, since, actor, limit } => {
-            return commands::history::log(&spec, &namespace, since.as_deref(), actor, limit, output)
+            commands::history::log(&spec()?, &namespace, since.as_deref(), actor, limit, output)
         }
-        _ => {}
-    }
-    let confo = open(&spec)?;
-    match command {
-        Command::Ns(command) => commands::namespaces::namespaces(&confo, command, output),
-        Command::Ls { namespace } => commands::namespaces::list(&confo, &namespace, output),
-        Command::Watch { target } => commands::watch::watch(&confo, &target),
+        Command::Ns(command) => commands::namespaces::namespaces(&spec()?, command, output),
+        Command::Ls { namespace } => commands::namespaces::list(&spec()?, &namespace, output),
+        Command::Watch { target } => commands::watch::watch(&spec()?, &target),
         Command::Export { namespaces, file, skip_corrupt, reveal } => {
-            commands::transfer::export(&confo, &namespaces, file, skip_corrupt, reveal, output)
+            commands::transfer::export(&spec()?, &namespaces, file, skip_corrupt, reveal, output)
         }
-        Command::Import { file, dry_run, prune } => commands::transfer::import(&confo, &file, dry_run, prune),
-        Command::Backend(_)
-        | Command::Keys(_)
-        | Command::Secret(_)
-        | Command::Secrets(_)
-        | Command::Completions { .. }
-        | Command::Serve { .. }
-        | Command::Token(_)
-        | Command::Copy { .. }
-        | Command::Diff { .. }
-        | Command::Get { .. }
-        | Command::Set { .. }
-        | Command::Rm { .. }
-        | Command::Edit { .. }
-        | Command::History { .. }
-        | Command::Show { .. }
-        | Command::Rollback { .. }
-        | Command::Schema(_)
-        | Command::Validate { .. }
-        | Command::Repair { .. }
-        | Command::Log { .. } => Ok(()),
+        Command::Import { file, dry_run, prune } => commands::transfer::import(&spec()?, &file, dry_run, prune),
     }
 }

@@ -1,7 +1,6 @@
 //! `ns ls|create|rm` and `ls NS`: namespaces and the configurations in one.
 
-use confo::blocking::Confo;
-use confo::Removal;
+use confo::{BackendSpec, Removal};
 use serde_json::Value;
 
 use crate::args::{Format, NsCommand};
@@ -9,16 +8,17 @@ use crate::exit::Failure;
 use crate::output;
 
 /// `ns ls`, `ns create NS`, `ns rm NS [--force]`.
-pub(crate) fn namespaces(confo: &Confo, command: NsCommand, output: Option<Format>) -> Result<(), Failure> {
+pub(crate) fn namespaces(spec: &BackendSpec, command: NsCommand, output: Option<Format>) -> Result<(), Failure> {
+    let store = crate::open_store(spec)?;
     match command {
-        NsCommand::Ls => output::list(&confo.namespaces()?.all, output)?,
+        NsCommand::Ls => output::list(&store.namespaces()?, output)?,
         NsCommand::Create { namespace } => {
-            if !confo.create_namespace(&namespace)? {
+            if !store.create_namespace(&namespace)? {
                 errln!("confo: namespace {namespace:?} already exists");
             }
         }
         NsCommand::Rm { namespace, force } => {
-            confo.remove_namespace(&namespace, if force { Removal::Recursive } else { Removal::IfEmpty }).map_err(
+            store.remove_namespace(&namespace, if force { Removal::Recursive } else { Removal::IfEmpty }).map_err(
                 // The namespace is gone either way: no hint to create it.
                 |e| if e.is_not_found() { Failure { hint: None, ..Failure::from(e) } } else { Failure::from(e) },
             )?;
@@ -29,10 +29,12 @@ pub(crate) fn namespaces(confo: &Confo, command: NsCommand, output: Option<Forma
 
 /// `ls NS`: the configurations of a namespace, corrupt entries said on stderr and marked in
 /// structured output.
-pub(crate) fn list(confo: &Confo, namespace: &str, output: Option<Format>) -> Result<(), Failure> {
-    confo.use_namespace(namespace)?;
-    let names = confo.list()?;
-    let corrupt = confo.corrupt()?;
+pub(crate) fn list(spec: &BackendSpec, namespace: &str, output: Option<Format>) -> Result<(), Failure> {
+    let data = crate::open_store(spec)?.load(namespace)?;
+    let corrupt: Vec<(String, confo::model::error::Corruption)> =
+        data.corrupt.iter().map(|(name, entry)| (name.clone(), entry.corruption.clone())).collect();
+    let mut names: Vec<String> = data.keys().cloned().chain(corrupt.iter().map(|(name, _)| name.clone())).collect();
+    names.sort();
     for (name, corruption) in &corrupt {
         errln!(
             "confo: warning: {} is corrupt: {}",

@@ -16,13 +16,15 @@ use crate::{open, output, resolve_spec};
 /// `export [NS…] [--file F] [--skip-corrupt] [--reveal]`: secrets stay encrypted unless
 /// `--reveal`.
 pub(crate) fn export(
-    confo: &Confo,
+    spec: &BackendSpec,
     namespaces: &[String],
     file: Option<PathBuf>,
     skip_corrupt: bool,
     reveal: bool,
     output: Option<Format>,
 ) -> Result<(), Failure> {
+    // The session, for its compact reading of whole namespaces (the export's memory figure).
+    let confo = &open(spec)?;
     let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
     let skipped = if format == Format::Json && !reveal {
         // Read in compact form (a third of the memory of maps) and streamed as it is encoded:
@@ -103,7 +105,9 @@ fn export_maps(
 }
 
 /// `import FILE [--dry-run] [--prune]`.
-pub(crate) fn import(confo: &Confo, file: &Path, dry_run: bool, prune: bool) -> Result<(), Failure> {
+pub(crate) fn import(spec: &BackendSpec, file: &Path, dry_run: bool, prune: bool) -> Result<(), Failure> {
+    // The session, for its document parsing and its apply that consumes the document.
+    let confo = &open(spec)?;
     let document = confo.parse_document(read_document(file)?)?;
     check_secrets(&document)?;
     let plan = confo.plan(&document, prune)?;
