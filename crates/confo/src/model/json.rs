@@ -114,7 +114,7 @@ pub(crate) fn from_slice_nested<T: serde::de::DeserializeOwned>(
 
 /// How deeply a value nests (a scalar is 0, `{}` and `[]` are 1). Iterative, so any value can
 /// be measured.
-pub fn depth(value: &Value) -> usize {
+pub(crate) fn depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 0usize)];
     while let Some((value, level)) = stack.pop() {
