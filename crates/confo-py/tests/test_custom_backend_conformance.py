@@ -100,6 +100,7 @@ SUITE = {
     "a_schema_of_256_kib_is_kept": {"metadata"},
     "a_corrupt_schema_document_never_blocks_its_own_repair": {"metadata"},
     "schemas_change_concurrently_with_history": {"metadata", "history"},
+    "field_updates_check_the_schemas_stored_now": {"metadata"},
     "corrupt_entries_block_only_themselves": {"raw writes"},
     "compact_load_reads_what_load_reads": {"compact reads"},
 }
