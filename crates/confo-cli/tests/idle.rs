@@ -258,4 +258,23 @@ fn a_field_update_on_files_reads_the_configuration_once() {
     assert_eq!(opened.len(), 1, "{opened:#?}");
     let stored: serde_json::Value = serde_json::from_str(&env.ok(&["get", "app/cfg"])).expect("json");
     assert_eq!(stored, serde_json::json!({"a": 2}));
+
+    // The same through last-known-good snapshots (`cache+`): the wrapper hands the update to
+    // the engine's one-step read-modify-write and keeps the written value in its snapshot.
+    let log = env.path("strace-set-cached.log");
+    let confo = env.command(&["-b", "cache+file:Configurations", "set", "app/cfg", "a=3"]);
+    let status = Command::new(confo_testkit::require_binary("strace", "strace").expect("strace"))
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&log)
+        .arg(confo.get_program())
+        .args(confo.get_args())
+        .envs(confo.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .current_dir(confo.get_current_dir().expect("dir"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("strace confo set");
+    assert!(status.success());
+    let opened = opens_of(&log, "app/cfg.json");
+    assert_eq!(opened.len(), 1, "through cache+: {opened:#?}");
 }

@@ -229,3 +229,37 @@ mod file_with_snapshots {
 
     confo::conformance_tests!(make());
 }
+
+/// A field update through `cache+` (one read-modify-write, the engine's own step) keeps the
+/// namespace's snapshot current with the value it wrote.
+#[tokio::test]
+async fn a_field_update_through_the_cache_keeps_its_snapshot_current() {
+    let home = cache_home();
+    let dir = confo_testkit::store_dir().expect("temp dir");
+    let store = open(&format!("cache+file:{}", dir.path().display())).await;
+    let namespace = confo::conformance::unique_namespace("lkgset");
+    store.create_namespace(&namespace).await.expect("create");
+    for port in [1, 2] {
+        store.update_fields(&namespace, "db", &[confo::FieldEdit::Set("port".into(), json!(port))]).await.expect("set");
+    }
+    let snapshot = walk(&home.join("confo/snapshots"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == format!("{namespace}.json").as_str()))
+        .expect("a snapshot of the namespace");
+    let document: Value = serde_json::from_slice(&std::fs::read(snapshot).expect("read")).expect("json");
+    assert_eq!(document["configurations"]["db"]["value"], json!({"port": 2}), "{document}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}

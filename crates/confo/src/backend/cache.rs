@@ -864,6 +864,48 @@ impl Backend for CachedBackend {
         report
     }
 
+    async fn load_and_apply(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known_schema: Option<&Version>,
+        author: &crate::model::history::Author,
+        edit: Arc<super::Edit>,
+    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+        // The engine's own one-step read-modify-write (one read of a file under its lock), the
+        // value it wrote kept aside to patch the snapshot as `apply` does. (A store that cannot
+        // be reached cannot be written: no snapshot is served here.)
+        let backend = self.backend().await?;
+        let written: Arc<Mutex<Option<Arc<crate::model::version::Configuration>>>> = Arc::default();
+        let step: Arc<super::Edit> = {
+            let written = written.clone();
+            Arc::new(move |stored: Option<&Stored>, read| {
+                let out = edit(stored, read)?;
+                if let Some((change, _)) = &out {
+                    if let ChangeKind::Put(value) = &change.kind {
+                        *written.lock().unwrap_or_else(|e| e.into_inner()) = Some(value.clone());
+                    }
+                }
+                Ok(out)
+            })
+        };
+        let (before, report) = backend.load_and_apply(namespace, name, known_schema, author, step).await?;
+        let value = written.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let kept = match &report {
+            // Nothing written: what was read, as a point read keeps it.
+            None => Some(before.clone()),
+            Some(report) => match (report.applied.first().and_then(|a| a.version.clone()), value) {
+                (Some(version), Some(value)) => Some(Some(Stored::new(value, version))),
+                _ => None,
+            },
+        };
+        if let Some(kept) = kept {
+            let (ns, cfg) = (namespace.to_string(), name.to_string());
+            self.on_files(move |files| files.patch_one(&ns, &cfg, kept)).await;
+        }
+        Ok((before, report))
+    }
+
     async fn subscribe(&self) -> Result<Option<Hints>> {
         if let Some(b) = self.opened() {
             return b.subscribe().await;
