@@ -173,6 +173,17 @@ pub enum SchemaRead {
     Now(Result<Option<(Vec<u8>, Version)>>),
 }
 
+impl SchemaRead {
+    /// A document as read ([`Backend::schema_document`]), next to the version the caller
+    /// holds: [`SchemaRead::Same`] when it is that version.
+    pub fn of(document: Result<Option<(Vec<u8>, Version)>>, known: Option<&Version>) -> SchemaRead {
+        match document {
+            Ok(Some((_, version))) if Some(&version) == known => SchemaRead::Same,
+            other => SchemaRead::Now(other),
+        }
+    }
+}
+
 /// What a backend can do ([`Backend::capabilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -289,11 +300,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         known: Option<&Version>,
     ) -> Result<(Option<Stored>, SchemaRead)> {
         let stored = self.load_one(namespace, name).await?;
-        let read = match self.schema_document(namespace).await {
-            Ok(Some((_, version))) if Some(&version) == known => SchemaRead::Same,
-            other => SchemaRead::Now(other),
-        };
-        Ok((stored, read))
+        Ok((stored, SchemaRead::of(self.schema_document(namespace).await, known)))
     }
 
     /// Reads one configuration and writes what `edit` makes of it: a read-modify-write of one

@@ -714,10 +714,7 @@ impl Inner {
             Some(bytes) => Some(stored_from(&path, bytes).map_err(|c| Error::Corrupt { corruptions: vec![c] })?),
             None => None,
         };
-        let schema = match self.schema_document(namespace) {
-            Ok(Some((_, version))) if Some(&version) == known_schema => super::SchemaRead::Same,
-            other => super::SchemaRead::Now(other),
-        };
+        let schema = super::SchemaRead::of(self.schema_document(namespace), known_schema);
         let Some((change, _)) = edit(stored.as_ref(), schema)? else { return Ok((stored, None)) };
         if change.name != name {
             return Err(Error::InvalidValue {

@@ -384,6 +384,24 @@ impl RedisBackend {
         self.eval(script, &[ROOT_KEY, key], namespace, extra).await
     }
 
+    /// A configuration's name as the JSON token `read_one.lua` searches the index for.
+    fn name_token(&self, namespace: &str, name: &str) -> Result<String> {
+        serde_json::to_string(name).map_err(|e| Error::InvalidValue {
+            location: self.key_location(&format!("{namespace}-{name}")),
+            message: e.to_string(),
+        })
+    }
+
+    /// What `read_one.lua` answered for a listed configuration, read as a bulk load reads
+    /// each entry (so both say the same of every entry): its value, or why it is corrupt.
+    fn read_one_value(&self, namespace: &str, name: &str, value: Vec<u8>) -> Result<Stored> {
+        let bytes = if value == b"\0missing" { None } else { Some(value) };
+        parse_value((name.to_owned(), bytes)).1.map_err(|(problem, _)| {
+            let location = self.key_location(&format!("{namespace}-{name}"));
+            Error::Corrupt { corruptions: vec![Corruption { location, problem }] }
+        })
+    }
+
     /// The scripts this topology runs.
     fn scripts(&self) -> &'static Scripts {
         match self.inner.topology {
@@ -796,22 +814,10 @@ impl Backend for RedisBackend {
         if self.inner.topology == Topology::Sharded {
             return self.cluster_load_one(namespace, name).await;
         }
-        let token = serde_json::to_string(name).map_err(|e| Error::InvalidValue {
-            location: self.key_location(&format!("{namespace}-{name}")),
-            message: e.to_string(),
-        })?;
+        let token = self.name_token(namespace, name)?;
         let value: Option<Vec<u8>> =
             self.script(&self.scripts().read_one, namespace, &[name.as_bytes(), token.as_bytes()]).await?;
-        let Some(value) = value else { return Ok(None) };
-        // The same reading as a bulk load's, so both say the same of every entry.
-        let bytes = if value == b"\0missing" { None } else { Some(value) };
-        match parse_value((name.to_owned(), bytes)).1 {
-            Ok(stored) => Ok(Some(stored)),
-            Err((problem, _)) => {
-                let location = self.key_location(&format!("{namespace}-{name}"));
-                Err(Error::Corrupt { corruptions: vec![Corruption { location, problem }] })
-            }
-        }
+        value.map(|value| self.read_one_value(namespace, name, value)).transpose()
     }
 
     async fn load_one_with_schema(
@@ -823,17 +829,10 @@ impl Backend for RedisBackend {
         if self.inner.topology == Topology::Sharded {
             // The schema key is in another slot: two requests.
             let stored = self.load_one(namespace, name).await?;
-            let read = match self.schema_document(namespace).await {
-                Ok(Some((_, version))) if Some(&version) == known => SchemaRead::Same,
-                other => SchemaRead::Now(other),
-            };
-            return Ok((stored, read));
+            return Ok((stored, SchemaRead::of(self.schema_document(namespace).await, known)));
         }
         let (ns, config) = (namespace.as_str(), name.as_str());
-        let token = serde_json::to_string(config).map_err(|e| Error::InvalidValue {
-            location: self.key_location(&format!("{ns}-{config}")),
-            message: e.to_string(),
-        })?;
+        let token = self.name_token(ns, config)?;
         let key = schema_key(ns);
         let held = known.and_then(Version::as_text).unwrap_or_default();
         let args: [&[u8]; 3] = [config.as_bytes(), token.as_bytes(), held.as_bytes()];
@@ -850,17 +849,8 @@ impl Backend for RedisBackend {
             let version = sha1_version(&schema);
             SchemaRead::Now(Ok(Some((schema, version))))
         };
-        if listed == 0 {
-            return Ok((None, read));
-        }
-        let bytes = if value == b"\0missing" { None } else { Some(value) };
-        match parse_value((config.to_owned(), bytes)).1 {
-            Ok(stored) => Ok((Some(stored), read)),
-            Err((problem, _)) => {
-                let location = self.key_location(&format!("{ns}-{config}"));
-                Err(Error::Corrupt { corruptions: vec![Corruption { location, problem }] })
-            }
-        }
+        let stored = (listed != 0).then(|| self.read_one_value(ns, config, value)).transpose()?;
+        Ok((stored, read))
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
