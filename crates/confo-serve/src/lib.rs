@@ -15,12 +15,12 @@ mod diff;
 pub mod listen;
 pub mod problem;
 pub mod request;
-pub mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use confo::backend::shared::SharedSubscription;
 use confo::model::history::Author;
 use confo::secrets::Keyring;
 use confo::{Store, WatchOptions};
@@ -142,7 +142,7 @@ impl App {
         let backends = backends
             .into_iter()
             // Every namespace's watcher shares one subscription to the backend's changes.
-            .map(|(name, store)| (name, Store::new(shared::SharedHints::wrap(store.backend().clone()))))
+            .map(|(name, store)| (name, Store::new(SharedSubscription::wrap(store.backend().clone()))))
             .map(|(name, store)| Served {
                 describe: store.backend().describe(),
                 cache: Cache::new(store.clone(), settings.watch, ids.clone()),

@@ -51,6 +51,33 @@ mod file {
     }
 }
 
+/// The shared subscription (`confo serve` wraps every backend it serves in one) is a
+/// wrapper over any backend: it passes the suite as every backend does.
+mod file_shared_subscription {
+    use super::*;
+    use confo::backend::shared::SharedSubscription;
+
+    async fn make() -> (confo_testkit::StoreDir, Arc<dyn Backend>) {
+        let dir = confo_testkit::store_dir().expect("temp dir");
+        let backend: Arc<dyn Backend> = Arc::new(FileBackend::open(dir.path()).expect("open"));
+        (dir, SharedSubscription::wrap(backend))
+    }
+
+    confo::conformance_tests!(make());
+}
+
+mod memory_shared_subscription {
+    use super::*;
+    use confo::backend::shared::SharedSubscription;
+
+    async fn make() -> ((), Arc<dyn Backend>) {
+        let backend = MemoryBackend::with_history(HistoryOptions::default().keeping(500));
+        ((), SharedSubscription::wrap(Arc::new(backend)))
+    }
+
+    confo::conformance_tests!(make());
+}
+
 mod memory_live {
     use super::*;
 

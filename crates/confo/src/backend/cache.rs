@@ -32,10 +32,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::layer::Layered;
 use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
-use crate::model::change::{ChangeKind, Precondition, WriteReport};
+use crate::model::change::{ChangeKind, WriteReport};
 use crate::model::error::{Error, Result};
-use crate::model::name::{ConfigName, NameKind, NamespaceName};
+use crate::model::name::{ConfigName, NamespaceName};
 use crate::model::version::{NamespaceData, SnapshotInfo, Stored, Version};
 use crate::spec::{BackendKind, BackendSpec};
 use crate::spec::{Engine, EngineSpec, Registry};
@@ -303,7 +304,7 @@ impl CachedBackend {
     /// A namespace's snapshot, served because the store is unavailable (`unavailable` is its
     /// error, returned when there is no snapshot), checked against the maximum age.
     async fn serve(&self, namespace: &str, unavailable: Error) -> Result<NamespaceData> {
-        let (namespace, describe, max_age) = (namespace.to_owned(), self.describe(), self.max_age);
+        let (namespace, describe, max_age) = (namespace.to_owned(), Layered::describe(self), self.max_age);
         self.on_files(move |files| files.read(&namespace, unavailable, &describe, max_age)).await
     }
 
@@ -718,7 +719,15 @@ fn human(age: Duration) -> String {
 }
 
 #[async_trait]
-impl Backend for CachedBackend {
+impl Layered for CachedBackend {
+    fn inner_now(&self) -> Option<Arc<dyn Backend>> {
+        self.opened()
+    }
+
+    async fn inner(&self) -> Result<Arc<dyn Backend>> {
+        self.backend().await
+    }
+
     fn describe(&self) -> String {
         match self.opened() {
             Some(b) => b.describe(),
@@ -726,13 +735,6 @@ impl Backend for CachedBackend {
                 let text = self.spec.to_string();
                 text.split_once('?').map_or(text.as_str(), |(base, _)| base).to_owned()
             }
-        }
-    }
-
-    fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
-        match self.opened() {
-            Some(b) => b.check_name(kind, name),
-            None => Ok(()),
         }
     }
 
@@ -755,15 +757,14 @@ impl Backend for CachedBackend {
                 if names.is_empty() {
                     return Err(e);
                 }
-                tracing::warn!("{} is unavailable; listing the namespaces that have a snapshot", self.describe());
+                tracing::warn!(
+                    "{} is unavailable; listing the namespaces that have a snapshot",
+                    Layered::describe(self)
+                );
                 Ok(names)
             }
             other => other,
         }
-    }
-
-    async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
-        self.backend().await?.create(namespace).await
     }
 
     async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
@@ -797,6 +798,28 @@ impl Backend for CachedBackend {
         }
     }
 
+    /// Composed from this layer's own `load`, so that the snapshot is kept and served (the
+    /// engine's one-step compact read would go around it).
+    async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::model::compact::CompactNamespace> {
+        Ok(Layered::load(self, namespace).await?.into())
+    }
+
+    /// Composed from this layer's own `load_one` (which keeps and serves the snapshot) and the
+    /// store's schema document.
+    async fn load_one_with_schema(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        known: Option<&Version>,
+    ) -> Result<(Option<Stored>, super::SchemaRead)> {
+        let stored = Layered::load_one(self, namespace, name).await?;
+        let document = match self.backend().await {
+            Ok(b) => b.schema_document(namespace).await,
+            Err(e) => Err(e),
+        };
+        Ok((stored, super::SchemaRead::of(document, known)))
+    }
+
     async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
         let result = match self.backend().await {
             Ok(b) => b.load_one(namespace, name).await,
@@ -818,7 +841,7 @@ impl Backend for CachedBackend {
                     Some(stored) => Ok(Some(stored)),
                     // A snapshot of only some configurations cannot say this one is absent.
                     None if data.from_snapshot.as_ref().is_some_and(|info| info.partial) => Err(Error::unavailable(
-                        self.describe(),
+                        Layered::describe(self),
                         format!(
                             "{keep}; its last-known-good snapshot of {namespace} holds only the configurations read \
                              one by one, not {name}"
@@ -938,44 +961,5 @@ impl Backend for CachedBackend {
             }
         });
         Ok(Some(rx))
-    }
-
-    async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
-        self.backend().await?.history(namespace, name).await
-    }
-
-    async fn repair(&self, options: &super::RepairOptions) -> Result<super::Repair> {
-        self.backend().await?.repair(options).await
-    }
-
-    async fn history_names(&self, namespace: &NamespaceName) -> Result<Vec<String>> {
-        self.backend().await?.history_names(namespace).await
-    }
-
-    async fn rewrite_history(
-        &self,
-        namespace: &NamespaceName,
-        name: &ConfigName,
-        rewrite: &crate::model::history::Rewrite,
-    ) -> Result<Vec<u64>> {
-        // Snapshots keep current values only: nothing of theirs to rewrite.
-        self.backend().await?.rewrite_history(namespace, name, rewrite).await
-    }
-
-    async fn check_acls(&self, fix: bool) -> Result<Vec<super::AclFinding>> {
-        self.backend().await?.check_acls(fix).await
-    }
-
-    async fn schema_document(&self, namespace: &NamespaceName) -> Result<Option<(Vec<u8>, Version)>> {
-        self.backend().await?.schema_document(namespace).await
-    }
-
-    async fn put_schema_document(
-        &self,
-        namespace: &NamespaceName,
-        document: Option<Vec<u8>>,
-        precondition: &Precondition,
-    ) -> Result<Option<Version>> {
-        self.backend().await?.put_schema_document(namespace, document, precondition).await
     }
 }

@@ -22,10 +22,12 @@ pub mod cache;
 pub mod etcd;
 pub mod file;
 pub(crate) mod kit;
+pub mod layer;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod registry;
+pub mod shared;
 #[cfg(feature = "zookeeper")]
 pub mod zookeeper;
 

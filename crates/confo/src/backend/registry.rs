@@ -159,11 +159,9 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::backend::{Backend, ChangeSet, Hints};
-    use crate::model::change::WriteReport;
-    use crate::model::name::NameKind;
-    use crate::model::name::{ConfigName, NamespaceName};
-    use crate::model::version::{NamespaceData, Stored};
+    use crate::backend::Backend;
+    use crate::model::name::NamespaceName;
+    use crate::model::version::NamespaceData;
     use crate::store::ext::BackendExt;
 
     /// A wrapping engine, as a cache or history layer would be: `count+<inner spec>` opens the
@@ -213,38 +211,18 @@ mod tests {
     #[derive(Debug)]
     struct Counting(Arc<dyn Backend>);
 
+    /// A wrapper writes only what it changes: the rest is forwarded ([`Layered`]).
     #[async_trait]
-    impl Backend for Counting {
+    impl crate::backend::layer::Layered for Counting {
+        fn inner_now(&self) -> Option<Arc<dyn Backend>> {
+            Some(self.0.clone())
+        }
         fn describe(&self) -> String {
             format!("counting {}", self.0.describe())
-        }
-        fn check_name(&self, kind: NameKind, name: &str) -> Result<()> {
-            self.0.check_name(kind, name)
-        }
-        fn capabilities(&self) -> crate::backend::Capabilities {
-            self.0.capabilities()
-        }
-        async fn list_namespaces(&self) -> Result<Vec<String>> {
-            self.0.list_namespaces().await
-        }
-        async fn create(&self, namespace: &NamespaceName) -> Result<bool> {
-            self.0.create(namespace).await
-        }
-        async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
-            self.0.delete(namespace).await
         }
         async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
             LOADS.fetch_add(1, Ordering::SeqCst);
             self.0.load_namespace(namespace).await
-        }
-        async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
-            self.0.load_one(namespace, name).await
-        }
-        async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
-            self.0.write(namespace, changes).await
-        }
-        async fn subscribe(&self) -> Result<Option<Hints>> {
-            self.0.subscribe().await
         }
     }
 
