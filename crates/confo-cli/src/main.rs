@@ -25,7 +25,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use confo::blocking::Confo;
 use confo::BackendSpec;
 
 use args::{Cli, Command, DEFAULT_SPEC};
@@ -118,15 +117,6 @@ pub(crate) fn open_store(spec: &BackendSpec) -> Result<confo::blocking::Store, F
     Ok(confo::blocking::Store::open(spec)?.with_author(author()).with_keyring(keyring_at_hand()))
 }
 
-pub(crate) fn open(spec: &BackendSpec) -> Result<Confo, Failure> {
-    let confo = Confo::new()?;
-    confo.set_author((*author()).clone());
-    confo.set_keyring(keyring_at_hand());
-    confo.load_backend("cli", spec)?;
-    confo.activate_backend("cli")?;
-    Ok(confo)
-}
-
 /// Parses nothing more: dispatches each command to its module.
 fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
@@ -140,8 +130,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     profiles::use_profile_keyring(backend.as_deref());
     let spec = || resolve_spec(backend.as_deref());
-    // Each command once, to its module; each opens what it needs (most the store, `export` and
-    // `import` the session).
+    // Each command once, to its module; each opens the store it needs.
     match cli.command {
         command @ Command::Serve { .. } => commands::serve::serve(command, &cli.backend),
         Command::Backend(command) => commands::backends::backend_command(command, output),

@@ -656,6 +656,32 @@ impl Store {
         self.block(self.inner.export(namespaces))
     }
 
+    /// See [`crate::store::Store::export_readable`].
+    pub fn export_readable(
+        &self,
+        namespaces: &[String],
+    ) -> Result<(crate::transfer::Document, Vec<crate::model::error::Corruption>)> {
+        self.block(self.inner.export_readable(namespaces))
+    }
+
+    /// See [`crate::store::Store::export_readable_compact`].
+    pub fn export_readable_compact(
+        &self,
+        namespaces: &[String],
+    ) -> Result<(crate::transfer::CompactDocument, Vec<crate::model::error::Corruption>)> {
+        self.block(self.inner.export_readable_compact(namespaces))
+    }
+
+    /// See [`crate::store::Store::parse_document`].
+    pub fn parse_document(&self, value: serde_json::Value) -> Result<crate::transfer::Document> {
+        self.inner.parse_document(value)
+    }
+
+    /// See [`crate::store::Store::check_names`].
+    pub fn check_names(&self, document: &crate::transfer::Document) -> Result<()> {
+        self.inner.check_names(document)
+    }
+
     /// See [`crate::store::Store::plan`].
     pub fn plan(&self, document: &crate::transfer::Document, prune: bool) -> Result<crate::transfer::Plan> {
         self.block(self.inner.plan(document, prune))
@@ -669,6 +695,16 @@ impl Store {
         progress: impl FnMut(usize, usize),
     ) -> Result<()> {
         self.block(self.inner.apply(plan, document, progress))
+    }
+
+    /// See [`crate::store::Store::apply_owned`].
+    pub fn apply_owned(
+        &self,
+        plan: &crate::transfer::Plan,
+        document: crate::transfer::Document,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<()> {
+        self.block(self.inner.apply_owned(plan, document, progress))
     }
 
     /// See [`crate::store::Store::watch`].

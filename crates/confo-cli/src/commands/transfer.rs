@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use confo::blocking::Confo;
+use confo::blocking::Store;
 use confo::transfer::{Action, Difference, Document};
 use confo::BackendSpec;
 use serde_json::Value;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{format_of, read_document};
 use crate::args::Format;
 use crate::exit::{Exit, Failure};
-use crate::{open, output, resolve_spec};
+use crate::{open_store, output, resolve_spec};
 
 /// `export [NS…] [--file F] [--skip-corrupt] [--reveal]`: secrets stay encrypted unless
 /// `--reveal`.
@@ -23,19 +23,18 @@ pub(crate) fn export(
     reveal: bool,
     output: Option<Format>,
 ) -> Result<(), Failure> {
-    // The session, for its compact reading of whole namespaces (the export's memory figure).
-    let confo = &open(spec)?;
+    let store = &open_store(spec)?;
     let format = output.or_else(|| file.as_deref().and_then(format_of)).unwrap_or(Format::Json);
     let skipped = if format == Format::Json && !reveal {
         // Read in compact form (a third of the memory of maps) and streamed as it is encoded:
         // the only copy of the data in memory.
-        let (document, skipped) = confo.export_readable_compact(namespaces)?;
+        let (document, skipped) = store.export_readable_compact(namespaces)?;
         output::stream_json(&document, file.as_deref())?;
         // Not freed: the process ends in a moment and the system takes it back whole.
         std::mem::forget(document);
         skipped
     } else {
-        export_maps(confo, namespaces, file, reveal, format)?
+        export_maps(store, namespaces, file, reveal, format)?
     };
     for corruption in &skipped {
         errln!("confo: skipped corrupt entry {}", output::safe(&corruption.to_string(), output::Stream::Err));
@@ -55,13 +54,13 @@ pub(crate) fn export(
 /// The export with `--reveal` or in another format than JSON: a document of maps (secrets
 /// opened in it; YAML and TOML are rendered from a value). Returns the corrupt entries skipped.
 fn export_maps(
-    confo: &Confo,
+    store: &Store,
     namespaces: &[String],
     file: Option<PathBuf>,
     reveal: bool,
     format: Format,
 ) -> Result<Vec<confo::model::error::Corruption>, Failure> {
-    let (mut document, skipped) = confo.export_readable(namespaces)?;
+    let (mut document, skipped) = store.export_readable(namespaces)?;
     if reveal {
         let keyring = super::secrets::keyring()?;
         for (namespace, configurations) in document.iter_mut() {
@@ -106,11 +105,10 @@ fn export_maps(
 
 /// `import FILE [--dry-run] [--prune]`.
 pub(crate) fn import(spec: &BackendSpec, file: &Path, dry_run: bool, prune: bool) -> Result<(), Failure> {
-    // The session, for its document parsing and its apply that consumes the document.
-    let confo = &open(spec)?;
-    let document = confo.parse_document(read_document(file)?)?;
+    let store = &open_store(spec)?;
+    let document = store.parse_document(read_document(file)?)?;
     check_secrets(&document)?;
-    let plan = confo.plan(&document, prune)?;
+    let plan = store.plan(&document, prune)?;
     for namespace in &plan.new_namespaces {
         outln!("create namespace {}", output::safe(namespace, output::Stream::Out));
     }
@@ -128,7 +126,7 @@ pub(crate) fn import(spec: &BackendSpec, file: &Path, dry_run: bool, prune: bool
     if dry_run {
         errln!("confo: dry run: {summary}; nothing written");
     } else {
-        confo.apply_owned(&plan, document, |_, _| {})?;
+        store.apply_owned(&plan, document, |_, _| {})?;
         errln!("confo: imported: {summary}");
     }
     Ok(())
@@ -137,7 +135,7 @@ pub(crate) fn import(spec: &BackendSpec, file: &Path, dry_run: bool, prune: bool
 /// Opens a side of `diff` or `copy`: a document file, or a backend spec or profile.
 enum Side {
     Document(Document),
-    Backend(Confo),
+    Backend(Store),
 }
 
 fn side(text: &str) -> Result<Side, Failure> {
@@ -150,15 +148,15 @@ fn side(text: &str) -> Result<Side, Failure> {
         ));
     }
     if !text.contains(':') && path.is_file() {
-        let scratch = open(&BackendSpec::memory())?;
+        let scratch = open_store(&BackendSpec::memory())?;
         return Ok(Side::Document(scratch.parse_document(read_document(path)?)?));
     }
-    Ok(Side::Backend(open(&resolve_spec(Some(text))?)?))
+    Ok(Side::Backend(open_store(&resolve_spec(Some(text))?)?))
 }
 
 pub(crate) fn copy(from: &str, to: &str, namespaces: &[String]) -> Result<(), Failure> {
-    let source = open(&resolve_spec(Some(from))?)?;
-    let target = open(&resolve_spec(Some(to))?)?;
+    let source = open_store(&resolve_spec(Some(from))?)?;
+    let target = open_store(&resolve_spec(Some(to))?)?;
     let document = source.export(namespaces)?;
     target.check_names(&document)?; // the target's name rules, before anything is written
     check_secrets(&document)?;
@@ -196,7 +194,7 @@ pub(crate) fn diff(left: &str, right: &str, namespaces: &[String], output: Optio
                 }
                 document
             }
-            Side::Backend(confo) => confo.export(namespaces)?,
+            Side::Backend(store) => store.export(namespaces)?,
         })
     };
     let (left, right) = (read(side(left)?)?, read(side(right)?)?);

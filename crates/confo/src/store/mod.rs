@@ -901,6 +901,32 @@ impl Store {
         crate::transfer::export(&*self.backend, namespaces).await
     }
 
+    /// Every readable configuration of the namespaces (all when empty) as a document, and the
+    /// corrupt entries it skipped; see [`crate::transfer::export_readable`].
+    pub async fn export_readable(&self, namespaces: &[String]) -> Result<(Document, Vec<Corruption>)> {
+        crate::transfer::export_readable(&*self.backend, namespaces).await
+    }
+
+    /// [`Store::export_readable`] in compact form, to write out without holding maps (a third
+    /// of their memory); see [`crate::transfer::export_readable_compact`].
+    pub async fn export_readable_compact(
+        &self,
+        namespaces: &[String],
+    ) -> Result<(crate::transfer::CompactDocument, Vec<Corruption>)> {
+        crate::transfer::export_readable_compact(&*self.backend, namespaces).await
+    }
+
+    /// A JSON document (`{namespace: {configuration: object}}`) checked for its shape and
+    /// against this store's name rules; see [`crate::transfer::document_from_value`].
+    pub fn parse_document(&self, value: serde_json::Value) -> Result<Document> {
+        crate::transfer::document_from_value(value, &*self.backend)
+    }
+
+    /// Checks a document's names against this store's rules, before anything is written.
+    pub fn check_names(&self, document: &Document) -> Result<()> {
+        crate::transfer::check_names(&*self.backend, document)
+    }
+
     /// What bringing the store to `document` would do; see [`crate::transfer::plan`].
     pub async fn plan(&self, document: &Document, prune: bool) -> Result<Plan> {
         crate::transfer::plan(&*self.backend, document, prune).await
@@ -909,6 +935,13 @@ impl Store {
     /// Carries out a plan; see [`crate::transfer::apply`].
     pub async fn apply(&self, plan: &Plan, document: &Document, progress: impl FnMut(usize, usize)) -> Result<()> {
         crate::transfer::apply_sealed_as(&*self.backend, plan, document, &self.author, self.keyring(), progress).await
+    }
+
+    /// [`Store::apply`] taking the document (moved into the writes, not copied); see
+    /// [`crate::transfer::apply_owned_as`].
+    pub async fn apply_owned(&self, plan: &Plan, document: Document, progress: impl FnMut(usize, usize)) -> Result<()> {
+        crate::transfer::apply_owned_sealed_as(&*self.backend, plan, document, &self.author, self.keyring(), progress)
+            .await
     }
 
     /// Live events of a namespace (optionally one configuration).
