@@ -13,7 +13,7 @@ use crate::model::error::{Error, Result};
 #[cfg(feature = "net")]
 use crate::spec::NetOptions;
 use crate::spec::{BackendKind, BackendSpec, Names, ETCD, REDIS, ZOOKEEPER};
-pub use crate::spec::{Engine, EngineSpec, Registry, SpecIdentity};
+use crate::spec::{Engine, Registry};
 
 /// How a built engine reads a spec string and a credentials dictionary.
 type Readers = (fn(&str) -> Result<BackendSpec>, fn(&Value) -> Result<BackendSpec>);
@@ -162,6 +162,7 @@ mod tests {
     use crate::backend::Backend;
     use crate::model::name::NamespaceName;
     use crate::model::version::NamespaceData;
+    use crate::spec::EngineSpec;
     use crate::store::ext::BackendExt;
 
     /// A wrapping engine, as a cache or history layer would be: `count+<inner spec>` opens the
