@@ -147,6 +147,16 @@ impl Backend for PyBackend {
         self.call("delete_namespace", move |o| o.call_method1("delete_namespace", (ns,)).map(drop)).await
     }
 
+    /// The object's values are Python objects, converted: the namespace is handed over whole.
+    async fn scan(
+        &self,
+        namespace: &NamespaceName,
+        sink: std::sync::Arc<dyn confo::model::decode::Sink>,
+    ) -> Result<()> {
+        sink.loaded(self.read(namespace).await?);
+        Ok(())
+    }
+
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
         self.read(namespace).await
     }

@@ -434,9 +434,9 @@ mod tests {
         async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
             self.inner.delete(namespace).await
         }
-        async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn crate::model::decode::Sink>) -> Result<()> {
             match self.mode.load(Ordering::SeqCst) {
-                0 => self.inner.load_namespace(namespace).await,
+                0 => self.inner.scan(namespace, sink).await,
                 1 => Err(Error::unavailable("flaky", "connection refused")),
                 _ => Err(Error::unauthorized("flaky", "access denied")),
             }

@@ -7,7 +7,9 @@
 
 use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 
+use crate::model::decode::Sink;
 #[cfg(feature = "net")]
 use crate::model::error::{Error, Result};
 use crate::model::threads::map_on_threads;
@@ -75,31 +77,31 @@ pub(crate) async fn race_pause(attempt: usize) {
 /// Namespaces with at least this many configurations are parsed on several threads.
 pub(crate) const PARALLEL_PARSE_FROM: usize = 512;
 
-/// `parse` applied to every item, in order: on the calling task below [`PARALLEL_PARSE_FROM`]
-/// items, else on every core, off the runtime's worker threads (a large namespace's parsing
-/// costs more than its read). A panic in `parse` is raised here.
-pub(crate) async fn parse_all<T, R>(items: Vec<T>, parse: fn(T) -> R) -> Vec<R>
+/// Hands every item to `each` with `sink` (an engine's stored bytes, to decode): on the
+/// calling task below [`PARALLEL_PARSE_FROM`] items, else on every core, off the runtime's
+/// worker threads (decoding a large namespace costs more than its read). Returns what `each`
+/// returned for the items the sink refused, for the engine to word with where they are
+/// stored, in no set order. A panic in `each` is raised here.
+pub(crate) async fn decode_all<T, P>(items: Vec<T>, sink: Arc<dyn Sink>, each: fn(&dyn Sink, T) -> Option<P>) -> Vec<P>
 where
     T: Send + 'static,
-    R: Send + 'static,
+    P: Send + 'static,
 {
-    parse_all_with(items, move |_: &mut (), item| parse(item)).await.0
-}
-
-/// [`parse_all`] with a state per thread (each starts from `S::default()`), which `parse` may
-/// use and change (the field names a compact form shares, say); also returns the first
-/// thread's state.
-pub(crate) async fn parse_all_with<T, R, S, F>(items: Vec<T>, parse: F) -> (Vec<R>, S)
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    S: Default + Send + 'static,
-    F: Fn(&mut S, T) -> R + Send + Sync + Copy + 'static,
-{
-    if items.len() < PARALLEL_PARSE_FROM {
-        return map_on_threads(items, usize::MAX, parse);
+    let small = items.len() < PARALLEL_PARSE_FROM;
+    let run = move || {
+        let refused = std::sync::Mutex::new(Vec::new());
+        let per_thread = if small { usize::MAX } else { 1 };
+        map_on_threads(items, per_thread, |_: &mut (), item| {
+            if let Some(problem) = each(&*sink, item) {
+                refused.lock().unwrap_or_else(|p| p.into_inner()).push(problem);
+            }
+        });
+        refused.into_inner().unwrap_or_else(|p| p.into_inner())
+    };
+    if small {
+        return run();
     }
-    joined(tokio::task::spawn_blocking(move || map_on_threads(items, 1, parse))).await
+    joined(tokio::task::spawn_blocking(run)).await
 }
 
 /// What a spawned task returned; its panic is resumed here. A task cancelled (the runtime
@@ -270,22 +272,29 @@ mod tests {
         assert_eq!(count(10_000, 1), 10_000usize.div_ceil(cores), "every core");
     }
 
+    /// Below the threshold on the calling task, above it on every core: every item reaches the
+    /// sink once, and what the sink refused comes back.
     #[tokio::test]
-    async fn parse_all_keeps_the_order_below_and_above_the_parallel_threshold() {
+    async fn decode_all_hands_every_item_to_the_sink_and_returns_the_refusals() {
+        use crate::model::decode::{Maps, Refused};
+        use crate::model::version::Version;
+        fn each(sink: &dyn Sink, i: usize) -> Option<Refused> {
+            let bytes = if i % 100 == 7 { "[]".to_owned() } else { format!(r#"{{"i": {i}}}"#) };
+            sink.entry(format!("c{i}"), bytes.as_bytes(), Version::number(i as i64)).err()
+        }
         for n in [0, 3, PARALLEL_PARSE_FROM - 1, PARALLEL_PARSE_FROM, 3 * PARALLEL_PARSE_FROM + 7] {
-            let items: Vec<usize> = (0..n).collect();
-            let parsed = parse_all(items, |i| format!("{i}")).await;
-            assert_eq!(parsed, (0..n).map(|i| i.to_string()).collect::<Vec<_>>(), "n = {n}");
-            // With a state per thread: each thread counts what it parsed; the first's is returned.
-            let (parsed, first) = parse_all_with((0..n).collect(), |count: &mut usize, i: usize| {
-                *count += 1;
-                i * 2
-            })
-            .await;
-            assert_eq!(parsed, (0..n).map(|i| i * 2).collect::<Vec<_>>(), "n = {n}");
-            let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-            let expected = if n < PARALLEL_PARSE_FROM { n } else { n.div_ceil(threads) };
-            assert_eq!(first, expected, "n = {n}");
+            let maps = Maps::new();
+            let mut refused: Vec<String> =
+                decode_all((0..n).collect(), maps.clone(), each).await.into_iter().map(|r| r.name).collect();
+            refused.sort_unstable();
+            let mut expected: Vec<String> = (0..n).filter(|i| i % 100 == 7).map(|i| format!("c{i}")).collect();
+            expected.sort_unstable();
+            assert_eq!(refused, expected, "n = {n}");
+            let data = maps.take();
+            assert_eq!(data.len(), n - expected.len(), "n = {n}");
+            assert!((0..n)
+                .filter(|i| i % 100 != 7)
+                .all(|i| data[&format!("c{i}")].version == Version::number(i as i64)));
         }
     }
 

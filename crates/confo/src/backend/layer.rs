@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use super::{AclFinding, Backend, Capabilities, ChangeSet, Edit, Hints, Repair, RepairOptions, SchemaRead};
 use crate::model::change::{Precondition, WriteReport};
 use crate::model::compact::CompactNamespace;
+use crate::model::decode::Sink;
 use crate::model::error::{Error, Result};
 use crate::model::history::{Author, History, Rewrite};
 use crate::model::name::{ConfigName, NameKind, NamespaceName};
@@ -75,6 +76,11 @@ pub trait Layered: std::fmt::Debug + Send + Sync + 'static {
     /// As [`Backend::delete`].
     async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
         self.inner().await?.delete(namespace).await
+    }
+
+    /// As [`Backend::scan`].
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
+        self.inner().await?.scan(namespace, sink).await
     }
 
     /// As [`Backend::load`].
@@ -197,6 +203,10 @@ impl<L: Layered> Backend for L {
 
     async fn delete(&self, namespace: &NamespaceName) -> Result<()> {
         Layered::delete(self, namespace).await
+    }
+
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
+        Layered::scan(self, namespace, sink).await
     }
 
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {

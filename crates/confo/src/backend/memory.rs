@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 use super::{check_precondition, Backend, Capabilities, ChangeSet, Hint, Hints};
 use crate::model::change::{Applied, Change, ChangeKind, WriteReport};
+use crate::model::decode::Sink;
 use crate::model::error::{Error, Missing, Result};
 use crate::model::history::{operation_of, HistoryOptions, Operation, Revision};
 use crate::model::name::{ConfigName, NamespaceName};
@@ -110,6 +111,12 @@ impl Backend for MemoryBackend {
             }
             None => Err(self.missing_namespace(namespace)),
         }
+    }
+
+    /// Values are held decoded: the namespace is handed over whole.
+    async fn scan(&self, namespace: &NamespaceName, sink: std::sync::Arc<dyn Sink>) -> Result<()> {
+        sink.loaded(self.load(namespace).await?);
+        Ok(())
     }
 
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {

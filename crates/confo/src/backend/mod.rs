@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::change::{Change, Precondition, WriteReport};
+use crate::model::decode::{Compacts, Maps, Sink};
 use crate::model::error::{ConfigId, Error, Result};
 use crate::model::name::{ConfigName, NameKind, NamespaceName};
 use crate::model::version::{NamespaceData, Stored, Version};
@@ -262,18 +263,34 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// exist. Called as [`BackendExt::delete_namespace`].
     async fn delete(&self, namespace: &NamespaceName) -> Result<()>;
 
-    /// Reads every configuration of a namespace in one bulk call.
-    /// [`Error::NotFound`] if the namespace does not exist. Called as
+    /// Reads every configuration of a namespace in one bulk call and hands each to `sink` as it
+    /// is read, on the thread that read it: its stored bytes and version
+    /// ([`Sink::entry`](crate::model::decode::Sink::entry), which decodes them), or why it is
+    /// not a configuration ([`Sink::corrupt`](crate::model::decode::Sink::corrupt), worded
+    /// with where it is stored). [`Error::NotFound`] if the namespace does not exist. What an
+    /// engine implements to be read whole: it knows nothing of what the bytes become. A backend
+    /// that holds values already decoded gives them with
+    /// [`Sink::loaded`](crate::model::decode::Sink::loaded).
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()>;
+
+    /// Reads every configuration of a namespace in one bulk call: [`Backend::scan`] decoded
+    /// into maps. [`Error::NotFound`] if the namespace does not exist. Called as
     /// [`BackendExt::load_namespace`].
-    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData>;
+    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+        let maps = Maps::new();
+        self.scan(namespace, maps.clone()).await?;
+        Ok(maps.take())
+    }
 
     /// Reads every configuration of a namespace in one bulk call, in the compact form the
-    /// session caches ([`crate::model::compact`]). The default reads [`Backend::load`] and converts
-    /// (on several threads for a large namespace); every engine of this crate makes each
-    /// configuration compact as soon as it is parsed, so that the namespace is never held
-    /// twice (as read and compact). Called as [`BackendExt::load_namespace_compact`].
+    /// session caches ([`crate::model::compact`]): [`Backend::scan`] decoded straight into it,
+    /// each configuration made compact on its reading thread as soon as it is parsed, so that
+    /// the namespace is never held twice (as read and compact). Called as
+    /// [`BackendExt::load_namespace_compact`].
     async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::model::compact::CompactNamespace> {
-        Ok(self.load(namespace).await?.into())
+        let compacts = Compacts::new();
+        self.scan(namespace, compacts.clone()).await?;
+        Ok(compacts.take())
     }
 
     /// Reads one configuration, and only it: `None` if it does not exist, [`Error::Corrupt`] if

@@ -13,12 +13,14 @@
 //! - [`change`]: a [`Change`](change::Change) and its [`Precondition`](change::Precondition),
 //!   and what a batch did ([`WriteReport`](change::WriteReport)).
 //! - [`compact`]: the compact form cached namespaces are kept in (about 2.6× their JSON bytes).
+//! - [`decode`]: what engines read, decoded once ([`Sink`](decode::Sink)).
 //! - [`history`]: revisions and the records engines store them as.
 //! - [`sealed`]: how a sealed secret looks, recognised without opening it.
 
 pub mod change;
 pub(crate) mod codec;
 pub mod compact;
+pub mod decode;
 pub mod error;
 pub mod history;
 pub mod json;

@@ -32,7 +32,7 @@ use crate::model::compact::{Compact, CompactNamespace, Keys};
 use crate::model::error::{ConfigRef, Corruption, Error, Missing, Result};
 use crate::model::name;
 use crate::model::name::NameKind;
-use crate::model::version::{Configuration, CorruptEntry, NamespaceData, Version};
+use crate::model::version::{Configuration, CorruptEntry, Version};
 use crate::spec::BackendSpec;
 use crate::store::ext::BackendExt;
 use crate::store::{FieldEdit, Removal, Store};
@@ -1335,7 +1335,7 @@ impl Backend for Unusable {
     async fn delete(&self, _: &crate::model::name::NamespaceName) -> Result<()> {
         Err(self.error())
     }
-    async fn load(&self, _: &crate::model::name::NamespaceName) -> Result<NamespaceData> {
+    async fn scan(&self, _: &crate::model::name::NamespaceName, _: Arc<dyn crate::model::decode::Sink>) -> Result<()> {
         Err(self.error())
     }
     async fn apply(

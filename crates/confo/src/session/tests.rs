@@ -10,7 +10,6 @@ use crate::backend::ChangeSet;
 use crate::model::change::{Applied, WriteReport};
 use crate::model::error::ConfigId;
 use crate::model::name::NamespaceName;
-use crate::model::version::NamespaceData;
 
 async fn manager_with(backend: Arc<dyn Backend>) -> Confo {
     let confo = Confo::new();
@@ -236,11 +235,11 @@ impl Backend for FailingAfter {
     async fn delete(&self, ns: &NamespaceName) -> Result<()> {
         self.inner.delete(ns).await
     }
-    async fn load(&self, ns: &NamespaceName) -> Result<NamespaceData> {
+    async fn scan(&self, ns: &NamespaceName, sink: Arc<dyn crate::model::decode::Sink>) -> Result<()> {
         if self.dead.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::unavailable("failing", "connection refused"));
         }
-        self.inner.load_namespace(ns).await
+        self.inner.scan(ns, sink).await
     }
     async fn apply(&self, ns: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
         let take = changes.len().min(self.limit);

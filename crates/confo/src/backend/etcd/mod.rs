@@ -52,11 +52,10 @@ pub use options::EtcdOptions;
 use super::kit::{chunk_ranges, join_ordered};
 use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
-use crate::model::codec::{describe_problem, parse_config};
-use crate::model::compact::{Compact, CompactNamespace};
+use crate::model::decode::Sink;
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Outage, Result};
 use crate::model::name::{ConfigName, NamespaceName};
-use crate::model::version::{Configuration, NamespaceData, Stored, Version};
+use crate::model::version::{Stored, Version};
 
 /// Prefix of the namespace markers.
 pub const NAMESPACES_PREFIX: &str = "/confo-namespaces/";
@@ -355,12 +354,8 @@ fn compare(key: &str, precondition: &Precondition) -> Option<etcd::Compare> {
 
 impl EtcdBackend {
     /// Reads a namespace's configurations page by page at one revision, calling `each` with
-    /// every one's name, parsed value (or what is wrong with it) and version, in key order.
-    async fn read_pages(
-        &self,
-        namespace: &str,
-        mut each: impl FnMut(&str, std::result::Result<Configuration, Corruption>, Version) + Send,
-    ) -> Result<()> {
+    /// every one's key, name, stored bytes and version, in key order.
+    async fn read_pages(&self, namespace: &str, mut each: impl FnMut(&str, &str, &[u8], Version) + Send) -> Result<()> {
         let prefix = config_prefix(namespace);
         let end = prefix_end(&prefix);
         let first_page =
@@ -373,9 +368,7 @@ impl EtcdBackend {
                 if !crate::model::name::is_valid(name) {
                     continue; // a deeper key, or one we would never write
                 }
-                let parsed = parse_config(kv.value())
-                    .map_err(|bad| Corruption { location: self.location(key), problem: describe_problem(bad) });
-                each(name, parsed, Version::number(kv.mod_revision()));
+                each(key, name, kv.value(), Version::number(kv.mod_revision()));
             }
             if !page.more() {
                 break;
@@ -456,41 +449,25 @@ impl Backend for EtcdBackend {
         let key = format!("{}{name}", config_prefix(namespace));
         let (found, _) = self.with_marker(namespace, etcd::TxnOp::get(key.clone(), None)).await?;
         let Some(kv) = found.kvs().first() else { return Ok(None) };
-        match parse_config(kv.value()) {
-            Ok(map) => Ok(Some(Stored::new(map, Version::number(kv.mod_revision())))),
-            Err(bad) => {
-                let corruption = Corruption { location: self.location(&key), problem: describe_problem(bad) };
+        match crate::model::decode::stored(name.to_owned(), kv.value(), Version::number(kv.mod_revision())) {
+            Ok(stored) => Ok(Some(stored)),
+            Err(refused) => {
+                let corruption = Corruption { location: self.location(&key), problem: refused.described() };
                 Err(Error::Corrupt { corruptions: vec![corruption] })
             }
         }
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
-        let mut data = NamespaceData::new();
-        self.read_pages(namespace.as_str(), |name, parsed, version| match parsed {
-            Ok(map) => {
-                data.insert(name.to_owned(), Stored::new(map, version));
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
+        // Each decoded as its page is read (a page's bytes are freed with the page).
+        self.read_pages(namespace.as_str(), |key, name, bytes, version| {
+            if let Err(refused) = sink.entry(name.to_owned(), bytes, version) {
+                let corruption = Corruption { location: self.location(key), problem: refused.described() };
+                sink.corrupt(refused.name, corruption, Some(refused.version));
             }
-            Err(corruption) => data.insert_corrupt(name, corruption, Some(version)),
         })
-        .await?;
-        Ok(data)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
-        // Each made compact as soon as it is parsed, its map freed at once.
-        let mut out = CompactNamespace::default();
-        self.read_pages(namespace.as_str(), |name, parsed, version| match parsed {
-            Ok(map) => {
-                let value = Arc::new(Compact::new(&map, &mut out.keys));
-                out.insert(name.to_owned(), value, version);
-            }
-            Err(corruption) => out.insert_corrupt(name, corruption, Some(version)),
-        })
-        .await?;
-        Ok(out)
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]

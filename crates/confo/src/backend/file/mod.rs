@@ -77,7 +77,7 @@ use async_trait::async_trait;
 
 use super::{check_precondition, Backend, Capabilities, ChangeSet, Hint, Hints};
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
-use crate::model::version::{Configuration, NamespaceData, Stored, Version};
+use crate::model::version::{Configuration, Stored, Version};
 mod history;
 mod perms;
 pub mod spec;
@@ -85,8 +85,7 @@ pub mod spec;
 use history::FileHistory;
 use perms::Perms;
 
-use crate::model::codec::parse_config;
-use crate::model::compact::{compact_stored, CompactNamespace, Keys};
+use crate::model::decode::{Refused, Sink};
 use crate::model::error::{Corruption, Error, Missing, Result, SpecProblem};
 use crate::model::name;
 use crate::model::name::{ConfigName, NameKind, NamespaceName};
@@ -526,44 +525,32 @@ impl Inner {
         Ok(files)
     }
 
-    fn load_namespace(&self, namespace: &str) -> Result<NamespaceData> {
+    /// Reads a namespace's configuration files on as many threads as it takes and hands each
+    /// file's bytes to `sink` on the thread that read it (see [`Backend::scan`]).
+    fn scan_namespace(&self, namespace: &str, sink: &dyn Sink) -> Result<()> {
         let files = self.config_files(namespace)?;
-        let (loaded, ()) = map_on_threads(files, FILES_PER_THREAD, |_, (name, path)| read_config(&name, &path));
-        let mut data = NamespaceData::new();
-        for loaded in loaded {
-            match loaded {
-                Loaded::Ok(name, stored) => {
-                    data.insert(name, stored);
+        sink.expect(files.len());
+        let failed = std::sync::Mutex::new(None);
+        map_on_threads(files, FILES_PER_THREAD, |_: &mut (), (name, path)| {
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                // Deleted between listing and reading.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(e) => {
+                    failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(Error::io(Self::loc(&path), e));
+                    return;
                 }
-                Loaded::Gone => {}
-                Loaded::Corrupt(name, corruption, version) => data.insert_corrupt(name, corruption, Some(version)),
-                Loaded::Io(e) => return Err(e),
+            };
+            let version = version_of(&bytes);
+            if let Err(refused) = sink.entry(name, &bytes, version) {
+                let corruption = corruption_at(&path, &refused);
+                sink.corrupt(refused.name, corruption, Some(refused.version));
             }
+        });
+        match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(data)
-    }
-
-    /// [`Self::load_namespace`], each configuration made compact on its reading thread as soon
-    /// as it is parsed (its map freed at once): the namespace is never held twice.
-    fn load_namespace_compact(&self, namespace: &str) -> Result<CompactNamespace> {
-        let files = self.config_files(namespace)?;
-        let (loaded, keys) =
-            map_on_threads(files, FILES_PER_THREAD, |keys: &mut Keys, (name, path)| match read_config(&name, &path) {
-                Loaded::Ok(name, stored) => Loaded::Ok(name, compact_stored(&stored, keys)),
-                Loaded::Gone => Loaded::Gone,
-                Loaded::Corrupt(name, corruption, version) => Loaded::Corrupt(name, corruption, version),
-                Loaded::Io(e) => Loaded::Io(e),
-            });
-        let mut namespace = CompactNamespace { entries: Vec::with_capacity(loaded.len()), keys, ..Default::default() };
-        for loaded in loaded {
-            match loaded {
-                Loaded::Ok(name, (value, version)) => namespace.insert(name, value, version),
-                Loaded::Gone => {}
-                Loaded::Corrupt(name, corruption, version) => namespace.insert_corrupt(name, corruption, Some(version)),
-                Loaded::Io(e) => return Err(e),
-            }
-        }
-        Ok(namespace)
     }
 
     fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
@@ -580,7 +567,7 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(self.missing_namespace(namespace)),
             Err(e) => return Err(Error::io(Self::loc(&path), e)),
         };
-        stored_from(&path, &bytes).map(Some).map_err(|c| Error::Corrupt { corruptions: vec![c] })
+        stored_from(&path, name, &bytes).map(Some).map_err(|c| Error::Corrupt { corruptions: vec![c] })
     }
 
     /// Records the revisions of a batch (see [`history`]) and makes them durable, before any
@@ -711,7 +698,7 @@ impl Inner {
         let path = config_path(&dir, name);
         let bytes = Self::read_current(&path)?;
         let stored = match &bytes {
-            Some(bytes) => Some(stored_from(&path, bytes).map_err(|c| Error::Corrupt { corruptions: vec![c] })?),
+            Some(bytes) => Some(stored_from(&path, name, bytes).map_err(|c| Error::Corrupt { corruptions: vec![c] })?),
             None => None,
         };
         let schema = super::SchemaRead::of(self.schema_document(namespace), known_schema);
@@ -927,38 +914,19 @@ fn is_kind(entry: &fs::DirEntry, kind: impl Fn(&fs::FileType) -> bool) -> bool {
     }
 }
 
-enum Loaded<T = Stored> {
-    Ok(String, T),
-    /// Deleted between listing and reading.
-    Gone,
-    Corrupt(String, Corruption, Version),
-    Io(Error),
-}
-
-fn read_config(name: &str, path: &Path) -> Loaded {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Gone,
-        Err(e) => return Loaded::Io(Error::io(Inner::loc(path), e)),
-    };
-    match stored_from(path, &bytes) {
-        Ok(stored) => Loaded::Ok(name.to_owned(), stored),
-        Err(corruption) => Loaded::Corrupt(name.to_owned(), corruption, version_of(&bytes)),
-    }
-}
-
 /// A file's bytes as a stored configuration, or what is wrong with them and where.
-fn stored_from(path: &Path, bytes: &[u8]) -> std::result::Result<Stored, Corruption> {
-    match parse_config(bytes) {
-        Ok(value) => Ok(Stored::new(value, version_of(bytes))),
-        Err((position, problem)) => {
-            let location = match position {
-                Some((line, column)) => format!("file {}:{line}:{column}", path.display()),
-                None => Inner::loc(path),
-            };
-            Err(Corruption { location, problem })
-        }
-    }
+fn stored_from(path: &Path, name: &str, bytes: &[u8]) -> std::result::Result<Stored, Corruption> {
+    crate::model::decode::stored(name.to_owned(), bytes, version_of(bytes))
+        .map_err(|refused| corruption_at(path, &refused))
+}
+
+/// Where and what is wrong with a configuration file's bytes.
+fn corruption_at(path: &Path, refused: &Refused) -> Corruption {
+    let location = match refused.position {
+        Some((line, column)) => format!("file {}:{line}:{column}", path.display()),
+        None => Inner::loc(path),
+    };
+    Corruption { location, problem: refused.problem.clone() }
 }
 
 /// Where confo keeps what is not configurations (history, schemas): `<parent>/.<root>.confo`,
@@ -1192,17 +1160,10 @@ impl Backend for FileBackend {
         self.run(move |inner| inner.delete_namespace(&namespace)).await
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
-        let namespace = namespace.as_str();
-        let namespace = namespace.to_owned();
-        self.run(move |inner| inner.load_namespace(&namespace)).await
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.describe()))]
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
         let namespace = namespace.as_str().to_owned();
-        self.run(move |inner| inner.load_namespace_compact(&namespace)).await
+        self.run(move |inner| inner.scan_namespace(&namespace, &*sink)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]

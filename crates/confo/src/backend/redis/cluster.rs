@@ -387,9 +387,9 @@ impl RedisBackend {
             return Ok(None);
         }
         let Some(bytes) = value?.pop().flatten() else { return Ok(None) };
-        match super::parse_value((name.to_owned(), Some(bytes))).1 {
+        match super::read_value(name, Some(bytes)) {
             Ok(stored) => Ok(Some(stored)),
-            Err((problem, _)) => {
+            Err(problem) => {
                 Err(Error::Corrupt { corruptions: vec![Corruption { location: self.key_location(&key), problem }] })
             }
         }

@@ -78,14 +78,13 @@ use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectio
 
 pub use options::{RedisEndpoint, RedisOptions};
 
-use super::kit::{chunk_ranges, parse_all, parse_all_with};
+use super::kit::{chunk_ranges, decode_all};
 use super::{Backend, Capabilities, ChangeSet, Hint, Hints, SchemaRead};
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
-use crate::model::codec::{describe_problem, parse_config};
-use crate::model::compact::{compact_stored, CompactNamespace, Keys};
+use crate::model::decode::Sink;
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Outage, Result};
 use crate::model::name::{ConfigName, NameKind, NameRule, NamespaceName};
-use crate::model::version::{NamespaceData, Stored, Version};
+use crate::model::version::{Stored, Version};
 
 /// The root key.
 pub const ROOT_KEY: &str = "confo";
@@ -396,7 +395,7 @@ impl RedisBackend {
     /// each entry (so both say the same of every entry): its value, or why it is corrupt.
     fn read_one_value(&self, namespace: &str, name: &str, value: Vec<u8>) -> Result<Stored> {
         let bytes = if value == b"\0missing" { None } else { Some(value) };
-        parse_value((name.to_owned(), bytes)).1.map_err(|(problem, _)| {
+        read_value(name, bytes).map_err(|problem| {
             let location = self.key_location(&format!("{namespace}-{name}"));
             Error::Corrupt { corruptions: vec![Corruption { location, problem }] }
         })
@@ -676,24 +675,42 @@ fn classify(describe: &str, e: &RedisError) -> Error {
     Error::outage(outage, describe, message)
 }
 
-/// A value read from a namespace, parsed: a corrupt one comes with what is wrong and its
-/// version, if something is stored under it.
-type Parsed = std::result::Result<Stored, (String, Option<Version>)>;
+/// What is wrong with a value read from a namespace before it is decoded: its key is missing
+/// (`None`), or holds another type than a string.
+fn undecodable(value: &Option<Vec<u8>>) -> Option<String> {
+    match value {
+        None => Some("listed in its namespace's index but the key does not exist".to_owned()),
+        Some(bytes) => bytes.strip_prefix(b"\0foreign ").map(|kind| foreign_problem(&String::from_utf8_lossy(kind))),
+    }
+}
 
-/// Parses a (configuration name, stored value) pair read from a namespace.
-fn parse_value((name, value): (String, Option<Vec<u8>>)) -> (String, Parsed) {
-    let outcome = match value {
-        None => Err(("listed in its namespace's index but the key does not exist".to_owned(), None)),
-        Some(bytes) if bytes.starts_with(b"\0foreign ") => {
-            let kind = String::from_utf8_lossy(&bytes[b"\0foreign ".len()..]).into_owned();
-            Err((foreign_problem(&kind), None))
-        }
-        Some(bytes) => match parse_config(&bytes) {
-            Ok(map) => Ok(Stored::new(map, sha1_version(&bytes))),
-            Err(bad) => Err((describe_problem(bad), Some(sha1_version(&bytes)))),
-        },
-    };
-    (name, outcome)
+/// Hands a (configuration name, stored value) pair read from a namespace to `sink`, with its
+/// version; returns what is wrong with one that is not a configuration, and its version if
+/// something is stored under it.
+fn decode_value(
+    sink: &dyn Sink,
+    (name, value): (String, Option<Vec<u8>>),
+) -> Option<(String, String, Option<Version>)> {
+    if let Some(problem) = undecodable(&value) {
+        return Some((name, problem, None));
+    }
+    let bytes = value.unwrap_or_default();
+    let version = sha1_version(&bytes);
+    sink.entry(name, &bytes, version).err().map(|refused| {
+        let problem = refused.described();
+        (refused.name, problem, Some(refused.version))
+    })
+}
+
+/// A (configuration name, stored value) pair read one by one, decoded as [`decode_value`]
+/// decodes each of a bulk read; else what is wrong with it.
+fn read_value(name: &str, value: Option<Vec<u8>>) -> std::result::Result<Stored, String> {
+    if let Some(problem) = undecodable(&value) {
+        return Err(problem);
+    }
+    let bytes = value.unwrap_or_default();
+    let version = sha1_version(&bytes);
+    crate::model::decode::stored(name.to_owned(), &bytes, version).map_err(|refused| refused.described())
 }
 
 /// What is wrong with a key of another type where confo keeps a string.
@@ -853,48 +870,17 @@ impl Backend for RedisBackend {
         Ok((stored, read))
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
         let namespace = namespace.as_str();
         let pairs = self.read_pairs(namespace).await?;
-        // Parsing and hashing cost more than the read: large namespaces use every core.
-        let parsed = parse_all(pairs, parse_value).await;
-        let mut data = NamespaceData::new();
-        for (name, outcome) in parsed {
-            match outcome {
-                Ok(stored) => {
-                    data.insert(name, stored);
-                }
-                Err((problem, version)) => {
-                    let location = self.key_location(&format!("{namespace}-{name}"));
-                    data.insert_corrupt(name, Corruption { location, problem }, version);
-                }
-            }
+        sink.expect(pairs.len());
+        // Decoding and hashing cost more than the read: large namespaces use every core.
+        for (name, problem, version) in decode_all(pairs, sink.clone(), decode_value).await {
+            let location = self.key_location(&format!("{namespace}-{name}"));
+            sink.corrupt(name, Corruption { location, problem }, version);
         }
-        Ok(data)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
-        let namespace = namespace.as_str();
-        let pairs = self.read_pairs(namespace).await?;
-        // Each made compact on its parsing thread as soon as it is parsed, its map freed at once.
-        let (parsed, keys) = parse_all_with(pairs, |keys: &mut Keys, pair| {
-            let (name, outcome) = parse_value(pair);
-            (name, outcome.map(|stored| compact_stored(&stored, keys)))
-        })
-        .await;
-        let mut out = CompactNamespace { entries: Vec::with_capacity(parsed.len()), keys, ..Default::default() };
-        for (name, outcome) in parsed {
-            match outcome {
-                Ok((value, version)) => out.insert(name, value, version),
-                Err((problem, version)) => {
-                    let location = self.key_location(&format!("{namespace}-{name}"));
-                    out.insert_corrupt(name, Corruption { location, problem }, version);
-                }
-            }
-        }
-        Ok(out)
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]

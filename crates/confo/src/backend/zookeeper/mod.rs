@@ -57,14 +57,13 @@ use zookeeper_client as zk;
 
 pub use options::{ZkAcl, ZkOptions};
 
-use super::kit::{chunk_ranges, join_ordered, parse_all, parse_all_with};
+use super::kit::{chunk_ranges, decode_all, join_ordered};
 use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
-use crate::model::codec::{describe_problem, parse_config};
-use crate::model::compact::{Compact, CompactNamespace, Keys};
+use crate::model::decode::{Refused, Sink};
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::model::name::{ConfigName, NameKind, NameRule, NamespaceName};
-use crate::model::version::{Configuration, NamespaceData, Stored, Version};
+use crate::model::version::{Stored, Version};
 use trust::Trust;
 
 /// Znodes read per read-only `multi`.
@@ -877,20 +876,25 @@ impl ZkBackend {
     }
 
     /// A configuration znode whose data is not a configuration: where it is, what is wrong.
-    fn corrupt_node(&self, namespace: &str, name: &str, bad: (Option<(usize, usize)>, String)) -> Corruption {
-        let location = self.location(&format!("{}/{name}", self.namespace_path(namespace)));
-        Corruption { location, problem: describe_problem(bad) }
+    fn corrupt_node(&self, namespace: &str, refused: &Refused) -> Corruption {
+        let location = self.location(&format!("{}/{}", self.namespace_path(namespace), refused.name));
+        Corruption { location, problem: refused.described() }
     }
 }
 
-/// A configuration znode's data, parsed: empty data, or only white space, reads as `{}`, as
-/// Python confo read it.
-fn parse_node(bytes: &[u8]) -> std::result::Result<Configuration, (Option<(usize, usize)>, String)> {
+/// A configuration znode's data as the configuration it stores: empty data, or only white
+/// space, reads as `{}`, as Python confo read it.
+fn node_bytes(bytes: &[u8]) -> &[u8] {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        Ok(Default::default())
+        b"{}"
     } else {
-        parse_config(bytes)
+        bytes
     }
+}
+
+/// Hands a configuration znode read from a namespace to `sink`; returns its refusal.
+fn decode_node(sink: &dyn Sink, (name, bytes, version): (String, Vec<u8>, Version)) -> Option<Refused> {
+    sink.entry(name, node_bytes(&bytes), version).err()
 }
 
 #[async_trait]
@@ -1021,11 +1025,11 @@ impl Backend for ZkBackend {
                 if self.inner.trust.is_some() && (namespace_acl_changed || stat.aversion != 0) {
                     self.check_nodes(vec![path.clone()]).await?;
                 }
-                let parsed = parse_node(&bytes);
-                match parsed {
-                    Ok(map) => Ok(Some(Stored::new(map, Version::number(i64::from(stat.version))))),
-                    Err(bad) => {
-                        let corruption = Corruption { location: self.location(&path), problem: describe_problem(bad) };
+                let version = Version::number(i64::from(stat.version));
+                match crate::model::decode::stored(name.to_owned(), node_bytes(&bytes), version) {
+                    Ok(stored) => Ok(Some(stored)),
+                    Err(refused) => {
+                        let corruption = Corruption { location: self.location(&path), problem: refused.described() };
                         Err(Error::Corrupt { corruptions: vec![corruption] })
                     }
                 }
@@ -1039,50 +1043,18 @@ impl Backend for ZkBackend {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
+    async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
         let namespace = namespace.as_str();
         let (read, to_check) = self.read_namespace(namespace).await?;
-        // Parsing costs more than the read: a large namespace is parsed on every core.
-        let parsed = parse_all(read, |(name, bytes, version)| (name, parse_node(&bytes), version)).await;
-        let mut data = NamespaceData::new();
-        for (name, parsed, version) in parsed {
-            match parsed {
-                Ok(map) => {
-                    data.insert(name, Stored::new(map, version));
-                }
-                Err(bad) => {
-                    let corruption = self.corrupt_node(namespace, &name, bad);
-                    data.insert_corrupt(name, corruption, Some(version));
-                }
-            }
+        sink.expect(read.len());
+        // Decoding costs more than the read: a large namespace is decoded on every core.
+        for refused in decode_all(read, sink.clone(), decode_node).await {
+            let corruption = self.corrupt_node(namespace, &refused);
+            sink.corrupt(refused.name, corruption, Some(refused.version));
         }
         self.check_nodes(to_check).await?;
-        Ok(data)
-    }
-
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_compact(&self, namespace: &NamespaceName) -> Result<CompactNamespace> {
-        let namespace = namespace.as_str();
-        let (read, to_check) = self.read_namespace(namespace).await?;
-        // Each made compact on its parsing thread as soon as it is parsed, its map freed at once.
-        let (parsed, keys) =
-            parse_all_with(read, |keys: &mut Keys, (name, bytes, version): (String, Vec<u8>, Version)| {
-                (name, parse_node(&bytes).map(|map| Arc::new(Compact::new(&map, keys))), version)
-            })
-            .await;
-        let mut out = CompactNamespace { entries: Vec::with_capacity(parsed.len()), keys, ..Default::default() };
-        for (name, parsed, version) in parsed {
-            match parsed {
-                Ok(value) => out.insert(name, value, version),
-                Err(bad) => {
-                    let corruption = self.corrupt_node(namespace, &name, bad);
-                    out.insert_corrupt(name, corruption, Some(version));
-                }
-            }
-        }
-        self.check_nodes(to_check).await?;
-        Ok(out)
+        Ok(())
     }
 
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
