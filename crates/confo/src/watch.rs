@@ -165,8 +165,10 @@ pub(crate) struct HintSource {
 impl HintSource {
     /// Subscribes now, so that nothing after this call is missed.
     pub(crate) async fn new(backend: Arc<dyn Backend>, options: WatchOptions) -> Result<Self> {
-        let hints = backend.subscribe().await?;
-        let complete = backend.capabilities().notifies_every_change;
+        let capabilities = backend.capabilities();
+        // A backend that says it cannot notify is polled without asking.
+        let hints = if capabilities.notifies { backend.subscribe().await? } else { None };
+        let complete = capabilities.notifies_every_change;
         Ok(HintSource { can_notify: hints.is_some(), hints, complete, backend, options })
     }
 
@@ -450,6 +452,41 @@ mod tests {
         async fn subscribe(&self) -> Result<Option<Hints>> {
             self.inner.subscribe().await
         }
+    }
+
+    /// A memory store that says it cannot notify, and counts the subscriptions asked of it.
+    #[derive(Debug, Default)]
+    struct Silent {
+        inner: Arc<MemoryBackend>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl crate::backend::layer::Layered for Silent {
+        fn inner_now(&self) -> Option<Arc<dyn Backend>> {
+            Some(self.inner.clone())
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities { notifies: false, ..self.inner.capabilities() }
+        }
+        async fn subscribe(&self) -> Result<Option<Hints>> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner.subscribe().await
+        }
+    }
+
+    /// The watcher reads `Capabilities::notifies`: a backend that says it cannot notify is
+    /// polled (a change is still seen) and never asked to subscribe.
+    #[tokio::test]
+    async fn a_backend_that_cannot_notify_is_polled_not_subscribed() {
+        let silent = Arc::new(Silent::default());
+        silent.create_namespace("ns").await.unwrap();
+        let options = WatchOptions::default().poll_every(Duration::from_millis(50));
+        let mut watcher = Watcher::new(silent.clone(), "ns", None, options).await.unwrap();
+        silent.put_configuration("ns", "a", config()).await.unwrap();
+        let event = next(&mut watcher).await.unwrap().unwrap();
+        assert_eq!((event.kind, event.configuration.as_deref()), (EventKind::Created, Some("a")));
+        assert_eq!(silent.asked.load(Ordering::SeqCst), 0, "never asked to subscribe");
     }
 
     fn config() -> Configuration {

@@ -190,8 +190,8 @@ impl SchemaRead {
 /// What a backend can do ([`Backend::capabilities`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Changes are announced ([`Backend::subscribe`] returns hints); otherwise watchers can
-    /// only poll.
+    /// Changes are announced ([`Backend::subscribe`] returns hints); otherwise watchers
+    /// poll, without asking for a subscription (the watcher reads this).
     pub notifies: bool,
     /// Every change, by any writer, is announced (the file system's notifications on a local
     /// file system, ZooKeeper's and etcd's watches), so a watcher never needs to re-read
