@@ -813,11 +813,7 @@ impl Layered for CachedBackend {
         known: Option<&Version>,
     ) -> Result<(Option<Stored>, super::SchemaRead)> {
         let stored = Layered::load_one(self, namespace, name).await?;
-        let document = match self.backend().await {
-            Ok(b) => b.schema_document(namespace).await,
-            Err(e) => Err(e),
-        };
-        Ok((stored, super::SchemaRead::of(document, known)))
+        Ok((stored, super::SchemaRead::of(Layered::schema_document(self, namespace).await, known)))
     }
 
     async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {

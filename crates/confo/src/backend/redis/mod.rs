@@ -675,12 +675,18 @@ fn classify(describe: &str, e: &RedisError) -> Error {
     Error::outage(outage, describe, message)
 }
 
-/// What is wrong with a value read from a namespace before it is decoded: its key is missing
-/// (`None`), or holds another type than a string.
-fn undecodable(value: &Option<Vec<u8>>) -> Option<String> {
+/// A value read from a namespace as the bytes to decode and their version; else what is wrong
+/// with it before decoding: its key is missing (`None`), or holds another type than a string.
+fn stored_bytes(value: Option<Vec<u8>>) -> std::result::Result<(Vec<u8>, Version), String> {
     match value {
-        None => Some("listed in its namespace's index but the key does not exist".to_owned()),
-        Some(bytes) => bytes.strip_prefix(b"\0foreign ").map(|kind| foreign_problem(&String::from_utf8_lossy(kind))),
+        None => Err("listed in its namespace's index but the key does not exist".to_owned()),
+        Some(bytes) => match bytes.strip_prefix(b"\0foreign ") {
+            Some(kind) => Err(foreign_problem(&String::from_utf8_lossy(kind))),
+            None => {
+                let version = sha1_version(&bytes);
+                Ok((bytes, version))
+            }
+        },
     }
 }
 
@@ -691,25 +697,19 @@ fn decode_value(
     sink: &dyn Sink,
     (name, value): (String, Option<Vec<u8>>),
 ) -> Option<(String, String, Option<Version>)> {
-    if let Some(problem) = undecodable(&value) {
-        return Some((name, problem, None));
+    match stored_bytes(value) {
+        Err(problem) => Some((name, problem, None)),
+        Ok((bytes, version)) => sink.entry(name, &bytes, version).err().map(|refused| {
+            let problem = refused.described();
+            (refused.name, problem, Some(refused.version))
+        }),
     }
-    let bytes = value.unwrap_or_default();
-    let version = sha1_version(&bytes);
-    sink.entry(name, &bytes, version).err().map(|refused| {
-        let problem = refused.described();
-        (refused.name, problem, Some(refused.version))
-    })
 }
 
 /// A (configuration name, stored value) pair read one by one, decoded as [`decode_value`]
 /// decodes each of a bulk read; else what is wrong with it.
 fn read_value(name: &str, value: Option<Vec<u8>>) -> std::result::Result<Stored, String> {
-    if let Some(problem) = undecodable(&value) {
-        return Err(problem);
-    }
-    let bytes = value.unwrap_or_default();
-    let version = sha1_version(&bytes);
+    let (bytes, version) = stored_bytes(value)?;
     crate::model::decode::stored(name.to_owned(), &bytes, version).map_err(|refused| refused.described())
 }
 
