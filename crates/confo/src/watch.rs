@@ -406,7 +406,6 @@ mod tests {
     use crate::model::change::WriteReport;
     use crate::model::name::NameKind;
     use crate::model::name::{ConfigName, NamespaceName};
-    use crate::model::version::Stored;
     use crate::store::ext::BackendExt;
 
     /// A memory store whose reads fail on demand: 0 reads, 1 is unavailable, 2 refuses access.
@@ -443,8 +442,13 @@ mod tests {
                 _ => Err(Error::unauthorized("flaky", "access denied")),
             }
         }
-        async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
-            self.inner.load_one(namespace, name).await
+        async fn read_one(
+            &self,
+            namespace: &NamespaceName,
+            name: &ConfigName,
+            sink: Arc<dyn crate::model::decode::Sink>,
+        ) -> Result<()> {
+            self.inner.read_one(namespace, name, sink).await
         }
         async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {
             self.inner.write(namespace, changes).await

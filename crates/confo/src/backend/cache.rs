@@ -34,7 +34,8 @@ use serde_json::Value;
 
 use super::layer::Layered;
 use super::{Backend, Capabilities, ChangeSet, Hint, Hints};
-use crate::model::change::{ChangeKind, WriteReport};
+use crate::model::change::{Change, ChangeKind, WriteReport};
+use crate::model::decode::{One, Sink};
 use crate::model::error::{Error, Result};
 use crate::model::name::{ConfigName, NamespaceName};
 use crate::model::version::{NamespaceData, SnapshotInfo, Stored, Version};
@@ -804,28 +805,33 @@ impl Layered for CachedBackend {
         Ok(Layered::load(self, namespace).await?.into())
     }
 
-    /// Composed from this layer's own `load_one` (which keeps and serves the snapshot) and the
+    /// Composed from this layer's own `read_one` (which keeps and serves the snapshot) and the
     /// store's schema document.
-    async fn load_one_with_schema(
+    async fn read_one_with_schema(
         &self,
         namespace: &NamespaceName,
         name: &ConfigName,
         known: Option<&Version>,
-    ) -> Result<(Option<Stored>, super::SchemaRead)> {
-        let stored = Layered::load_one(self, namespace, name).await?;
-        Ok((stored, super::SchemaRead::of(Layered::schema_document(self, namespace).await, known)))
+        sink: Arc<dyn Sink>,
+    ) -> Result<super::SchemaRead> {
+        Layered::read_one(self, namespace, name, sink).await?;
+        Ok(super::SchemaRead::of(Layered::schema_document(self, namespace).await, known))
     }
 
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+    /// Read through a point-read sink of its own, so that what was read is kept in the
+    /// snapshot, then handed on.
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
+        let one = One::new(name.as_str());
         let result = match self.backend().await {
-            Ok(b) => b.load_one(namespace, name).await,
+            Ok(b) => b.read_one(namespace, name, one.clone()).await.and_then(|()| one.read()),
             Err(e) => Err(e),
         };
         match result {
             Ok(read) => {
-                let (ns, cfg, kept) = (namespace.to_string(), name.to_string(), read.clone());
-                self.on_files(move |files| files.patch_one(&ns, &cfg, kept)).await;
-                Ok(read)
+                let (ns, cfg) = (namespace.to_string(), name.to_string());
+                self.on_files(move |files| files.patch_one(&ns, &cfg, read)).await;
+                one.forward(&*sink);
+                Ok(())
             }
             Err(e) if e.is_unavailable() => {
                 let keep = match &e {
@@ -834,7 +840,10 @@ impl Layered for CachedBackend {
                 };
                 let mut data = self.serve(namespace.as_str(), e).await?;
                 match data.remove(name.as_str()) {
-                    Some(stored) => Ok(Some(stored)),
+                    Some(stored) => {
+                        sink.loaded([(name.to_string(), stored)].into_iter().collect());
+                        Ok(())
+                    }
                     // A snapshot of only some configurations cannot say this one is absent.
                     None if data.from_snapshot.as_ref().is_some_and(|info| info.partial) => Err(Error::unavailable(
                         Layered::describe(self),
@@ -843,7 +852,7 @@ impl Layered for CachedBackend {
                              one by one, not {name}"
                         ),
                     )),
-                    None => Ok(None),
+                    None => Ok(()),
                 }
             }
             Err(e @ Error::NotFound { .. }) => {
@@ -851,7 +860,12 @@ impl Layered for CachedBackend {
                 self.on_files(move |files| files.remove(&ns)).await;
                 Err(e)
             }
-            other => other,
+            // Not a configuration: handed on as the engine worded it (not kept).
+            Err(Error::Corrupt { .. }) => {
+                one.forward(&*sink);
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -890,31 +904,19 @@ impl Layered for CachedBackend {
         known_schema: Option<&Version>,
         author: &crate::model::history::Author,
         edit: Arc<super::Edit>,
-    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
-        // The engine's own one-step read-modify-write (one read of a file under its lock), the
-        // value it wrote kept aside to patch the snapshot as `apply` does. (A store that cannot
-        // be reached cannot be written: no snapshot is served here.)
+    ) -> Result<Option<WriteReport>> {
+        // The engine's own one-step read-modify-write (one read of a file under its lock), what
+        // it read or wrote kept to patch the snapshot as `read_one` and `apply` do. (A store
+        // that cannot be reached cannot be written: no snapshot is served here.)
         let backend = self.backend().await?;
-        let written: Arc<Mutex<Option<Arc<crate::model::version::Configuration>>>> = Arc::default();
-        let step: Arc<super::Edit> = {
-            let written = written.clone();
-            Arc::new(move |stored: Option<&Stored>, read| {
-                let out = edit(stored, read)?;
-                if let Some((change, _)) = &out {
-                    if let ChangeKind::Put(value) = &change.kind {
-                        *written.lock().unwrap_or_else(|e| e.into_inner()) = Some(value.clone());
-                    }
-                }
-                Ok(out)
-            })
-        };
-        let (before, report) = backend.load_and_apply(namespace, name, known_schema, author, step).await?;
-        let value = written.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let report = backend.load_and_apply(namespace, name, known_schema, author, edit.clone()).await?;
         let kept = match &report {
             // Nothing written: what was read, as a point read keeps it.
-            None => Some(before.clone()),
-            Some(report) => match (report.applied.first().and_then(|a| a.version.clone()), value) {
-                (Some(version), Some(value)) => Some(Some(Stored::new(value, version))),
+            None => edit.read().ok(),
+            Some(report) => match (report.applied.first().and_then(|a| a.version.clone()), edit.decided()) {
+                (Some(version), Some(Change { kind: ChangeKind::Put(value), .. })) => {
+                    Some(Some(Stored::new(value, version)))
+                }
                 _ => None,
             },
         };
@@ -922,7 +924,7 @@ impl Layered for CachedBackend {
             let (ns, cfg) = (namespace.to_string(), name.to_string());
             self.on_files(move |files| files.patch_one(&ns, &cfg, kept)).await;
         }
-        Ok((before, report))
+        Ok(report)
     }
 
     async fn subscribe(&self) -> Result<Option<Hints>> {

@@ -10,7 +10,7 @@
 //!
 //! What a wrapper must still think about is which methods it *composes*: where a wrapper
 //! keeps something of its own (the snapshot of a namespace), a bulk or combined read that the
-//! engine answers in one step (`load_compact`, `load_one_with_schema`) bypasses it when
+//! engine answers in one step (`load_compact`, `read_one_with_schema`) bypasses it when
 //! forwarded. Such a wrapper writes those methods from its own (as the snapshot cache does);
 //! the conformance suite runs on each wrapper and checks the results agree.
 //!
@@ -27,7 +27,7 @@ use crate::model::decode::Sink;
 use crate::model::error::{Error, Result};
 use crate::model::history::{Author, History, Rewrite};
 use crate::model::name::{ConfigName, NameKind, NamespaceName};
-use crate::model::version::{NamespaceData, Stored, Version};
+use crate::model::version::{NamespaceData, Version};
 
 /// A backend that wraps another and forwards, by default, every method to it.
 ///
@@ -93,19 +93,20 @@ pub trait Layered: std::fmt::Debug + Send + Sync + 'static {
         self.inner().await?.load_compact(namespace).await
     }
 
-    /// As [`Backend::load_one`].
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
-        self.inner().await?.load_one(namespace, name).await
+    /// As [`Backend::read_one`].
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
+        self.inner().await?.read_one(namespace, name, sink).await
     }
 
-    /// As [`Backend::load_one_with_schema`].
-    async fn load_one_with_schema(
+    /// As [`Backend::read_one_with_schema`].
+    async fn read_one_with_schema(
         &self,
         namespace: &NamespaceName,
         name: &ConfigName,
         known: Option<&Version>,
-    ) -> Result<(Option<Stored>, SchemaRead)> {
-        self.inner().await?.load_one_with_schema(namespace, name, known).await
+        sink: Arc<dyn Sink>,
+    ) -> Result<SchemaRead> {
+        self.inner().await?.read_one_with_schema(namespace, name, known, sink).await
     }
 
     /// As [`Backend::load_and_apply`].
@@ -116,7 +117,7 @@ pub trait Layered: std::fmt::Debug + Send + Sync + 'static {
         known_schema: Option<&Version>,
         author: &Author,
         edit: Arc<Edit>,
-    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+    ) -> Result<Option<WriteReport>> {
         self.inner().await?.load_and_apply(namespace, name, known_schema, author, edit).await
     }
 
@@ -217,17 +218,18 @@ impl<L: Layered> Backend for L {
         Layered::load_compact(self, namespace).await
     }
 
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
-        Layered::load_one(self, namespace, name).await
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
+        Layered::read_one(self, namespace, name, sink).await
     }
 
-    async fn load_one_with_schema(
+    async fn read_one_with_schema(
         &self,
         namespace: &NamespaceName,
         name: &ConfigName,
         known: Option<&Version>,
-    ) -> Result<(Option<Stored>, SchemaRead)> {
-        Layered::load_one_with_schema(self, namespace, name, known).await
+        sink: Arc<dyn Sink>,
+    ) -> Result<SchemaRead> {
+        Layered::read_one_with_schema(self, namespace, name, known, sink).await
     }
 
     async fn load_and_apply(
@@ -237,7 +239,7 @@ impl<L: Layered> Backend for L {
         known_schema: Option<&Version>,
         author: &Author,
         edit: Arc<Edit>,
-    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+    ) -> Result<Option<WriteReport>> {
         Layered::load_and_apply(self, namespace, name, known_schema, author, edit).await
     }
 

@@ -124,11 +124,22 @@ impl Backend for MemoryBackend {
         self.state().namespaces.get(namespace).cloned().ok_or_else(|| self.missing_namespace(namespace))
     }
 
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+    async fn read_one(
+        &self,
+        namespace: &NamespaceName,
+        name: &ConfigName,
+        sink: std::sync::Arc<dyn Sink>,
+    ) -> Result<()> {
         let (namespace, name) = (namespace.as_str(), name.as_str());
-        let state = self.state();
-        let configs = state.namespaces.get(namespace).ok_or_else(|| self.missing_namespace(namespace))?;
-        Ok(configs.get(name).cloned())
+        let stored = {
+            let state = self.state();
+            let configs = state.namespaces.get(namespace).ok_or_else(|| self.missing_namespace(namespace))?;
+            configs.get(name).cloned()
+        };
+        if let Some(stored) = stored {
+            sink.loaded([(name.to_owned(), stored)].into_iter().collect());
+        }
+        Ok(())
     }
 
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::change::{Change, Precondition, WriteReport};
-use crate::model::decode::{Compacts, Maps, Sink};
+use crate::model::decode::{Compacts, Maps, One, Sink};
 use crate::model::error::{ConfigId, Error, Result};
 use crate::model::name::{ConfigName, NameKind, NamespaceName};
 use crate::model::version::{NamespaceData, Stored, Version};
@@ -162,11 +162,79 @@ pub struct AclFinding {
     pub metadata: bool,
 }
 
-/// What [`Backend::load_and_apply`] asks of a configuration as stored: the change to write, if
-/// any, and the version of the schema document it was checked against.
-pub type Edit = dyn Fn(Option<&Stored>, SchemaRead) -> Result<Option<(Change, Option<Precondition>)>> + Send + Sync;
+/// What a change of one configuration makes of it as stored: the change to write (`None`:
+/// nothing), its name the one read, with the version of the schema document it was checked
+/// against ([`ChangeSet::schema`]).
+pub type Decide = dyn Fn(Option<&Stored>, SchemaRead) -> Result<Option<(Change, Option<Precondition>)>> + Send + Sync;
 
-/// What [`Backend::load_one_with_schema`] says of a namespace's schema document.
+/// A read-modify-write of one configuration, as [`Backend::load_and_apply`] is given it: the
+/// engine hands what it stores under the name to [`Edit::sink`] (as a point read does), then
+/// asks [`Edit::decide`] for the change to write. What was read and what was decided stay
+/// here for the caller.
+pub struct Edit {
+    read: Arc<One>,
+    decide: Box<Decide>,
+    decided: std::sync::Mutex<Option<Change>>,
+}
+
+impl fmt::Debug for Edit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Edit").field("name", &self.read.name()).finish_non_exhaustive()
+    }
+}
+
+impl Edit {
+    /// An edit of the configuration `name`.
+    pub fn new(
+        name: &ConfigName,
+        decide: impl Fn(Option<&Stored>, SchemaRead) -> Result<Option<(Change, Option<Precondition>)>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Edit { read: One::new(name.as_str()), decide: Box::new(decide), decided: Default::default() })
+    }
+
+    /// Where the engine hands what it stores under the name.
+    pub fn sink(&self) -> Arc<dyn Sink> {
+        self.read.clone()
+    }
+
+    /// The change to write, given what the engine says of the namespace's schema document:
+    /// [`Error::Corrupt`] if what was handed is not a configuration; else what the edit
+    /// decides, its error as it is. A change that names another configuration is refused
+    /// ([`Error::InvalidValue`], at `location`).
+    pub fn decide(
+        &self,
+        schema: SchemaRead,
+        location: impl FnOnce() -> String,
+    ) -> Result<Option<(Change, Option<Precondition>)>> {
+        let stored = self.read.read()?;
+        let decided = (self.decide)(stored.as_ref(), schema)?;
+        if let Some((change, _)) = &decided {
+            if change.name != self.read.name() {
+                return Err(Error::InvalidValue {
+                    location: location(),
+                    message: format!("an edit of {} may not write {}", self.read.name(), change.name),
+                });
+            }
+        }
+        *self.decided.lock().unwrap_or_else(|e| e.into_inner()) = decided.as_ref().map(|(c, _)| c.clone());
+        Ok(decided)
+    }
+
+    /// What the engine handed ([`One::read`]).
+    pub fn read(&self) -> Result<Option<Stored>> {
+        self.read.read()
+    }
+
+    /// The change last decided, if any.
+    pub fn decided(&self) -> Option<Change> {
+        self.decided.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What [`Backend::read_one_with_schema`] says of a namespace's schema document.
 #[derive(Debug)]
 pub enum SchemaRead {
     /// It is still the version the caller named.
@@ -293,44 +361,45 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         Ok(compacts.take())
     }
 
-    /// Reads one configuration, and only it: `None` if it does not exist, [`Error::Corrupt`] if
-    /// it cannot be read, [`Error::NotFound`] if the namespace does not exist. Its cost must not
-    /// depend on the namespace's size: the default reads the whole namespace, and every engine
-    /// of this crate reads just the one (a file, one script, one `getData`, one transaction).
-    /// Called as [`BackendExt::load_configuration`].
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
-        let mut data = self.load(namespace).await?;
-        if let Some(entry) = data.corrupt.remove(name.as_str()) {
-            return Err(Error::Corrupt { corruptions: vec![entry.corruption] });
-        }
-        Ok(data.remove(name.as_str()))
+    /// Reads one configuration, and only it, and hands it to `sink` as [`Backend::scan`] hands
+    /// each entry (nothing when it does not exist; [`Sink::corrupt`] worded with where it is
+    /// stored when it is not a configuration). [`Error::NotFound`] if the namespace does not
+    /// exist. Its cost must not depend on the namespace's size: the default scans the whole
+    /// namespace, and every engine of this crate reads just the one (a file, one script, one
+    /// `getData`, one transaction). Called as [`BackendExt::load_configuration`] (decoded with
+    /// [`One`]).
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
+        let one = One::new(name.as_str());
+        self.scan(namespace, one.clone()).await?;
+        one.forward(&*sink);
+        Ok(())
     }
 
-    /// [`Backend::load_one`], and the namespace's schema document unless it is still the
+    /// [`Backend::read_one`], and the namespace's schema document unless it is still the
     /// version `known` names: what a read-modify-write of one configuration needs, so that its
     /// write is checked without fetching the document again. The default makes the two reads;
     /// an engine that can answers both in one request (Redis: one script). A schema document
     /// that cannot be read fails only the schema part ([`SchemaRead::Now`] holds the error):
     /// the write refuses it, the read of the configuration stands.
-    async fn load_one_with_schema(
+    async fn read_one_with_schema(
         &self,
         namespace: &NamespaceName,
         name: &ConfigName,
         known: Option<&Version>,
-    ) -> Result<(Option<Stored>, SchemaRead)> {
-        let stored = self.load_one(namespace, name).await?;
-        Ok((stored, SchemaRead::of(self.schema_document(namespace).await, known)))
+        sink: Arc<dyn Sink>,
+    ) -> Result<SchemaRead> {
+        self.read_one(namespace, name, sink).await?;
+        Ok(SchemaRead::of(self.schema_document(namespace).await, known))
     }
 
     /// Reads one configuration and writes what `edit` makes of it: a read-modify-write of one
-    /// configuration as one step where the engine can. `edit` is given what is stored (`None`:
-    /// nothing) and what the engine says of the namespace's schema document next to
-    /// `known_schema` (as [`Backend::load_one_with_schema`]), and returns the change to write
-    /// (`None`: nothing), its name the one read, with the schema document's version it was
-    /// checked against ([`ChangeSet::schema`]); its error is returned as it is. Returns what
-    /// was stored and the write's report (`None` when nothing was written).
+    /// configuration as one step where the engine can. The engine hands what is stored to
+    /// [`Edit::sink`], then asks [`Edit::decide`] with what it says of the namespace's schema
+    /// document next to `known_schema` (as [`Backend::read_one_with_schema`]) for the change
+    /// to write; the edit's error is returned as it is. Returns the write's report (`None` when
+    /// nothing was written); what was read stays in `edit`.
     ///
-    /// The default reads with [`Backend::load_one_with_schema`] and writes with
+    /// The default reads with [`Backend::read_one_with_schema`] and writes with
     /// [`Backend::apply`]: a writer in between breaks the change's precondition (a conflict,
     /// for the caller to try again). The file engine does both under its folder's lock,
     /// reading the file once.
@@ -341,18 +410,12 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         known_schema: Option<&Version>,
         author: &crate::model::history::Author,
         edit: Arc<Edit>,
-    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
-        let (stored, schema) = self.load_one_with_schema(namespace, name, known_schema).await?;
-        let Some((change, schema)) = edit(stored.as_ref(), schema)? else { return Ok((stored, None)) };
-        if change.name != name.as_str() {
-            return Err(Error::InvalidValue {
-                location: format!("{} configuration {namespace}/{name}", self.describe()),
-                message: format!("an edit of {name} may not write {}", change.name),
-            });
-        }
+    ) -> Result<Option<WriteReport>> {
+        let schema = self.read_one_with_schema(namespace, name, known_schema, edit.sink()).await?;
+        let location = || format!("{} configuration {namespace}/{name}", self.describe());
+        let Some((change, schema)) = edit.decide(schema, location)? else { return Ok(None) };
         let changes = [change];
-        let report = self.apply(namespace, &ChangeSet::new(&changes, author).under_schema(schema)).await;
-        Ok((stored, Some(report)))
+        Ok(Some(self.apply(namespace, &ChangeSet::new(&changes, author).under_schema(schema)).await))
     }
 
     /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked
@@ -497,7 +560,7 @@ impl<'a> ChangeSet<'a> {
 
     /// The version of the namespace's schema document this batch was checked against, when
     /// the store checked it against a document read with the configuration
-    /// ([`Backend::load_one_with_schema`]) rather than just before the write. An engine that
+    /// ([`Backend::read_one_with_schema`]) rather than just before the write. An engine that
     /// can check it in the write's own atomic step does, and fails the batch with
     /// [`Error::Conflict`] if the document changed (the store's read-modify-write loop then
     /// reads both again); one that cannot leaves it, and the window is the one between the

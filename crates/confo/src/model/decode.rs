@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::model::codec::parse_config;
 use crate::model::compact::{Compact, CompactNamespace, Keys};
-use crate::model::error::Corruption;
+use crate::model::error::{Corruption, Error};
 use crate::model::version::{CorruptEntry, NamespaceData, SnapshotInfo, Stored, Version};
 
 /// What a namespace's configurations are decoded into, as an engine reads them.
@@ -75,11 +75,79 @@ fn parse(
     }
 }
 
-/// One configuration's stored bytes decoded, for a point read: as a [`Sink`] decodes each
-/// entry of a bulk read, so both say the same of every entry.
-pub fn stored(name: String, bytes: &[u8], version: Version) -> Result<Stored, Refused> {
-    let (_, map, version) = parse(name, bytes, version)?;
-    Ok(Stored::new(map, version))
+/// What a point read found: nothing yet, the configuration, or why it is not one.
+type Found = Option<Result<Stored, CorruptEntry>>;
+
+/// Decodes one configuration, for a point read
+/// ([`Backend::read_one`](crate::backend::Backend::read_one)): the engine hands it what it
+/// stores under the name as a bulk read hands a [`Sink`] each entry, so both say the same of
+/// it. Entries under other names are ignored (unparsed), so a namespace read whole can be
+/// handed to it too.
+#[derive(Debug)]
+pub struct One {
+    name: String,
+    found: Mutex<Found>,
+}
+
+impl One {
+    /// A sink for the configuration `name`.
+    pub fn new(name: impl Into<String>) -> Arc<Self> {
+        Arc::new(One { name: name.into(), found: Mutex::new(None) })
+    }
+
+    /// The configuration's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What was read: `None` if nothing is stored under the name, [`Error::Corrupt`] if what
+    /// is stored is not a configuration (where it is, as the engine said).
+    pub fn read(&self) -> crate::model::error::Result<Option<Stored>> {
+        match &*lock(&self.found) {
+            None => Ok(None),
+            Some(Ok(stored)) => Ok(Some(stored.clone())),
+            Some(Err(entry)) => Err(Error::Corrupt { corruptions: vec![entry.corruption.clone()] }),
+        }
+    }
+
+    /// What was read, as it was handed: the configuration, or the entry that is not one.
+    pub fn found(&self) -> Found {
+        lock(&self.found).clone()
+    }
+
+    /// Hands what was read to another sink, as an engine would.
+    pub fn forward(&self, sink: &dyn Sink) {
+        match self.found() {
+            None => {}
+            Some(Ok(stored)) => sink.loaded([(self.name.clone(), stored)].into_iter().collect()),
+            Some(Err(entry)) => sink.corrupt(self.name.clone(), entry.corruption, entry.version),
+        }
+    }
+}
+
+impl Sink for One {
+    fn entry(&self, name: String, bytes: &[u8], version: Version) -> Result<(), Refused> {
+        if name != self.name {
+            return Ok(());
+        }
+        let (_, map, version) = parse(name, bytes, version)?;
+        *lock(&self.found) = Some(Ok(Stored::new(map, version)));
+        Ok(())
+    }
+
+    fn corrupt(&self, name: String, corruption: Corruption, version: Option<Version>) {
+        if name == self.name {
+            *lock(&self.found) = Some(Err(CorruptEntry { corruption, version }));
+        }
+    }
+
+    fn loaded(&self, mut data: NamespaceData) {
+        if let Some(stored) = data.remove(&self.name) {
+            *lock(&self.found) = Some(Ok(stored));
+        } else if let Some(entry) = data.corrupt.remove(&self.name) {
+            *lock(&self.found) = Some(Err(entry));
+        }
+    }
 }
 
 /// A lock that a panic elsewhere did not make unusable (what it guards is only ever added to).
@@ -254,6 +322,33 @@ mod tests {
         let maps = Maps::new();
         maps.loaded(data);
         assert_eq!(maps.take()["x"].version, Version::number(7));
+    }
+
+    #[test]
+    fn a_point_read_keeps_only_its_name_and_says_the_same_as_a_bulk_read() {
+        let one = One::new("b");
+        assert_eq!(one.read().unwrap(), None, "nothing handed: nothing stored");
+        one.entry("a".into(), b"not even json", Version::number(1)).unwrap();
+        assert_eq!(one.read().unwrap(), None, "another name is not parsed");
+        let refused = one.entry("b".into(), b"[1]", Version::number(2)).unwrap_err();
+        let corruption = Corruption { location: "key b".into(), problem: refused.described() };
+        one.corrupt("b".into(), corruption.clone(), Some(refused.version));
+        match one.read() {
+            Err(Error::Corrupt { corruptions }) => assert_eq!(corruptions, vec![corruption]),
+            other => panic!("{other:?}"),
+        }
+        let maps = Maps::new();
+        one.forward(&*maps);
+        assert_eq!(maps.take().corrupt["b"].version, Some(Version::number(2)));
+        one.entry("b".into(), br#"{"n": 12345678901234567890123}"#, Version::number(3)).unwrap();
+        let stored = one.read().unwrap().unwrap();
+        assert_eq!(
+            (stored.value["n"].to_string().as_str(), &stored.version),
+            ("12345678901234567890123", &Version::number(3))
+        );
+        let again = One::new("b");
+        one.forward(&*again);
+        assert_eq!(again.read().unwrap(), Some(stored));
     }
 
     /// Several threads decode into one sink at once (as an engine's reading threads do).

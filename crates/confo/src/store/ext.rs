@@ -72,10 +72,13 @@ pub trait BackendExt: Backend {
         self.load_compact(&self.namespace(namespace)?).await
     }
 
-    /// Reads one configuration, and only it.
+    /// Reads one configuration, and only it ([`Backend::read_one`], decoded here): `None` if it
+    /// does not exist, [`Error::Corrupt`] if it is not a configuration.
     async fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
         let (namespace, name) = (self.namespace(namespace)?, self.config_name(name)?);
-        self.load_one(&namespace, &name).await
+        let one = crate::model::decode::One::new(name.as_str());
+        self.read_one(&namespace, &name, one.clone()).await?;
+        one.read()
     }
 
     /// Applies a batch of changes to one namespace (see [`Backend::apply`]); a batch with a bad

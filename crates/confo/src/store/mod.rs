@@ -608,10 +608,10 @@ impl Store {
             let held = self.schemas.held(namespace);
             let known = held.as_ref().and_then(|h| h.version.clone());
             let outcome: Arc<crate::fork::Mutex<Outcome<E>>> = Arc::default();
-            let step: Arc<crate::backend::Edit> = {
+            let step = {
                 let (edit, outcome, store) = (edit.clone(), outcome.clone(), self.clone());
                 let (ns, config) = (ns.clone(), config.to_owned());
-                Arc::new(move |stored: Option<&Stored>, read| {
+                crate::backend::Edit::new(&name, move |stored: Option<&Stored>, read| {
                     let value = match edit(stored) {
                         Ok(Some(value)) => value,
                         Ok(None) => return Ok(None),
@@ -641,7 +641,7 @@ impl Store {
                     Ok(Some((change, Some(schemas.precondition()))))
                 })
             };
-            let result = self.backend.load_and_apply(&ns, &name, known.as_ref(), &self.author, step).await;
+            let result = self.backend.load_and_apply(&ns, &name, known.as_ref(), &self.author, step.clone()).await;
             let (refused, change, warnings) = {
                 let mut outcome = outcome.lock();
                 (outcome.refused.take(), outcome.change.take(), std::mem::take(&mut outcome.warnings))
@@ -649,7 +649,8 @@ impl Store {
             if let Some(e) = refused {
                 return Err(e);
             }
-            let (before, report) = result?;
+            let report = result?;
+            let before = step.read()?;
             let (Some(report), Some(change)) = (report, change) else {
                 return Ok(Modified { before, version: None, warnings });
             };

@@ -1,6 +1,6 @@
 //! The schema documents a [`Store`](super::Store) has read, by namespace, with their versions:
 //! a read-modify-write names the version it holds and the engine sends the document again only
-//! if it changed ([`Backend::load_one_with_schema`]), so a point write checks its value without
+//! if it changed ([`Backend::read_one_with_schema`]), so a point write checks its value without
 //! fetching the schemas each time. Never trusted on its own: every use is a version the engine
 //! confirmed in the same request.
 

@@ -55,7 +55,7 @@ use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteRepor
 use crate::model::decode::Sink;
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Outage, Result};
 use crate::model::name::{ConfigName, NamespaceName};
-use crate::model::version::{Stored, Version};
+use crate::model::version::Version;
 
 /// Prefix of the namespace markers.
 pub const NAMESPACES_PREFIX: &str = "/confo-namespaces/";
@@ -207,6 +207,14 @@ impl EtcdBackend {
 
     fn map_error(&self, e: etcd::Error) -> Error {
         map_error(&self.inner.describe, e)
+    }
+
+    /// Hands a configuration's stored bytes to `sink`, or what is wrong with them and where.
+    fn hand(&self, sink: &dyn Sink, key: &str, name: &str, bytes: &[u8], version: Version) {
+        if let Err(refused) = sink.entry(name.to_owned(), bytes, version) {
+            let corruption = Corruption { location: self.location(key), problem: refused.described() };
+            sink.corrupt(refused.name, corruption, Some(refused.version));
+        }
     }
 
     fn location(&self, key: &str) -> String {
@@ -443,31 +451,22 @@ impl Backend for EtcdBackend {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
         let (namespace, name) = (namespace.as_str(), name.as_str());
         let key = format!("{}{name}", config_prefix(namespace));
         let (found, _) = self.with_marker(namespace, etcd::TxnOp::get(key.clone(), None)).await?;
-        let Some(kv) = found.kvs().first() else { return Ok(None) };
-        match crate::model::decode::stored(name.to_owned(), kv.value(), Version::number(kv.mod_revision())) {
-            Ok(stored) => Ok(Some(stored)),
-            Err(refused) => {
-                let corruption = Corruption { location: self.location(&key), problem: refused.described() };
-                Err(Error::Corrupt { corruptions: vec![corruption] })
-            }
+        if let Some(kv) = found.kvs().first() {
+            self.hand(&*sink, &key, name, kv.value(), Version::number(kv.mod_revision()));
         }
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
     async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()> {
         // Each decoded as its page is read (a page's bytes are freed with the page).
-        self.read_pages(namespace.as_str(), |key, name, bytes, version| {
-            if let Err(refused) = sink.entry(name.to_owned(), bytes, version) {
-                let corruption = Corruption { location: self.location(key), problem: refused.described() };
-                sink.corrupt(refused.name, corruption, Some(refused.version));
-            }
-        })
-        .await
+        self.read_pages(namespace.as_str(), |key, name, bytes, version| self.hand(&*sink, key, name, bytes, version))
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.inner.describe, changes = changes.len()))]

@@ -77,7 +77,7 @@ use async_trait::async_trait;
 
 use super::{check_precondition, Backend, Capabilities, ChangeSet, Hint, Hints};
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
-use crate::model::version::{Configuration, Stored, Version};
+use crate::model::version::{Configuration, Version};
 mod history;
 mod perms;
 pub mod spec;
@@ -542,10 +542,7 @@ impl Inner {
                 }
             };
             let version = version_of(&bytes);
-            if let Err(refused) = sink.entry(name, &bytes, version) {
-                let corruption = corruption_at(&path, &refused);
-                sink.corrupt(refused.name, corruption, Some(refused.version));
-            }
+            hand(sink, &path, name, &bytes, version);
         });
         match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => Err(e),
@@ -553,7 +550,7 @@ impl Inner {
         }
     }
 
-    fn load_configuration(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+    fn read_configuration(&self, namespace: &str, name: &str, sink: &dyn Sink) -> Result<()> {
         let dir = self.namespace_dir(namespace);
         self.check_link(&dir)?;
         let path = config_path(&dir, name);
@@ -562,12 +559,13 @@ impl Inner {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::IsADirectory) => {
-                return if dir.is_dir() { Ok(None) } else { Err(self.missing_namespace(namespace)) };
+                return if dir.is_dir() { Ok(()) } else { Err(self.missing_namespace(namespace)) };
             }
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(self.missing_namespace(namespace)),
             Err(e) => return Err(Error::io(Self::loc(&path), e)),
         };
-        stored_from(&path, name, &bytes).map(Some).map_err(|c| Error::Corrupt { corruptions: vec![c] })
+        hand(sink, &path, name.to_owned(), &bytes, version_of(&bytes));
+        Ok(())
     }
 
     /// Records the revisions of a batch (see [`history`]) and makes them durable, before any
@@ -610,13 +608,22 @@ impl Inner {
 
     fn history(&self, namespace: &str, config: &str) -> Result<crate::model::history::History> {
         let history = self.kept_history(namespace)?;
-        let current = match self.load_configuration(namespace, config) {
-            Ok(found) => found.map(|s| s.version.to_string()),
-            Err(Error::NotFound { .. }) => None,
-            Err(Error::Corrupt { .. }) => {
-                fs::read(config_path(&self.namespace_dir(namespace), config)).ok().map(|b| version_of(&b).to_string())
+        // The version of what is stored now (readable or not), to mark the current revision.
+        let dir = self.namespace_dir(namespace);
+        let path = config_path(&dir, config);
+        self.check_link(&dir)?;
+        self.check_link(&path)?;
+        let current = match fs::read(&path) {
+            Ok(bytes) => Some(version_of(&bytes).to_string()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                None
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::io(Self::loc(&path), e)),
         };
         history.history(namespace, config, current.as_deref())
     }
@@ -692,26 +699,18 @@ impl Inner {
         known_schema: Option<&Version>,
         author: &crate::model::history::Author,
         edit: &super::Edit,
-    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+    ) -> Result<Option<WriteReport>> {
         let (dir, folder) = self.open_namespace(namespace, std::iter::once(name))?;
         let _locked = self.lock(&folder, &dir)?;
         let path = config_path(&dir, name);
         let bytes = Self::read_current(&path)?;
-        let stored = match &bytes {
-            Some(bytes) => Some(stored_from(&path, name, bytes).map_err(|c| Error::Corrupt { corruptions: vec![c] })?),
-            None => None,
-        };
-        let schema = super::SchemaRead::of(self.schema_document(namespace), known_schema);
-        let Some((change, _)) = edit(stored.as_ref(), schema)? else { return Ok((stored, None)) };
-        if change.name != name {
-            return Err(Error::InvalidValue {
-                location: Self::loc(&path),
-                message: format!("an edit of {name} may not write {}", change.name),
-            });
+        if let Some(bytes) = &bytes {
+            hand(&*edit.sink(), &path, name.to_owned(), bytes, version_of(bytes));
         }
+        let schema = super::SchemaRead::of(self.schema_document(namespace), known_schema);
+        let Some((change, _)) = edit.decide(schema, || Self::loc(&path))? else { return Ok(None) };
         // (The schema document was read under this lock, which its writers take too.)
-        let report = self.write_locked(namespace, &dir, &folder, std::slice::from_ref(&change), &[bytes], author);
-        Ok((stored, Some(report)))
+        Ok(Some(self.write_locked(namespace, &dir, &folder, std::slice::from_ref(&change), &[bytes], author)))
     }
 
     /// Writes a batch under the folder's lock, given what each of its files holds now.
@@ -914,10 +913,12 @@ fn is_kind(entry: &fs::DirEntry, kind: impl Fn(&fs::FileType) -> bool) -> bool {
     }
 }
 
-/// A file's bytes as a stored configuration, or what is wrong with them and where.
-fn stored_from(path: &Path, name: &str, bytes: &[u8]) -> std::result::Result<Stored, Corruption> {
-    crate::model::decode::stored(name.to_owned(), bytes, version_of(bytes))
-        .map_err(|refused| corruption_at(path, &refused))
+/// Hands a configuration file's bytes to `sink`, or what is wrong with them and where.
+fn hand(sink: &dyn Sink, path: &Path, name: String, bytes: &[u8], version: Version) {
+    if let Err(refused) = sink.entry(name, bytes, version) {
+        let corruption = corruption_at(path, &refused);
+        sink.corrupt(refused.name, corruption, Some(refused.version));
+    }
 }
 
 /// Where and what is wrong with a configuration file's bytes.
@@ -1166,11 +1167,10 @@ impl Backend for FileBackend {
         self.run(move |inner| inner.scan_namespace(&namespace, &*sink)).await
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.describe()))]
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
-        let (namespace, name) = (namespace.as_str(), name.as_str());
-        let (namespace, name) = (namespace.to_owned(), name.to_owned());
-        self.run(move |inner| inner.load_configuration(&namespace, &name)).await
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.describe()))]
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
+        let (namespace, name) = (namespace.as_str().to_owned(), name.as_str().to_owned());
+        self.run(move |inner| inner.read_configuration(&namespace, &name, &*sink)).await
     }
 
     async fn load_and_apply(
@@ -1180,10 +1180,10 @@ impl Backend for FileBackend {
         known_schema: Option<&Version>,
         author: &crate::model::history::Author,
         edit: Arc<super::Edit>,
-    ) -> Result<(Option<Stored>, Option<WriteReport>)> {
+    ) -> Result<Option<WriteReport>> {
         let (namespace, name) = (namespace.as_str().to_owned(), name.as_str().to_owned());
         let (known, author) = (known_schema.cloned(), author.clone());
-        self.run(move |inner| inner.load_and_apply(&namespace, &name, known.as_ref(), &author, &*edit)).await
+        self.run(move |inner| inner.load_and_apply(&namespace, &name, known.as_ref(), &author, &edit)).await
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes), fields(backend = %self.describe(), changes = changes.len()))]

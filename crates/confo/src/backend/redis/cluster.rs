@@ -38,7 +38,8 @@ use redis::{RedisError, RedisResult, Value};
 use super::{history_key, precondition_args, sha1_version, ClusterLink, Link, RedisBackend, ROOT_KEY};
 use crate::backend::Repair;
 use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteReport};
-use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
+use crate::model::decode::Sink;
+use crate::model::error::{ConfigId, Error, Missing, Result};
 use crate::model::version::Version;
 
 /// Value scripts in flight at once.
@@ -371,11 +372,7 @@ impl RedisBackend {
     }
 
     /// One configuration: the root, the index and the value read at once.
-    pub(super) async fn cluster_load_one(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<crate::model::version::Stored>> {
+    pub(super) async fn cluster_read_one(&self, namespace: &str, name: &str, sink: &dyn Sink) -> Result<()> {
         let key = format!("{namespace}-{name}");
         let (root, index, value) = tokio::join!(
             self.require_namespace(namespace),
@@ -384,15 +381,12 @@ impl RedisBackend {
         );
         root?;
         if !index?.iter().any(|n| n == name) {
-            return Ok(None);
+            return Ok(());
         }
-        let Some(bytes) = value?.pop().flatten() else { return Ok(None) };
-        match super::read_value(name, Some(bytes)) {
-            Ok(stored) => Ok(Some(stored)),
-            Err(problem) => {
-                Err(Error::Corrupt { corruptions: vec![Corruption { location: self.key_location(&key), problem }] })
-            }
+        if let Some(bytes) = value?.pop().flatten() {
+            self.hand(sink, namespace, (name.to_owned(), Some(bytes)));
         }
+        Ok(())
     }
 
     /// Lists and unlists names in a namespace's index (and publishes their events).

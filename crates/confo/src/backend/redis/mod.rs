@@ -84,7 +84,7 @@ use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteRepor
 use crate::model::decode::Sink;
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Outage, Result};
 use crate::model::name::{ConfigName, NameKind, NameRule, NamespaceName};
-use crate::model::version::{Stored, Version};
+use crate::model::version::Version;
 
 /// The root key.
 pub const ROOT_KEY: &str = "confo";
@@ -393,12 +393,18 @@ impl RedisBackend {
 
     /// What `read_one.lua` answered for a listed configuration, read as a bulk load reads
     /// each entry (so both say the same of every entry): its value, or why it is corrupt.
-    fn read_one_value(&self, namespace: &str, name: &str, value: Vec<u8>) -> Result<Stored> {
+    fn read_one_value(&self, namespace: &str, name: &str, value: Vec<u8>, sink: &dyn Sink) {
         let bytes = if value == b"\0missing" { None } else { Some(value) };
-        read_value(name, bytes).map_err(|problem| {
+        self.hand(sink, namespace, (name.to_owned(), bytes));
+    }
+
+    /// Hands a (configuration name, stored value) pair read from a namespace to `sink`, or
+    /// what is wrong with it and where ([`decode_value`]).
+    fn hand(&self, sink: &dyn Sink, namespace: &str, pair: (String, Option<Vec<u8>>)) {
+        if let Some((name, problem, version)) = decode_value(sink, pair) {
             let location = self.key_location(&format!("{namespace}-{name}"));
-            Error::Corrupt { corruptions: vec![Corruption { location, problem }] }
-        })
+            sink.corrupt(name, Corruption { location, problem }, version);
+        }
     }
 
     /// The scripts this topology runs.
@@ -706,13 +712,6 @@ fn decode_value(
     }
 }
 
-/// A (configuration name, stored value) pair read one by one, decoded as [`decode_value`]
-/// decodes each of a bulk read; else what is wrong with it.
-fn read_value(name: &str, value: Option<Vec<u8>>) -> std::result::Result<Stored, String> {
-    let (bytes, version) = stored_bytes(value)?;
-    crate::model::decode::stored(name.to_owned(), &bytes, version).map_err(|refused| refused.described())
-}
-
 /// What is wrong with a key of another type where confo keeps a string.
 fn foreign_problem(kind: &str) -> String {
     format!("foreign data: a Redis {kind} where confo's layout keeps a JSON string (another program's key; confo leaves it alone)")
@@ -825,28 +824,32 @@ impl Backend for RedisBackend {
         self.wait_for_replicas().await
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
         let (namespace, name) = (namespace.as_str(), name.as_str());
         if self.inner.topology == Topology::Sharded {
-            return self.cluster_load_one(namespace, name).await;
+            return self.cluster_read_one(namespace, name, &*sink).await;
         }
         let token = self.name_token(namespace, name)?;
         let value: Option<Vec<u8>> =
             self.script(&self.scripts().read_one, namespace, &[name.as_bytes(), token.as_bytes()]).await?;
-        value.map(|value| self.read_one_value(namespace, name, value)).transpose()
+        if let Some(value) = value {
+            self.read_one_value(namespace, name, value, &*sink);
+        }
+        Ok(())
     }
 
-    async fn load_one_with_schema(
+    async fn read_one_with_schema(
         &self,
         namespace: &NamespaceName,
         name: &ConfigName,
         known: Option<&Version>,
-    ) -> Result<(Option<Stored>, SchemaRead)> {
+        sink: Arc<dyn Sink>,
+    ) -> Result<SchemaRead> {
         if self.inner.topology == Topology::Sharded {
             // The schema key is in another slot: two requests.
-            let stored = self.load_one(namespace, name).await?;
-            return Ok((stored, SchemaRead::of(self.schema_document(namespace).await, known)));
+            self.read_one(namespace, name, sink).await?;
+            return Ok(SchemaRead::of(self.schema_document(namespace).await, known));
         }
         let (ns, config) = (namespace.as_str(), name.as_str());
         let token = self.name_token(ns, config)?;
@@ -866,8 +869,10 @@ impl Backend for RedisBackend {
             let version = sha1_version(&schema);
             SchemaRead::Now(Ok(Some((schema, version))))
         };
-        let stored = (listed != 0).then(|| self.read_one_value(ns, config, value)).transpose()?;
-        Ok((stored, read))
+        if listed != 0 {
+            self.read_one_value(ns, config, value, &*sink);
+        }
+        Ok(read)
     }
 
     #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]

@@ -63,7 +63,7 @@ use crate::model::change::{Applied, Change, ChangeKind, Precondition, WriteRepor
 use crate::model::decode::{Refused, Sink};
 use crate::model::error::{ConfigId, Corruption, Error, Missing, Result};
 use crate::model::name::{ConfigName, NameKind, NameRule, NamespaceName};
-use crate::model::version::{Stored, Version};
+use crate::model::version::Version;
 use trust::Trust;
 
 /// Znodes read per read-only `multi`.
@@ -1008,8 +1008,8 @@ impl Backend for ZkBackend {
         ))
     }
 
-    #[tracing::instrument(level = "debug", skip(self), fields(backend = %self.inner.describe))]
-    async fn load_one(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<Option<Stored>> {
+    #[tracing::instrument(level = "debug", skip(self, sink), fields(backend = %self.inner.describe))]
+    async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
         let (namespace, name) = (namespace.as_str(), name.as_str());
         let ns_path = self.namespace_path(namespace);
         let path = format!("{ns_path}/{name}");
@@ -1026,17 +1026,15 @@ impl Backend for ZkBackend {
                     self.check_nodes(vec![path.clone()]).await?;
                 }
                 let version = Version::number(i64::from(stat.version));
-                match crate::model::decode::stored(name.to_owned(), node_bytes(&bytes), version) {
-                    Ok(stored) => Ok(Some(stored)),
-                    Err(refused) => {
-                        let corruption = Corruption { location: self.location(&path), problem: refused.described() };
-                        Err(Error::Corrupt { corruptions: vec![corruption] })
-                    }
+                if let Some(refused) = decode_node(&*sink, (name.to_owned(), bytes, version)) {
+                    let corruption = self.corrupt_node(namespace, &refused);
+                    sink.corrupt(refused.name, corruption, Some(refused.version));
                 }
+                Ok(())
             }
             // No such configuration, or no such namespace: one more question tells which.
             Err(zk::Error::NoNode) => match self.exists(&ns_path).await? {
-                true => Ok(None),
+                true => Ok(()),
                 false => Err(self.missing_namespace(namespace)),
             },
             Err(e) => Err(self.map_error(e)),
