@@ -674,7 +674,6 @@ suite! { $;
     /// while one within the limit is stored.
     async fn capabilities_hold(store) {
         let caps = store.capabilities();
-        assert!(caps.atomic_batch >= 1, "{caps:?}");
         assert_eq!(store.subscribe().await.unwrap().is_some(), caps.notifies, "{caps:?}");
         let Some(limit) = caps.max_value_bytes else {
             skipped(store, "capabilities_hold (the size limit)", "max_value_bytes");

@@ -55,14 +55,10 @@ mod sharded_live {
     confo::live_tests!(make());
 }
 
-/// A sharded cluster says its batches are written change by change; a one-master cluster keeps
-/// the atomic scripts.
+/// A sharded cluster refuses names that would move a value's hash tag to another slot.
 #[tokio::test]
-async fn capabilities_follow_the_shards() {
+async fn names_with_braces_are_refused_on_a_sharded_cluster() {
     let sharded = RedisCluster::shared(3, 1).expect("cluster");
-    assert_eq!(connect(&sharded.url()).await.capabilities().atomic_batch, 1);
-    let one = RedisCluster::shared(1, 0).expect("cluster");
-    assert!(connect(&one.url()).await.capabilities().atomic_batch > 1);
     let backend = connect(&sharded.url()).await;
     backend.create_namespace("braces").await.expect("create");
     let err = backend.put_configuration("braces", "a{b}", obj(json!({"x": 1}))).await.expect_err("braces");
@@ -454,7 +450,6 @@ async fn acl_user_over_tls() {
     let cluster = RedisCluster::start_with(3, 0, &access).expect("cluster");
     let url = cluster.url().replacen("://", "://app:app-pw@", 1);
     let backend = connect(&url).await;
-    assert_eq!(backend.capabilities().atomic_batch, 1, "three masters");
     backend.create_namespace("secure").await.expect("create");
     let changes: Vec<confo::Change> =
         (0..50).map(|i| confo::Change::put(format!("c{i}"), obj(json!({"i": i})))).collect();

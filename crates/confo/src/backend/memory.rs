@@ -79,8 +79,6 @@ impl Backend for MemoryBackend {
         Capabilities {
             notifies: true,
             notifies_every_change: true,
-            atomic_batch: usize::MAX,
-            atomic_batch_bytes: None,
             max_value_bytes: None,
             history: self.history.enabled,
         }

@@ -267,13 +267,6 @@ pub struct Capabilities {
     /// (a raw Redis `SET`, another host's write on a network file system): watchers then also
     /// re-read every [`WatchOptions::resync_every`](crate::watch::WatchOptions::resync_every).
     pub notifies_every_change: bool,
-    /// A batch of at most this many changes (and at most [`Capabilities::atomic_batch_bytes`]
-    /// of values) is applied all or nothing, even if the store fails in the middle; a larger
-    /// one is written in atomic parts, and a failure reports the parts written. 1: change by
-    /// change.
-    pub atomic_batch: usize,
-    /// The byte limit of an atomic batch's values, if any.
-    pub atomic_batch_bytes: Option<usize>,
     /// The largest configuration stored, in bytes of compact JSON, if there is a limit.
     /// Checked for a whole batch before anything is written ([`BackendExt::check_batch`]).
     pub max_value_bytes: Option<usize>,
@@ -282,17 +275,10 @@ pub struct Capabilities {
 }
 
 impl Default for Capabilities {
-    /// What any backend can promise: no notifications (watchers poll), change-by-change
-    /// batches, no size limit, no history.
+    /// What any backend can promise: no notifications (watchers poll), no size limit, no
+    /// history.
     fn default() -> Self {
-        Capabilities {
-            notifies: false,
-            notifies_every_change: false,
-            atomic_batch: 1,
-            atomic_batch_bytes: None,
-            max_value_bytes: None,
-            history: false,
-        }
+        Capabilities { notifies: false, notifies_every_change: false, max_value_bytes: None, history: false }
     }
 }
 

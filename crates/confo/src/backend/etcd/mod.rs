@@ -401,8 +401,6 @@ impl Backend for EtcdBackend {
         Capabilities {
             notifies: true,
             notifies_every_change: true,
-            atomic_batch: TXN_OPS,
-            atomic_batch_bytes: Some(TXN_BYTES),
             max_value_bytes: Some(self.inner.max_value_bytes),
             history: self.inner.history.enabled,
         }

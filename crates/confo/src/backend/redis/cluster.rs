@@ -20,8 +20,8 @@
 //!   left-over: unlisted, and last written by confo more than 10 s ago (by a writer that died
 //!   between value and listing), which a create-only write replaces (a crashed import can be
 //!   run again). With `history=off` there is no time to tell: `confo repair --fix` first.
-//! - **Batches** are not atomic: [`Capabilities::atomic_batch`](crate::backend::Capabilities) is 1, and
-//!   a failure reports exactly the changes written (listed) before it.
+//! - **Batches** are not atomic (they are written change by change), and a failure reports
+//!   exactly the changes written (listed) before it.
 //! - **Reads**: the root and the index, then the values grouped by node (one pipeline per
 //!   master, all in flight). A listed value that is missing (a delete between the two reads) is
 //!   skipped.

@@ -763,14 +763,10 @@ impl Backend for RedisBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let sharded = self.inner.topology == Topology::Sharded;
         Capabilities {
             notifies: true,
             // A raw `SET` by another program publishes nothing.
             notifies_every_change: false,
-            // A sharded cluster writes change by change (see `cluster`).
-            atomic_batch: if sharded { 1 } else { CHUNK_CHANGES },
-            atomic_batch_bytes: if sharded { None } else { Some(CHUNK_BYTES) },
             max_value_bytes: None,
             history: self.inner.history.enabled,
         }

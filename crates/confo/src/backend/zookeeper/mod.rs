@@ -907,8 +907,6 @@ impl Backend for ZkBackend {
         Capabilities {
             notifies: true,
             notifies_every_change: true,
-            atomic_batch: WRITE_BATCH,
-            atomic_batch_bytes: Some(WRITE_BATCH_BYTES),
             max_value_bytes: Some(self.max_value_bytes()),
             history: self.inner.options.history.enabled,
         }
