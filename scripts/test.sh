@@ -50,6 +50,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 for features in "" redis zookeeper etcd; do
   cargo clippy --quiet -p confo --all-targets --no-default-features ${features:+--features "$features"} -- -D warnings
 done
+# The libraries' API docs: every intra-doc link resolves, none to a private item.
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features -p confo -p confo-serve -p confo-testkit -p confo-bench
 # The Python package (crates/confo-py), built with maturin into a private venv, and its
 # pytest suite against servers started by the Rust harness (confo-servers). ziglang links the
 # wheel against glibc 2.17 (manylinux2014: Ubuntu 20.04, Debian 11, RHEL 8, Amazon Linux 2 and

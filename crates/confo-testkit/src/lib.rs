@@ -11,7 +11,6 @@
 //!   on the same port and data dir.
 //! - [`RedisServer`], [`ZkServer`], [`ZkEnsemble`], [`EtcdServer`]: the servers.
 //! - [`free_port`], [`require_binary`]: the pieces they share.
-//! - [`sample_configuration`]: the benchmarks' workload.
 
 #![deny(missing_docs)]
 

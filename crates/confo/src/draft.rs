@@ -4,7 +4,7 @@
 //! delete it) and the version the edit was made on (its *base*: the stored version when the
 //! configuration was first edited, `None` when it did not exist). Committing turns each edit
 //! into a [`Change`] whose precondition is that base, so an edit made on what someone else has
-//! since changed is a [`Error::Conflict`] and stays in the draft. Everything but
+//! since changed is a [`Error::Conflict`](crate::Error::Conflict) and stays in the draft. Everything but
 //! [`Draft::commit`] is synchronous and pure: it can be built, inspected and tested without a
 //! runtime or a store.
 //!
@@ -327,7 +327,7 @@ impl Draft {
     /// Writes the edits in `scope` to `store`, each only if its configuration is still at the
     /// edit's base (any version with `force`). Returns what was written, as
     /// `namespace/configuration`. Every batch is checked before the first is written; on a
-    /// failure ([`Error::Conflict`], or [`Error::PersistIncomplete`] once something was
+    /// failure ([`Error::Conflict`](crate::Error::Conflict), or [`Error::PersistIncomplete`](crate::Error::PersistIncomplete) once something was
     /// written), the edits not written stay in the draft.
     pub async fn commit(&mut self, store: &Store, scope: Scope<'_>, force: bool) -> Result<Vec<ConfigRef>> {
         let batches = self.prepare(scope, force, |_, _| Known::Unknown);

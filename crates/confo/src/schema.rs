@@ -540,7 +540,7 @@ pub(crate) fn check_with(schemas: Option<&Schemas>, namespace: &str, changes: &[
 }
 
 /// A namespace's schemas as read with a configuration
-/// ([`Backend::read_one_with_schema`](crate::backend::Backend::read_one_with_schema)): a write
+/// ([`Backend::read_one_with_schema`]): a write
 /// made from that read is checked against them without fetching the document again, and an
 /// engine that can applies it only if the document is still this version.
 #[derive(Debug, Clone, Default)]

@@ -358,7 +358,7 @@ pub fn field(value: &Value) -> Field<'_> {
 
 /// Calls `f` with the JSON pointer and the value of every sealed value of a configuration
 /// (in nested objects and in arrays: `/items/0/password`); `f` may replace the value. The one
-/// walk behind [`sealed_fields`], [`mask`], [`reveal`] and [`reseal_all`].
+/// walk behind [`sealed_fields`], [`mask`], [`reveal`] and [`reseal_what_opens`].
 fn each_sealed(map: &mut Configuration, prefix: &str, f: &mut dyn FnMut(&str, &mut Value) -> Result<()>) -> Result<()> {
     fn within(value: &mut Value, at: &str, f: &mut dyn FnMut(&str, &mut Value) -> Result<()>) -> Result<()> {
         if is_sealed(value) {
@@ -396,10 +396,10 @@ pub fn sealed_fields(config: &Configuration) -> Vec<String> {
 
 /// The key of the marker a history purge leaves where a field was in the clear:
 /// `{"$confo_purged": "<time of the purge>"}`.
-pub const PURGED: &str = "$confo_purged";
+pub(crate) const PURGED: &str = "$confo_purged";
 
 /// Whether a configuration holds a purge marker anywhere.
-pub fn has_purged(config: &Configuration) -> bool {
+pub(crate) fn has_purged(config: &Configuration) -> bool {
     fn within(value: &Value) -> bool {
         is_purged(value)
             || match value {
@@ -411,7 +411,7 @@ pub fn has_purged(config: &Configuration) -> bool {
     config.values().any(within)
 }
 
-/// Whether `value` is a purge marker ([`PURGED`]).
+/// Whether `value` is a purge marker (`{"$confo_purged": …}`).
 pub fn is_purged(value: &Value) -> bool {
     value.as_object().is_some_and(|map| map.len() == 1 && map.contains_key(PURGED))
 }
@@ -420,7 +420,7 @@ pub fn is_purged(value: &Value) -> bool {
 /// settled: the place of a field purged from history gets what is sealed there now (the secret
 /// stays as it is), or, with nothing sealed there now, the field is left out (its value is
 /// gone for good). Returns the JSON pointers settled.
-pub fn settle_purged(value: &mut Configuration, current: Option<&Configuration>) -> Vec<String> {
+pub(crate) fn settle_purged(value: &mut Configuration, current: Option<&Configuration>) -> Vec<String> {
     fn find(value: &Value, at: &str, out: &mut Vec<String>) {
         if is_purged(value) {
             out.push(at.to_owned());
@@ -546,28 +546,10 @@ pub fn keep_sealed(
 }
 
 /// Reseals, in place, every secret of a configuration not sealed with the primary key
-/// ([`Keyring::reseal`]); returns how many. Stops at the first secret that does not open.
-pub fn reseal_all(
-    config: &mut Configuration,
-    namespace: &str,
-    configuration: &str,
-    keyring: &Keyring,
-) -> Result<usize> {
-    let mut count = 0;
-    each_sealed(config, "", &mut |pointer, value| {
-        if let Some(new) = keyring.reseal(&Place { namespace, configuration, pointer }, value)? {
-            *value = new;
-            count += 1;
-        }
-        Ok(())
-    })?;
-    Ok(count)
-}
-
-/// [`reseal_all`] that goes on past secrets that do not open (planted by a writer without the
-/// keys, or sealed with a key removed since): returns how many were resealed, and each one
+/// ([`Keyring::reseal`]), going on past secrets that do not open (planted by a writer without
+/// the keys, or sealed with a key removed since): returns how many were resealed, and each one
 /// left as it was with the JSON pointer and why.
-pub fn reseal_what_opens(
+pub(crate) fn reseal_what_opens(
     config: &mut Configuration,
     namespace: &str,
     configuration: &str,

@@ -259,7 +259,7 @@ pub(crate) trait NetOptions: EngineSpec + Sized {
     fn from_credentials(credentials: &Value) -> Result<Self>;
 }
 
-/// A set of engines to parse specs with: [`Registry::builtin`] is [`ENGINES`]; a caller may add
+/// A set of engines to parse specs with: [`Registry::builtin`] is [`ENGINES`](crate::backend::registry::ENGINES); a caller may add
 /// engines of its own (a wrapping backend, a test double) with [`Registry::with`].
 #[derive(Clone)]
 pub struct Registry {

@@ -266,7 +266,7 @@ pub async fn apply_as(
 
 /// [`apply_as`] with the keyring at hand: a plain value the document has where the store
 /// holds a sealed secret is sealed again with it (refused without one): see
-/// [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as).
+/// [`BackendExt::write_sealed_as`].
 pub async fn apply_sealed_as(
     backend: &dyn Backend,
     plan: &Plan,

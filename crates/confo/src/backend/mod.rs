@@ -4,7 +4,7 @@
 //! bulk call, and apply a batch of changes to one namespace. Each stored configuration carries
 //! a [`Version`]; each change carries a [`Precondition`] on it, so a writer can say "only if
 //! nobody changed it since I read it" (optimistic concurrency, as in `object_store`'s
-//! `PutMode`). Conveniences built from the core live on [`BackendExt`].
+//! `PutMode`). Conveniences built from the core live on [`BackendExt`](crate::store::ext::BackendExt).
 
 use std::fmt;
 
@@ -165,7 +165,7 @@ pub struct AclFinding {
 /// What a change of one configuration makes of it as stored: the change to write (`None`:
 /// nothing), its name the one read, with the version of the schema document it was checked
 /// against ([`ChangeSet::schema`]).
-pub type Decide = dyn Fn(Option<&Stored>, SchemaRead) -> Result<Option<(Change, Option<Precondition>)>> + Send + Sync;
+type Decide = dyn Fn(Option<&Stored>, SchemaRead) -> Result<Option<(Change, Option<Precondition>)>> + Send + Sync;
 
 /// A read-modify-write of one configuration, as [`Backend::load_and_apply`] is given it: the
 /// engine hands what it stores under the name to [`Edit::sink`] (as a point read does), then
@@ -268,7 +268,7 @@ pub struct Capabilities {
     /// re-read every [`WatchOptions::resync_every`](crate::watch::WatchOptions::resync_every).
     pub notifies_every_change: bool,
     /// The largest configuration stored, in bytes of compact JSON, if there is a limit.
-    /// Checked for a whole batch before anything is written ([`BackendExt::check_batch`]).
+    /// Checked for a whole batch before anything is written ([`BackendExt::check_batch`](crate::store::ext::BackendExt::check_batch)).
     pub max_value_bytes: Option<usize>,
     /// Whether earlier versions of a configuration are kept and can be read back.
     pub history: bool,
@@ -286,7 +286,7 @@ impl Default for Capabilities {
 ///
 /// Every name an engine receives has passed the shared rules and its own
 /// ([`Backend::check_name`]): the typed names ([`NamespaceName`], [`ConfigName`], and a
-/// [`ChangeSet`] for a batch) are made by [`BackendExt`], whose string-taking methods
+/// [`ChangeSet`] for a batch) are made by [`BackendExt`](crate::store::ext::BackendExt), whose string-taking methods
 /// (`load_namespace`, `write`, …) are what callers use. Engines map their own failures into
 /// [`Error`] variants a caller can act on.
 #[async_trait]
@@ -310,26 +310,26 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     async fn list_namespaces(&self) -> Result<Vec<String>>;
 
     /// Creates a namespace (a new name: [`crate::model::name::validate_new`]). Returns `false` if it
-    /// already existed (and leaves it untouched). Called as [`BackendExt::create_namespace`].
+    /// already existed (and leaves it untouched). Called as [`BackendExt::create_namespace`](crate::store::ext::BackendExt::create_namespace).
     async fn create(&self, namespace: &NamespaceName) -> Result<bool>;
 
     /// Deletes a namespace and every configuration in it. [`Error::NotFound`] if it does not
-    /// exist. Called as [`BackendExt::delete_namespace`].
+    /// exist. Called as [`BackendExt::delete_namespace`](crate::store::ext::BackendExt::delete_namespace).
     async fn delete(&self, namespace: &NamespaceName) -> Result<()>;
 
     /// Reads every configuration of a namespace in one bulk call and hands each to `sink` as it
     /// is read, on the thread that read it: its stored bytes and version
-    /// ([`Sink::entry`](crate::model::decode::Sink::entry), which decodes them), or why it is
-    /// not a configuration ([`Sink::corrupt`](crate::model::decode::Sink::corrupt), worded
+    /// ([`Sink::entry`], which decodes them), or why it is
+    /// not a configuration ([`Sink::corrupt`], worded
     /// with where it is stored). [`Error::NotFound`] if the namespace does not exist. What an
     /// engine implements to be read whole: it knows nothing of what the bytes become. A backend
     /// that holds values already decoded gives them with
-    /// [`Sink::loaded`](crate::model::decode::Sink::loaded).
+    /// [`Sink::loaded`].
     async fn scan(&self, namespace: &NamespaceName, sink: Arc<dyn Sink>) -> Result<()>;
 
     /// Reads every configuration of a namespace in one bulk call: [`Backend::scan`] decoded
     /// into maps. [`Error::NotFound`] if the namespace does not exist. Called as
-    /// [`BackendExt::load_namespace`].
+    /// [`BackendExt::load_namespace`](crate::store::ext::BackendExt::load_namespace).
     async fn load(&self, namespace: &NamespaceName) -> Result<NamespaceData> {
         let maps = Maps::new();
         self.scan(namespace, maps.clone()).await?;
@@ -340,7 +340,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// session caches ([`crate::model::compact`]): [`Backend::scan`] decoded straight into it,
     /// each configuration made compact on its reading thread as soon as it is parsed, so that
     /// the namespace is never held twice (as read and compact). Called as
-    /// [`BackendExt::load_namespace_compact`].
+    /// [`BackendExt::load_namespace_compact`](crate::store::ext::BackendExt::load_namespace_compact).
     async fn load_compact(&self, namespace: &NamespaceName) -> Result<crate::model::compact::CompactNamespace> {
         let compacts = Compacts::new();
         self.scan(namespace, compacts.clone()).await?;
@@ -352,7 +352,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// stored when it is not a configuration). [`Error::NotFound`] if the namespace does not
     /// exist. Its cost must not depend on the namespace's size: the default scans the whole
     /// namespace, and every engine of this crate reads just the one (a file, one script, one
-    /// `getData`, one transaction). Called as [`BackendExt::load_configuration`] (decoded with
+    /// `getData`, one transaction). Called as [`BackendExt::load_configuration`](crate::store::ext::BackendExt::load_configuration) (decoded with
     /// [`One`]).
     async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
         let one = One::new(name.as_str());
@@ -406,7 +406,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Applies a batch of changes to one namespace, which must exist. Preconditions are checked
     /// before anything is written: a broken one fails the batch with [`Error::Conflict`] and
-    /// writes nothing. Called as [`BackendExt::write`].
+    /// writes nothing. Called as [`BackendExt::write`](crate::store::ext::BackendExt::write).
     async fn apply(&self, namespace: &NamespaceName, changes: &ChangeSet<'_>) -> WriteReport;
 
     /// Starts sending [`Hint`]s about changes made by anyone, if the store can notify.
@@ -420,7 +420,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
 
     /// Every recorded revision of one configuration (readable ones newest first, and the
     /// records that are not readable), whether or not it exists now. An empty history if
-    /// nothing was recorded. Called as [`BackendExt::configuration_history`], which answers
+    /// nothing was recorded. Called as [`BackendExt::configuration_history`](crate::store::ext::BackendExt::configuration_history), which answers
     /// [`Error::NotFound`] ([`Missing::History`](crate::model::error::Missing)) without calling it when
     /// [`Capabilities::history`] is false (the default, and `history=off`).
     async fn history(&self, namespace: &NamespaceName, name: &ConfigName) -> Result<crate::model::history::History> {
@@ -514,7 +514,7 @@ pub(crate) fn history_off(describe: &str, namespace: &str) -> Error {
 
 /// A batch whose names passed the rules, whose values can be read back, and which changes no
 /// configuration twice: what an engine's [`Backend::apply`] receives. Made by
-/// [`BackendExt::write`]. It carries who makes it, for history.
+/// [`BackendExt::write`](crate::store::ext::BackendExt::write). It carries who makes it, for history.
 #[derive(Debug)]
 pub struct ChangeSet<'a> {
     changes: &'a [Change],

@@ -1,8 +1,8 @@
 //! The engines confo can open, in one table.
 //!
 //! Each engine's folder exposes an [`Engine`]: its kind, the URL schemes it answers, and how
-//! it reads a spec string or a credentials dictionary into an [`EngineSpec`] (its options,
-//! which know how to open the store). [`BackendSpec`](crate::spec::BackendSpec) dispatches over
+//! it reads a spec string or a credentials dictionary into an [`EngineSpec`](crate::spec::EngineSpec) (its options,
+//! which know how to open the store). [`BackendSpec`] dispatches over
 //! [`ENGINES`] and knows no engine itself. A wrapping engine (a cache, history) registers a
 //! scheme ending in `+` (`cache+`), receives the whole spec and parses the inner one with
 //! [`Registry::parse`] — the same way a caller-made [`Registry`] adds engines of its own.

@@ -109,7 +109,7 @@ pub struct Applied {
     pub version: Option<Version>,
 }
 
-/// What [`Backend::write`](crate::backend::Backend::write) did: the changes applied, in order, and the error that stopped it.
+/// What [`Backend::apply`](crate::backend::Backend::apply) did: the changes applied, in order, and the error that stopped it.
 ///
 /// Every change of the batch that is not in `applied` was not applied. A backend that writes a
 /// batch atomically reports all or nothing; one that writes change by change (files) reports

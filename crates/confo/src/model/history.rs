@@ -3,7 +3,7 @@
 //! configuration) holding the value after the change, the operation, who made it and when.
 //!
 //! The record's layout is shared by every engine (one JSON object per revision, see
-//! [`encode_record`]); where it is kept is each engine's own, always outside the layouts old
+//! `Record::encode`); where it is kept is each engine's own, always outside the layouts old
 //! readers know (Redis streams `confo-history:{<ns>-<cfg>}`, znodes and keys under
 //! `/confo-history/`, and a sibling folder `.<root>.confo/` of a file store's root).
 //!

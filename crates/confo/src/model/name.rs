@@ -240,7 +240,7 @@ pub fn validate_new(kind: NameKind, name: &str) -> Result<()> {
 }
 
 /// `name` in Unicode's NFC form: two names canonically equal have the same.
-pub fn nfc(name: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn nfc(name: &str) -> std::borrow::Cow<'_, str> {
     icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(name)
 }
 

@@ -372,7 +372,7 @@ impl Confo {
     /// sealed secret is sealed again with its primary key (a secret read opened and left as it
     /// was is put back as stored); without one (the default), such a write is refused
     /// ([`Error::InvalidValue`] naming the field). See
-    /// [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as).
+    /// [`BackendExt::write_sealed_as`].
     pub fn set_keyring(&self, keyring: Option<Arc<crate::secrets::Keyring>>) {
         *self.keyring.lock() = keyring;
     }
@@ -852,7 +852,7 @@ impl Confo {
     // ----- live updates -----
 
     /// Watches a namespace of the active backend (or one configuration of it) and reports each
-    /// change made by anyone as an [`Event`]. See [`Watcher`].
+    /// change made by anyone as an [`Event`](crate::watch::Event). See [`Watcher`].
     pub async fn watch(&self, namespace: &str, configuration: Option<&str>) -> Result<Watcher> {
         self.watch_with(namespace, configuration, WatchOptions::default()).await
     }

@@ -139,7 +139,7 @@ pub trait BackendExt: Backend {
     }
 
     /// One configuration's recorded history (see [`Backend::history`]); [`Error::NotFound`]
-    /// at once when the backend keeps none ([`Capabilities::history`]).
+    /// at once when the backend keeps none ([`Capabilities::history`](crate::backend::Capabilities::history)).
     async fn configuration_history(&self, namespace: &str, name: &str) -> Result<crate::model::history::History> {
         let (namespace, name) = (self.namespace(namespace)?, self.config_name(name)?);
         if !self.capabilities().history {
@@ -192,7 +192,7 @@ pub trait BackendExt: Backend {
         Ok(())
     }
 
-    /// Writes a batch like [`Backend::write`]; when it fails in a way that leaves the outcome of
+    /// Writes a batch like [`BackendExt::write`]; when it fails in a way that leaves the outcome of
     /// sent changes unknown (the connection broke: [`Error::Unavailable`] or [`Error::Io`]),
     /// what it touched is read back (the one configuration of a point write, else the
     /// namespace; a few tries over about two seconds, while the store comes back), and each

@@ -294,7 +294,7 @@ impl Store {
         })
     }
 
-    /// Replaces a field (its JSON pointer) by a purge marker ([`crate::secrets::PURGED`]) in
+    /// Replaces a field (its JSON pointer) by a purge marker (`{"$confo_purged": "<time>"}`) in
     /// every recorded revision of a configuration that holds it in the clear (a sealed value is
     /// left: it is no secret in the clear), numbers and authors unchanged; then records the
     /// purge as a revision of its own (the value unchanged, the message naming the field and the
@@ -594,7 +594,7 @@ impl Store {
     /// rules, the re-seal rule of secrets over what it replaces, the schemas stored now (read
     /// with the configuration; under `enforce` a violation is the error). A writer in between
     /// (on an engine that cannot hold a lock) makes it read and edit again, up to
-    /// [`FIELD_UPDATE_ATTEMPTS`] times. An error of `edit` is returned as it is.
+    /// 16 times. An error of `edit` is returned as it is.
     pub async fn modify<E, F>(&self, namespace: &str, config: &str, edit: F) -> std::result::Result<Modified, E>
     where
         E: From<Error> + Send + 'static,
@@ -670,7 +670,7 @@ impl Store {
 
     /// Sets and removes fields of one configuration, on what is stored now: read it, apply the
     /// edits, write it only if it is still that version; on a conflict (another writer), again,
-    /// up to [`FIELD_UPDATE_ATTEMPTS`] times with random growing pauses. A
+    /// up to 16 times with random growing pauses. A
     /// configuration that does not exist is created by a set ([`Error::NotFound`] for a
     /// remove). Returns the new version.
     pub async fn update_fields(&self, namespace: &str, config: &str, edits: &[FieldEdit]) -> Result<Version> {
@@ -731,7 +731,7 @@ impl Store {
     /// value, on purpose: opened with the keyring and written in the clear, only if the
     /// configuration is unchanged since it was read ([`Error::Conflict`] otherwise). The one
     /// write the re-seal rule lets through (see
-    /// [`BackendExt::write_sealed_as`](crate::store::ext::BackendExt::write_sealed_as)).
+    /// [`BackendExt::write_sealed_as`]).
     /// [`Error::NotFound`] when nothing sealed is there.
     pub async fn unset_secret(
         &self,
@@ -855,13 +855,13 @@ impl Store {
     }
 
     /// Finds (and with `fix`, repairs) what breaks the layout's consistency: see
-    /// [`Backend::repair`](crate::backend::Backend::repair).
+    /// [`Backend::repair`].
     pub async fn repair(&self, options: &crate::backend::RepairOptions) -> Result<crate::backend::Repair> {
         self.backend.repair(options).await
     }
 
     /// The nodes whose ACL lets others change them, and with `fix` the spec's ACL given to
-    /// them: see [`Backend::check_acls`](crate::backend::Backend::check_acls).
+    /// them: see [`Backend::check_acls`].
     pub async fn check_acls(&self, fix: bool) -> Result<Vec<crate::backend::AclFinding>> {
         self.backend.check_acls(fix).await
     }

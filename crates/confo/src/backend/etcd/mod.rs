@@ -13,11 +13,11 @@
 //! - A value that is not JSON or not a JSON object is [`Error::Corrupt`] naming the key; one
 //!   over [`EtcdOptions::max_value_bytes`] (below etcd's 1.5 MiB request limit) is
 //!   [`Error::TooLarge`] before it is sent.
-//! - **Reads**: one transaction reads the marker and the first [`PAGE`] configurations; a
+//! - **Reads**: one transaction reads the marker and the first 2,000 configurations; a
 //!   larger namespace continues in pages at the same revision, so the read is one consistent
 //!   snapshot.
-//! - **Writes**: one transaction (`Txn`) per batch of at most [`TXN_OPS`] changes (etcd's
-//!   default `--max-txn-ops` is 128) and [`TXN_BYTES`] bytes; each transaction also checks that
+//! - **Writes**: one transaction (`Txn`) per batch of at most 127 changes (etcd's
+//!   default `--max-txn-ops` is 128) and 1,000,000 bytes; each transaction also checks that
 //!   the namespace exists and every precondition (`mod_revision` equal, or `create_revision`
 //!   0 for "absent"), all-or-nothing. A batch that needs several transactions first checks all
 //!   preconditions in read-only transactions, so a conflict writes nothing; transactions then

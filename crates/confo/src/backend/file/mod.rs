@@ -13,7 +13,7 @@
 //!   that break the [name rules](crate::model::name) are ignored, as are stray files at the top of
 //!   `config_path`.
 //! - A file that is not valid JSON, or whose top level is not an object, is a corrupt entry
-//!   ([`NamespaceData::corrupt`]) naming the file, line and column; it blocks only itself.
+//!   ([`NamespaceData::corrupt`](crate::model::version::NamespaceData::corrupt)) naming the file, line and column; it blocks only itself.
 //! - Files are written pretty-printed with a final newline.
 //! - **Atomic writes.** Each file is written to a temporary file in the same folder, fsynced,
 //!   renamed over the old one, and the folder is fsynced after the batch. A crash at any instant

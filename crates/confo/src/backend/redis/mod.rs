@@ -37,8 +37,8 @@
 //!   writes go change by change instead (see `cluster.rs`); a cluster of one master runs these
 //!   same scripts.
 //! - **Round trips.** Reading a namespace is one script (index + `MGET` in slices): one round
-//!   trip whatever its size. A batch is written in chunks of at most [`CHUNK_CHANGES`] changes
-//!   and [`CHUNK_BYTES`] bytes (a few milliseconds of server time each), one script each, so a huge namespace never blocks the server for
+//!   trip whatever its size. A batch is written in chunks of at most 5,000 changes
+//!   and 1 MiB (a few milliseconds of server time each), one script each, so a huge namespace never blocks the server for
 //!   long; each chunk is atomic, and a failure reports the chunks already written.
 //! - **History**: each write's script appends the change to a stream
 //!   `confo-history:{<ns>-<cfg>}` (ids `0-1`, `0-2`, …: the revision numbers; `XADD … MAXLEN`
@@ -60,7 +60,7 @@
 //!   same script. After a reconnect the subscriber asks for a full re-read, so nothing published
 //!   while it was away is missed. A raw `SET` by a program that does not publish is not
 //!   notified: a watcher sees it at its next periodic re-read (see
-//!   [`crate::session::WatchOptions::resync_every`]).
+//!   [`WatchOptions::resync_every`](crate::watch::WatchOptions::resync_every)).
 
 mod cluster;
 mod engine;
@@ -91,7 +91,7 @@ pub const ROOT_KEY: &str = "confo";
 /// The channel every write publishes on.
 pub const EVENTS_CHANNEL: &str = "confo:events";
 /// Most changes written by one script call. Each call re-encodes the namespace's index, so
-/// chunks are large; [`CHUNK_BYTES`] keeps each call short.
+/// chunks are large; `CHUNK_BYTES` keeps each call short.
 pub(crate) const CHUNK_CHANGES: usize = 5000;
 /// Most value bytes written by one script call.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;

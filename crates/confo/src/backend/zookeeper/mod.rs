@@ -14,10 +14,10 @@
 //! - A configuration larger than [`ZkOptions::max_value_bytes`] (1,000,000 bytes, below the
 //!   server's 1 MiB `jute.maxbuffer`) is [`Error::TooLarge`] before anything is sent.
 //! - **Reads** list the namespace's children, then fetch their data with read-only `multi`
-//!   requests (ZooKeeper ≥ 3.6) of [`READ_BATCH`] znodes each, all in flight at once: a few round
+//!   requests (ZooKeeper ≥ 3.6) of 500 znodes each, all in flight at once: a few round
 //!   trips whatever the size. Each batch is a consistent snapshot of its znodes.
-//! - **Writes** are `multi` transactions of at most [`WRITE_BATCH`] operations and
-//!   [`WRITE_BATCH_BYTES`] bytes, all in flight at once; each transaction is all-or-nothing. A
+//! - **Writes** are `multi` transactions of at most 1,000 operations and
+//!   900,000 bytes, all in flight at once; each transaction is all-or-nothing. A
 //!   batch that needs several transactions first checks every version precondition in check-only
 //!   transactions, so a conflict writes nothing; a failure after that reports the transactions
 //!   that committed. A node another client created or deleted meanwhile (for a change without a
@@ -673,7 +673,7 @@ fn classify(describe: &str, e: &zk::Error) -> Error {
 }
 
 impl ZkBackend {
-    /// A namespace's configuration znodes, read in `multi`s of [`READ_BATCH`] all in flight:
+    /// A namespace's configuration znodes, read in `multi`s of `READ_BATCH` all in flight:
     /// (name, data, version) of each, and the paths whose ACLs must be checked.
     #[allow(clippy::type_complexity)]
     async fn read_namespace(&self, namespace: &str) -> Result<(Vec<(String, Vec<u8>, Version)>, Vec<String>)> {
