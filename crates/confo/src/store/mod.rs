@@ -62,15 +62,13 @@ pub struct Modified {
 struct Outcome<E> {
     /// The caller's edit refused, with this error.
     refused: Option<E>,
-    /// The change made (and written, unless the report says otherwise).
-    change: Option<Change>,
     /// Its schema violations under `warn`.
     warnings: Vec<Violation>,
 }
 
 impl<E> Default for Outcome<E> {
     fn default() -> Self {
-        Outcome { refused: None, change: None, warnings: Vec::new() }
+        Outcome { refused: None, warnings: Vec::new() }
     }
 }
 
@@ -637,14 +635,13 @@ impl Store {
                     )?;
                     let mut outcome = outcome.lock();
                     outcome.warnings = warnings;
-                    outcome.change = Some(change.clone());
                     Ok(Some((change, Some(schemas.precondition()))))
                 })
             };
             let result = self.backend.load_and_apply(&ns, &name, known.as_ref(), &self.author, step.clone()).await;
             let (refused, change, warnings) = {
                 let mut outcome = outcome.lock();
-                (outcome.refused.take(), outcome.change.take(), std::mem::take(&mut outcome.warnings))
+                (outcome.refused.take(), step.decided(), std::mem::take(&mut outcome.warnings))
             };
             if let Some(e) = refused {
                 return Err(e);
