@@ -263,3 +263,25 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A read the store itself refuses (here the namespace's index is another program's list:
+/// `Corrupt`) is that error through the cache, not "no such configuration": only a value that
+/// is not a configuration is handed on as the engine found it.
+#[tokio::test]
+async fn a_refused_point_read_through_the_cache_is_the_stores_error() {
+    let _home = cache_home();
+    let server = confo_testkit::RedisServer::start().expect("redis-server");
+    let store = open(&format!("cache+{}", server.url())).await;
+    let namespace = confo::conformance::unique_namespace("lkgbad");
+    store.create_namespace(&namespace).await.expect("create");
+    store.update_fields(&namespace, "db", &[confo::FieldEdit::Set("port".into(), json!(1))]).await.expect("set");
+    assert!(store.get(&namespace, "db").await.expect("read").is_some());
+    let port = server.port().to_string();
+    for args in [vec!["DEL", namespace.as_str()], vec!["RPUSH", namespace.as_str(), "x"]] {
+        let status =
+            std::process::Command::new("redis-cli").args(["-p", &port]).args(&args).status().expect("redis-cli");
+        assert!(status.success(), "redis-cli {args:?}");
+    }
+    let err = store.get(&namespace, "db").await.expect_err("the index is not confo's");
+    assert_eq!(err.kind(), confo::ErrorKind::Corrupt, "{err}");
+}

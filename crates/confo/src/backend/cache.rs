@@ -823,7 +823,16 @@ impl Layered for CachedBackend {
     async fn read_one(&self, namespace: &NamespaceName, name: &ConfigName, sink: Arc<dyn Sink>) -> Result<()> {
         let one = One::new(name.as_str());
         let result = match self.backend().await {
-            Ok(b) => b.read_one(namespace, name, one.clone()).await.and_then(|()| one.read()),
+            Ok(b) => match b.read_one(namespace, name, one.clone()).await {
+                // What is stored is not a configuration: handed on as the engine worded it
+                // (not kept). An error of the read itself (a corrupt index) is returned below.
+                Ok(()) if matches!(one.found(), Some(Err(_))) => {
+                    one.forward(&*sink);
+                    return Ok(());
+                }
+                Ok(()) => one.read(),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match result {
@@ -859,11 +868,6 @@ impl Layered for CachedBackend {
                 let ns = namespace.to_string();
                 self.on_files(move |files| files.remove(&ns)).await;
                 Err(e)
-            }
-            // Not a configuration: handed on as the engine worded it (not kept).
-            Err(Error::Corrupt { .. }) => {
-                one.forward(&*sink);
-                Ok(())
             }
             Err(e) => Err(e),
         }
